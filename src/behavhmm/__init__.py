@@ -1,0 +1,11 @@
+"""behavhmm: hidden Markov and switching state-space models for behaviour and neural data.
+
+The estimators follow scikit-learn's API and accept NumPy, JAX or pynapple
+input; sessions are marked with ``session_starts``. See
+https://behavhmm.readthedocs.io for the user guide.
+"""
+
+from ._version import __version__
+from .models import ARHMM, load_model
+
+__all__ = ["ARHMM", "__version__", "load_model"]

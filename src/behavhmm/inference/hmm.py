@@ -1,0 +1,801 @@
+"""Session-aware inference kernels for discrete-state hidden Markov models.
+
+Every kernel works on **one concatenated time axis** holding any number of
+sessions, marked by a boolean ``session_starts`` mask. At a session start the
+chain is reset: ``p(z_t | z_{t-1}) = initial_probs``, so a reset step behaves
+like a transition matrix whose rows all equal ``initial_probs``. That single
+rule makes filtering, smoothing, Viterbi decoding and posterior sampling
+session-aware with no padding, and the result for several sessions equals the
+results of running each session on its own.
+
+All kernels are pure JAX functions of arrays (they can be jitted, vmapped and
+differentiated) and return NamedTuples. Two algorithms are provided for each:
+
+``"sequential"``
+    A :func:`jax.lax.scan` over time: O(T K^2) work, O(T K) memory. The fastest
+    choice on CPUs.
+``"parallel"``
+    Blocked associative scans (Särkkä & García-Fernández, 2021; Hassan et al.,
+    2021): O(log T) depth inside each block, for GPUs and TPUs. Memory is
+    O(block_size K^2) per block (O(block_size K^3) for Viterbi), bounded by
+    ``block_size``.
+
+``"auto"`` picks ``"parallel"`` on accelerators and ``"sequential"`` on CPUs.
+
+Messages are normalised at every step and likelihoods are shifted by their
+per-step maximum before exponentiation, so float32 stays accurate over 10^6+
+time steps.
+
+References
+----------
+L. R. Rabiner (1989). A tutorial on hidden Markov models and selected
+applications in speech recognition. Proc. IEEE 77(2), 257-286.
+
+S. Särkkä and Á. F. García-Fernández (2021). Temporal parallelization of
+Bayesian smoothers. IEEE Trans. Automatic Control 66(1), 299-306.
+
+S. S. Hassan, S. Särkkä and Á. F. García-Fernández (2021). Temporal
+parallelization of inference in hidden Markov models. IEEE Trans. Signal
+Processing 69, 4875-4887.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int
+
+__all__ = [
+    "HMMFilterResult",
+    "HMMPosterior",
+    "HMMSample",
+    "hmm_filter",
+    "hmm_smoother",
+    "hmm_viterbi",
+    "hmm_sample",
+    "resolve_method",
+    "DEFAULT_BLOCK_BYTES",
+]
+
+#: Default memory allowed for one block of the parallel kernels, in bytes.
+DEFAULT_BLOCK_BYTES = 2**27
+
+_METHODS = ("auto", "sequential", "parallel")
+
+
+class HMMFilterResult(NamedTuple):
+    """Output of :func:`hmm_filter`.
+
+    Attributes
+    ----------
+    log_likelihood : scalar array
+        Marginal log-likelihood ``log p(y_{0:T})`` summed over all sessions,
+        in nats.
+    filtered_probs : array of shape (n_time_bins, n_states)
+        ``p(z_t | y_{s:t})`` where ``s`` is the start of the session holding
+        ``t``.
+    log_normalizers : array of shape (n_time_bins,)
+        ``log p(y_t | y_{s:t-1})``; they sum to ``log_likelihood``, and their
+        sum over one session is that session's log-likelihood.
+    """
+
+    log_likelihood: Float[Array, ""]
+    filtered_probs: Float[Array, "n_time_bins n_states"]
+    log_normalizers: Float[Array, " n_time_bins"]
+
+
+class HMMPosterior(NamedTuple):
+    """Output of :func:`hmm_smoother`.
+
+    Attributes
+    ----------
+    log_likelihood : scalar array
+        Marginal log-likelihood summed over all sessions, in nats.
+    smoothed_probs : array of shape (n_time_bins, n_states)
+        ``p(z_t | y)`` given the whole session holding ``t``.
+    expected_transitions : array of shape (n_states, n_states) or (n_groups, n_states, n_states)
+        ``sum_t p(z_{t-1} = i, z_t = j | y)`` over all steps that are not
+        session starts (per transition group when ``transition_matrix`` is
+        3-D). Never materialised per time step.
+    expected_initial_counts : array of shape (n_states,)
+        ``sum_s p(z_s | y)`` over the session starts ``s``.
+    log_normalizers : array of shape (n_time_bins,)
+        Per-step ``log p(y_t | y_{s:t-1})``, as in :class:`HMMFilterResult`.
+    """
+
+    log_likelihood: Float[Array, ""]
+    smoothed_probs: Float[Array, "n_time_bins n_states"]
+    expected_transitions: Float[Array, "... n_states n_states"]
+    expected_initial_counts: Float[Array, " n_states"]
+    log_normalizers: Float[Array, " n_time_bins"]
+
+
+class HMMSample(NamedTuple):
+    """Output of :func:`hmm_sample`.
+
+    Attributes
+    ----------
+    states : int32 array of shape (n_time_bins,)
+        One draw of the state path from ``p(z | y)``.
+    log_likelihood : scalar array
+        Marginal log-likelihood of the observations, in nats (a by-product of
+        the forward pass, useful for Gibbs samplers' log-joint traces).
+    """
+
+    states: Int[Array, " n_time_bins"]
+    log_likelihood: Float[Array, ""]
+
+
+# ----------------------------------------------------------------------------
+# input handling
+# ----------------------------------------------------------------------------
+
+
+def resolve_method(method: str) -> str:
+    """Resolve ``"auto"`` to ``"sequential"`` (CPU) or ``"parallel"`` (GPU/TPU).
+
+    Parameters
+    ----------
+    method : {"auto", "sequential", "parallel"}
+        Requested algorithm.
+
+    Returns
+    -------
+    str
+        ``"sequential"`` or ``"parallel"``.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is not one of the three names.
+    """
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+    if method == "auto":
+        return "sequential" if jax.default_backend() == "cpu" else "parallel"
+    return method
+
+
+class _Inputs(NamedTuple):
+    initial_probs: Array  # (K,)
+    transition_matrix: Array  # (K, K) or (G, K, K)
+    log_likelihoods: Array  # (T, K)
+    session_starts: Array  # (T,) bool, [0] forced True
+    groups: Array | None  # (T,) int32 or None
+
+
+def _check_inputs(
+    initial_probs, transition_matrix, log_likelihoods, session_starts, groups
+) -> _Inputs:
+    log_likelihoods = jnp.asarray(log_likelihoods)
+    dtype = log_likelihoods.dtype
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)
+        log_likelihoods = log_likelihoods.astype(dtype)
+    if log_likelihoods.ndim != 2:
+        raise ValueError(
+            "log_likelihoods must have shape (n_time_bins, n_states), "
+            f"got shape {log_likelihoods.shape}."
+        )
+    n_time_bins, n_states = log_likelihoods.shape
+    if n_time_bins < 1:
+        raise ValueError("log_likelihoods must hold at least one time bin.")
+    initial_probs = jnp.asarray(initial_probs, dtype)
+    if initial_probs.shape != (n_states,):
+        raise ValueError(
+            f"initial_probs must have shape ({n_states},) to match log_likelihoods, "
+            f"got {initial_probs.shape}."
+        )
+    transition_matrix = jnp.asarray(transition_matrix, dtype)
+    if transition_matrix.ndim not in (2, 3) or transition_matrix.shape[-2:] != (
+        n_states,
+        n_states,
+    ):
+        raise ValueError(
+            f"transition_matrix must have shape ({n_states}, {n_states}) or "
+            f"(n_groups, {n_states}, {n_states}), got {transition_matrix.shape}."
+        )
+    if transition_matrix.ndim == 3:
+        if groups is None:
+            raise ValueError("groups is required when transition_matrix is 3-D.")
+        groups = jnp.asarray(groups, jnp.int32)
+        if groups.shape != (n_time_bins,):
+            raise ValueError(
+                f"groups must have shape ({n_time_bins},), got {groups.shape}."
+            )
+    elif groups is not None:
+        raise ValueError("groups is only used with a 3-D (per-group) transition_matrix.")
+    if session_starts is None:
+        session_starts = jnp.zeros(n_time_bins, bool)
+    else:
+        session_starts = jnp.asarray(session_starts)
+        if session_starts.shape != (n_time_bins,):
+            raise ValueError(
+                f"session_starts must be a boolean mask of shape ({n_time_bins},), "
+                f"got shape {session_starts.shape}."
+            )
+        session_starts = session_starts.astype(bool)
+    session_starts = session_starts.at[0].set(True)
+    return _Inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+
+
+def _scaled_likelihoods(log_likelihoods):
+    """Return ``b = exp(ll - max_k ll)`` and the per-step shift ``max_k ll``."""
+    shift = jnp.max(log_likelihoods, axis=1)
+    shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
+    return jnp.exp(log_likelihoods - shift[:, None]), shift
+
+
+def _select(matrix, group):
+    """The transition matrix for one step: shared, or indexed by its group."""
+    return matrix if matrix.ndim == 2 else matrix[group]
+
+
+def _safe_normalize(u, fallback):
+    """Normalise ``u`` to sum 1; where the sum is not positive use ``fallback``."""
+    total = u.sum(axis=-1, keepdims=True)
+    ok = total > 0
+    return jnp.where(ok, u / jnp.where(ok, total, 1.0), fallback), total[..., 0]
+
+
+def _pad_time(arrays, n_pad, values):
+    """Append ``n_pad`` steps holding ``values`` to each array's time axis."""
+    out = []
+    for array, value in zip(arrays, values, strict=True):
+        if array is None:
+            out.append(None)
+            continue
+        pad = jnp.full((n_pad,) + array.shape[1:], value, array.dtype)
+        out.append(jnp.concatenate([array, pad]))
+    return out
+
+
+def _n_blocks(n_time_bins, block_size):
+    return -(-n_time_bins // block_size)
+
+
+def _block_size(block_size, n_time_bins, bytes_per_step):
+    if block_size is None:
+        block_size = max(1, DEFAULT_BLOCK_BYTES // max(1, bytes_per_step))
+    block_size = int(block_size)
+    if block_size < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block_size}.")
+    return min(block_size, n_time_bins)
+
+
+def _to_blocks(array, block_size):
+    return None if array is None else array.reshape((-1, block_size) + array.shape[1:])
+
+
+def _from_blocks(array, n_time_bins):
+    return array.reshape((-1,) + array.shape[2:])[:n_time_bins]
+
+
+# ----------------------------------------------------------------------------
+# forward and backward messages
+# ----------------------------------------------------------------------------
+
+
+def _forward_sequential(inp: _Inputs, b):
+    pi, A, starts, groups = inp.initial_probs, inp.transition_matrix, inp.session_starts, inp.groups
+
+    def step(alpha_prev, x):
+        b_t, start_t, g_t = x
+        pred = jnp.where(start_t, pi, alpha_prev @ _select(A, g_t))
+        alpha, c = _safe_normalize(pred * b_t, pred)
+        return alpha, (alpha, c)
+
+    _, (alphas, c) = lax.scan(step, pi, (b, starts, groups))
+    return alphas, c
+
+
+def _log_normalizers(inp: _Inputs, alphas, b):
+    """Per-step ``log p(y_t | y_{s:t-1})`` from filtered messages, vectorised over time."""
+    pi, A, starts, groups = inp.initial_probs, inp.transition_matrix, inp.session_starts, inp.groups
+    prev = jnp.concatenate([pi[None], alphas[:-1]])
+    if A.ndim == 2:
+        pred = prev @ A
+    else:
+        pred = jnp.zeros_like(prev)
+        for g in range(A.shape[0]):
+            pred = jnp.where((groups == g)[:, None], prev @ A[g], pred)
+    pred = jnp.where(starts[:, None], pi, pred)
+    c = jnp.sum(pred * b, axis=1)
+    return c
+
+
+def _forward_parallel(inp: _Inputs, b, block_size):
+    pi, A, starts, groups = inp.initial_probs, inp.transition_matrix, inp.session_starts, inp.groups
+    n_time_bins, n_states = b.shape
+    block_size = _block_size(block_size, n_time_bins, 3 * n_states * n_states * b.dtype.itemsize)
+    n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
+    b_p, starts_p, groups_p = _pad_time((b, starts, groups), n_pad, (1.0, True, 0))
+    ones = jnp.ones(n_states, b.dtype)
+
+    def combine(x, y):
+        prod = x @ y
+        scale = jnp.max(prod, axis=(-2, -1), keepdims=True)
+        return prod / jnp.where(scale > 0, scale, 1.0)
+
+    def block(alpha_in, x):
+        b_blk, s_blk, g_blk = x
+        if A.ndim == 2:
+            trans = jnp.broadcast_to(A, (block_size, n_states, n_states))
+        else:
+            trans = A[g_blk]
+        trans = jnp.where(s_blk[:, None, None], jnp.outer(ones, pi), trans)
+        elems = trans * b_blk[:, None, :]
+        first_pred = jnp.where(s_blk[0], pi, alpha_in @ trans[0])
+        first = first_pred * b_blk[0]
+        elems = elems.at[0].set(jnp.outer(ones, first))
+        prefix = lax.associative_scan(combine, elems)
+        alphas, _ = _safe_normalize(prefix[:, 0, :], jnp.full(n_states, 1.0 / n_states, b.dtype))
+        return alphas[-1], alphas
+
+    _, alphas = lax.scan(
+        block, pi, (_to_blocks(b_p, block_size), _to_blocks(starts_p, block_size),
+                    _to_blocks(groups_p, block_size))
+    )
+    alphas = _from_blocks(alphas, n_time_bins)
+    c = _log_normalizers(inp, alphas, b)
+    return alphas, c
+
+
+def _forward(inp: _Inputs, method: str, block_size):
+    b, shift = _scaled_likelihoods(inp.log_likelihoods)
+    if method == "sequential":
+        alphas, c = _forward_sequential(inp, b)
+    else:
+        alphas, c = _forward_parallel(inp, b, block_size)
+    log_c = jnp.where(c > 0, jnp.log(jnp.where(c > 0, c, 1.0)), -jnp.inf) + shift
+    return alphas, c, log_c, b
+
+
+def _backward_sequential(inp: _Inputs, b):
+    A, starts, groups = inp.transition_matrix, inp.session_starts, inp.groups
+    n_states = b.shape[1]
+    uniform = jnp.full(n_states, 1.0 / n_states, b.dtype)
+
+    def step(beta_next, x):
+        b_next, start_next, g_next = x
+        beta, _ = _safe_normalize(_select(A, g_next) @ (b_next * beta_next), uniform)
+        beta = jnp.where(start_next, uniform, beta)
+        return beta, beta
+
+    xs = (b[1:], starts[1:], None if groups is None else groups[1:])
+    _, betas = lax.scan(step, uniform, xs, reverse=True)
+    return jnp.concatenate([betas, uniform[None]])
+
+
+def _backward_parallel(inp: _Inputs, b, block_size):
+    pi, A, starts, groups = inp.initial_probs, inp.transition_matrix, inp.session_starts, inp.groups
+    n_time_bins, n_states = b.shape
+    block_size = _block_size(block_size, n_time_bins, 3 * n_states * n_states * b.dtype.itemsize)
+    n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
+    # Element t maps beta_{t+1} to beta_t, so it uses the inputs of step t + 1.
+    b_next = jnp.concatenate([b[1:], jnp.ones((1, n_states), b.dtype)])
+    s_next = jnp.concatenate([starts[1:], jnp.ones(1, bool)])
+    g_next = None if groups is None else jnp.concatenate([groups[1:], jnp.zeros(1, jnp.int32)])
+    b_p, s_p, g_p = _pad_time((b_next, s_next, g_next), n_pad, (1.0, True, 0))
+    ones = jnp.ones(n_states, b.dtype)
+    uniform = ones / n_states
+
+    def combine(later, earlier):
+        # reverse scan: ``later`` holds steps after ``earlier``; suffix = earlier @ later
+        prod = earlier @ later
+        scale = jnp.max(prod, axis=(-2, -1), keepdims=True)
+        return prod / jnp.where(scale > 0, scale, 1.0)
+
+    def block(beta_in, x):
+        b_blk, s_blk, g_blk = x
+        if A.ndim == 2:
+            trans = jnp.broadcast_to(A, (block_size, n_states, n_states))
+        else:
+            trans = A[g_blk]
+        trans = jnp.where(s_blk[:, None, None], jnp.outer(ones, pi), trans)
+        elems = trans * b_blk[:, None, :]
+        last = elems[-1] @ beta_in
+        elems = elems.at[-1].set(jnp.outer(last, ones))
+        suffix = lax.associative_scan(combine, elems, reverse=True)
+        betas, _ = _safe_normalize(suffix[:, :, 0], uniform)
+        return betas[0], betas
+
+    _, betas = lax.scan(
+        block,
+        uniform,
+        (_to_blocks(b_p, block_size), _to_blocks(s_p, block_size), _to_blocks(g_p, block_size)),
+        reverse=True,
+    )
+    return _from_blocks(betas, n_time_bins)
+
+
+# ----------------------------------------------------------------------------
+# public kernels
+# ----------------------------------------------------------------------------
+
+
+@partial(jax.jit, static_argnames=("method", "block_size"))
+def hmm_filter(
+    initial_probs: Float[Array, " n_states"],
+    transition_matrix: Float[Array, "... n_states n_states"],
+    log_likelihoods: Float[Array, "n_time_bins n_states"],
+    session_starts: Bool[Array, " n_time_bins"] | None = None,
+    *,
+    groups: Int[Array, " n_time_bins"] | None = None,
+    method: str = "sequential",
+    block_size: int | None = None,
+) -> HMMFilterResult:
+    """Forward filter: causal state probabilities and the marginal log-likelihood.
+
+    Parameters
+    ----------
+    initial_probs : array of shape (n_states,)
+        ``p(z_s)`` at every session start ``s``.
+    transition_matrix : array of shape (n_states, n_states) or (n_groups, n_states, n_states)
+        Row-stochastic; ``[i, j] = p(z_t = j | z_{t-1} = i)``. A 3-D array holds
+        one matrix per group, selected per step by ``groups``.
+    log_likelihoods : array of shape (n_time_bins, n_states)
+        ``log p(y_t | z_t = k)`` in nats. ``-inf`` marks an impossible state.
+    session_starts : bool array of shape (n_time_bins,), optional
+        True where a session begins; the chain resets there. Index 0 is
+        always a start. None means one session.
+    groups : int array of shape (n_time_bins,), optional
+        Index of the transition matrix for ``p(z_t | z_{t-1})``; required
+        when ``transition_matrix`` is 3-D.
+    method : {"sequential", "parallel", "auto"}, default "sequential"
+        Algorithm (see the module notes). Both give the same numbers up to
+        floating-point rounding.
+    block_size : int, optional
+        Time steps per block of the parallel algorithm; by default chosen so
+        a block uses about 128 MiB.
+
+    Returns
+    -------
+    HMMFilterResult
+        Log-likelihood, filtered probabilities and per-step log normalizers.
+
+    Raises
+    ------
+    ValueError
+        If shapes disagree or ``method`` is unknown.
+
+    Notes
+    -----
+    With scaled likelihoods ``b_t = exp(ll_t - max_k ll_t)``, the recursion is
+    ``alpha_t ∝ (alpha_{t-1} A) ⊙ b_t``, or ``initial_probs ⊙ b_t`` at a
+    session start, normalised each step (Rabiner, 1989). If an observation
+    has zero probability under the model its log normalizer is ``-inf`` and
+    the filtered probabilities keep the prediction, so no NaN is produced.
+    """
+    method = resolve_method(method)
+    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    alphas, _, log_c, _ = _forward(inp, method, block_size)
+    return HMMFilterResult(jnp.sum(log_c), alphas, log_c)
+
+
+@partial(jax.jit, static_argnames=("method", "block_size"))
+def hmm_smoother(
+    initial_probs: Float[Array, " n_states"],
+    transition_matrix: Float[Array, "... n_states n_states"],
+    log_likelihoods: Float[Array, "n_time_bins n_states"],
+    session_starts: Bool[Array, " n_time_bins"] | None = None,
+    *,
+    groups: Int[Array, " n_time_bins"] | None = None,
+    method: str = "sequential",
+    block_size: int | None = None,
+) -> HMMPosterior:
+    """Forward-backward smoother with expected transition counts.
+
+    Parameters are as in :func:`hmm_filter`.
+
+    Returns
+    -------
+    HMMPosterior
+        Log-likelihood, smoothed probabilities ``(n_time_bins, n_states)``,
+        expected transition counts summed over time (``(n_states, n_states)``,
+        or ``(n_groups, n_states, n_states)`` with groups), expected counts of
+        the initial state, and per-step log normalizers.
+
+    Raises
+    ------
+    ValueError
+        If shapes disagree or ``method`` is unknown.
+
+    Notes
+    -----
+    The backward messages ``beta_t ∝ A (b_{t+1} ⊙ beta_{t+1})`` (uniform at
+    the last step of each session) do not depend on the forward messages, so
+    the two passes are independent scans. The two-slice marginals are never
+    formed per step: with ``w_t = b_t ⊙ beta_t / (c_t <alpha_t, beta_t>)``,
+    where ``c_t`` is the forward normaliser, the expected counts are
+    ``A ⊙ (alpha_{0:T-1}^T w_{1:T})``, one matrix product over time that skips
+    session starts.
+    """
+    method = resolve_method(method)
+    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    alphas, c, log_c, b = _forward(inp, method, block_size)
+    if method == "sequential":
+        betas = _backward_sequential(inp, b)
+    else:
+        betas = _backward_parallel(inp, b, block_size)
+    n_states = b.shape[1]
+    uniform = jnp.full(n_states, 1.0 / n_states, b.dtype)
+    smoothed, norm = _safe_normalize(alphas * betas, uniform)
+    starts = inp.session_starts
+    denom = c * norm
+    ok = (denom > 0) & ~starts
+    weights = jnp.where(ok[:, None], b * betas / jnp.where(ok, denom, 1.0)[:, None], 0.0)
+    A = inp.transition_matrix
+    if A.ndim == 2:
+        expected = A * _sum_outer(alphas[:-1], weights[1:])
+    else:
+        g_next = inp.groups[1:]
+        expected = jnp.stack(
+            [
+                A[g] * _sum_outer(alphas[:-1], jnp.where((g_next == g)[:, None], weights[1:], 0.0))
+                for g in range(A.shape[0])
+            ]
+        )
+    initial_counts = starts.astype(smoothed.dtype) @ smoothed
+    return HMMPosterior(jnp.sum(log_c), smoothed, expected, initial_counts, log_c)
+
+
+def _sum_outer(left, right, chunk=2048):
+    """``left.T @ right`` summed over time in chunks, so float32 error stays small.
+
+    One long product accumulates all ``n_time_bins`` terms in one running sum;
+    summing per-chunk products instead keeps the relative error near float32
+    resolution for 10^6+ steps at the same cost.
+    """
+    n_time_bins = left.shape[0]
+    if n_time_bins <= chunk:
+        return left.T @ right
+    n_pad = _n_blocks(n_time_bins, chunk) * chunk - n_time_bins
+    left, right = _pad_time((left, right), n_pad, (0.0, 0.0))
+    partial_sums = jnp.einsum(
+        "cti,ctj->cij", _to_blocks(left, chunk), _to_blocks(right, chunk)
+    )
+    return jnp.sum(partial_sums, axis=0)
+
+
+@partial(jax.jit, static_argnames=("method", "block_size"))
+def hmm_viterbi(
+    initial_probs: Float[Array, " n_states"],
+    transition_matrix: Float[Array, "... n_states n_states"],
+    log_likelihoods: Float[Array, "n_time_bins n_states"],
+    session_starts: Bool[Array, " n_time_bins"] | None = None,
+    *,
+    groups: Int[Array, " n_time_bins"] | None = None,
+    method: str = "sequential",
+    block_size: int | None = None,
+) -> Int[Array, " n_time_bins"]:
+    """Most likely state path (Viterbi), jointly over each session.
+
+    Parameters are as in :func:`hmm_filter`; for ``"parallel"`` the default
+    block size bounds the ``(block_size, n_states, n_states, n_states)``
+    temporaries of max-plus matrix products.
+
+    Returns
+    -------
+    int32 array of shape (n_time_bins,)
+        ``argmax_z p(z | y)`` computed per session (sessions are independent).
+
+    Raises
+    ------
+    ValueError
+        If shapes disagree or ``method`` is unknown.
+
+    Notes
+    -----
+    The forward pass keeps only the normalised max-product messages
+    ``delta_t``; the backtrace recomputes ``argmax_i delta_t[i] + log A[i, z_{t+1}]``
+    (O(K) per step) instead of storing back-pointers from an O(K^2) argmax.
+    Ties go to the lowest state index.
+    """
+    method = resolve_method(method)
+    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    log_pi = jnp.log(inp.initial_probs)
+    log_A = jnp.log(inp.transition_matrix)
+    if method == "sequential":
+        deltas = _viterbi_forward_sequential(inp, log_pi, log_A)
+        return _viterbi_backtrace_sequential(inp, deltas, log_A)
+    deltas = _viterbi_forward_parallel(inp, log_pi, log_A, block_size)
+    return _viterbi_backtrace_parallel(inp, deltas, log_A, block_size)
+
+
+def _shift_max(x):
+    mx = jnp.max(x, axis=-1, keepdims=True)
+    return x - jnp.where(jnp.isfinite(mx), mx, 0.0)
+
+
+def _viterbi_forward_sequential(inp: _Inputs, log_pi, log_A):
+    ll, starts, groups = inp.log_likelihoods, inp.session_starts, inp.groups
+
+    def step(delta_prev, x):
+        ll_t, start_t, g_t = x
+        best = jnp.max(delta_prev[:, None] + _select(log_A, g_t), axis=0)
+        best = jnp.where(start_t, jnp.max(delta_prev) + log_pi, best)
+        delta = _shift_max(best + ll_t)
+        return delta, delta
+
+    init = jnp.zeros_like(log_pi)
+    _, deltas = lax.scan(step, init, (ll, starts, groups))
+    return deltas
+
+
+def _viterbi_backtrace_sequential(inp: _Inputs, deltas, log_A):
+    starts, groups = inp.session_starts, inp.groups
+    last = jnp.argmax(deltas[-1]).astype(jnp.int32)
+
+    def step(z_next, x):
+        delta_t, start_next, g_next = x
+        scores = jnp.where(start_next, delta_t, delta_t + _select(log_A, g_next)[:, z_next])
+        z = jnp.argmax(scores).astype(jnp.int32)
+        return z, z
+
+    xs = (deltas[:-1], starts[1:], None if groups is None else groups[1:])
+    _, path = lax.scan(step, last, xs, reverse=True)
+    return jnp.concatenate([path, last[None]])
+
+
+def _viterbi_forward_parallel(inp: _Inputs, log_pi, log_A, block_size):
+    ll, starts, groups = inp.log_likelihoods, inp.session_starts, inp.groups
+    n_time_bins, n_states = ll.shape
+    block_size = _block_size(block_size, n_time_bins, 2 * n_states**3 * ll.dtype.itemsize)
+    n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
+    ll_p, s_p, g_p = _pad_time((ll, starts, groups), n_pad, (0.0, True, 0))
+    zeros = jnp.zeros(n_states, ll.dtype)
+
+    def combine(x, y):
+        prod = jnp.max(x[..., :, :, None] + y[..., None, :, :], axis=-2)
+        mx = jnp.max(prod, axis=(-2, -1), keepdims=True)
+        return prod - jnp.where(jnp.isfinite(mx), mx, 0.0)
+
+    def block(delta_in, x):
+        ll_blk, s_blk, g_blk = x
+        if log_A.ndim == 2:
+            trans = jnp.broadcast_to(log_A, (block_size, n_states, n_states))
+        else:
+            trans = log_A[g_blk]
+        trans = jnp.where(s_blk[:, None, None], zeros[:, None] + log_pi[None, :], trans)
+        elems = trans + ll_blk[:, None, :]
+        first = jnp.where(
+            s_blk[0], jnp.max(delta_in) + log_pi, jnp.max(delta_in[:, None] + trans[0], axis=0)
+        )
+        elems = elems.at[0].set(zeros[:, None] + (first + ll_blk[0])[None, :])
+        prefix = lax.associative_scan(combine, elems)
+        deltas = _shift_max(prefix[:, 0, :])
+        return deltas[-1], deltas
+
+    _, deltas = lax.scan(
+        block, zeros,
+        (_to_blocks(ll_p, block_size), _to_blocks(s_p, block_size), _to_blocks(g_p, block_size)),
+    )
+    return _from_blocks(deltas, n_time_bins)
+
+
+def _compose_backwards(maps, block_size, n_time_bins):
+    """Resolve ``z_t = maps[t][z_{t+1}]`` for all t by composing maps in blocks.
+
+    ``maps`` has shape (n_padded, n_states): ``maps[t][j]`` is the state at
+    ``t`` given state ``j`` at ``t + 1``. Padded steps must be constant maps.
+    """
+
+    def compose(later, earlier):
+        # suffix composition: (earlier ∘ later)[j] = earlier[later[j]]
+        return jnp.take_along_axis(earlier, later, axis=-1)
+
+    def block(z_in, m_blk):
+        m_blk = m_blk.at[-1].set(jnp.full_like(m_blk[-1], m_blk[-1][z_in]))
+        suffix = lax.associative_scan(compose, m_blk, reverse=True)
+        states = suffix[:, 0]
+        return states[0], states
+
+    _, states = lax.scan(block, jnp.int32(0), _to_blocks(maps, block_size), reverse=True)
+    return _from_blocks(states, n_time_bins)
+
+
+def _viterbi_backtrace_parallel(inp: _Inputs, deltas, log_A, block_size):
+    starts, groups = inp.session_starts, inp.groups
+    n_time_bins, n_states = deltas.shape
+    block_size = _block_size(block_size, n_time_bins, 2 * n_states**2 * deltas.dtype.itemsize)
+    s_next = jnp.concatenate([starts[1:], jnp.ones(1, bool)])
+    g_next = None if groups is None else jnp.concatenate([groups[1:], jnp.zeros(1, jnp.int32)])
+    if log_A.ndim == 2:
+        scores = deltas[:, :, None] + log_A[None]
+    else:
+        scores = deltas[:, :, None] + log_A[g_next]
+    scores = jnp.where(s_next[:, None, None], deltas[:, :, None], scores)
+    maps = jnp.argmax(scores, axis=1).astype(jnp.int32)  # (T, K): state at t given z_{t+1} = j
+    n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
+    (maps_p,) = _pad_time((maps,), n_pad, (0,))
+    # the state after the last real step is irrelevant: the last map is constant
+    return _compose_backwards(maps_p, block_size, n_time_bins)
+
+
+@partial(jax.jit, static_argnames=("method", "block_size"))
+def hmm_sample(
+    key: Array,
+    initial_probs: Float[Array, " n_states"],
+    transition_matrix: Float[Array, "... n_states n_states"],
+    log_likelihoods: Float[Array, "n_time_bins n_states"],
+    session_starts: Bool[Array, " n_time_bins"] | None = None,
+    *,
+    groups: Int[Array, " n_time_bins"] | None = None,
+    method: str = "sequential",
+    block_size: int | None = None,
+) -> HMMSample:
+    """Draw a state path from the posterior by forward-filter backward-sample.
+
+    Parameters
+    ----------
+    key : jax.random key
+        Randomness for this draw; the same key gives the same path. Both
+        methods turn the key into the same uniforms, so they draw the same
+        path up to floating-point rounding.
+    initial_probs, transition_matrix, log_likelihoods, session_starts, groups, method, block_size
+        As in :func:`hmm_filter`.
+
+    Returns
+    -------
+    HMMSample
+        ``states`` (int32, shape (n_time_bins,)) and the marginal
+        log-likelihood.
+
+    Raises
+    ------
+    ValueError
+        If shapes disagree or ``method`` is unknown.
+
+    Notes
+    -----
+    Backward sampling draws ``z_t ~ alpha_t ⊙ A[:, z_{t+1}]`` (Chib, 1996;
+    Frühwirth-Schnatter, 1994), or ``z_t ~ alpha_t`` at the last step of a
+    session, by inverting the cumulative distribution at a uniform ``u_t``.
+    The parallel method writes each step as a map ``z_{t+1} -> z_t`` and
+    composes the maps with an associative scan.
+    """
+    method = resolve_method(method)
+    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    alphas, _, log_c, _ = _forward(inp, method, block_size)
+    n_time_bins, n_states = alphas.shape
+    uniforms = jax.random.uniform(key, (n_time_bins,), dtype=alphas.dtype)
+    A, starts, groups = inp.transition_matrix, inp.session_starts, inp.groups
+    if method == "sequential":
+        last = _inverse_cdf(alphas[-1], uniforms[-1])
+
+        def step(z_next, x):
+            alpha_t, u_t, start_next, g_next = x
+            weights = jnp.where(start_next, alpha_t, alpha_t * _select(A, g_next)[:, z_next])
+            z = _inverse_cdf(weights, u_t)
+            return z, z
+
+        xs = (alphas[:-1], uniforms[:-1], starts[1:], None if groups is None else groups[1:])
+        _, path = lax.scan(step, last, xs, reverse=True)
+        states = jnp.concatenate([path, last[None]])
+    else:
+        block_size = _block_size(block_size, n_time_bins, 3 * n_states**2 * alphas.dtype.itemsize)
+        s_next = jnp.concatenate([starts[1:], jnp.ones(1, bool)])
+        if A.ndim == 2:
+            weights = alphas[:, :, None] * A[None]
+        else:
+            g_next = jnp.concatenate([groups[1:], jnp.zeros(1, jnp.int32)])
+            weights = alphas[:, :, None] * A[g_next]
+        weights = jnp.where(s_next[:, None, None], alphas[:, :, None], weights)
+        # maps[t, j] = state at t given z_{t+1} = j
+        maps = jax.vmap(jax.vmap(_inverse_cdf, in_axes=(1, None)), in_axes=(0, 0))(weights, uniforms)
+        n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
+        (maps_p,) = _pad_time((maps,), n_pad, (0,))
+        states = _compose_backwards(maps_p, block_size, n_time_bins)
+    return HMMSample(states.astype(jnp.int32), jnp.sum(log_c))
+
+
+def _inverse_cdf(weights, u):
+    """Index ``k`` with ``cdf[k-1] <= u * total < cdf[k]`` for unnormalised weights."""
+    cdf = jnp.cumsum(weights)
+    k = jnp.sum(cdf <= u * cdf[-1])
+    return jnp.minimum(k, weights.shape[0] - 1).astype(jnp.int32)
