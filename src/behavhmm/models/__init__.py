@@ -1,0 +1,8 @@
+"""The estimators: scikit-learn shells around the inference kernels."""
+
+from ._initializers import Initializer, MissingInitializer
+from ._serialization import load_model
+from .ar_hmm import ARHMM
+from .base import BaseHMM
+
+__all__ = ["ARHMM", "BaseHMM", "Initializer", "MissingInitializer", "load_model"]

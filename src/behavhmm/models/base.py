@@ -1,0 +1,228 @@
+"""The estimator shell every behavhmm model shares.
+
+:class:`BaseHMM` holds what does not depend on the emission model:
+scikit-learn conventions (``__init__`` stores parameters only, ``fit``
+returns ``self``, fitted attributes end in ``_``), ``setup()`` for pluggable
+initializers, model files, random keys, metadata routing of
+``session_starts`` for ``GridSearchCV``, checks of hand-set parameters, and
+the conversion of per-frame results back to the user's time axis (NumPy or
+pynapple). Subclasses add the emission model: data preparation, jitted
+kernels, and the public methods with their own signatures and docstrings.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import jax
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from ._initializers import InitSlot, resolve_initializers, validate_setup
+from ._serialization import MODEL_REGISTRY, save_model
+from ._sessions import PynappleInfo, wrap_output
+
+__all__ = ["BaseHMM", "PreparedData", "check_random_key"]
+
+_STATE_FORMATS = ("one-hot", "index")
+
+
+@dataclass
+class PreparedData:
+    """Validated input on the model's time axis.
+
+    Attributes
+    ----------
+    arrays : dict of str to jax.Array
+        Model inputs on the padded time axis (first axis ``n_padded``).
+    session_starts : jax.Array of bool, shape (n_padded,)
+        Session starts; padding steps are starts too, so they never join a chain.
+    weights : jax.Array, shape (n_padded,)
+        1 for modelled frames, 0 for padding.
+    rows : ndarray of int, shape (n_frames,)
+        Position of each modelled frame in the user's input.
+    n_time_bins : int
+        Length of the user's input.
+    info : PynappleInfo or None
+        Timestamps and epochs when the input was a pynapple object.
+    """
+
+    arrays: dict[str, Any]
+    session_starts: Any
+    weights: Any
+    rows: np.ndarray
+    n_time_bins: int
+    info: PynappleInfo | None
+
+    @property
+    def n_frames(self) -> int:
+        """Number of modelled frames (without padding)."""
+        return int(self.rows.shape[0])
+
+
+def check_random_key(random_key, name: str = "random_key") -> jax.Array:
+    """Return a ``jax.random`` key from a key, a legacy ``PRNGKey`` or an int.
+
+    Raises
+    ------
+    TypeError
+        For anything else.
+    """
+    if isinstance(random_key, numbers.Integral) and not isinstance(random_key, bool):
+        return jax.random.key(int(random_key))
+    if isinstance(random_key, jax.Array):
+        if jax.dtypes.issubdtype(random_key.dtype, jax.dtypes.prng_key) and random_key.shape == ():
+            return random_key
+        if random_key.dtype == np.uint32 and random_key.shape == (2,):
+            return jax.random.wrap_key_data(random_key)
+    raise TypeError(
+        f"{name} must be a jax.random.key(...) (or an int seed), got {type(random_key).__name__}"
+        + (f" of shape {getattr(random_key, 'shape', None)}" if hasattr(random_key, "shape") else "")
+        + "."
+    )
+
+
+class BaseHMM(BaseEstimator):
+    """Shared shell of behavhmm's estimators (not used directly).
+
+    Subclasses declare ``_init_slots`` (the initializers ``setup()`` accepts)
+    and implement ``_saved_attributes``, ``_required_attributes`` and
+    ``_validated_params``.
+    """
+
+    _init_slots: ClassVar[dict[str, InitSlot]] = {}
+
+    # scikit-learn metadata routing: with ``sklearn.set_config(enable_metadata_routing=True)``,
+    # GridSearchCV / cross_validate pass each fold's slice of ``session_starts`` to these
+    # methods without further configuration.
+    __metadata_request__fit = {"session_starts": True}
+    __metadata_request__score = {"session_starts": True}
+    __metadata_request__predict = {"session_starts": True}
+    __metadata_request__predict_proba = {"session_starts": True}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            MODEL_REGISTRY[cls.__name__] = cls
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, **kwargs):
+        """Choose how parameters are initialised before fitting.
+
+        Each keyword names an initializer slot of this estimator (see its
+        class docstring) and takes a built-in name or a callable following
+        :class:`behavhmm.models.Initializer`; ``<slot>_kwargs`` passes keyword
+        arguments to it. The choice is stored in the ``initialization_funcs``
+        parameter, so ``sklearn.clone`` and ``set_params`` keep it.
+
+        Parameters
+        ----------
+        **kwargs
+            ``<slot>=name_or_callable`` and ``<slot>_kwargs=dict``.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError
+            For an unknown keyword or a value of the wrong type.
+        ValueError
+            For an unknown built-in name, or a callable whose signature does
+            not accept ``(n_states, X, session_starts, random_key, **kwargs)``.
+        """
+        self.initialization_funcs = validate_setup(self._init_slots, self.initialization_funcs, kwargs)
+        return self
+
+    def _initializers(self):
+        return resolve_initializers(self._init_slots, self.initialization_funcs)
+
+    # ------------------------------------------------------------------ files
+    def save_params(self, path: str | os.PathLike) -> Path:
+        """Save the fitted parameters and hyperparameters to ``path`` (.npz, no pickle).
+
+        The file is written atomically (temporary file, then rename). Load it
+        with :func:`behavhmm.load_model`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination, written exactly as given.
+
+        Returns
+        -------
+        Path
+            The written path.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the model has no fitted parameters.
+        """
+        return save_model(self, path)
+
+    # ---------------------------------------------------------------- helpers
+    def _saved_attributes(self) -> tuple[str, ...]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _required_attributes(self) -> tuple[str, ...]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _validated_params(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_fitted(self):
+        missing = [name for name in self._required_attributes() if not hasattr(self, name)]
+        if missing:
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet: call fit first, or set "
+                f"{', '.join(missing)} by hand."
+            )
+
+    def _fit_key(self) -> jax.Array:
+        seed = self.random_state
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2**63))
+        elif isinstance(seed, np.random.Generator):
+            seed = int(seed.integers(2**63))
+        elif not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+            raise TypeError(f"random_state must be an int, None or a numpy Generator, got {type(seed).__name__}.")
+        return jax.random.key(int(seed))
+
+    @staticmethod
+    def _check_state_format(state_format: str):
+        if state_format not in _STATE_FORMATS:
+            raise ValueError(f"state_format must be one of {_STATE_FORMATS}, got {state_format!r}.")
+
+    @staticmethod
+    def _expand(values, data: PreparedData, fill) -> np.ndarray:
+        """Place per-frame results on the user's time axis, ``fill`` on unmodelled rows."""
+        values = np.asarray(values)[: data.n_frames]
+        out = np.full((data.n_time_bins,) + values.shape[1:], fill, dtype=values.dtype)
+        out[data.rows] = values
+        return out
+
+    def _state_output(self, states, data: PreparedData, state_format: str, n_states: int):
+        index = self._expand(np.asarray(states, np.int32), data, -1)
+        if state_format == "index":
+            return wrap_output(index, data.info)
+        one_hot = np.zeros((data.n_time_bins, n_states), np.int32)
+        rows = index >= 0
+        one_hot[np.flatnonzero(rows), index[rows]] = 1
+        return wrap_output(one_hot, data.info, columns=list(range(n_states)))
+
+    def _proba_output(self, probs, data: PreparedData, n_states: int):
+        full = self._expand(np.asarray(probs), data, np.nan)
+        return wrap_output(full, data.info, columns=list(range(n_states)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.non_deterministic = False
+        return tags
