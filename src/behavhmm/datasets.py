@@ -11,7 +11,9 @@ __all__ = ["demo_arhmm", "simulate_demo_sessions"]
 
 
 def _rotation(rng, n_features, angle):
-    """A rotation by ``angle`` in a random plane of R^n_features."""
+    """A rotation by ``angle`` in a random plane of R^n_features (identity in 1-D)."""
+    if n_features < 2:
+        return np.eye(n_features)
     basis, _ = np.linalg.qr(rng.normal(size=(n_features, 2)))
     u, v = basis[:, 0], basis[:, 1]
     gen = np.outer(v, u) - np.outer(u, v)

@@ -167,6 +167,9 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No model file at {path}.")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":
+            raise ValueError(f"{path} is not a readable .npz model file (not a zip archive).")
     try:
         with np.load(path, allow_pickle=False) as npz:
             if _META_KEY not in npz.files:

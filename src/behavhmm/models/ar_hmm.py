@@ -95,6 +95,11 @@ def lagged_design(X: np.ndarray, session_starts: np.ndarray, nlags: int):
         If a session has ``nlags`` frames or fewer.
     """
     n_time_bins = X.shape[0]
+    if n_time_bins <= nlags:
+        raise ValueError(
+            f"X has n_samples={n_time_bins} frame(s); an ARHMM with nlags={nlags} needs at least "
+            f"{nlags + 1} frames per session (the first {nlags} only condition the model)."
+        )
     begin, end = session_bounds(session_starts)
     lengths = end - begin
     short = lengths <= nlags
@@ -129,7 +134,7 @@ def _log_prior(params: ARHMMParams, hyper: _Hyper):
     n_states = params.initial_prob.shape[0]
     conc = 1.0 + sticky_concentration(n_states, hyper.alpha, hyper.kappa, params.coef.dtype)
     log_p = dirichlet_log_density(params.transition_prob, conc, include_constant=False)
-    log_p += dirichlet_log_density(params.initial_prob, 2.0, include_constant=False)
+    log_p += dirichlet_log_density(params.initial_prob, 1.0 + hyper.alpha / n_states, include_constant=False)
     log_p += mniw_log_prior(params.coef, params.intercept, params.covariances, hyper.prior, include_constant=False)
     return log_p
 
@@ -142,7 +147,7 @@ def _em_step(params: ARHMMParams, y, x, starts, weights, hyper: _Hyper, method: 
     initial_counts = (starts & (weights > 0)).astype(gamma.dtype) @ post.smoothed_probs
     coef, intercept, covariances = mniw_map(ar_sufficient_statistics(gamma, y, x), hyper.prior)
     new = ARHMMParams(
-        initial_prob=initial_dirichlet_map(initial_counts, 1.0),
+        initial_prob=initial_dirichlet_map(initial_counts, hyper.alpha / initial_counts.shape[0]),
         transition_prob=sticky_dirichlet_map(post.expected_transitions, hyper.alpha, hyper.kappa),
         coef=coef,
         intercept=intercept,
@@ -219,6 +224,11 @@ def _regress_on_labels(labels, n_states, y, x, prior):
     return np.asarray(coef), np.asarray(intercept), np.asarray(covariances)
 
 
+def _seed_from_key(random_key) -> int:
+    """A NumPy seed from a JAX key, identical with and without ``jax_enable_x64``."""
+    return int(jax.random.bits(random_key, (), jnp.uint32))
+
+
 def kmeans_ar_params(n_states, X, session_starts, random_key, *, nlags, prior, max_frames=20000, **kwargs):
     """Cluster frames with their lags by k-means, then fit each cluster's AR model.
 
@@ -246,7 +256,7 @@ def kmeans_ar_params(n_states, X, session_starts, random_key, *, nlags, prior, m
     feats = np.concatenate([y, x], axis=1)
     scale = feats.std(axis=0)
     feats = (feats - feats.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-    seed = int(jax.random.randint(random_key, (), 0, 2**31 - 1))
+    seed = _seed_from_key(random_key)
     rng = np.random.default_rng(seed)
     subset = feats if len(feats) <= max_frames else feats[rng.choice(len(feats), max_frames, replace=False)]
     with warnings.catch_warnings():
@@ -266,7 +276,7 @@ def random_ar_params(n_states, X, session_starts, random_key, *, nlags, prior, s
     """
     y, x, _, _ = lagged_design(np.asarray(X, float), session_starts, nlags)
     n_segments = -(-len(y) // int(segment_length))
-    seg_labels = np.asarray(jax.random.randint(random_key, (n_segments,), 0, n_states))
+    seg_labels = np.random.default_rng(_seed_from_key(random_key)).integers(0, n_states, n_segments)
     labels = np.repeat(seg_labels, int(segment_length))[: len(y)]
     return _regress_on_labels(labels, n_states, y, x, prior)
 
@@ -299,8 +309,8 @@ class ARHMM(BaseHMM):
         Larger values give longer syllables; tune it to your frame rate and
         data size.
     alpha : float, default 5.7
-        Pseudo-counts spread evenly over each transition row
-        (``alpha / n_states`` per entry). MoSeq's default.
+        Pseudo-counts spread evenly over each transition row and over the
+        initial distribution (``alpha / n_states`` per entry). MoSeq's default.
     n_iter : int, default 100
         Maximum number of EM iterations.
     tol : float, default 1e-4
@@ -365,7 +375,7 @@ class ARHMM(BaseHMM):
     **EM.** The E-step runs the session-aware forward-backward smoother. The
     M-step is the exact joint posterior mode: transition rows
     ``(N_ij + alpha/K + kappa δ_ij) / (N_i + alpha + kappa)``; the initial
-    distribution with one pseudo-count per state; and ``(A_k, b_k, Σ_k)``
+    distribution with ``alpha/K`` pseudo-counts per state; and ``(A_k, b_k, Σ_k)``
     the matrix-normal inverse-Wishart mode (see
     :func:`behavhmm.observations.mniw_map`). The log joint therefore never
     decreases.

@@ -223,6 +223,8 @@ class BaseHMM(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
+        # NaN is accepted only at session borders (and dropped), not anywhere:
+        # scikit-learn must treat these estimators as not handling NaN.
+        tags.input_tags.allow_nan = False
         tags.non_deterministic = False
         return tags

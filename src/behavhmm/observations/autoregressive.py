@@ -184,6 +184,7 @@ def ar_log_likelihoods(
     array of shape (n_time_bins, n_states)
         Log-densities in nats.
     """
+    coef, intercept, covariances, y, x = (jnp.asarray(a) for a in (coef, intercept, covariances, y, x))
     n_states, n_features, _ = coef.shape
     g, log_det = _whitened_weights(coef, intercept, covariances)
     g_flat = g.reshape(n_states * n_features, -1).T  # (n_stat, K * D)
@@ -221,6 +222,7 @@ def ar_sufficient_statistics(
     -------
     ARStatistics
     """
+    weights, y, x = (jnp.asarray(a) for a in (weights, y, x))
     z = jnp.concatenate([y, x, jnp.ones((y.shape[0], 1), y.dtype)], axis=1)
     n_states, n_stat = weights.shape[1], z.shape[1]
     if chunk is None:
@@ -300,6 +302,7 @@ def mniw_log_prior(
     -------
     scalar array
     """
+    coef, intercept, covariances = (jnp.asarray(a) for a in (coef, intercept, covariances))
     n_features, n_regressors = prior.mean.shape
     nu = prior.dof
     w = jnp.concatenate([coef, intercept[..., None]], axis=-1)
