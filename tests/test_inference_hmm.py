@@ -315,3 +315,27 @@ def test_kernels_jit_and_do_not_retrace(rng):
     b = run(initial * 1.0, trans, ll + 1.0, ~mask)
     assert len(traces) == 1
     assert np.isfinite(a) and np.isfinite(b)
+
+
+@pytest.mark.parametrize("kernel", ["filter", "smoother", "viterbi", "sample"])
+@pytest.mark.parametrize("method", METHODS)
+def test_memory_never_scales_with_time_times_states_squared(kernel, method):
+    """Compiled temporaries stay O(T K) (+ one bounded block); a (T, K, K) array would be 2 GB here."""
+    n_time_bins, n_states = 100_000, 50
+    pi = jnp.ones(n_states) / n_states
+    trans = jnp.ones((n_states, n_states)) / n_states
+    ll = jnp.zeros((n_time_bins, n_states))
+    starts = jnp.zeros(n_time_bins, bool)
+    fn, args = {
+        "filter": (hmm_filter, (pi, trans, ll, starts)),
+        "smoother": (hmm_smoother, (pi, trans, ll, starts)),
+        "viterbi": (hmm_viterbi, (pi, trans, ll, starts)),
+        "sample": (hmm_sample, (jax.random.key(0), pi, trans, ll, starts)),
+    }[kernel]
+    compiled = fn.lower(*args, method=method).compile()
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        pytest.skip("this backend reports no memory analysis")
+    one_tk_array = n_time_bins * n_states * 4
+    budget = 8 * one_tk_array + (3 * 2**27 if method == "parallel" else 0)
+    assert analysis.temp_size_in_bytes < budget

@@ -71,7 +71,7 @@ def demo_arhmm(n_states: int = 4, n_features: int = 3, nlags: int = 2, *, sticki
 def simulate_demo_sessions(
     truth: ARHMM | None = None, n_sessions: int = 4, frames_per_session: int = 2500, *, seed: int = 0
 ):
-    """Simulate several sessions from ``truth`` (default :func:`demo_arhmm`).
+    """Simulate several sessions from ``truth`` (default [`demo_arhmm`][behavhmm.datasets.demo_arhmm]).
 
     Returns
     -------

@@ -1,7 +1,7 @@
 """Cross-validation with whole sessions.
 
 Splitting a recording frame by frame would leak information between train
-and test frames and would cut chains mid-session. :class:`SessionKFold`
+and test frames and would cut chains mid-session. [`SessionKFold`][behavhmm.model_selection.SessionKFold]
 keeps every session whole. With scikit-learn's metadata routing switched on,
 ``session_starts`` reaches the splitter, ``fit`` and ``score`` automatically:
 

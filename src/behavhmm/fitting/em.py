@@ -22,7 +22,7 @@ __all__ = ["EMResult", "run_em"]
 
 
 class EMResult(NamedTuple):
-    """Outcome of :func:`run_em`.
+    """Outcome of [`run_em`][behavhmm.fitting.em.run_em].
 
     Attributes
     ----------

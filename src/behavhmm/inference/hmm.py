@@ -12,7 +12,7 @@ All kernels are pure JAX functions of arrays (they can be jitted, vmapped and
 differentiated) and return NamedTuples. Two algorithms are provided for each:
 
 ``"sequential"``
-    A :func:`jax.lax.scan` over time: O(T K^2) work, O(T K) memory. The fastest
+    A `jax.lax.scan` over time: O(T K^2) work, O(T K) memory. The fastest
     choice on CPUs.
 ``"parallel"``
     Blocked associative scans (Särkkä & García-Fernández, 2021; Hassan et al.,
@@ -68,7 +68,7 @@ _METHODS = ("auto", "sequential", "parallel")
 
 
 class HMMFilterResult(NamedTuple):
-    """Output of :func:`hmm_filter`.
+    """Output of [`hmm_filter`][behavhmm.inference.hmm.hmm_filter].
 
     Attributes
     ----------
@@ -89,7 +89,7 @@ class HMMFilterResult(NamedTuple):
 
 
 class HMMPosterior(NamedTuple):
-    """Output of :func:`hmm_smoother`.
+    """Output of [`hmm_smoother`][behavhmm.inference.hmm.hmm_smoother].
 
     Attributes
     ----------
@@ -104,7 +104,7 @@ class HMMPosterior(NamedTuple):
     expected_initial_counts : array of shape (n_states,)
         ``sum_s p(z_s | y)`` over the session starts ``s``.
     log_normalizers : array of shape (n_time_bins,)
-        Per-step ``log p(y_t | y_{s:t-1})``, as in :class:`HMMFilterResult`.
+        Per-step ``log p(y_t | y_{s:t-1})``, as in [`HMMFilterResult`][behavhmm.inference.hmm.HMMFilterResult].
     """
 
     log_likelihood: Float[Array, ""]
@@ -115,7 +115,7 @@ class HMMPosterior(NamedTuple):
 
 
 class HMMSample(NamedTuple):
-    """Output of :func:`hmm_sample`.
+    """Output of [`hmm_sample`][behavhmm.inference.hmm.hmm_sample].
 
     Attributes
     ----------
@@ -490,7 +490,7 @@ def hmm_smoother(
 ) -> HMMPosterior:
     """Forward-backward smoother with expected transition counts.
 
-    Parameters are as in :func:`hmm_filter`.
+    Parameters are as in [`hmm_filter`][behavhmm.inference.hmm.hmm_filter].
 
     Returns
     -------
@@ -575,7 +575,7 @@ def hmm_viterbi(
 ) -> Int[Array, " n_time_bins"]:
     """Most likely state path (Viterbi), jointly over each session.
 
-    Parameters are as in :func:`hmm_filter`; for ``"parallel"`` the default
+    Parameters are as in [`hmm_filter`][behavhmm.inference.hmm.hmm_filter]; for ``"parallel"`` the default
     block size bounds the ``(block_size, n_states, n_states, n_states)``
     temporaries of max-plus matrix products.
 
@@ -678,43 +678,51 @@ def _viterbi_forward_parallel(inp: _Inputs, log_pi, log_A, block_size):
     return _from_blocks(deltas, n_time_bins)
 
 
-def _compose_backwards(maps, block_size, n_time_bins):
-    """Resolve ``z_t = maps[t][z_{t+1}]`` for all t by composing maps in blocks.
+def _compose_backwards(make_maps, xs, pad_values, block_size, n_time_bins):
+    """Resolve ``z_t = maps[t][z_{t+1}]`` for all t by composing maps block by block.
 
-    ``maps`` has shape (n_padded, n_states): ``maps[t][j]`` is the state at
-    ``t`` given state ``j`` at ``t + 1``. Padded steps must be constant maps.
+    ``make_maps(*block_of_xs)`` returns the maps of one block, shape
+    ``(block_size, n_states)``: ``maps[t][j]`` is the state at ``t`` given
+    state ``j`` at ``t + 1``. Maps are built inside each block, so memory
+    stays O(block_size K^2). Padding (``pad_values``) must give constant maps.
     """
+    n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
+    xs = _pad_time(xs, n_pad, pad_values)
 
     def compose(later, earlier):
         # suffix composition: (earlier ∘ later)[j] = earlier[later[j]]
         return jnp.take_along_axis(earlier, later, axis=-1)
 
-    def block(z_in, m_blk):
+    def block(z_in, blk):
+        m_blk = make_maps(*blk)
         m_blk = m_blk.at[-1].set(jnp.full_like(m_blk[-1], m_blk[-1][z_in]))
         suffix = lax.associative_scan(compose, m_blk, reverse=True)
         states = suffix[:, 0]
         return states[0], states
 
-    _, states = lax.scan(block, jnp.int32(0), _to_blocks(maps, block_size), reverse=True)
+    blocks = tuple(_to_blocks(a, block_size) for a in xs)
+    _, states = lax.scan(block, jnp.int32(0), blocks, reverse=True)
     return _from_blocks(states, n_time_bins)
 
 
-def _viterbi_backtrace_parallel(inp: _Inputs, deltas, log_A, block_size):
-    starts, groups = inp.session_starts, inp.groups
-    n_time_bins, n_states = deltas.shape
-    block_size = _block_size(block_size, n_time_bins, 2 * n_states**2 * deltas.dtype.itemsize)
+def _next_step_inputs(starts, groups):
+    """Session-start flags and groups of step ``t + 1``, aligned with step ``t``."""
     s_next = jnp.concatenate([starts[1:], jnp.ones(1, bool)])
     g_next = None if groups is None else jnp.concatenate([groups[1:], jnp.zeros(1, jnp.int32)])
-    if log_A.ndim == 2:
-        scores = deltas[:, :, None] + log_A[None]
-    else:
-        scores = deltas[:, :, None] + log_A[g_next]
-    scores = jnp.where(s_next[:, None, None], deltas[:, :, None], scores)
-    maps = jnp.argmax(scores, axis=1).astype(jnp.int32)  # (T, K): state at t given z_{t+1} = j
-    n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
-    (maps_p,) = _pad_time((maps,), n_pad, (0,))
-    # the state after the last real step is irrelevant: the last map is constant
-    return _compose_backwards(maps_p, block_size, n_time_bins)
+    return s_next, g_next
+
+
+def _viterbi_backtrace_parallel(inp: _Inputs, deltas, log_A, block_size):
+    n_time_bins, n_states = deltas.shape
+    block_size = _block_size(block_size, n_time_bins, 3 * n_states**2 * deltas.dtype.itemsize)
+    s_next, g_next = _next_step_inputs(inp.session_starts, inp.groups)
+
+    def make_maps(delta_b, s_b, g_b):
+        trans = log_A[None] if log_A.ndim == 2 else log_A[g_b]
+        scores = jnp.where(s_b[:, None, None], delta_b[:, :, None], delta_b[:, :, None] + trans)
+        return jnp.argmax(scores, axis=1).astype(jnp.int32)
+
+    return _compose_backwards(make_maps, (deltas, s_next, g_next), (0.0, True, 0), block_size, n_time_bins)
 
 
 @partial(jax.jit, static_argnames=("method", "block_size"))
@@ -738,7 +746,7 @@ def hmm_sample(
         methods turn the key into the same uniforms, so they draw the same
         path up to floating-point rounding.
     initial_probs, transition_matrix, log_likelihoods, session_starts, groups, method, block_size
-        As in :func:`hmm_filter`.
+        As in [`hmm_filter`][behavhmm.inference.hmm.hmm_filter].
 
     Returns
     -------
@@ -779,18 +787,17 @@ def hmm_sample(
         states = jnp.concatenate([path, last[None]])
     else:
         block_size = _block_size(block_size, n_time_bins, 3 * n_states**2 * alphas.dtype.itemsize)
-        s_next = jnp.concatenate([starts[1:], jnp.ones(1, bool)])
-        if A.ndim == 2:
-            weights = alphas[:, :, None] * A[None]
-        else:
-            g_next = jnp.concatenate([groups[1:], jnp.zeros(1, jnp.int32)])
-            weights = alphas[:, :, None] * A[g_next]
-        weights = jnp.where(s_next[:, None, None], alphas[:, :, None], weights)
-        # maps[t, j] = state at t given z_{t+1} = j
-        maps = jax.vmap(jax.vmap(_inverse_cdf, in_axes=(1, None)), in_axes=(0, 0))(weights, uniforms)
-        n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
-        (maps_p,) = _pad_time((maps,), n_pad, (0,))
-        states = _compose_backwards(maps_p, block_size, n_time_bins)
+        s_next, g_next = _next_step_inputs(starts, groups)
+        per_column = jax.vmap(jax.vmap(_inverse_cdf, in_axes=(1, None)), in_axes=(0, 0))
+
+        def make_maps(alpha_b, u_b, s_b, g_b):
+            trans = A[None] if A.ndim == 2 else A[g_b]
+            weights = jnp.where(s_b[:, None, None], alpha_b[:, :, None], alpha_b[:, :, None] * trans)
+            return per_column(weights, u_b)
+
+        states = _compose_backwards(
+            make_maps, (alphas, uniforms, s_next, g_next), (0.0, 0.0, True, 0), block_size, n_time_bins
+        )
     return HMMSample(states.astype(jnp.int32), jnp.sum(log_c))
 
 

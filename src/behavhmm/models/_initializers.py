@@ -6,7 +6,7 @@ pick a built-in by name or pass their own callable; either way it is stored in
 the estimator's ``initialization_funcs`` parameter, so ``sklearn.clone`` and
 ``set_params`` carry it.
 
-Every initializer follows :class:`Initializer`:
+Every initializer follows `Initializer`:
 ``func(n_states, X, session_starts, random_key, **kwargs)`` where ``X`` is the
 validated training data with NaN borders dropped (NumPy, first axis time),
 ``session_starts`` the boolean mask of its sessions, ``random_key`` a
@@ -43,25 +43,34 @@ __all__ = [
 
 @runtime_checkable
 class Initializer(Protocol):
-    """Signature every initializer must accept.
-
-    Parameters
-    ----------
-    n_states : int
-        Number of hidden states.
-    X : ndarray of shape (n_time_bins, ...)
-        Training data (NaN borders dropped), NumPy.
-    session_starts : ndarray of bool, shape (n_time_bins,)
-        Session starts of ``X``.
-    random_key : jax.Array
-        A ``jax.random`` key used by this initializer only.
-    **kwargs
-        Context keywords of the slot and the user's ``<slot>_kwargs``.
-    """
+    """Signature every initializer must accept: ``func(n_states, X, session_starts, random_key, **kwargs)``."""
 
     def __call__(
         self, n_states: int, X: np.ndarray, session_starts: np.ndarray, random_key: jax.Array, **kwargs: Any
-    ) -> Any: ...
+    ) -> Any:
+        """Return initial parameters for one slot.
+
+        Parameters
+        ----------
+        n_states : int
+            Number of hidden states.
+        X : ndarray of shape (n_time_bins, ...)
+            Training data (NaN borders dropped), NumPy.
+        session_starts : ndarray of bool, shape (n_time_bins,)
+            Session starts of ``X``.
+        random_key : jax.Array
+            A ``jax.random`` key used by this initializer only.
+        **kwargs : Any
+            Context keywords of the slot (e.g. ``nlags``, ``prior``) and the
+            user's ``<slot>_kwargs``.
+
+        Returns
+        -------
+        Any
+            What the slot needs, e.g. an array of shape (n_states,) for
+            ``initial_proba_init``.
+        """
+        ...
 
 
 @dataclass(frozen=True)
@@ -273,7 +282,7 @@ def describe_initializers(funcs: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def restore_initializers(described: Mapping[str, Any] | None, mapping_dict: Mapping[str, Callable] | None):
-    """Inverse of :func:`describe_initializers`; unknown custom names become placeholders."""
+    """Inverse of `describe_initializers`; unknown custom names become placeholders."""
     mapping_dict = dict(mapping_dict or {})
     out: dict[str, Any] = {}
     for key, value in (described or {}).items():

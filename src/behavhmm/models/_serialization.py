@@ -4,7 +4,7 @@ A file holds every fitted array under its attribute name and a
 ``__metadata__`` entry: a JSON string with the file format and its version,
 the behavhmm version that wrote it, the estimator class, its constructor
 parameters (custom initializers by name) and the shape and dtype of every
-array. :func:`load_model` reads it with ``allow_pickle=False``, rebuilds the
+array. `load_model` reads it with ``allow_pickle=False``, rebuilds the
 estimator, and checks every shape and probability before returning it.
 Files are written to a temporary file in the same folder and moved into place,
 so an interrupted save never leaves a truncated file behind.

@@ -272,7 +272,7 @@ def random_ar_params(n_states, X, session_starts, random_key, *, nlags, prior, s
     Returns
     -------
     coef, intercept, covariances : ndarrays
-        As :func:`kmeans_ar_params`.
+        As [`kmeans_ar_params`][behavhmm.models.ar_hmm.kmeans_ar_params].
     """
     y, x, _, _ = lagged_design(np.asarray(X, float), session_starts, nlags)
     n_segments = -(-len(y) // int(segment_length))
@@ -331,7 +331,7 @@ class ARHMM(BaseHMM):
     progress_bar : bool, default True
         Show a tqdm progress bar while fitting.
     initialization_funcs : dict, optional
-        Initializers chosen with :meth:`setup` (slots ``initial_proba_init``:
+        Initializers chosen with [`setup`][behavhmm.ARHMM.setup] (slots ``initial_proba_init``:
         "uniform" | "random"; ``transition_proba_init``: "sticky" | "uniform" |
         "random"; ``ar_params_init``: "kmeans" | "random"; each also a callable,
         with ``<slot>_kwargs``). Default: uniform, sticky (0.95), kmeans.
@@ -377,7 +377,7 @@ class ARHMM(BaseHMM):
     ``(N_ij + alpha/K + kappa δ_ij) / (N_i + alpha + kappa)``; the initial
     distribution with ``alpha/K`` pseudo-counts per state; and ``(A_k, b_k, Σ_k)``
     the matrix-normal inverse-Wishart mode (see
-    :func:`behavhmm.observations.mniw_map`). The log joint therefore never
+    [`behavhmm.observations.mniw_map`][behavhmm.observations.mniw_map]). The log joint therefore never
     decreases.
 
     **Parameters from elsewhere.** Setting ``initial_prob_``,
@@ -710,10 +710,10 @@ class ARHMM(BaseHMM):
         Parameters
         ----------
         X : array-like or pynapple TsdFrame of shape (n_time_bins, n_features)
-            Data to score; sessions as in :meth:`fit`.
+            Data to score; sessions as in [`fit`][behavhmm.ARHMM.fit].
         y : Ignored
         session_starts : array-like or pynapple IntervalSet, optional
-            As in :meth:`fit`.
+            As in [`fit`][behavhmm.ARHMM.fit].
 
         Returns
         -------
@@ -726,7 +726,7 @@ class ARHMM(BaseHMM):
         sklearn.exceptions.NotFittedError
             Before ``fit`` (or hand-set parameters).
         ValueError
-            For invalid input, as in :meth:`fit`.
+            For invalid input, as in [`fit`][behavhmm.ARHMM.fit].
         """
         params = self._validated_params()
         data, _, _ = self._prepare(X, session_starts, reset=False)
@@ -740,7 +740,7 @@ class ARHMM(BaseHMM):
         ----------
         X : array-like or pynapple TsdFrame of shape (n_time_bins, n_features)
         session_starts : array-like or pynapple IntervalSet, optional
-            As in :meth:`fit`.
+            As in [`fit`][behavhmm.ARHMM.fit].
 
         Returns
         -------
@@ -767,12 +767,12 @@ class ARHMM(BaseHMM):
         ----------
         X : array-like or pynapple TsdFrame of shape (n_time_bins, n_features)
         session_starts : array-like or pynapple IntervalSet, optional
-            As in :meth:`fit`.
+            As in [`fit`][behavhmm.ARHMM.fit].
 
         Returns
         -------
         ndarray of shape (n_time_bins, n_states) or pynapple TsdFrame
-            Rows sum to 1; NaN rows where :meth:`smooth_proba` has them.
+            Rows sum to 1; NaN rows where [`smooth_proba`][behavhmm.ARHMM.smooth_proba] has them.
 
         Raises
         ------
@@ -793,7 +793,7 @@ class ARHMM(BaseHMM):
         ----------
         X : array-like or pynapple TsdFrame of shape (n_time_bins, n_features)
         session_starts : array-like or pynapple IntervalSet, optional
-            As in :meth:`fit`.
+            As in [`fit`][behavhmm.ARHMM.fit].
         state_format : {"one-hot", "index"}, default "one-hot"
             ``"index"``: int32 array of shape (n_time_bins,), -1 for the first
             ``nlags`` frames of each session and dropped NaN borders.
@@ -832,7 +832,7 @@ class ARHMM(BaseHMM):
         return self.decode_state(X, session_starts=session_starts, state_format="index")
 
     def predict_proba(self, X, session_starts=None):
-        """Smoothed state probabilities; same as :meth:`smooth_proba`.
+        """Smoothed state probabilities; same as [`smooth_proba`][behavhmm.ARHMM.smooth_proba].
 
         Parameters
         ----------

@@ -1,6 +1,6 @@
 """The estimator shell every behavhmm model shares.
 
-:class:`BaseHMM` holds what does not depend on the emission model:
+`BaseHMM` holds what does not depend on the emission model:
 scikit-learn conventions (``__init__`` stores parameters only, ``fit``
 returns ``self``, fitted attributes end in ``_``), ``setup()`` for pluggable
 initializers, model files, random keys, metadata routing of
@@ -116,7 +116,7 @@ class BaseHMM(BaseEstimator):
 
         Each keyword names an initializer slot of this estimator (see its
         class docstring) and takes a built-in name or a callable following
-        :class:`behavhmm.models.Initializer`; ``<slot>_kwargs`` passes keyword
+        [`behavhmm.models.Initializer`][behavhmm.models.Initializer]; ``<slot>_kwargs`` passes keyword
         arguments to it. The choice is stored in the ``initialization_funcs``
         parameter, so ``sklearn.clone`` and ``set_params`` keep it.
 
@@ -148,7 +148,7 @@ class BaseHMM(BaseEstimator):
         """Save the fitted parameters and hyperparameters to ``path`` (.npz, no pickle).
 
         The file is written atomically (temporary file, then rename). Load it
-        with :func:`behavhmm.load_model`.
+        with [`behavhmm.load_model`][behavhmm.load_model].
 
         Parameters
         ----------

@@ -2,20 +2,20 @@
 
 In state ``k`` a frame follows
 
-.. math::
-
-    y_t = A_k [y_{t-1}; \\dots; y_{t-L}] + b_k + \\varepsilon_t,
-    \\qquad \\varepsilon_t \\sim \\mathcal{N}(0, \\Sigma_k),
+$$
+y_t = A_k [y_{t-1}; \\dots; y_{t-L}] + b_k + \\varepsilon_t,
+\\qquad \\varepsilon_t \\sim \\mathcal{N}(0, \\Sigma_k),
+$$
 
 with ``A_k`` of shape ``(n_features, nlags * n_features)`` whose column block
 ``l`` (0-based) multiplies ``y_{t-l-1}`` (newest lag first). Writing
 ``W_k = [A_k, b_k]`` and ``x̃_t = [y_{t-1}; ...; y_{t-L}; 1]``, the conjugate
 prior is matrix-normal inverse-Wishart (MNIW):
 
-.. math::
-
-    \\Sigma_k \\sim \\mathcal{IW}(\\nu_0, S_0), \\qquad
-    W_k \\mid \\Sigma_k \\sim \\mathcal{MN}(M_0, \\Sigma_k, K_0),
+$$
+\\Sigma_k \\sim \\mathcal{IW}(\\nu_0, S_0), \\qquad
+W_k \\mid \\Sigma_k \\sim \\mathcal{MN}(M_0, \\Sigma_k, K_0),
+$$
 
 i.e. ``vec(W_k) ~ N(vec(M_0), K_0 ⊗ Σ_k)``. Everything here is a pure JAX
 function of arrays; statistics are accumulated over time in chunks so memory
@@ -214,7 +214,7 @@ def ar_sufficient_statistics(
     weights : array of shape (n_time_bins, n_states)
         ``p(z_t = k | data)`` (zero for frames to ignore).
     y, x : arrays
-        Frames and their lags as in :func:`ar_log_likelihoods`.
+        Frames and their lags as in [`ar_log_likelihoods`][behavhmm.observations.autoregressive.ar_log_likelihoods].
     chunk : int, optional
         Frames per block of the accumulation.
 
@@ -258,7 +258,7 @@ def mniw_map(stats: ARStatistics, prior: MNIWPrior):
     Parameters
     ----------
     stats : ARStatistics
-        Weighted statistics from :func:`ar_sufficient_statistics`.
+        Weighted statistics from [`ar_sufficient_statistics`][behavhmm.observations.autoregressive.ar_sufficient_statistics].
     prior : MNIWPrior
         The prior.
 
@@ -292,7 +292,7 @@ def mniw_log_prior(
     Parameters
     ----------
     coef, intercept, covariances : arrays
-        Per-state parameters as in :func:`ar_log_likelihoods`.
+        Per-state parameters as in [`ar_log_likelihoods`][behavhmm.observations.autoregressive.ar_log_likelihoods].
     prior : MNIWPrior
         The prior.
     include_constant : bool, default True

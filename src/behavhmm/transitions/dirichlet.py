@@ -2,17 +2,17 @@
 
 Row ``i`` of the transition matrix gets the prior
 
-.. math::
-
-    \\pi_i \\sim \\mathrm{Dir}(1 + \\alpha / K + \\kappa e_i),
+$$
+\\pi_i \\sim \\mathrm{Dir}(1 + \\alpha / K + \\kappa e_i),
+$$
 
 so its posterior mode adds ``alpha / n_states`` pseudo-counts to every entry
 and ``kappa`` more to the diagonal:
 
-.. math::
-
-    \\hat\\pi_{ij} = \\frac{N_{ij} + \\alpha / K + \\kappa \\delta_{ij}}
-                         {\\sum_{j'} N_{ij'} + \\alpha + \\kappa}.
+$$
+\\hat\\pi_{ij} = \\frac{N_{ij} + \\alpha / K + \\kappa \\delta_{ij}}
+                     {\\sum_{j'} N_{ij'} + \\alpha + \\kappa}.
+$$
 
 This equals the posterior mean of the weak-limit sticky HDP-HMM row
 ``π_i ~ Dir(α β + κ e_i)`` at ``β = 1/K`` (Fox et al., 2011), so ``alpha``
