@@ -9,6 +9,7 @@ import pytest
 from behavhmm import ARHMM
 from behavhmm.analysis import match_states, state_accuracy
 from behavhmm.datasets import demo_arhmm, simulate_demo_sessions
+from behavhmm.inference import hmm as hmm_module
 from behavhmm.inference import hmm_filter, hmm_smoother, hmm_viterbi
 from behavhmm.models import ar_hmm as ar_module
 from behavhmm.observations import ar_log_likelihoods
@@ -197,9 +198,11 @@ def test_refit_does_not_recompile(demo_data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(X, session_starts=starts)
-        before = ar_module._em_step._cache_size()
+        programs = (ar_module._m_step_program, ar_module._log_likelihood_program, hmm_module._smoother_program,
+                    hmm_module._forward_program, hmm_module._backward_program, hmm_module._combine_program)
+        before = [p._cache_size() for p in programs]
         model.set_params(kappa=7.0, alpha=2.0).fit(X[:-5], session_starts=starts[:-5])
-    assert ar_module._em_step._cache_size() == before
+    assert [p._cache_size() for p in programs] == before
 
 
 def test_setup_initializers_and_clone():

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import logsumexp
 
+from behavhmm.inference import hmm as hmm_module
 from behavhmm.inference import hmm_filter, hmm_sample, hmm_smoother, hmm_viterbi
 
 METHODS = ["sequential", "parallel"]
@@ -328,7 +329,7 @@ def test_memory_never_scales_with_time_times_states_squared(kernel, method):
     starts = jnp.zeros(n_time_bins, bool)
     fn, args = {
         "filter": (hmm_filter, (pi, trans, ll, starts)),
-        "smoother": (hmm_smoother, (pi, trans, ll, starts)),
+        "smoother": (hmm_module._smoother_program, (pi, trans, ll, starts, None)),
         "viterbi": (hmm_viterbi, (pi, trans, ll, starts)),
         "sample": (hmm_sample, (jax.random.key(0), pi, trans, ll, starts)),
     }[kernel]
@@ -339,3 +340,16 @@ def test_memory_never_scales_with_time_times_states_squared(kernel, method):
     one_tk_array = n_time_bins * n_states * 4
     budget = 8 * one_tk_array + (3 * 2**27 if method == "parallel" else 0)
     assert analysis.temp_size_in_bytes < budget
+
+
+def test_two_thread_smoother_equals_one_program(rng, monkeypatch):
+    initial, trans, ll, mask, groups = random_problem(rng, 8, 20_000, starts=(5000, 12000), n_groups=2)
+    args = tuple(np.asarray(a, np.float32) for a in (initial, trans, ll)) + (mask, groups)
+    assert hmm_module._concurrent_passes_pay_off(args)
+    threaded = hmm_smoother(*args[:4], groups=groups)
+    one = hmm_module._smoother_program(*args, method="sequential", block_size=None)
+    for a, b in zip(threaded, one, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    monkeypatch.setattr(hmm_module, "CONCURRENT_PASSES", False)
+    assert not hmm_module._concurrent_passes_pay_off(args)
+    np.testing.assert_allclose(hmm_smoother(*args[:4], groups=groups).smoothed_probs, one.smoothed_probs, rtol=1e-6)

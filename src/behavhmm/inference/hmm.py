@@ -41,6 +41,8 @@ Processing 69, 4875-4887.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import NamedTuple
 
@@ -281,15 +283,25 @@ def _from_blocks(array, n_time_bins):
 
 
 def _forward_sequential(inp: _Inputs, b):
+    """Scaled forward pass. Returns normalised ``alphas`` and normalisers ``c``.
+
+    The scan body is kept minimal (it runs once per time step): it emits the
+    unnormalised ``u_t = pred_t ⊙ b_t`` and carries ``u_t / sum(u_t)``;
+    normalisers and filtered probabilities are formed afterwards, vectorised.
+    """
     pi, A, starts, groups = inp.initial_probs, inp.transition_matrix, inp.session_starts, inp.groups
+    tiny = jnp.finfo(b.dtype).tiny
 
     def step(alpha_prev, x):
         b_t, start_t, g_t = x
-        pred = jnp.where(start_t, pi, alpha_prev @ _select(A, g_t))
-        alpha, c = _safe_normalize(pred * b_t, pred)
-        return alpha, (alpha, c)
+        u = jnp.where(start_t, pi, alpha_prev @ _select(A, g_t)) * b_t
+        return u / jnp.maximum(u.sum(), tiny), u
 
-    _, (alphas, c) = lax.scan(step, pi, (b, starts, groups))
+    _, u = lax.scan(step, pi, (b, starts, groups))
+    c = u.sum(axis=1)
+    n_states = b.shape[1]
+    # c_t = 0 only if the observation is impossible under the model (log c = -inf)
+    alphas = jnp.where((c > 0)[:, None], u / jnp.maximum(c, tiny)[:, None], 1.0 / n_states)
     return alphas, c
 
 
@@ -308,41 +320,57 @@ def _log_normalizers(inp: _Inputs, alphas, b):
     return c
 
 
+def _block_elements(pi, A, b_blk, s_blk, g_blk):
+    """Per-step matrices ``M_t[i, j] = p(z_t = j, y_t | z_{t-1} = i)`` of one block.
+
+    At a session start every row is ``initial_probs ⊙ b_t`` (the reset rule).
+    """
+    n_steps, n_states = b_blk.shape
+    trans = jnp.broadcast_to(A, (n_steps, n_states, n_states)) if A.ndim == 2 else A[g_blk]
+    trans = jnp.where(s_blk[:, None, None], jnp.broadcast_to(pi, (n_states, n_states)), trans)
+    return trans * b_blk[:, None, :]
+
+
+def _rescaled_product(left, right):
+    """``left @ right`` divided by its largest entry (scale is irrelevant here)."""
+    prod = left @ right
+    scale = jnp.max(prod, axis=(-2, -1), keepdims=True)
+    return prod / jnp.where(scale > 0, scale, 1.0)
+
+
+def _blocked_scan(block, init, arrays, pad_values, block_size, n_time_bins, reverse=False):
+    """Run ``block`` over consecutive blocks of the (padded) time axis."""
+    n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
+    padded = _pad_time(arrays, n_pad, pad_values)
+    _, out = lax.scan(block, init, tuple(_to_blocks(a, block_size) for a in padded), reverse=reverse)
+    return _from_blocks(out, n_time_bins)
+
+
 def _forward_parallel(inp: _Inputs, b, block_size):
-    pi, A, starts, groups = inp.initial_probs, inp.transition_matrix, inp.session_starts, inp.groups
+    pi, A = inp.initial_probs, inp.transition_matrix
     n_time_bins, n_states = b.shape
     block_size = _block_size(block_size, n_time_bins, 3 * n_states * n_states * b.dtype.itemsize)
-    n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
-    b_p, starts_p, groups_p = _pad_time((b, starts, groups), n_pad, (1.0, True, 0))
-    ones = jnp.ones(n_states, b.dtype)
-
-    def combine(x, y):
-        prod = x @ y
-        scale = jnp.max(prod, axis=(-2, -1), keepdims=True)
-        return prod / jnp.where(scale > 0, scale, 1.0)
+    uniform = jnp.full(n_states, 1.0 / n_states, b.dtype)
 
     def block(alpha_in, x):
         b_blk, s_blk, g_blk = x
-        if A.ndim == 2:
-            trans = jnp.broadcast_to(A, (block_size, n_states, n_states))
-        else:
-            trans = A[g_blk]
-        trans = jnp.where(s_blk[:, None, None], jnp.outer(ones, pi), trans)
-        elems = trans * b_blk[:, None, :]
-        first_pred = jnp.where(s_blk[0], pi, alpha_in @ trans[0])
-        first = first_pred * b_blk[0]
-        elems = elems.at[0].set(jnp.outer(ones, first))
-        prefix = lax.associative_scan(combine, elems)
-        alphas, _ = _safe_normalize(prefix[:, 0, :], jnp.full(n_states, 1.0 / n_states, b.dtype))
+        elems = _block_elements(pi, A, b_blk, s_blk, g_blk)
+        # the block's first step absorbs the incoming message: all its rows are equal
+        first = jnp.where(s_blk[0], pi, alpha_in @ _select(A, None if g_blk is None else g_blk[0])) * b_blk[0]
+        elems = elems.at[0].set(jnp.broadcast_to(first, (n_states, n_states)))
+        prefix = lax.associative_scan(_rescaled_product, elems)
+        alphas, _ = _safe_normalize(prefix[:, 0, :], uniform)
         return alphas[-1], alphas
 
-    _, alphas = lax.scan(
-        block, pi, (_to_blocks(b_p, block_size), _to_blocks(starts_p, block_size),
-                    _to_blocks(groups_p, block_size))
+    alphas = _blocked_scan(
+        block, pi, (b, inp.session_starts, inp.groups), (1.0, True, 0), block_size, n_time_bins
     )
-    alphas = _from_blocks(alphas, n_time_bins)
-    c = _log_normalizers(inp, alphas, b)
-    return alphas, c
+    return alphas, _log_normalizers(inp, alphas, b)
+
+
+def _log_c(c, shift):
+    """``log c_t + shift_t``, with ``-inf`` where ``c_t`` underflowed to zero."""
+    return jnp.where(c > 0, jnp.log(jnp.where(c > 0, c, 1.0)), -jnp.inf) + shift
 
 
 def _forward(inp: _Inputs, method: str, block_size):
@@ -351,66 +379,60 @@ def _forward(inp: _Inputs, method: str, block_size):
         alphas, c = _forward_sequential(inp, b)
     else:
         alphas, c = _forward_parallel(inp, b, block_size)
-    log_c = jnp.where(c > 0, jnp.log(jnp.where(c > 0, c, 1.0)), -jnp.inf) + shift
-    return alphas, c, log_c, b
+    return alphas, c, _log_c(c, shift), b
 
 
 def _backward_sequential(inp: _Inputs, b):
+    """Backward messages ``beta_t ∝ A (b_{t+1} ⊙ beta_{t+1})``, ones at session ends.
+
+    The scan carries ``g_t = b_t ⊙ beta_t`` (normalised) and emits
+    ``beta_t = A g_{t+1}`` unnormalised (its scale cancels wherever it is
+    used), mirroring the forward pass so each step is one matrix-vector
+    product followed by elementwise work.
+    """
     A, starts, groups = inp.transition_matrix, inp.session_starts, inp.groups
     n_states = b.shape[1]
-    uniform = jnp.full(n_states, 1.0 / n_states, b.dtype)
+    tiny = jnp.finfo(b.dtype).tiny
+    ones = jnp.ones(n_states, b.dtype)
 
-    def step(beta_next, x):
-        b_next, start_next, g_next = x
-        beta, _ = _safe_normalize(_select(A, g_next) @ (b_next * beta_next), uniform)
-        beta = jnp.where(start_next, uniform, beta)
-        return beta, beta
+    def step(g_next, x):
+        b_t, start_next, group_next = x
+        beta = jnp.where(start_next, ones, _select(A, group_next) @ g_next)
+        g = beta * b_t
+        return g / jnp.maximum(g.sum(), tiny), beta
 
-    xs = (b[1:], starts[1:], None if groups is None else groups[1:])
-    _, betas = lax.scan(step, uniform, xs, reverse=True)
-    return jnp.concatenate([betas, uniform[None]])
+    g_last = b[-1] / jnp.maximum(b[-1].sum(), tiny)
+    xs = (b[:-1], starts[1:], None if groups is None else groups[1:])
+    _, betas = lax.scan(step, g_last, xs, reverse=True)
+    return jnp.concatenate([betas, ones[None]])
 
 
 def _backward_parallel(inp: _Inputs, b, block_size):
-    pi, A, starts, groups = inp.initial_probs, inp.transition_matrix, inp.session_starts, inp.groups
+    pi, A = inp.initial_probs, inp.transition_matrix
     n_time_bins, n_states = b.shape
     block_size = _block_size(block_size, n_time_bins, 3 * n_states * n_states * b.dtype.itemsize)
-    n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
     # Element t maps beta_{t+1} to beta_t, so it uses the inputs of step t + 1.
     b_next = jnp.concatenate([b[1:], jnp.ones((1, n_states), b.dtype)])
-    s_next = jnp.concatenate([starts[1:], jnp.ones(1, bool)])
-    g_next = None if groups is None else jnp.concatenate([groups[1:], jnp.zeros(1, jnp.int32)])
-    b_p, s_p, g_p = _pad_time((b_next, s_next, g_next), n_pad, (1.0, True, 0))
-    ones = jnp.ones(n_states, b.dtype)
-    uniform = ones / n_states
+    s_next, g_next = _next_step_inputs(inp.session_starts, inp.groups)
+    uniform = jnp.full(n_states, 1.0 / n_states, b.dtype)
 
-    def combine(later, earlier):
-        # reverse scan: ``later`` holds steps after ``earlier``; suffix = earlier @ later
-        prod = earlier @ later
-        scale = jnp.max(prod, axis=(-2, -1), keepdims=True)
-        return prod / jnp.where(scale > 0, scale, 1.0)
+    def suffix_product(later, earlier):
+        # reverse scan: ``later`` holds steps after ``earlier``
+        return _rescaled_product(earlier, later)
 
     def block(beta_in, x):
         b_blk, s_blk, g_blk = x
-        if A.ndim == 2:
-            trans = jnp.broadcast_to(A, (block_size, n_states, n_states))
-        else:
-            trans = A[g_blk]
-        trans = jnp.where(s_blk[:, None, None], jnp.outer(ones, pi), trans)
-        elems = trans * b_blk[:, None, :]
+        elems = _block_elements(pi, A, b_blk, s_blk, g_blk)
+        # the block's last step absorbs the incoming message: all its columns are equal
         last = elems[-1] @ beta_in
-        elems = elems.at[-1].set(jnp.outer(last, ones))
-        suffix = lax.associative_scan(combine, elems, reverse=True)
+        elems = elems.at[-1].set(jnp.broadcast_to(last[:, None], (n_states, n_states)))
+        suffix = lax.associative_scan(suffix_product, elems, reverse=True)
         betas, _ = _safe_normalize(suffix[:, :, 0], uniform)
         return betas[0], betas
 
-    _, betas = lax.scan(
-        block,
-        uniform,
-        (_to_blocks(b_p, block_size), _to_blocks(s_p, block_size), _to_blocks(g_p, block_size)),
-        reverse=True,
+    return _blocked_scan(
+        block, uniform, (b_next, s_next, g_next), (1.0, True, 0), block_size, n_time_bins, reverse=True
     )
-    return _from_blocks(betas, n_time_bins)
 
 
 # ----------------------------------------------------------------------------
@@ -477,7 +499,6 @@ def hmm_filter(
     return HMMFilterResult(jnp.sum(log_c), alphas, log_c)
 
 
-@partial(jax.jit, static_argnames=("method", "block_size"))
 def hmm_smoother(
     initial_probs: Float[Array, " n_states"],
     transition_matrix: Float[Array, "... n_states n_states"],
@@ -514,29 +535,46 @@ def hmm_smoother(
     where ``c_t`` is the forward normaliser, the expected counts are
     ``A ⊙ (alpha_{0:T-1}^T w_{1:T})``, one matrix product over time that skips
     session starts.
+
+    On a CPU, when called with concrete arrays (outside ``jax.jit``) and
+    ``method="sequential"``, the forward and backward passes run as two
+    compiled programs on two threads, so they use two cores at once; under
+    ``jit``, ``vmap`` or on accelerators the smoother is one program built
+    from the same pieces, giving the same numbers. Set
+    ``behavhmm.inference.hmm.CONCURRENT_PASSES = False`` to always use one
+    program.
     """
     method = resolve_method(method)
-    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
-    alphas, c, log_c, b = _forward(inp, method, block_size)
-    if method == "sequential":
-        betas = _backward_sequential(inp, b)
-    else:
-        betas = _backward_parallel(inp, b, block_size)
+    args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    if method == "sequential" and _concurrent_passes_pay_off(args):
+        return _smoother_two_threads(*args)
+    return _smoother_program(*args, method=method, block_size=block_size)
+
+
+def _combine(inp: _Inputs, alphas, c, log_c, b, betas) -> HMMPosterior:
+    """Posteriors and expected counts from the two passes' messages."""
     n_states = b.shape[1]
     uniform = jnp.full(n_states, 1.0 / n_states, b.dtype)
     smoothed, norm = _safe_normalize(alphas * betas, uniform)
     starts = inp.session_starts
     denom = c * norm
     ok = (denom > 0) & ~starts
-    weights = jnp.where(ok[:, None], b * betas / jnp.where(ok, denom, 1.0)[:, None], 0.0)
+    # weights of step t + 1, stored at row t, so that the expected counts are one
+    # time-aligned product sum_t alphas[t] (x) next_weights[t] (no shifted copies)
+    next_weights = jnp.concatenate(
+        [
+            jnp.where(ok[1:, None], b[1:] * betas[1:] / jnp.where(ok[1:], denom[1:], 1.0)[:, None], 0.0),
+            jnp.zeros((1, n_states), b.dtype),
+        ]
+    )
     A = inp.transition_matrix
     if A.ndim == 2:
-        expected = A * _sum_outer(alphas[:-1], weights[1:])
+        expected = A * _sum_outer(alphas, next_weights)
     else:
-        g_next = inp.groups[1:]
+        g_next = jnp.concatenate([inp.groups[1:], jnp.full(1, -1, inp.groups.dtype)])
         expected = jnp.stack(
             [
-                A[g] * _sum_outer(alphas[:-1], jnp.where((g_next == g)[:, None], weights[1:], 0.0))
+                A[g] * _sum_outer(alphas, jnp.where((g_next == g)[:, None], next_weights, 0.0))
                 for g in range(A.shape[0])
             ]
         )
@@ -544,22 +582,106 @@ def hmm_smoother(
     return HMMPosterior(jnp.sum(log_c), smoothed, expected, initial_counts, log_c)
 
 
-def _sum_outer(left, right, chunk=2048):
+@partial(jax.jit, static_argnames=("method", "block_size"))
+def _smoother_program(
+    initial_probs, transition_matrix, log_likelihoods, session_starts, groups, *, method, block_size=None
+):
+    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    alphas, c, log_c, b = _forward(inp, method, block_size)
+    if method == "sequential":
+        betas = _backward_sequential(inp, b)
+    else:
+        betas = _backward_parallel(inp, b, block_size)
+    return _combine(inp, alphas, c, log_c, b, betas)
+
+
+# ----------------------------------------------------------------------------
+# two passes on two threads (CPU, concrete inputs)
+# ----------------------------------------------------------------------------
+
+#: Run the smoother's independent forward and backward passes concurrently on
+#: CPUs when it is called with concrete arrays. Set to False to always run one
+#: compiled program.
+CONCURRENT_PASSES = True
+_MIN_CONCURRENT_SIZE = 2**16  # time bins x states below which one program is faster
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _concurrent_passes_pay_off(args) -> bool:
+    if not CONCURRENT_PASSES or (os.cpu_count() or 1) < 2 or jax.default_backend() != "cpu":
+        return False
+    if any(isinstance(a, jax.core.Tracer) for a in args):
+        return False
+    shape = jnp.shape(args[2])
+    return len(shape) == 2 and shape[0] * shape[1] >= _MIN_CONCURRENT_SIZE
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="behavhmm-pass")
+    return _POOL
+
+
+@jax.jit
+def _prepare_program(initial_probs, transition_matrix, log_likelihoods, session_starts, groups):
+    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    b, shift = _scaled_likelihoods(inp.log_likelihoods)
+    return inp, b, shift
+
+
+@jax.jit
+def _forward_program(inp: _Inputs, b, shift):
+    alphas, c = _forward_sequential(inp, b)
+    return alphas, c, _log_c(c, shift)
+
+
+@jax.jit
+def _backward_program(inp: _Inputs, b):
+    return _backward_sequential(inp, b)
+
+
+@jax.jit
+def _combine_program(inp: _Inputs, alphas, c, log_c, b, betas):
+    return _combine(inp, alphas, c, log_c, b, betas)
+
+
+def _smoother_two_threads(initial_probs, transition_matrix, log_likelihoods, session_starts, groups):
+    inp, b, shift = jax.block_until_ready(
+        _prepare_program(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    )
+    pool = _thread_pool()
+    forward = pool.submit(lambda: jax.block_until_ready(_forward_program(inp, b, shift)))
+    backward = pool.submit(lambda: jax.block_until_ready(_backward_program(inp, b)))
+    alphas, c, log_c = forward.result()
+    return _combine_program(inp, alphas, c, log_c, b, backward.result())
+
+
+def _sum_outer(left, right, chunk=4096):
     """``left.T @ right`` summed over time in chunks, so float32 error stays small.
 
     One long product accumulates all ``n_time_bins`` terms in one running sum;
     summing per-chunk products instead keeps the relative error near float32
-    resolution for 10^6+ steps at the same cost.
+    resolution for 10^6+ steps at the same cost. Chunks are dynamic slices of
+    the inputs, so nothing is copied or padded.
     """
     n_time_bins = left.shape[0]
-    if n_time_bins <= chunk:
+    n_full = n_time_bins // chunk
+    if n_full == 0:
         return left.T @ right
-    n_pad = _n_blocks(n_time_bins, chunk) * chunk - n_time_bins
-    left, right = _pad_time((left, right), n_pad, (0.0, 0.0))
-    partial_sums = jnp.einsum(
-        "cti,ctj->cij", _to_blocks(left, chunk), _to_blocks(right, chunk)
-    )
-    return jnp.sum(partial_sums, axis=0)
+
+    def body(i, total):
+        lo = i * chunk
+        blk_left = lax.dynamic_slice_in_dim(left, lo, chunk)
+        blk_right = lax.dynamic_slice_in_dim(right, lo, chunk)
+        return total + blk_left.T @ blk_right
+
+    zeros = jnp.zeros((left.shape[1], right.shape[1]), jnp.result_type(left, right))
+    total = lax.fori_loop(0, n_full, body, zeros)
+    tail = n_full * chunk
+    if tail < n_time_bins:
+        total = total + left[tail:].T @ right[tail:]
+    return total
 
 
 @partial(jax.jit, static_argnames=("method", "block_size"))
@@ -643,39 +765,30 @@ def _viterbi_backtrace_sequential(inp: _Inputs, deltas, log_A):
 
 
 def _viterbi_forward_parallel(inp: _Inputs, log_pi, log_A, block_size):
-    ll, starts, groups = inp.log_likelihoods, inp.session_starts, inp.groups
+    ll = inp.log_likelihoods
     n_time_bins, n_states = ll.shape
     block_size = _block_size(block_size, n_time_bins, 2 * n_states**3 * ll.dtype.itemsize)
-    n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
-    ll_p, s_p, g_p = _pad_time((ll, starts, groups), n_pad, (0.0, True, 0))
-    zeros = jnp.zeros(n_states, ll.dtype)
 
-    def combine(x, y):
+    def max_plus_product(x, y):
         prod = jnp.max(x[..., :, :, None] + y[..., None, :, :], axis=-2)
-        mx = jnp.max(prod, axis=(-2, -1), keepdims=True)
-        return prod - jnp.where(jnp.isfinite(mx), mx, 0.0)
+        flat = prod.reshape(prod.shape[:-2] + (n_states * n_states,))
+        return _shift_max(flat).reshape(prod.shape)
 
     def block(delta_in, x):
         ll_blk, s_blk, g_blk = x
-        if log_A.ndim == 2:
-            trans = jnp.broadcast_to(log_A, (block_size, n_states, n_states))
-        else:
-            trans = log_A[g_blk]
-        trans = jnp.where(s_blk[:, None, None], zeros[:, None] + log_pi[None, :], trans)
+        trans = jnp.broadcast_to(log_A, (block_size, n_states, n_states)) if log_A.ndim == 2 else log_A[g_blk]
+        trans = jnp.where(s_blk[:, None, None], jnp.broadcast_to(log_pi, (n_states, n_states)), trans)
         elems = trans + ll_blk[:, None, :]
-        first = jnp.where(
-            s_blk[0], jnp.max(delta_in) + log_pi, jnp.max(delta_in[:, None] + trans[0], axis=0)
-        )
-        elems = elems.at[0].set(zeros[:, None] + (first + ll_blk[0])[None, :])
-        prefix = lax.associative_scan(combine, elems)
-        deltas = _shift_max(prefix[:, 0, :])
+        # the block's first step absorbs the incoming message: all its rows are equal
+        first = jnp.where(s_blk[0], jnp.max(delta_in) + log_pi, jnp.max(delta_in[:, None] + trans[0], axis=0))
+        elems = elems.at[0].set(jnp.broadcast_to(first + ll_blk[0], (n_states, n_states)))
+        deltas = _shift_max(lax.associative_scan(max_plus_product, elems)[:, 0, :])
         return deltas[-1], deltas
 
-    _, deltas = lax.scan(
-        block, zeros,
-        (_to_blocks(ll_p, block_size), _to_blocks(s_p, block_size), _to_blocks(g_p, block_size)),
+    return _blocked_scan(
+        block, jnp.zeros(n_states, ll.dtype), (ll, inp.session_starts, inp.groups), (0.0, True, 0),
+        block_size, n_time_bins,
     )
-    return _from_blocks(deltas, n_time_bins)
 
 
 def _compose_backwards(make_maps, xs, pad_values, block_size, n_time_bins):
@@ -686,8 +799,6 @@ def _compose_backwards(make_maps, xs, pad_values, block_size, n_time_bins):
     state ``j`` at ``t + 1``. Maps are built inside each block, so memory
     stays O(block_size K^2). Padding (``pad_values``) must give constant maps.
     """
-    n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
-    xs = _pad_time(xs, n_pad, pad_values)
 
     def compose(later, earlier):
         # suffix composition: (earlier ∘ later)[j] = earlier[later[j]]
@@ -696,13 +807,10 @@ def _compose_backwards(make_maps, xs, pad_values, block_size, n_time_bins):
     def block(z_in, blk):
         m_blk = make_maps(*blk)
         m_blk = m_blk.at[-1].set(jnp.full_like(m_blk[-1], m_blk[-1][z_in]))
-        suffix = lax.associative_scan(compose, m_blk, reverse=True)
-        states = suffix[:, 0]
+        states = lax.associative_scan(compose, m_blk, reverse=True)[:, 0]
         return states[0], states
 
-    blocks = tuple(_to_blocks(a, block_size) for a in xs)
-    _, states = lax.scan(block, jnp.int32(0), blocks, reverse=True)
-    return _from_blocks(states, n_time_bins)
+    return _blocked_scan(block, jnp.int32(0), xs, pad_values, block_size, n_time_bins, reverse=True)
 
 
 def _next_step_inputs(starts, groups):

@@ -139,10 +139,11 @@ def _log_prior(params: ARHMMParams, hyper: _Hyper):
     return log_p
 
 
-@partial(jax.jit, static_argnames=("method",))
-def _em_step(params: ARHMMParams, y, x, starts, weights, hyper: _Hyper, method: str):
-    ll = _masked_log_likelihoods(params, y, x, weights)
-    post = hmm_smoother(params.initial_prob, params.transition_prob, ll, starts, method=method)
+_log_likelihood_program = jax.jit(_masked_log_likelihoods)
+
+
+@jax.jit
+def _m_step_program(params: ARHMMParams, post, y, x, starts, weights, hyper: _Hyper):
     gamma = post.smoothed_probs * weights[:, None]
     initial_counts = (starts & (weights > 0)).astype(gamma.dtype) @ post.smoothed_probs
     coef, intercept, covariances = mniw_map(ar_sufficient_statistics(gamma, y, x), hyper.prior)
@@ -153,14 +154,20 @@ def _em_step(params: ARHMMParams, y, x, starts, weights, hyper: _Hyper, method: 
         intercept=intercept,
         covariances=covariances,
     )
-    return new, post.log_likelihood, _log_prior(params, hyper)
+    return new, _log_prior(params, hyper)
 
 
-@partial(jax.jit, static_argnames=("method",))
-def _smooth(params: ARHMMParams, y, x, starts, weights, method: str):
-    ll = _masked_log_likelihoods(params, y, x, weights)
-    post = hmm_smoother(params.initial_prob, params.transition_prob, ll, starts, method=method)
-    return post.smoothed_probs, post.log_likelihood
+def _posterior(params: ARHMMParams, y, x, starts, weights, method: str):
+    """E-step: on CPUs the smoother's two passes run on two threads (see hmm_smoother)."""
+    ll = _log_likelihood_program(params, y, x, weights)
+    return hmm_smoother(params.initial_prob, params.transition_prob, ll, starts, method=method)
+
+
+def _em_step(params: ARHMMParams, y, x, starts, weights, hyper: _Hyper, method: str):
+    """One EM iteration: three compiled programs, shared by every ARHMM instance."""
+    post = _posterior(params, y, x, starts, weights, method)
+    new, log_prior = _m_step_program(params, post, y, x, starts, weights, hyper)
+    return new, post.log_likelihood, log_prior
 
 
 @partial(jax.jit, static_argnames=("method",))
@@ -757,7 +764,7 @@ class ARHMM(BaseHMM):
         """
         params = self._validated_params()
         data, _, _ = self._prepare(X, session_starts, reset=False)
-        probs, _ = _smooth(params, *self._args(data), method=self._method())
+        probs = _posterior(params, *self._args(data), method=self._method()).smoothed_probs
         return self._proba_output(probs, data, params.initial_prob.shape[0])
 
     def filter_proba(self, X, session_starts=None):
