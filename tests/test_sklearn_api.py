@@ -30,7 +30,7 @@ EXPECTED_FAILED_CHECKS = {
     "check_estimators_nan_inf": (
         "By design (pynapple convention) NaN rows at a session's border are dropped, not "
         "rejected; the check puts its NaN at time bin 0. NaN inside a session and inf raise "
-        "ValueError (tests/test_errors.py)."
+        "ValueError (tests/test_pynapple_and_errors.py)."
     ),
 }
 
