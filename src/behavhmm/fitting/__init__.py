@@ -1,5 +1,6 @@
-"""Fitting loops shared by every model (EM now; Gibbs sampling slots in beside it)."""
+"""Fitting loops shared by every model: EM and Gibbs sampling."""
 
 from .em import EMResult, run_em
+from .gibbs import GibbsResult, run_gibbs
 
-__all__ = ["EMResult", "run_em"]
+__all__ = ["EMResult", "GibbsResult", "run_em", "run_gibbs"]
