@@ -1,4 +1,5 @@
-"""Keypoint formats: round trips through files we write, fixtures written by other libraries, detection, errors."""
+"""Keypoint formats: round trips through files we write, fixtures written by other libraries, "
+"detection, errors."""
 
 from __future__ import annotations
 
@@ -17,19 +18,24 @@ DEEPOF_TWO = "pose-deepof-mice/testDLC_h5_table_madlc.h5"
 FLIES_SLP = "pose-sleap-courtship-flies/courtship_3000f.predictions.slp"
 
 
-def _dlc_frame(values, bodyparts, individuals=None, coords=("x", "y", "likelihood"), scorer="DLC_test"):
+def _dlc_frame(
+    values, bodyparts, individuals=None, coords=("x", "y", "likelihood"), scorer="DLC_test"
+):
     """A DeepLabCut-style DataFrame from an array (frames, [individuals,] bodyparts, coords)."""
     pd = pytest.importorskip("pandas")
     if individuals is None:
-        cols = pd.MultiIndex.from_product([[scorer], bodyparts, coords], names=["scorer", "bodyparts", "coords"])
+        cols = pd.MultiIndex.from_product(
+            [[scorer], bodyparts, coords], names=["scorer", "bodyparts", "coords"]
+        )
     else:
         cols = pd.MultiIndex.from_product(
-            [[scorer], individuals, bodyparts, coords], names=["scorer", "individuals", "bodyparts", "coords"]
+            [[scorer], individuals, bodyparts, coords],
+            names=["scorer", "individuals", "bodyparts", "coords"],
         )
     return pd.DataFrame(values.reshape(len(values), -1), columns=cols)
 
 
-# --- DeepLabCut -------------------------------------------------------------------------------------------
+# --- DeepLabCut -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("multi", [False, True])
@@ -42,7 +48,11 @@ def test_dlc_csv_with_three_or_four_header_rows_round_trips(tmp_path, rng, multi
     df = _dlc_frame(values, ["nose", "ear", "tail"], individuals)
     df.to_csv(tmp_path / "pred.csv")
     with open(tmp_path / "pred.csv") as handle:
-        n_header = sum(1 for line in handle if line.split(",")[0] in ("scorer", "individuals", "bodyparts", "coords"))
+        n_header = sum(
+            1
+            for line in handle
+            if line.split(",")[0] in ("scorer", "individuals", "bodyparts", "coords")
+        )
     assert n_header == (4 if multi else 3)
     assert detect_format(tmp_path / "pred.csv") == "deeplabcut"
     sessions = load_keypoints(tmp_path / "pred.csv")
@@ -57,9 +67,15 @@ def test_dlc_csv_with_three_or_four_header_rows_round_trips(tmp_path, rng, multi
 def test_dlc_labelled_data_csv_with_three_index_columns(tmp_path, rng):
     pd = pytest.importorskip("pandas")
     values = rng.uniform(0, 100, size=(4, 2, 2))
-    cols = pd.MultiIndex.from_product([["me"], ["nose", "tail"], ["x", "y"]], names=["scorer", "bodyparts", "coords"])
-    index = pd.MultiIndex.from_tuples([("labeled-data", "vid", f"img{i:03d}.png") for i in range(4)])
-    pd.DataFrame(values.reshape(4, -1), index=index, columns=cols).to_csv(tmp_path / "CollectedData_me.csv")
+    cols = pd.MultiIndex.from_product(
+        [["me"], ["nose", "tail"], ["x", "y"]], names=["scorer", "bodyparts", "coords"]
+    )
+    index = pd.MultiIndex.from_tuples(
+        [("labeled-data", "vid", f"img{i:03d}.png") for i in range(4)]
+    )
+    pd.DataFrame(values.reshape(4, -1), index=index, columns=cols).to_csv(
+        tmp_path / "CollectedData_me.csv"
+    )
     (data,) = load_keypoints(tmp_path / "CollectedData_me.csv")
     np.testing.assert_allclose(data.coordinates, values, rtol=1e-15)
     np.testing.assert_array_equal(data.confidence, 1.0)  # labels carry no likelihood
@@ -90,7 +106,7 @@ def test_dlc_h5_with_several_tables_picks_the_predictions_or_says_which(tmp_path
         load_keypoints(tmp_path / "odd.h5")
 
 
-# --- movement ---------------------------------------------------------------------------------------------
+# --- movement -------------------------------------------------------------------------------------
 
 
 def test_movement_fixture_written_by_movement_2d():
@@ -102,7 +118,11 @@ def test_movement_fixture_written_by_movement_2d():
     path = DATA / "movement_0.15_poses_2d.nc"
     assert detect_format(path) == "movement"
     sessions = load_keypoints(path)
-    assert sessions.individuals == ["mouse_a", "mouse_b"] and sessions.bodyparts == ("nose", "neck", "tail")
+    assert sessions.individuals == ["mouse_a", "mouse_b"] and sessions.bodyparts == (
+        "nose",
+        "neck",
+        "tail",
+    )
     assert sessions[0].fps == 25.0
     np.testing.assert_allclose(sessions[0].timestamps, np.arange(12) / 25)
     np.testing.assert_array_equal(sessions[0].frames, np.arange(12))
@@ -134,7 +154,9 @@ def test_movement_netcdf_written_from_a_real_dlc_file_round_trips(shared_data, t
     pytest.importorskip("tables")
     dlc = load_keypoints(shared_data / DEEPOF_TWO, fps=30)
     kp, ind = ("keypoints", "individuals") if plural else ("keypoint", "individual")
-    position = np.stack([s.coordinates for s in dlc], axis=-1).transpose(0, 2, 1, 3)  # time, space, kp, ind
+    position = np.stack([s.coordinates for s in dlc], axis=-1).transpose(
+        0, 2, 1, 3
+    )  # time, space, kp, ind
     confidence = np.stack([s.confidence for s in dlc], axis=-1)
     ds = xr.Dataset(
         {
@@ -147,7 +169,12 @@ def test_movement_netcdf_written_from_a_real_dlc_file_round_trips(shared_data, t
             kp: list(dlc.bodyparts),
             ind: dlc.individuals,
         },
-        attrs={"fps": 30.0, "time_unit": "seconds", "source_software": "DeepLabCut", "ds_type": "poses"},
+        attrs={
+            "fps": 30.0,
+            "time_unit": "seconds",
+            "source_software": "DeepLabCut",
+            "ds_type": "poses",
+        },
     )
     # store position in another dimension order: the reader must go by names, not positions
     ds["position"] = ds["position"].transpose(ind, "space", "time", kp)
@@ -178,7 +205,7 @@ def test_movement_bboxes_and_foreign_netcdf_are_refused(tmp_path):
         load_keypoints(tmp_path / "weather.nc", format="movement")
 
 
-# --- Anipose ----------------------------------------------------------------------------------------------
+# --- Anipose --------------------------------------------------------------------------------------
 
 
 @pytest.mark.shared_data
@@ -192,7 +219,9 @@ def test_anipose_csv_written_from_real_3d_reaching_data(shared_data, tmp_path, r
     for k, bp in enumerate(dlc.bodyparts):  # Anipose's triangulate output, column for column
         for d, axis in enumerate("xyz"):
             columns[f"{bp}_{axis}"] = dlc.coordinates[:, k, d]
-        columns[f"{bp}_error"] = np.where(missing[:, k], np.nan, rng.uniform(0, 5, size=dlc.n_frames))
+        columns[f"{bp}_error"] = np.where(
+            missing[:, k], np.nan, rng.uniform(0, 5, size=dlc.n_frames)
+        )
         columns[f"{bp}_ncams"] = np.where(missing[:, k], np.nan, 2.0)
         columns[f"{bp}_score"] = score[:, k]
     for i in range(3):
@@ -205,7 +234,9 @@ def test_anipose_csv_written_from_real_3d_reaching_data(shared_data, tmp_path, r
 
     assert detect_format(tmp_path / "reach.csv") == "anipose"
     (back,) = load_keypoints(tmp_path / "reach.csv")
-    assert back.format == "anipose" and back.bodyparts == dlc.bodyparts  # no M/center/fnum bodyparts
+    assert (
+        back.format == "anipose" and back.bodyparts == dlc.bodyparts
+    )  # no M/center/fnum bodyparts
     assert back.coordinates.shape == (800, 33, 3)
     np.testing.assert_allclose(back.coordinates, dlc.coordinates, rtol=1e-15, equal_nan=True)
     np.testing.assert_allclose(back.confidence, np.nan_to_num(score, nan=0.0), rtol=1e-15)
@@ -215,15 +246,22 @@ def test_anipose_csv_written_from_real_3d_reaching_data(shared_data, tmp_path, r
 def test_anipose_center_x_columns_are_not_a_bodypart(tmp_path):
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame(
-        {"nose_x": [1.0], "nose_y": [2.0], "nose_z": [3.0], "nose_score": [0.5],
-         "center_x": [9.0], "center_y": [9.0], "center_z": [9.0]}
+        {
+            "nose_x": [1.0],
+            "nose_y": [2.0],
+            "nose_z": [3.0],
+            "nose_score": [0.5],
+            "center_x": [9.0],
+            "center_y": [9.0],
+            "center_z": [9.0],
+        }
     )
     df.to_csv(tmp_path / "a.csv", index=False)
     (data,) = load_keypoints(tmp_path / "a.csv")
     assert data.bodyparts == ("nose",)
 
 
-# --- NWB --------------------------------------------------------------------------------------------------
+# --- NWB ------------------------------------------------------------------------------------------
 
 
 def _write_ndx_pose_nwb(path, individuals, *, rate=None, timestamps=None):
@@ -254,7 +292,10 @@ def _write_ndx_pose_nwb(path, individuals, *, rate=None, timestamps=None):
         ]
         module.add(
             ndx_pose.PoseEstimation(
-                name=name, pose_estimation_series=series, skeleton=skeleton, source_software="synthetic"
+                name=name,
+                pose_estimation_series=series,
+                skeleton=skeleton,
+                source_software="synthetic",
             )
         )
     module.add(ndx_pose.Skeletons(skeletons=skeletons))
@@ -267,7 +308,10 @@ def test_nwb_ndx_pose_current_layout_with_rate_and_with_timestamps(tmp_path, rng
     xy[7, 1] = np.nan
     conf = rng.uniform(0, 1, size=(50, 3))
     other = rng.uniform(0, 100, size=(50, 3, 2))
-    animals = {"mouse_b": (other, conf, ["tail", "nose", "ear"]), "mouse_a": (xy, conf, ["nose", "ear", "tail"])}
+    animals = {
+        "mouse_b": (other, conf, ["tail", "nose", "ear"]),
+        "mouse_a": (xy, conf, ["nose", "ear", "tail"]),
+    }
     _write_ndx_pose_nwb(tmp_path / "rate.nwb", animals, rate=40.0)
     assert detect_format(tmp_path / "rate.nwb") == "nwb"
     sessions = load_keypoints(tmp_path / "rate.nwb")
@@ -282,7 +326,9 @@ def test_nwb_ndx_pose_current_layout_with_rate_and_with_timestamps(tmp_path, rng
     np.testing.assert_array_equal(b.coordinates, other[:, [1, 2, 0]])
 
     t = np.cumsum(rng.uniform(0.009, 0.011, size=50)) + 100.0  # a real, jittery clock in seconds
-    _write_ndx_pose_nwb(tmp_path / "clock.nwb", {"m": (xy, conf, ["nose", "ear", "tail"])}, timestamps=t)
+    _write_ndx_pose_nwb(
+        tmp_path / "clock.nwb", {"m": (xy, conf, ["nose", "ear", "tail"])}, timestamps=t
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         (m,) = load_keypoints(tmp_path / "clock.nwb")
@@ -291,7 +337,9 @@ def test_nwb_ndx_pose_current_layout_with_rate_and_with_timestamps(tmp_path, rng
 
 
 @pytest.mark.shared_data
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # sleap-io's writer uses old ndx-pose arguments
+@pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning"
+)  # sleap-io's writer uses old ndx-pose arguments
 def test_nwb_written_by_sleap_io_with_dropped_frames_matches_the_slp(shared_data, tmp_path):
     sio = pytest.importorskip("sleap_io")
     pytest.importorskip("pynwb")
@@ -305,7 +353,7 @@ def test_nwb_written_by_sleap_io_with_dropped_frames_matches_the_slp(shared_data
     np.testing.assert_allclose(nwb.confidence, slp.confidence, rtol=1e-6)
 
 
-# --- SLEAP analysis ---------------------------------------------------------------------------------------
+# --- SLEAP analysis -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("matlab_order", [True, False])
@@ -331,11 +379,13 @@ def test_sleap_analysis_h5_with_point_scores_in_both_orientations(tmp_path, rng,
     np.testing.assert_array_equal(sessions[1].confidence, expected)
 
 
-# --- containers -------------------------------------------------------------------------------------------
+# --- containers -----------------------------------------------------------------------------------
 
 
 def _session(n, bodyparts=("a", "b"), n_dims=2, **kwargs):
-    return KeypointData(np.zeros((n, len(bodyparts), n_dims)), np.ones((n, len(bodyparts))), bodyparts, **kwargs)
+    return KeypointData(
+        np.zeros((n, len(bodyparts), n_dims)), np.ones((n, len(bodyparts))), bodyparts, **kwargs
+    )
 
 
 def test_sessions_concatenate_with_starts_and_refuse_mismatches():
@@ -371,9 +421,13 @@ def test_keypoint_data_validates_and_marks_missing_points():
     coords = np.zeros((2, 2, 2))
     coords[1, 0, 1] = np.nan
     data = KeypointData(coords, np.full((2, 2), 1.5), ["a", "b"], fps=5)
-    np.testing.assert_array_equal(data.confidence, [[1.0, 1.0], [0.0, 1.0]])  # clipped, 0 where missing
+    np.testing.assert_array_equal(
+        data.confidence, [[1.0, 1.0], [0.0, 1.0]]
+    )  # clipped, 0 where missing
     np.testing.assert_allclose(data.timestamps, [0.0, 0.2])
-    with pytest.raises(ValueError, match=r"coordinates must have shape \(n_frames, n_keypoints, n_dims\)"):
+    with pytest.raises(
+        ValueError, match=r"coordinates must have shape \(n_frames, n_keypoints, n_dims\)"
+    ):
         KeypointData(np.zeros((2, 2)), np.ones((2, 2)), ["a", "b"])
     with pytest.raises(ValueError, match=r"confidence must have shape"):
         KeypointData(coords, np.ones((2, 3)), ["a", "b"])
@@ -383,11 +437,13 @@ def test_keypoint_data_validates_and_marks_missing_points():
         KeypointData(coords, np.ones((2, 2)), ["a", "a"])
     with pytest.raises(ValueError, match="fps must be a positive"):
         KeypointData(coords, np.ones((2, 2)), ["a", "b"], fps=0)
-    with pytest.raises(ValueError, match=r"bodyparts \['z'\] not found .* available bodyparts: \['a', 'b'\]"):
+    with pytest.raises(
+        ValueError, match=r"bodyparts \['z'\] not found .* available bodyparts: \['a', 'b'\]"
+    ):
         data.select_bodyparts(["a", "z"])
 
 
-# --- detection and errors ---------------------------------------------------------------------------------
+# --- detection and errors -------------------------------------------------------------------------
 
 
 def test_errors_name_the_argument_and_what_was_expected(tmp_path):
@@ -401,11 +457,15 @@ def test_errors_name_the_argument_and_what_was_expected(tmp_path):
     (tmp_path / "fake.h5").write_text("not hdf5")
     with pytest.raises(ValueError, match="not an HDF5 file"):
         detect_format(tmp_path / "fake.h5")
-    with pytest.raises(ValueError, match=r"format='openpose' is not supported; use one of \['anipose'"):
+    with pytest.raises(
+        ValueError, match=r"format='openpose' is not supported; use one of \['anipose'"
+    ):
         load_keypoints(tmp_path / "notes.txt", format="openpose")
     with pytest.raises(TypeError, match="format must be a string"):
         load_keypoints(tmp_path / "notes.txt", format=3)
-    with pytest.raises(TypeError, match="bodyparts must be a sequence of names, got the string 'nose'"):
+    with pytest.raises(
+        TypeError, match="bodyparts must be a sequence of names, got the string 'nose'"
+    ):
         load_keypoints(tmp_path / "notes.txt", bodyparts="nose")
     with pytest.raises(TypeError, match="path must be a file path"):
         load_keypoints(42)
@@ -420,8 +480,12 @@ def test_errors_name_the_argument_and_what_was_expected(tmp_path):
 def test_missing_individuals_and_bodyparts_are_reported_with_what_exists(tmp_path):
     pytest.importorskip("tables")
     values = np.ones((4, 2, 2, 3))
-    _dlc_frame(values, ["nose", "tail"], ["m1", "m2"]).to_hdf(tmp_path / "ma.h5", key="tracks", mode="w")
-    with pytest.raises(ValueError, match=r"individuals \['m3'\] not found in .*ma.h5; it holds \['m1', 'm2'\]"):
+    _dlc_frame(values, ["nose", "tail"], ["m1", "m2"]).to_hdf(
+        tmp_path / "ma.h5", key="tracks", mode="w"
+    )
+    with pytest.raises(
+        ValueError, match=r"individuals \['m3'\] not found in .*ma.h5; it holds \['m1', 'm2'\]"
+    ):
         load_keypoints(tmp_path / "ma.h5", individuals=["m3"])
     with pytest.raises(ValueError, match=r"bodyparts \['ear'\] not found for individual 'm1'"):
         load_keypoints(tmp_path / "ma.h5", bodyparts=["nose", "ear"])
@@ -437,7 +501,11 @@ def test_sleap_slp_without_tracks_is_one_animal_unless_frames_hold_several(tmp_p
     video = sio.Video(filename="fake.mp4", open_backend=False)
     frames = [
         sio.LabeledFrame(
-            video=video, frame_idx=i, instances=[sio.Instance.from_numpy(np.array([[i, 1.0], [2.0, np.nan]]), skeleton=skeleton)]
+            video=video,
+            frame_idx=i,
+            instances=[
+                sio.Instance.from_numpy(np.array([[i, 1.0], [2.0, np.nan]]), skeleton=skeleton)
+            ],
         )
         for i in range(5)
     ]

@@ -1,4 +1,5 @@
-"""Every loader on every real recording in ../shared/data, checked against the numbers in its README."""
+"""Every loader on every real recording in ../shared/data, checked against the numbers in its "
+"README."""
 
 from __future__ import annotations
 
@@ -23,12 +24,35 @@ REACHING = "pose-dlc2kinematics-reaching/reachingDEMO_{}.h5"
 GOLDEN = "dlc_golden_mouse/golden_mouseDLC_dlcrnetms5_golden_mouseOct19shuffle1_2000.h5"
 MULTI_SHORT = "dlc_multi_mouse_short/m3v1mp4shortDLC_effnet_b0_multi_mouseApr12shuffle1_5_el"
 FLY_NODES = [
-    "head", "thorax", "abdomen", "wingL", "wingR", "forelegL4", "forelegR4",
-    "midlegL4", "midlegR4", "hindlegL4", "hindlegR4", "eyeL", "eyeR",
+    "head",
+    "thorax",
+    "abdomen",
+    "wingL",
+    "wingR",
+    "forelegL4",
+    "forelegR4",
+    "midlegL4",
+    "midlegR4",
+    "hindlegL4",
+    "hindlegR4",
+    "eyeL",
+    "eyeR",
 ]
 DEEPOF_BODYPARTS = [
-    "Nose", "Left_ear", "Right_ear", "Left_fhip", "Right_fhip", "Left_bhip", "Right_bhip",
-    "Spine_1", "Center", "Spine_2", "Tail_base", "Tail_1", "Tail_2", "Tail_tip",
+    "Nose",
+    "Left_ear",
+    "Right_ear",
+    "Left_fhip",
+    "Right_fhip",
+    "Left_bhip",
+    "Right_bhip",
+    "Spine_1",
+    "Center",
+    "Spine_2",
+    "Tail_base",
+    "Tail_1",
+    "Tail_2",
+    "Tail_tip",
 ]
 
 
@@ -59,7 +83,14 @@ def test_bsoid_h5_and_csv_agree_and_clips_become_sessions(shared_data):
     csv = load_keypoints(shared_data / (BSOID.format(1) + ".csv"), format="dlc")
     (one,) = h5
     assert one.coordinates.shape == (7200, 6, 2)
-    assert one.bodyparts == ("Snout", "Front Paw R", "Front Paw L", "Hind Paw R", "Hind Paw L", "Butt/Proximal Tail")
+    assert one.bodyparts == (
+        "Snout",
+        "Front Paw R",
+        "Front Paw L",
+        "Hind Paw R",
+        "Hind Paw L",
+        "Butt/Proximal Tail",
+    )
     assert one.format == "deeplabcut" and one.fps is None and one.timestamps is None
     assert not np.isnan(one.coordinates).any()
     np.testing.assert_array_equal(csv[0].coordinates, one.coordinates)
@@ -80,7 +111,12 @@ def test_openfield_nwb_matches_its_dlc_file_and_frames_are_not_seconds(shared_da
     pytest.importorskip("pynwb")
     pytest.importorskip("ndx_pose")
     dlc = load_keypoints(shared_data / (OPENFIELD + ".h5"))[0]
-    assert dlc.coordinates.shape == (2330, 4, 2) and dlc.bodyparts == ("snout", "leftear", "rightear", "tailbase")
+    assert dlc.coordinates.shape == (2330, 4, 2) and dlc.bodyparts == (
+        "snout",
+        "leftear",
+        "rightear",
+        "tailbase",
+    )
     low = dlc.confidence < 0.9
     assert low.mean() == pytest.approx(0.001, abs=0.0005)
     # the README says "ears only"; in fact 10 of the 11 low points are ears and 1 is the snout
@@ -112,11 +148,15 @@ def test_sleap_slp_and_analysis_h5_agree(shared_data):
     missing = np.isnan(slp.coordinates[..., 0])
     assert missing.mean() == pytest.approx(0.020, abs=0.0005)
     worst = missing.mean(axis=0)
-    assert FLY_NODES[int(np.argmax(worst))] == "hindlegR4" and worst.max() == pytest.approx(0.062, abs=0.0005)
+    assert FLY_NODES[int(np.argmax(worst))] == "hindlegR4" and worst.max() == pytest.approx(
+        0.062, abs=0.0005
+    )
     # scores: clipped to [0, 1], 0 where missing; the analysis file has none (ones where tracked)
     assert slp.confidence.max() <= 1.0 and np.all(slp.confidence[missing] == 0)
     assert np.median(slp.confidence[~missing]) == pytest.approx(0.79, abs=0.01)
-    assert np.mean(slp.confidence < 0.5) == pytest.approx(0.12, abs=0.005)  # missing points count as 0
+    assert np.mean(slp.confidence < 0.5) == pytest.approx(
+        0.12, abs=0.005
+    )  # missing points count as 0
     np.testing.assert_array_equal(h5.confidence, (~missing).astype(float))
 
 
@@ -126,13 +166,17 @@ def test_sleap_user_labels_and_fragmented_tracks(shared_data):
     assert clip.individuals == ["female", "male"] and clip.coordinates.shape == (3000, 13, 2)
     missing = np.isnan(clip.coordinates[..., 0])
     assert missing.mean() == pytest.approx(0.016, abs=0.0005)
-    np.testing.assert_array_equal(clip.confidence, (~missing).astype(float))  # user labels: no scores
+    np.testing.assert_array_equal(
+        clip.confidence, (~missing).astype(float)
+    )  # user labels: no scores
     assert clip[1].timestamps[-1] == pytest.approx(1499 / 25)
 
     pair = load_keypoints(shared_data / FLIES / "centered_pair_predictions.slp")
     assert len(pair) == 27 and pair[0].coordinates.shape == (1100, 24, 2)
     assert np.isnan(pair.coordinates[..., 0]).mean() == pytest.approx(0.93, abs=0.005)
-    two = load_keypoints(shared_data / FLIES / "centered_pair_predictions.slp", individuals=["1", "2"])
+    two = load_keypoints(
+        shared_data / FLIES / "centered_pair_predictions.slp", individuals=["1", "2"]
+    )
     assert two.individuals == ["1", "2"]
     assert np.isnan(two.coordinates[..., 0]).mean() == pytest.approx(0.082, abs=0.001)
     assert two.bodyparts[:4] == ("head", "neck", "thorax", "abdomen")
@@ -167,7 +211,11 @@ def test_deepof_multi_animal_zeros_become_nan_and_bodyparts_reorder(shared_data)
 
     # two files listing the same bodyparts in different orders share one axis automatically
     together = load_keypoints([shared_data / DEEPOF_ONE, shared_data / DEEPOF_TWO])
-    assert together.bodyparts == tuple(DEEPOF_BODYPARTS) and together.coordinates.shape == (651, 14, 2)
+    assert together.bodyparts == tuple(DEEPOF_BODYPARTS) and together.coordinates.shape == (
+        651,
+        14,
+        2,
+    )
     np.testing.assert_array_equal(together.coordinates[451:551], multi.coordinates[:100])
 
 
@@ -184,30 +232,54 @@ def test_reaching_2d_and_3d(shared_data):
     assert missing.mean() == pytest.approx(0.175, abs=0.001)
     for name in ("Left_elbow", "L_Finger4"):
         assert missing[:, three.bodyparts.index(name)].all()
-    np.testing.assert_array_equal(three.confidence, (~missing).astype(float))  # 3-D DLC has no likelihood
+    np.testing.assert_array_equal(
+        three.confidence, (~missing).astype(float)
+    )  # 3-D DLC has no likelihood
     assert np.nanmin(three.coordinates) > -3.5 and np.nanmax(three.coordinates) < 11.5
 
 
 def test_golden_mouse_and_the_tail_free_subset(shared_data):
     (mouse,) = load_keypoints(shared_data / GOLDEN, fps=30)
     assert mouse.coordinates.shape == (4860, 27, 2) and not np.isnan(mouse.coordinates).any()
-    assert mouse.bodyparts[:3] == ("nose", "left_ear", "right_ear") and mouse.bodyparts[-1] == "head_midpoint"
+    assert (
+        mouse.bodyparts[:3] == ("nose", "left_ear", "right_ear")
+        and mouse.bodyparts[-1] == "head_midpoint"
+    )
     assert np.median(mouse.confidence) == pytest.approx(0.95, abs=0.01)
     assert np.mean(mouse.confidence < 0.3) == pytest.approx(0.059, abs=0.001)
     keep = [
-        "nose", "left_ear", "right_ear", "neck", "mid_back", "mouse_center", "mid_backend", "mid_backend2",
-        "mid_backend3", "tail_base", "left_shoulder", "left_midside", "left_hip", "right_shoulder",
-        "right_midside", "right_hip",
+        "nose",
+        "left_ear",
+        "right_ear",
+        "neck",
+        "mid_back",
+        "mouse_center",
+        "mid_backend",
+        "mid_backend2",
+        "mid_backend3",
+        "tail_base",
+        "left_shoulder",
+        "left_midside",
+        "left_hip",
+        "right_shoulder",
+        "right_midside",
+        "right_hip",
     ]
     body = load_keypoints(shared_data / GOLDEN, bodyparts=keep)
     assert body.coordinates.shape == (4860, 16, 2)
-    np.testing.assert_array_equal(body.coordinates[:, 9], mouse.coordinates[:, mouse.bodyparts.index("tail_base")])
+    np.testing.assert_array_equal(
+        body.coordinates[:, 9], mouse.coordinates[:, mouse.bodyparts.index("tail_base")]
+    )
 
 
 def test_dlc_multi_animal_toy_project_h5_and_four_row_csv(shared_data):
     h5 = load_keypoints(shared_data / (MULTI_SHORT + ".h5"))
     assert h5.individuals == ["individual1", "individual2", "individual3"]
-    assert h5.bodyparts == ("bodypart1", "bodypart2", "bodypart3") and h5.coordinates.shape == (93, 3, 2)
+    assert h5.bodyparts == ("bodypart1", "bodypart2", "bodypart3") and h5.coordinates.shape == (
+        93,
+        3,
+        2,
+    )
     per_point = np.isnan(h5.coordinates[..., 0]).reshape(3, 31, 3).mean(axis=1)
     assert per_point.min() >= 0.35 and per_point.max() <= 0.43
     assert h5.confidence.max() == pytest.approx(0.93, abs=0.005)
@@ -216,10 +288,14 @@ def test_dlc_multi_animal_toy_project_h5_and_four_row_csv(shared_data):
 
     csv = load_keypoints(shared_data / (MULTI_SHORT + "_filtered.csv"))
     assert csv.individuals == h5.individuals and csv.coordinates.shape == (93, 3, 2)
-    raw = pd.read_csv(shared_data / (MULTI_SHORT + "_filtered.csv"), header=[0, 1, 2, 3], index_col=0)
+    raw = pd.read_csv(
+        shared_data / (MULTI_SHORT + "_filtered.csv"), header=[0, 1, 2, 3], index_col=0
+    )
     overall = np.isnan(raw.to_numpy()).mean()
     assert overall == pytest.approx(0.311, abs=0.001)
-    assert not np.array_equal(csv.coordinates, h5.coordinates, equal_nan=True)  # filtered: values differ
+    assert not np.array_equal(
+        csv.coordinates, h5.coordinates, equal_nan=True
+    )  # filtered: values differ
 
 
 def test_sessions_to_pynapple_feed_the_estimators_session_logic(shared_data):

@@ -28,7 +28,9 @@ def anipose_bodyparts(columns) -> list[str]:
         if not c.endswith("_x"):
             continue
         name = c[:-2]
-        if f"{name}_y" in present and any(f"{name}{s}" in present for s in ANIPOSE_QUALITY_SUFFIXES):
+        if f"{name}_y" in present and any(
+            f"{name}{s}" in present for s in ANIPOSE_QUALITY_SUFFIXES
+        ):
             names.append(name)
     return names
 
@@ -46,21 +48,30 @@ def load_anipose(path: Path) -> list[KeypointData]:
     try:
         import pandas as pd
     except ImportError as exc:  # pragma: no cover - pandas comes with pynapple
-        raise ImportError("reading Anipose files needs pandas: pip install 'behavhmm[io]'.") from exc
+        raise ImportError(
+            "reading Anipose files needs pandas: pip install 'behavhmm[io]'."
+        ) from exc
     df = pd.read_csv(path)
     bodyparts = anipose_bodyparts(df.columns)
     if not bodyparts:
         raise ValueError(
-            f"{path} is not an Anipose CSV: no <bodypart>_x/_y columns with _error, _ncams or _score beside them."
+            f"{path} is not an Anipose CSV: no <bodypart>_x/_y columns with _error, _ncams or "
+            "_score beside them."
         )
     has_z = all(f"{b}_z" in df.columns for b in bodyparts)
     axes = ("x", "y", "z") if has_z else ("x", "y")
     xyz = np.stack(
-        [np.stack([df[f"{b}_{a}"].to_numpy(dtype=np.float64) for a in axes], axis=1) for b in bodyparts], axis=1
+        [
+            np.stack([df[f"{b}_{a}"].to_numpy(dtype=np.float64) for a in axes], axis=1)
+            for b in bodyparts
+        ],
+        axis=1,
     )
     conf = np.stack(
         [
-            df[f"{b}_score"].to_numpy(dtype=np.float64) if f"{b}_score" in df.columns else np.ones(len(df))
+            df[f"{b}_score"].to_numpy(dtype=np.float64)
+            if f"{b}_score" in df.columns
+            else np.ones(len(df))
             for b in bodyparts
         ],
         axis=1,

@@ -21,7 +21,9 @@ def _require_pandas():
     try:
         import pandas as pd
     except ImportError as exc:  # pragma: no cover - pandas comes with pynapple
-        raise ImportError("reading DeepLabCut files needs pandas: pip install 'behavhmm[io]'.") from exc
+        raise ImportError(
+            "reading DeepLabCut files needs pandas: pip install 'behavhmm[io]'."
+        ) from exc
     return pd
 
 
@@ -32,7 +34,8 @@ def read_dlc_h5(path: Path):
         import tables  # noqa: F401
     except ImportError as exc:
         raise ImportError(
-            "reading DeepLabCut .h5 files needs PyTables (pandas' HDF5 backend): pip install 'behavhmm[io]'."
+            "reading DeepLabCut .h5 files needs PyTables (pandas' HDF5 backend): pip install "
+            "'behavhmm[io]'."
         ) from exc
     with pd.HDFStore(path, mode="r") as store:
         keys = store.keys()
@@ -44,7 +47,8 @@ def read_dlc_h5(path: Path):
             preferred = [k for k in _PREFERRED_KEYS if k in keys]
             if not preferred:
                 raise ValueError(
-                    f"{path} holds several pandas tables {keys}; DeepLabCut predictions are stored under "
+                    f"{path} holds several pandas tables {keys}; DeepLabCut predictions are stored "
+                    "under "
                     f"{[k.strip('/') for k in _PREFERRED_KEYS]}."
                 )
             key = preferred[0]
@@ -94,7 +98,9 @@ def _frames_from_index(index) -> np.ndarray | None:
     return None
 
 
-def dataframe_to_sessions(df, *, source: str | None, format: str = "deeplabcut") -> list[KeypointData]:
+def dataframe_to_sessions(
+    df, *, source: str | None, format: str = "deeplabcut"
+) -> list[KeypointData]:
     """Split a DeepLabCut DataFrame into one `KeypointData` per individual.
 
     The columns are a MultiIndex ``scorer/[individuals/]bodyparts/coords``
@@ -106,7 +112,8 @@ def dataframe_to_sessions(df, *, source: str | None, format: str = "deeplabcut")
     columns = df.columns
     if not isinstance(columns, pd.MultiIndex) or columns.nlevels not in (3, 4):
         raise ValueError(
-            f"{source}: a DeepLabCut table has MultiIndex columns scorer/[individuals/]bodyparts/coords, "
+            f"{source}: a DeepLabCut table has MultiIndex columns "
+            "scorer/[individuals/]bodyparts/coords, "
             f"got {columns.nlevels if isinstance(columns, pd.MultiIndex) else 1} column level(s)."
         )
     names = [str(n).lower() if n is not None else None for n in columns.names]

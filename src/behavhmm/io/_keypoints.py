@@ -13,7 +13,9 @@ __all__ = ["KeypointData", "KeypointSessions"]
 
 def _names(values, name: str) -> tuple[str, ...]:
     if isinstance(values, str):
-        raise TypeError(f"{name} must be a sequence of names, got the string {values!r}; wrap it in a list.")
+        raise TypeError(
+            f"{name} must be a sequence of names, got the string {values!r}; wrap it in a list."
+        )
     out = tuple(str(v) for v in values)
     if len(set(out)) != len(out):
         dupes = sorted({v for v in out if out.count(v) > 1})
@@ -90,10 +92,18 @@ class KeypointData:
             )
         bodyparts = _names(self.bodyparts, "bodyparts")
         if len(bodyparts) != n_keypoints:
-            raise ValueError(f"bodyparts has {len(bodyparts)} names but coordinates has {n_keypoints} keypoints.")
+            raise ValueError(
+                f"bodyparts has {len(bodyparts)} names but coordinates has {n_keypoints} keypoints."
+            )
         if self.fps is not None and not (np.isfinite(self.fps) and self.fps > 0):
-            raise ValueError(f"fps must be a positive number of frames per second or None, got {self.fps!r}.")
-        frames = np.arange(n_frames, dtype=np.int64) if self.frames is None else np.asarray(self.frames, np.int64)
+            raise ValueError(
+                f"fps must be a positive number of frames per second or None, got {self.fps!r}."
+            )
+        frames = (
+            np.arange(n_frames, dtype=np.int64)
+            if self.frames is None
+            else np.asarray(self.frames, np.int64)
+        )
         if frames.shape != (n_frames,):
             raise ValueError(f"frames must have shape ({n_frames},), got {frames.shape}.")
         timestamps = self.timestamps
@@ -102,7 +112,9 @@ class KeypointData:
         if timestamps is not None:
             timestamps = np.asarray(timestamps, dtype=np.float64)
             if timestamps.shape != (n_frames,):
-                raise ValueError(f"timestamps must have shape ({n_frames},), got {timestamps.shape}.")
+                raise ValueError(
+                    f"timestamps must have shape ({n_frames},), got {timestamps.shape}."
+                )
         missing = np.isnan(coords).any(axis=2)
         conf = np.where(missing | np.isnan(conf), 0.0, np.clip(conf, 0.0, 1.0))
         object.__setattr__(self, "coordinates", coords)
@@ -161,7 +173,10 @@ class KeypointData:
             )
         index = [self.bodyparts.index(b) for b in wanted]
         return replace(
-            self, coordinates=self.coordinates[:, index], confidence=self.confidence[:, index], bodyparts=wanted
+            self,
+            coordinates=self.coordinates[:, index],
+            confidence=self.confidence[:, index],
+            bodyparts=wanted,
         )
 
     def to_pynapple(self):
@@ -184,7 +199,8 @@ class KeypointData:
         fps = "unknown" if self.fps is None else f"{self.fps:g}"
         return (
             f"KeypointData(individual={self.individual!r}, n_frames={self.n_frames}, "
-            f"n_keypoints={self.n_keypoints}, n_dims={self.n_dims}, fps={fps}, format={self.format!r}, "
+            f"n_keypoints={self.n_keypoints}, n_dims={self.n_dims}, fps={fps}, "
+            f"format={self.format!r}, "
             f"source={self.source!r})"
         )
 
@@ -273,7 +289,9 @@ class KeypointSessions(Sequence):
 
     def _check_compatible(self) -> None:
         if not self._sessions:
-            raise ValueError("there are no sessions to concatenate (no file held the requested individuals).")
+            raise ValueError(
+                "there are no sessions to concatenate (no file held the requested individuals)."
+            )
         first = self._sessions[0]
         for i, s in enumerate(self._sessions[1:], start=1):
             if s.bodyparts != first.bodyparts:
@@ -284,12 +302,15 @@ class KeypointSessions(Sequence):
                     only_b = sorted(set(s.bodyparts) - set(first.bodyparts))
                     detail = f"only in session 0: {only_a}, only in session {i}: {only_b}"
                 raise ValueError(
-                    f"sessions 0 and {i} have different bodyparts ({detail}); pass bodyparts=[...] to "
-                    "load_keypoints (or use select) to give every session the same keypoints in one order."
+                    f"sessions 0 and {i} have different bodyparts ({detail}); pass bodyparts=[...] "
+                    "to "
+                    "load_keypoints (or use select) to give every session the same keypoints in "
+                    "one order."
                 )
             if s.n_dims != first.n_dims:
                 raise ValueError(
-                    f"session 0 has {first.n_dims}-D keypoints but session {i} has {s.n_dims}-D keypoints; "
+                    f"session 0 has {first.n_dims}-D keypoints but session {i} has {s.n_dims}-D "
+                    "keypoints; "
                     "sessions on one time axis need the same number of spatial dimensions."
                 )
 
@@ -368,7 +389,8 @@ class KeypointSessions(Sequence):
             unknown = [i for i in wanted if i not in {s.individual for s in sessions}]
             if unknown:
                 raise ValueError(
-                    f"individuals {unknown} not found; the sessions hold {sorted(set(self.individuals))}."
+                    f"individuals {unknown} not found; the sessions hold "
+                    f"{sorted(set(self.individuals))}."
                 )
             sessions = [s for s in sessions if s.individual in wanted]
         if bodyparts is not None:
@@ -404,7 +426,8 @@ class KeypointSessions(Sequence):
         for i, s in enumerate(self._sessions):
             if s.timestamps is None:
                 raise ValueError(
-                    f"session {i} ({s.source or 'in memory'}, individual {s.individual!r}) has no timestamps "
+                    f"session {i} ({s.source or 'in memory'}, individual {s.individual!r}) has no "
+                    "timestamps "
                     "and no fps: pass fps= to load_keypoints to give it a clock."
                 )
             t = s.timestamps

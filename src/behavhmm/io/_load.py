@@ -32,7 +32,10 @@ def _canonical_format(format: str) -> str:
         raise TypeError(f"format must be a string or None, got {type(format).__name__}.")
     name = _ALIASES.get(format.strip().lower())
     if name is None:
-        raise ValueError(f"format={format!r} is not supported; use one of {sorted(FORMATS)} or None to detect it.")
+        raise ValueError(
+            f"format={format!r} is not supported; use one of {sorted(FORMATS)} or None to detect "
+            "it."
+        )
     return name
 
 
@@ -41,7 +44,8 @@ def _sniff_hdf5(path: Path) -> str | None:
         import h5py
     except ImportError as exc:
         raise ImportError(
-            f"detecting the format of {path.name} needs h5py (or pass format=): pip install 'behavhmm[io]'."
+            f"detecting the format of {path.name} needs h5py (or pass format=): pip install "
+            "'behavhmm[io]'."
         ) from exc
     with h5py.File(path, "r") as f:
         attrs = f.attrs
@@ -122,8 +126,10 @@ def detect_format(path: str | PathLike) -> str:
             fmt = None
     if fmt is None:
         raise ValueError(
-            f"could not tell the keypoint format of {path}; supported formats are DeepLabCut (.h5/.csv), "
-            "SLEAP (.slp/analysis .h5), NWB with ndx-pose (.nwb), movement (.nc) and Anipose (.csv). "
+            f"could not tell the keypoint format of {path}; supported formats are DeepLabCut "
+            "(.h5/.csv), "
+            "SLEAP (.slp/analysis .h5), NWB with ndx-pose (.nwb), movement (.nc) and Anipose "
+            "(.csv). "
             "Pass format= if the file is one of them."
         )
     return fmt
@@ -264,7 +270,9 @@ def load_keypoints(
         try:
             fps = float(fps)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"fps must be a number of frames per second, got {type(fps).__name__}.") from exc
+            raise TypeError(
+                f"fps must be a number of frames per second, got {type(fps).__name__}."
+            ) from exc
         if not fps > 0 or fps == float("inf"):
             raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}.")
     fmt = None if format is None else _canonical_format(format)
@@ -275,23 +283,32 @@ def load_keypoints(
         if not paths:
             raise ValueError("path is an empty sequence; give at least one file.")
     else:
-        raise TypeError(f"path must be a file path or a sequence of paths, got {type(path).__name__}.")
+        raise TypeError(
+            f"path must be a file path or a sequence of paths, got {type(path).__name__}."
+        )
     for name, value in (("bodyparts", bodyparts), ("individuals", individuals)):
         if isinstance(value, str):
-            raise TypeError(f"{name} must be a sequence of names, got the string {value!r}; wrap it in a list.")
+            raise TypeError(
+                f"{name} must be a sequence of names, got the string {value!r}; wrap it in a list."
+            )
 
     sessions: list[KeypointData] = []
     for p in paths:
         if _is_xarray_dataset(p):
             if fmt not in (None, "movement"):
-                raise ValueError(f"an xarray Dataset is read as a movement dataset, not as format={fmt!r}.")
+                raise ValueError(
+                    f"an xarray Dataset is read as a movement dataset, not as format={fmt!r}."
+                )
             from ._movement import dataset_to_sessions
 
             found = dataset_to_sessions(p, source=None, fps=fps)
             this_fmt = "movement"
         else:
             if not isinstance(p, str | PathLike):
-                raise TypeError(f"path must be a file path or a sequence of paths, got an element of type {type(p).__name__}.")
+                raise TypeError(
+                    "path must be a file path or a sequence of paths, got an element of type "
+                    f"{type(p).__name__}."
+                )
             p = Path(p)
             if not p.is_file():
                 raise FileNotFoundError(f"keypoint file not found: {p}")
@@ -310,7 +327,10 @@ def load_keypoints(
                 if missing:
                     raise ValueError(f"individuals {missing} not found in {p}; it holds {have}.")
             found = [s for i in wanted for s in found if s.individual == i]
-        if fps is not None and this_fmt not in ("nwb", "movement"):  # those readers apply fps themselves
+        if fps is not None and this_fmt not in (
+            "nwb",
+            "movement",
+        ):  # those readers apply fps themselves
             found = [replace(s, fps=fps, timestamps=None) for s in found]
         if bodyparts is not None:
             found = [s.select_bodyparts(bodyparts) for s in found]
@@ -326,4 +346,3 @@ def load_keypoints(
         if all(set(s.bodyparts) == set(order) for s in sessions):
             sessions = [s if s.bodyparts == order else s.select_bodyparts(order) for s in sessions]
     return KeypointSessions(sessions)
-

@@ -17,7 +17,8 @@ def _require_xarray():
         import xarray as xr
     except ImportError as exc:
         raise ImportError(
-            "reading movement NetCDF files needs xarray and netCDF4 (or h5netcdf): pip install 'behavhmm[io]'."
+            "reading movement NetCDF files needs xarray and netCDF4 (or h5netcdf): pip install "
+            "'behavhmm[io]'."
         ) from exc
     return xr
 
@@ -41,7 +42,9 @@ def dataset_to_sessions(ds, *, source: str | None, fps: float | None = None) -> 
     where = source or "the dataset"
     ds_type = ds.attrs.get("ds_type", "poses")
     if ds_type != "poses":
-        raise ValueError(f"{where} is a movement {ds_type!r} dataset; behavhmm reads 'poses' datasets.")
+        raise ValueError(
+            f"{where} is a movement {ds_type!r} dataset; behavhmm reads 'poses' datasets."
+        )
     if "position" not in ds.data_vars:
         raise ValueError(
             f"{where} has no 'position' variable, so it is not a movement poses dataset "
@@ -51,7 +54,8 @@ def dataset_to_sessions(ds, *, source: str | None, fps: float | None = None) -> 
     individual_dim = _dim(ds, "individual")
     if "time" not in ds.dims or "space" not in ds.dims or keypoint_dim is None:
         raise ValueError(
-            f"{where}: a movement poses dataset has dimensions time, space, keypoint and individual "
+            f"{where}: a movement poses dataset has dimensions time, space, keypoint and "
+            "individual "
             f"(or keypoints/individuals), got {tuple(ds.dims)}."
         )
     position = ds["position"]
@@ -59,7 +63,11 @@ def dataset_to_sessions(ds, *, source: str | None, fps: float | None = None) -> 
         position = position.expand_dims("individual")
         individual_dim = "individual"
     position = position.transpose(individual_dim, "time", keypoint_dim, "space")
-    space = [str(s) for s in ds["space"].values] if "space" in ds.coords else ["x", "y", "z"][: ds.sizes["space"]]
+    space = (
+        [str(s) for s in ds["space"].values]
+        if "space" in ds.coords
+        else ["x", "y", "z"][: ds.sizes["space"]]
+    )
     if space not in (["x", "y"], ["x", "y", "z"]):
         raise ValueError(f"{where}: the space coordinate must be x, y[, z], got {space}.")
     xyz = np.asarray(position.values, dtype=np.float64)
@@ -68,7 +76,9 @@ def dataset_to_sessions(ds, *, source: str | None, fps: float | None = None) -> 
         conf_da = ds["confidence"]
         if individual_dim not in conf_da.dims:
             conf_da = conf_da.expand_dims(individual_dim)
-        conf = np.asarray(conf_da.transpose(individual_dim, "time", keypoint_dim).values, dtype=np.float64)
+        conf = np.asarray(
+            conf_da.transpose(individual_dim, "time", keypoint_dim).values, dtype=np.float64
+        )
         if np.isnan(conf).all():  # movement fills confidence with NaN when the source had none
             conf = np.ones_like(conf)
     else:
@@ -87,7 +97,11 @@ def dataset_to_sessions(ds, *, source: str | None, fps: float | None = None) -> 
     if file_fps is not None and not (np.isfinite(file_fps) and file_fps > 0):
         file_fps = None
     time_unit = str(ds.attrs.get("time_unit", "frames" if file_fps is None else "seconds"))
-    t = np.asarray(ds["time"].values, dtype=np.float64) if "time" in ds.coords else np.arange(n_frames, dtype=float)
+    t = (
+        np.asarray(ds["time"].values, dtype=np.float64)
+        if "time" in ds.coords
+        else np.arange(n_frames, dtype=float)
+    )
     session_fps = fps if fps is not None else file_fps
     if time_unit == "seconds":
         timestamps = t

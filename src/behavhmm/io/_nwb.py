@@ -1,4 +1,5 @@
-"""NWB files with the ndx-pose extension (``PoseEstimation`` / ``PoseEstimationSeries``), through pynwb."""
+"""NWB files with the ndx-pose extension (``PoseEstimation`` / ``PoseEstimationSeries``), through "
+"pynwb."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ def _require():
         import ndx_pose
         import pynwb
     except ImportError as exc:
-        raise ImportError("reading NWB files needs pynwb and ndx-pose: pip install 'behavhmm[io]'.") from exc
+        raise ImportError(
+            "reading NWB files needs pynwb and ndx-pose: pip install 'behavhmm[io]'."
+        ) from exc
     return pynwb, ndx_pose
 
 
@@ -41,10 +44,14 @@ def _node_names(pose_estimation) -> list[str] | None:
     return None
 
 
-_DLC2NWB_DESCRIPTION = re.compile(r"^Keypoint (?P<bodypart>.+) from individual (?P<individual>.+)\.$")
+_DLC2NWB_DESCRIPTION = re.compile(
+    r"^Keypoint (?P<bodypart>.+) from individual (?P<individual>.+)\.$"
+)
 
 
-def _split_individuals(series: dict, nodes: list[str] | None, default: str) -> dict[str, dict[str, str]]:
+def _split_individuals(
+    series: dict, nodes: list[str] | None, default: str
+) -> dict[str, dict[str, str]]:
     """Map individual -> {bodypart: series name}, bodyparts in skeleton order.
 
     DLC2NWB names each series ``<individual>_<bodypart>`` and describes it as
@@ -101,22 +108,34 @@ def load_nwb(path: Path, *, fps: float | None = None) -> list[KeypointData]:
     with warnings.catch_warnings():
         # pynwb warns that a file's cached ndx-pose namespace (e.g. 0.1.0) is ignored in favour of
         # the installed one; the installed ndx-pose reads the older layout (checked in the tests).
-        warnings.filterwarnings("ignore", message="Ignoring the following cached namespace", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message="Ignoring the following cached namespace", category=UserWarning
+        )
         warnings.filterwarnings("ignore", message=".*deprecated.*", category=DeprecationWarning)
         with pynwb.NWBHDF5IO(str(path), mode="r", load_namespaces=True) as io:
             nwbfile = io.read()
-            estimations = [o for o in nwbfile.objects.values() if isinstance(o, ndx_pose.PoseEstimation)]
+            estimations = [
+                o for o in nwbfile.objects.values() if isinstance(o, ndx_pose.PoseEstimation)
+            ]
             estimations.sort(key=lambda o: (o.parent.name if o.parent is not None else "", o.name))
             if not estimations:
-                raise ValueError(f"{path} holds no ndx-pose PoseEstimation, so it has no keypoints to load.")
+                raise ValueError(
+                    f"{path} holds no ndx-pose PoseEstimation, so it has no keypoints to load."
+                )
             frame_warning = False
             for pe in estimations:
                 series = dict(pe.pose_estimation_series.items())
                 if not series:
                     continue
                 nodes = _node_names(pe)
-                default = pe.name[len(_TRACK_PREFIX) :] if pe.name.startswith(_TRACK_PREFIX) else pe.name
-                if len(estimations) == 1 and nwbfile.subject is not None and nwbfile.subject.subject_id:
+                default = (
+                    pe.name[len(_TRACK_PREFIX) :] if pe.name.startswith(_TRACK_PREFIX) else pe.name
+                )
+                if (
+                    len(estimations) == 1
+                    and nwbfile.subject is not None
+                    and nwbfile.subject.subject_id
+                ):
                     default = str(nwbfile.subject.subject_id)
                 groups = _split_individuals(series, nodes, default)
                 video = _video_name(pe)
@@ -147,7 +166,11 @@ def load_nwb(path: Path, *, fps: float | None = None) -> list[KeypointData]:
                         frames = None
                         timestamps = grid
                         steps = np.diff(grid)
-                        session_fps = fps if fps is not None else (1.0 / np.median(steps) if steps.size else None)
+                        session_fps = (
+                            fps
+                            if fps is not None
+                            else (1.0 / np.median(steps) if steps.size else None)
+                        )
                     sessions.append(
                         KeypointData(
                             coordinates=xyz,
@@ -164,11 +187,12 @@ def load_nwb(path: Path, *, fps: float | None = None) -> list[KeypointData]:
                     )
     if frame_warning:
         warnings.warn(
-            f"{path}: the pose timestamps are consecutive integers labelled seconds, i.e. frame numbers "
-            "(as DLC2NWB and sleap-io write them when the frame rate is unknown). They are kept as frame "
+            f"{path}: the pose timestamps are consecutive integers labelled seconds, i.e. frame "
+            "numbers "
+            "(as DLC2NWB and sleap-io write them when the frame rate is unknown). They are kept as "
+            "frame "
             "numbers and fps is unknown; pass fps= to load_keypoints to get timestamps in seconds.",
             UserWarning,
             stacklevel=4,
         )
     return sessions
-

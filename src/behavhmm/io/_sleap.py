@@ -16,7 +16,9 @@ def _require(module: str):
         return importlib.import_module(module)
     except ImportError as exc:
         package = {"sleap_io": "sleap-io"}.get(module, module)
-        raise ImportError(f"reading SLEAP files needs {package}: pip install 'behavhmm[io]'.") from exc
+        raise ImportError(
+            f"reading SLEAP files needs {package}: pip install 'behavhmm[io]'."
+        ) from exc
 
 
 def _decode(values) -> list[str]:
@@ -35,7 +37,8 @@ def load_slp(path: Path) -> list[KeypointData]:
     labels = sio.load_slp(str(path))
     if len(labels.skeletons) != 1:
         raise ValueError(
-            f"{path} has {len(labels.skeletons)} skeletons; behavhmm reads files with exactly one skeleton."
+            f"{path} has {len(labels.skeletons)} skeletons; behavhmm reads files with exactly one "
+            "skeleton."
         )
     bodyparts = list(labels.skeletons[0].node_names)
     track_names = [t.name for t in labels.tracks]
@@ -48,14 +51,18 @@ def load_slp(path: Path) -> list[KeypointData]:
             most = max(len(lf.instances) for lf in frames_here)
             if most > 1:
                 raise ValueError(
-                    f"{path} has up to {most} untracked instances per frame in video {v}; without tracks "
-                    "they cannot be split into individuals. Run SLEAP's tracker (or proofread tracks) first."
+                    f"{path} has up to {most} untracked instances per frame in video {v}; without "
+                    "tracks "
+                    "they cannot be split into individuals. Run SLEAP's tracker (or proofread "
+                    "tracks) first."
                 )
         arr = labels.numpy(video=v, return_confidence=True, untracked=not track_names)
         n_frames = arr.shape[0]
         names = track_names if track_names else ["id_0"]
         if arr.shape[1] != len(names):  # pragma: no cover - sleap-io guarantees one slot per track
-            raise ValueError(f"{path}: sleap-io returned {arr.shape[1]} tracks for {len(names)} track names.")
+            raise ValueError(
+                f"{path}: sleap-io returned {arr.shape[1]} tracks for {len(names)} track names."
+            )
         video_name = getattr(video, "filename", None)
         if isinstance(video_name, list | tuple):  # image sequences
             video_name = str(video_name[0]) if video_name else None
@@ -87,14 +94,20 @@ def load_sleap_analysis(path: Path) -> list[KeypointData]:
     h5py = _require("h5py")
     with h5py.File(path, "r") as f:
         if "tracks" not in f or "node_names" not in f:
-            raise ValueError(f"{path} is not a SLEAP analysis file (it needs 'tracks' and 'node_names').")
+            raise ValueError(
+                f"{path} is not a SLEAP analysis file (it needs 'tracks' and 'node_names')."
+            )
         tracks = np.asarray(f["tracks"][()], dtype=np.float64)
         bodyparts = _decode(f["node_names"][()])
         track_names = _decode(f["track_names"][()]) if "track_names" in f else []
-        scores = np.asarray(f["point_scores"][()], dtype=np.float64) if "point_scores" in f else None
+        scores = (
+            np.asarray(f["point_scores"][()], dtype=np.float64) if "point_scores" in f else None
+        )
         video = None
         if "video_path" in f:
-            video = _decode(f["video_path"][()])[0] if np.asarray(f["video_path"][()]).size else None
+            video = (
+                _decode(f["video_path"][()])[0] if np.asarray(f["video_path"][()]).size else None
+            )
     n_nodes = len(bodyparts)
     if tracks.ndim != 4:
         raise ValueError(f"{path}: 'tracks' must be 4-D, got shape {tracks.shape}.")
@@ -108,7 +121,8 @@ def load_sleap_analysis(path: Path) -> list[KeypointData]:
             scores = scores.transpose(0, 2, 1)  # (frames, nodes, tracks) -> (frames, tracks, nodes)
     else:
         raise ValueError(
-            f"{path}: 'tracks' has shape {tracks.shape}, which matches neither (n_tracks, n_dims, n_nodes, "
+            f"{path}: 'tracks' has shape {tracks.shape}, which matches neither (n_tracks, n_dims, "
+            "n_nodes, "
             f"n_frames) nor (n_frames, n_nodes, n_dims, n_tracks) with n_nodes = {n_nodes}."
         )
     n_frames, n_tracks = xyz.shape[:2]
