@@ -430,7 +430,7 @@ def test_scree_plot_draws_bars_cumulative_line_and_target(rng):
     line = ax.get_lines()[0]
     np.testing.assert_allclose(line.get_ydata(), np.cumsum(pca.explained_variance_ratio_))
     vertical = [ln for ln in ax.get_lines() if len(set(np.atleast_1d(ln.get_xdata()))) == 1]
-    expected = int(np.argmax(np.cumsum(pca.explained_variance_ratio_) >= 0.9)) + 1
+    expected = int(np.argmax(np.cumsum(pca.explained_variance_ratio_) > 0.9)) + 1
     assert vertical and vertical[0].get_xdata()[0] == expected
     plt.close(fig)
     new_ax = scree_plot([0.5, 0.3, 0.2], max_components=2)

@@ -12,7 +12,8 @@ def scree_plot(pca, ax=None, *, target: float | None = None, max_components: int
 
     Bars show each component's fraction of the variance and the line the
     cumulative fraction. With ``target``, a dashed line marks the target and
-    a dotted line the first number of components that reaches it.
+    a dotted line the fewest components whose cumulative fraction exceeds it
+    (the number `fit_pca` keeps for that target).
     matplotlib is imported only when this function runs.
 
     Parameters
@@ -77,7 +78,7 @@ def scree_plot(pca, ax=None, *, target: float | None = None, max_components: int
     ax.plot(index, cumulative, marker="o", markersize=3, color="C0", label="cumulative")
     if target is not None:
         ax.axhline(target, color="C3", linestyle="--", linewidth=1, label=f"target {target:g}")
-        reached = np.flatnonzero(cumulative >= target)
+        reached = np.flatnonzero(cumulative > target)  # scikit-learn's rule for a variance target
         if reached.size:
             k = int(reached[0]) + 1
             ax.axvline(k, color="C3", linestyle=":", linewidth=1)

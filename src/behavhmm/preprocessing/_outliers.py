@@ -60,14 +60,14 @@ def remove_outliers(
 
     In each frame the centre is the median position of the keypoints (the
     coordinate-wise median over keypoints, robust to a few wild points). For
-    keypoint :math:`k` at frame :math:`t` with distance
-    :math:`d_{tk} = \lVert x_{tk} - \operatorname{median}_j x_{tj} \rVert`,
-    the point is an outlier when
+    keypoint \(k\) at frame \(t\), with distance
+    \(d_{tk} = \lVert x_{tk} - \operatorname{median}_j x_{tj} \rVert\) to that
+    centre, the point is an outlier when
 
-    .. math::
-
-        d_{tk} > \operatorname{median}_t(d_{tk})
-                 + \text{threshold}\cdot\operatorname{MAD}_t(d_{tk}),
+    $$
+    d_{tk} > \operatorname{median}_t(d_{tk})
+             + \text{threshold} \cdot \operatorname{MAD}_t(d_{tk}),
+    $$
 
     where the median and the median absolute deviation (scaled to match a
     normal standard deviation, ``scipy.stats.median_abs_deviation(...,
