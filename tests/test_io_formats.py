@@ -519,3 +519,32 @@ def test_sleap_slp_without_tracks_is_one_animal_unless_frames_hold_several(tmp_p
     sio.save_slp(labels, str(tmp_path / "two.slp"))
     with pytest.raises(ValueError, match="up to 2 untracked instances per frame"):
         load_keypoints(tmp_path / "two.slp")
+
+
+def test_dlc_h5_whose_metadata_pickles_would_run_code_is_refused(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("tables")
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "evil.h5"
+    marker = tmp_path / "ran"
+    _dlc_frame(np.ones((3, 1, 3)), ["nose"]).to_hdf(
+        path, key="df_with_missing", mode="w", format="table"
+    )
+    payload = f"cbuiltins\nexec\n(Vopen({str(marker)!r}, 'w').close()\ntR.".encode()
+    with h5py.File(path, "a") as f:
+        f["df_with_missing"].attrs["data_columns"] = np.bytes_(payload)
+    with pytest.raises(ValueError, match="would import or run Python code"):
+        load_keypoints(path)
+    assert not marker.exists()
+    try:  # the danger is real: pandas' PyTables backend unpickles that attribute
+        pd.read_hdf(path)
+    except Exception:
+        pass
+    assert marker.exists()
+
+    df = pd.DataFrame({"a": [1, 2], "b": [{"x": 1}, [2]]})  # object column: a node of pickles
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df.to_hdf(tmp_path / "objects.h5", key="df", format="fixed", mode="w")
+    with pytest.raises(ValueError, match="node of pickled Python objects"):
+        load_keypoints(tmp_path / "objects.h5", format="dlc")

@@ -27,9 +27,84 @@ def _require_pandas():
     return pd
 
 
+#: Pickle opcodes that import or call Python objects; metadata pickles of pandas tables need none.
+_CODE_OPCODES = frozenset(
+    {
+        "GLOBAL",
+        "STACK_GLOBAL",
+        "INST",
+        "OBJ",
+        "REDUCE",
+        "NEWOBJ",
+        "NEWOBJ_EX",
+        "BUILD",
+        "EXT1",
+        "EXT2",
+        "EXT4",
+        "PERSID",
+        "BINPERSID",
+    }
+)
+
+
+def _pickle_opcodes(raw: bytes) -> set[str] | None:
+    """Opcode names of a pickle, read statically (nothing is unpickled); None if not a pickle."""
+    import io
+    import pickletools
+
+    try:
+        return {op.name for op, _, _ in pickletools.genops(io.BytesIO(raw))}
+    except Exception:
+        return None
+
+
+def refuse_code_in_pickles(path: Path) -> None:
+    """Refuse an HDF5 file whose PyTables metadata could run code when pandas reads it.
+
+    pandas' HDF5 backend (PyTables) stores table metadata such as the column
+    names as protocol-0 pickles in HDF5 attributes, and unpickles them when
+    the file is read. Those pickles only ever hold lists, tuples, dicts,
+    strings and numbers; this check inspects every attribute's opcodes with
+    ``pickletools`` (without unpickling) and refuses any that would import
+    or call a Python object, and any node of pickled objects.
+
+    Raises
+    ------
+    ValueError
+        If such a pickle or node is found.
+    """
+    import h5py
+
+    offending: list[str] = []
+
+    def visit(name, node):
+        if node.attrs.get("PSEUDOATOM", b"") in (b"object", "object"):
+            offending.append(f"{name} (a node of pickled Python objects)")
+        for key in node.attrs:
+            try:
+                value = node.attrs[key]
+            except Exception:  # attribute types h5py cannot read are not pickles either
+                continue
+            if isinstance(value, bytes | np.bytes_ | np.void):
+                ops = _pickle_opcodes(bytes(value))
+                if ops and ops & _CODE_OPCODES:
+                    offending.append(f"{name}@{key}")
+
+    with h5py.File(path, "r") as f:
+        visit("/", f)
+        f.visititems(visit)
+    if offending:
+        raise ValueError(
+            f"{path} holds pickled metadata that would import or run Python code when read "
+            f"({', '.join(offending[:3])}); behavhmm never unpickles such data. Re-export the "
+            "predictions from DeepLabCut, or convert them to CSV."
+        )
+
+
 def read_dlc_h5(path: Path):
     """The DataFrame of a DeepLabCut .h5 file (PyTables store with one table)."""
     pd = _require_pandas()
+    refuse_code_in_pickles(path)
     try:
         import tables  # noqa: F401
     except ImportError as exc:

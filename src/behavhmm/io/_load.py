@@ -224,8 +224,9 @@ def load_keypoints(
         If a file does not exist.
     ValueError
         If the format is unknown or cannot be detected, the file is not of
-        the given format, a requested bodypart or individual is missing, or
-        ``fps`` is not positive.
+        the given format, a requested bodypart or individual is missing,
+        ``fps`` is not positive, or a DeepLabCut .h5 holds pickles that
+        could run code.
     TypeError
         If ``path``, ``format``, ``bodyparts`` or ``individuals`` has the
         wrong type (for example a single string for ``bodyparts``).
@@ -247,6 +248,12 @@ def load_keypoints(
     exceed 1); formats without confidences (3-D DeepLabCut) give ones.
     Frames of a track that a SLEAP or NWB file does not cover are NaN, so
     every session spans the whole recording.
+
+    Nothing that could run code is unpickled. pandas' HDF5 backend stores a
+    DeepLabCut table's metadata (column names, ...) as pickles of lists and
+    strings and unpickles them on reading; every such pickle is inspected
+    first with ``pickletools`` (statically) and a file whose pickles would
+    import or call any Python object is refused with a ``ValueError``.
 
     References
     ----------
