@@ -442,3 +442,32 @@ def test_scree_plot_draws_bars_cumulative_line_and_target(rng):
         scree_plot([0.5], target=2)
     with pytest.raises(TypeError, match="fitted sklearn PCA or an array"):
         scree_plot(object())
+
+
+def test_pynapple_in_pynapple_out_with_epochs_as_sessions(rng):
+    nap = pytest.importorskip("pynapple")
+    from behavhmm.io import KeypointData, KeypointSessions
+
+    first, *_ = _walking_animal(rng, n_time_bins=120)
+    second, *_ = _walking_animal(rng, n_time_bins=80)
+    second = second + 50.0
+    sessions = KeypointSessions(
+        [
+            KeypointData(first, np.ones((120, 5)), list("abcde"), fps=20.0),
+            KeypointData(second, np.ones((80, 5)), list("abcde"), fps=20.0),
+        ]
+    )
+    coords, conf = sessions.to_pynapple()
+    cleaned = remove_outliers(coords, conf)
+    assert isinstance(cleaned.coordinates, nap.TsdTensor)
+    assert isinstance(cleaned.confidence, nap.TsdFrame)
+    aligned = egocentric_align(coords, anterior="a", posterior="e", bodyparts=sessions.bodyparts)
+    assert isinstance(aligned.heading, nap.Tsd) and np.array_equal(aligned.heading.t, coords.t)
+    scores, _ = fit_pca(aligned.coordinates, n_components=3)
+    assert isinstance(scores, nap.TsdFrame) and len(scores.time_support) == 2
+    # the epochs are sessions: per-session z-scoring centres each epoch on its own
+    per = np.asarray(zscore(scores, per_session=True).values)
+    np.testing.assert_allclose(per[:120].mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(per[120:].mean(axis=0), 0, atol=1e-12)
+    centroid = np.asarray(zscore(aligned.centroid, per_session=True).values)
+    np.testing.assert_allclose(centroid[120:].mean(axis=0), 0, atol=1e-12)
