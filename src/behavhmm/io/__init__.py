@@ -1,0 +1,14 @@
+"""Keypoint loaders: DeepLabCut, SLEAP, NWB (ndx-pose), movement and Anipose files.
+
+[`load_keypoints`][behavhmm.io.load_keypoints] reads any supported file into
+[`KeypointSessions`][behavhmm.io.KeypointSessions], one
+[`KeypointData`][behavhmm.io.KeypointData] session per individual, ready to
+concatenate on one time axis with a ``session_starts`` mask. The readers need
+the ``io`` extra (``pip install 'behavhmm[io]'``); they are imported only when
+a file of their format is read.
+"""
+
+from ._keypoints import KeypointData, KeypointSessions
+from ._load import FORMATS, detect_format, load_keypoints
+
+__all__ = ["FORMATS", "KeypointData", "KeypointSessions", "detect_format", "load_keypoints"]
