@@ -1,4 +1,4 @@
-"""Keypoint loaders: DeepLabCut, SLEAP, NWB (ndx-pose), movement and Anipose files.
+"""Loaders: keypoints (DeepLabCut, SLEAP, NWB/ndx-pose, movement, Anipose) and MoSeq PC scores.
 
 [`load_keypoints`][behavhmm.io.load_keypoints] reads any supported file into
 [`KeypointSessions`][behavhmm.io.KeypointSessions], one
@@ -10,5 +10,17 @@ a file of their format is read.
 
 from ._keypoints import KeypointData, KeypointSessions
 from ._load import FORMATS, detect_format, load_keypoints
+from ._moseq import PCScores, load_index_groups, load_pc_scores, read_syllable_results, write_syllable_results
 
-__all__ = ["FORMATS", "KeypointData", "KeypointSessions", "detect_format", "load_keypoints"]
+__all__ = [
+    "FORMATS",
+    "KeypointData",
+    "KeypointSessions",
+    "PCScores",
+    "detect_format",
+    "load_index_groups",
+    "load_keypoints",
+    "load_pc_scores",
+    "read_syllable_results",
+    "write_syllable_results",
+]
