@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ._files import atomic_path
 from ._version import __version__
 
 
@@ -120,7 +121,10 @@ def _model_options(func):
 def _load_scores(path, npcs, index_file, nan_policy):
     from .io import load_pc_scores
 
-    return load_pc_scores(path, npcs, index=index_file, nan_policy=nan_policy)
+    try:
+        return load_pc_scores(path, npcs, index=index_file, nan_policy=nan_policy)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _summary(model, scores, labels, fps):
@@ -275,8 +279,8 @@ def kappa_scan_command(input_file, dest_file, npcs, n_states, nlags, alpha, gamm
         with Client(dask_cluster), joblib.parallel_config(backend="dask"):
             table = kappa_scan(model, scores.scores, n_jobs=-1, **kwargs)
         dask_cluster.close()
-    Path(dest_file).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(dest_file, index=False)
+    with atomic_path(dest_file) as tmp:
+        table.to_csv(tmp, index=False)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     click.echo(f"Wrote {dest_file}.")
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from .._files import atomic_path
 from .._version import __version__
 from ._initializers import describe_initializers, restore_initializers
 
@@ -76,18 +76,9 @@ def write_npz_atomic(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) 
     for key, arr in arrays.items():
         if np.asarray(arr).dtype == object:
             raise TypeError(f"{key} has dtype object, which cannot be saved without pickle.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
@@ -195,7 +186,9 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
     cls_name = meta.get("class")
     cls = MODEL_REGISTRY.get(cls_name)
     if cls is None:
-        raise ValueError(f"{path} holds an unknown model class {cls_name!r}; known: {sorted(MODEL_REGISTRY)}.")
+        raise ValueError(
+            f"{path} holds an unknown model class {cls_name!r}; known: {sorted(MODEL_REGISTRY)}."
+        )
     params = dict(meta.get("params", {}))
     if _INIT_PARAM in params:
         params[_INIT_PARAM] = restore_initializers(params[_INIT_PARAM], mapping_dict) or None
@@ -206,10 +199,14 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
     model = cls(**params)
     listed = meta.get("arrays", {})
     if set(listed) != set(arrays):
-        raise ValueError(f"{path} is damaged: its arrays {sorted(arrays)} differ from its metadata {sorted(listed)}.")
+        raise ValueError(
+            f"{path} is damaged: its arrays {sorted(arrays)} differ from its metadata {sorted(listed)}."
+        )
     for name, arr in arrays.items():
         if list(arr.shape) != list(listed[name]["shape"]):
-            raise ValueError(f"{path} is damaged: {name} has shape {arr.shape}, metadata says {listed[name]['shape']}.")
+            raise ValueError(
+                f"{path} is damaged: {name} has shape {arr.shape}, metadata says {listed[name]['shape']}."
+            )
         if name not in model._saved_attributes():
             raise ValueError(f"{path} has an array {name!r} that {cls_name} does not use.")
         setattr(model, name, arr)
