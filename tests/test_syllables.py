@@ -161,3 +161,71 @@ def test_kappa_scan_longer_durations_with_larger_kappa():
         kappa_scan(model, X, session_starts=starts, scale="cubic")
     with pytest.raises(ValueError, match="min_kappa"):
         kappa_scan(model, X, session_starts=starts, min_kappa=10, max_kappa=1)
+
+
+# --- figures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def plt():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    yield plt
+    plt.close("all")
+
+
+def test_plot_durations_marks_the_median(plt):
+    from behavhmm.plotting import plot_durations
+
+    z = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2])  # durations 3, 2, 6
+    ax = plot_durations(z, fps=2.0)
+    (line,) = ax.get_lines()
+    assert line.get_xdata()[0] == pytest.approx(1.5)  # median 3 frames at 2 fps
+    assert sum(p.get_height() for p in ax.patches) == 3  # three instances in the histogram
+    assert "(s)" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="no labelled frame"):
+        plot_durations(np.full(4, -1))
+
+
+def test_plot_usage_bars_sorted_by_usage(plt):
+    from behavhmm.plotting import plot_usage
+
+    z = np.array([2, 2, 2, 1, 0, 0])
+    ax = plot_usage(z)
+    heights = [p.get_height() for p in ax.patches]
+    np.testing.assert_allclose(heights, [0.5, 2 / 6, 1 / 6])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "0", "1"]
+    table = syllable_usage(z, [0, 3], session_names=["a", "b"])
+    ax = plot_usage(table, max_syllables=2)
+    assert len(ax.patches) == 4  # two sessions x two syllables
+
+
+def test_plot_transition_matrix_and_fit_history(plt):
+    from behavhmm.plotting import plot_fit_history, plot_transition_matrix
+
+    with pytest.raises(ValueError, match="square"):
+        plot_transition_matrix(np.ones((2, 3)))
+    ax = plot_transition_matrix(np.array([[0.0, 1.0], [0.5, 0.5]]), log=True)
+    shown = ax.images[0].get_array()
+    assert np.ma.is_masked(shown[0, 0]) or np.isnan(shown[0, 0])
+
+    class Unfitted:
+        pass
+
+    with pytest.raises(ValueError, match="fit it first"):
+        plot_fit_history(Unfitted())
+
+    class Fitted:
+        log_likelihood_history_ = np.array([-10.0, -8.0, -7.5, -7.4])
+        check_iterations_ = np.array([2, 4])
+        heldout_log_likelihood_history_ = np.array([-3.0, -2.9])
+        log_joint_history_ = np.array([-20.0, -19.0])
+        median_duration_history_ = np.array([6.0, 9.0])
+
+    left, right = plot_fit_history(Fitted(), fps=30.0)
+    train, heldout = left.get_lines()
+    np.testing.assert_array_equal(train.get_xdata(), [1, 2, 3, 4])
+    np.testing.assert_array_equal(heldout.get_xdata(), [2, 4])
+    np.testing.assert_allclose(right.get_lines()[0].get_ydata(), [0.2, 0.3])
