@@ -10,8 +10,26 @@ from .hmm import (
     hmm_viterbi,
     resolve_method,
 )
+from .kalman import (
+    ARDynamics,
+    KalmanFilterResult,
+    KalmanSample,
+    KalmanSmootherResult,
+    LinearEmission,
+    ar_kalman_filter,
+    ar_kalman_sample,
+    ar_kalman_smoother,
+)
 
 __all__ = [
+    "ARDynamics",
+    "KalmanFilterResult",
+    "KalmanSample",
+    "KalmanSmootherResult",
+    "LinearEmission",
+    "ar_kalman_filter",
+    "ar_kalman_sample",
+    "ar_kalman_smoother",
     "HMMFilterResult",
     "HMMPosterior",
     "HMMSample",

@@ -1,0 +1,513 @@
+"""Session-aware Kalman filter, RTS smoother and sampler for autoregressive latent states.
+
+The latent model is a switching vector autoregression of order ``nlags``
+observed through a fixed linear map with diagonal noise:
+
+$$
+x_t = A_{j_t} [x_{t-1}; \\dots; x_{t-L}] + b_{j_t} + w_t,\\quad w_t \\sim \\mathcal{N}(0, Q_{j_t}),
+\\qquad
+y_t = C x_t + d + e_t,\\quad e_t \\sim \\mathcal{N}(0, \\mathrm{diag}(1 / \\omega_t)),
+$$
+
+where ``j_t`` (``dynamics_index``) picks one of several dynamics for each
+step (for the keypoint SLDS: the discrete state, or an "initial" entry) and
+``ω_t`` are per-frame, per-coordinate observation precisions (0 means
+missing). The Kalman state stacks the lags, ``s_t = [x_t; x_{t-1}; ...;
+x_{t-L+1}]`` (dimension ``nlags * latent_dim``). At a session start the
+stacked state is reset to its prior ``N(initial_mean, initial_covariance)``;
+nothing crosses a session border.
+
+Numerics (float32-safe):
+
+* the observation update never forms ``C P C^T + R``: with ``P_11 = G G^T``
+  (Cholesky of the predicted covariance of the newest block) and
+  ``Λ = C^T diag(ω) C`` it uses ``S = I + G^T Λ G`` (eigenvalues ≥ 1), so
+  missing coordinates (ω = 0) and near-noiseless ones are both fine;
+* the updated covariance is the sum of two positive semi-definite terms
+  ``P_cond + B S^{-1} B^T`` (no subtraction of nearly equal matrices);
+* backward sampling draws only the block that leaves the stacked state, by
+  conditioning on the shared blocks and on the next latent through the
+  dynamics (Joseph form), then a symmetrised Cholesky with a relative jitter.
+
+Memory: the filter keeps one ``(block_size, S, S)`` block of covariances at a
+time when ``block_size`` is given (the sampler and smoother recompute each
+block's filter from a stored checkpoint, trading about one extra filtering
+pass for memory ``O(block_size S^2 + (T / block_size) S^2)``).
+
+References
+----------
+R. E. Kalman (1960). A new approach to linear filtering and prediction
+problems. J. Basic Engineering 82(1), 35-45.
+
+H. E. Rauch, F. Tung and C. T. Striebel (1965). Maximum likelihood estimates
+of linear dynamic systems. AIAA Journal 3(8), 1445-1450.
+
+S. Frühwirth-Schnatter (1994). Data augmentation and dynamic linear models.
+J. Time Series Analysis 15(2), 183-202 (forward filtering, backward sampling).
+
+C. K. Carter and R. Kohn (1994). On Gibbs sampling for state space models.
+Biometrika 81(3), 541-553.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int
+
+__all__ = [
+    "ARDynamics",
+    "LinearEmission",
+    "KalmanFilterResult",
+    "KalmanSmootherResult",
+    "KalmanSample",
+    "ar_kalman_filter",
+    "ar_kalman_smoother",
+    "ar_kalman_sample",
+]
+
+_LOG_2PI = 1.8378770664093453
+_JITTER_EPS = 10.0  # relative jitter of covariances before a Cholesky factorisation, in machine epsilons
+
+
+class ARDynamics(NamedTuple):
+    """Autoregressive dynamics of the latent state, one entry per dynamics index.
+
+    Attributes
+    ----------
+    coef : array of shape (n_dynamics, latent_dim, nlags * latent_dim)
+        ``A_j``; column block ``l`` multiplies ``x_{t-l-1}`` (newest lag first).
+    intercept : array of shape (n_dynamics, latent_dim)
+        ``b_j``.
+    covariance : array of shape (n_dynamics, latent_dim, latent_dim)
+        ``Q_j``, symmetric positive definite.
+    initial_mean : array of shape (nlags * latent_dim,)
+        Mean of the stacked state ``[x_t; ...; x_{t-L+1}]`` at a session start.
+    initial_covariance : array of shape (nlags * latent_dim, nlags * latent_dim)
+        Its covariance, positive definite.
+    """
+
+    coef: Float[Array, "n_dynamics latent_dim n_lagged"]
+    intercept: Float[Array, "n_dynamics latent_dim"]
+    covariance: Float[Array, "n_dynamics latent_dim latent_dim"]
+    initial_mean: Float[Array, " n_lagged"]
+    initial_covariance: Float[Array, "n_lagged n_lagged"]
+
+
+class LinearEmission(NamedTuple):
+    """``y_t = C x_t + d + e_t`` with ``e_t ~ N(0, diag(1 / precisions_t))``.
+
+    Attributes
+    ----------
+    matrix : array of shape (obs_dim, latent_dim)
+        ``C``.
+    bias : array of shape (obs_dim,)
+        ``d``.
+    """
+
+    matrix: Float[Array, "obs_dim latent_dim"]
+    bias: Float[Array, " obs_dim"]
+
+
+class KalmanFilterResult(NamedTuple):
+    """Filtered moments of the stacked state.
+
+    Attributes
+    ----------
+    log_likelihood : scalar
+        ``log p(y_{1:T})`` in nats, summed over sessions (missing coordinates
+        excluded).
+    filtered_means : array of shape (n_time_bins, nlags * latent_dim)
+        ``E[s_t | y_{≤t}]`` within the session.
+    filtered_covariances : array of shape (n_time_bins, nlags * latent_dim, nlags * latent_dim)
+        ``Cov[s_t | y_{≤t}]``.
+    """
+
+    log_likelihood: Float[Array, ""]
+    filtered_means: Float[Array, "n_time_bins n_lagged"]
+    filtered_covariances: Float[Array, "n_time_bins n_lagged n_lagged"]
+
+
+class KalmanSmootherResult(NamedTuple):
+    """Smoothed moments of the stacked state.
+
+    Attributes
+    ----------
+    log_likelihood : scalar
+        As in [`KalmanFilterResult`][behavhmm.inference.kalman.KalmanFilterResult].
+    smoothed_means : array of shape (n_time_bins, nlags * latent_dim)
+        ``E[s_t | y of its session]``; ``[:, :latent_dim]`` is ``E[x_t | ...]``.
+    smoothed_covariances : array of shape (n_time_bins, nlags * latent_dim, nlags * latent_dim) or None
+        ``Cov[s_t | y of its session]`` (None unless ``return_covariances``).
+    """
+
+    log_likelihood: Float[Array, ""]
+    smoothed_means: Float[Array, "n_time_bins n_lagged"]
+    smoothed_covariances: Float[Array, "n_time_bins n_lagged n_lagged"] | None
+
+
+class KalmanSample(NamedTuple):
+    """One draw of the latent path from its posterior.
+
+    Attributes
+    ----------
+    latents : array of shape (n_time_bins, latent_dim)
+        ``x_t`` drawn jointly from ``p(x_{1:T} | y_{1:T})`` (session by session).
+    log_likelihood : scalar
+        ``log p(y_{1:T})`` in nats.
+    """
+
+    latents: Float[Array, "n_time_bins latent_dim"]
+    log_likelihood: Float[Array, ""]
+
+
+# ----------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------
+
+
+def _sym(m):
+    return 0.5 * (m + jnp.swapaxes(m, -1, -2))
+
+
+def _chol(m):
+    """Cholesky factor of a symmetrised covariance with a small relative jitter."""
+    m = _sym(m)
+    n = m.shape[-1]
+    scale = jnp.maximum(jnp.trace(m) / n, jnp.finfo(m.dtype).tiny)
+    jitter = _JITTER_EPS * jnp.finfo(m.dtype).eps * scale
+    return jnp.linalg.cholesky(m + jitter * jnp.eye(n, dtype=m.dtype))
+
+
+def _predict(m, P, dyn: ARDynamics, j, start):
+    """Predicted moments of ``s_t`` from ``s_{t-1}`` (or the prior at a session start)."""
+    d = dyn.intercept.shape[-1]
+    a, b, q = dyn.coef[j], dyn.intercept[j], dyn.covariance[j]
+    top_m = a @ m + b
+    ap = a @ P  # (d, S)
+    top_left = _sym(ap @ a.T + q)
+    m_pred = jnp.concatenate([top_m, m[:-d]])
+    upper = jnp.concatenate([top_left, ap[:, :-d]], axis=1)
+    lower = jnp.concatenate([ap[:, :-d].T, P[:-d, :-d]], axis=1)
+    P_pred = jnp.concatenate([upper, lower], axis=0)
+    m_pred = jnp.where(start, dyn.initial_mean, m_pred)
+    P_pred = jnp.where(start, dyn.initial_covariance, P_pred)
+    return m_pred, _sym(P_pred)
+
+
+def _update(m, P, emission: LinearEmission, y, precision):
+    """Condition the stacked state on one observation; returns moments and ``log p(y_t | y_<t)``."""
+    d = emission.matrix.shape[1]
+    c = emission.matrix
+    observed = precision > 0
+    resid = jnp.where(observed, y - emission.bias - c @ m[:d], 0.0)
+    wc = precision[:, None] * c
+    lam = c.T @ wc  # (d, d)
+    rho = wc.T @ resid  # C^T W e
+    g = _chol(P[:d, :d])
+    s = jnp.eye(d, dtype=m.dtype) + g.T @ lam @ g
+    ls = jnp.linalg.cholesky(_sym(s))
+    # B = P[:, :d] G^{-T}; its first block is G
+    b = jsl.solve_triangular(g, P[:d, :], lower=True).T  # (S, d)
+    gt_rho = g.T @ rho
+    u = jsl.cho_solve((ls, True), gt_rho)
+    m_new = m + b @ u
+    ls_inv_bt = jsl.solve_triangular(ls, b.T, lower=True)  # (d, S)
+    cond = P - b @ b.T
+    cond = cond.at[:d, :].set(0.0).at[:, :d].set(0.0)
+    P_new = _sym(cond + ls_inv_bt.T @ ls_inv_bt)
+    n_obs = jnp.sum(observed)
+    log_w = jnp.sum(jnp.where(observed, jnp.log(jnp.where(observed, precision, 1.0)), 0.0))
+    log_det_s = 2.0 * jnp.sum(jnp.log(jnp.diagonal(ls)))
+    z = jsl.solve_triangular(ls, gt_rho, lower=True)
+    maha = jnp.sum(precision * resid * resid) - jnp.sum(z * z)
+    ll = -0.5 * (n_obs * _LOG_2PI - log_w + log_det_s + maha)
+    return m_new, P_new, ll
+
+
+def _check(dyn: ARDynamics, emission: LinearEmission, y, precisions, dynamics_index, session_starts):
+    t = y.shape[0]
+    d = dyn.intercept.shape[-1]
+    n_lagged = dyn.coef.shape[-1]
+    if n_lagged % d or n_lagged == 0:
+        raise ValueError(f"coef must have shape (n_dynamics, latent_dim, nlags * latent_dim), got {dyn.coef.shape}.")
+    if dyn.initial_mean.shape != (n_lagged,) or dyn.initial_covariance.shape != (n_lagged, n_lagged):
+        raise ValueError(
+            f"initial_mean and initial_covariance must have shapes ({n_lagged},) and ({n_lagged}, {n_lagged})."
+        )
+    if emission.matrix.shape[1] != d or emission.matrix.shape[0] != y.shape[1]:
+        raise ValueError(
+            f"emission matrix must have shape (obs_dim, latent_dim) = ({y.shape[1]}, {d}), got {emission.matrix.shape}."
+        )
+    if precisions.shape != y.shape:
+        raise ValueError(f"precisions must have the shape of observations {y.shape}, got {precisions.shape}.")
+    if dynamics_index.shape != (t,) or session_starts.shape != (t,):
+        raise ValueError(f"dynamics_index and session_starts must have shape ({t},).")
+
+
+def _prepare_blocks(arrays, block_size, n_time_bins):
+    """Pad the time axis to whole blocks (padding steps are session starts with no observation)."""
+    if block_size is None or block_size >= n_time_bins:
+        block_size = n_time_bins
+    n_blocks = -(-n_time_bins // block_size)
+    n_pad = n_blocks * block_size - n_time_bins
+    y, prec, idx, starts = arrays
+    if n_pad:
+        y = jnp.concatenate([y, jnp.zeros((n_pad, y.shape[1]), y.dtype)])
+        prec = jnp.concatenate([prec, jnp.zeros((n_pad, prec.shape[1]), prec.dtype)])
+        idx = jnp.concatenate([idx, jnp.zeros(n_pad, idx.dtype)])
+        starts = jnp.concatenate([starts, jnp.ones(n_pad, bool)])
+
+    def blk(a):
+        return a.reshape((n_blocks, block_size) + a.shape[1:])
+
+    return (blk(y), blk(prec), blk(idx), blk(starts)), n_blocks, block_size
+
+
+def _filter_block(carry, block, dyn, emission):
+    """Filter one block from ``carry = (m, P)``; returns the new carry and per-step moments."""
+
+    def step(c, inp):
+        m, P = c
+        y, prec, j, start = inp
+        m_pred, P_pred = _predict(m, P, dyn, j, start)
+        m_new, P_new, ll = _update(m_pred, P_pred, emission, y, prec)
+        return (m_new, P_new), (m_new, P_new, ll)
+
+    return lax.scan(step, carry, block)
+
+
+def _run_filter(dyn, emission, y, precisions, dynamics_index, session_starts, block_size):
+    """Forward pass over blocks; returns block-start carries, the log-likelihood, and blocked inputs."""
+    t = y.shape[0]
+    starts = jnp.asarray(session_starts, bool).at[0].set(True)
+    blocks, n_blocks, bs = _prepare_blocks((y, precisions, dynamics_index.astype(jnp.int32), starts), block_size, t)
+    n_lagged = dyn.coef.shape[-1]
+    init = (jnp.zeros(n_lagged, y.dtype), jnp.eye(n_lagged, dtype=y.dtype))
+
+    def outer(carry, block):
+        new, (_, _, ll) = _filter_block(carry, block, dyn, emission)
+        return new, (carry, jnp.sum(ll))
+
+    _, (checkpoints, lls) = lax.scan(outer, init, blocks)
+    return checkpoints, jnp.sum(lls), blocks, n_blocks, bs
+
+
+# ----------------------------------------------------------------------------
+# public kernels
+# ----------------------------------------------------------------------------
+
+
+def ar_kalman_filter(
+    dynamics: ARDynamics,
+    emission: LinearEmission,
+    observations: Float[Array, "n_time_bins obs_dim"],
+    precisions: Float[Array, "n_time_bins obs_dim"],
+    dynamics_index: Int[Array, " n_time_bins"],
+    session_starts: Bool[Array, " n_time_bins"],
+) -> KalmanFilterResult:
+    """Kalman filter of the stacked autoregressive latent state, session by session.
+
+    Parameters
+    ----------
+    dynamics : ARDynamics
+        Dynamics entries and the stacked-state prior at session starts.
+    emission : LinearEmission
+        ``C`` and ``d``.
+    observations : array of shape (n_time_bins, obs_dim)
+        ``y_t`` (values where ``precisions`` is 0 are ignored).
+    precisions : array of shape (n_time_bins, obs_dim)
+        Observation noise precisions ``ω_t`` (>= 0; 0 for missing).
+    dynamics_index : int array of shape (n_time_bins,)
+        Dynamics entry used for the step into ``t`` (ignored at session starts).
+    session_starts : bool array of shape (n_time_bins,)
+        Session starts; the first step is always one.
+
+    Returns
+    -------
+    KalmanFilterResult
+
+    Raises
+    ------
+    ValueError
+        If the shapes are inconsistent.
+    """
+    _check(dynamics, emission, observations, precisions, dynamics_index, session_starts)
+    starts = jnp.asarray(session_starts, bool).at[0].set(True)
+    n_lagged = dynamics.coef.shape[-1]
+    init = (jnp.zeros(n_lagged, observations.dtype), jnp.eye(n_lagged, dtype=observations.dtype))
+    _, (ms, Ps, lls) = _filter_block(init, (observations, precisions, dynamics_index, starts), dynamics, emission)
+    return KalmanFilterResult(jnp.sum(lls), ms, Ps)
+
+
+def _smooth_step(dyn, carry, inp):
+    """One RTS step backwards: ``carry`` holds the smoothed moments of ``s_{t+1}``."""
+    m_next, P_next = carry
+    m, P, j_next, start_next = inp
+    m_pred, P_pred = _predict(m, P, dyn, j_next, False)
+    d = dyn.intercept.shape[-1]
+    a = dyn.coef[j_next]
+    # cross covariance Cov(s_t, s_{t+1}) = P F^T = [P A^T, P[:, :-d]]
+    cross = jnp.concatenate([P @ a.T, P[:, :-d]], axis=1)
+    lp = _chol(P_pred)
+    gain = jsl.cho_solve((lp, True), cross.T).T
+    m_s = m + gain @ (m_next - m_pred)
+    P_s = _sym(P + gain @ (P_next - P_pred) @ gain.T)
+    m_s = jnp.where(start_next, m, m_s)
+    P_s = jnp.where(start_next, P, P_s)
+    return (m_s, P_s), (m_s, P_s)
+
+
+def ar_kalman_smoother(
+    dynamics: ARDynamics,
+    emission: LinearEmission,
+    observations: Float[Array, "n_time_bins obs_dim"],
+    precisions: Float[Array, "n_time_bins obs_dim"],
+    dynamics_index: Int[Array, " n_time_bins"],
+    session_starts: Bool[Array, " n_time_bins"],
+    *,
+    block_size: int | None = None,
+    return_covariances: bool = False,
+) -> KalmanSmootherResult:
+    """Rauch-Tung-Striebel smoother of the stacked latent state, session by session.
+
+    Parameters
+    ----------
+    dynamics, emission, observations, precisions, dynamics_index, session_starts
+        As in [`ar_kalman_filter`][behavhmm.inference.kalman.ar_kalman_filter].
+    block_size : int, optional
+        Time steps whose filtered covariances are held at once (memory knob;
+        default: all).
+    return_covariances : bool, default False
+        Also return the smoothed covariances (memory ``O(T S^2)``).
+
+    Returns
+    -------
+    KalmanSmootherResult
+
+    Raises
+    ------
+    ValueError
+        If the shapes are inconsistent.
+    """
+    _check(dynamics, emission, observations, precisions, dynamics_index, session_starts)
+    t = observations.shape[0]
+    checkpoints, ll, blocks, n_blocks, bs = _run_filter(
+        dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size
+    )
+    y_b, prec_b, idx_b, starts_b = blocks
+    # "next" index and start of each step, in block layout
+    idx_next = jnp.concatenate([idx_b.reshape(-1)[1:], jnp.zeros(1, jnp.int32)]).reshape(n_blocks, bs)
+    start_next = jnp.concatenate([starts_b.reshape(-1)[1:], jnp.ones(1, bool)]).reshape(n_blocks, bs)
+    n_lagged = dynamics.coef.shape[-1]
+    dtype = observations.dtype
+
+    def outer(carry, inp):
+        ck, y, prec, j, st, jn, sn = inp
+        _, (ms, Ps, _) = _filter_block(ck, (y, prec, j, st), dynamics, emission)
+        carry, (m_s, P_s) = lax.scan(
+            lambda c, x: _smooth_step(dynamics, c, x), carry, (ms, Ps, jn, sn), reverse=True
+        )
+        return carry, (m_s, P_s if return_covariances else None)
+
+    init = (jnp.zeros(n_lagged, dtype), jnp.eye(n_lagged, dtype=dtype))
+    _, (m_s, P_s) = lax.scan(
+        outer, init, (checkpoints, y_b, prec_b, idx_b, starts_b, idx_next, start_next), reverse=True
+    )
+    m_s = m_s.reshape(-1, n_lagged)[:t]
+    if return_covariances:
+        P_s = P_s.reshape(-1, n_lagged, n_lagged)[:t]
+    return KalmanSmootherResult(ll, m_s, P_s)
+
+
+def _sample_step(dyn, carry, inp):
+    """One backward-sampling step: ``carry`` is the sampled stacked state ``s_{t+1}``."""
+    s_next = carry
+    m, P, j_next, start_next, key = inp
+    d = dyn.intercept.shape[-1]
+    n_lagged = m.shape[0]
+    k_full, k_block = jax.random.split(key)
+    # session end: draw the whole stacked state from the filter
+    full = m + _chol(P) @ jax.random.normal(k_full, (n_lagged,), m.dtype)
+    # otherwise: the shared blocks are known, draw the oldest block c
+    shared = s_next[d:]  # = s_t[:-d]
+    mu_c, sig_c = m[-d:], P[-d:, -d:]
+    if n_lagged > d:
+        la = _chol(P[:-d, :-d])
+        p_ac = P[:-d, -d:]
+        sol = jsl.cho_solve((la, True), jnp.concatenate([p_ac, (shared - m[:-d])[:, None]], axis=1))
+        mu_c = mu_c + p_ac.T @ sol[:, -1]
+        sig_c = _sym(sig_c - p_ac.T @ sol[:, :-1])
+    a = dyn.coef[j_next]
+    a_shared, a_c = a[:, : n_lagged - d], a[:, n_lagged - d :]
+    resid = s_next[:d] - dyn.intercept[j_next] - a_shared @ shared
+    q = dyn.covariance[j_next]
+    s2 = _sym(a_c @ sig_c @ a_c.T + q)
+    gain = jsl.cho_solve((_chol(s2), True), a_c @ sig_c).T  # (d, d)
+    mu_post = mu_c + gain @ (resid - a_c @ mu_c)
+    ikh = jnp.eye(d, dtype=m.dtype) - gain @ a_c
+    sig_post = ikh @ sig_c @ ikh.T + gain @ q @ gain.T
+    c = mu_post + _chol(sig_post) @ jax.random.normal(k_block, (d,), m.dtype)
+    cond = jnp.concatenate([shared, c])
+    s = jnp.where(start_next, full, cond)
+    return s, s[:d]
+
+
+def ar_kalman_sample(
+    key,
+    dynamics: ARDynamics,
+    emission: LinearEmission,
+    observations: Float[Array, "n_time_bins obs_dim"],
+    precisions: Float[Array, "n_time_bins obs_dim"],
+    dynamics_index: Int[Array, " n_time_bins"],
+    session_starts: Bool[Array, " n_time_bins"],
+    *,
+    block_size: int | None = None,
+) -> KalmanSample:
+    """Draw the latent path by forward filtering, backward sampling, session by session.
+
+    Parameters
+    ----------
+    key : jax.random key
+        Randomness of the draw.
+    dynamics, emission, observations, precisions, dynamics_index, session_starts
+        As in [`ar_kalman_filter`][behavhmm.inference.kalman.ar_kalman_filter].
+    block_size : int, optional
+        Time steps whose filtered covariances are held at once; memory is
+        ``O(block_size S^2 + (T / block_size) S^2)`` at the cost of a second
+        filtering pass. Default: all steps at once (one pass).
+
+    Returns
+    -------
+    KalmanSample
+
+    Raises
+    ------
+    ValueError
+        If the shapes are inconsistent.
+    """
+    _check(dynamics, emission, observations, precisions, dynamics_index, session_starts)
+    t = observations.shape[0]
+    d = dynamics.intercept.shape[-1]
+    checkpoints, ll, blocks, n_blocks, bs = _run_filter(
+        dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size
+    )
+    y_b, prec_b, idx_b, starts_b = blocks
+    idx_next = jnp.concatenate([idx_b.reshape(-1)[1:], jnp.zeros(1, jnp.int32)]).reshape(n_blocks, bs)
+    start_next = jnp.concatenate([starts_b.reshape(-1)[1:], jnp.ones(1, bool)]).reshape(n_blocks, bs)
+    keys = jax.random.split(key, n_blocks * bs).reshape((n_blocks, bs) + jax.random.split(key, 1).shape[1:])
+    n_lagged = dynamics.coef.shape[-1]
+
+    def outer(carry, inp):
+        ck, y, prec, j, st, jn, sn, kb = inp
+        _, (ms, Ps, _) = _filter_block(ck, (y, prec, j, st), dynamics, emission)
+        carry, x = lax.scan(lambda c, v: _sample_step(dynamics, c, v), carry, (ms, Ps, jn, sn, kb), reverse=True)
+        return carry, x
+
+    init = jnp.zeros(n_lagged, observations.dtype)
+    _, xs = lax.scan(outer, init, (checkpoints, y_b, prec_b, idx_b, starts_b, idx_next, start_next, keys), reverse=True)
+    return KalmanSample(xs.reshape(-1, d)[:t], ll)
