@@ -16,9 +16,12 @@ from .kalman import (
     KalmanSample,
     KalmanSmootherResult,
     LinearEmission,
+    RandomWalkPosterior,
     ar_kalman_filter,
     ar_kalman_sample,
     ar_kalman_smoother,
+    random_walk_sample,
+    random_walk_smoother,
 )
 
 __all__ = [
@@ -30,6 +33,9 @@ __all__ = [
     "ar_kalman_filter",
     "ar_kalman_sample",
     "ar_kalman_smoother",
+    "RandomWalkPosterior",
+    "random_walk_sample",
+    "random_walk_smoother",
     "HMMFilterResult",
     "HMMPosterior",
     "HMMSample",

@@ -68,6 +68,9 @@ __all__ = [
     "ar_kalman_filter",
     "ar_kalman_smoother",
     "ar_kalman_sample",
+    "RandomWalkPosterior",
+    "random_walk_smoother",
+    "random_walk_sample",
 ]
 
 _LOG_2PI = 1.8378770664093453
@@ -282,19 +285,23 @@ def _filter_block(carry, block, dyn, emission):
 
 
 def _run_filter(dyn, emission, y, precisions, dynamics_index, session_starts, block_size):
-    """Forward pass over blocks; returns block-start carries, the log-likelihood, and blocked inputs."""
+    """Forward pass over blocks; returns the block-start carries and the blocked inputs."""
     t = y.shape[0]
     starts = jnp.asarray(session_starts, bool).at[0].set(True)
     blocks, n_blocks, bs = _prepare_blocks((y, precisions, dynamics_index.astype(jnp.int32), starts), block_size, t)
     n_lagged = dyn.coef.shape[-1]
     init = (jnp.zeros(n_lagged, y.dtype), jnp.eye(n_lagged, dtype=y.dtype))
 
-    def outer(carry, block):
-        new, (_, _, ll) = _filter_block(carry, block, dyn, emission)
-        return new, (carry, jnp.sum(ll))
+    if n_blocks == 1:  # nothing to checkpoint: the smoother or sampler filters in its single pass
+        checkpoints = jax.tree_util.tree_map(lambda a: a[None], init)
+        return checkpoints, blocks, n_blocks, bs
 
-    _, (checkpoints, lls) = lax.scan(outer, init, blocks)
-    return checkpoints, jnp.sum(lls), blocks, n_blocks, bs
+    def outer(carry, block):
+        new, _ = _filter_block(carry, block, dyn, emission)
+        return new, carry
+
+    _, checkpoints = lax.scan(outer, init, blocks)
+    return checkpoints, blocks, n_blocks, bs
 
 
 # ----------------------------------------------------------------------------
@@ -396,7 +403,7 @@ def ar_kalman_smoother(
     """
     _check(dynamics, emission, observations, precisions, dynamics_index, session_starts)
     t = observations.shape[0]
-    checkpoints, ll, blocks, n_blocks, bs = _run_filter(
+    checkpoints, blocks, n_blocks, bs = _run_filter(
         dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size
     )
     y_b, prec_b, idx_b, starts_b = blocks
@@ -408,16 +415,20 @@ def ar_kalman_smoother(
 
     def outer(carry, inp):
         ck, y, prec, j, st, jn, sn = inp
-        _, (ms, Ps, _) = _filter_block(ck, (y, prec, j, st), dynamics, emission)
+        _, (ms, Ps, lls) = _filter_block(ck, (y, prec, j, st), dynamics, emission)
         carry, (m_s, P_s) = lax.scan(
             lambda c, x: _smooth_step(dynamics, c, x), carry, (ms, Ps, jn, sn), reverse=True
         )
-        return carry, (m_s, P_s if return_covariances else None)
+        return carry, (m_s, P_s if return_covariances else None, jnp.sum(lls))
 
     init = (jnp.zeros(n_lagged, dtype), jnp.eye(n_lagged, dtype=dtype))
-    _, (m_s, P_s) = lax.scan(
-        outer, init, (checkpoints, y_b, prec_b, idx_b, starts_b, idx_next, start_next), reverse=True
-    )
+    inputs = (checkpoints, y_b, prec_b, idx_b, starts_b, idx_next, start_next)
+    if n_blocks == 1:  # one pass: the filter's moments are kept
+        _, (m_s, P_s, ll) = outer(init, jax.tree_util.tree_map(lambda a: a[0], inputs))
+        m_s, P_s = m_s[None], None if P_s is None else P_s[None]
+    else:
+        _, (m_s, P_s, lls) = lax.scan(outer, init, inputs, reverse=True)
+        ll = jnp.sum(lls)
     m_s = m_s.reshape(-1, n_lagged)[:t]
     if return_covariances:
         P_s = P_s.reshape(-1, n_lagged, n_lagged)[:t]
@@ -493,7 +504,7 @@ def ar_kalman_sample(
     _check(dynamics, emission, observations, precisions, dynamics_index, session_starts)
     t = observations.shape[0]
     d = dynamics.intercept.shape[-1]
-    checkpoints, ll, blocks, n_blocks, bs = _run_filter(
+    checkpoints, blocks, n_blocks, bs = _run_filter(
         dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size
     )
     y_b, prec_b, idx_b, starts_b = blocks
@@ -504,10 +515,135 @@ def ar_kalman_sample(
 
     def outer(carry, inp):
         ck, y, prec, j, st, jn, sn, kb = inp
-        _, (ms, Ps, _) = _filter_block(ck, (y, prec, j, st), dynamics, emission)
+        _, (ms, Ps, lls) = _filter_block(ck, (y, prec, j, st), dynamics, emission)
         carry, x = lax.scan(lambda c, v: _sample_step(dynamics, c, v), carry, (ms, Ps, jn, sn, kb), reverse=True)
-        return carry, x
+        return carry, (x, jnp.sum(lls))
 
     init = jnp.zeros(n_lagged, observations.dtype)
-    _, xs = lax.scan(outer, init, (checkpoints, y_b, prec_b, idx_b, starts_b, idx_next, start_next, keys), reverse=True)
+    inputs = (checkpoints, y_b, prec_b, idx_b, starts_b, idx_next, start_next, keys)
+    if n_blocks == 1:  # one pass: the filter's moments are kept
+        _, (xs, ll) = outer(init, jax.tree_util.tree_map(lambda a: a[0], inputs))
+    else:
+        _, (xs, lls) = lax.scan(outer, init, inputs, reverse=True)
+        ll = jnp.sum(lls)
     return KalmanSample(xs.reshape(-1, d)[:t], ll)
+
+
+# ----------------------------------------------------------------------------
+# isotropic Gaussian random walk (the keypoint centroid)
+# ----------------------------------------------------------------------------
+
+
+class RandomWalkPosterior(NamedTuple):
+    """Smoothed moments of an isotropic random walk.
+
+    Attributes
+    ----------
+    means : array of shape (n_time_bins, n_dims)
+        ``E[v_t | all observations of its session]``.
+    variances : array of shape (n_time_bins,)
+        ``Var[v_{t,i} | ...]``, the same for every coordinate ``i``.
+    """
+
+    means: Float[Array, "n_time_bins n_dims"]
+    variances: Float[Array, " n_time_bins"]
+
+
+def _random_walk_filter(observations, precisions, step_variance, initial_variance, session_starts):
+    starts = jnp.asarray(session_starts, bool).at[0].set(True)
+    n_dims = observations.shape[1]
+
+    def step(carry, inp):
+        m, p = carry
+        y, lam, start = inp
+        m_pred = jnp.where(start, jnp.zeros(n_dims, y.dtype), m)
+        p_pred = jnp.where(start, initial_variance, p + step_variance)
+        gain = p_pred * lam / (1.0 + p_pred * lam)
+        m_new = m_pred + gain * (y - m_pred)
+        p_new = p_pred / (1.0 + p_pred * lam)
+        return (m_new, p_new), (m_new, p_new)
+
+    init = (jnp.zeros(n_dims, observations.dtype), jnp.asarray(initial_variance, observations.dtype))
+    _, (ms, ps) = lax.scan(step, init, (observations, precisions, starts))
+    start_next = jnp.concatenate([starts[1:], jnp.ones(1, bool)])
+    return ms, ps, start_next
+
+
+def random_walk_smoother(
+    observations: Float[Array, "n_time_bins n_dims"],
+    precisions: Float[Array, " n_time_bins"],
+    step_variance,
+    initial_variance,
+    session_starts: Bool[Array, " n_time_bins"],
+) -> RandomWalkPosterior:
+    """RTS smoother of ``v_t = v_{t-1} + N(0, q I)`` observed as ``u_t ~ N(v_t, I / λ_t)``.
+
+    Parameters
+    ----------
+    observations : array of shape (n_time_bins, n_dims)
+        ``u_t`` (any value where ``λ_t = 0``).
+    precisions : array of shape (n_time_bins,)
+        ``λ_t >= 0``, isotropic observation precisions (0: no observation).
+    step_variance : scalar
+        ``q``, the variance of a step per coordinate.
+    initial_variance : scalar
+        Prior variance of ``v`` (mean 0) at a session start.
+    session_starts : bool array of shape (n_time_bins,)
+
+    Returns
+    -------
+    RandomWalkPosterior
+
+    Notes
+    -----
+    For the keypoint centroid, ``λ_t = Σ_n w_{t,n}`` and ``u_t`` is the
+    ``w``-weighted mean of the keypoints minus the rotated pose: the product
+    of the keypoints' Gaussians in ``v_t``.
+    """
+    ms, ps, start_next = _random_walk_filter(observations, precisions, step_variance, initial_variance, session_starts)
+
+    def step(carry, inp):
+        m_next, p_next = carry
+        m, p, sn = inp
+        j = p / (p + step_variance)
+        m_s = jnp.where(sn, m, m + j * (m_next - m))
+        p_s = jnp.where(sn, p, p + j * j * (p_next - p - step_variance))
+        return (m_s, p_s), (m_s, p_s)
+
+    _, (m_s, p_s) = lax.scan(step, (ms[-1], ps[-1]), (ms, ps, start_next), reverse=True)
+    return RandomWalkPosterior(m_s, p_s)
+
+
+def random_walk_sample(
+    key,
+    observations: Float[Array, "n_time_bins n_dims"],
+    precisions: Float[Array, " n_time_bins"],
+    step_variance,
+    initial_variance,
+    session_starts: Bool[Array, " n_time_bins"],
+) -> Float[Array, "n_time_bins n_dims"]:
+    """Draw the path of an isotropic random walk from its posterior (forward filter, backward sample).
+
+    Parameters
+    ----------
+    key : jax.random key
+    observations, precisions, step_variance, initial_variance, session_starts
+        As in [`random_walk_smoother`][behavhmm.inference.kalman.random_walk_smoother].
+
+    Returns
+    -------
+    array of shape (n_time_bins, n_dims)
+    """
+    ms, ps, start_next = _random_walk_filter(observations, precisions, step_variance, initial_variance, session_starts)
+    noise = jax.random.normal(key, ms.shape, ms.dtype)
+
+    def step(v_next, inp):
+        m, p, sn, eps = inp
+        j = p / (p + step_variance)
+        mean = jnp.where(sn, m, m + j * (v_next - m))
+        var = jnp.where(sn, p, p * step_variance / (p + step_variance))
+        v = mean + jnp.sqrt(var) * eps
+        return v, v
+
+    _, vs = lax.scan(step, jnp.zeros_like(ms[0]), (ms, ps, start_next, noise), reverse=True)
+    return vs

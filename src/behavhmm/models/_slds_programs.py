@@ -19,7 +19,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..inference import ARDynamics, LinearEmission, ar_kalman_sample, ar_kalman_smoother
+from ..inference import (
+    ARDynamics,
+    LinearEmission,
+    ar_kalman_sample,
+    ar_kalman_smoother,
+    random_walk_sample,
+    random_walk_smoother,
+)
 from ..observations.keypoints import (
     heading_conditional,
     keypoint_log_likelihood,
@@ -115,34 +122,22 @@ def pose_of(latents, hyper: KPHyper, n_keypoints: int):
     return (latents @ c.T + d).reshape(latents.shape[0], n_keypoints, -1)
 
 
-def _centroid_model(hyper: KPHyper, n_keypoints: int, n_dims: int, dtype):
-    eye = jnp.eye(n_dims, dtype=dtype)
-    dyn = ARDynamics(
-        eye[None], jnp.zeros((1, n_dims), dtype), (hyper.centroid_variance * eye)[None],
-        jnp.zeros(n_dims, dtype), hyper.centroid_prior_variance * eye,
-    )
-    return dyn, LinearEmission(jnp.tile(eye, (n_keypoints, 1)), jnp.zeros(n_keypoints * n_dims, dtype))
+def centroid_observations(data: KPData, rotated, precision):
+    """Per-frame Gaussian evidence on the centroid: weighted mean of ``y - R p`` and its precision."""
+    lam = jnp.sum(precision, axis=1)
+    u = jnp.sum(precision[..., None] * (data.y - rotated), axis=1) / jnp.where(lam > 0, lam, 1.0)[:, None]
+    return u, lam
 
 
-def _centroid_inputs(data: KPData, rotated, precision):
-    n, k, dims = data.y.shape
-    obs = (data.y - rotated).reshape(n, k * dims)
-    prec = jnp.repeat(precision, dims, axis=1)
-    return obs, prec, jnp.zeros(n, jnp.int32), data.starts
+def sample_centroid(key, data: KPData, rotated, precision, hyper: KPHyper):
+    """Centroid path from its conditional: FFBS on the Gaussian random walk."""
+    u, lam = centroid_observations(data, rotated, precision)
+    return random_walk_sample(key, u, lam, hyper.centroid_variance, hyper.centroid_prior_variance, data.starts)
 
 
-def sample_centroid(key, data: KPData, rotated, precision, hyper: KPHyper, block_size):
-    """Centroid path from its conditional: a Kalman FFBS on the Gaussian random walk."""
-    n, k, dims = data.y.shape
-    dyn, em = _centroid_model(hyper, k, dims, data.y.dtype)
-    return ar_kalman_sample(key, dyn, em, *_centroid_inputs(data, rotated, precision), block_size=block_size).latents
-
-
-def smooth_centroid(data: KPData, rotated, precision, hyper: KPHyper, block_size):
-    n, k, dims = data.y.shape
-    dyn, em = _centroid_model(hyper, k, dims, data.y.dtype)
-    res = ar_kalman_smoother(dyn, em, *_centroid_inputs(data, rotated, precision), block_size=block_size)
-    return res.smoothed_means
+def smooth_centroid(data: KPData, rotated, precision, hyper: KPHyper):
+    u, lam = centroid_observations(data, rotated, precision)
+    return random_walk_smoother(u, lam, hyper.centroid_variance, hyper.centroid_prior_variance, data.starts).means
 
 
 def residuals(data: KPData, latents, heading, centroid, hyper: KPHyper):
@@ -153,45 +148,63 @@ def residuals(data: KPData, latents, heading, centroid, hyper: KPHyper):
     return pose, rotated, jnp.sum(resid * resid, axis=-1)
 
 
-@partial(jax.jit, static_argnames=("method", "block_size"))
-def slds_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, method: str, block_size: int | None):
-    """One Gibbs sweep: AR-HMM (states, HDP, transitions, AR parameters), latents, heading, centroid, noise.
+@partial(jax.jit, static_argnames=("block_size",))
+def continuous_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, block_size: int | None):
+    """Gibbs updates of the continuous variables given the discrete states and AR parameters.
 
-    Returns the new state and ``log p(y | x, h, v, s, σ²) + log p(x | θ)`` (states
-    marginalised) of the values that entered the sweep.
+    Draws, in order, the latent path (Kalman FFBS), the heading (von Mises),
+    the centroid (random-walk FFBS), the noise scales and the noise variances.
+    Returns the new state and ``log p(y | x, h, v, s, σ²)`` of the values that
+    entered.
     """
     params = state.ar.params
     nlags = nlags_of(params)
     n_states = params.coef.shape[0]
     n, n_kp, n_dims = data.y.shape
-    keys = jax.random.split(key, 6)
-    # discrete states and AR parameters given the latents
-    ar_state, hmm_ll = gibbs_sweep(state.ar, keys[0], ar_data(state.latents, data, nlags), hyper.ar, False, method)
+    keys = jax.random.split(key, 5)
     _, _, sq0 = residuals(data, state.latents, state.heading, state.centroid, hyper)
     kp_ll = keypoint_log_likelihood(sq0, state.scales * state.sigmasq[None, :], data.observed, n_dims)
     # latent pose by Kalman FFBS
     precision = keypoint_precision(data, state.scales, state.sigmasq)
-    dyn = latent_dynamics(ar_state.params, hyper, nlags)
-    idx = dynamics_index(ar_state.states, data, n_states, nlags)
+    dyn = latent_dynamics(params, hyper, nlags)
+    idx = dynamics_index(state.ar.states, data, n_states, nlags)
     latents = ar_kalman_sample(
-        keys[1], dyn, hyper.emission, egocentric_observations(data, state.heading, state.centroid),
+        keys[0], dyn, hyper.emission, egocentric_observations(data, state.heading, state.centroid),
         jnp.repeat(precision, n_dims, axis=1), idx, data.starts, block_size=block_size,
     ).latents
     # heading (von Mises)
     pose = pose_of(latents, hyper, n_kp)
     mu, kappa = heading_conditional(data.y - state.centroid[:, None, :], pose, precision)
-    heading = sample_von_mises(keys[2], mu, kappa)
-    # centroid (Kalman on the random walk)
+    heading = sample_von_mises(keys[1], mu, kappa)
+    # centroid (random walk)
     rotated = rotate_xy(pose, heading)
-    centroid = sample_centroid(keys[3], data, rotated, precision, hyper, block_size)
+    centroid = sample_centroid(keys[2], data, rotated, precision, hyper)
     # noise scales and variances
     resid = data.y - rotated - centroid[:, None, :]
     sq = jnp.sum(resid * resid, axis=-1)
     shape, scale = noise_scale_conditional(sq, state.sigmasq, data.prior_scale, hyper.noise_dof, data.observed, n_dims)
-    scales = sample_inverse_gamma(keys[4], shape, scale)
+    scales = sample_inverse_gamma(keys[3], shape, scale)
     shape, scale = noise_variance_conditional(sq, scales, data.observed, hyper.noise_prior_shape, hyper.noise_prior_scale, n_dims)
-    sigmasq = sample_inverse_gamma(keys[5], shape, scale)
-    new = SLDSState(ar_state, latents, heading, centroid, scales, sigmasq)
+    sigmasq = sample_inverse_gamma(keys[4], shape, scale)
+    return SLDSState(state.ar, latents, heading, centroid, scales, sigmasq), kp_ll
+
+
+ar_data_program = jax.jit(ar_data, static_argnames=("nlags",))
+
+
+def slds_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, method: str, block_size: int | None):
+    """One Gibbs sweep of the keypoint SLDS: two compiled programs shared by every instance.
+
+    First the AR-HMM's sweep (states, HDP auxiliary variables, β, transitions,
+    AR parameters) on the current latents -- the same compiled program as the
+    AR-only stage -- then [`continuous_sweep`][behavhmm.models._slds_programs.continuous_sweep].
+    Returns the new state and ``log p(y | x, h, v, s, σ²) + log p(x | θ)``
+    (states marginalised) of the values that entered the sweep.
+    """
+    k_ar, k_cont = jax.random.split(key)
+    nlags = nlags_of(state.ar.params)
+    ar_state, hmm_ll = gibbs_sweep(state.ar, k_ar, ar_data_program(state.latents, data, nlags), hyper.ar, False, method)
+    new, kp_ll = continuous_sweep(state._replace(ar=ar_state), k_cont, data, hyper, block_size)
     return new, hmm_ll + kp_ll
 
 
@@ -220,40 +233,46 @@ def decode_program(
     Round 0 smooths the latents under the ``weights``-averaged dynamics; each
     later round decodes the states (Viterbi) and smooths the latents under
     those states' dynamics. After each latent smoothing, the heading is set to
-    its conditional mode, the centroid to its Kalman-smoothed mean, and the
-    noise scales to their conditional means.
+    its conditional mode, the centroid to its smoothed mean, and the noise
+    scales to their conditional means. One loop body is compiled for all rounds.
     """
     nlags = nlags_of(params)
-    n_states = params.coef.shape[0]
+    n_states, latent_dim = params.coef.shape[0], params.coef.shape[1]
     n, n_kp, n_dims = data.y.shape
-    heading, centroid = heading0, centroid0
     nu = hyper.noise_dof
-    scales = data.prior_scale
-    states = jnp.zeros(n, jnp.int32)
-    latents = None
-    for r in range(n_rounds + 1):
+    # entries 0..K-1: states; K: the averaged dynamics; K+1: a session's first frames
+    avg = mean_dynamics(params, weights)
+    both = ARHMMParams(
+        params.initial_prob, params.transition_prob, jnp.concatenate([params.coef, avg.coef]),
+        jnp.concatenate([params.intercept, avg.intercept]), jnp.concatenate([params.covariances, avg.covariances]),
+        params.dof,
+    )
+    dyn = latent_dynamics(both, hyper, nlags)
+
+    def one_round(r, carry):
+        heading, centroid, scales, states, _ = carry
         precision = keypoint_precision(data, scales, sigmasq)
-        if r == 0:
-            dyn = latent_dynamics(mean_dynamics(params, weights), hyper, nlags)
-            idx = jnp.where(data.position >= nlags, 0, 1).astype(jnp.int32)
-        else:
-            dyn = latent_dynamics(params, hyper, nlags)
-            idx = dynamics_index(states, data, n_states, nlags)
+        idx = jnp.where(r == 0, n_states, states)
+        idx = jnp.where(data.position >= nlags, idx, n_states + 1).astype(jnp.int32)
         sm = ar_kalman_smoother(
             dyn, hyper.emission, egocentric_observations(data, heading, centroid),
             jnp.repeat(precision, n_dims, axis=1), idx, data.starts, block_size=block_size,
         )
-        latents = sm.smoothed_means[:, : params.coef.shape[1]]
+        latents = sm.smoothed_means[:, :latent_dim]
         pose = pose_of(latents, hyper, n_kp)
         mu, kappa = heading_conditional(data.y - centroid[:, None, :], pose, precision)
         heading = jnp.where(kappa > 0, mu, heading)
         rotated = rotate_xy(pose, heading)
-        centroid = smooth_centroid(data, rotated, precision, hyper, block_size)
+        centroid = smooth_centroid(data, rotated, precision, hyper)
         resid = data.y - rotated - centroid[:, None, :]
         sq = jnp.sum(resid * resid, axis=-1)
         shape, scale = noise_scale_conditional(sq, sigmasq, data.prior_scale, nu, data.observed, n_dims)
         scales = scale / jnp.maximum(shape - 1.0, 0.5)
         states = viterbi_program(params, ar_data(latents, data, nlags), robust=False, method=method)
+        return heading, centroid, scales, states.astype(jnp.int32), latents
+
+    init = (heading0, centroid0, data.prior_scale, jnp.zeros(n, jnp.int32), jnp.zeros((n, latent_dim), heading0.dtype))
+    heading, centroid, scales, states, latents = jax.lax.fori_loop(0, n_rounds + 1, one_round, init)
     _, _, sq = residuals(data, latents, heading, centroid, hyper)
     kp_ll = keypoint_log_likelihood(sq, scales * sigmasq[None, :], data.observed, n_dims)
     return latents, heading, centroid, states, kp_ll

@@ -25,21 +25,24 @@ from ._ar_programs import (
     GibbsState,
     Hyper,
     filter_program,
+    gibbs_sweep,
     median_duration_program,
     posterior,
     simulate_program,
 )
+from ._initializers import sticky_transition_proba
 from ._sessions import session_bounds, session_mask, split_pynapple
 from ._slds_programs import (
     KPData,
     KPHyper,
     SLDSState,
     ar_data,
+    ar_data_program,
     decode_program,
     simulate_poses_program,
     slds_sweep,
 )
-from .ar_hmm import ARHMM
+from .ar_hmm import kmeans_ar_params
 from .base import BaseHMM, PreparedData, check_random_key
 
 __all__ = ["KeypointSLDS", "KeypointDecoding", "KeypointSimulation"]
@@ -596,50 +599,58 @@ class KeypointSLDS(BaseHMM):
             self.centroid_variance_ = float(max(np.mean(diffs**2) if len(diffs) else 1e-2, 1e-6))
         else:
             self.centroid_variance_ = float(self.centroid_variance)
-        # AR-only stage (warm start)
-        ar = ARHMM(
-            n_states=self.n_states, nlags=self.nlags, algorithm="gibbs", kappa=self.kappa, alpha=self.alpha,
-            gamma=self.gamma, n_iter=max(int(self.n_iter_ar), 1), covariance_prior_scale=self.covariance_prior_scale,
-            coef_prior_variance=self.coef_prior_variance, check_every=max(int(self.n_iter_ar), 1),
-            inference_method=self.inference_method, random_state=int(jax.random.bits(key_ar, (), jnp.uint32)),
-            progress_bar=self.progress_bar,
-        )
-        if self.n_iter_ar == 0:
-            ar.set_params(algorithm="em", n_iter=1)
-        ar.fit(latents, session_starts=mask)
-        self.ar_log_likelihood_history_ = np.asarray(ar.log_likelihood_history_) if self.n_iter_ar else np.zeros(0)
+        # AR-only stage (warm start): the ARHMM's Gibbs sweep on the PC scores, with the same
+        # compiled program (same layout and shapes) as the discrete half of the full sweep
+        data = self._to_device(y, observed, conf, mask)
+        n = data.y.shape[0]
+        pad = n - n_time_bins
         dtype = float_dtype()
+        prior = self._prior()
+        hyper = self._hyper(prior)
+        method, block_size = self._method(), self.block_size
+        k_init, k_trans = jax.random.split(key_ar)
+        coef, intercept, cov = kmeans_ar_params(self.n_states, latents, mask, k_init, nlags=self.nlags, prior=prior)
+        trans = sticky_transition_proba(self.n_states, latents, mask, k_trans)
         params = ARHMMParams(
             *(jnp.asarray(a, dtype) for a in (
-                ar.initial_prob_, np.asarray(ar.transition_prob_)[None], ar.coef_, ar.intercept_, ar.covariances_,
+                np.full(self.n_states, 1.0 / self.n_states), np.asarray(trans)[None], coef, intercept, cov,
                 np.full(self.n_states, np.inf),
             ))
         )
-        beta = getattr(ar, "beta_", np.full(self.n_states, 1.0 / self.n_states))
+        ar_state = GibbsState(
+            params, jnp.full(self.n_states, 1.0 / self.n_states, dtype), jnp.zeros(n, jnp.int32), jnp.ones(n, dtype)
+        )
+        latents_dev = jnp.asarray(np.pad(latents, ((0, pad), (0, 0))), dtype)
+        ardata = ar_data_program(latents_dev, data, int(self.nlags))
+        if self.n_iter_ar:
+            res_ar = run_gibbs(
+                lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method), ar_state, key_ar,
+                n_iter=int(self.n_iter_ar), n_frames=n_time_bins, progress_bar=self.progress_bar,
+                desc=f"KeypointSLDS AR-only (K={self.n_states})",
+            )
+            ar_state = res_ar.state
+            self.ar_log_likelihood_history_ = np.asarray(res_ar.history["log_likelihood"])
+        else:
+            self.ar_log_likelihood_history_ = np.zeros(0)
         # full model
-        data = self._to_device(y, observed, conf, mask)
-        n = data.y.shape[0]
         recon = (latents @ comps + mean).reshape(n_time_bins, n_kp, n_dims)
         resid = y - self._rotate(recon, heading) - centroid[:, None, :]
         sq = np.sum(resid**2, axis=2)
         sigmasq = np.array([sq[observed[:, i], i].mean() / n_dims if observed[:, i].any() else 1e-2 for i in range(n_kp)])
-        pad = n - n_time_bins
         state = SLDSState(
-            ar=GibbsState(params, jnp.asarray(beta, dtype), jnp.zeros(n, jnp.int32), jnp.ones(n, dtype)),
-            latents=jnp.asarray(np.pad(latents, ((0, pad), (0, 0))), dtype),
+            ar=ar_state,
+            latents=latents_dev,
             heading=jnp.asarray(np.pad(heading, (0, pad)), dtype),
             centroid=jnp.asarray(np.pad(centroid, ((0, pad), (0, 0))), dtype),
             scales=data.prior_scale,
             sigmasq=jnp.asarray(np.maximum(sigmasq, 1e-6), dtype),
         )
-        hyper = self._hyper(self._prior())
-        method, block_size = self._method(), self.block_size
 
         def sweep(st, k):
             return slds_sweep(st, k, data, hyper, method, block_size)
 
         def evaluate(st):
-            ad = ar_data(st.latents, data, self.nlags)
+            ad = ar_data_program(st.latents, data, int(self.nlags))
             return {"median_duration": float(median_duration_program(st.ar.states, ad.starts, ad.weights))}
 
         res = run_gibbs(
