@@ -34,7 +34,7 @@ N_FRAMES, N_KP, N_STATES, LATENT_DIM, NLAGS = 1500, 6, 3, 2, 1
 
 @pytest.mark.parametrize("kappa", [0.3, 4.0, 60.0, 5000.0])
 def test_von_mises_sampler_moments(kappa):
-    n = 40000
+    n = 20000
     mu = 2.5
     h = np.asarray(sample_von_mises(jax.random.key(1), jnp.full(n, mu), jnp.full(n, kappa)))
     assert np.all(np.isfinite(h)) and np.all(np.abs(h) <= np.pi + 1e-6)
@@ -64,7 +64,7 @@ def test_heading_conditional_matches_grid(n_dims):
 
 
 def _grid_posterior_mean(log_density, lo, hi):
-    grid = np.exp(np.linspace(np.log(lo), np.log(hi), 200001))
+    grid = np.exp(np.linspace(np.log(lo), np.log(hi), 40001))
     lp = log_density(grid) + np.log(grid)  # integrate in log space
     w = np.exp(lp - lp.max())
     return np.sum(w * grid) / np.sum(w)
@@ -94,9 +94,9 @@ def test_noise_scale_and_variance_conditionals_match_grid():
 
     np.testing.assert_allclose(float(scale2[0] / (shape2[0] - 1)), _grid_posterior_mean(log_post_v, 1e-3, 1e3), rtol=1e-4)
     # the inverse-gamma sampler has the right mean and variance
-    draws = np.asarray(sample_inverse_gamma(jax.random.key(0), jnp.full(50000, 6.0), jnp.full(50000, 2.0)))
-    assert abs(draws.mean() - 2.0 / 5.0) < 4 * np.sqrt(4.0 / (25 * 4) / 50000)
-    np.testing.assert_allclose(draws.var(), 4.0 / (25 * 4), rtol=0.1)
+    draws = np.asarray(sample_inverse_gamma(jax.random.key(0), jnp.full(20000, 6.0), jnp.full(20000, 2.0)))
+    assert abs(draws.mean() - 2.0 / 5.0) < 4 * np.sqrt(4.0 / (25 * 4) / 20000)
+    np.testing.assert_allclose(draws.var(), 4.0 / (25 * 4), rtol=0.15)
 
 
 @pytest.mark.requires_x64
@@ -169,7 +169,7 @@ def simulated():
     starts[[0, 900]] = True
     sim = truth.simulate(jax.random.key(3), N_FRAMES, session_starts=starts)
     model = KeypointSLDS(
-        n_states=N_STATES, latent_dim=LATENT_DIM, nlags=NLAGS, kappa=100.0, n_iter_ar=15, n_iter=25,
+        n_states=N_STATES, latent_dim=LATENT_DIM, nlags=NLAGS, kappa=100.0, n_iter_ar=10, n_iter=20,
         anterior_bodyparts=0, posterior_bodyparts=4, progress_bar=False, random_state=1,
     ).fit(sim.keypoints, session_starts=starts)
     return truth, sim, starts, model
@@ -227,8 +227,8 @@ def test_save_load_round_trip(simulated, tmp_path):
     loaded = behavhmm.load_model(path)
     assert isinstance(loaded, KeypointSLDS) and loaded.get_params() == model.get_params()
     np.testing.assert_array_equal(loaded.pca_components_, model.pca_components_)
-    a = model.decode(sim.keypoints[:700], session_starts=starts[:700])
-    b = loaded.decode(sim.keypoints[:700], session_starts=starts[:700])
+    a = model.decode(sim.keypoints, session_starts=starts)
+    b = loaded.decode(sim.keypoints, session_starts=starts)
     for x, y in zip(a[:4], b[:4], strict=True):
         np.testing.assert_array_equal(x, y)
     with np.load(path, allow_pickle=False) as npz:
