@@ -202,16 +202,30 @@ def _predict(m, P, dyn: ARDynamics, j, start):
     return m_pred, _sym(P_pred)
 
 
-def _update(m, P, emission: LinearEmission, y, precision):
-    """Condition the stacked state on one observation; returns moments and ``log p(y_t | y_<t)``."""
-    d = emission.matrix.shape[1]
-    c = emission.matrix
+def _information(emission: LinearEmission, y, precision):
+    """Per-frame information of the observations about ``x_t``, computed for all frames at once.
+
+    Returns ``Λ_t = C^T W_t C`` (T, d, d), ``η_t = C^T W_t (y_t - d)`` (T, d) and
+    the constant ``-0.5 (n_obs log 2π - log|W_t| + (y_t - d)^T W_t (y_t - d))`` (T,)
+    of the log-likelihood; coordinates with zero precision are left out.
+    """
     observed = precision > 0
-    resid = jnp.where(observed, y - emission.bias - c @ m[:d], 0.0)
-    wc = precision[:, None] * c
-    lam = c.T @ wc  # (d, d)
-    rho = wc.T @ resid  # C^T W e
-    g = _chol(P[:d, :d])
+    w = jnp.where(observed, precision, 0.0)
+    r = jnp.where(observed, y - emission.bias, 0.0)
+    c = emission.matrix
+    lam = jnp.einsum("oi,to,oj->tij", c, w, c)
+    eta = (w * r) @ c
+    log_w = jnp.sum(jnp.log(jnp.where(observed, w, 1.0)), axis=1)
+    const = -0.5 * (jnp.sum(observed, axis=1) * _LOG_2PI - log_w + jnp.sum(w * r * r, axis=1))
+    return lam, eta, const
+
+
+def _update(m, P, lam, eta, const):
+    """Condition the stacked state on one frame's information; returns moments and ``log p(y_t | y_<t)``."""
+    d = lam.shape[0]
+    m1 = m[:d]
+    rho = eta - lam @ m1  # C^T W (y - d - C m1)
+    g = jnp.linalg.cholesky(P[:d, :d])  # A P A^T + Q: positive definite without jitter
     s = jnp.eye(d, dtype=m.dtype) + g.T @ lam @ g
     ls = jnp.linalg.cholesky(_sym(s))
     # B = P[:, :d] G^{-T}; its first block is G
@@ -223,12 +237,11 @@ def _update(m, P, emission: LinearEmission, y, precision):
     cond = P - b @ b.T
     cond = cond.at[:d, :].set(0.0).at[:, :d].set(0.0)
     P_new = _sym(cond + ls_inv_bt.T @ ls_inv_bt)
-    n_obs = jnp.sum(observed)
-    log_w = jnp.sum(jnp.where(observed, jnp.log(jnp.where(observed, precision, 1.0)), 0.0))
     log_det_s = 2.0 * jnp.sum(jnp.log(jnp.diagonal(ls)))
     z = jsl.solve_triangular(ls, gt_rho, lower=True)
-    maha = jnp.sum(precision * resid * resid) - jnp.sum(z * z)
-    ll = -0.5 * (n_obs * _LOG_2PI - log_w + log_det_s + maha)
+    # e^T W e = (y-d)^T W (y-d) - 2 m1^T η + m1^T Λ m1 (the first term is in ``const``)
+    maha = -2.0 * m1 @ eta + m1 @ lam @ m1 - jnp.sum(z * z)
+    ll = const - 0.5 * (log_det_s + maha)
     return m_new, P_new, ll
 
 
@@ -253,32 +266,31 @@ def _check(dyn: ARDynamics, emission: LinearEmission, y, precisions, dynamics_in
 
 
 def _prepare_blocks(arrays, block_size, n_time_bins):
-    """Pad the time axis to whole blocks (padding steps are session starts with no observation)."""
+    """Pad the time axis to whole blocks and reshape; ``arrays[-1]`` are the session starts.
+
+    Padding steps are session starts with no information.
+    """
     if block_size is None or block_size >= n_time_bins:
         block_size = n_time_bins
     n_blocks = -(-n_time_bins // block_size)
     n_pad = n_blocks * block_size - n_time_bins
-    y, prec, idx, starts = arrays
-    if n_pad:
-        y = jnp.concatenate([y, jnp.zeros((n_pad, y.shape[1]), y.dtype)])
-        prec = jnp.concatenate([prec, jnp.zeros((n_pad, prec.shape[1]), prec.dtype)])
-        idx = jnp.concatenate([idx, jnp.zeros(n_pad, idx.dtype)])
-        starts = jnp.concatenate([starts, jnp.ones(n_pad, bool)])
-
-    def blk(a):
-        return a.reshape((n_blocks, block_size) + a.shape[1:])
-
-    return (blk(y), blk(prec), blk(idx), blk(starts)), n_blocks, block_size
+    out = []
+    for i, a in enumerate(arrays):
+        if n_pad:
+            fill = jnp.ones if i == len(arrays) - 1 else jnp.zeros
+            a = jnp.concatenate([a, fill((n_pad,) + a.shape[1:], a.dtype)])
+        out.append(a.reshape((n_blocks, block_size) + a.shape[1:]))
+    return tuple(out), n_blocks, block_size
 
 
-def _filter_block(carry, block, dyn, emission):
+def _filter_block(carry, block, dyn):
     """Filter one block from ``carry = (m, P)``; returns the new carry and per-step moments."""
 
     def step(c, inp):
         m, P = c
-        y, prec, j, start = inp
+        lam, eta, const, j, start = inp
         m_pred, P_pred = _predict(m, P, dyn, j, start)
-        m_new, P_new, ll = _update(m_pred, P_pred, emission, y, prec)
+        m_new, P_new, ll = _update(m_pred, P_pred, lam, eta, const)
         return (m_new, P_new), (m_new, P_new, ll)
 
     return lax.scan(step, carry, block)
@@ -288,7 +300,8 @@ def _run_filter(dyn, emission, y, precisions, dynamics_index, session_starts, bl
     """Forward pass over blocks; returns the block-start carries and the blocked inputs."""
     t = y.shape[0]
     starts = jnp.asarray(session_starts, bool).at[0].set(True)
-    blocks, n_blocks, bs = _prepare_blocks((y, precisions, dynamics_index.astype(jnp.int32), starts), block_size, t)
+    lam, eta, const = _information(emission, y, precisions)
+    blocks, n_blocks, bs = _prepare_blocks((lam, eta, const, dynamics_index.astype(jnp.int32), starts), block_size, t)
     n_lagged = dyn.coef.shape[-1]
     init = (jnp.zeros(n_lagged, y.dtype), jnp.eye(n_lagged, dtype=y.dtype))
 
@@ -297,7 +310,7 @@ def _run_filter(dyn, emission, y, precisions, dynamics_index, session_starts, bl
         return checkpoints, blocks, n_blocks, bs
 
     def outer(carry, block):
-        new, _ = _filter_block(carry, block, dyn, emission)
+        new, _ = _filter_block(carry, block, dyn)
         return new, carry
 
     _, checkpoints = lax.scan(outer, init, blocks)
@@ -347,7 +360,8 @@ def ar_kalman_filter(
     starts = jnp.asarray(session_starts, bool).at[0].set(True)
     n_lagged = dynamics.coef.shape[-1]
     init = (jnp.zeros(n_lagged, observations.dtype), jnp.eye(n_lagged, dtype=observations.dtype))
-    _, (ms, Ps, lls) = _filter_block(init, (observations, precisions, dynamics_index, starts), dynamics, emission)
+    lam, eta, const = _information(emission, observations, precisions)
+    _, (ms, Ps, lls) = _filter_block(init, (lam, eta, const, dynamics_index, starts), dynamics)
     return KalmanFilterResult(jnp.sum(lls), ms, Ps)
 
 
@@ -406,7 +420,7 @@ def ar_kalman_smoother(
     checkpoints, blocks, n_blocks, bs = _run_filter(
         dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size
     )
-    y_b, prec_b, idx_b, starts_b = blocks
+    lam_b, eta_b, const_b, idx_b, starts_b = blocks
     # "next" index and start of each step, in block layout
     idx_next = jnp.concatenate([idx_b.reshape(-1)[1:], jnp.zeros(1, jnp.int32)]).reshape(n_blocks, bs)
     start_next = jnp.concatenate([starts_b.reshape(-1)[1:], jnp.ones(1, bool)]).reshape(n_blocks, bs)
@@ -414,15 +428,15 @@ def ar_kalman_smoother(
     dtype = observations.dtype
 
     def outer(carry, inp):
-        ck, y, prec, j, st, jn, sn = inp
-        _, (ms, Ps, lls) = _filter_block(ck, (y, prec, j, st), dynamics, emission)
+        ck, lam, eta, const, j, st, jn, sn = inp
+        _, (ms, Ps, lls) = _filter_block(ck, (lam, eta, const, j, st), dynamics)
         carry, (m_s, P_s) = lax.scan(
             lambda c, x: _smooth_step(dynamics, c, x), carry, (ms, Ps, jn, sn), reverse=True
         )
         return carry, (m_s, P_s if return_covariances else None, jnp.sum(lls))
 
     init = (jnp.zeros(n_lagged, dtype), jnp.eye(n_lagged, dtype=dtype))
-    inputs = (checkpoints, y_b, prec_b, idx_b, starts_b, idx_next, start_next)
+    inputs = (checkpoints, lam_b, eta_b, const_b, idx_b, starts_b, idx_next, start_next)
     if n_blocks == 1:  # one pass: the filter's moments are kept
         _, (m_s, P_s, ll) = outer(init, jax.tree_util.tree_map(lambda a: a[0], inputs))
         m_s, P_s = m_s[None], None if P_s is None else P_s[None]
@@ -442,9 +456,22 @@ def _sample_step(dyn, carry, inp):
     d = dyn.intercept.shape[-1]
     n_lagged = m.shape[0]
     k_full, k_block = jax.random.split(key)
-    # session end: draw the whole stacked state from the filter
-    full = m + _chol(P) @ jax.random.normal(k_full, (n_lagged,), m.dtype)
-    # otherwise: the shared blocks are known, draw the oldest block c
+
+    def session_end():  # draw the whole stacked state from the filter
+        s = m + _chol(P) @ jax.random.normal(k_full, (n_lagged,), m.dtype)
+        return s, s[:d]
+
+    def within():
+        s = _draw_oldest_block(dyn, s_next, m, P, j_next, k_block)
+        return s, s[:d]
+
+    return lax.cond(start_next, session_end, within)
+
+
+def _draw_oldest_block(dyn, s_next, m, P, j_next, key):
+    """``s_t`` given ``s_{t+1}``: the shared blocks are known, the oldest block ``c`` is drawn."""
+    d = dyn.intercept.shape[-1]
+    n_lagged = m.shape[0]
     shared = s_next[d:]  # = s_t[:-d]
     mu_c, sig_c = m[-d:], P[-d:, -d:]
     if n_lagged > d:
@@ -457,15 +484,13 @@ def _sample_step(dyn, carry, inp):
     a_shared, a_c = a[:, : n_lagged - d], a[:, n_lagged - d :]
     resid = s_next[:d] - dyn.intercept[j_next] - a_shared @ shared
     q = dyn.covariance[j_next]
-    s2 = _sym(a_c @ sig_c @ a_c.T + q)
-    gain = jsl.cho_solve((_chol(s2), True), a_c @ sig_c).T  # (d, d)
+    s2 = _sym(a_c @ sig_c @ a_c.T + q)  # >= Q: positive definite without jitter
+    gain = jsl.cho_solve((jnp.linalg.cholesky(s2), True), a_c @ sig_c).T  # (d, d)
     mu_post = mu_c + gain @ (resid - a_c @ mu_c)
     ikh = jnp.eye(d, dtype=m.dtype) - gain @ a_c
     sig_post = ikh @ sig_c @ ikh.T + gain @ q @ gain.T
-    c = mu_post + _chol(sig_post) @ jax.random.normal(k_block, (d,), m.dtype)
-    cond = jnp.concatenate([shared, c])
-    s = jnp.where(start_next, full, cond)
-    return s, s[:d]
+    c = mu_post + _chol(sig_post) @ jax.random.normal(key, (d,), m.dtype)
+    return jnp.concatenate([shared, c])
 
 
 def ar_kalman_sample(
@@ -507,20 +532,20 @@ def ar_kalman_sample(
     checkpoints, blocks, n_blocks, bs = _run_filter(
         dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size
     )
-    y_b, prec_b, idx_b, starts_b = blocks
+    lam_b, eta_b, const_b, idx_b, starts_b = blocks
     idx_next = jnp.concatenate([idx_b.reshape(-1)[1:], jnp.zeros(1, jnp.int32)]).reshape(n_blocks, bs)
     start_next = jnp.concatenate([starts_b.reshape(-1)[1:], jnp.ones(1, bool)]).reshape(n_blocks, bs)
     keys = jax.random.split(key, n_blocks * bs).reshape((n_blocks, bs) + jax.random.split(key, 1).shape[1:])
     n_lagged = dynamics.coef.shape[-1]
 
     def outer(carry, inp):
-        ck, y, prec, j, st, jn, sn, kb = inp
-        _, (ms, Ps, lls) = _filter_block(ck, (y, prec, j, st), dynamics, emission)
+        ck, lam, eta, const, j, st, jn, sn, kb = inp
+        _, (ms, Ps, lls) = _filter_block(ck, (lam, eta, const, j, st), dynamics)
         carry, x = lax.scan(lambda c, v: _sample_step(dynamics, c, v), carry, (ms, Ps, jn, sn, kb), reverse=True)
         return carry, (x, jnp.sum(lls))
 
     init = jnp.zeros(n_lagged, observations.dtype)
-    inputs = (checkpoints, y_b, prec_b, idx_b, starts_b, idx_next, start_next, keys)
+    inputs = (checkpoints, lam_b, eta_b, const_b, idx_b, starts_b, idx_next, start_next, keys)
     if n_blocks == 1:  # one pass: the filter's moments are kept
         _, (xs, ll) = outer(init, jax.tree_util.tree_map(lambda a: a[0], inputs))
     else:
