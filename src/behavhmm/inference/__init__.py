@@ -10,8 +10,32 @@ from .hmm import (
     hmm_viterbi,
     resolve_method,
 )
+from .kalman import (
+    ARDynamics,
+    KalmanFilterResult,
+    KalmanSample,
+    KalmanSmootherResult,
+    LinearEmission,
+    RandomWalkPosterior,
+    ar_kalman_filter,
+    ar_kalman_sample,
+    ar_kalman_smoother,
+    random_walk_sample,
+    random_walk_smoother,
+)
 
 __all__ = [
+    "ARDynamics",
+    "KalmanFilterResult",
+    "KalmanSample",
+    "KalmanSmootherResult",
+    "LinearEmission",
+    "ar_kalman_filter",
+    "ar_kalman_sample",
+    "ar_kalman_smoother",
+    "RandomWalkPosterior",
+    "random_walk_sample",
+    "random_walk_smoother",
     "HMMFilterResult",
     "HMMPosterior",
     "HMMSample",

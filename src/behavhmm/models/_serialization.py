@@ -113,7 +113,8 @@ def save_model(model, path: str | os.PathLike) -> Path:
         if hasattr(model, name):
             scalars[name] = _jsonable(name, getattr(model, name))
     params = model.get_params(deep=False)
-    params[_INIT_PARAM] = describe_initializers(params.get(_INIT_PARAM))
+    if _INIT_PARAM in params:  # estimators with pluggable initializers
+        params[_INIT_PARAM] = describe_initializers(params[_INIT_PARAM])
     meta = {
         "format": MODEL_FORMAT,
         "format_version": FORMAT_VERSION,
