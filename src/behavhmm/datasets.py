@@ -7,7 +7,7 @@ import numpy as np
 
 from .models import ARHMM
 
-__all__ = ["demo_arhmm", "simulate_demo_sessions"]
+__all__ = ["demo_arhmm", "simulate_demo_sessions", "demo_keypoint_slds"]
 
 
 def _rotation(rng, n_features, angle):
@@ -87,3 +87,64 @@ def simulate_demo_sessions(
     session_starts[::frames_per_session] = True
     X, states = truth.simulate(jax.random.key(seed), n_time_bins, session_starts=session_starts)
     return X, states, session_starts, truth
+
+
+def demo_keypoint_slds(n_states: int = 3, latent_dim: int = 4, *, stickiness: float = 0.98, seed: int = 0):
+    """A ground-truth keypoint SLDS on a 6-keypoint 2-D "mouse" (used by ``behavhmm demo --model keypoints``).
+
+    The body is a fixed outline (snout, two ears, body centre, hips, tail
+    base; about 40 pixels long) deformed along ``latent_dim`` random
+    orthonormal directions of the centred keypoint space. Every state pulls
+    the latent pose towards its own target (``x_t = 0.8 x_{t-1} + 0.2 m_k +
+    noise``, nlags 1), so states are distinct postures; the centroid walks
+    randomly and the heading drifts when simulated.
+
+    Parameters
+    ----------
+    n_states : int, default 3
+    latent_dim : int, default 4
+        At most 10 (= (6 keypoints - 1) x 2 dimensions).
+    stickiness : float, default 0.98
+        Self-transition probability of every state.
+    seed : int, default 0
+
+    Returns
+    -------
+    KeypointSLDS
+        A model with parameters set (``simulate`` works; ``anterior_bodyparts=0``,
+        ``posterior_bodyparts=5``).
+
+    Raises
+    ------
+    ValueError
+        If ``latent_dim`` is not in 1..10 or ``n_states`` < 2.
+    """
+    from .models import KeypointSLDS
+
+    if not 1 <= latent_dim <= 10:
+        raise ValueError(f"latent_dim must be in 1..10 for 6 keypoints in 2-D, got {latent_dim}.")
+    if n_states < 2:
+        raise ValueError(f"n_states must be at least 2, got {n_states}.")
+    rng = np.random.default_rng(seed)
+    outline = np.array([[2.0, 0.0], [1.2, 0.5], [1.2, -0.5], [0.0, 0.0], [-1.0, 0.0], [-2.0, 0.0]])
+    outline -= outline.mean(axis=0)
+    basis = rng.normal(size=(6, 2, latent_dim))
+    basis -= basis.mean(axis=0)  # deformations keep the centroid
+    components = np.linalg.qr(basis.reshape(12, latent_dim))[0].T
+    model = KeypointSLDS(n_states=n_states, latent_dim=latent_dim, nlags=1, anterior_bodyparts=0, posterior_bodyparts=5)
+    model.pca_components_ = components
+    model.pca_mean_ = outline.reshape(-1) / np.sqrt(np.mean(np.sum(outline**2, axis=1)))
+    targets = rng.normal(size=(n_states, latent_dim))
+    targets *= 0.6 / np.linalg.norm(targets, axis=1, keepdims=True)
+    model.coef_ = np.tile(0.8 * np.eye(latent_dim), (n_states, 1, 1))
+    model.intercept_ = 0.2 * targets
+    model.covariances_ = np.tile(0.003 * np.eye(latent_dim), (n_states, 1, 1))
+    model.initial_prob_ = np.full(n_states, 1.0 / n_states)
+    off = (1.0 - stickiness) / (n_states - 1)
+    model.transition_prob_ = np.full((n_states, n_states), off) + (stickiness - off) * np.eye(n_states)
+    model.noise_variance_ = np.full(6, 0.002)
+    model.scale_ = 20.0
+    model.centroid_variance_ = 0.004
+    model.latent_variance_ = np.ones(latent_dim)
+    model.n_keypoints_, model.n_dims_ = 6, 2
+    return model
