@@ -355,10 +355,18 @@ def plot_keypoint_summary(model, results, out_dir) -> list[Path]:
     ax = plot_durations(syllables, starts, fps=fps)
     paths.append(out_dir / "syllable_durations.png")
     ax.figure.savefig(paths[-1], dpi=110)
-    axes = plot_fit_history(model, fps=fps)
-    axes[0].set_title("full-model Gibbs sweeps")
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.2), layout="constrained")
+    ar = np.asarray(getattr(model, "ar_log_likelihood_history_", np.zeros(0)))
+    if len(ar):
+        axes[0].plot(np.arange(1, len(ar) + 1), ar, color="C2")
+    axes[0].set_xlabel("sweep")
+    axes[0].set_ylabel("log-likelihood of the PC scores (nats)")
+    axes[0].set_title("AR-only stage")
+    plot_fit_history(model, axes[1:], fps=fps)
+    axes[1].set_title("full model")
+    axes[2].set_title("median syllable duration")
     paths.append(out_dir / "fit_progress.png")
-    axes[0].figure.savefig(paths[-1], dpi=110)
+    fig.savefig(paths[-1], dpi=110)
     plt.close("all")
     return paths
 
