@@ -118,3 +118,17 @@ def test_keypoint_demo_command_reports_recovery():
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("State recovery"))
     assert float(line.split(":")[1].split("%")[0]) > 90.0
+
+
+def test_load_and_clean_drops_never_seen_keypoints_and_empty_tracks(shared_data):
+    from behavhmm.workflows import load_and_clean
+
+    with pytest.warns(UserWarning, match=r"never observed in any session: \['L_Finger4', 'Left_elbow'\]"):
+        sessions, coords, conf, names = load_and_clean(shared_data / "pose-dlc2kinematics-reaching/reachingDEMO_3D.h5")
+    assert "Left_elbow" not in sessions.bodyparts and coords.shape == (800, len(sessions.bodyparts), 3)
+    assert np.isfinite(coords).all() and conf.shape == coords.shape[:2]
+    pytest.importorskip("sleap_io")
+    with pytest.warns(UserWarning, match="dropped centered_pair_predictions.slp"):
+        sessions, coords, _, names = load_and_clean(shared_data / "pose-sleap-courtship-flies/centered_pair_predictions.slp")
+    assert len(names) == sessions.n_sessions < 27 and len(set(names)) == len(names)
+    assert np.isfinite(coords).all()

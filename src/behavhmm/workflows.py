@@ -108,8 +108,21 @@ def _session_name(data, taken: set) -> str:
     return name
 
 
-def load_and_clean(paths, *, bodyparts=None, fps=None, outlier_threshold: float = 6.0):
+def load_and_clean(
+    paths,
+    *,
+    bodyparts=None,
+    fps=None,
+    outlier_threshold: float = 6.0,
+    min_observed: float = 0.5,
+    min_frames: int = 30,
+):
     """Load pose files and clean them: outliers to NaN (confidence 0), then interpolation.
+
+    Before cleaning, keypoints that are never observed in any session are
+    dropped, and so are sessions (individuals, track fragments) shorter than
+    ``min_frames`` or with less than ``min_observed`` of their points
+    observed; each drop is reported with a ``UserWarning``.
 
     Parameters
     ----------
@@ -122,6 +135,10 @@ def load_and_clean(paths, *, bodyparts=None, fps=None, outlier_threshold: float 
     outlier_threshold : float, default 6.0
         MAD multiples beyond which a keypoint is an outlier
         (`behavhmm.preprocessing.remove_outliers`).
+    min_observed : float, default 0.5
+        Smallest fraction of observed (non-NaN) points a session needs.
+    min_frames : int, default 30
+        Shortest session kept, in frames.
 
     Returns
     -------
@@ -144,13 +161,47 @@ def load_and_clean(paths, *, bodyparts=None, fps=None, outlier_threshold: float 
 
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    sessions = load_keypoints(list(paths), bodyparts=bodyparts, fps=fps)
+    sessions = _screen(load_keypoints(list(paths), bodyparts=bodyparts, fps=fps), min_observed, min_frames)
     cleaned = remove_outliers(
         sessions.coordinates, sessions.confidence, sessions.session_starts, threshold=outlier_threshold
     )
     taken: set = set()
     names = [_session_name(s, taken) for s in sessions]
     return sessions, np.asarray(cleaned.coordinates), np.asarray(cleaned.confidence), names
+
+
+def _screen(sessions, min_observed: float, min_frames: int):
+    """Drop never-observed keypoints and short or mostly missing sessions, with warnings."""
+    import warnings
+
+    from .io import KeypointSessions
+
+    kept = []
+    for s in sessions:
+        observed = np.isfinite(s.coordinates).all(axis=2)
+        label = f"{Path(s.source).name if s.source else 'session'} / {s.individual}"
+        if s.n_frames < min_frames or observed.mean() < min_observed:
+            warnings.warn(
+                f"dropped {label}: {s.n_frames} frames with {100 * observed.mean():.0f}% of points observed "
+                f"(need at least {min_frames} frames and {100 * min_observed:.0f}%).",
+                UserWarning,
+                stacklevel=3,
+            )
+            continue
+        kept.append(s)
+    if not kept:
+        raise ValueError(
+            f"no session has at least {min_frames} frames and {100 * min_observed:.0f}% of its points observed."
+        )
+    sessions = KeypointSessions(kept)
+    seen = np.zeros(len(sessions.bodyparts), bool)
+    for s in sessions:
+        seen |= np.isfinite(s.coordinates).all(axis=2).any(axis=0)
+    if not seen.all():
+        never = [b for b, ok in zip(sessions.bodyparts, seen, strict=True) if not ok]
+        warnings.warn(f"dropped keypoints never observed in any session: {never}.", UserWarning, stacklevel=3)
+        sessions = sessions.select(bodyparts=[b for b, ok in zip(sessions.bodyparts, seen, strict=True) if ok])
+    return sessions
 
 
 def fit_keypoints(model, coordinates, confidence, session_starts, *, target_duration: float | None = None):
