@@ -61,6 +61,34 @@ def bucket_length(n: int) -> int:
     return int(-(-n // step) * step)
 
 
+def flat_random(sampler, key, shape, dtype, **kwargs):
+    """``sampler(key, shape, dtype)`` drawn as one flat vector and reshaped.
+
+    Gives exactly the values of ``sampler(key, shape, dtype, **kwargs)``
+    (with JAX's default partitionable threefry the bits depend only on the
+    flat index), but compiles several times faster on CPU: multi-dimensional
+    threefry draws make XLA emit much larger kernels (measured with JAX
+    0.10: 1.6 s instead of 0.2 s for a (100, 10, 10) normal draw).
+
+    Parameters
+    ----------
+    sampler : callable
+        ``jax.random.normal``, ``jax.random.uniform`` or another sampler
+        with the signature ``(key, shape, dtype, **kwargs)``.
+    key : jax.random key
+    shape : tuple of int
+    dtype : dtype
+    **kwargs
+        Passed to ``sampler`` (e.g. ``minval``).
+
+    Returns
+    -------
+    array of shape ``shape`` and dtype ``dtype``
+    """
+    shape = tuple(int(s) for s in shape)
+    return sampler(key, (int(np.prod(shape, dtype=np.int64)),), dtype, **kwargs).reshape(shape)
+
+
 #: Proposals per variate of :func:`log_gamma_variates`; each is accepted with
 #: probability above 0.95, so all fail with probability below 1e-20.
 GAMMA_PROPOSALS = 16
@@ -99,13 +127,14 @@ def log_gamma_variates(key, shape):
     c = 1.0 / jnp.sqrt(9.0 * d)
     k_norm, k_unif, k_boost = jax.random.split(key, 3)
     draws = (GAMMA_PROPOSALS,) + shape.shape
-    x = jax.random.normal(k_norm, draws, dtype)
-    log_u = jnp.log(jax.random.uniform(k_unif, draws, dtype, minval=jnp.finfo(dtype).tiny))
+    x = flat_random(jax.random.normal, k_norm, draws, dtype)
+    log_u = jnp.log(flat_random(jax.random.uniform, k_unif, draws, dtype, minval=jnp.finfo(dtype).tiny))
     v = (1.0 + c * x) ** 3
     safe_v = jnp.where(v > 0, v, 1.0)
     accept = (v > 0) & (log_u < 0.5 * x * x + d - d * safe_v + d * jnp.log(safe_v))
     first = jnp.argmax(accept, axis=0)
     log_v = jnp.take_along_axis(jnp.log(safe_v), first[None], axis=0)[0]
     log_g = jnp.log(d) + log_v
-    log_boost = jnp.log(jax.random.uniform(k_boost, shape.shape, dtype, minval=jnp.finfo(dtype).tiny)) / shape
+    tiny = jnp.finfo(dtype).tiny
+    log_boost = jnp.log(flat_random(jax.random.uniform, k_boost, shape.shape, dtype, minval=tiny)) / shape
     return jnp.where(shape < 1.0, log_g + log_boost, log_g)

@@ -41,7 +41,7 @@ import jax.scipy.linalg as jsl
 from jax.scipy.special import gammaln, multigammaln
 from jaxtyping import Array, Float
 
-from .._utils import chunked_sum, log_gamma_variates, rows_per_chunk
+from .._utils import chunked_sum, flat_random, log_gamma_variates, rows_per_chunk
 
 __all__ = [
     "MNIWPrior",
@@ -383,7 +383,7 @@ def sample_inverse_wishart(key, dof, scale):
     k_chi, k_norm = jax.random.split(key)
     shape_param = 0.5 * (dof[:, None] - jnp.arange(n_features, dtype=scale.dtype))
     chi2 = 2.0 * jnp.exp(log_gamma_variates(k_chi, shape_param))
-    normals = jax.random.normal(k_norm, (n_states, n_features, n_features), scale.dtype)
+    normals = flat_random(jax.random.normal, k_norm, (n_states, n_features, n_features), scale.dtype)
     bartlett = jnp.tril(normals, -1) + jnp.sqrt(chi2)[:, :, None] * jnp.eye(n_features, dtype=scale.dtype)
     chol = jnp.linalg.cholesky(scale)
     eye = jnp.broadcast_to(jnp.eye(n_features, dtype=scale.dtype), scale.shape)
@@ -423,7 +423,7 @@ def mniw_sample(key, stats: ARStatistics, prior: MNIWPrior):
     sigma = sample_inverse_wishart(k_sigma, prior.dof + stats.counts, s_n)
     chol_sigma = jnp.linalg.cholesky(sigma)
     chol_x = jnp.linalg.cholesky(sxx_n)
-    z = jax.random.normal(k_w, mean.shape, mean.dtype)
+    z = flat_random(jax.random.normal, k_w, mean.shape, mean.dtype)
     # W = M + L_Σ Z L_x^{-1}: row covariance Σ, column covariance S'_xx^{-1}
     right = jnp.swapaxes(jsl.solve_triangular(chol_x, jnp.swapaxes(z, -1, -2), lower=True, trans=1), -1, -2)
     w = mean + chol_sigma @ right
