@@ -24,13 +24,14 @@ def chunked_sum(fn, arrays, chunk: int):
     """``sum_t fn(arrays[t])`` over the leading (time) axis, ``chunk`` steps at a time.
 
     ``fn`` maps a block of shape ``(chunk, ...)`` to a pytree of partial sums.
-    The time axis is padded with zeros to a multiple of ``chunk``; ``fn`` must
-    return zero for all-zero rows (true for weighted statistics whose weights
-    are padded with zeros). Memory is bounded by one block.
+    The fewest blocks of at most ``chunk`` steps are used, all of one size,
+    so the time axis is padded with fewer zeros than there are blocks; ``fn``
+    must return zero for all-zero rows (true for weighted statistics whose
+    weights are padded with zeros). Memory is bounded by one block.
     """
     n_time_bins = arrays[0].shape[0]
-    chunk = min(chunk, n_time_bins)
-    n_blocks = -(-n_time_bins // chunk)
+    n_blocks = -(-n_time_bins // max(1, min(chunk, n_time_bins)))
+    chunk = -(-n_time_bins // n_blocks)  # balanced blocks: at most n_blocks - 1 padded rows
     n_pad = n_blocks * chunk - n_time_bins
     blocks = [
         jnp.concatenate([a, jnp.zeros((n_pad,) + a.shape[1:], a.dtype)]).reshape(

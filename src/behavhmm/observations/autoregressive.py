@@ -60,6 +60,8 @@ __all__ = [
 ]
 
 _LOG_2PI = 1.8378770664093453
+#: Bytes of outer products per block in :func:`ar_state_statistics`.
+_SCATTER_CHUNK_BYTES = 2**24
 
 
 class MNIWPrior(NamedTuple):
@@ -323,7 +325,9 @@ def ar_state_statistics(
     w = jnp.ones(y.shape[0], y.dtype) if weights is None else jnp.asarray(weights, y.dtype)
     cw = w if counts_weights is None else jnp.asarray(counts_weights, y.dtype)
     if chunk is None:
-        chunk = rows_per_chunk(2 * n_stat * n_stat * z.dtype.itemsize)
+        # small blocks: the scatter-add of blocks beyond a few MB runs several times slower
+        # on CPU (measured: 6 ms instead of 34 ms per call at T=5120, q=41, K=100)
+        chunk = rows_per_chunk(2 * n_stat * n_stat * z.dtype.itemsize, budget=_SCATTER_CHUNK_BYTES)
 
     def block(s_b, w_b, cw_b, z_b):
         outer = (w_b[:, None, None] * z_b[:, :, None]) * z_b[:, None, :]
