@@ -912,6 +912,18 @@ def render_markdown(result) -> str:
                         _load(r),
                     )
                 )
+        for r in result["em"]:
+            for run in r["runs"]:
+                hist = run.get("log_prob_history", run.get("log_likelihood_history", []))
+                bad = [i for i, v in enumerate(hist) if not np.isfinite(v)]
+                if bad:
+                    md += [
+                        "",
+                        f"{r['library']} at K = {run['n_states']}: the log-likelihood is "
+                        f"non-finite from iteration {bad[0] + 1} on; its later iterations "
+                        "compute on NaN "
+                        "parameters (their timing is kept, but may not be representative).",
+                    ]
         if s["em_ratios"]:
             md += [
                 "",
