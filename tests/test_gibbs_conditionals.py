@@ -196,6 +196,18 @@ def test_log_gamma_variates_follow_the_gamma_distribution(shape):
     mc_close(np.exp(log_g), shape)
 
 
+@pytest.mark.parametrize("sampler", [jax.random.normal, jax.random.uniform])
+def test_flat_random_draws_the_same_values_as_the_sampler(sampler):
+    """Flat draws (fast to compile) must not change the chain's random numbers."""
+    from behavhmm._utils import flat_random
+
+    key = jax.random.key(5)
+    direct = sampler(key, (7, 3, 4), jnp.float32)
+    flat = flat_random(sampler, key, (7, 3, 4), jnp.float32)
+    assert flat.shape == (7, 3, 4)
+    np.testing.assert_array_equal(np.asarray(flat), np.asarray(direct))
+
+
 @pytest.mark.requires_x64
 def test_corrected_table_counts_match_the_two_step_sampler():
     from behavhmm.transitions import sample_corrected_table_counts

@@ -41,7 +41,7 @@ import jax.scipy.linalg as jsl
 from jax.scipy.special import gammaln, multigammaln
 from jaxtyping import Array, Float
 
-from .._utils import chunked_sum, log_gamma_variates, rows_per_chunk
+from .._utils import chunked_sum, flat_random, log_gamma_variates, rows_per_chunk
 
 __all__ = [
     "MNIWPrior",
@@ -60,6 +60,8 @@ __all__ = [
 ]
 
 _LOG_2PI = 1.8378770664093453
+#: Bytes of outer products per block in :func:`ar_state_statistics`.
+_SCATTER_CHUNK_BYTES = 2**24
 
 
 class MNIWPrior(NamedTuple):
@@ -323,7 +325,9 @@ def ar_state_statistics(
     w = jnp.ones(y.shape[0], y.dtype) if weights is None else jnp.asarray(weights, y.dtype)
     cw = w if counts_weights is None else jnp.asarray(counts_weights, y.dtype)
     if chunk is None:
-        chunk = rows_per_chunk(2 * n_stat * n_stat * z.dtype.itemsize)
+        # small blocks: the scatter-add of blocks beyond a few MB runs several times slower
+        # on CPU (measured: 6 ms instead of 34 ms per call at T=5120, q=41, K=100)
+        chunk = rows_per_chunk(2 * n_stat * n_stat * z.dtype.itemsize, budget=_SCATTER_CHUNK_BYTES)
 
     def block(s_b, w_b, cw_b, z_b):
         outer = (w_b[:, None, None] * z_b[:, :, None]) * z_b[:, None, :]
@@ -383,7 +387,7 @@ def sample_inverse_wishart(key, dof, scale):
     k_chi, k_norm = jax.random.split(key)
     shape_param = 0.5 * (dof[:, None] - jnp.arange(n_features, dtype=scale.dtype))
     chi2 = 2.0 * jnp.exp(log_gamma_variates(k_chi, shape_param))
-    normals = jax.random.normal(k_norm, (n_states, n_features, n_features), scale.dtype)
+    normals = flat_random(jax.random.normal, k_norm, (n_states, n_features, n_features), scale.dtype)
     bartlett = jnp.tril(normals, -1) + jnp.sqrt(chi2)[:, :, None] * jnp.eye(n_features, dtype=scale.dtype)
     chol = jnp.linalg.cholesky(scale)
     eye = jnp.broadcast_to(jnp.eye(n_features, dtype=scale.dtype), scale.shape)
@@ -423,7 +427,7 @@ def mniw_sample(key, stats: ARStatistics, prior: MNIWPrior):
     sigma = sample_inverse_wishart(k_sigma, prior.dof + stats.counts, s_n)
     chol_sigma = jnp.linalg.cholesky(sigma)
     chol_x, d = _scaled_cholesky(sxx_n)  # S'_xx = D^{-1} L L^T D^{-1}
-    z = jax.random.normal(k_w, mean.shape, mean.dtype)
+    z = flat_random(jax.random.normal, k_w, mean.shape, mean.dtype)
     # W = M + L_Σ Z L_x^{-1} with L_x = D^{-1} L: row covariance Σ, column covariance S'_xx^{-1}
     right = jnp.swapaxes(jsl.solve_triangular(chol_x, jnp.swapaxes(z, -1, -2), lower=True, trans=1), -1, -2)
     w = mean + chol_sigma @ (right * d[..., None, :])
