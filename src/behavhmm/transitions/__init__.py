@@ -2,6 +2,7 @@
 
 from .dirichlet import (
     dirichlet_log_density,
+    dirichlet_map,
     initial_dirichlet_map,
     sticky_concentration,
     sticky_dirichlet_map,
@@ -9,6 +10,7 @@ from .dirichlet import (
 
 __all__ = [
     "dirichlet_log_density",
+    "dirichlet_map",
     "initial_dirichlet_map",
     "sticky_concentration",
     "sticky_dirichlet_map",
