@@ -7,6 +7,6 @@ https://behavhmm.readthedocs.io for the user guide.
 
 from . import analysis, datasets, inference, model_selection
 from ._version import __version__
-from .models import ARHMM, load_model
+from .models import ARHMM, GLMHMM, load_model
 
-__all__ = ["ARHMM", "__version__", "analysis", "datasets", "inference", "load_model", "model_selection"]
+__all__ = ["ARHMM", "GLMHMM", "__version__", "analysis", "datasets", "inference", "load_model", "model_selection"]

@@ -4,5 +4,6 @@ from ._initializers import Initializer, MissingInitializer
 from ._serialization import load_model
 from .ar_hmm import ARHMM
 from .base import BaseHMM
+from .glm_hmm import GLMHMM, GLMInitializer, HMMInitializer
 
-__all__ = ["ARHMM", "BaseHMM", "Initializer", "MissingInitializer", "load_model"]
+__all__ = ["ARHMM", "BaseHMM", "GLMHMM", "GLMInitializer", "HMMInitializer", "Initializer", "MissingInitializer", "load_model"]
