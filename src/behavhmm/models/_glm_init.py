@@ -76,13 +76,17 @@ def flatten_design(X) -> np.ndarray:
     return np.concatenate([np.asarray(leaf) for leaf in leaves], axis=1)
 
 
-def unflatten_coef(X, coef):
-    """Split flattened coefficients (features first) into the structure of ``X``."""
+def unflatten_coef(X, coef, axis: int = 0):
+    """Split an array along its feature ``axis`` into the structure of the design ``X``.
+
+    With ``axis=0`` it turns flattened coefficients into a dict like ``X``;
+    with ``axis=1`` it splits a flattened design the same way.
+    """
     leaves, treedef = jax.tree_util.tree_flatten(X)
     if treedef.num_leaves == 1 and not isinstance(X, dict | list | tuple):
         return coef
     widths = np.cumsum([np.shape(leaf)[1] for leaf in leaves])[:-1]
-    return jax.tree_util.tree_unflatten(treedef, np.split(np.asarray(coef), widths, axis=0))
+    return jax.tree_util.tree_unflatten(treedef, np.split(np.asarray(coef), widths, axis=axis))
 
 
 def _n_outputs(y, observation_model) -> int | None:

@@ -29,6 +29,7 @@ from ..inference import resolve_method
 from ..observations.glm import (
     FAMILIES,
     FIXED_SCALE_FAMILIES,
+    glm_log_likelihood_constant,
     inverse_link_name,
     resolve_inverse_link,
 )
@@ -54,9 +55,9 @@ from ._glm_init import (
     random_initial_proba_init,
     random_transition_proba_init,
     sticky_transition_proba_init,
+    unflatten_coef,
     uniform_initial_proba_init,
     uniform_transition_proba_init,
-    unflatten_coef,
 )
 from ._initializers import InitSlot, call_initializer, describe_initializers, validate_setup
 from ._serialization import jsonable
@@ -189,7 +190,7 @@ class _Data:
     @property
     def args(self):
         p = self.prepared
-        return p.arrays["X"], p.arrays["y"], p.session_starts, p.weights
+        return p.arrays["X"], p.arrays["y"], p.arrays["ll_const"], p.session_starts, p.weights
 
 
 class GLMHMM(BaseHMM):
@@ -628,16 +629,18 @@ class GLMHMM(BaseHMM):
         y_kept = _check_y(y_float[keep], spec.family, self, reset=reset)
         n_outputs = _n_outputs(y_kept, spec.family, self)
         X_kept_flat = X_flat[keep]
-        X_kept = X_kept_flat if structure is None else unflatten_coef(structure, X_kept_flat)
+        X_kept = X_kept_flat if structure is None else unflatten_coef(structure, X_kept_flat, axis=1)
         n_frames = int(keep.sum())
         pad = bucket_length(n_frames) - n_frames
         dtype = float_dtype()
         y_pad_value = 1.0 if spec.family == "Gamma" else 0.0
         y_padded = np.concatenate([y_kept, np.full((pad,) + y_kept.shape[1:], y_pad_value, y_kept.dtype)])
+        y_jax = jnp.asarray(y_padded, jnp.int32 if spec.family == "Categorical" else dtype)
         prepared = PreparedData(
             arrays={
                 "X": jnp.asarray(np.pad(X_kept_flat, ((0, pad), (0, 0))), dtype),
-                "y": jnp.asarray(y_padded, jnp.int32 if spec.family == "Categorical" else dtype),
+                "y": y_jax,
+                "ll_const": _ll_constant_program(spec.family, y_jax),
             },
             session_starts=jnp.asarray(np.concatenate([starts_kept, np.ones(pad, bool)])),
             weights=jnp.asarray(np.concatenate([np.ones(n_frames), np.zeros(pad)]), dtype),
@@ -1359,6 +1362,9 @@ class GLMHMM(BaseHMM):
 # ----------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------
+
+
+_ll_constant_program = jax.jit(glm_log_likelihood_constant, static_argnums=0)
 
 
 def _split_design(X):

@@ -71,6 +71,8 @@ __all__ = [
     "linear_predictor",
     "glm_log_likelihoods",
     "glm_expected_nll",
+    "glm_column_nll",
+    "glm_log_likelihood_constant",
     "gaussian_scale_map",
     "glm_mean",
     "glm_sample",
@@ -365,6 +367,62 @@ def glm_expected_nll(
     """
     ll = glm_log_likelihoods(family, link, params, scale, X, y, include_constant=False)
     return -jnp.sum(posteriors * ll) / normalizer
+
+
+def glm_column_nll(family: str, link: Callable, coef, intercept, scale, X, y, weights, normalizer):
+    """Weighted negative log-likelihood of **one** state's GLM for one output, divided by ``normalizer``.
+
+    The M-step objective separates over states (and over the neurons of a
+    population): ``Σ_k Σ_c f_kc(W_kc, b_kc)``. This is one term, so each can
+    be minimised as its own small problem.
+
+    Parameters
+    ----------
+    coef : array of shape (n_features,), or (n_features, n_classes) for Categorical
+    intercept : scalar array, or (n_classes,) for Categorical
+    scale : scalar array
+    X : array of shape (n_time_bins, n_features)
+    y : array of shape (n_time_bins,)
+        One output (one neuron), or class indices.
+    weights : array of shape (n_time_bins,)
+        The state's posterior weights (0 on padding).
+    normalizer : scalar
+
+    Returns
+    -------
+    scalar array
+        Without the terms that depend on ``y`` only.
+    """
+    eta = X @ coef + intercept
+    if family == "Categorical":
+        log_p = jax.nn.log_softmax(eta, axis=1)
+        ll = jnp.take_along_axis(log_p, y.astype(jnp.int32)[:, None], axis=1)[:, 0]
+    else:
+        ll = _elementwise_log_prob(family, link, y.astype(eta.dtype), eta, scale, include_constant=False)
+    return -jnp.sum(weights * ll) / normalizer
+
+
+def glm_log_likelihood_constant(family: str, y) -> Array:
+    """Per-time-bin terms of ``log p(y_t | ...)`` that depend on ``y`` only, summed over outputs.
+
+    ``glm_log_likelihoods(..., include_constant=True)`` equals
+    ``glm_log_likelihoods(..., include_constant=False) + constant[:, None]``;
+    computing it once per data set saves the E-step the work.
+
+    Returns
+    -------
+    array of shape (n_time_bins,)
+    """
+    y = jnp.asarray(y)
+    if family in ("Poisson", "NegativeBinomial"):
+        c = -gammaln(y + 1.0)
+    elif family == "Gaussian":
+        c = jnp.full(y.shape, -0.5 * jnp.log(2.0 * jnp.pi), y.dtype)
+    elif family == "Gamma":
+        c = -jnp.log(y)
+    else:
+        return jnp.zeros(y.shape[0], jnp.result_type(float))
+    return c.reshape(y.shape[0], -1).sum(axis=1)
 
 
 def gaussian_scale_map(link: Callable, params: GLMParams, X, y, posteriors, floor):
