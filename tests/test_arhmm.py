@@ -11,7 +11,7 @@ from behavhmm.analysis import match_states, state_accuracy
 from behavhmm.datasets import demo_arhmm, simulate_demo_sessions
 from behavhmm.inference import hmm as hmm_module
 from behavhmm.inference import hmm_filter, hmm_smoother, hmm_viterbi
-from behavhmm.models import ar_hmm as ar_module
+from behavhmm.models import _ar_programs as ar_programs
 from behavhmm.observations import ar_log_likelihoods
 
 
@@ -198,7 +198,7 @@ def test_refit_does_not_recompile(demo_data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(X, session_starts=starts)
-        programs = (ar_module._m_step_program, ar_module._log_likelihood_program, hmm_module._smoother_program,
+        programs = (ar_programs.m_step_program, ar_programs.log_likelihood_program, hmm_module._smoother_program,
                     hmm_module._forward_program, hmm_module._backward_program, hmm_module._combine_program)
         before = [p._cache_size() for p in programs]
         model.set_params(kappa=7.0, alpha=2.0).fit(X[:-5], session_starts=starts[:-5])

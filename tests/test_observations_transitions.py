@@ -145,3 +145,16 @@ def test_dirichlet_log_density_matches_scipy(rng):
     conc = rng.uniform(0.5, 3.0, size=(3, 4))
     want = sum(stats.dirichlet(conc[i]).logpdf(probs[i]) for i in range(3))
     np.testing.assert_allclose(dirichlet_log_density(probs, conc), want, rtol=1e-10)
+
+
+@pytest.mark.requires_x64
+def test_student_t_log_likelihoods_match_scipy(rng):
+    coef, intercept, cov = random_ar(rng)
+    dof = np.array([2.5, 5.0, 30.0])
+    y = rng.normal(size=(15, 2))
+    x = rng.normal(size=(15, 4))
+    got = ar_log_likelihoods(coef, intercept, cov, y, x, dof=dof)
+    for k in range(3):
+        mean = x @ coef[k].T + intercept[k]
+        want = [stats.multivariate_t(mean[t], cov[k], df=dof[k]).logpdf(y[t]) for t in range(15)]
+        np.testing.assert_allclose(got[:, k], want, rtol=1e-10)

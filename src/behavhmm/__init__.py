@@ -5,8 +5,20 @@ input; sessions are marked with ``session_starts``. See
 https://behavhmm.readthedocs.io for the user guide.
 """
 
-from . import analysis, datasets, inference, model_selection
+from . import analysis, datasets, inference, io, model_selection, plotting, preprocessing
 from ._version import __version__
 from .models import ARHMM, GLMHMM, load_model
 
-__all__ = ["ARHMM", "GLMHMM", "__version__", "analysis", "datasets", "inference", "load_model", "model_selection"]
+__all__ = [
+    "ARHMM",
+    "GLMHMM",
+    "__version__",
+    "analysis",
+    "datasets",
+    "inference",
+    "io",
+    "load_model",
+    "model_selection",
+    "plotting",
+    "preprocessing",
+]

@@ -1,16 +1,19 @@
-"""Fitting loops shared by every model (EM now; Gibbs sampling slots in beside it), and M-step solvers."""
+"""Fitting loops shared by every model (EM and Gibbs sampling), and the GLM M-step's regularizers."""
 
 from .em import EMConvergenceWarning, EMResult, run_em
+from .gibbs import GibbsResult, run_gibbs
 from .regularizers import ElasticNet, GroupLasso, Lasso, Regularizer, Ridge, UnRegularized
 
 __all__ = [
     "EMConvergenceWarning",
     "EMResult",
     "ElasticNet",
+    "GibbsResult",
     "GroupLasso",
     "Lasso",
     "Regularizer",
     "Ridge",
     "UnRegularized",
     "run_em",
+    "run_gibbs",
 ]

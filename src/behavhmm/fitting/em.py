@@ -1,12 +1,13 @@
 """The expectation-maximisation loop shared by every model.
 
-A model supplies one jitted ``step(params) -> (new_params, log_likelihood,
-log_prior)`` that runs the E-step under ``params`` and returns the M-step's
-parameters together with the log-likelihood and log prior *of ``params``*.
-This loop runs it on the host, one compiled call per iteration, records the
-history, shows a tqdm progress bar and stops when the log joint (log-likelihood
-plus log prior, the quantity MAP-EM never decreases) changes by less than
-``tol`` nats per frame.
+A model supplies ``step(params) -> (new_params, log_likelihood, log_prior)``
+that runs the E-step under ``params`` and returns the M-step's parameters
+together with the log-likelihood and log prior *of ``params``*. This loop runs
+it on the host, one call per iteration, records the history, shows a tqdm
+progress bar and stops when the log joint (log-likelihood plus log prior, the
+quantity MAP-EM never decreases) changes by less than ``tol`` nats per frame.
+Optional diagnostics (e.g. held-out log-likelihood) run every ``check_every``
+iterations, and a checkpoint callback lets a fit resume where it stopped.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class EMConvergenceWarning(ConvergenceWarning, RuntimeWarning):
 
 
 class EMResult(NamedTuple):
-    """Outcome of [`run_em`][behavhmm.fitting.em.run_em].
+    """Outcome of :func:`run_em`.
 
     Attributes
     ----------
@@ -43,9 +44,12 @@ class EMResult(NamedTuple):
         Log-likelihood plus log prior of the same parameters; non-decreasing
         for exact MAP-EM.
     n_iter : int
-        Iterations run.
+        Iterations run (including those before a resume).
     converged : bool
         Whether the change in log joint per frame fell below ``tol``.
+    history : dict of str to ndarray
+        ``"iteration"`` (iterations after which diagnostics ran) and one array
+        per diagnostic returned by ``evaluate``.
     """
 
     params: Any
@@ -53,6 +57,7 @@ class EMResult(NamedTuple):
     log_joint_history: np.ndarray
     n_iter: int
     converged: bool
+    history: dict = {}
 
 
 def run_em(
@@ -64,6 +69,12 @@ def run_em(
     n_frames: int,
     progress_bar: bool = True,
     desc: str = "EM",
+    check_every: int = 1,
+    evaluate: Callable[[Any], dict] | None = None,
+    start_iteration: int = 0,
+    history: dict | None = None,
+    checkpoint: Callable[[Any, int, dict], None] | None = None,
+    checkpoint_every: int | None = None,
 ) -> EMResult:
     """Iterate an EM step until convergence or ``n_iter`` iterations.
 
@@ -72,9 +83,9 @@ def run_em(
     step : callable
         ``step(params) -> (new_params, log_likelihood, log_prior)``.
     params : pytree
-        Initial parameters.
+        Parameters entering iteration ``start_iteration``.
     n_iter : int
-        Maximum number of iterations.
+        Maximum total number of iterations.
     tol : float
         Convergence threshold on ``|Δ log joint| / n_frames`` (nats per frame).
     n_frames : int
@@ -83,6 +94,20 @@ def run_em(
         Show a tqdm progress bar with the log-likelihood per frame.
     desc : str, default "EM"
         Label of the progress bar.
+    check_every : int, default 1
+        Run ``evaluate`` on the new parameters every ``check_every`` iterations
+        (and after the last).
+    evaluate : callable, optional
+        ``evaluate(params) -> dict of floats``.
+    start_iteration : int, default 0
+        Iterations already done (when resuming).
+    history : dict, optional
+        History of a resumed fit: ``"log_likelihood"``, ``"log_joint"`` and
+        the diagnostics.
+    checkpoint : callable, optional
+        ``checkpoint(params, n_done, history)``; called every
+        ``checkpoint_every`` iterations and at the end.
+    checkpoint_every : int, optional
 
     Returns
     -------
@@ -91,16 +116,20 @@ def run_em(
     Raises
     ------
     FloatingPointError
-        If the log-likelihood or log prior is NaN, or +inf; ``-inf`` log
-        likelihood (data impossible under the current parameters) too.
+        If the log-likelihood or log prior is NaN or infinite.
     """
-    ll_hist: list[float] = []
-    lj_hist: list[float] = []
+    hist: dict[str, list] = {k: list(v) for k, v in (history or {}).items()}
+    ll_hist = hist.setdefault("log_likelihood", [])
+    lj_hist = hist.setdefault("log_joint", [])
+    hist.setdefault("iteration", [])
     converged = False
-    previous = -math.inf
+    previous = lj_hist[-1] if lj_hist else -math.inf
     n_frames = max(int(n_frames), 1)
-    with tqdm(total=n_iter, desc=desc, unit="iter", disable=not progress_bar, leave=False) as bar:
-        for iteration in range(n_iter):
+    done = start_iteration
+    with tqdm(
+        total=n_iter, initial=start_iteration, desc=desc, unit="iter", disable=not progress_bar, leave=False
+    ) as bar:
+        for iteration in range(start_iteration, n_iter):
             new_params, log_lik, log_prior = step(params)
             log_lik, log_prior = float(log_lik), float(log_prior)
             log_joint = log_lik + log_prior
@@ -113,13 +142,25 @@ def run_em(
                 )
             ll_hist.append(log_lik)
             lj_hist.append(log_joint)
-            bar.update(1)
-            bar.set_postfix(ll_per_frame=f"{log_lik / n_frames:.4f}")
             change = abs(log_joint - previous) / n_frames
             params, previous = new_params, log_joint
-            if iteration > 0 and change < tol:
-                converged = True
+            done = iteration + 1
+            converged = iteration > 0 and change < tol
+            bar.update(1)
+            postfix = {"ll_per_frame": f"{log_lik / n_frames:.4f}"}
+            if evaluate is not None and (done % check_every == 0 or done == n_iter or converged):
+                hist["iteration"].append(done)
+                for name, value in evaluate(params).items():
+                    hist.setdefault(name, []).append(float(value))
+                    if name == "median_duration":
+                        postfix["median_dur"] = f"{float(value):.1f}"
+            bar.set_postfix(postfix)
+            if checkpoint is not None and checkpoint_every and (
+                done % checkpoint_every == 0 or done == n_iter or converged
+            ):
+                checkpoint(params, done, {k: np.asarray(v) for k, v in hist.items()})
+            if converged:
                 break
-    return EMResult(
-        params, np.asarray(ll_hist), np.asarray(lj_hist), len(ll_hist), converged
-    )
+    arrays = {k: np.asarray(v) for k, v in hist.items()}
+    extra = {k: v for k, v in arrays.items() if k not in ("log_likelihood", "log_joint")}
+    return EMResult(params, arrays["log_likelihood"], arrays["log_joint"], done, converged, extra)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numbers
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -56,6 +56,8 @@ class PreparedData:
         Length of the user's input.
     info : PynappleInfo or None
         Timestamps and epochs when the input was a pynapple object.
+    extra : dict
+        Model-specific host-side values (e.g. the log-Jacobian of whitening).
     """
 
     arrays: dict[str, Any]
@@ -64,6 +66,7 @@ class PreparedData:
     rows: np.ndarray
     n_time_bins: int
     info: PynappleInfo | None
+    extra: dict = field(default_factory=dict)
 
     @property
     def n_frames(self) -> int:

@@ -4,18 +4,28 @@ from .autoregressive import (
     ARStatistics,
     MNIWPrior,
     ar_log_likelihoods,
+    ar_mahalanobis,
+    ar_mahalanobis_all,
+    ar_state_statistics,
     ar_sufficient_statistics,
     default_mniw_prior,
     mniw_log_prior,
     mniw_map,
+    mniw_sample,
+    sample_inverse_wishart,
 )
 
 __all__ = [
     "ARStatistics",
     "MNIWPrior",
     "ar_log_likelihoods",
+    "ar_mahalanobis",
+    "ar_mahalanobis_all",
+    "ar_state_statistics",
     "ar_sufficient_statistics",
     "default_mniw_prior",
     "mniw_log_prior",
     "mniw_map",
+    "mniw_sample",
+    "sample_inverse_wishart",
 ]

@@ -38,18 +38,23 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
-from jax.scipy.special import multigammaln
+from jax.scipy.special import gammaln, multigammaln
 from jaxtyping import Array, Float
 
-from .._utils import chunked_sum, rows_per_chunk
+from .._utils import chunked_sum, log_gamma_variates, rows_per_chunk
 
 __all__ = [
     "MNIWPrior",
     "ARStatistics",
     "default_mniw_prior",
     "ar_log_likelihoods",
+    "ar_mahalanobis",
+    "ar_mahalanobis_all",
     "ar_sufficient_statistics",
+    "ar_state_statistics",
     "mniw_map",
+    "mniw_sample",
+    "sample_inverse_wishart",
     "mniw_log_prior",
     "ar_predict_mean",
 ]
@@ -160,9 +165,10 @@ def ar_log_likelihoods(
     y: Float[Array, "n_time_bins n_features"],
     x: Float[Array, "n_time_bins n_lagged"],
     *,
+    dof: Float[Array, " n_states"] | None = None,
     chunk: int | None = None,
 ) -> Float[Array, "n_time_bins n_states"]:
-    """``log N(y_t | A_k x_t + b_k, Σ_k)`` for every frame and state.
+    """``log N(y_t | A_k x_t + b_k, Σ_k)`` (or Student-t) for every frame and state.
 
     Parameters
     ----------
@@ -171,11 +177,15 @@ def ar_log_likelihoods(
     intercept : array of shape (n_states, n_features)
         ``b_k``.
     covariances : array of shape (n_states, n_features, n_features)
-        ``Σ_k``, symmetric positive definite.
+        ``Σ_k``, symmetric positive definite (the scale matrix for Student-t).
     y : array of shape (n_time_bins, n_features)
         Frames to score.
     x : array of shape (n_time_bins, nlags * n_features)
         Their lags, ``[y_{t-1}, ..., y_{t-L}]`` concatenated.
+    dof : array of shape (n_states,), optional
+        Degrees of freedom ``ν_k``: multivariate Student-t emissions
+        ``t_ν(y_t | A_k x_t + b_k, Σ_k)``, the Gaussian scale mixture with
+        precision ``τ ~ Gamma(ν/2, ν/2)``. None: Gaussian.
     chunk : int, optional
         Frames per block; by default about 64 MiB of temporaries.
 
@@ -188,14 +198,50 @@ def ar_log_likelihoods(
     n_states, n_features, _ = coef.shape
     g, log_det = _whitened_weights(coef, intercept, covariances)
     g_flat = g.reshape(n_states * n_features, -1).T  # (n_stat, K * D)
-    const = -0.5 * (n_features * _LOG_2PI + log_det)
+    z = jnp.concatenate([y, x, jnp.ones((y.shape[0], 1), y.dtype)], axis=1)
+    if chunk is None:
+        chunk = rows_per_chunk(4 * n_states * n_features * z.dtype.itemsize)
+    if dof is None:
+        const = -0.5 * (n_features * _LOG_2PI + log_det)
+
+        def one_row(z_t):
+            r = (z_t @ g_flat).reshape(n_states, n_features)
+            return const - 0.5 * jnp.sum(r * r, axis=-1)
+
+    else:
+        dof = jnp.asarray(dof, coef.dtype)
+        const = (
+            gammaln(0.5 * (dof + n_features))
+            - gammaln(0.5 * dof)
+            - 0.5 * n_features * jnp.log(dof * jnp.pi)
+            - 0.5 * log_det
+        )
+
+        def one_row(z_t):
+            r = (z_t @ g_flat).reshape(n_states, n_features)
+            return const - 0.5 * (dof + n_features) * jnp.log1p(jnp.sum(r * r, axis=-1) / dof)
+
+    return jax.lax.map(one_row, z, batch_size=min(chunk, z.shape[0]))
+
+
+def ar_mahalanobis_all(coef, intercept, covariances, y, x, *, chunk: int | None = None):
+    """Squared Mahalanobis distances of every frame's residual under every state.
+
+    Returns
+    -------
+    array of shape (n_time_bins, n_states)
+    """
+    coef, intercept, covariances, y, x = (jnp.asarray(a) for a in (coef, intercept, covariances, y, x))
+    n_states, n_features, _ = coef.shape
+    g, _ = _whitened_weights(coef, intercept, covariances)
+    g_flat = g.reshape(n_states * n_features, -1).T
     z = jnp.concatenate([y, x, jnp.ones((y.shape[0], 1), y.dtype)], axis=1)
     if chunk is None:
         chunk = rows_per_chunk(4 * n_states * n_features * z.dtype.itemsize)
 
     def one_row(z_t):
         r = (z_t @ g_flat).reshape(n_states, n_features)
-        return const - 0.5 * jnp.sum(r * r, axis=-1)
+        return jnp.sum(r * r, axis=-1)
 
     return jax.lax.map(one_row, z, batch_size=min(chunk, z.shape[0]))
 
@@ -205,6 +251,7 @@ def ar_sufficient_statistics(
     y: Float[Array, "n_time_bins n_features"],
     x: Float[Array, "n_time_bins n_lagged"],
     *,
+    counts_weights: Float[Array, "n_time_bins n_states"] | None = None,
     chunk: int | None = None,
 ) -> ARStatistics:
     """Posterior-weighted outer products ``sum_t w_tk z_t z_t^T`` and counts.
@@ -215,6 +262,10 @@ def ar_sufficient_statistics(
         ``p(z_t = k | data)`` (zero for frames to ignore).
     y, x : arrays
         Frames and their lags as in [`ar_log_likelihoods`][behavhmm.observations.autoregressive.ar_log_likelihoods].
+    counts_weights : array of shape (n_time_bins, n_states), optional
+        Weights of the counts, if they differ from ``weights`` (Student-t
+        emissions: ``weights = p(z) E[τ]`` for the outer products, ``p(z)``
+        for the counts).
     chunk : int, optional
         Frames per block of the accumulation.
 
@@ -228,10 +279,155 @@ def ar_sufficient_statistics(
     if chunk is None:
         chunk = rows_per_chunk(2 * n_states * n_stat * z.dtype.itemsize)
 
-    def block(w, zb):
-        return ARStatistics(jnp.einsum("tk,ti,tj->kij", w, zb, zb), w.sum(0))
+    cw = weights if counts_weights is None else jnp.asarray(counts_weights)
 
-    return chunked_sum(block, (weights, z), chunk)
+    def block(w, c, zb):
+        return ARStatistics(jnp.einsum("tk,ti,tj->kij", w, zb, zb), c.sum(0))
+
+    return chunked_sum(block, (weights, cw, z), chunk)
+
+
+def ar_state_statistics(
+    states, y, x, n_states: int, *, weights=None, counts_weights=None, chunk: int | None = None
+) -> ARStatistics:
+    """Sufficient statistics for a hard state assignment (Gibbs sampling).
+
+    Equivalent to :func:`ar_sufficient_statistics` with one-hot weights, but
+    O(T q^2) instead of O(T K q^2): each frame's outer product is added to its
+    own state's sum (chunked scatter-add).
+
+    Parameters
+    ----------
+    states : int array of shape (n_time_bins,)
+        State of each frame.
+    y, x : arrays
+        Frames and their lags as in [`ar_log_likelihoods`][behavhmm.observations.autoregressive.ar_log_likelihoods].
+    n_states : int
+        Number of states.
+    weights : array of shape (n_time_bins,), optional
+        Per-frame weight of the outer products (0 drops a frame; for Student-t
+        emissions the auxiliary precisions). Default 1.
+    counts_weights : array of shape (n_time_bins,), optional
+        Per-frame weight of the counts; default ``weights`` (for Student-t
+        emissions pass the 0/1 frame mask).
+    chunk : int, optional
+        Frames per block.
+
+    Returns
+    -------
+    ARStatistics
+    """
+    states, y, x = (jnp.asarray(a) for a in (states, y, x))
+    z = jnp.concatenate([y, x, jnp.ones((y.shape[0], 1), y.dtype)], axis=1)
+    n_stat = z.shape[1]
+    w = jnp.ones(y.shape[0], y.dtype) if weights is None else jnp.asarray(weights, y.dtype)
+    cw = w if counts_weights is None else jnp.asarray(counts_weights, y.dtype)
+    if chunk is None:
+        chunk = rows_per_chunk(2 * n_stat * n_stat * z.dtype.itemsize)
+
+    def block(s_b, w_b, cw_b, z_b):
+        outer = (w_b[:, None, None] * z_b[:, :, None]) * z_b[:, None, :]
+        return ARStatistics(
+            jnp.zeros((n_states, n_stat, n_stat), z.dtype).at[s_b].add(outer),
+            jnp.zeros(n_states, z.dtype).at[s_b].add(cw_b),
+        )
+
+    return chunked_sum(block, (states, w, cw, z), chunk)
+
+
+def ar_mahalanobis(coef, intercept, covariances, y, x, states):
+    """Squared Mahalanobis distance of each frame's residual under its own state.
+
+    Parameters
+    ----------
+    coef, intercept, covariances : arrays
+        Per-state parameters.
+    y, x : arrays of shape (n_time_bins, ...)
+        Frames and lags.
+    states : int array of shape (n_time_bins,)
+
+    Returns
+    -------
+    array of shape (n_time_bins,)
+        ``(y_t - A x_t - b)^T Σ^{-1} (y_t - A x_t - b)`` under state ``states[t]``.
+    """
+    g, _ = _whitened_weights(coef, intercept, covariances)
+    z = jnp.concatenate([y, x, jnp.ones((y.shape[0], 1), y.dtype)], axis=1)
+    r = jnp.einsum("tdq,tq->td", g[states], z)
+    return jnp.sum(r * r, axis=-1)
+
+
+def sample_inverse_wishart(key, dof, scale):
+    """Draw ``Σ ~ IW(dof, scale)`` for a batch of states (Bartlett decomposition).
+
+    Parameters
+    ----------
+    key : jax.random key
+    dof : array of shape (n_states,)
+        Degrees of freedom (``> n_features - 1``).
+    scale : array of shape (n_states, n_features, n_features)
+        Scale matrices (symmetric positive definite).
+
+    Returns
+    -------
+    array of shape (n_states, n_features, n_features)
+        ``E[Σ] = scale / (dof - n_features - 1)``.
+
+    Notes
+    -----
+    ``Σ^{-1} ~ W(dof, scale^{-1})``: with ``scale = U U^T`` and the Bartlett
+    factor ``A`` (lower triangular, ``A_ii^2 ~ χ²(dof - i)``, ``A_ij ~ N(0, 1)``
+    below the diagonal), ``Σ = (U A^{-T})(U A^{-T})^T``.
+    """
+    n_states, n_features, _ = scale.shape
+    k_chi, k_norm = jax.random.split(key)
+    shape_param = 0.5 * (dof[:, None] - jnp.arange(n_features, dtype=scale.dtype))
+    chi2 = 2.0 * jnp.exp(log_gamma_variates(k_chi, shape_param))
+    normals = jax.random.normal(k_norm, (n_states, n_features, n_features), scale.dtype)
+    bartlett = jnp.tril(normals, -1) + jnp.sqrt(chi2)[:, :, None] * jnp.eye(n_features, dtype=scale.dtype)
+    chol = jnp.linalg.cholesky(scale)
+    eye = jnp.broadcast_to(jnp.eye(n_features, dtype=scale.dtype), scale.shape)
+    a_inv = jsl.solve_triangular(bartlett, eye, lower=True)
+    factor = chol @ jnp.swapaxes(a_inv, -1, -2)
+    sigma = factor @ jnp.swapaxes(factor, -1, -2)
+    return 0.5 * (sigma + jnp.swapaxes(sigma, -1, -2))
+
+
+def mniw_sample(key, stats: ARStatistics, prior: MNIWPrior):
+    """Draw ``(W_k, Σ_k)`` from the MNIW posterior of every state (the Gibbs step).
+
+    Parameters
+    ----------
+    key : jax.random key
+    stats : ARStatistics
+        Statistics of the frames assigned to each state.
+    prior : MNIWPrior
+
+    Returns
+    -------
+    coef : array of shape (n_states, n_features, nlags * n_features)
+    intercept : array of shape (n_states, n_features)
+    covariances : array of shape (n_states, n_features, n_features)
+
+    Notes
+    -----
+    The posterior is ``Σ ~ IW(ν_0 + n, S_n)`` and
+    ``W | Σ ~ MN(M_n, Σ, S'_xx^{-1})`` with ``M_n = S'_yx S'_xx^{-1}`` and
+    ``S_n = S_0 + S'_yy - M_n S'_yx^T`` (notation of
+    [`mniw_map`][behavhmm.observations.autoregressive.mniw_map]); states with
+    no frames draw from the prior.
+    """
+    n_features, n_regressors = prior.mean.shape
+    mean, s_n, sxx_n = _posterior_terms(stats, prior)
+    k_sigma, k_w = jax.random.split(key)
+    sigma = sample_inverse_wishart(k_sigma, prior.dof + stats.counts, s_n)
+    chol_sigma = jnp.linalg.cholesky(sigma)
+    chol_x = jnp.linalg.cholesky(sxx_n)
+    z = jax.random.normal(k_w, mean.shape, mean.dtype)
+    # W = M + L_Σ Z L_x^{-1}: row covariance Σ, column covariance S'_xx^{-1}
+    right = jnp.swapaxes(jsl.solve_triangular(chol_x, jnp.swapaxes(z, -1, -2), lower=True, trans=1), -1, -2)
+    w = mean + chol_sigma @ right
+    return w[..., :-1], w[..., -1], sigma
 
 
 def _posterior_terms(stats: ARStatistics, prior: MNIWPrior):

@@ -1,7 +1,8 @@
-"""Figures (matplotlib, imported only when a function runs; install the ``plot`` extra).
+"""Figures (matplotlib, imported only when a function runs): PCA scree plots; GLM-HMM weights,
+psychometric curves, state occupancy and transition matrices.
 
-Every function draws on an existing ``ax`` when given one, otherwise on a new
-figure, and returns the axes.
+Needs the ``plot`` extra (``pip install 'behavhmm[plot]'``). Every function
+draws on an existing ``ax`` when given one, otherwise on a new figure.
 """
 
 from .glm_hmm import (
@@ -10,5 +11,6 @@ from .glm_hmm import (
     plot_state_occupancy,
     plot_transition_matrix,
 )
+from .scree import scree_plot
 
-__all__ = ["plot_glm_weights", "plot_psychometric", "plot_state_occupancy", "plot_transition_matrix"]
+__all__ = ["plot_glm_weights", "plot_psychometric", "plot_state_occupancy", "plot_transition_matrix", "scree_plot"]

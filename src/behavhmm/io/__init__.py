@@ -1,0 +1,26 @@
+"""Loaders: keypoints (DeepLabCut, SLEAP, NWB/ndx-pose, movement, Anipose) and MoSeq PC scores.
+
+[`load_keypoints`][behavhmm.io.load_keypoints] reads any supported file into
+[`KeypointSessions`][behavhmm.io.KeypointSessions], one
+[`KeypointData`][behavhmm.io.KeypointData] session per individual, ready to
+concatenate on one time axis with a ``session_starts`` mask. The readers need
+the ``io`` extra (``pip install 'behavhmm[io]'``); they are imported only when
+a file of their format is read.
+"""
+
+from ._keypoints import KeypointData, KeypointSessions
+from ._load import FORMATS, detect_format, load_keypoints
+from ._moseq import PCScores, load_index_groups, load_pc_scores, read_syllable_results, write_syllable_results
+
+__all__ = [
+    "FORMATS",
+    "KeypointData",
+    "KeypointSessions",
+    "PCScores",
+    "detect_format",
+    "load_index_groups",
+    "load_keypoints",
+    "load_pc_scores",
+    "read_syllable_results",
+    "write_syllable_results",
+]

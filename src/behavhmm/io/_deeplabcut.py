@@ -1,0 +1,265 @@
+"""DeepLabCut prediction tables (.h5 written by pandas/PyTables, and .csv)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ._keypoints import KeypointData
+
+#: DeepLabCut's name for the pseudo-individual that holds a multi-animal
+#: project's unique (scene) bodyparts.
+UNIQUE_BODYPARTS_INDIVIDUAL = "single"
+
+_HEADER_NAMES = ("scorer", "individuals", "bodyparts", "coords")
+_PREFERRED_KEYS = ("/df_with_missing", "/tracks")
+
+
+def _require_pandas():
+    try:
+        import pandas as pd
+    except ImportError as exc:  # pragma: no cover - pandas comes with pynapple
+        raise ImportError(
+            "reading DeepLabCut files needs pandas: pip install 'behavhmm[io]'."
+        ) from exc
+    return pd
+
+
+#: Pickle opcodes that import or call Python objects; metadata pickles of pandas tables need none.
+_CODE_OPCODES = frozenset(
+    {
+        "GLOBAL",
+        "STACK_GLOBAL",
+        "INST",
+        "OBJ",
+        "REDUCE",
+        "NEWOBJ",
+        "NEWOBJ_EX",
+        "BUILD",
+        "EXT1",
+        "EXT2",
+        "EXT4",
+        "PERSID",
+        "BINPERSID",
+    }
+)
+
+
+def _pickle_opcodes(raw: bytes) -> set[str] | None:
+    """Opcode names of a pickle, read statically (nothing is unpickled); None if not a pickle."""
+    import io
+    import pickletools
+
+    try:
+        return {op.name for op, _, _ in pickletools.genops(io.BytesIO(raw))}
+    except Exception:
+        return None
+
+
+def refuse_code_in_pickles(path: Path) -> None:
+    """Refuse an HDF5 file whose PyTables metadata could run code when pandas reads it.
+
+    pandas' HDF5 backend (PyTables) stores table metadata such as the column
+    names as protocol-0 pickles in HDF5 attributes, and unpickles them when
+    the file is read. Those pickles only ever hold lists, tuples, dicts,
+    strings and numbers; this check inspects every attribute's opcodes with
+    ``pickletools`` (without unpickling) and refuses any that would import
+    or call a Python object, and any node of pickled objects.
+
+    Raises
+    ------
+    ValueError
+        If such a pickle or node is found.
+    """
+    import h5py
+
+    offending: list[str] = []
+
+    def visit(name, node):
+        if node.attrs.get("PSEUDOATOM", b"") in (b"object", "object"):
+            offending.append(f"{name} (a node of pickled Python objects)")
+        for key in node.attrs:
+            try:
+                value = node.attrs[key]
+            except Exception:  # attribute types h5py cannot read are not pickles either
+                continue
+            if isinstance(value, bytes | np.bytes_ | np.void):
+                ops = _pickle_opcodes(bytes(value))
+                if ops and ops & _CODE_OPCODES:
+                    offending.append(f"{name}@{key}")
+
+    with h5py.File(path, "r") as f:
+        visit("/", f)
+        f.visititems(visit)
+    if offending:
+        raise ValueError(
+            f"{path} holds pickled metadata that would import or run Python code when read "
+            f"({', '.join(offending[:3])}); behavhmm never unpickles such data. Re-export the "
+            "predictions from DeepLabCut, or convert them to CSV."
+        )
+
+
+def read_dlc_h5(path: Path):
+    """The DataFrame of a DeepLabCut .h5 file (PyTables store with one table)."""
+    pd = _require_pandas()
+    refuse_code_in_pickles(path)
+    try:
+        import tables  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "reading DeepLabCut .h5 files needs PyTables (pandas' HDF5 backend): pip install "
+            "'behavhmm[io]'."
+        ) from exc
+    with pd.HDFStore(path, mode="r") as store:
+        keys = store.keys()
+        if not keys:
+            raise ValueError(f"{path} holds no pandas table, so it is not a DeepLabCut .h5 file.")
+        if len(keys) == 1:
+            key = keys[0]
+        else:
+            preferred = [k for k in _PREFERRED_KEYS if k in keys]
+            if not preferred:
+                raise ValueError(
+                    f"{path} holds several pandas tables {keys}; DeepLabCut predictions are stored "
+                    "under "
+                    f"{[k.strip('/') for k in _PREFERRED_KEYS]}."
+                )
+            key = preferred[0]
+        return store.get(key)
+
+
+def _csv_layout(path: Path) -> tuple[int, int]:
+    """(number of header rows, number of index columns) of a DeepLabCut CSV."""
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        rows = []
+        for row in reader:
+            if not row or row[0].strip().lower() not in _HEADER_NAMES:
+                break
+            rows.append(row)
+            if len(rows) == 4:
+                break
+    if len(rows) < 3 or rows[0][0].strip().lower() != "scorer":
+        raise ValueError(
+            f"{path} is not a DeepLabCut CSV: its first column should start with the header rows "
+            "'scorer', ['individuals',] 'bodyparts', 'coords'."
+        )
+    # Labelled-data CSVs (CollectedData_*.csv) spread the image path over 3 index columns,
+    # and then the header rows leave those cells empty.
+    coords_row = rows[-1]
+    n_index = 1
+    while n_index < len(coords_row) and coords_row[n_index].strip() == "":
+        n_index += 1
+    return len(rows), n_index
+
+
+def read_dlc_csv(path: Path):
+    """The DataFrame of a DeepLabCut .csv file with 3 or 4 header rows."""
+    pd = _require_pandas()
+    n_header, n_index = _csv_layout(path)
+    df = pd.read_csv(path, header=list(range(n_header)), index_col=list(range(n_index)))
+    return df
+
+
+def _frames_from_index(index) -> np.ndarray | None:
+    try:
+        values = np.asarray(index)
+    except Exception:  # pragma: no cover - exotic indexes
+        return None
+    if values.ndim == 1 and np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.int64)
+    return None
+
+
+def dataframe_to_sessions(
+    df, *, source: str | None, format: str = "deeplabcut"
+) -> list[KeypointData]:
+    """Split a DeepLabCut DataFrame into one `KeypointData` per individual.
+
+    The columns are a MultiIndex ``scorer/[individuals/]bodyparts/coords``
+    where coords are ``x, y[, z][, likelihood]``. In 2-D files a point whose
+    x, y and likelihood are all exactly 0 was not detected (multi-animal
+    DeepLabCut writes (0, 0, 0)); it becomes NaN with confidence 0.
+    """
+    pd = _require_pandas()
+    columns = df.columns
+    if not isinstance(columns, pd.MultiIndex) or columns.nlevels not in (3, 4):
+        raise ValueError(
+            f"{source}: a DeepLabCut table has MultiIndex columns "
+            "scorer/[individuals/]bodyparts/coords, "
+            f"got {columns.nlevels if isinstance(columns, pd.MultiIndex) else 1} column level(s)."
+        )
+    names = [str(n).lower() if n is not None else None for n in columns.names]
+    if columns.nlevels == 4:
+        level_ind, level_bp, level_coord = 1, 2, 3
+    else:
+        level_ind, level_bp, level_coord = None, 1, 2
+    if names[level_bp] not in (None, "bodyparts") or names[level_coord] not in (None, "coords"):
+        raise ValueError(f"{source}: unexpected DeepLabCut column levels {columns.names}.")
+    scorers = columns.get_level_values(0).unique()
+    if len(scorers) > 1:
+        raise ValueError(f"{source}: the table mixes several scorers {list(scorers)}; keep one.")
+    frames = _frames_from_index(df.index)
+    values = df.to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def unique(seq):
+        return list(dict.fromkeys(str(v) for v in seq))
+
+    individuals = unique(columns.get_level_values(level_ind)) if level_ind is not None else ["id_0"]
+    coords = unique(columns.get_level_values(level_coord))
+    spatial = [c for c in ("x", "y", "z") if c in coords]
+    if spatial not in (["x", "y"], ["x", "y", "z"]):
+        raise ValueError(f"{source}: coords must include x and y (and optionally z), got {coords}.")
+    has_likelihood = "likelihood" in coords
+    position = {key: i for i, key in enumerate(tuple(str(v) for v in c) for c in columns)}
+
+    sessions = []
+    for individual in individuals:
+        if level_ind is None:
+            bps = unique(columns.get_level_values(level_bp))
+        else:
+            mask = columns.get_level_values(level_ind).astype(str) == individual
+            bps = unique(columns.get_level_values(level_bp)[mask])
+        scorer = str(scorers[0])
+
+        def column(bp, coord, individual=individual, scorer=scorer):
+            key = (scorer, individual, bp, coord) if level_ind is not None else (scorer, bp, coord)
+            j = position.get(key)
+            return None if j is None else values[:, j]
+
+        n = len(df)
+        xyz = np.full((n, len(bps), len(spatial)), np.nan)
+        conf = np.ones((n, len(bps)))
+        for k, bp in enumerate(bps):
+            for d, c in enumerate(spatial):
+                col = column(bp, c)
+                if col is not None:
+                    xyz[:, k, d] = col
+            if has_likelihood:
+                col = column(bp, "likelihood")
+                conf[:, k] = np.nan if col is None else col
+        if has_likelihood and len(spatial) == 2:
+            undetected = np.all(xyz == 0.0, axis=2) & (conf == 0.0)
+            xyz[undetected] = np.nan
+        sessions.append(
+            KeypointData(
+                coordinates=xyz,
+                confidence=conf,
+                bodyparts=bps,
+                individual=individual,
+                frames=frames,
+                source=source,
+                format=format,
+            )
+        )
+    return sessions
+
+
+def load_deeplabcut(path: Path) -> list[KeypointData]:
+    """All sessions of a DeepLabCut .h5 or .csv prediction file."""
+    with open(path, "rb") as handle:
+        is_hdf5 = handle.read(8) == b"\x89HDF\r\n\x1a\n"
+    df = read_dlc_h5(path) if is_hdf5 else read_dlc_csv(path)
+    return dataframe_to_sessions(df, source=str(path))

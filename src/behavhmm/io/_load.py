@@ -1,0 +1,355 @@
+"""`load_keypoints` and `detect_format`: one entry point for every keypoint format."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import replace
+from os import PathLike
+from pathlib import Path
+
+from ._keypoints import KeypointData, KeypointSessions
+
+__all__ = ["FORMATS", "detect_format", "load_keypoints"]
+
+#: Format names accepted by `load_keypoints`, with their aliases.
+FORMATS = {
+    "deeplabcut": ("deeplabcut", "dlc"),
+    "sleap": ("sleap",),
+    "nwb": ("nwb", "ndx-pose"),
+    "movement": ("movement", "netcdf"),
+    "anipose": ("anipose",),
+}
+_ALIASES = {alias: name for name, aliases in FORMATS.items() for alias in aliases}
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_HDF5_SUFFIXES = {".h5", ".hdf5", ".hdf", ".slp", ".nwb", ".nc", ".nc4", ".netcdf"}
+_NETCDF3_SIGNATURE = b"CDF"
+
+
+def _canonical_format(format: str) -> str:
+    if not isinstance(format, str):
+        raise TypeError(f"format must be a string or None, got {type(format).__name__}.")
+    name = _ALIASES.get(format.strip().lower())
+    if name is None:
+        raise ValueError(
+            f"format={format!r} is not supported; use one of {sorted(FORMATS)} or None to detect "
+            "it."
+        )
+    return name
+
+
+def _sniff_hdf5(path: Path) -> str | None:
+    try:
+        import h5py
+    except ImportError as exc:
+        raise ImportError(
+            f"detecting the format of {path.name} needs h5py (or pass format=): pip install "
+            "'behavhmm[io]'."
+        ) from exc
+    with h5py.File(path, "r") as f:
+        attrs = f.attrs
+        if "nwb_version" in attrs or ("specifications" in f and "processing" in f):
+            return "nwb"
+        if "_NCProperties" in attrs or "position" in f and "space" in f:
+            return "movement"
+        if "tracks" in f and "node_names" in f:
+            return "sleap"
+        if "metadata" in f and "points" in f and "instances" in f:
+            return "sleap"
+        for key in f:
+            node = f[key]
+            if "pandas_type" in node.attrs or "pandas_version" in node.attrs:
+                return "deeplabcut"
+    return None
+
+
+def _sniff_csv(path: Path) -> str | None:
+    with open(path, newline="") as handle:
+        try:
+            first = next(csv.reader(handle))
+        except StopIteration:
+            return None
+    if first and first[0].strip().lower() == "scorer":
+        return "deeplabcut"
+    from ._anipose import anipose_bodyparts
+
+    if anipose_bodyparts(first):
+        return "anipose"
+    return None
+
+
+def detect_format(path: str | PathLike) -> str:
+    """The keypoint format of a file, from its extension and content.
+
+    HDF5 files are recognised by content whatever their extension: NWB (root
+    attribute ``nwb_version``), ``movement`` NetCDF-4 (``_NCProperties``),
+    SLEAP analysis (``tracks`` and ``node_names``) or project (``.slp``)
+    files, and DeepLabCut tables (a pandas/PyTables store). CSV files are
+    DeepLabCut tables when their first cell is ``scorer`` and Anipose
+    tables when they have ``<bodypart>_x/_y`` columns with ``_error``,
+    ``_ncams`` or ``_score`` beside them.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    str
+        One of ``"deeplabcut"``, ``"sleap"``, ``"nwb"``, ``"movement"``,
+        ``"anipose"``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the content matches no supported format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"keypoint file not found: {path}")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    fmt = None
+    if head == _HDF5_SIGNATURE:
+        fmt = _sniff_hdf5(path)
+    elif head.startswith(_NETCDF3_SIGNATURE):
+        fmt = "movement"
+    elif path.suffix.lower() in _HDF5_SUFFIXES:
+        raise ValueError(f"{path} has a {path.suffix} extension but is not an HDF5 file.")
+    else:
+        try:
+            fmt = _sniff_csv(path)
+        except UnicodeDecodeError:
+            fmt = None
+    if fmt is None:
+        raise ValueError(
+            f"could not tell the keypoint format of {path}; supported formats are DeepLabCut "
+            "(.h5/.csv), "
+            "SLEAP (.slp/analysis .h5), NWB with ndx-pose (.nwb), movement (.nc) and Anipose "
+            "(.csv). "
+            "Pass format= if the file is one of them."
+        )
+    return fmt
+
+
+def _read(path: Path, fmt: str, fps: float | None) -> list[KeypointData]:
+    if fmt == "deeplabcut":
+        from ._deeplabcut import load_deeplabcut
+
+        return load_deeplabcut(path)
+    if fmt == "sleap":
+        from ._sleap import load_sleap_analysis, load_slp
+
+        with open(path, "rb") as handle:
+            is_hdf5 = handle.read(8) == _HDF5_SIGNATURE
+        if not is_hdf5:
+            raise ValueError(f"{path} is not a SLEAP file (SLEAP files are HDF5).")
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            analysis = "tracks" in f and "node_names" in f
+        return load_sleap_analysis(path) if analysis else load_slp(path)
+    if fmt == "nwb":
+        from ._nwb import load_nwb
+
+        return load_nwb(path, fps=fps)
+    if fmt == "movement":
+        from ._movement import load_movement
+
+        return load_movement(path, fps=fps)
+    from ._anipose import load_anipose
+
+    return load_anipose(path)
+
+
+def _is_xarray_dataset(obj) -> bool:
+    module = type(obj).__module__ or ""
+    return module.startswith("xarray") and type(obj).__name__ == "Dataset"
+
+
+def load_keypoints(
+    path,
+    format: str | None = None,
+    *,
+    bodyparts: Sequence[str] | None = None,
+    individuals: Sequence[str] | None = None,
+    fps: float | None = None,
+) -> KeypointSessions:
+    """Load pose tracking files as keypoint sessions, one per individual per file.
+
+    Reads DeepLabCut (.h5, .csv; single- and multi-animal), SLEAP (.slp
+    through sleap-io; analysis .h5 through h5py), NWB with the ndx-pose
+    extension (.nwb, through pynwb), ``movement`` poses datasets (NetCDF
+    .nc, through xarray) and Anipose triangulation tables (.csv). Nothing is
+    ever unpickled.
+
+    Parameters
+    ----------
+    path : str, path-like, xarray.Dataset, or a sequence of these
+        One file, or several; their sessions are returned in order. An
+        in-memory ``movement`` dataset is read like a NetCDF file.
+    format : {"deeplabcut", "sleap", "nwb", "movement", "anipose"}, optional
+        Aliases ``"dlc"``, ``"ndx-pose"`` and ``"netcdf"`` are accepted. None
+        (default) detects the format of each file (`detect_format`).
+    bodyparts : sequence of str, optional
+        Keypoints to keep, in this order, in every session; use it to give
+        files (or individuals) that list the same bodyparts in different
+        orders one keypoint axis. None keeps every bodypart of the file; if
+        all sessions have the same set in different orders, they all follow
+        the first session's order.
+    individuals : sequence of str, optional
+        Individuals (tracks) to keep. None keeps every animal, except the
+        ``"single"`` pseudo-individual of multi-animal DeepLabCut files, which
+        holds the scene's unique bodyparts; name it here to load it.
+    fps : float, optional
+        Frame rate in frames per second. It overrides a rate stored in the
+        file, and gives files without a clock (DeepLabCut, SLEAP, Anipose,
+        NWB files whose timestamps are frame numbers) timestamps in seconds.
+
+    Returns
+    -------
+    KeypointSessions
+        A sequence of [`KeypointData`][behavhmm.io.KeypointData] whose
+        ``coordinates`` (n_time_bins, n_keypoints, n_dims), ``confidence``
+        (n_time_bins, n_keypoints) and ``session_starts`` (n_time_bins,)
+        properties concatenate the sessions on one time axis, and whose
+        ``to_pynapple()`` gives a ``TsdTensor`` with one epoch per session.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a file does not exist.
+    ValueError
+        If the format is unknown or cannot be detected, the file is not of
+        the given format, a requested bodypart or individual is missing,
+        ``fps`` is not positive, or a DeepLabCut .h5 holds pickles that
+        could run code.
+    TypeError
+        If ``path``, ``format``, ``bodyparts`` or ``individuals`` has the
+        wrong type (for example a single string for ``bodyparts``).
+    ImportError
+        If the library that reads the format is not installed (install the
+        ``io`` extra: ``pip install 'behavhmm[io]'``).
+
+    Warns
+    -----
+    UserWarning
+        If NWB timestamps are frame numbers labelled seconds and ``fps`` was
+        not given.
+
+    Notes
+    -----
+    Missing points are NaN with confidence 0 in every format, including
+    DeepLabCut's (0, 0, 0) triples for undetected multi-animal points and
+    SLEAP's NaN points. Confidences are clipped to [0, 1] (SLEAP scores can
+    exceed 1); formats without confidences (3-D DeepLabCut) give ones.
+    Frames of a track that a SLEAP or NWB file does not cover are NaN, so
+    every session spans the whole recording.
+
+    Nothing that could run code is unpickled. pandas' HDF5 backend stores a
+    DeepLabCut table's metadata (column names, ...) as pickles of lists and
+    strings and unpickles them on reading; every such pickle is inspected
+    first with ``pickletools`` (statically) and a file whose pickles would
+    import or call any Python object is refused with a ``ValueError``.
+
+    References
+    ----------
+    - DeepLabCut output files:
+      https://deeplabcut.github.io/DeepLabCut/docs/maDLC_UserGuide.html
+    - SLEAP analysis HDF5 export:
+      https://sleap.ai/tutorials/analysis.html ; sleap-io:
+      https://io.sleap.ai
+    - ndx-pose: https://github.com/rly/ndx-pose
+    - movement datasets:
+      https://movement.neuroinformatics.dev/user_guide/movement_dataset.html
+    - Anipose output: https://anipose.readthedocs.io/en/latest/tutorial.html
+
+    Examples
+    --------
+    >>> sessions = load_keypoints("mice.h5", bodyparts=["nose", "tail_base"])  # doctest: +SKIP
+    >>> model.fit(sessions.coordinates.reshape(len(sessions.session_starts), -1),
+    ...           session_starts=sessions.session_starts)  # doctest: +SKIP
+    """
+    if fps is not None:
+        try:
+            fps = float(fps)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"fps must be a number of frames per second, got {type(fps).__name__}."
+            ) from exc
+        if not fps > 0 or fps == float("inf"):
+            raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}.")
+    fmt = None if format is None else _canonical_format(format)
+    if isinstance(path, str | PathLike) or _is_xarray_dataset(path):
+        paths = [path]
+    elif isinstance(path, Sequence) and not isinstance(path, bytes):
+        paths = list(path)
+        if not paths:
+            raise ValueError("path is an empty sequence; give at least one file.")
+    else:
+        raise TypeError(
+            f"path must be a file path or a sequence of paths, got {type(path).__name__}."
+        )
+    for name, value in (("bodyparts", bodyparts), ("individuals", individuals)):
+        if isinstance(value, str):
+            raise TypeError(
+                f"{name} must be a sequence of names, got the string {value!r}; wrap it in a list."
+            )
+
+    sessions: list[KeypointData] = []
+    for p in paths:
+        if _is_xarray_dataset(p):
+            if fmt not in (None, "movement"):
+                raise ValueError(
+                    f"an xarray Dataset is read as a movement dataset, not as format={fmt!r}."
+                )
+            from ._movement import dataset_to_sessions
+
+            found = dataset_to_sessions(p, source=None, fps=fps)
+            this_fmt = "movement"
+        else:
+            if not isinstance(p, str | PathLike):
+                raise TypeError(
+                    "path must be a file path or a sequence of paths, got an element of type "
+                    f"{type(p).__name__}."
+                )
+            p = Path(p)
+            if not p.is_file():
+                raise FileNotFoundError(f"keypoint file not found: {p}")
+            this_fmt = fmt if fmt is not None else detect_format(p)
+            found = _read(p, this_fmt, fps)
+        if individuals is None:
+            if this_fmt == "deeplabcut" and len(found) > 1:
+                from ._deeplabcut import UNIQUE_BODYPARTS_INDIVIDUAL
+
+                found = [s for s in found if s.individual != UNIQUE_BODYPARTS_INDIVIDUAL]
+        else:
+            wanted = [str(i) for i in individuals]
+            have = [s.individual for s in found]
+            if len(paths) == 1:
+                missing = [i for i in wanted if i not in have]
+                if missing:
+                    raise ValueError(f"individuals {missing} not found in {p}; it holds {have}.")
+            found = [s for i in wanted for s in found if s.individual == i]
+        if fps is not None and this_fmt not in (
+            "nwb",
+            "movement",
+        ):  # those readers apply fps themselves
+            found = [replace(s, fps=fps, timestamps=None) for s in found]
+        if bodyparts is not None:
+            found = [s.select_bodyparts(bodyparts) for s in found]
+        sessions.extend(found)
+
+    if individuals is not None and len(paths) > 1:
+        have = {s.individual for s in sessions}
+        missing = [i for i in individuals if str(i) not in have]
+        if missing:
+            raise ValueError(f"individuals {missing} not found in any of the {len(paths)} files.")
+    if bodyparts is None and sessions:
+        order = sessions[0].bodyparts
+        if all(set(s.bodyparts) == set(order) for s in sessions):
+            sessions = [s if s.bodyparts == order else s.select_bodyparts(order) for s in sessions]
+    return KeypointSessions(sessions)
