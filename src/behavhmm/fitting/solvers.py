@@ -37,7 +37,6 @@ __all__ = [
     "minimize",
 ]
 
-#: jaxopt classes by nemos' solver names.
 SOLVERS: dict[str, type] = {
     "GradientDescent": jaxopt.GradientDescent,
     "BFGS": jaxopt.BFGS,
@@ -45,6 +44,7 @@ SOLVERS: dict[str, type] = {
     "NonlinearCG": jaxopt.NonlinearCG,
     "ProximalGradient": jaxopt.ProximalGradient,
 }
+"""jaxopt classes by nemos' solver names."""
 _INTERNAL = {"fun", "prox", "value_and_grad", "has_aux", "implicit_diff", "implicit_diff_solve", "jit"}
 
 

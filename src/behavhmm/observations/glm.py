@@ -78,10 +78,10 @@ __all__ = [
     "glm_sample",
 ]
 
-#: The observation families, by name.
 FAMILIES = ("Bernoulli", "Poisson", "Gamma", "NegativeBinomial", "Gaussian", "Categorical")
-#: Families whose scale is fixed at 1 (nothing to estimate).
+"""The observation families, by name."""
 FIXED_SCALE_FAMILIES = ("Bernoulli", "Poisson", "Categorical")
+"""Families whose scale is fixed at 1 (nothing to estimate)."""
 
 
 class GLMParams(NamedTuple):
@@ -137,7 +137,6 @@ def softmax(x, axis=-2):
     return jax.nn.softmax(x, axis=axis)
 
 
-#: Built-in inverse links by name (nemos' names and common aliases).
 INVERSE_LINKS: dict[str, Callable] = {
     "identity": identity,
     "exp": exp,
@@ -149,6 +148,7 @@ INVERSE_LINKS: dict[str, Callable] = {
     "norm_cdf": norm_cdf,
     "softmax": softmax,
 }
+"""Built-in inverse links by name (nemos' names and common aliases)."""
 #: The default inverse link of each family.
 DEFAULT_INVERSE_LINKS = {
     "Bernoulli": "logistic",
