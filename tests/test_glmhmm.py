@@ -368,6 +368,23 @@ def test_dict_design_gives_dict_coef_and_same_fit(fitted):
     np.testing.assert_allclose(np.concatenate([tree.coef_["hist"], tree.coef_["stim"]]), flat.coef_, rtol=1e-4, atol=1e-5)
 
 
+def test_nan_rows_at_session_borders_are_dropped(fitted):
+    model, X, y, starts, _, _ = fitted("Bernoulli")
+    X_nan = X.copy()
+    X_nan[[0, SESSION, 2 * SESSION - 1]] = np.nan  # first trial of sessions 1 and 2, last of session 2
+    keep = np.ones(len(y), bool)
+    keep[[0, SESSION, 2 * SESSION - 1]] = False
+    kept_starts = np.zeros(len(y), bool)
+    kept_starts[[1, SESSION + 1]] = True
+    kept_starts[2 * SESSION :: SESSION] = True
+    np.testing.assert_allclose(
+        model.score(X_nan, y, session_starts=starts), model.score(X[keep], y[keep], session_starts=kept_starts[keep]), rtol=1e-6
+    )
+    states = model.decode_state(X_nan, y, session_starts=starts, state_format="index")
+    assert np.all(states[~keep] == -1) and np.all(states[keep] >= 0)
+    assert np.all(np.isnan(model.smooth_proba(X_nan, y, session_starts=starts)[~keep]))
+
+
 def test_pynapple_round_trip(fitted):
     nap = pytest.importorskip("pynapple")
     model, X, y, starts, _, _ = fitted("Bernoulli")
