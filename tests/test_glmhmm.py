@@ -512,3 +512,38 @@ def test_ibl_mouse_subset_has_an_engaged_state(shared_data):
     assert np.all(np.diag(model.transition_prob_) > 0.8)
     base = fit_one_state_baseline(model, X, y, session_starts=starts)
     assert bits_per_trial(model.score(X, y, starts), base.score(X, y, starts), len(y)) > 0.02
+
+
+# ----------------------------------------------------------------------------
+# choice measures and plots
+# ----------------------------------------------------------------------------
+
+
+def test_choice_measures_and_plots(fitted):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from behavhmm.analysis import dwell_times, empirical_psychometric, psychometric_curves, state_occupancy
+    from behavhmm.plotting import plot_glm_weights, plot_psychometric, plot_state_occupancy, plot_transition_matrix
+
+    model, X, y, starts, _, _ = fitted("Bernoulli")
+    np.testing.assert_allclose(dwell_times([[0.9, 0.1], [0.5, 0.5]]), [10.0, 2.0])
+    curves = psychometric_curves(model, stimulus=0, values=[-2.0, 0.0, 2.0])
+    expected = 1 / (1 + np.exp(-(np.outer([-2.0, 0.0, 2.0], model.coef_[0]) + model.intercept_)))
+    np.testing.assert_allclose(curves.probability, expected, rtol=1e-5)
+    post = model.smooth_proba(X, y, session_starts=starts)
+    occupancy = state_occupancy(post, starts)
+    assert occupancy.shape == (starts.sum(), N_STATES)
+    np.testing.assert_allclose(occupancy[0], post[:SESSION].mean(axis=0), rtol=1e-5)
+    emp = empirical_psychometric(model, np.round(X, 0), y, stimulus=0, session_starts=starts)
+    assert emp["fraction"].shape == (len(emp["stimulus"]), N_STATES)
+    fig, axes = plt.subplots(1, 4)
+    plot_glm_weights(model, ax=axes[0])
+    plot_psychometric(curves, empirical=emp, ax=axes[1])
+    plot_state_occupancy(occupancy, ax=axes[2])
+    plot_transition_matrix(model, ax=axes[3])
+    assert len(axes[0].lines) >= N_STATES
+    plt.close(fig)
+    with pytest.raises(ValueError, match="Bernoulli or Categorical"):
+        psychometric_curves(hand_set("Poisson", np.ones((1, 2)), np.zeros(2), np.ones(2), np.ones(2) / 2, sticky(2, 0.9)))
