@@ -524,8 +524,18 @@ def test_choice_measures_and_plots(fitted):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from behavhmm.analysis import dwell_times, empirical_psychometric, psychometric_curves, state_occupancy
-    from behavhmm.plotting import plot_glm_weights, plot_psychometric, plot_state_occupancy, plot_transition_matrix
+    from behavhmm.analysis import (
+        dwell_times,
+        empirical_psychometric,
+        psychometric_curves,
+        state_occupancy,
+    )
+    from behavhmm.plotting import (
+        plot_glm_weights,
+        plot_psychometric,
+        plot_state_occupancy,
+        plot_transition_matrix,
+    )
 
     model, X, y, starts, _, _ = fitted("Bernoulli")
     np.testing.assert_allclose(dwell_times([[0.9, 0.1], [0.5, 0.5]]), [10.0, 2.0])
