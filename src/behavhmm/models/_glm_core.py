@@ -134,11 +134,14 @@ def glm_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMC
 
     Each block maximises the expected complete-data log-likelihood (plus the
     penalty) with the other fixed, so the EM objective never decreases. The
-    objective is a sum of one term per state; for a single output (or
-    Categorical), unless the penalty couples the states, each term is
-    minimised by its own solver, all of them vectorised with ``jax.vmap``: a
-    small, well-conditioned problem converges in a few iterations, where one
-    solver on the joint problem needs many. A population is solved jointly.
+    objective is a sum of one term per state (and per neuron of a
+    population); unless the penalty couples them, each term is minimised by
+    its own solver, all of them vectorised with ``jax.vmap``: a small,
+    well-conditioned problem converges in a few iterations, where one solver
+    on the joint problem needs many. (Measured on a Poisson population,
+    T=50,000, 20 neurons, 4 states, float64: about 10 L-BFGS iterations per
+    M-step and 3.5-4 s, against 50-70 iterations and about 5 s for one
+    solver on the joint problem or one per state.)
 
     Returns
     -------
@@ -148,10 +151,7 @@ def glm_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMC
         Iterations (the largest over states and outputs) and final error of
         the weights' solver.
     """
-    # per-state problems for a single output; a population's (neurons x states) problems are
-    # solved jointly: vmapped solvers run every lane until the slowest converges, which measured
-    # about 30% slower than one solver on the joint problem (T=5,000, 20 neurons, 4 states)
-    if _separable(config, hyper) and (glm.coef.ndim == 2 or config.family == "Categorical"):
+    if _separable(config, hyper):
         return _columnwise_m_step(glm, scale, gamma, X, y, hyper, config)
     family, link = config.family, config.link
     objective = partial(_objective, family=family, link=link)
@@ -179,7 +179,7 @@ def glm_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMC
 
 
 def _columnwise_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMConfig):
-    """The M-step solved per state, vectorised over states (single-output and Categorical models)."""
+    """The M-step solved per state (and output), vectorised over them."""
     family, link, n = config.family, config.link, hyper.normalizer
     elementwise = config.regularizer != "GroupLasso"
     reg = {k: jnp.broadcast_to(v, glm.coef.shape) for k, v in hyper.reg.items()} if elementwise else hyper.reg
@@ -210,11 +210,17 @@ def _columnwise_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, conf
             new_s = jnp.exp(jaxopt.LBFGS(fun=scale_objective, **dict(config.scale_solver_kwargs)).run(jnp.log(s)).params)
         return params.coef, params.intercept, new_s, info
 
-    # one problem per state: coef[..., k], intercept[..., k], scale[k], gamma[:, k]
-    axis = glm.coef.ndim - 1
-    reg_axes = {k: (axis if elementwise else None) for k in reg}
-    solve_states = jax.vmap(solve, in_axes=(axis, axis - 1, 0, 1, None, reg_axes), out_axes=(axis, axis - 1, 0, 0))
-    coef, intercept, new_scale, info = solve_states(glm.coef, glm.intercept, scale, gamma, y, reg)
+    reg_axes = lambda axis: {k: (axis if elementwise else None) for k in reg}  # noqa: E731
+    if family == "Categorical" or glm.coef.ndim == 2:
+        # one problem per state: coef[..., k], intercept[..., k], scale[k], gamma[:, k]
+        axis = glm.coef.ndim - 1
+        solve_states = jax.vmap(solve, in_axes=(axis, axis - 1, 0, 1, None, reg_axes(axis)), out_axes=(axis, axis - 1, 0, 0))
+        coef, intercept, new_scale, info = solve_states(glm.coef, glm.intercept, scale, gamma, y, reg)
+    else:
+        # population: one problem per (neuron, state); gamma is shared by a state's neurons
+        solve_neurons = jax.vmap(solve, in_axes=(1, 0, 0, None, 1, reg_axes(1)), out_axes=(1, 0, 0, 0))
+        solve_all = jax.vmap(solve_neurons, in_axes=(2, 1, 1, 1, None, reg_axes(2)), out_axes=(2, 1, 1, 0))
+        coef, intercept, new_scale, info = solve_all(glm.coef, glm.intercept, scale, gamma, y, reg)
     info = SolverInfo(jnp.max(info.iterations), jnp.max(info.error))
     return GLMParams(coef, intercept), new_scale, info
 
