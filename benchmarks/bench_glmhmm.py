@@ -236,7 +236,7 @@ def machine() -> dict:
 
 def drive(problems: dict, out_prefix: Path | None, dtype: str) -> dict:
     results = {"date": _dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(), "dtype": dtype,
-               "tol": TOL, "maxiter": MAXITER, "problems": []}
+               "tol": TOL, "maxiter": MAXITER, "load_average_start": list(os.getloadavg()), "problems": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, spec) in enumerate(problems.items()):
             folder = Path(tmp) / name
@@ -255,6 +255,7 @@ def drive(problems: dict, out_prefix: Path | None, dtype: str) -> dict:
                 res["tol"] = tol
                 runs[label] = res
             results["problems"].append({"meta": meta, "runs": runs})
+    results["load_average_end"] = list(os.getloadavg())
     if out_prefix is not None:
         out_prefix.parent.mkdir(parents=True, exist_ok=True)
         Path(f"{out_prefix}.json").write_text(json.dumps(results, indent=2))
@@ -275,8 +276,12 @@ def render(results: dict) -> str:
         f"({results['tol']:g} x exp(LL/T)) and once with its default (1e-8). Log-likelihoods: one evaluator",
         "(behavhmm's filter, float64) on every fitted model; 'penalized' subtracts the Ridge penalty (the EM objective).",
         "First fit includes compilation; the second fit is a new estimator on the same data.",
-        "",
     ]
+    if "load_average_start" in results:
+        start, end = results["load_average_start"], results["load_average_end"]
+        lines.append(f"Load average (1, 5, 15 min) at the start {start[0]:.2f}, {start[1]:.2f}, {start[2]:.2f}; "
+                     f"at the end {end[0]:.2f}, {end[1]:.2f}, {end[2]:.2f} (a shared machine: other jobs ran alongside).")
+    lines.append("")
     for prob in results["problems"]:
         meta = prob["meta"]
         shape = f"T={meta['n_time_bins']:,} x {meta['n_features']} features" + (
