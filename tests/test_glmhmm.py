@@ -485,8 +485,9 @@ def test_not_fitted_and_format_errors(fitted):
         model.decode_state(X_ERR, Y_ERR, state_format="onehot")
     with pytest.raises(ValueError, match="feature"):
         model.score(np.ones((10, N_FEATURES + 1)), np.ones(10))
+    other = clone(model)  # initialize_params re-validates (and resets) the shapes: keep the shared fit intact
     with pytest.raises(TypeError, match="n_samples"):
-        model.update(model.initialize_params(X_ERR, Y_ERR), None, X_ERR, Y_ERR, n_samples=1.5)
+        other.update(other.initialize_params(X_ERR, Y_ERR), None, X_ERR, Y_ERR, n_samples=1.5)
     with pytest.raises(ValueError, match="glm_params_init"):
         GLMHMM(2).setup(glm_params_init="nonsense")
     with pytest.raises(ValueError):
