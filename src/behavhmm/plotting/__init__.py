@@ -1,10 +1,22 @@
 """Figures (matplotlib, imported only when a function runs).
 
-PCA scree plots, syllable durations, usage and transitions, and a fit's
-progress. Needs the ``plot`` extra (``pip install 'behavhmm[plot]'``).
+PCA scree plots; syllable durations, usage and transition matrices and a
+fit's progress; GLM-HMM weights, psychometric curves and state occupancy.
+Needs the ``plot`` extra (``pip install 'behavhmm[plot]'``). Every function
+draws on an existing ``ax`` when given one, otherwise on a new figure.
 """
 
+from .glm_hmm import plot_glm_weights, plot_psychometric, plot_state_occupancy
 from .scree import scree_plot
 from .syllables import plot_durations, plot_fit_history, plot_transition_matrix, plot_usage
 
-__all__ = ["scree_plot", "plot_durations", "plot_usage", "plot_transition_matrix", "plot_fit_history"]
+__all__ = [
+    "plot_durations",
+    "plot_fit_history",
+    "plot_glm_weights",
+    "plot_psychometric",
+    "plot_state_occupancy",
+    "plot_transition_matrix",
+    "plot_usage",
+    "scree_plot",
+]

@@ -103,40 +103,57 @@ def plot_usage(usage, ax=None, *, max_syllables: int | None = 30, min_usage: flo
     return ax
 
 
-def plot_transition_matrix(matrix, ax=None, *, max_syllables: int | None = 30, log: bool = False):
-    """Heat map of a syllable transition matrix (e.g. `behavhmm.analysis.transition_matrix`).
+def plot_transition_matrix(matrix, ax=None, *, state_names=None, max_syllables: int | None = 30, log: bool = False):
+    """Heat map of a transition matrix: a fitted model's, or bigram counts / probabilities.
 
     Parameters
     ----------
-    matrix : array-like of shape (n_states, n_states)
-        ``[i, j]``: transitions (or probabilities) from syllable ``i`` to ``j``.
+    matrix : fitted estimator with ``transition_prob_``, or array-like of shape (n_states, n_states)
+        ``[i, j]``: transitions (or probabilities) from state ``i`` to ``j``
+        (e.g. `behavhmm.analysis.transition_matrix`, or ``model.transition_prob_``).
     ax : matplotlib.axes.Axes, optional
+    state_names : list of str, optional
+        Tick labels, one per state (default: the state numbers).
     max_syllables : int or None, default 30
-        Show the first syllables only (relabel by usage first to see the most used).
+        Show the first states only (relabel syllables by usage first to see
+        the most used).
     log : bool, default False
         Colour by log10 of the values (zeros left blank).
 
     Returns
     -------
     matplotlib.axes.Axes
+        With up to 12 states the values are written in the cells.
 
     Raises
     ------
     ValueError
-        If ``matrix`` is not square.
+        If the matrix is not square (per-group matrices: pass one group's),
+        or ``state_names`` has the wrong length.
     """
-    m = np.asarray(matrix, float)
+    m = np.asarray(getattr(matrix, "transition_prob_", matrix), float)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise ValueError(f"matrix must be square (n_states, n_states), got shape {m.shape}.")
     if max_syllables is not None:
         m = m[:max_syllables, :max_syllables]
-    if log:
-        m = np.where(m > 0, np.log10(np.where(m > 0, m, 1)), np.nan)
+    n = m.shape[0]
+    if state_names is not None and len(state_names) < n:
+        raise ValueError(f"state_names must have {n} entries, got {len(state_names)}.")
+    shown = np.where(m > 0, np.log10(np.where(m > 0, m, 1)), np.nan) if log else m
     ax = _axes(ax, figsize=(4.2, 3.6))
-    im = ax.imshow(m, cmap="viridis", interpolation="nearest")
+    im = ax.imshow(shown, cmap="viridis", interpolation="nearest")
     ax.figure.colorbar(im, ax=ax, label="log10 value" if log else "value")
-    ax.set_xlabel("to syllable")
-    ax.set_ylabel("from syllable")
+    if n <= 12 and not log:
+        top = np.nanmax(m) if m.size else 0.0
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize="small",
+                        color="k" if m[i, j] > 0.6 * top else "w")
+    if state_names is not None:
+        ax.set_xticks(range(n), list(state_names)[:n], rotation=30, ha="right")
+        ax.set_yticks(range(n), list(state_names)[:n])
+    ax.set_xlabel("to state")
+    ax.set_ylabel("from state")
     return ax
 
 
