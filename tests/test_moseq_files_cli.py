@@ -152,3 +152,17 @@ def test_kappa_scan_command(shared_data, tmp_path):
     np.testing.assert_allclose(table["kappa"], [10, 1e6])
     assert {"median_duration", "log_likelihood", "median_duration_s"} <= set(table.columns)
     assert np.isfinite(table["log_likelihood"]).all()
+
+
+def test_raw_pc_scores_need_whitening_and_the_error_says_so(shared_data):
+    from behavhmm import ARHMM
+
+    scores = load_pc_scores(shared_data / PC_FILE, 10)
+    raw = ARHMM(n_states=20, algorithm="em", n_iter=5, progress_bar=False)
+    raw.setup(ar_params_init="random")
+    with pytest.raises(FloatingPointError, match='whiten="all"'):
+        raw.fit(scores.scores, session_starts=scores.session_starts)
+    white = ARHMM(n_states=20, algorithm="em", n_iter=5, whiten="all", progress_bar=False)
+    white.setup(ar_params_init="random")
+    white.fit(scores.scores, session_starts=scores.session_starts)
+    assert np.isfinite(white.log_likelihood_history_).all()

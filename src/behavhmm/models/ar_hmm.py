@@ -790,6 +790,17 @@ class ARHMM(BaseHMM):
         return heldout
 
     # ------------------------------------------------------------------ fit
+    def _scale_hint(self, kept) -> str:
+        """Why a float32 regression may fail on these features, and what to do."""
+        if self.whiten != "none":
+            return ""
+        return (
+            f" The features have scales up to {float(np.max(kept.std(axis=0))):.3g} and offsets up to "
+            f"{float(np.max(np.abs(kept.mean(axis=0)))):.3g}, while the AR prior (S_0 = 0.01 I, "
+            "K_0 = 10 I) assumes features of unit scale, which float32 regressions need: use "
+            'whiten="all" (moseq2-model\'s default) or z-score the features.'
+        )
+
     def _initial_params(self, kept, starts_kept, prior, n_groups, key) -> ARHMMParams:
         n_states, n_features = self.n_states, kept.shape[1]
         keys = jax.random.split(key, 3)
@@ -814,15 +825,17 @@ class ARHMM(BaseHMM):
             if arr.shape != shape:
                 raise ValueError(f"{name} returned shape {arr.shape}, expected {shape}.")
             if not np.all(np.isfinite(arr)):
-                hint = ""
-                if self.whiten == "none":
-                    hint = (
-                        f" The features have scales up to {float(np.max(kept.std(axis=0))):.3g} and offsets up to "
-                        f"{float(np.max(np.abs(kept.mean(axis=0)))):.3g}, while the AR prior (S_0 = 0.01 I, "
-                        "K_0 = 10 I) assumes features of unit scale, which float32 regressions need: use "
-                        'whiten="all" (moseq2-model\'s default) or z-score the features.'
-                    )
-                raise ValueError(f"{name} returned non-finite values.{hint}")
+                raise ValueError(f"{name} returned non-finite values.{self._scale_hint(kept)}")
+        vals, vecs = np.linalg.eigh(cov)
+        floor = 1e-6 * np.maximum(vals.max(axis=-1, keepdims=True), 1e-300)
+        if np.any(vals < floor):  # float32 cancellation in the regression: repair, and say why
+            warnings.warn(
+                f"ar_params_init gave {int(np.sum(vals.min(axis=-1) < floor[..., 0]))} covariance matrices that are "
+                f"not positive definite; their eigenvalues were floored.{self._scale_hint(kept)}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            cov = np.einsum("kij,kj,klj->kil", vecs, np.maximum(vals, floor), vecs)
         for name, arr in (("initial_proba_init", pi), ("transition_proba_init", trans)):
             if np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-4):
                 raise ValueError(f"{name} must return non-negative probabilities summing to 1 along the last axis.")
@@ -954,11 +967,15 @@ class ARHMM(BaseHMM):
                 dur = median_duration_program(states, data.starts, data.weights)
                 return {"median_duration": float(dur), **heldout_ll(params)}
 
-            res = run_em(
-                step, init if state is None else state, n_iter=self.n_iter, tol=self.tol, n_frames=train.n_frames,
-                progress_bar=progress, desc=desc, check_every=self.check_every, evaluate=evaluate,
-                start_iteration=start, history=history, checkpoint=checkpoint, checkpoint_every=self.checkpoint_every,
-            )
+            try:
+                res = run_em(
+                    step, init if state is None else state, n_iter=self.n_iter, tol=self.tol,
+                    n_frames=train.n_frames, progress_bar=progress, desc=desc, check_every=self.check_every,
+                    evaluate=evaluate, start_iteration=start, history=history, checkpoint=checkpoint,
+                    checkpoint_every=self.checkpoint_every,
+                )
+            except FloatingPointError as exc:
+                raise FloatingPointError(f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}") from None
             return {
                 "params": res.params, "log_likelihood": res.log_likelihood_history, "log_joint": res.log_joint_history,
                 "history": res.history, "n_iter": res.n_iter, "converged": res.converged, "beta": None,
@@ -981,11 +998,14 @@ class ARHMM(BaseHMM):
             dur = median_duration_program(st.states, data.starts, data.weights)
             return {"log_joint": float(lj) + jac, "median_duration": float(dur), **heldout_ll(st.params)}
 
-        res = run_gibbs(
-            sweep, state, key, n_iter=self.n_iter, start_iteration=start, history=history,
-            check_every=self.check_every, evaluate=evaluate, n_frames=train.n_frames, progress_bar=progress,
-            desc=desc, checkpoint=checkpoint, checkpoint_every=self.checkpoint_every,
-        )
+        try:
+            res = run_gibbs(
+                sweep, state, key, n_iter=self.n_iter, start_iteration=start, history=history,
+                check_every=self.check_every, evaluate=evaluate, n_frames=train.n_frames, progress_bar=progress,
+                desc=desc, checkpoint=checkpoint, checkpoint_every=self.checkpoint_every,
+            )
+        except FloatingPointError as exc:
+            raise FloatingPointError(f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}") from None
         hist = dict(res.history)
         return {
             "params": res.state.params, "log_likelihood": hist.pop("log_likelihood"),
