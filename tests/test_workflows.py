@@ -132,3 +132,32 @@ def test_load_and_clean_drops_never_seen_keypoints_and_empty_tracks(shared_data)
         sessions, coords, _, names = load_and_clean(shared_data / "pose-sleap-courtship-flies/centered_pair_predictions.slp")
     assert len(names) == sessions.n_sessions < 27 and len(set(names)) == len(names)
     assert np.isfinite(coords).all()
+
+
+def test_keypoint_slds_setup_initializers_and_model_file(tmp_path):
+    from behavhmm import KeypointSLDS, load_model
+
+    truth = demo_keypoint_slds(3, seed=2)
+    starts = np.zeros(600, bool)
+    starts[[0, 300]] = True
+    sim = truth.simulate(jax.random.key(1), 600, session_starts=starts)
+    calls = []
+
+    def my_trans(n_states, X, session_starts, random_key, **kwargs):
+        calls.append(X.shape)
+        return np.full((n_states, n_states), 0.02 / (n_states - 1)) + (0.98 - 0.02 / (n_states - 1)) * np.eye(n_states)
+
+    model = KeypointSLDS(n_states=3, latent_dim=4, nlags=1, n_iter_ar=2, n_iter=2, anterior_bodyparts=0,
+                         posterior_bodyparts=5, progress_bar=False)
+    model.setup(ar_params_init="random", transition_proba_init=my_trans)
+    model.fit(sim.keypoints, session_starts=starts)
+    assert calls == [(600, 4)]  # the AR-only stage's initializer saw the PC scores of every frame
+    path = model.save_params(tmp_path / "kp.npz")
+    back = load_model(path, mapping_dict={"my_trans": my_trans})
+    assert back.initialization_funcs["ar_params_init"] == "random"
+    np.testing.assert_array_equal(back.decode(sim.keypoints, session_starts=starts).states,
+                                  model.decode(sim.keypoints, session_starts=starts).states)
+    with pytest.raises(ValueError, match="transition_proba_init"):
+        KeypointSLDS(n_states=3, latent_dim=4, nlags=1, n_iter_ar=1, n_iter=1, progress_bar=False).setup(
+            transition_proba_init=lambda n, X, s, k, **kw: np.ones((2, 2))
+        ).fit(sim.keypoints, session_starts=starts)

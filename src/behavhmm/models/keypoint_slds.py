@@ -30,7 +30,6 @@ from ._ar_programs import (
     posterior,
     simulate_program,
 )
-from ._initializers import sticky_transition_proba
 from ._sessions import session_bounds, session_mask, split_pynapple
 from ._slds_programs import (
     KPData,
@@ -42,7 +41,7 @@ from ._slds_programs import (
     simulate_poses_program,
     slds_sweep,
 )
-from .ar_hmm import kmeans_ar_params
+from .ar_hmm import ARHMM
 from .base import BaseHMM, PreparedData, check_random_key
 
 __all__ = ["KeypointSLDS", "KeypointDecoding", "KeypointSimulation"]
@@ -215,6 +214,12 @@ class KeypointSLDS(BaseHMM):
         Seed of the initialisation and the chains.
     progress_bar : bool, default True
         tqdm progress bars for both stages.
+    initialization_funcs : dict, optional
+        Initializers of the AR-only stage, set with ``setup()`` (the slots of
+        [`ARHMM.setup`][behavhmm.ARHMM.setup]: ``initial_proba_init``
+        "uniform", ``transition_proba_init`` "sticky", ``ar_params_init``
+        "kmeans" (default) or "random", or custom callables), applied to the
+        PC scores of the aligned keypoints.
 
     Attributes
     ----------
@@ -260,6 +265,8 @@ class KeypointSLDS(BaseHMM):
     Signal Processing 59(4), 1569-1585.
     """
 
+    _init_slots = ARHMM._init_slots
+
     def __init__(
         self,
         n_states: int = 100,
@@ -287,6 +294,7 @@ class KeypointSLDS(BaseHMM):
         inference_method: str = "auto",
         random_state=0,
         progress_bar: bool = True,
+        initialization_funcs: dict | None = None,
     ):
         self.n_states = n_states
         self.latent_dim = latent_dim
@@ -312,6 +320,7 @@ class KeypointSLDS(BaseHMM):
         self.inference_method = inference_method
         self.random_state = random_state
         self.progress_bar = progress_bar
+        self.initialization_funcs = initialization_funcs
 
     # ----------------------------------------------------------- validation
     def _check_hyperparameters(self):
@@ -525,6 +534,33 @@ class KeypointSLDS(BaseHMM):
         )
 
     # ------------------------------------------------------------------ fit
+    def _initial_ar_params(self, latents, mask, k_init, k_trans, prior):
+        """Initial AR-HMM parameters of the AR-only stage, from the ``setup()`` initializers."""
+        inits = self._initializers()
+        n = self.n_states
+        k_pi, k_ar = jax.random.split(k_init)
+        func, kwargs = inits["initial_proba_init"]
+        pi = np.asarray(func(n, latents, mask, k_pi, **kwargs), float)
+        func, kwargs = inits["transition_proba_init"]
+        trans = np.asarray(func(n, latents, mask, k_trans, **kwargs), float)
+        func, kwargs = inits["ar_params_init"]
+        out = func(n, latents, mask, k_ar, nlags=self.nlags, prior=prior, **kwargs)
+        if not isinstance(out, tuple | list) or len(out) != 3:
+            raise ValueError("ar_params_init must return a tuple (coef, intercept, covariances).")
+        coef, intercept, cov = (np.asarray(a, float) for a in out)
+        d = latents.shape[1]
+        expected = {
+            "initial_proba_init": (pi, (n,)),
+            "transition_proba_init": (trans, (n, n)),
+            "ar_params_init coef": (coef, (n, d, self.nlags * d)),
+            "ar_params_init intercept": (intercept, (n, d)),
+            "ar_params_init covariances": (cov, (n, d, d)),
+        }
+        for name, (arr, shape) in expected.items():
+            if arr.shape != shape or not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} must return finite values of shape {shape}, got shape {arr.shape}.")
+        return pi, trans, coef, intercept, cov
+
     def fit(self, X, y=None, confidence=None, session_starts=None):
         """Fit the keypoint SLDS: PCA, AR-only stage, then full-model Gibbs sweeps.
 
@@ -609,13 +645,10 @@ class KeypointSLDS(BaseHMM):
         hyper = self._hyper(prior)
         method, block_size = self._method(), self.block_size
         k_init, k_trans = jax.random.split(key_ar)
-        coef, intercept, cov = kmeans_ar_params(self.n_states, latents, mask, k_init, nlags=self.nlags, prior=prior)
-        trans = sticky_transition_proba(self.n_states, latents, mask, k_trans)
+        pi, trans, coef, intercept, cov = self._initial_ar_params(latents, mask, k_init, k_trans, prior)
         params = ARHMMParams(
-            *(jnp.asarray(a, dtype) for a in (
-                np.full(self.n_states, 1.0 / self.n_states), np.asarray(trans)[None], coef, intercept, cov,
-                np.full(self.n_states, np.inf),
-            ))
+            *(jnp.asarray(a, dtype) for a in (pi, np.asarray(trans)[None], coef, intercept, cov,
+                                               np.full(self.n_states, np.inf)))
         )
         ar_state = GibbsState(
             params, jnp.full(self.n_states, 1.0 / self.n_states, dtype), jnp.zeros(n, jnp.int32), jnp.ones(n, dtype)
