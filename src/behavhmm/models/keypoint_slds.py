@@ -465,6 +465,13 @@ class KeypointSLDS(BaseHMM):
             )
         if not observed.any():
             raise ValueError("X has no observed keypoint (all NaN).")
+        seen = np.logical_or.reduceat(observed.any(axis=1), begin)
+        if not seen.all():
+            i = int(np.flatnonzero(~seen)[0])
+            raise ValueError(
+                f"Session {i} (time bins {begin[i]}-{end[i] - 1}) has no observed keypoint (all NaN); drop it "
+                "(an empty track) before fitting."
+            )
         return coords, observed, conf, mask, info
 
     def _align(self, y, observed, mask):
@@ -686,10 +693,23 @@ class KeypointSLDS(BaseHMM):
             ad = ar_data_program(st.latents, data, int(self.nlags))
             return {"median_duration": float(median_duration_program(st.ar.states, ad.starts, ad.weights))}
 
-        res = run_gibbs(
-            sweep, state, key_chain, n_iter=int(self.n_iter), check_every=int(self.check_every), evaluate=evaluate,
-            n_frames=n_time_bins, progress_bar=self.progress_bar, desc=f"KeypointSLDS gibbs (K={self.n_states})",
-        )
+        try:
+            res = run_gibbs(
+                sweep, state, key_chain, n_iter=int(self.n_iter), check_every=int(self.check_every),
+                evaluate=evaluate, n_frames=n_time_bins, progress_bar=self.progress_bar,
+                desc=f"KeypointSLDS gibbs (K={self.n_states})",
+            )
+        except FloatingPointError as exc:
+            sparse = [
+                i for i, (a, b) in enumerate(zip(*session_bounds(mask), strict=True))
+                if observed[a:b].any(axis=1).mean() < 0.5
+            ]
+            hint = (
+                f" Sessions {sparse[:10]} have keypoints in less than half of their frames: long unobserved "
+                "stretches let the latent dynamics diverge. Drop such track fragments or split sessions at long "
+                "gaps (behavhmm.workflows.load_and_clean drops them)." if sparse else ""
+            )
+            raise FloatingPointError(f"{exc}{hint}") from None
         st = res.state
         p = st.ar.params
         self.initial_prob_ = np.asarray(p.initial_prob)
