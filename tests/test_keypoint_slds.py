@@ -261,6 +261,17 @@ def test_missing_keypoints_and_confidence(simulated):
     assert np.max(np.linalg.norm(dec.centroid[200:220] - clean.centroid[200:220], axis=1)) < 1.5
 
 
+def test_pynapple_in_pynapple_out(simulated):
+    nap = pytest.importorskip("pynapple")
+    _, sim, starts, model = simulated
+    t = np.arange(N_FRAMES) / 30.0
+    epochs = nap.IntervalSet(start=[t[0], t[900]], end=[t[899], t[-1]])
+    X = nap.TsdTensor(t=t, d=sim.keypoints, time_support=epochs)
+    states = model.decode_state(X, state_format="index")
+    assert isinstance(states, nap.Tsd)
+    np.testing.assert_array_equal(np.asarray(states.values), model.decode_state(sim.keypoints, session_starts=starts, state_format="index"))
+
+
 def test_bad_input_raises(simulated):
     _, sim, _, model = simulated
     with pytest.raises(ValueError, match="n_keypoints"):

@@ -260,6 +260,11 @@ class KeypointSLDS(BaseHMM):
     Signal Processing 59(4), 1569-1585.
     """
 
+    # scikit-learn metadata routing: sessions and confidences follow the folds' rows
+    __metadata_request__fit = {"session_starts": True, "confidence": True}
+    __metadata_request__score = {"session_starts": True, "confidence": True}
+    __metadata_request__predict = {"session_starts": True, "confidence": True}
+
     def __init__(
         self,
         n_states: int = 100,
@@ -525,7 +530,7 @@ class KeypointSLDS(BaseHMM):
         )
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, confidence=None, session_starts=None):
+    def fit(self, X, confidence=None, session_starts=None, y=None):
         """Fit the keypoint SLDS: PCA, AR-only stage, then full-model Gibbs sweeps.
 
         Parameters
@@ -534,12 +539,14 @@ class KeypointSLDS(BaseHMM):
             2-D or 3-D keypoints in any spatial unit (pixels, mm), sessions
             concatenated in time. NaN marks missing keypoints (modelled as
             unobserved). For 3-D, z is vertical.
-        y : Ignored
         confidence : array-like of shape (n_time_bins, n_keypoints), optional
             Tracking confidence (e.g. DeepLabCut likelihood) in [0, 1];
-            default 1 everywhere.
+            default 1 everywhere. NaN confidence marks a keypoint missing.
         session_starts : array-like or pynapple IntervalSet, optional
-            Boolean mask or start indices of sessions (default: one session).
+            Boolean mask or start indices of sessions (default: one session,
+            or one per epoch of a pynapple input's ``time_support``).
+        y : Ignored
+            Present for scikit-learn compatibility.
 
         Returns
         -------
@@ -733,7 +740,7 @@ class KeypointSLDS(BaseHMM):
             float(hmm_ll) + data.extra["kp_ll"],
         )
 
-    def score(self, X, y=None, confidence=None, session_starts=None) -> float:
+    def score(self, X, confidence=None, session_starts=None, y=None) -> float:
         """Log-likelihood of keypoints under the model with the decoded latent variables.
 
         ``log p(X | x̂, ĥ, v̂, ŝ) + log p(x̂ | θ)``: the keypoints given the
@@ -746,6 +753,7 @@ class KeypointSLDS(BaseHMM):
         X, confidence, session_starts
             As in [`decode`][behavhmm.KeypointSLDS.decode].
         y : Ignored
+            Present for scikit-learn compatibility.
 
         Returns
         -------
