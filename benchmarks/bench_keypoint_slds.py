@@ -21,9 +21,9 @@ import jax
 import numpy as np
 
 import behavhmm
+import behavhmm.models.keypoint_slds as kpslds
 from behavhmm.io import load_keypoints
 from behavhmm.models import _slds_programs
-import behavhmm.models.keypoint_slds as kpslds
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dlc_golden_mouse"
 # 16 keypoints (ears' tips, eyes, tail beyond tail2 and tail_end dropped), as in the issue's benchmark
