@@ -311,3 +311,16 @@ def test_float32_real_recording_has_no_nan(shared_data):
     assert all(np.all(np.isfinite(a)) for a in (dec.latents, dec.heading, dec.centroid)) and np.isfinite(dec.log_likelihood)
     # the centroid follows the keypoints' mean (pixels)
     assert np.median(np.linalg.norm(dec.centroid - np.nanmean(X, axis=1), axis=1)) < 15.0
+
+
+def test_initialisation_frames_are_bounded():
+    from behavhmm.models.keypoint_slds import INIT_FRAMES
+
+    model = KeypointSLDS(nlags=3)
+    mask = np.zeros(16 * 4860, bool)
+    mask[::4860] = True
+    rows = model._init_rows(mask)
+    assert len(rows) <= INIT_FRAMES + 16 and np.all(np.diff(rows) > 0)
+    # every session contributes its opening stretch
+    assert np.all(np.isin(np.flatnonzero(mask), rows))
+    np.testing.assert_array_equal(model._init_rows(mask[:1000]), np.arange(1000))

@@ -48,6 +48,8 @@ from .base import BaseHMM, PreparedData, check_random_key
 __all__ = ["KeypointSLDS", "KeypointDecoding", "KeypointSimulation"]
 
 _METHODS = ("auto", "sequential", "parallel")
+#: At most about this many frames seed the AR parameters by k-means (the Gibbs stages use all frames).
+INIT_FRAMES = 20000
 
 
 class KeypointDecoding(NamedTuple):
@@ -530,6 +532,20 @@ class KeypointSLDS(BaseHMM):
         )
 
     # ------------------------------------------------------------------ fit
+    def _init_rows(self, mask: np.ndarray) -> np.ndarray:
+        """Frames for the k-means initialisation: all, or the opening stretch of every session.
+
+        At most about :data:`INIT_FRAMES` frames, each session contributing in
+        proportion to its length (and at least ``nlags + 1`` frames), so the
+        initialisation's memory does not grow with the recording.
+        """
+        n_time_bins = len(mask)
+        if n_time_bins <= INIT_FRAMES:
+            return np.arange(n_time_bins)
+        begin, end = session_bounds(mask)
+        take = np.maximum(np.ceil(INIT_FRAMES * (end - begin) / n_time_bins).astype(int), self.nlags + 1)
+        return np.concatenate([np.arange(a, min(a + k, b)) for a, b, k in zip(begin, end, take, strict=True)])
+
     def fit(self, X, confidence=None, session_starts=None, y=None):
         """Fit the keypoint SLDS: PCA, AR-only stage, then full-model Gibbs sweeps.
 
@@ -616,7 +632,10 @@ class KeypointSLDS(BaseHMM):
         hyper = self._hyper(prior)
         method, block_size = self._method(), self.block_size
         k_init, k_trans = jax.random.split(key_ar)
-        coef, intercept, cov = kmeans_ar_params(self.n_states, latents, mask, k_init, nlags=self.nlags, prior=prior)
+        init_rows = self._init_rows(mask)
+        coef, intercept, cov = kmeans_ar_params(
+            self.n_states, latents[init_rows], mask[init_rows], k_init, nlags=self.nlags, prior=prior
+        )
         trans = sticky_transition_proba(self.n_states, latents, mask, k_trans)
         params = ARHMMParams(
             *(jnp.asarray(a, dtype) for a in (
