@@ -976,6 +976,23 @@ def worker_argv(args, dtype, json_out, ref_save=None, ref_load=None):
     return argv
 
 
+def snapshot_behavhmm(tmp_dir: Path):
+    """Copy ``src/behavhmm`` to ``tmp_dir/snapshot``; returns worker env and the copy's UTC time.
+
+    The returned environment puts the snapshot first on ``PYTHONPATH``, so every
+    worker process imports the same behavhmm even if the working tree is edited
+    during the run.
+    """
+    snap = Path(tmp_dir) / "snapshot"
+    shutil.copytree(
+        REPO / "src" / "behavhmm", snap / "behavhmm", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    snapshot_utc = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(snap), os.environ.get("PYTHONPATH")) if p)
+    return env, snapshot_utc
+
+
 def run_driver(args, command):
     t0 = time.perf_counter()
     dtypes = args.dtypes
@@ -984,17 +1001,8 @@ def run_driver(args, command):
     with tempfile.TemporaryDirectory(prefix="bench_hmm_ref_") as ref_dir:
         # Both dtype processes import one snapshot of src/behavhmm, so an edit of the
         # working tree during the run cannot give them different kernels.
+        env, snapshot_utc = snapshot_behavhmm(Path(ref_dir))
         snap = Path(ref_dir) / "snapshot"
-        shutil.copytree(
-            REPO / "src" / "behavhmm",
-            snap / "behavhmm",
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
-        snapshot_utc = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(snap), os.environ.get("PYTHONPATH")) if p
-        )
         # float64 first: its hmmlearn results are the reference for float32.
         for dtype in sorted(dtypes, key=lambda d: d != "float64"):
             json_out = Path(ref_dir) / f"worker_{dtype}.json"

@@ -196,6 +196,18 @@ def test_log_gamma_variates_follow_the_gamma_distribution(shape):
     mc_close(np.exp(log_g), shape)
 
 
+@pytest.mark.parametrize("sampler", [jax.random.normal, jax.random.uniform])
+def test_flat_random_draws_the_same_values_as_the_sampler(sampler):
+    """Flat draws (fast to compile) must not change the chain's random numbers."""
+    from behavhmm._utils import flat_random
+
+    key = jax.random.key(5)
+    direct = sampler(key, (7, 3, 4), jnp.float32)
+    flat = flat_random(sampler, key, (7, 3, 4), jnp.float32)
+    assert flat.shape == (7, 3, 4)
+    np.testing.assert_array_equal(np.asarray(flat), np.asarray(direct))
+
+
 @pytest.mark.requires_x64
 def test_corrected_table_counts_match_the_two_step_sampler():
     from behavhmm.transitions import sample_corrected_table_counts
@@ -218,3 +230,28 @@ def test_corrected_table_counts_match_the_two_step_sampler():
     np.testing.assert_allclose(corrected_a.var(0), corrected_b.var(0), rtol=0.1, atol=1e-3)
     assert np.all(np.abs(tables_a.mean(0) - tables_b.mean(0)) < 5 * np.sqrt(tables_a.var(0) * 2 / N_DRAWS) + 1e-9)
     assert np.all(corrected_a <= tables_a) and np.all(corrected_a[:, 0, 1] == tables_a[:, 0, 1])
+
+
+def test_transition_draws_keep_every_state_reachable_in_float32():
+    """Rows drawn with near-zero concentrations are floored, so a frame that only an
+    unlikely state explains gives a finite log-likelihood instead of -inf (float32 underflow)."""
+    from behavhmm.inference import hmm_filter
+
+    n_states = 4
+    beta = jnp.asarray([1.0 - 3e-12, 1e-12, 1e-12, 1e-12], jnp.float32)
+    counts = jnp.zeros((n_states, n_states), jnp.float32).at[0, 0].set(1000.0)
+    rows = sample_transition_rows(jax.random.key(0), counts, 5.7, beta, 1e6)
+    assert rows.dtype == jnp.float32
+    floor = np.finfo(np.float32).tiny ** 0.8
+    assert np.all(np.asarray(rows) >= 0.5 * floor)
+    np.testing.assert_allclose(np.asarray(rows).sum(axis=1), 1.0, rtol=1e-6)
+    # states 0 and 1 share every frame except frame 5, which only state 3 explains (by 500 nats)
+    counts = counts.at[1, 1].set(1000.0)
+    rows = sample_transition_rows(jax.random.key(1), counts, 5.7, beta.at[1].set(0.3).at[0].set(0.7 - 2e-12), 1e6)
+    ll = np.zeros((10, n_states), np.float32)
+    ll[:, 2:] = -500.0
+    ll[5] = [-500.0, -500.0, -500.0, 0.0]
+    pi = jnp.asarray([0.5, 0.5, 0.0, 0.0], jnp.float32)
+    out = hmm_filter(pi, rows, jnp.asarray(ll))
+    assert np.isfinite(float(out.log_likelihood))
+    assert float(out.log_likelihood) > -500.0  # the jump to state 3 costs less than staying in state 0

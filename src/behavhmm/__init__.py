@@ -7,10 +7,11 @@ https://behavhmm.readthedocs.io for the user guide.
 
 from . import analysis, datasets, inference, io, model_selection, plotting, preprocessing
 from ._version import __version__
-from .models import ARHMM, KeypointSLDS, load_model
+from .models import ARHMM, GLMHMM, KeypointSLDS, load_model
 
 __all__ = [
     "ARHMM",
+    "GLMHMM",
     "KeypointSLDS",
     "__version__",
     "analysis",

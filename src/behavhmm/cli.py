@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ._files import atomic_path
 from ._version import __version__
 
 
@@ -25,8 +26,12 @@ def main():
 @click.option("--frames", "frames_per_session", default=2500, show_default=True, help="Frames per session.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the simulation and of the fit.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def demo(n_states, n_features, nlags, n_sessions, frames_per_session, seed, no_progress):
-    """Simulate sessions from a known ARHMM, fit a fresh one, and report recovery."""
+@click.option("--model", "which", type=click.Choice(["arhmm", "keypoints"]), default="arhmm", show_default=True,
+              help="arhmm: PC-like features from a known ARHMM; keypoints: 2-D keypoints from a known keypoint SLDS.")
+def demo(n_states, n_features, nlags, n_sessions, frames_per_session, seed, no_progress, which):
+    """Simulate sessions from a known model, fit a fresh one, and report recovery."""
+    if which == "keypoints":
+        return _keypoint_demo(n_states, n_sessions, frames_per_session, seed, no_progress)
     from .analysis import match_states, state_accuracy
     from .datasets import demo_arhmm, simulate_demo_sessions
     from .models import ARHMM
@@ -89,6 +94,44 @@ def demo(n_states, n_features, nlags, n_sessions, frames_per_session, seed, no_p
         click.echo(f"  [{left}]    [{right}]")
 
 
+def _keypoint_demo(n_states, n_sessions, frames_per_session, seed, no_progress):
+    import jax
+
+    from .analysis import state_accuracy
+    from .datasets import demo_keypoint_slds
+    from .models import KeypointSLDS
+
+    truth = demo_keypoint_slds(n_states, seed=seed)
+    n = n_sessions * frames_per_session
+    starts = np.zeros(n, bool)
+    starts[::frames_per_session] = True
+    sim = truth.simulate(jax.random.key(seed), n, session_starts=starts)
+    click.echo(f"behavhmm {__version__} demo: keypoint SLDS recovery on simulated keypoints\n")
+    click.echo(
+        f"Simulated {n_sessions} sessions x {frames_per_session:,} frames of 6 keypoints (2-D, pixels) from a known "
+        f"keypoint SLDS\n(n_states={n_states}, latent_dim={truth.latent_dim}, nlags=1, heading and centroid "
+        f"random walks, noisy keypoints, seed {seed}).\n"
+    )
+    model = KeypointSLDS(
+        n_states=n_states, latent_dim=truth.latent_dim, nlags=1, kappa=100.0, n_iter_ar=10, n_iter=30,
+        anterior_bodyparts=0, posterior_bodyparts=5, random_state=seed, progress_bar=not no_progress,
+    )
+    click.echo("Fitting: PCA, AR-only stage (10 sweeps), full model (30 sweeps) ...")
+    tic = time.perf_counter()
+    model.fit(sim.keypoints, session_starts=starts)
+    click.echo(f"Fitted in {time.perf_counter() - tic:.1f} s.\n")
+    dec = model.decode(sim.keypoints, session_starts=starts)
+    acc = state_accuracy(sim.states, dec.states, n_states)
+    err = np.angle(np.exp(1j * (dec.heading - sim.heading)))
+    err = np.angle(np.exp(1j * (err - np.angle(np.mean(np.exp(1j * err))))))  # the egocentric frame's fixed offset
+    shift = dec.centroid - sim.centroid
+    cerr = np.linalg.norm(shift - shift.mean(axis=0), axis=1)
+    click.echo(f"State recovery (deterministic decoding, states matched by the Hungarian method): {100 * acc:.2f}% "
+               "of frames")
+    click.echo(f"Heading error: median {np.degrees(np.median(np.abs(err))):.2f} degrees")
+    click.echo(f"Centroid error: median {np.median(cerr):.2f} pixels (the body is about 40 pixels long)")
+
+
 # ----------------------------------------------------------------------------
 # MoSeq-style commands on PC scores (moseq2-pca HDF5 files)
 # ----------------------------------------------------------------------------
@@ -120,7 +163,10 @@ def _model_options(func):
 def _load_scores(path, npcs, index_file, nan_policy):
     from .io import load_pc_scores
 
-    return load_pc_scores(path, npcs, index=index_file, nan_policy=nan_policy)
+    try:
+        return load_pc_scores(path, npcs, index=index_file, nan_policy=nan_policy)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _summary(model, scores, labels, fps):
@@ -275,10 +321,150 @@ def kappa_scan_command(input_file, dest_file, npcs, n_states, nlags, alpha, gamm
         with Client(dask_cluster), joblib.parallel_config(backend="dask"):
             table = kappa_scan(model, scores.scores, n_jobs=-1, **kwargs)
         dask_cluster.close()
-    Path(dest_file).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(dest_file, index=False)
+    with atomic_path(dest_file) as tmp:
+        table.to_csv(tmp, index=False)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     click.echo(f"Wrote {dest_file}.")
+
+
+def _bodypart_index(name, bodyparts, option):
+    if name is None:
+        return None
+    if name not in bodyparts:
+        raise click.BadParameter(f"{name!r} is not one of the bodyparts {list(bodyparts)}.", param_hint=option)
+    return bodyparts.index(name)
+
+
+def _split_names(value):
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _keypoint_summary(model, results, log_likelihood):
+    from .analysis import median_duration
+
+    syllables = np.concatenate([r.syllables for r in results])
+    starts = np.zeros(len(syllables), bool)
+    starts[np.cumsum([0] + [len(r.syllables) for r in results[:-1]])] = True
+    used = np.bincount(syllables[syllables >= 0], minlength=model.n_states)
+    n_used = int(np.sum(used >= 0.005 * max(used.sum(), 1)))
+    med = median_duration(syllables, starts)
+    fps = results[0].fps
+    ms = f" = {1000 * med / fps:.0f} ms" if fps else ""
+    n_labelled = int(used.sum())
+    click.echo(
+        f"frames: {len(syllables):,} in {len(results)} session(s) | syllables used (>=0.5% of frames): "
+        f"{n_used} of {model.n_states} | median duration: {med:.1f} frames{ms} | "
+        f"log-likelihood: {log_likelihood / max(n_labelled, 1):.4f} nats/frame"
+    )
+
+
+@main.command("fit-keypoints")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the model, results and figures.")
+@click.option("--bodyparts", default=None, help="Comma-separated keypoints to model (default: all).")
+@click.option("--anterior", default=None, help="Bodypart at the front of the body (default: the first).")
+@click.option("--posterior", default=None, help="Bodypart at the back of the body (default: the last).")
+@click.option("--fps", type=float, default=None, help="Frames per second, for files that do not say.")
+@click.option("--latent-dim", default=10, show_default=True, help="Dimensions of the latent pose (PCs).")
+@click.option("--n-states", default=100, show_default=True, help="Maximum number of syllables.")
+@click.option("--nlags", default=3, show_default=True, help="Autoregressive lags of the latent pose.")
+@click.option("--kappa", type=float, default=1e6, show_default=True, help="Stickiness (larger: longer syllables).")
+@click.option("--target-duration", type=float, default=None,
+              help="Median syllable duration to reach, in seconds (needs fps): kappa is then chosen by bisection.")
+@click.option("--ar-iters", default=50, show_default=True, help="Gibbs sweeps of the AR-only stage.")
+@click.option("--iters", default=50, show_default=True, help="Gibbs sweeps of the full model.")
+@click.option("--outlier-threshold", default=6.0, show_default=True, help="Outlier cut in MAD multiples.")
+@click.option("--seed", default=0, show_default=True, help="Random seed.")
+@click.option("--no-plots", is_flag=True, help="Do not draw figures.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def fit_keypoints_command(files, out_dir, bodyparts, anterior, posterior, fps, latent_dim, n_states, nlags, kappa,
+                          target_duration, ar_iters, iters, outlier_threshold, seed, no_plots, no_progress):
+    """Syllables from pose tracking files: load, clean, fit a keypoint SLDS, write results and figures."""
+    from .models import KeypointSLDS
+    from .workflows import (
+        fit_keypoints,
+        keypoint_results,
+        load_and_clean,
+        plot_keypoint_summary,
+        relabel_model,
+        write_keypoint_results,
+    )
+
+    try:
+        sessions, coords, conf, names = load_and_clean(
+            files, bodyparts=_split_names(bodyparts), fps=fps, outlier_threshold=outlier_threshold
+        )
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    parts = list(sessions.bodyparts)
+    front = _bodypart_index(anterior, parts, "--anterior")
+    back = _bodypart_index(posterior, parts, "--posterior")
+    rates = [s.fps for s in sessions]
+    rate = rates[0] if len(set(rates)) == 1 else None
+    click.echo(
+        f"Read {len(coords):,} frames x {len(parts)} keypoints ({coords.shape[2]}-D) in {len(names)} session(s)"
+        + (f" at {rate:g} fps" if rate else "") + f"; {int((conf == 0).sum()):,} points missing or outliers."
+    )
+    target = None
+    if target_duration is not None:
+        if not rate:
+            raise click.UsageError("--target-duration is in seconds and needs the frame rate: give --fps.")
+        target = target_duration * rate
+    model = KeypointSLDS(
+        n_states=n_states, latent_dim=latent_dim, nlags=nlags, kappa=kappa,
+        anterior_bodyparts=0 if front is None else front, posterior_bodyparts=-1 if back is None else back,
+        n_iter_ar=ar_iters, n_iter=iters, random_state=seed, progress_bar=not no_progress,
+    )
+    tic = time.perf_counter()
+    try:
+        fit_keypoints(model, coords, conf, sessions.session_starts, target_duration=target)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Fitted in {time.perf_counter() - tic:.1f} s (kappa = {model.kappa:.4g}).")
+    results, order = keypoint_results(
+        model, coords, conf, sessions.session_starts, names, sources=sessions.sources, fps=rates
+    )
+    relabel_model(model, order)  # the saved model's syllable i is the i-th most used
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_params(out / "model.npz")
+    ll = model.score(coords, confidence=conf, session_starts=sessions.session_starts)
+    written = write_keypoint_results(
+        results, out, attrs={"model": str(out / "model.npz"), "kappa": float(model.kappa), "bodyparts": parts}
+    )
+    _keypoint_summary(model, results, ll)
+    if not no_plots:
+        plot_keypoint_summary(model, results, out)
+    click.echo(f"Wrote {out / 'model.npz'}, {written['h5']} and {len(written['csv'])} CSV file(s) to {out}.")
+
+
+@main.command("apply-keypoints")
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the results.")
+@click.option("--bodyparts", default=None, help="Comma-separated keypoints, as in the fit (default: all).")
+@click.option("--fps", type=float, default=None, help="Frames per second, for files that do not say.")
+@click.option("--outlier-threshold", default=6.0, show_default=True, help="Outlier cut in MAD multiples.")
+def apply_keypoints_command(model_file, files, out_dir, bodyparts, fps, outlier_threshold):
+    """Label new recordings with a fitted keypoint model (deterministic: the same labels every run)."""
+    from .models import load_model
+    from .workflows import keypoint_results, load_and_clean, write_keypoint_results
+
+    model = load_model(model_file)
+    try:
+        sessions, coords, conf, names = load_and_clean(
+            files, bodyparts=_split_names(bodyparts), fps=fps, outlier_threshold=outlier_threshold
+        )
+        results, _ = keypoint_results(
+            model, coords, conf, sessions.session_starts, names, sources=sessions.sources,
+            fps=[s.fps for s in sessions], order=np.arange(model.n_states),
+        )
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    ll = model.score(coords, confidence=conf, session_starts=sessions.session_starts)
+    written = write_keypoint_results(results, out_dir, attrs={"model": str(model_file)})
+    _keypoint_summary(model, results, ll)
+    click.echo(f"Wrote {written['h5']} and {len(written['csv'])} CSV file(s) to {out_dir}.")
 
 
 @main.command("count-frames")

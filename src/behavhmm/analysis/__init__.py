@@ -1,6 +1,16 @@
-"""Syllable analysis: state alignment, usage, durations, transitions, confusability, kappa scans."""
+"""Analysis of fitted models: state alignment; syllable usage, durations, transitions, confusability,
+kappa scans; choice measures (bits per trial, psychometric curves, occupancy, dwell times)."""
 
-from .alignment import match_states, state_accuracy, state_confusion
+from .alignment import align_states, match_states, permute_states, state_accuracy, state_confusion
+from .choice import (
+    PsychometricCurves,
+    bits_per_trial,
+    dwell_times,
+    empirical_psychometric,
+    fit_one_state_baseline,
+    psychometric_curves,
+    state_occupancy,
+)
 from .syllables import (
     cross_likelihoods,
     kappa_scan,
@@ -12,13 +22,22 @@ from .syllables import (
 )
 
 __all__ = [
+    "PsychometricCurves",
+    "align_states",
+    "bits_per_trial",
     "cross_likelihoods",
+    "dwell_times",
+    "empirical_psychometric",
+    "fit_one_state_baseline",
     "kappa_scan",
     "match_states",
     "median_duration",
+    "permute_states",
+    "psychometric_curves",
     "relabel_by_usage",
     "state_accuracy",
     "state_confusion",
+    "state_occupancy",
     "syllable_durations",
     "syllable_usage",
     "transition_matrix",

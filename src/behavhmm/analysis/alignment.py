@@ -1,11 +1,11 @@
-"""Matching the states of two fits (or of a fit and the truth) by the Hungarian method."""
+"""Matching the states of two fits (or of a fit and the truth) by the Hungarian method, and relabelling fits."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["state_confusion", "match_states", "state_accuracy"]
+__all__ = ["state_confusion", "match_states", "state_accuracy", "permute_states", "align_states"]
 
 
 def _labels(states, name):
@@ -90,3 +90,124 @@ def state_accuracy(reference, states, n_states: int | None = None) -> float:
     rows, cols = linear_sum_assignment(-counts)
     total = counts.sum()
     return float(counts[rows, cols].sum() / total) if total else float("nan")
+
+
+# ----------------------------------------------------------------------------
+# aligning fitted models
+# ----------------------------------------------------------------------------
+
+# fitted attributes with a state axis, per estimator: (name, axes holding states)
+_STATE_AXES = {
+    "GLMHMM": (("coef_", (-1,)), ("intercept_", (-1,)), ("scale_", (-1,)), ("initial_prob_", (0,)), ("transition_prob_", (0, 1))),
+    "ARHMM": (("coef_", (0,)), ("intercept_", (0,)), ("covariances_", (0,)), ("initial_prob_", (0,)), ("transition_prob_", (0, 1))),
+}
+
+
+def _state_axes(model):
+    name = type(model).__name__
+    if name not in _STATE_AXES:
+        raise TypeError(f"permute_states supports {sorted(_STATE_AXES)}, got {name}.")
+    return _STATE_AXES[name]
+
+
+def _take(arr, perm, axes):
+    if isinstance(arr, dict):
+        return {k: _take(v, perm, axes) for k, v in arr.items()}
+    out = np.asarray(arr)
+    for axis in axes:
+        out = np.take(out, perm, axis=axis)
+    return out
+
+
+def permute_states(model, perm):
+    """A copy of a fitted model with its states reordered: new state ``i`` is old state ``perm[i]``.
+
+    Parameters
+    ----------
+    model : GLMHMM or ARHMM
+        A fitted (or hand-set) model.
+    perm : array-like of int, shape (n_states,)
+        A permutation of ``range(n_states)``, e.g. from
+        [`match_states`][behavhmm.analysis.alignment.match_states] or
+        [`align_states`][behavhmm.analysis.alignment.align_states].
+
+    Returns
+    -------
+    estimator
+        Same class and hyperparameters; predictions are identical up to the
+        relabelling of states.
+
+    Raises
+    ------
+    ValueError
+        If ``perm`` is not a permutation of the model's states.
+    """
+    import copy
+
+    perm = np.asarray(perm, int)
+    n_states = np.shape(model.initial_prob_)[0]
+    if perm.shape != (n_states,) or sorted(perm.tolist()) != list(range(n_states)):
+        raise ValueError(f"perm must be a permutation of range({n_states}), got {perm.tolist()}.")
+    out = copy.deepcopy(model)
+    for name, axes in _state_axes(model):
+        if hasattr(model, name):
+            setattr(out, name, _take(getattr(model, name), perm, axes))
+    return out
+
+
+def _glm_weights(model) -> np.ndarray:
+    """One row per state: all of a state's weights (coefficients then intercepts)."""
+    coef = model.coef_
+    leaves = [np.asarray(coef[k]) for k in sorted(coef)] if isinstance(coef, dict) else [np.asarray(coef)]
+    parts = [np.moveaxis(leaf, -1, 0).reshape(leaf.shape[-1], -1) for leaf in leaves]
+    intercept = np.asarray(model.intercept_)
+    parts.append(np.moveaxis(intercept, -1, 0).reshape(intercept.shape[-1], -1))
+    return np.concatenate(parts, axis=1)
+
+
+def align_states(reference, model, X=None, y=None, session_starts=None):
+    """Relabel ``model``'s states to best match ``reference``'s (Hungarian method).
+
+    With data, states are matched by the overlap of their smoothed posteriors
+    on ``(X, y)`` (``Σ_t p_ref(z_t = i) p(z_t = j)``), which works for any
+    emission model; without, two GLM-HMMs are matched by the Euclidean
+    distance between their states' weights (coefficients and intercepts).
+
+    Parameters
+    ----------
+    reference, model : GLMHMM (or ARHMM with data)
+        Fitted models with the same number of states.
+    X, y, session_starts : optional
+        Data to compare posteriors on (GLMHMM: ``X`` and ``y``; ARHMM: ``X``).
+
+    Returns
+    -------
+    aligned : estimator
+        ``permute_states(model, perm)``.
+    perm : ndarray of int, shape (n_states,)
+        ``perm[i]`` is the state of ``model`` matched to reference state ``i``.
+
+    Raises
+    ------
+    ValueError
+        If the models differ in their number of states.
+    """
+    n_ref, n_mod = np.shape(reference.initial_prob_)[0], np.shape(model.initial_prob_)[0]
+    if n_ref != n_mod:
+        raise ValueError(f"reference has {n_ref} states but model has {n_mod}.")
+    if X is not None:
+        if type(model).__name__ == "GLMHMM":
+            p_ref = reference.smooth_proba(X, y, session_starts=session_starts)
+            p_mod = model.smooth_proba(X, y, session_starts=session_starts)
+        else:
+            p_ref = reference.smooth_proba(X, session_starts=session_starts)
+            p_mod = model.smooth_proba(X, session_starts=session_starts)
+        p_ref, p_mod = (np.nan_to_num(np.asarray(getattr(p, "values", p), float)) for p in (p_ref, p_mod))
+        _, perm = linear_sum_assignment(-(p_ref.T @ p_mod))
+    else:
+        w_ref, w_mod = _glm_weights(reference), _glm_weights(model)
+        if w_ref.shape != w_mod.shape:
+            raise ValueError(f"the models' weights differ in shape: {w_ref.shape} and {w_mod.shape}.")
+        cost = ((w_ref[:, None, :] - w_mod[None, :, :]) ** 2).sum(-1)
+        _, perm = linear_sum_assignment(cost)
+    return permute_states(model, perm), perm

@@ -1,6 +1,19 @@
-"""Fitting loops shared by every model: EM and Gibbs sampling."""
+"""Fitting loops shared by every model (EM and Gibbs sampling), and the GLM M-step's regularizers."""
 
-from .em import EMResult, run_em
+from .em import EMConvergenceWarning, EMResult, run_em
 from .gibbs import GibbsResult, run_gibbs
+from .regularizers import ElasticNet, GroupLasso, Lasso, Regularizer, Ridge, UnRegularized
 
-__all__ = ["EMResult", "GibbsResult", "run_em", "run_gibbs"]
+__all__ = [
+    "EMConvergenceWarning",
+    "EMResult",
+    "ElasticNet",
+    "GibbsResult",
+    "GroupLasso",
+    "Lasso",
+    "Regularizer",
+    "Ridge",
+    "UnRegularized",
+    "run_em",
+    "run_gibbs",
+]

@@ -17,9 +17,18 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from tqdm.auto import tqdm
 
-__all__ = ["EMResult", "run_em"]
+__all__ = ["EMConvergenceWarning", "EMResult", "run_em"]
+
+
+class EMConvergenceWarning(ConvergenceWarning, RuntimeWarning):
+    """EM stopped at its iteration limit before meeting its tolerance.
+
+    A scikit-learn ``ConvergenceWarning`` and a ``RuntimeWarning`` (the
+    category nemos' GLM-HMM uses), so filters for either catch it.
+    """
 
 
 class EMResult(NamedTuple):

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PCScores", "load_pc_scores", "load_index_groups", "write_syllable_results", "read_syllable_results"]
+from .._files import atomic_path
+
+__all__ = [
+    "PCScores",
+    "load_pc_scores",
+    "load_index_groups",
+    "write_syllable_results",
+    "read_syllable_results",
+]
 
 _NAN_POLICIES = ("interpolate", "split")
 
@@ -68,7 +74,12 @@ def _interpolate_rows(block: np.ndarray) -> np.ndarray:
 
 
 def load_pc_scores(
-    path, n_components: int | None = 10, *, index=None, sessions=None, nan_policy: str = "interpolate"
+    path,
+    n_components: int | None = 10,
+    *,
+    index=None,
+    sessions=None,
+    nan_policy: str = "interpolate",
 ) -> PCScores:
     """Read PC scores written by moseq2-pca (``scores/<uuid>`` datasets in an HDF5 file).
 
@@ -110,7 +121,9 @@ def load_pc_scores(
         raise ValueError(f"nan_policy must be one of {_NAN_POLICIES}, got {nan_policy!r}.")
     with h5py.File(path, "r") as f:
         if "scores" not in f:
-            raise ValueError(f"{path} has no 'scores' group (expected moseq2-pca's layout scores/<uuid>).")
+            raise ValueError(
+                f"{path} has no 'scores' group (expected moseq2-pca's layout scores/<uuid>)."
+            )
         available = sorted(f["scores"].keys())
         names = available if sessions is None else list(sessions)
         missing = [s for s in names if s not in available]
@@ -181,11 +194,15 @@ def load_index_groups(path) -> dict:
         content = yaml.safe_load(fh)
     files = content.get("files") if isinstance(content, dict) else None
     if not isinstance(files, list) or not all(isinstance(f, dict) and "uuid" in f for f in files):
-        raise ValueError(f"{path} is not a moseq2 index file (expected 'files: [{{uuid: ..., group: ...}}]').")
+        raise ValueError(
+            f"{path} is not a moseq2 index file (expected 'files: [{{uuid: ..., group: ...}}]')."
+        )
     return {str(f["uuid"]): str(f.get("group", "default")) for f in files}
 
 
-def write_syllable_results(path, labels_by_session: dict, *, attrs: dict | None = None, extra: dict | None = None):
+def write_syllable_results(
+    path, labels_by_session: dict, *, attrs: dict | None = None, extra: dict | None = None
+):
     """Write syllable labels per session to HDF5 (atomically).
 
     Layout: ``labels/<session>`` int32 arrays (-1 for unlabelled frames) and,
@@ -207,23 +224,16 @@ def write_syllable_results(path, labels_by_session: dict, *, attrs: dict | None 
     import h5py
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            for name, labels in labels_by_session.items():
-                f.create_dataset(f"labels/{name}", data=np.asarray(labels, np.int32), compression="gzip")
-            for group, arrays in (extra or {}).items():
-                for name, arr in arrays.items():
-                    f.create_dataset(f"{group}/{name}", data=np.asarray(arr), compression="gzip")
-            for key, value in (attrs or {}).items():
-                f.attrs[key] = value
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, labels in labels_by_session.items():
+            f.create_dataset(
+                f"labels/{name}", data=np.asarray(labels, np.int32), compression="gzip"
+            )
+        for group, arrays in (extra or {}).items():
+            for name, arr in arrays.items():
+                f.create_dataset(f"{group}/{name}", data=np.asarray(arr), compression="gzip")
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
     return path
 
 

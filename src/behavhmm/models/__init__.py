@@ -4,6 +4,17 @@ from ._initializers import Initializer, MissingInitializer
 from ._serialization import load_model
 from .ar_hmm import ARHMM
 from .base import BaseHMM
+from .glm_hmm import GLMHMM, GLMInitializer, HMMInitializer
 from .keypoint_slds import KeypointSLDS
 
-__all__ = ["ARHMM", "BaseHMM", "Initializer", "KeypointSLDS", "MissingInitializer", "load_model"]
+__all__ = [
+    "ARHMM",
+    "BaseHMM",
+    "GLMHMM",
+    "GLMInitializer",
+    "HMMInitializer",
+    "Initializer",
+    "KeypointSLDS",
+    "MissingInitializer",
+    "load_model",
+]

@@ -12,6 +12,11 @@ validated training data with NaN borders dropped (NumPy, first axis time),
 ``session_starts`` the boolean mask of its sessions, ``random_key`` a
 ``jax.random`` key for this initializer alone, and ``kwargs`` the slot's context
 keywords (for example ``nlags``) plus the user's ``<slot>_kwargs``.
+
+A slot may instead declare ``keywords``: then its protocol arguments are passed
+by name (nemos' convention, e.g. ``func(n_states=..., X=..., y=...,
+session_starts=..., random_key=...)``), every one of them must appear in the
+function's signature, and the user's kwargs may not reuse those names.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = [
     "PROBA_INITIAL_REGISTRY",
     "PROBA_TRANSITION_REGISTRY",
     "MissingInitializer",
+    "call_initializer",
     "validate_setup",
     "resolve_initializers",
     "describe_initializers",
@@ -87,12 +93,16 @@ class InitSlot:
         Keywords the estimator passes besides the user's kwargs.
     returns : str
         What the initializer must return (for error messages).
+    keywords : tuple of str
+        Protocol arguments passed by name (empty: the positional protocol
+        ``(n_states, X, session_starts, random_key)``).
     """
 
     registry: Mapping[str, Callable]
     default: str
     context: tuple[str, ...] = ()
     returns: str = field(default="an array")
+    keywords: tuple[str, ...] = ()
 
 
 class MissingInitializer:
@@ -174,6 +184,13 @@ PROBA_TRANSITION_REGISTRY = {
 
 
 def _check_callable(slot: str, func: Callable, spec: InitSlot, kwargs: Mapping[str, Any]):
+    if spec.keywords:
+        reserved = sorted(set(kwargs) & (set(spec.keywords) | set(spec.context)))
+        if reserved:
+            raise ValueError(
+                f"Keyword argument {reserved[0]!r} is reserved and should not be provided in "
+                f"{slot}_kwargs: the model passes it to every initialization function."
+            )
     if isinstance(func, MissingInitializer):
         return
     try:
@@ -181,6 +198,23 @@ def _check_callable(slot: str, func: Callable, spec: InitSlot, kwargs: Mapping[s
     except (TypeError, ValueError):  # builtins without signatures: accept
         return
     context = {name: None for name in spec.context}
+    if spec.keywords:
+        name = getattr(func, "__name__", func)
+        missing = sorted(set(spec.keywords) - set(sig.parameters))
+        if missing:
+            raise ValueError(
+                f"Custom initialization function {name!r} for {slot} must have the parameters "
+                f"{list(spec.keywords)}. Missing: {missing} (it does not accept the initializer "
+                "signature; list every argument even when unused)."
+            )
+        try:
+            sig.bind(**{k: None for k in spec.keywords}, **context, **dict(kwargs))
+        except TypeError as exc:
+            raise ValueError(
+                f"Invalid keyword argument for initialization function {name!r} ({slot}): {exc}. "
+                f"Expected parameters are: {sorted(sig.parameters)}."
+            ) from None
+        return
     try:
         sig.bind(1, np.zeros((2, 1)), np.ones(2, bool), None, **context, **dict(kwargs))
     except TypeError as exc:
@@ -241,14 +275,41 @@ def validate_setup(
         if isinstance(func, str):
             if func not in spec.registry:
                 raise ValueError(
-                    f"{slot}={func!r} is not a built-in initializer; choose one of "
-                    f"{sorted(spec.registry)} or pass a callable."
+                    f"Invalid initialization function name: {slot}={func!r} is not a built-in "
+                    f"initializer; choose one of {sorted(spec.registry)} or pass a callable."
                 )
             func = spec.registry[func]
         elif not callable(func):
             raise TypeError(f"{slot} must be a registered name or a callable, got {type(func).__name__}.")
         _check_callable(slot, func, spec, kwargs)
     return merged
+
+
+def call_initializer(spec: InitSlot, func: Callable, values: Mapping[str, Any], kwargs: Mapping[str, Any]):
+    """Call ``func`` with the slot's protocol arguments (by name for keyword slots).
+
+    Parameters
+    ----------
+    spec : InitSlot
+        The slot.
+    func : callable
+        The resolved initializer.
+    values : mapping
+        Every protocol and context argument by name (``n_states``, ``X``,
+        ``session_starts``, ``random_key``, the slot's ``keywords`` and
+        ``context``).
+    kwargs : mapping
+        The user's ``<slot>_kwargs``.
+
+    Returns
+    -------
+    Any
+        What the initializer returns.
+    """
+    context = {name: values[name] for name in spec.context}
+    if spec.keywords:
+        return func(**{name: values[name] for name in spec.keywords}, **context, **kwargs)
+    return func(values["n_states"], values["X"], values["session_starts"], values["random_key"], **context, **kwargs)
 
 
 def resolve_initializers(
@@ -281,16 +342,28 @@ def describe_initializers(funcs: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def restore_initializers(described: Mapping[str, Any] | None, mapping_dict: Mapping[str, Callable] | None):
-    """Inverse of `describe_initializers`; unknown custom names become placeholders."""
+def restore_initializers(
+    described: Mapping[str, Any] | None,
+    mapping_dict: Mapping[str, Callable] | None,
+    by_slot: Mapping[str, Callable] | None = None,
+):
+    """Inverse of `describe_initializers`; unknown custom names become placeholders.
+
+    Custom functions are looked up in ``by_slot`` (slot name to function, as
+    nemos' ``mapping_dict={"model_initialization_funcs": {...}}``), then in
+    ``mapping_dict`` by their saved ``module.qualname`` or short name.
+    """
     mapping_dict = dict(mapping_dict or {})
+    by_slot = dict(by_slot or {})
     out: dict[str, Any] = {}
     for key, value in (described or {}).items():
         if isinstance(value, dict) and set(value) == {"custom"}:
             name = value["custom"]
             short = name.rsplit(".", 1)[-1]
-            func = mapping_dict.get(name, mapping_dict.get(short))
-            out[key] = func if func is not None else MissingInitializer(name)
+            func = by_slot.get(key)
+            if not callable(func):
+                func = mapping_dict.get(name, mapping_dict.get(short))
+            out[key] = func if callable(func) else MissingInitializer(name)
         else:
             out[key] = value
     return out

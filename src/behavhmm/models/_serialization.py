@@ -14,36 +14,41 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from .._files import atomic_path
 from .._version import __version__
-from ._initializers import describe_initializers, restore_initializers
 
-__all__ = ["save_model", "load_model", "MODEL_FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_model", "load_model", "jsonable", "MODEL_FORMAT", "FORMAT_VERSION"]
 
 MODEL_FORMAT = "behavhmm-model"
 FORMAT_VERSION = 1
 _META_KEY = "__metadata__"
-_INIT_PARAM = "initialization_funcs"
 
 #: Estimator classes by name, filled in by ``BaseHMM.__init_subclass__``.
 MODEL_REGISTRY: dict[str, type] = {}
 
 
-def _jsonable(name: str, value):
+def jsonable(name: str, value):
+    """``value`` as JSON-compatible Python data (arrays become nested lists).
+
+    Raises
+    ------
+    TypeError
+        For values JSON cannot represent (objects, functions).
+    """
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, list | tuple):
-        return [_jsonable(name, v) for v in value]
+        return [jsonable(name, v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(name, v) for k, v in value.items()}
+        return {str(k): jsonable(name, v) for k, v in value.items()}
     if value is None or isinstance(value, bool | int | float | str):
         return value
     raise TypeError(
@@ -76,18 +81,9 @@ def write_npz_atomic(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) 
     for key, arr in arrays.items():
         if np.asarray(arr).dtype == object:
             raise TypeError(f"{key} has dtype object, which cannot be saved without pickle.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
@@ -113,23 +109,17 @@ def save_model(model, path: str | os.PathLike) -> Path:
         If a constructor parameter cannot be represented in JSON.
     """
     model._validated_params()  # fitted and consistent, or raises
-    arrays = {}
-    for name in model._saved_attributes():
-        if hasattr(model, name):
-            arrays[name] = np.asarray(getattr(model, name))
+    arrays = model._arrays_for_file()
     scalars = {}
-    for name in ("n_iter_", "converged_", "n_features_in_"):
+    for name in model._saved_scalars:
         if hasattr(model, name):
-            scalars[name] = _jsonable(name, getattr(model, name))
-    params = model.get_params(deep=False)
-    if _INIT_PARAM in params:  # estimators with pluggable initializers
-        params[_INIT_PARAM] = describe_initializers(params[_INIT_PARAM])
+            scalars[name] = jsonable(name, getattr(model, name))
     meta = {
         "format": MODEL_FORMAT,
         "format_version": FORMAT_VERSION,
         "behavhmm_version": __version__,
         "class": type(model).__name__,
-        "params": {k: _jsonable(k, v) for k, v in params.items()},
+        "params": model._params_for_file(),
         "scalars": scalars,
         "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
     }
@@ -144,10 +134,12 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
     ----------
     path : str or path-like
         A file written by ``save_params``.
-    mapping_dict : dict of str to callable, optional
-        Custom initializers to restore, keyed by the name they were saved
-        under (``module.qualname`` or just the function name). Custom
-        initializers not given here are replaced by a placeholder that
+    mapping_dict : dict, optional
+        Custom functions to restore, keyed by the name they were saved
+        under (``module.qualname`` or just the function name), or, as in
+        nemos, by parameter and slot
+        (``{"model_initialization_funcs": {"glm_params_init": func}}``).
+        Custom initializers not given here are replaced by a placeholder that
         raises a clear error if a refit needs it; prediction works without.
 
     Returns
@@ -196,24 +188,30 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
     cls_name = meta.get("class")
     cls = MODEL_REGISTRY.get(cls_name)
     if cls is None:
-        raise ValueError(f"{path} holds an unknown model class {cls_name!r}; known: {sorted(MODEL_REGISTRY)}.")
+        raise ValueError(
+            f"{path} holds an unknown model class {cls_name!r}; known: {sorted(MODEL_REGISTRY)}."
+        )
     params = dict(meta.get("params", {}))
-    if _INIT_PARAM in params:
-        params[_INIT_PARAM] = restore_initializers(params[_INIT_PARAM], mapping_dict) or None
-    valid = cls().get_params(deep=False)
-    unknown = set(params) - set(valid)
+    unknown = set(params) - set(cls._get_param_names())
     if unknown:
         raise ValueError(f"{path} has parameters {sorted(unknown)} that {cls_name} does not take.")
+    try:
+        params = cls._params_from_file(params, dict(mapping_dict or {}))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     model = cls(**params)
     listed = meta.get("arrays", {})
     if set(listed) != set(arrays):
-        raise ValueError(f"{path} is damaged: its arrays {sorted(arrays)} differ from its metadata {sorted(listed)}.")
+        raise ValueError(
+            f"{path} is damaged: its arrays {sorted(arrays)} differ from its metadata {sorted(listed)}."
+        )
     for name, arr in arrays.items():
         if list(arr.shape) != list(listed[name]["shape"]):
             raise ValueError(f"{path} is damaged: {name} has shape {arr.shape}, metadata says {listed[name]['shape']}.")
-        if name not in model._saved_attributes():
-            raise ValueError(f"{path} has an array {name!r} that {cls_name} does not use.")
-        setattr(model, name, arr)
+    try:
+        model._load_arrays(arrays)
+    except ValueError as exc:
+        raise ValueError(f"{path} {exc}") from None
     for name, value in meta.get("scalars", {}).items():
         setattr(model, name, value)
     try:

@@ -247,11 +247,15 @@ class ARHMM(BaseHMM):
     separate_trans : bool, default False
         One transition matrix per group of sessions (``groups`` in ``fit``),
         shared autoregressive dynamics.
-    whiten : {"none", "all", "each"}, default "none"
+    whiten : {"all", "each", "none"}, default "all"
         Whiten the input: with the mean and covariance of all training frames
-        (stored, applied again to new data), or of each session on its own.
-        The fitted dynamics then live in the whitened space; log-likelihoods
-        are reported for the original data (the Jacobian is included).
+        (stored, applied again to new data), or of each session on its own
+        (moseq2-model's default is "all"). The fitted dynamics then live in
+        the whitened space; log-likelihoods are reported for the original data
+        (the Jacobian is included). "none" models the data as given: the
+        priors (``S_0 = 0.01 I``, ``K_0 = 10 I``) then assume features of
+        unit scale, and raw PC scores (scale ~100, offsets ~500) make the
+        float32 regressions ill-conditioned.
     n_iter : int, default 100
         Maximum EM iterations, or number of Gibbs sweeps.
     tol : float, default 1e-4
@@ -810,7 +814,15 @@ class ARHMM(BaseHMM):
             if arr.shape != shape:
                 raise ValueError(f"{name} returned shape {arr.shape}, expected {shape}.")
             if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} returned non-finite values.")
+                hint = ""
+                if self.whiten == "none":
+                    hint = (
+                        f" The features have scales up to {float(np.max(kept.std(axis=0))):.3g} and offsets up to "
+                        f"{float(np.max(np.abs(kept.mean(axis=0)))):.3g}, while the AR prior (S_0 = 0.01 I, "
+                        "K_0 = 10 I) assumes features of unit scale, which float32 regressions need: use "
+                        'whiten="all" (moseq2-model\'s default) or z-score the features.'
+                    )
+                raise ValueError(f"{name} returned non-finite values.{hint}")
         for name, arr in (("initial_proba_init", pi), ("transition_proba_init", trans)):
             if np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-4):
                 raise ValueError(f"{name} must return non-negative probabilities summing to 1 along the last axis.")
@@ -1024,6 +1036,15 @@ class ARHMM(BaseHMM):
                     break
                 lo, hi = (mid, hi) if dur < target else (lo, mid)
         best = min(tried, key=lambda k: abs(tried[k][0] - target))
+        if abs(tried[best][0] - target) > 0.2 * target:
+            warnings.warn(
+                f"target_duration={target:g} frames was not reached: the closest median duration was "
+                f"{tried[best][0]:g} frames, at kappa={10.0**best:.3g} (tried {10.0**min(tried):.3g} to "
+                f"{10.0**max(tried):.3g}). The data decide the syllable boundaries more than kappa does; "
+                "consider fewer states or more data.",
+                UserWarning,
+                stacklevel=3,
+            )
         self.kappa_search_ = {
             "kappa": np.asarray([10.0**k for k in sorted(tried)]),
             "median_duration": np.asarray([tried[k][0] for k in sorted(tried)]),

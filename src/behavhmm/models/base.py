@@ -23,8 +23,14 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from ._initializers import InitSlot, resolve_initializers, validate_setup
-from ._serialization import MODEL_REGISTRY, save_model
+from ._initializers import (
+    InitSlot,
+    describe_initializers,
+    resolve_initializers,
+    restore_initializers,
+    validate_setup,
+)
+from ._serialization import MODEL_REGISTRY, jsonable, save_model
 from ._sessions import PynappleInfo, wrap_output
 
 __all__ = ["BaseHMM", "PreparedData", "check_random_key"]
@@ -99,6 +105,10 @@ class BaseHMM(BaseEstimator):
     """
 
     _init_slots: ClassVar[dict[str, InitSlot]] = {}
+    #: Constructor parameters holding initializer choices (described by name in model files).
+    _init_params: ClassVar[tuple[str, ...]] = ("initialization_funcs",)
+    #: Fitted scalars written to model files.
+    _saved_scalars: ClassVar[tuple[str, ...]] = ("n_iter_", "converged_", "n_features_in_")
 
     # scikit-learn metadata routing: with ``sklearn.set_config(enable_metadata_routing=True)``,
     # GridSearchCV / cross_validate pass each fold's slice of ``session_starts`` to these
@@ -169,6 +179,40 @@ class BaseHMM(BaseEstimator):
             If the model has no fitted parameters.
         """
         return save_model(self, path)
+
+    def _params_for_file(self) -> dict[str, Any]:
+        """Constructor parameters as JSON data (custom initializers by name)."""
+        params = self.get_params(deep=False)
+        for name in self._init_params:
+            if name in params:  # estimators without pluggable initializers have none
+                params[name] = describe_initializers(params[name])
+        return {k: jsonable(k, v) for k, v in params.items()}
+
+    @classmethod
+    def _params_from_file(cls, params: dict[str, Any], mapping_dict: dict[str, Any]) -> dict[str, Any]:
+        """Inverse of ``_params_for_file``; custom functions come from ``mapping_dict``."""
+        for name in cls._init_params:
+            if name in params:
+                by_slot = mapping_dict.get(name) if isinstance(mapping_dict.get(name), dict) else None
+                params[name] = restore_initializers(params[name], mapping_dict, by_slot) or None
+        return params
+
+    def _arrays_for_file(self) -> dict[str, np.ndarray]:
+        """Fitted arrays to write, by attribute name."""
+        return {name: np.asarray(getattr(self, name)) for name in self._saved_attributes() if hasattr(self, name)}
+
+    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set fitted arrays read from a file.
+
+        Raises
+        ------
+        ValueError
+            For an array this estimator does not use.
+        """
+        for name, arr in arrays.items():
+            if name not in self._saved_attributes():
+                raise ValueError(f"has an array {name!r} that {type(self).__name__} does not use.")
+            setattr(self, name, arr)
 
     # ---------------------------------------------------------------- helpers
     def _saved_attributes(self) -> tuple[str, ...]:  # pragma: no cover - abstract

@@ -41,7 +41,7 @@ import jax.scipy.linalg as jsl
 from jax.scipy.special import gammaln, multigammaln
 from jaxtyping import Array, Float
 
-from .._utils import chunked_sum, log_gamma_variates, rows_per_chunk
+from .._utils import chunked_sum, flat_random, log_gamma_variates, rows_per_chunk
 
 __all__ = [
     "MNIWPrior",
@@ -60,6 +60,8 @@ __all__ = [
 ]
 
 _LOG_2PI = 1.8378770664093453
+#: Bytes of outer products per block in :func:`ar_state_statistics`.
+_SCATTER_CHUNK_BYTES = 2**24
 
 
 class MNIWPrior(NamedTuple):
@@ -323,7 +325,9 @@ def ar_state_statistics(
     w = jnp.ones(y.shape[0], y.dtype) if weights is None else jnp.asarray(weights, y.dtype)
     cw = w if counts_weights is None else jnp.asarray(counts_weights, y.dtype)
     if chunk is None:
-        chunk = rows_per_chunk(2 * n_stat * n_stat * z.dtype.itemsize)
+        # small blocks: the scatter-add of blocks beyond a few MB runs several times slower
+        # on CPU (measured: 6 ms instead of 34 ms per call at T=5120, q=41, K=100)
+        chunk = rows_per_chunk(2 * n_stat * n_stat * z.dtype.itemsize, budget=_SCATTER_CHUNK_BYTES)
 
     def block(s_b, w_b, cw_b, z_b):
         outer = (w_b[:, None, None] * z_b[:, :, None]) * z_b[:, None, :]
@@ -383,7 +387,7 @@ def sample_inverse_wishart(key, dof, scale):
     k_chi, k_norm = jax.random.split(key)
     shape_param = 0.5 * (dof[:, None] - jnp.arange(n_features, dtype=scale.dtype))
     chi2 = 2.0 * jnp.exp(log_gamma_variates(k_chi, shape_param))
-    normals = jax.random.normal(k_norm, (n_states, n_features, n_features), scale.dtype)
+    normals = flat_random(jax.random.normal, k_norm, (n_states, n_features, n_features), scale.dtype)
     bartlett = jnp.tril(normals, -1) + jnp.sqrt(chi2)[:, :, None] * jnp.eye(n_features, dtype=scale.dtype)
     chol = jnp.linalg.cholesky(scale)
     eye = jnp.broadcast_to(jnp.eye(n_features, dtype=scale.dtype), scale.shape)
@@ -422,12 +426,25 @@ def mniw_sample(key, stats: ARStatistics, prior: MNIWPrior):
     k_sigma, k_w = jax.random.split(key)
     sigma = sample_inverse_wishart(k_sigma, prior.dof + stats.counts, s_n)
     chol_sigma = jnp.linalg.cholesky(sigma)
-    chol_x = jnp.linalg.cholesky(sxx_n)
-    z = jax.random.normal(k_w, mean.shape, mean.dtype)
-    # W = M + L_Σ Z L_x^{-1}: row covariance Σ, column covariance S'_xx^{-1}
+    chol_x, d = _scaled_cholesky(sxx_n)  # S'_xx = D^{-1} L L^T D^{-1}
+    z = flat_random(jax.random.normal, k_w, mean.shape, mean.dtype)
+    # W = M + L_Σ Z L_x^{-1} with L_x = D^{-1} L: row covariance Σ, column covariance S'_xx^{-1}
     right = jnp.swapaxes(jsl.solve_triangular(chol_x, jnp.swapaxes(z, -1, -2), lower=True, trans=1), -1, -2)
-    w = mean + chol_sigma @ right
+    w = mean + chol_sigma @ (right * d[..., None, :])
     return w[..., :-1], w[..., -1], sigma
+
+
+def _scaled_cholesky(matrix):
+    """Cholesky factor of ``D M D`` with ``D = diag(M)^{-1/2}``, and ``d = diag(D)``.
+
+    Jacobi scaling: regressors on very different scales (raw PC scores of
+    scale ~100 beside the bias column of ones) make ``M`` ill-conditioned,
+    which float32 Cholesky cannot factor; ``D M D`` has a unit diagonal.
+    ``M^{-1} = D (D M D)^{-1} D``.
+    """
+    diag = jnp.diagonal(matrix, axis1=-2, axis2=-1)
+    d = jax.lax.rsqrt(jnp.maximum(diag, jnp.finfo(matrix.dtype).tiny))
+    return jnp.linalg.cholesky(matrix * d[..., :, None] * d[..., None, :]), d
 
 
 def _posterior_terms(stats: ARStatistics, prior: MNIWPrior):
@@ -440,9 +457,10 @@ def _posterior_terms(stats: ARStatistics, prior: MNIWPrior):
     sxx_n = sxx + prior.col_precision
     syx_n = syx + m0k0
     syy_n = syy + m0k0 @ prior.mean.T
-    # W = Syx_n Sxx_n^{-1}, through a Cholesky solve of the symmetric Sxx_n
-    chol = jnp.linalg.cholesky(sxx_n)
-    w = jnp.swapaxes(jsl.cho_solve((chol, True), jnp.swapaxes(syx_n, -1, -2)), -1, -2)
+    # W = Syx_n Sxx_n^{-1}, through a Cholesky solve of the Jacobi-scaled Sxx_n
+    chol, d = _scaled_cholesky(sxx_n)
+    w = jnp.swapaxes(jsl.cho_solve((chol, True), jnp.swapaxes(syx_n * d[..., None, :], -1, -2)), -1, -2)
+    w = w * d[..., None, :]
     s_n = prior.scale + syy_n - w @ jnp.swapaxes(syx_n, -1, -2)
     s_n = 0.5 * (s_n + jnp.swapaxes(s_n, -1, -2))
     return w, s_n, sxx_n

@@ -1,8 +1,22 @@
-"""Figures (matplotlib, imported only when a function runs): PCA scree plots.
+"""Figures (matplotlib, imported only when a function runs).
 
-Needs the ``plot`` extra (``pip install 'behavhmm[plot]'``).
+PCA scree plots; syllable durations, usage and transition matrices and a
+fit's progress; GLM-HMM weights, psychometric curves and state occupancy.
+Needs the ``plot`` extra (``pip install 'behavhmm[plot]'``). Every function
+draws on an existing ``ax`` when given one, otherwise on a new figure.
 """
 
+from .glm_hmm import plot_glm_weights, plot_psychometric, plot_state_occupancy
 from .scree import scree_plot
+from .syllables import plot_durations, plot_fit_history, plot_transition_matrix, plot_usage
 
-__all__ = ["scree_plot"]
+__all__ = [
+    "plot_durations",
+    "plot_fit_history",
+    "plot_glm_weights",
+    "plot_psychometric",
+    "plot_state_occupancy",
+    "plot_transition_matrix",
+    "plot_usage",
+    "scree_plot",
+]

@@ -12,6 +12,7 @@ from .hdp import (
 )
 from .dirichlet import (
     dirichlet_log_density,
+    dirichlet_map,
     initial_dirichlet_map,
     sticky_concentration,
     sticky_dirichlet_map,
@@ -27,6 +28,7 @@ __all__ = [
     "sample_transition_rows",
     "transition_counts",
     "dirichlet_log_density",
+    "dirichlet_map",
     "initial_dirichlet_map",
     "sticky_concentration",
     "sticky_dirichlet_map",

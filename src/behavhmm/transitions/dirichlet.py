@@ -35,6 +35,7 @@ __all__ = [
     "sticky_concentration",
     "sticky_dirichlet_map",
     "initial_dirichlet_map",
+    "dirichlet_map",
     "dirichlet_log_density",
 ]
 
@@ -75,6 +76,37 @@ def initial_dirichlet_map(expected_initial_counts: Float[Array, " n_states"], ps
     """MAP initial distribution with ``pseudo_count`` added to every state."""
     counts = expected_initial_counts + pseudo_count
     return counts / counts.sum()
+
+
+def dirichlet_map(
+    expected_counts: Float[Array, "... n"], concentration, fallback: Float[Array, "... n"]
+) -> Float[Array, "... n"]:
+    """Posterior mode of a Dirichlet with general concentrations (all ``>= 1``).
+
+    ``p_j = (N_j + a_j - 1) / Σ_j' (N_j' + a_j' - 1)`` along the last axis:
+    the MAP initial distribution (a vector) or transition matrix (one row per
+    state) under ``Dir(a)`` priors, the M-step of nemos' GLM-HMM with
+    ``dirichlet_*_proba``. With ``a = 1`` it is the maximum-likelihood
+    update.
+
+    Parameters
+    ----------
+    expected_counts : array of shape (..., n)
+        Expected counts from the smoother.
+    concentration : array broadcastable to ``expected_counts``
+        Dirichlet concentrations ``a``, each ``>= 1``.
+    fallback : array of shape (..., n)
+        Used for a row whose counts and pseudo-counts are all zero (a state
+        never visited under a flat prior), which has no mode; typically the
+        current parameters.
+
+    Returns
+    -------
+    array of shape (..., n)
+    """
+    counts = expected_counts + (jnp.asarray(concentration, expected_counts.dtype) - 1.0)
+    total = counts.sum(axis=-1, keepdims=True)
+    return jnp.where(total > 0, counts / jnp.where(total > 0, total, 1.0), fallback)
 
 
 def dirichlet_log_density(

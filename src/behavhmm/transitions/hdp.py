@@ -261,14 +261,19 @@ def _dirichlet(key, concentration):
 
     Draws ``log G`` with ``G ~ Gamma(a)`` (loop-free Marsaglia-Tsang, in log
     space), so rows with concentrations near 0 (``α β_k`` for unused states)
-    neither underflow to all-zero rows nor produce NaN.
+    neither underflow to all-zero rows nor produce NaN; probabilities are
+    floored at ``tiny**0.8`` of the dtype.
     """
     log_g = log_gamma_variates(key, concentration)
     log_g = log_g - jnp.max(log_g, axis=-1, keepdims=True)
     g = jnp.exp(log_g)
     probs = g / jnp.sum(g, axis=-1, keepdims=True)
-    tiny = jnp.finfo(probs.dtype).tiny
-    probs = jnp.maximum(probs, tiny)
+    # Floor far above the smallest normal number (~1e-31 in float32, ~1e-247 in
+    # float64): every state stays reachable in the filters, whose normalisers
+    # would otherwise underflow to 0 (log-likelihood -inf) at a frame that only
+    # a state with a flushed-to-zero transition probability explains.
+    floor = jnp.finfo(probs.dtype).tiny ** 0.8
+    probs = jnp.maximum(probs, floor)
     return probs / jnp.sum(probs, axis=-1, keepdims=True)
 
 
