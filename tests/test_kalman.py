@@ -64,7 +64,7 @@ def _dense(p):
         loads.append(load)
     s_mean = np.concatenate(means)
     s_load = np.concatenate(loads)
-    obs_rows, obs_vals, y_mean, y_load = [], [], [], []
+    obs_vals, y_mean, y_load = [], [], []
     for t in range(n_time_bins):
         for i in range(obs_dim):
             if p["prec"][t, i] > 0:

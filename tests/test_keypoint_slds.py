@@ -261,6 +261,17 @@ def test_missing_keypoints_and_confidence(simulated):
     assert np.max(np.linalg.norm(dec.centroid[200:220] - clean.centroid[200:220], axis=1)) < 1.5
 
 
+def test_pynapple_in_pynapple_out(simulated):
+    nap = pytest.importorskip("pynapple")
+    _, sim, starts, model = simulated
+    t = np.arange(N_FRAMES) / 30.0
+    epochs = nap.IntervalSet(start=[t[0], t[900]], end=[t[899], t[-1]])
+    X = nap.TsdTensor(t=t, d=sim.keypoints, time_support=epochs)
+    states = model.decode_state(X, state_format="index")
+    assert isinstance(states, nap.Tsd)
+    np.testing.assert_array_equal(np.asarray(states.values), model.decode_state(sim.keypoints, session_starts=starts, state_format="index"))
+
+
 def test_bad_input_raises(simulated):
     _, sim, _, model = simulated
     with pytest.raises(ValueError, match="n_keypoints"):
@@ -300,3 +311,16 @@ def test_float32_real_recording_has_no_nan(shared_data):
     assert all(np.all(np.isfinite(a)) for a in (dec.latents, dec.heading, dec.centroid)) and np.isfinite(dec.log_likelihood)
     # the centroid follows the keypoints' mean (pixels)
     assert np.median(np.linalg.norm(dec.centroid - np.nanmean(X, axis=1), axis=1)) < 15.0
+
+
+def test_initialisation_frames_are_bounded():
+    from behavhmm.models.keypoint_slds import INIT_FRAMES
+
+    model = KeypointSLDS(nlags=3)
+    mask = np.zeros(16 * 4860, bool)
+    mask[::4860] = True
+    rows = model._init_rows(mask)
+    assert len(rows) <= INIT_FRAMES + 16 and np.all(np.diff(rows) > 0)
+    # every session contributes its opening stretch
+    assert np.all(np.isin(np.flatnonzero(mask), rows))
+    np.testing.assert_array_equal(model._init_rows(mask[:1000]), np.arange(1000))

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .._utils import GAMMA_PROPOSALS
 from ..inference import (
     ARDynamics,
     LinearEmission,
@@ -28,6 +29,8 @@ from ..inference import (
     random_walk_smoother,
 )
 from ..observations.keypoints import (
+    VON_MISES_PROPOSALS,
+    draw_by_rows,
     heading_conditional,
     keypoint_log_likelihood,
     noise_scale_conditional,
@@ -175,7 +178,10 @@ def continuous_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, block_
     # heading (von Mises)
     pose = pose_of(latents, hyper, n_kp)
     mu, kappa = heading_conditional(data.y - state.centroid[:, None, :], pose, precision)
-    heading = sample_von_mises(keys[1], mu, kappa)
+    itemsize = mu.dtype.itemsize
+    heading = draw_by_rows(
+        sample_von_mises, keys[1], (mu, kappa), bytes_per_row=8 * VON_MISES_PROPOSALS * itemsize
+    )
     # centroid (random walk)
     rotated = rotate_xy(pose, heading)
     centroid = sample_centroid(keys[2], data, rotated, precision, hyper)
@@ -183,7 +189,9 @@ def continuous_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, block_
     resid = data.y - rotated - centroid[:, None, :]
     sq = jnp.sum(resid * resid, axis=-1)
     shape, scale = noise_scale_conditional(sq, state.sigmasq, data.prior_scale, hyper.noise_dof, data.observed, n_dims)
-    scales = sample_inverse_gamma(keys[3], shape, scale)
+    scales = draw_by_rows(
+        sample_inverse_gamma, keys[3], (shape, scale), bytes_per_row=8 * GAMMA_PROPOSALS * n_kp * itemsize
+    )
     shape, scale = noise_variance_conditional(sq, scales, data.observed, hyper.noise_prior_shape, hyper.noise_prior_scale, n_dims)
     sigmasq = sample_inverse_gamma(keys[4], shape, scale)
     return SLDSState(state.ar, latents, heading, centroid, scales, sigmasq), kp_ll

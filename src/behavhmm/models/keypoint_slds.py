@@ -47,6 +47,8 @@ from .base import BaseHMM, PreparedData, check_random_key
 __all__ = ["KeypointSLDS", "KeypointDecoding", "KeypointSimulation"]
 
 _METHODS = ("auto", "sequential", "parallel")
+#: At most about this many frames seed the AR parameters by k-means (the Gibbs stages use all frames).
+INIT_FRAMES = 20000
 
 
 class KeypointDecoding(NamedTuple):
@@ -266,6 +268,11 @@ class KeypointSLDS(BaseHMM):
     """
 
     _init_slots = ARHMM._init_slots
+
+    # scikit-learn metadata routing: sessions and confidences follow the folds' rows
+    __metadata_request__fit = {"session_starts": True, "confidence": True}
+    __metadata_request__score = {"session_starts": True, "confidence": True}
+    __metadata_request__predict = {"session_starts": True, "confidence": True}
 
     def __init__(
         self,
@@ -568,7 +575,21 @@ class KeypointSLDS(BaseHMM):
                 raise ValueError(f"{name} must return finite values of shape {shape}, got shape {arr.shape}.")
         return pi, trans, coef, intercept, cov
 
-    def fit(self, X, y=None, confidence=None, session_starts=None):
+    def _init_rows(self, mask: np.ndarray) -> np.ndarray:
+        """Frames for the k-means initialisation: all, or the opening stretch of every session.
+
+        At most about :data:`INIT_FRAMES` frames, each session contributing in
+        proportion to its length (and at least ``nlags + 1`` frames), so the
+        initialisation's memory does not grow with the recording.
+        """
+        n_time_bins = len(mask)
+        if n_time_bins <= INIT_FRAMES:
+            return np.arange(n_time_bins)
+        begin, end = session_bounds(mask)
+        take = np.maximum(np.ceil(INIT_FRAMES * (end - begin) / n_time_bins).astype(int), self.nlags + 1)
+        return np.concatenate([np.arange(a, min(a + k, b)) for a, b, k in zip(begin, end, take, strict=True)])
+
+    def fit(self, X, confidence=None, session_starts=None, y=None):
         """Fit the keypoint SLDS: PCA, AR-only stage, then full-model Gibbs sweeps.
 
         Parameters
@@ -577,12 +598,14 @@ class KeypointSLDS(BaseHMM):
             2-D or 3-D keypoints in any spatial unit (pixels, mm), sessions
             concatenated in time. NaN marks missing keypoints (modelled as
             unobserved). For 3-D, z is vertical.
-        y : Ignored
         confidence : array-like of shape (n_time_bins, n_keypoints), optional
             Tracking confidence (e.g. DeepLabCut likelihood) in [0, 1];
-            default 1 everywhere.
+            default 1 everywhere. NaN confidence marks a keypoint missing.
         session_starts : array-like or pynapple IntervalSet, optional
-            Boolean mask or start indices of sessions (default: one session).
+            Boolean mask or start indices of sessions (default: one session,
+            or one per epoch of a pynapple input's ``time_support``).
+        y : Ignored
+            Present for scikit-learn compatibility.
 
         Returns
         -------
@@ -652,7 +675,10 @@ class KeypointSLDS(BaseHMM):
         hyper = self._hyper(prior)
         method, block_size = self._method(), self.block_size
         k_init, k_trans = jax.random.split(key_ar)
-        pi, trans, coef, intercept, cov = self._initial_ar_params(latents, mask, k_init, k_trans, prior)
+        init_rows = self._init_rows(mask)
+        pi, trans, coef, intercept, cov = self._initial_ar_params(
+            latents[init_rows], mask[init_rows], k_init, k_trans, prior
+        )
         params = ARHMMParams(
             *(jnp.asarray(a, dtype) for a in (pi, np.asarray(trans)[None], coef, intercept, cov,
                                                np.full(self.n_states, np.inf)))
@@ -786,7 +812,7 @@ class KeypointSLDS(BaseHMM):
             float(hmm_ll) + data.extra["kp_ll"],
         )
 
-    def score(self, X, y=None, confidence=None, session_starts=None) -> float:
+    def score(self, X, confidence=None, session_starts=None, y=None) -> float:
         """Log-likelihood of keypoints under the model with the decoded latent variables.
 
         ``log p(X | x̂, ĥ, v̂, ŝ) + log p(x̂ | θ)``: the keypoints given the
@@ -799,6 +825,7 @@ class KeypointSLDS(BaseHMM):
         X, confidence, session_starts
             As in [`decode`][behavhmm.KeypointSLDS.decode].
         y : Ignored
+            Present for scikit-learn compatibility.
 
         Returns
         -------

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._utils import log_gamma_variates
+from .._utils import log_gamma_variates, rows_per_chunk
 
 __all__ = [
     "rotate_xy",
@@ -41,6 +41,7 @@ __all__ = [
     "noise_variance_conditional",
     "sample_inverse_gamma",
     "keypoint_log_likelihood",
+    "draw_by_rows",
 ]
 
 #: Proposals per variate of the von Mises sampler (acceptance > 0.65 each).
@@ -112,6 +113,35 @@ def sample_von_mises(key, mean, concentration):
     normal = jax.random.normal(k_norm, mean.shape, dtype) / jnp.sqrt(jnp.where(small, 1.0, kappa))
     out = mean + jnp.where(small, theta, normal)
     return jnp.arctan2(jnp.sin(out), jnp.cos(out))
+
+
+def draw_by_rows(draw, key, arrays, *, bytes_per_row: int, chunk: int | None = None):
+    """Apply ``draw(key_t, *row_t)`` to every row (frame) in chunks, so memory stays bounded.
+
+    The loop-free samplers hold many proposals per variate; drawing a long
+    recording at once would hold ``proposals x n_time_bins x ...`` values.
+    Row ``t`` uses ``fold_in(key, t)``, so the result does not depend on the
+    chunk size.
+
+    Parameters
+    ----------
+    draw : callable
+        ``draw(key, *rows) -> array`` for one row.
+    key : jax.random key
+    arrays : sequence of arrays with a leading time axis
+    bytes_per_row : int
+        Temporary bytes one row needs (to size the chunks).
+    chunk : int, optional
+        Rows per chunk; default about 64 MiB of temporaries.
+
+    Returns
+    -------
+    array with the leading time axis
+    """
+    n = arrays[0].shape[0]
+    chunk = min(chunk or rows_per_chunk(bytes_per_row), n)
+    rows = jnp.arange(n)
+    return jax.lax.map(lambda a: draw(jax.random.fold_in(key, a[0]), *a[1:]), (rows, *arrays), batch_size=chunk)
 
 
 def heading_conditional(centred, pose, precision):
