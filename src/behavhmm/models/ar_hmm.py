@@ -826,16 +826,15 @@ class ARHMM(BaseHMM):
                 raise ValueError(f"{name} returned shape {arr.shape}, expected {shape}.")
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"{name} returned non-finite values.{self._scale_hint(kept)}")
-        vals, vecs = np.linalg.eigh(cov)
-        floor = 1e-6 * np.maximum(vals.max(axis=-1, keepdims=True), 1e-300)
-        if np.any(vals < floor):  # float32 cancellation in the regression: repair, and say why
+        vals = np.linalg.eigvalsh(cov)
+        bad = vals.min(axis=-1) <= 0
+        if bad.any():  # float32 cancellation in the regression: say why (the Gibbs sampler redraws them)
             warnings.warn(
-                f"ar_params_init gave {int(np.sum(vals.min(axis=-1) < floor[..., 0]))} covariance matrices that are "
-                f"not positive definite; their eigenvalues were floored.{self._scale_hint(kept)}",
+                f"ar_params_init gave {int(bad.sum())} covariance matrices that are not positive definite."
+                f"{self._scale_hint(kept)}",
                 RuntimeWarning,
                 stacklevel=3,
             )
-            cov = np.einsum("kij,kj,klj->kil", vecs, np.maximum(vals, floor), vecs)
         for name, arr in (("initial_proba_init", pi), ("transition_proba_init", trans)):
             if np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-4):
                 raise ValueError(f"{name} must return non-negative probabilities summing to 1 along the last axis.")

@@ -426,25 +426,12 @@ def mniw_sample(key, stats: ARStatistics, prior: MNIWPrior):
     k_sigma, k_w = jax.random.split(key)
     sigma = sample_inverse_wishart(k_sigma, prior.dof + stats.counts, s_n)
     chol_sigma = jnp.linalg.cholesky(sigma)
-    chol_x, d = _scaled_cholesky(sxx_n)  # S'_xx = D^{-1} L L^T D^{-1}
+    chol_x = jnp.linalg.cholesky(sxx_n)
     z = flat_random(jax.random.normal, k_w, mean.shape, mean.dtype)
-    # W = M + L_Σ Z L_x^{-1} with L_x = D^{-1} L: row covariance Σ, column covariance S'_xx^{-1}
+    # W = M + L_Σ Z L_x^{-1}: row covariance Σ, column covariance S'_xx^{-1}
     right = jnp.swapaxes(jsl.solve_triangular(chol_x, jnp.swapaxes(z, -1, -2), lower=True, trans=1), -1, -2)
-    w = mean + chol_sigma @ (right * d[..., None, :])
+    w = mean + chol_sigma @ right
     return w[..., :-1], w[..., -1], sigma
-
-
-def _scaled_cholesky(matrix):
-    """Cholesky factor of ``D M D`` with ``D = diag(M)^{-1/2}``, and ``d = diag(D)``.
-
-    Jacobi scaling: regressors on very different scales (raw PC scores of
-    scale ~100 beside the bias column of ones) make ``M`` ill-conditioned,
-    which float32 Cholesky cannot factor; ``D M D`` has a unit diagonal.
-    ``M^{-1} = D (D M D)^{-1} D``.
-    """
-    diag = jnp.diagonal(matrix, axis1=-2, axis2=-1)
-    d = jax.lax.rsqrt(jnp.maximum(diag, jnp.finfo(matrix.dtype).tiny))
-    return jnp.linalg.cholesky(matrix * d[..., :, None] * d[..., None, :]), d
 
 
 def _posterior_terms(stats: ARStatistics, prior: MNIWPrior):
@@ -457,10 +444,9 @@ def _posterior_terms(stats: ARStatistics, prior: MNIWPrior):
     sxx_n = sxx + prior.col_precision
     syx_n = syx + m0k0
     syy_n = syy + m0k0 @ prior.mean.T
-    # W = Syx_n Sxx_n^{-1}, through a Cholesky solve of the Jacobi-scaled Sxx_n
-    chol, d = _scaled_cholesky(sxx_n)
-    w = jnp.swapaxes(jsl.cho_solve((chol, True), jnp.swapaxes(syx_n * d[..., None, :], -1, -2)), -1, -2)
-    w = w * d[..., None, :]
+    # W = Syx_n Sxx_n^{-1}, through a Cholesky solve of the symmetric Sxx_n
+    chol = jnp.linalg.cholesky(sxx_n)
+    w = jnp.swapaxes(jsl.cho_solve((chol, True), jnp.swapaxes(syx_n, -1, -2)), -1, -2)
     s_n = prior.scale + syy_n - w @ jnp.swapaxes(syx_n, -1, -2)
     s_n = 0.5 * (s_n + jnp.swapaxes(s_n, -1, -2))
     return w, s_n, sxx_n
