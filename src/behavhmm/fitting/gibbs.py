@@ -107,8 +107,8 @@ def run_gibbs(
     with tqdm(
         total=n_iter, initial=start_iteration, desc=desc, unit="sweep", disable=not progress_bar, leave=False
     ) as bar:
-        for iteration in range(start_iteration, n_iter):
-            state, log_lik = sweep(state, jax.random.fold_in(key, iteration))
+
+        def record(iteration, state_after, log_lik):
             log_lik = float(log_lik)
             if math.isnan(log_lik):
                 raise FloatingPointError(
@@ -119,7 +119,7 @@ def run_gibbs(
             done = iteration + 1
             postfix["ll_per_frame"] = f"{log_lik / n_frames:.4f}"
             if evaluate is not None and (done % check_every == 0 or done == n_iter):
-                diagnostics = evaluate(state)
+                diagnostics = evaluate(state_after)
                 hist["iteration"].append(done)
                 for name, value in diagnostics.items():
                     hist.setdefault(name, []).append(float(value))
@@ -128,5 +128,17 @@ def run_gibbs(
             bar.update(1)
             bar.set_postfix(postfix)
             if checkpoint is not None and checkpoint_every and (done % checkpoint_every == 0 or done == n_iter):
-                checkpoint(state, done, {k: np.asarray(v) for k, v in hist.items()})
+                checkpoint(state_after, done, {k: np.asarray(v) for k, v in hist.items()})
+
+        # One sweep in flight: sweep i+1 is dispatched before sweep i's results are read on the
+        # host, so the Python bookkeeping overlaps the computation (JAX dispatches asynchronously).
+        pending = None
+        for iteration in range(start_iteration, n_iter):
+            new_state, log_lik = sweep(state, jax.random.fold_in(key, iteration))
+            if pending is not None:
+                record(*pending)
+            pending = (iteration, new_state, log_lik)
+            state = new_state
+        if pending is not None:
+            record(*pending)
     return GibbsResult(state, {k: np.asarray(v) for k, v in hist.items()}, n_iter)
