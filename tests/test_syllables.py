@@ -229,3 +229,22 @@ def test_plot_transition_matrix_and_fit_history(plt):
     np.testing.assert_array_equal(train.get_xdata(), [1, 2, 3, 4])
     np.testing.assert_array_equal(heldout.get_xdata(), [2, 4])
     np.testing.assert_allclose(right.get_lines()[0].get_ydata(), [0.2, 0.3])
+
+
+def test_permute_states_handles_per_group_transitions_and_hdp_weights():
+    from behavhmm import ARHMM
+    from behavhmm.analysis import permute_states, relabel_states
+
+    _, X, _, starts = _sticky_ar_data(seed=2)
+    groups = np.array(["a", "b", "a"])
+    model = ARHMM(n_states=3, nlags=1, algorithm="gibbs", separate_trans=True, n_iter=3, progress_bar=False)
+    model.fit(X, session_starts=starts, groups=groups)
+    order = np.array([1, 2, 0])
+    moved = permute_states(model, order)
+    assert moved.transition_prob_.shape == (2, 3, 3)
+    np.testing.assert_array_equal(moved.transition_prob_, model.transition_prob_[:, order][:, :, order])
+    np.testing.assert_array_equal(moved.beta_, model.beta_[order])
+    before = model.predict(X, session_starts=starts, groups=groups)
+    after = moved.predict(X, session_starts=starts, groups=groups)
+    np.testing.assert_array_equal(after, relabel_states(before, order))
+    np.testing.assert_array_equal(relabel_states(np.array([-1, 0, 1, 2]), order), [-1, 2, 0, 1])

@@ -15,12 +15,8 @@ pytest.importorskip("matplotlib")
 from behavhmm import load_model  # noqa: E402
 from behavhmm.cli import main  # noqa: E402
 from behavhmm.datasets import demo_keypoint_slds  # noqa: E402
-from behavhmm.workflows import (  # noqa: E402
-    KeypointResults,
-    read_keypoint_results,
-    relabel_model,
-    write_keypoint_results,
-)
+from behavhmm.analysis import permute_states  # noqa: E402
+from behavhmm.workflows import KeypointResults, read_keypoint_results, write_keypoint_results  # noqa: E402
 
 DLC_FILE = "pose-dlc-openfield-mouse/m3v1mp4DLC_resnet50_openfieldAug20shuffle1_30000.h5"
 
@@ -71,7 +67,7 @@ def test_fit_and_apply_keypoints_end_to_end_on_a_real_file(shared_data, tmp_path
     assert result.exit_code != 0 and "not one of the bodyparts" in result.output
 
 
-def test_relabel_model_permutes_states_consistently():
+def test_permute_states_relabels_a_keypoint_model_consistently():
     truth = demo_keypoint_slds(3, seed=1)
     starts = np.zeros(600, bool)
     starts[[0, 300]] = True
@@ -79,14 +75,14 @@ def test_relabel_model_permutes_states_consistently():
     before = truth.decode(sim.keypoints, session_starts=starts).states
     probs_before = truth.smooth_proba(sim.keypoints, session_starts=starts)
     order = np.array([2, 0, 1])
-    relabel_model(truth, order)
+    truth = permute_states(truth, order)
     after = truth.decode(sim.keypoints, session_starts=starts).states
     ok = before >= 0
     np.testing.assert_array_equal(order[after[ok]], before[ok])
     np.testing.assert_allclose(truth.smooth_proba(sim.keypoints, session_starts=starts)[ok], probs_before[ok][:, order],
                                atol=1e-5)
     with pytest.raises(ValueError, match="permutation"):
-        relabel_model(truth, [0, 0, 1])
+        permute_states(truth, [0, 0, 1])
 
 
 def test_results_round_trip_and_pynapple(tmp_path):

@@ -380,13 +380,13 @@ def _keypoint_summary(model, results, log_likelihood):
 def fit_keypoints_command(files, out_dir, bodyparts, anterior, posterior, fps, latent_dim, n_states, nlags, kappa,
                           target_duration, ar_iters, iters, outlier_threshold, seed, no_plots, no_progress):
     """Syllables from pose tracking files: load, clean, fit a keypoint SLDS, write results and figures."""
+    from .analysis import permute_states
     from .models import KeypointSLDS
     from .workflows import (
         fit_keypoints,
         keypoint_results,
         load_and_clean,
         plot_keypoint_summary,
-        relabel_model,
         write_keypoint_results,
     )
 
@@ -424,7 +424,7 @@ def fit_keypoints_command(files, out_dir, bodyparts, anterior, posterior, fps, l
     results, order = keypoint_results(
         model, coords, conf, sessions.session_starts, names, sources=sessions.sources, fps=rates
     )
-    relabel_model(model, order)  # the saved model's syllable i is the i-th most used
+    model = permute_states(model, order)  # the saved model's syllable i is the i-th most used
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_params(out / "model.npz")

@@ -31,7 +31,6 @@ __all__ = [
     "write_keypoint_results",
     "read_keypoint_results",
     "plot_keypoint_summary",
-    "relabel_model",
 ]
 
 
@@ -262,7 +261,7 @@ def keypoint_results(model, coordinates, confidence, session_starts, names, *, s
     results : list of KeypointResults
     order : ndarray of int, shape (n_states,)
     """
-    from .analysis import relabel_by_usage
+    from .analysis import relabel_by_usage, relabel_states
     from .models._sessions import session_bounds, session_mask
 
     dec = model.decode(coordinates, confidence=confidence, session_starts=session_starts)
@@ -270,9 +269,7 @@ def keypoint_results(model, coordinates, confidence, session_starts, names, *, s
     if order is None:
         _, order = relabel_by_usage(dec.states, model.n_states)
     order = np.asarray(order)
-    new_of_old = np.empty_like(order)
-    new_of_old[order] = np.arange(len(order))
-    syllables = np.where(dec.states >= 0, new_of_old[np.maximum(dec.states, 0)], -1).astype(np.int32)
+    syllables = relabel_states(dec.states, order).astype(np.int32)
     probs = probs[:, order]
     begin, end = session_bounds(session_mask(session_starts, len(dec.states)))
     n = len(begin)
@@ -421,42 +418,3 @@ def plot_keypoint_summary(model, results, out_dir) -> list[Path]:
     plt.close("all")
     return paths
 
-
-_STATE_AXIS0 = ("initial_prob_", "coef_", "intercept_", "covariances_", "beta_", "dof_")
-
-
-def relabel_model(model, order):
-    """Permute a fitted model's states in place so that new state ``i`` is old state ``order[i]``.
-
-    Afterwards the model's own labels are the relabelled syllables (e.g. by
-    usage), so decoding new data needs no lookup table.
-
-    Parameters
-    ----------
-    model : fitted ARHMM or KeypointSLDS
-    order : ndarray of int, shape (n_states,)
-        A permutation: ``order[new] = old``.
-
-    Returns
-    -------
-    model
-
-    Raises
-    ------
-    ValueError
-        If ``order`` is not a permutation of ``range(n_states)``.
-    """
-    order = np.asarray(order)
-    if sorted(order.tolist()) != list(range(model.n_states)):
-        raise ValueError(f"order must be a permutation of range({model.n_states}).")
-    for name in _STATE_AXIS0:
-        if hasattr(model, name):
-            setattr(model, name, np.asarray(getattr(model, name))[order])
-    trans = np.asarray(model.transition_prob_)
-    model.transition_prob_ = trans[..., order, :][..., :, order]
-    if getattr(model, "states_", None) is not None:
-        new_of_old = np.empty_like(order)
-        new_of_old[order] = np.arange(len(order))
-        z = np.asarray(model.states_)
-        model.states_ = np.where(z >= 0, new_of_old[np.maximum(z, 0)], z).astype(z.dtype)
-    return model

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .syllables import relabel_states
+
 __all__ = ["state_confusion", "match_states", "state_accuracy", "permute_states", "align_states"]
 
 
@@ -97,10 +99,17 @@ def state_accuracy(reference, states, n_states: int | None = None) -> float:
 # ----------------------------------------------------------------------------
 
 # fitted attributes with a state axis, per estimator: (name, axes holding states)
+_AR_AXES = (
+    ("coef_", (0,)), ("intercept_", (0,)), ("covariances_", (0,)), ("initial_prob_", (0,)),
+    ("transition_prob_", (-2, -1)), ("beta_", (0,)), ("dof_", (0,)),
+)
 _STATE_AXES = {
     "GLMHMM": (("coef_", (-1,)), ("intercept_", (-1,)), ("scale_", (-1,)), ("initial_prob_", (0,)), ("transition_prob_", (0, 1))),
-    "ARHMM": (("coef_", (0,)), ("intercept_", (0,)), ("covariances_", (0,)), ("initial_prob_", (0,)), ("transition_prob_", (0, 1))),
+    "ARHMM": _AR_AXES,  # transition_prob_ may be per group: (n_groups, n_states, n_states)
+    "KeypointSLDS": _AR_AXES,
 }
+#: Fitted attributes holding state labels (not indexed by state): their values are renumbered.
+_STATE_LABELS = ("states_",)
 
 
 def _state_axes(model):
@@ -124,7 +133,7 @@ def permute_states(model, perm):
 
     Parameters
     ----------
-    model : GLMHMM or ARHMM
+    model : GLMHMM, ARHMM or KeypointSLDS
         A fitted (or hand-set) model.
     perm : array-like of int, shape (n_states,)
         A permutation of ``range(n_states)``, e.g. from
@@ -150,8 +159,11 @@ def permute_states(model, perm):
         raise ValueError(f"perm must be a permutation of range({n_states}), got {perm.tolist()}.")
     out = copy.deepcopy(model)
     for name, axes in _state_axes(model):
-        if hasattr(model, name):
+        if getattr(model, name, None) is not None:
             setattr(out, name, _take(getattr(model, name), perm, axes))
+    for name in _STATE_LABELS:
+        if getattr(model, name, None) is not None:
+            setattr(out, name, relabel_states(getattr(model, name), perm))
     return out
 
 

@@ -27,6 +27,7 @@ from ..models._sessions import session_bounds, session_ids, session_mask
 
 __all__ = [
     "relabel_by_usage",
+    "relabel_states",
     "syllable_durations",
     "median_duration",
     "syllable_usage",
@@ -78,10 +79,28 @@ def relabel_by_usage(states, n_states: int | None = None):
     n_states = int(z.max(initial=-1) + 1) if n_states is None else int(n_states)
     counts = np.bincount(z[z >= 0], minlength=n_states)
     order = np.argsort(-counts, kind="stable")
-    new_of_old = np.empty(n_states, int)
-    new_of_old[order] = np.arange(n_states)
-    out = np.where(z >= 0, new_of_old[np.maximum(z, 0)], -1)
-    return out, order
+    return relabel_states(z, order), order
+
+
+def relabel_states(states, order) -> np.ndarray:
+    """Apply a state permutation to labels: old state ``order[i]`` becomes ``i``; -1 stays -1.
+
+    Parameters
+    ----------
+    states : int array-like of shape (n_time_bins,)
+    order : int array-like of shape (n_states,)
+        A permutation, ``order[new] = old`` (as returned by `relabel_by_usage`
+        or given to `behavhmm.analysis.permute_states`).
+
+    Returns
+    -------
+    ndarray of the dtype of ``states``
+    """
+    z = np.asarray(states)
+    order = np.asarray(order, int)
+    new_of_old = np.empty_like(order)
+    new_of_old[order] = np.arange(len(order))
+    return np.where(z >= 0, new_of_old[np.maximum(z, 0)], z).astype(z.dtype)
 
 
 def syllable_durations(states, session_starts=None, fps: float | None = None, *, return_labels: bool = False):

@@ -5,17 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis.choice import PsychometricCurves
+from ._common import _axes
 
 __all__ = ["plot_glm_weights", "plot_psychometric", "plot_state_occupancy"]
-
-
-def _axes(ax, figsize=(4.5, 3.2)):
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    _, ax = plt.subplots(figsize=figsize, constrained_layout=True)
-    return ax
 
 
 def _state_colors(n_states):

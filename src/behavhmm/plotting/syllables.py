@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import _axes
+
 __all__ = ["plot_durations", "plot_usage", "plot_transition_matrix", "plot_fit_history"]
-
-
-def _axes(ax, figsize=(5.0, 3.2)):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return ax
 
 
 def plot_durations(states, session_starts=None, fps: float | None = None, ax=None, *, max_duration=None, bins=50):
@@ -46,7 +40,7 @@ def plot_durations(states, session_starts=None, fps: float | None = None, ax=Non
     durations = syllable_durations(states, session_starts, fps)
     if not len(durations):
         raise ValueError("states has no labelled frame (all -1): nothing to plot.")
-    ax = _axes(ax)
+    ax = _axes(ax, figsize=(5.0, 3.2))
     if max_duration is not None:
         top = float(max_duration)
     else:  # a long tail would squash the histogram: cut at the 99th percentile once there are enough instances
