@@ -568,23 +568,31 @@ def run_worker_process(kind, args, data_path, tmp, python, env, dtype):
         "--json-out",
         str(json_out),
     ]
+    return launch_worker(argv, env, tmp, json_out, f"{kind} {dtype}")
+
+
+def launch_worker(argv, env, tmp, json_out, label):
+    """Run one worker process; return its JSON result with wall time and load averages added.
+
+    Also used by bench_keypoint_slds.py.
+    """
     log(f"[driver] {shlex.join(argv)}")
     before = loadavg()
     t0 = time.perf_counter()
     proc = subprocess.run(argv, check=False, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise SystemExit(f"worker {kind} ({dtype}) failed with exit code {proc.returncode}")
+        raise SystemExit(f"worker {label} failed with exit code {proc.returncode}")
     res = json.loads(json_out.read_text())
     if (
         "package_dir" in res
         and Path(res["package_dir"]) != (Path(tmp) / "snapshot" / "behavhmm").resolve()
     ):
         raise SystemExit(
-            f"worker {kind} did not import the snapshot of behavhmm: {res['package_dir']}"
+            f"worker {label} did not import the snapshot of behavhmm: {res['package_dir']}"
         )
     res.update(process_wall_s=wall, loadavg_before=before, loadavg_after=loadavg())
-    log(f"[driver] {kind} {dtype}: {wall:.1f} s, load {before[0]} -> {res['loadavg_after'][0]}")
+    log(f"[driver] {label}: {wall:.1f} s, load {before[0]} -> {res['loadavg_after'][0]}")
     return res
 
 
@@ -761,7 +769,7 @@ EM_COLUMNS = (
 
 
 def _row(*cells) -> str:
-    return "| " + " | ".join(cells) + " |"
+    return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
 def _load(r) -> str:

@@ -39,7 +39,6 @@ import argparse
 import json
 import resource
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -383,24 +382,7 @@ def run_worker_process(
         argv += ["--block-size", str(block_size)]
     if decode:
         argv += ["--decode"]
-    log(f"[driver] {shlex.join(argv)}")
-    before = loadavg()
-    t0 = time.perf_counter()
-    proc = subprocess.run(argv, check=False, env=env)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"worker {name} failed with exit code {proc.returncode}")
-    res = json.loads(json_out.read_text())
-    if (
-        "package_dir" in res
-        and Path(res["package_dir"]) != (Path(tmp) / "snapshot" / "behavhmm").resolve()
-    ):
-        raise SystemExit(
-            f"worker {name} did not import the snapshot of behavhmm: {res['package_dir']}"
-        )
-    res.update(process_wall_s=wall, loadavg_before=before, loadavg_after=loadavg())
-    log(f"[driver] {name}: {wall:.1f} s, load {before[0]} -> {res['loadavg_after'][0]}")
-    return res
+    return ba.launch_worker(argv, env, tmp, json_out, name)
 
 
 def run_driver(args, command):
@@ -606,12 +588,7 @@ def summarise(result) -> dict:
 _f = ba._f
 
 
-def _load(r) -> str:
-    return f"{r['loadavg_before'][0]} → {r['loadavg_after'][0]}"
-
-
-def _row(*cells) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
+_load, _row = ba._load, ba._row
 
 
 MAIN_COLUMNS = (
