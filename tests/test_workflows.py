@@ -74,6 +74,10 @@ def test_permute_states_relabels_a_keypoint_model_consistently():
     sim = truth.simulate(jax.random.key(0), 600, session_starts=starts)
     before = truth.decode(sim.keypoints, session_starts=starts).states
     probs_before = truth.smooth_proba(sim.keypoints, session_starts=starts)
+    once = truth.decode(sim.keypoints, session_starts=starts, smoothed_proba=True)  # one decoding for both
+    np.testing.assert_allclose(once.smoothed_probs, probs_before, atol=1e-6)
+    assert once.log_likelihood == pytest.approx(truth.score(sim.keypoints, session_starts=starts), rel=1e-5)
+    np.testing.assert_array_equal(once.states, before)
     order = np.array([2, 0, 1])
     truth = permute_states(truth, order)
     after = truth.decode(sim.keypoints, session_starts=starts).states

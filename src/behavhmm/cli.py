@@ -421,14 +421,15 @@ def fit_keypoints_command(files, out_dir, bodyparts, anterior, posterior, fps, l
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Fitted in {time.perf_counter() - tic:.1f} s (kappa = {model.kappa:.4g}).")
+    decoding = model.decode(coords, conf, session_starts=sessions.session_starts, smoothed_proba=True)
     results, order = keypoint_results(
-        model, coords, conf, sessions.session_starts, names, sources=sessions.sources, fps=rates
+        model, coords, conf, sessions.session_starts, names, sources=sessions.sources, fps=rates, decoding=decoding
     )
     model = permute_states(model, order)  # the saved model's syllable i is the i-th most used
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_params(out / "model.npz")
-    ll = model.score(coords, confidence=conf, session_starts=sessions.session_starts)
+    ll = decoding.log_likelihood  # = model.score(coords, conf, ...): the relabelling does not change it
     written = write_keypoint_results(
         results, out, attrs={"model": str(out / "model.npz"), "kappa": float(model.kappa), "bodyparts": parts}
     )
@@ -455,13 +456,14 @@ def apply_keypoints_command(model_file, files, out_dir, bodyparts, fps, outlier_
         sessions, coords, conf, names = load_and_clean(
             files, bodyparts=_split_names(bodyparts), fps=fps, outlier_threshold=outlier_threshold
         )
+        decoding = model.decode(coords, conf, session_starts=sessions.session_starts, smoothed_proba=True)
         results, _ = keypoint_results(
             model, coords, conf, sessions.session_starts, names, sources=sessions.sources,
-            fps=[s.fps for s in sessions], order=np.arange(model.n_states),
+            fps=[s.fps for s in sessions], order=np.arange(model.n_states), decoding=decoding,
         )
     except (ValueError, FileNotFoundError, KeyError) as exc:
         raise click.ClickException(str(exc)) from exc
-    ll = model.score(coords, confidence=conf, session_starts=sessions.session_starts)
+    ll = decoding.log_likelihood
     written = write_keypoint_results(results, out_dir, attrs={"model": str(model_file)})
     _keypoint_summary(model, results, ll)
     click.echo(f"Wrote {written['h5']} and {len(written['csv'])} CSV file(s) to {out_dir}.")

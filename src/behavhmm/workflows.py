@@ -238,7 +238,9 @@ def fit_keypoints(model, coordinates, confidence, session_starts, *, target_dura
     return model.fit(coordinates, confidence=confidence, session_starts=session_starts)
 
 
-def keypoint_results(model, coordinates, confidence, session_starts, names, *, sources=None, fps=None, order=None):
+def keypoint_results(
+    model, coordinates, confidence, session_starts, names, *, sources=None, fps=None, order=None, decoding=None
+):
     """Decode every session and gather its results.
 
     Parameters
@@ -255,6 +257,9 @@ def keypoint_results(model, coordinates, confidence, session_starts, names, *, s
     order : ndarray of int, optional
         ``order[new] = old`` syllable relabelling (from
         `behavhmm.analysis.relabel_by_usage`); default: by usage in these data.
+    decoding : KeypointDecoding, optional
+        ``model.decode(..., smoothed_proba=True)`` of these data, if already
+        computed (it is computed here otherwise: one decoding in all).
 
     Returns
     -------
@@ -264,8 +269,10 @@ def keypoint_results(model, coordinates, confidence, session_starts, names, *, s
     from .analysis import relabel_by_usage, relabel_states
     from .models._sessions import session_bounds, session_mask
 
-    dec = model.decode(coordinates, confidence=confidence, session_starts=session_starts)
-    probs = np.asarray(model.smooth_proba(coordinates, confidence=confidence, session_starts=session_starts))
+    dec = decoding
+    if dec is None or dec.smoothed_probs is None:
+        dec = model.decode(coordinates, confidence=confidence, session_starts=session_starts, smoothed_proba=True)
+    probs = np.asarray(dec.smoothed_probs)
     if order is None:
         _, order = relabel_by_usage(dec.states, model.n_states)
     order = np.asarray(order)

@@ -68,6 +68,9 @@ class KeypointDecoding(NamedTuple):
     log_likelihood : float
         ``log p(X | decoded latents, heading, centroid, noise) + log p(latents | θ)``
         (states marginalised), in nats, in normalised units.
+    smoothed_probs : ndarray of shape (n_time_bins, n_states) or None
+        ``p(z_t | decoded latents of the session)``, NaN rows for the first
+        ``nlags`` frames; only with ``decode(..., smoothed_proba=True)``.
     """
 
     latents: np.ndarray
@@ -75,6 +78,7 @@ class KeypointDecoding(NamedTuple):
     centroid: np.ndarray
     states: np.ndarray
     log_likelihood: float
+    smoothed_probs: np.ndarray | None = None
 
 
 class KeypointSimulation(NamedTuple):
@@ -781,7 +785,7 @@ class KeypointSLDS(BaseHMM):
         conditioning = np.asarray(data.position)[:n_time_bins] < self.nlags
         return params, prepared, latents, heading, centroid * scale + jnp.asarray(offset, dtype), states, conditioning
 
-    def decode(self, X, confidence=None, session_starts=None) -> KeypointDecoding:
+    def decode(self, X, confidence=None, session_starts=None, *, smoothed_proba: bool = False) -> KeypointDecoding:
         """Latent pose, heading, centroid and Viterbi states of keypoints, deterministically.
 
         Parameters
@@ -790,6 +794,9 @@ class KeypointSLDS(BaseHMM):
             Keypoints, as in [`fit`][behavhmm.KeypointSLDS.fit].
         confidence : array-like of shape (n_time_bins, n_keypoints), optional
         session_starts : array-like or pynapple IntervalSet, optional
+        smoothed_proba : bool, default False
+            Also return the smoothed state probabilities (what `smooth_proba`
+            gives), from the same decoding instead of decoding again.
 
         Returns
         -------
@@ -805,11 +812,18 @@ class KeypointSLDS(BaseHMM):
         """
         params, data, latents, heading, centroid, states, cond = self._decode(X, confidence, session_starts)
         t = data.n_time_bins
-        _, hmm_ll = filter_program(params, data.arrays["ar"], robust=False, method=self._method())
+        probs = None
+        if smoothed_proba:  # the smoother's pass yields the log-likelihood too
+            post = posterior(params, data.arrays["ar"], False, self._method())
+            hmm_ll = post.log_likelihood
+            probs = np.array(post.smoothed_probs[:t])
+            probs[cond] = np.nan
+        else:
+            _, hmm_ll = filter_program(params, data.arrays["ar"], robust=False, method=self._method())
         states = np.where(cond, -1, np.asarray(states)[:t]).astype(np.int32)
         return KeypointDecoding(
             np.asarray(latents)[:t], np.asarray(heading)[:t], np.asarray(centroid)[:t], states,
-            float(hmm_ll) + data.extra["kp_ll"],
+            float(hmm_ll) + data.extra["kp_ll"], probs,
         )
 
     def score(self, X, confidence=None, session_starts=None, y=None) -> float:
