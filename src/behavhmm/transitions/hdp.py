@@ -122,20 +122,29 @@ def sample_table_counts(key, counts, alpha, beta, kappa, max_customers: int):
     exceeds ``c`` and has rank ``c - start(cell)`` there, so the work is
     O(max_customers log n_cells) with no ragged loops.
     """
+    cell, new_table = _customer_tables(key, counts, alpha, beta, kappa, max_customers)
+    tables = jnp.zeros(counts.size, beta.dtype).at[cell].add(new_table.astype(beta.dtype))
+    return tables.reshape(counts.shape)
+
+
+def _customer_tables(key, counts, alpha, beta, kappa, max_customers: int):
+    """For every customer: its cell (flat index into ``counts``) and whether it opened a table.
+
+    Customer ``c`` belongs to the cell whose cumulative count first exceeds
+    ``c``; with rank ``r`` there it opens a table with probability
+    ``conc / (r + conc)``. Customers beyond ``Σ n_jk`` open none.
+    """
     n_states = counts.shape[-1]
     conc = alpha * beta + kappa * jnp.eye(n_states, dtype=beta.dtype)
     flat_counts = jnp.round(counts).astype(jnp.int32).reshape(-1)
     flat_conc = jnp.broadcast_to(conc, counts.shape).reshape(-1)
-    n_cells = flat_counts.shape[0]
     ends = jnp.cumsum(flat_counts)
     customer = jnp.arange(max_customers)
-    cell = jnp.minimum(jnp.searchsorted(ends, customer, side="right"), n_cells - 1)
+    cell = jnp.minimum(jnp.searchsorted(ends, customer, side="right"), flat_counts.shape[0] - 1)
     rank = customer - (ends - flat_counts)[cell]
     c = flat_conc[cell]
     u = jax.random.uniform(key, (max_customers,), dtype=beta.dtype)
-    new_table = (u * (rank + c) < c) & (customer < ends[-1])
-    tables = jnp.zeros(n_cells, beta.dtype).at[cell].add(new_table.astype(beta.dtype))
-    return tables.reshape(counts.shape)
+    return cell, (u * (rank + c) < c) & (customer < ends[-1])
 
 
 def sample_corrected_table_counts(key, counts, alpha, beta, kappa, max_customers: int):
@@ -161,20 +170,11 @@ def sample_corrected_table_counts(key, counts, alpha, beta, kappa, max_customers
     tables, corrected : arrays of the shape of ``counts``
     """
     n_states = counts.shape[-1]
-    conc = alpha * beta + kappa * jnp.eye(n_states, dtype=beta.dtype)
     rho = kappa / (alpha + kappa)
     p_override = rho / (rho + beta * (1.0 - rho))
-    flat_counts = jnp.round(counts).astype(jnp.int32).reshape(-1)
-    flat_conc = jnp.broadcast_to(conc, counts.shape).reshape(-1)
-    n_cells = flat_counts.shape[0]
-    ends = jnp.cumsum(flat_counts)
-    customer = jnp.arange(max_customers)
-    cell = jnp.minimum(jnp.searchsorted(ends, customer, side="right"), n_cells - 1)
-    rank = customer - (ends - flat_counts)[cell]
-    c = flat_conc[cell]
+    n_cells = counts.size
     k_table, k_override = jax.random.split(key)
-    u = jax.random.uniform(k_table, (max_customers,), dtype=beta.dtype)
-    new_table = (u * (rank + c) < c) & (customer < ends[-1])
+    cell, new_table = _customer_tables(k_table, counts, alpha, beta, kappa, max_customers)
     row = (cell // n_states) % n_states
     diagonal = row == cell % n_states
     overridden = diagonal & (jax.random.uniform(k_override, (max_customers,), dtype=beta.dtype) < p_override[row])
