@@ -103,6 +103,11 @@ def test_smoother_and_filter_match_dense_gaussian(nlags, block_size):
     np.testing.assert_allclose(np.asarray(res.smoothed_means), mean, atol=1e-8)
     blocks = np.array([cov[t * n_lagged : (t + 1) * n_lagged, t * n_lagged : (t + 1) * n_lagged] for t in range(n_time_bins)])
     np.testing.assert_allclose(np.asarray(res.smoothed_covariances), blocks, atol=1e-8)
+    # the means-only path (backward information recursion, no factorisation) gives the same means
+    means_only = ar_kalman_smoother(*_args(p), block_size=block_size)
+    assert means_only.smoothed_covariances is None
+    np.testing.assert_allclose(float(means_only.log_likelihood), ll, rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(means_only.smoothed_means), mean, atol=1e-8)
     filt = ar_kalman_filter(*_args(p))
     np.testing.assert_allclose(float(filt.log_likelihood), ll, rtol=1e-8)
     # the last frame of each session: filtered = smoothed
@@ -169,6 +174,28 @@ def test_float32_long_sequence_is_finite():
     assert np.all(np.isfinite(np.asarray(sm.smoothed_means)))
     # with precise observations the draw stays close to the smoothed path
     assert np.median(np.abs(np.asarray(s.latents) - np.asarray(sm.smoothed_means[:, :3]))) < 0.1
+
+
+def test_float32_draws_stay_finite_under_unstable_switching_dynamics():
+    """Explosive dynamics (spectral radius 1.3) over 2,000 steps: a draw simulated from the prior would
+    overflow float32; the filter-error simulation smoother stays finite and near the smoothed path."""
+    rng = np.random.default_rng(4)
+    p = _problem(rng, latent_dim=3, nlags=2, obs_dim=8, n_time_bins=2000, starts=(0,), n_dyn=3)
+    p["coef"][:] = 0.0
+    for k in range(3):
+        p["coef"][k, :, :3] = 1.3 * np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    p["prec"] = rng.uniform(1.0, 10.0, size=p["prec"].shape)
+    p["prec"][500:520] = 0.0  # a gap: the filter covariance grows while nothing is observed
+    p["y"] = rng.normal(size=p["y"].shape)
+    args = [jnp.asarray(a, jnp.float32) if jnp.issubdtype(a.dtype, jnp.floating) else a for a in _args(p)[2:]]
+    dyn = ARDynamics(*(jnp.asarray(p[k], jnp.float32) for k in ("coef", "intercept", "q", "m0", "p0")))
+    em = LinearEmission(jnp.asarray(p["c"], jnp.float32), jnp.asarray(p["bias"], jnp.float32))
+    sm = ar_kalman_smoother(dyn, em, *args)
+    draws = np.stack([np.asarray(ar_kalman_sample(jax.random.key(i), dyn, em, *args).latents) for i in range(20)])
+    assert np.all(np.isfinite(draws)) and np.all(np.isfinite(np.asarray(sm.smoothed_means)))
+    # the draws scatter around the smoothed path by the posterior spread, not by the prior's
+    spread = np.abs(draws.mean(0) - np.asarray(sm.smoothed_means[:, :3]))
+    assert np.median(spread) < 0.2 and np.max(spread) < 5.0
 
 
 def test_bad_shapes_raise():

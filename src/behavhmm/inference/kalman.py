@@ -17,22 +17,25 @@ x_{t-L+1}]`` (dimension ``nlags * latent_dim``). At a session start the
 stacked state is reset to its prior ``N(initial_mean, initial_covariance)``;
 nothing crosses a session border.
 
-Numerics (float32-safe):
+Numerics and cost (float32-safe, one small factorisation per step):
 
-* the observation update never forms ``C P C^T + R``: with ``P_11 = G G^T``
-  (Cholesky of the predicted covariance of the newest block) and
-  ``Λ = C^T diag(ω) C`` it uses ``S = I + G^T Λ G`` (eigenvalues ≥ 1), so
-  missing coordinates (ω = 0) and near-noiseless ones are both fine;
-* the updated covariance is the sum of two positive semi-definite terms
-  ``P_cond + B S^{-1} B^T`` (no subtraction of nearly equal matrices);
-* backward sampling draws only the block that leaves the stacked state, by
-  conditioning on the shared blocks and on the next latent through the
-  dynamics (Joseph form), then a symmetrised Cholesky with a relative jitter.
+* every frame's observations are first turned, for all frames at once, into
+  a ``latent_dim``-dimensional pseudo-observation ``z_t ~ N(R_t x_t, I)``
+  with ``R_t^T R_t = C^T diag(ω_t) C`` (missing coordinates, ω = 0, drop
+  out; a frame with nothing observed has ``R_t = 0``);
+* the update then factorises only ``S = I + R P_11 R^T`` (eigenvalues ≥ 1,
+  so near-noiseless observations are fine) and needs one triangular solve;
+* smoothed means come from the backward information recursion (de Jong
+  1989), and posterior draws from the simulation smoother of Durbin and
+  Koopman (2002) in filter-error form: the backward pass has no
+  factorisation, only matrix-vector products. The simulated quantity is a
+  filter error, bounded by the filter's covariances, so unstable or
+  switching dynamics cannot make it overflow.
 
-Memory: the filter keeps one ``(block_size, S, S)`` block of covariances at a
-time when ``block_size`` is given (the sampler and smoother recompute each
-block's filter from a stored checkpoint, trading about one extra filtering
-pass for memory ``O(block_size S^2 + (T / block_size) S^2)``).
+Memory: the filter keeps one block of per-step outputs at a time when
+``block_size`` is given (the sampler and smoother recompute each block's
+filter from a stored checkpoint, trading about one extra filtering pass for
+memory ``O(block_size S^2 + (T / block_size) S^2)``).
 
 References
 ----------
@@ -47,6 +50,15 @@ J. Time Series Analysis 15(2), 183-202 (forward filtering, backward sampling).
 
 C. K. Carter and R. Kohn (1994). On Gibbs sampling for state space models.
 Biometrika 81(3), 541-553.
+
+P. de Jong (1989). Smoothing and interpolation with the state-space model.
+J. American Statistical Association 84(408), 1085-1088.
+
+J. Durbin and S. J. Koopman (2002). A simple and efficient simulation
+smoother for state space time series analysis. Biometrika 89(3), 603-615.
+
+J. Durbin and S. J. Koopman (2012). Time Series Analysis by State Space
+Methods, 2nd ed., Oxford University Press (sections 4.4 and 4.9).
 """
 
 from __future__ import annotations
@@ -187,62 +199,81 @@ def _chol(m):
 
 
 def _predict(m, P, dyn: ARDynamics, j, start):
-    """Predicted moments of ``s_t`` from ``s_{t-1}`` (or the prior at a session start)."""
+    """Predicted moments of ``s_t`` from ``s_{t-1}`` (or the prior at a session start).
+
+    ``m`` is one mean ``(S,)`` or several columns ``(S, n_cols)`` sharing ``P``.
+    """
     d = dyn.intercept.shape[-1]
     a, b, q = dyn.coef[j], dyn.intercept[j], dyn.covariance[j]
-    top_m = a @ m + b
+    m0 = dyn.initial_mean
+    if m.ndim == 2:
+        b, m0 = b[:, None], m0[:, None]
+    m_pred = jnp.concatenate([a @ m + b, m[:-d]])
     ap = a @ P  # (d, S)
     top_left = _sym(ap @ a.T + q)
-    m_pred = jnp.concatenate([top_m, m[:-d]])
     upper = jnp.concatenate([top_left, ap[:, :-d]], axis=1)
     lower = jnp.concatenate([ap[:, :-d].T, P[:-d, :-d]], axis=1)
     P_pred = jnp.concatenate([upper, lower], axis=0)
-    m_pred = jnp.where(start, dyn.initial_mean, m_pred)
+    m_pred = jnp.where(start, m0, m_pred)
     P_pred = jnp.where(start, dyn.initial_covariance, P_pred)
-    return m_pred, _sym(P_pred)
+    return m_pred, P_pred
 
 
 def _information(emission: LinearEmission, y, precision):
-    """Per-frame information of the observations about ``x_t``, computed for all frames at once.
+    """Every frame's observations as a ``latent_dim``-dimensional pseudo-observation, for all frames at once.
 
-    Returns ``Λ_t = C^T W_t C`` (T, d, d), ``η_t = C^T W_t (y_t - d)`` (T, d) and
-    the constant ``-0.5 (n_obs log 2π - log|W_t| + (y_t - d)^T W_t (y_t - d))`` (T,)
-    of the log-likelihood; coordinates with zero precision are left out.
+    With ``Λ_t = C^T W_t C = R_t^T R_t`` (``R_t`` upper triangular: the
+    Cholesky factor of ``Λ_t`` plus a relative jitter of a few machine
+    epsilons) and ``η_t = C^T W_t (y_t - d)``, frame ``t`` tells the same
+    about ``x_t`` as ``z_t = R_t^{-T} η_t ~ N(R_t x_t, I)``; ``const_t`` is the
+    rest of ``log p(y_t | x_t)`` (coordinates with zero precision left out),
+    so that ``log p(y_t | x_t) = const_t + log N(z_t; R_t x_t, I)``.
+    Returns ``R`` (T, d, d), ``z`` (T, d) and ``const`` (T,).
     """
     observed = precision > 0
     w = jnp.where(observed, precision, 0.0)
     r = jnp.where(observed, y - emission.bias, 0.0)
     c = emission.matrix
+    d = c.shape[1]
     lam = jnp.einsum("oi,to,oj->tij", c, w, c)
     eta = (w * r) @ c
+    trace = jnp.trace(lam, axis1=1, axis2=2)
+    informative = (trace > 0)[:, None, None]
+    eye = jnp.eye(d, dtype=lam.dtype)
+    jitter = _JITTER_EPS * jnp.finfo(lam.dtype).eps * trace
+    lower = jnp.linalg.cholesky(jnp.where(informative, lam + jitter[:, None, None] * eye, eye))
+    lower = jnp.where(informative, lower, 0.0)  # a frame with nothing observed: R = 0, z = 0
+    z = jsl.solve_triangular(jnp.where(informative, lower, eye), eta[..., None], lower=True)[..., 0]
     log_w = jnp.sum(jnp.log(jnp.where(observed, w, 1.0)), axis=1)
-    const = -0.5 * (jnp.sum(observed, axis=1) * _LOG_2PI - log_w + jnp.sum(w * r * r, axis=1))
-    return lam, eta, const
+    # the part of (y - d)^T W (y - d) that no latent explains (>= 0)
+    unexplained = jnp.maximum(jnp.sum(w * r * r, axis=1) - jnp.sum(z * z, axis=1), 0.0)
+    const = -0.5 * (jnp.sum(observed, axis=1) * _LOG_2PI - log_w + unexplained)
+    return jnp.swapaxes(lower, -1, -2), z, const
 
 
-def _update(m, P, lam, eta, const):
-    """Condition the stacked state on one frame's information; returns moments and ``log p(y_t | y_<t)``."""
-    d = lam.shape[0]
-    m1 = m[:d]
-    rho = eta - lam @ m1  # C^T W (y - d - C m1)
-    g = jnp.linalg.cholesky(P[:d, :d])  # A P A^T + Q: positive definite without jitter
-    s = jnp.eye(d, dtype=m.dtype) + g.T @ lam @ g
+def _update(m, P, r, z, const):
+    """Condition on one pseudo-observation ``z ~ N(R x_t, I)`` with one factorisation.
+
+    ``m`` (S, n_cols) are predicted means sharing the predicted covariance
+    ``P``; ``z`` (d, n_cols) their pseudo-observations. With ``H = [R, 0]``,
+    ``S = I + H P H^T = L L^T`` (eigenvalues >= 1, so it factorises in float32
+    whatever the observation noise; missing frames give ``R = 0``, ``S = I``).
+    Returns the updated means and covariance, ``log p(y_t | y_<t)`` of the
+    first column, and ``(Z, M, e) = L^{-1} (H P, R, z - H m)`` for the
+    backward recursion.
+    """
+    d = r.shape[0]
+    n_lagged = P.shape[0]
+    hp = r @ P[:d]  # (d, S)
+    s = jnp.eye(d, dtype=P.dtype) + hp[:, :d] @ r.T
     ls = jnp.linalg.cholesky(_sym(s))
-    # B = P[:, :d] G^{-T}; its first block is G
-    b = jsl.solve_triangular(g, P[:d, :], lower=True).T  # (S, d)
-    gt_rho = g.T @ rho
-    u = jsl.cho_solve((ls, True), gt_rho)
-    m_new = m + b @ u
-    ls_inv_bt = jsl.solve_triangular(ls, b.T, lower=True)  # (d, S)
-    cond = P - b @ b.T
-    cond = cond.at[:d, :].set(0.0).at[:, :d].set(0.0)
-    P_new = _sym(cond + ls_inv_bt.T @ ls_inv_bt)
-    log_det_s = 2.0 * jnp.sum(jnp.log(jnp.diagonal(ls)))
-    z = jsl.solve_triangular(ls, gt_rho, lower=True)
-    # e^T W e = (y-d)^T W (y-d) - 2 m1^T η + m1^T Λ m1 (the first term is in ``const``)
-    maha = -2.0 * m1 @ eta + m1 @ lam @ m1 - jnp.sum(z * z)
-    ll = const - 0.5 * (log_det_s + maha)
-    return m_new, P_new, ll
+    v = z - r @ m[:d]
+    sol = jsl.solve_triangular(ls, jnp.concatenate([hp, r, v], axis=1), lower=True)
+    zg, mg, e = sol[:, :n_lagged], sol[:, n_lagged : n_lagged + d], sol[:, n_lagged + d :]
+    m_new = m + zg.T @ e
+    P_new = _sym(P - zg.T @ zg)
+    ll = const - jnp.sum(jnp.log(jnp.diagonal(ls))) - 0.5 * jnp.sum(e[:, 0] * e[:, 0])
+    return m_new, P_new, ll, (zg, mg, e)
 
 
 def _check(dyn: ARDynamics, emission: LinearEmission, y, precisions, dynamics_index, session_starts):
@@ -266,7 +297,7 @@ def _check(dyn: ARDynamics, emission: LinearEmission, y, precisions, dynamics_in
 
 
 def _prepare_blocks(arrays, block_size, n_time_bins):
-    """Pad the time axis to whole blocks and reshape; ``arrays[-1]`` are the session starts.
+    """Pad the time axis to whole blocks and reshape; ``arrays[4]`` are the session starts.
 
     Padding steps are session starts with no information.
     """
@@ -277,44 +308,120 @@ def _prepare_blocks(arrays, block_size, n_time_bins):
     out = []
     for i, a in enumerate(arrays):
         if n_pad:
-            fill = jnp.ones if i == len(arrays) - 1 else jnp.zeros
+            fill = jnp.ones if i == 4 else jnp.zeros
             a = jnp.concatenate([a, fill((n_pad,) + a.shape[1:], a.dtype)])
         out.append(a.reshape((n_blocks, block_size) + a.shape[1:]))
     return tuple(out), n_blocks, block_size
 
 
-def _filter_block(carry, block, dyn):
-    """Filter one block from ``carry = (m, P)``; returns the new carry and per-step moments."""
+def _filter_block(carry, block, dyn, mode, draws=None):
+    """Filter one block from ``carry = (m, P)``; returns the new carry and per-step outputs.
+
+    ``mode`` picks the outputs: ``"filter"`` the filtered moments;
+    ``"smooth"`` what the backward mean recursion needs; ``"sample"`` the
+    same for the difference between the data's innovations and those of a
+    simulated filter error, carried as the second column of ``m``.
+    """
 
     def step(c, inp):
         m, P = c
-        lam, eta, const, j, start = inp
+        r, z, const, j, start, *noise = inp
+        d = r.shape[0]
         m_pred, P_pred = _predict(m, P, dyn, j, start)
-        m_new, P_new, ll = _update(m_pred, P_pred, lam, eta, const)
-        return (m_new, P_new), (m_new, P_new, ll)
+        if mode == "sample":
+            # column 1 is minus the filter's prediction error of a path simulated from the model:
+            # its "observation" is the simulated observation noise, and it takes the dynamics noise
+            # instead of the intercept (the prior draw instead of the prior mean at a session start)
+            e_obs, e_dyn, e_init = noise
+            u = m[:, 1]
+            u_pred = jnp.concatenate([dyn.coef[j] @ u - draws.chol_q[j] @ e_dyn, u[:-d]])
+            u_pred = jnp.where(start, -(draws.chol_p0 @ e_init), u_pred)
+            m_pred = m_pred.at[:, 1].set(u_pred)
+            z = jnp.stack([z, e_obs], axis=1)
+        else:
+            z = z[:, None]
+        m_new, P_new, ll, (zg, mg, e) = _update(m_pred, P_pred, r, z, const)
+        if mode == "filter":
+            out = (m_new[:, 0], P_new, ll)
+        elif mode == "smooth":
+            out = (m_pred[:, 0], P_pred, zg, mg, e[:, 0], ll)
+        else:  # the draw: predicted mean plus simulated error, then the smoothing of the innovation difference
+            out = (m_pred[:d, 0] - m_pred[:d, 1], P_pred[:d], zg, mg, e[:, 0] - e[:, 1], ll)
+        return (m_new, P_new), out
 
     return lax.scan(step, carry, block)
 
 
-def _run_filter(dyn, emission, y, precisions, dynamics_index, session_starts, block_size):
-    """Forward pass over blocks; returns the block-start carries and the blocked inputs."""
+class _Draws(NamedTuple):
+    """Cholesky factors of the dynamics noise and of the session-start prior, for the simulated errors."""
+
+    chol_q: Float[Array, "n_dynamics latent_dim latent_dim"]
+    chol_p0: Float[Array, "n_lagged n_lagged"]
+
+
+def _initial_carry(n_lagged, n_cols, dtype):
+    return (jnp.zeros((n_lagged, n_cols), dtype), jnp.eye(n_lagged, dtype=dtype))
+
+
+def _run_filter(dyn, emission, y, precisions, dynamics_index, session_starts, block_size, mode, noise=(), draws=None):
+    """Inputs in block layout and, when there are several blocks, the filter state at each block start."""
     t = y.shape[0]
     starts = jnp.asarray(session_starts, bool).at[0].set(True)
-    lam, eta, const = _information(emission, y, precisions)
-    blocks, n_blocks, bs = _prepare_blocks((lam, eta, const, dynamics_index.astype(jnp.int32), starts), block_size, t)
-    n_lagged = dyn.coef.shape[-1]
-    init = (jnp.zeros(n_lagged, y.dtype), jnp.eye(n_lagged, dtype=y.dtype))
-
-    if n_blocks == 1:  # nothing to checkpoint: the smoother or sampler filters in its single pass
-        checkpoints = jax.tree_util.tree_map(lambda a: a[None], init)
-        return checkpoints, blocks, n_blocks, bs
+    r, z, const = _information(emission, y, precisions)
+    arrays = (r, z, const, dynamics_index.astype(jnp.int32), starts) + tuple(noise)
+    blocks, n_blocks, bs = _prepare_blocks(arrays, block_size, t)
+    init = _initial_carry(dyn.coef.shape[-1], 2 if mode == "sample" else 1, y.dtype)
+    if n_blocks == 1:  # nothing to checkpoint: the second pass filters in its single pass
+        return jax.tree_util.tree_map(lambda a: a[None], init), blocks, n_blocks, bs
 
     def outer(carry, block):
-        new, _ = _filter_block(carry, block, dyn)
+        new, _ = _filter_block(carry, block, dyn, mode, draws)
         return new, carry
 
     _, checkpoints = lax.scan(outer, init, blocks)
     return checkpoints, blocks, n_blocks, bs
+
+
+def _backward_mean(dyn, r_next, inp):
+    """One step of the backward information recursion (de Jong 1989; Durbin and Koopman 2012, sec. 4.4).
+
+    ``r_next`` is ``r_t``; returns ``r_{t-1} = H^T S^{-1} v_t + (I - K_t H)^T F_{t+1}^T r_t``
+    and the smoothed mean ``a_t + P_t r_{t-1}`` of the stored rows.
+    """
+    a_pred, p_rows, zg, mg, e, j_next, start_next = inp
+    d = e.shape[0]
+    w = dyn.coef[j_next].T @ r_next[:d] + jnp.concatenate([r_next[d:], jnp.zeros(d, r_next.dtype)])
+    w = jnp.where(start_next, 0.0, w)  # nothing crosses a session border
+    r = w.at[:d].add(mg.T @ (e - zg @ w))
+    return r, a_pred + p_rows @ r
+
+
+def _next_step_inputs(blocks, n_blocks, bs):
+    """Dynamics index and session-start flag of the step after each step, in block layout."""
+    idx_b, starts_b = blocks[3], blocks[4]
+    idx_next = jnp.concatenate([idx_b.reshape(-1)[1:], jnp.zeros(1, jnp.int32)]).reshape(n_blocks, bs)
+    start_next = jnp.concatenate([starts_b.reshape(-1)[1:], jnp.ones(1, bool)]).reshape(n_blocks, bs)
+    return idx_next, start_next
+
+
+def _mean_smoother(dyn, blocks, checkpoints, n_blocks, bs, mode="smooth", draws=None):
+    """Filter each block from its checkpoint, then run the backward mean recursion over it (last block first)."""
+    idx_next, start_next = _next_step_inputs(blocks, n_blocks, bs)
+
+    def outer(r_carry, inp):
+        ck, block, jn, sn = inp
+        _, (*stored, lls) = _filter_block(ck, block, dyn, mode, draws)
+        r_carry, means = lax.scan(lambda c, v: _backward_mean(dyn, c, v), r_carry, (*stored, jn, sn), reverse=True)
+        return r_carry, (means, jnp.sum(lls))
+
+    n_lagged = dyn.coef.shape[-1]
+    init = jnp.zeros(n_lagged, blocks[1].dtype)
+    inputs = (checkpoints, blocks, idx_next, start_next)
+    if n_blocks == 1:
+        _, (means, ll) = outer(init, jax.tree_util.tree_map(lambda a: a[0], inputs))
+        return means, ll
+    _, (means, lls) = lax.scan(outer, init, inputs, reverse=True)
+    return means.reshape((n_blocks * bs,) + means.shape[2:]), jnp.sum(lls)
 
 
 # ----------------------------------------------------------------------------
@@ -357,11 +464,11 @@ def ar_kalman_filter(
         If the shapes are inconsistent.
     """
     _check(dynamics, emission, observations, precisions, dynamics_index, session_starts)
-    starts = jnp.asarray(session_starts, bool).at[0].set(True)
-    n_lagged = dynamics.coef.shape[-1]
-    init = (jnp.zeros(n_lagged, observations.dtype), jnp.eye(n_lagged, dtype=observations.dtype))
-    lam, eta, const = _information(emission, observations, precisions)
-    _, (ms, Ps, lls) = _filter_block(init, (lam, eta, const, dynamics_index, starts), dynamics)
+    checkpoints, blocks, _, _ = _run_filter(
+        dynamics, emission, observations, precisions, dynamics_index, session_starts, None, "filter"
+    )
+    init = jax.tree_util.tree_map(lambda a: a[0], checkpoints)
+    _, (ms, Ps, lls) = _filter_block(init, jax.tree_util.tree_map(lambda a: a[0], blocks), dynamics, "filter")
     return KalmanFilterResult(jnp.sum(lls), ms, Ps)
 
 
@@ -383,6 +490,27 @@ def _smooth_step(dyn, carry, inp):
     return (m_s, P_s), (m_s, P_s)
 
 
+def _rts_smoother(dyn, blocks, checkpoints, n_blocks, bs):
+    """Smoothed means and covariances by the Rauch-Tung-Striebel recursion."""
+    idx_next, start_next = _next_step_inputs(blocks, n_blocks, bs)
+
+    def outer(carry, inp):
+        ck, block, jn, sn = inp
+        _, (ms, Ps, lls) = _filter_block(ck, block, dyn, "filter")
+        carry, (m_s, P_s) = lax.scan(lambda c, x: _smooth_step(dyn, c, x), carry, (ms, Ps, jn, sn), reverse=True)
+        return carry, (m_s, P_s, jnp.sum(lls))
+
+    n_lagged = dyn.coef.shape[-1]
+    dtype = blocks[1].dtype
+    init = (jnp.zeros(n_lagged, dtype), jnp.eye(n_lagged, dtype=dtype))
+    inputs = (checkpoints, blocks, idx_next, start_next)
+    if n_blocks == 1:
+        _, (m_s, P_s, ll) = outer(init, jax.tree_util.tree_map(lambda a: a[0], inputs))
+        return m_s, P_s, ll
+    _, (m_s, P_s, lls) = lax.scan(outer, init, inputs, reverse=True)
+    return m_s.reshape(-1, n_lagged), P_s.reshape(-1, n_lagged, n_lagged), jnp.sum(lls)
+
+
 def ar_kalman_smoother(
     dynamics: ARDynamics,
     emission: LinearEmission,
@@ -394,7 +522,11 @@ def ar_kalman_smoother(
     block_size: int | None = None,
     return_covariances: bool = False,
 ) -> KalmanSmootherResult:
-    """Rauch-Tung-Striebel smoother of the stacked latent state, session by session.
+    """Smoothed moments of the stacked latent state, session by session.
+
+    The means come from the backward information recursion of de Jong (1989)
+    (no factorisation on the way back); with ``return_covariances`` the
+    Rauch-Tung-Striebel recursion gives means and covariances.
 
     Parameters
     ----------
@@ -417,80 +549,15 @@ def ar_kalman_smoother(
     """
     _check(dynamics, emission, observations, precisions, dynamics_index, session_starts)
     t = observations.shape[0]
+    mode = "filter" if return_covariances else "smooth"
     checkpoints, blocks, n_blocks, bs = _run_filter(
-        dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size
+        dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size, mode
     )
-    lam_b, eta_b, const_b, idx_b, starts_b = blocks
-    # "next" index and start of each step, in block layout
-    idx_next = jnp.concatenate([idx_b.reshape(-1)[1:], jnp.zeros(1, jnp.int32)]).reshape(n_blocks, bs)
-    start_next = jnp.concatenate([starts_b.reshape(-1)[1:], jnp.ones(1, bool)]).reshape(n_blocks, bs)
-    n_lagged = dynamics.coef.shape[-1]
-    dtype = observations.dtype
-
-    def outer(carry, inp):
-        ck, lam, eta, const, j, st, jn, sn = inp
-        _, (ms, Ps, lls) = _filter_block(ck, (lam, eta, const, j, st), dynamics)
-        carry, (m_s, P_s) = lax.scan(
-            lambda c, x: _smooth_step(dynamics, c, x), carry, (ms, Ps, jn, sn), reverse=True
-        )
-        return carry, (m_s, P_s if return_covariances else None, jnp.sum(lls))
-
-    init = (jnp.zeros(n_lagged, dtype), jnp.eye(n_lagged, dtype=dtype))
-    inputs = (checkpoints, lam_b, eta_b, const_b, idx_b, starts_b, idx_next, start_next)
-    if n_blocks == 1:  # one pass: the filter's moments are kept
-        _, (m_s, P_s, ll) = outer(init, jax.tree_util.tree_map(lambda a: a[0], inputs))
-        m_s, P_s = m_s[None], None if P_s is None else P_s[None]
-    else:
-        _, (m_s, P_s, lls) = lax.scan(outer, init, inputs, reverse=True)
-        ll = jnp.sum(lls)
-    m_s = m_s.reshape(-1, n_lagged)[:t]
     if return_covariances:
-        P_s = P_s.reshape(-1, n_lagged, n_lagged)[:t]
-    return KalmanSmootherResult(ll, m_s, P_s)
-
-
-def _sample_step(dyn, carry, inp):
-    """One backward-sampling step: ``carry`` is the sampled stacked state ``s_{t+1}``."""
-    s_next = carry
-    m, P, j_next, start_next, key = inp
-    d = dyn.intercept.shape[-1]
-    n_lagged = m.shape[0]
-    k_full, k_block = jax.random.split(key)
-
-    def session_end():  # draw the whole stacked state from the filter
-        s = m + _chol(P) @ jax.random.normal(k_full, (n_lagged,), m.dtype)
-        return s, s[:d]
-
-    def within():
-        s = _draw_oldest_block(dyn, s_next, m, P, j_next, k_block)
-        return s, s[:d]
-
-    return lax.cond(start_next, session_end, within)
-
-
-def _draw_oldest_block(dyn, s_next, m, P, j_next, key):
-    """``s_t`` given ``s_{t+1}``: the shared blocks are known, the oldest block ``c`` is drawn."""
-    d = dyn.intercept.shape[-1]
-    n_lagged = m.shape[0]
-    shared = s_next[d:]  # = s_t[:-d]
-    mu_c, sig_c = m[-d:], P[-d:, -d:]
-    if n_lagged > d:
-        la = _chol(P[:-d, :-d])
-        p_ac = P[:-d, -d:]
-        sol = jsl.cho_solve((la, True), jnp.concatenate([p_ac, (shared - m[:-d])[:, None]], axis=1))
-        mu_c = mu_c + p_ac.T @ sol[:, -1]
-        sig_c = _sym(sig_c - p_ac.T @ sol[:, :-1])
-    a = dyn.coef[j_next]
-    a_shared, a_c = a[:, : n_lagged - d], a[:, n_lagged - d :]
-    resid = s_next[:d] - dyn.intercept[j_next] - a_shared @ shared
-    q = dyn.covariance[j_next]
-    s2 = _sym(a_c @ sig_c @ a_c.T + q)  # >= Q: positive definite without jitter
-    gain = jsl.cho_solve((jnp.linalg.cholesky(s2), True), a_c @ sig_c).T  # (d, d)
-    mu_post = mu_c + gain @ (resid - a_c @ mu_c)
-    ikh = jnp.eye(d, dtype=m.dtype) - gain @ a_c
-    sig_post = ikh @ sig_c @ ikh.T + gain @ q @ gain.T
-    c = mu_post + _chol(sig_post) @ jax.random.normal(key, (d,), m.dtype)
-    return jnp.concatenate([shared, c])
+        m_s, P_s, ll = _rts_smoother(dynamics, blocks, checkpoints, n_blocks, bs)
+        return KalmanSmootherResult(ll, m_s[:t], P_s[:t])
+    m_s, ll = _mean_smoother(dynamics, blocks, checkpoints, n_blocks, bs)
+    return KalmanSmootherResult(ll, m_s[:t], None)
 
 
 def ar_kalman_sample(
@@ -504,7 +571,20 @@ def ar_kalman_sample(
     *,
     block_size: int | None = None,
 ) -> KalmanSample:
-    """Draw the latent path by forward filtering, backward sampling, session by session.
+    """Draw the latent path from its posterior with a simulation smoother, session by session.
+
+    Durbin and Koopman's (2002) simulation smoother in filter-error form: a
+    draw is the smoothed mean plus a simulated smoothing error, which is the
+    filter's prediction error of a path simulated from the model minus its
+    smoothed value. The filter carries the data's mean and the simulated
+    error as two columns under one covariance recursion (one ``latent_dim``
+    Cholesky factorisation per step); the backward pass is the
+    factorisation-free mean recursion of de Jong (1989) applied to the
+    difference of the two innovation sequences. The draw has exactly the
+    law of forward-filtering backward-sampling (Frühwirth-Schnatter 1994;
+    Carter and Kohn 1994). The simulated quantity is a filter error, bounded
+    by the filter's covariances, so unstable or switching dynamics do not
+    make it grow (a path simulated from the prior would).
 
     Parameters
     ----------
@@ -513,8 +593,8 @@ def ar_kalman_sample(
     dynamics, emission, observations, precisions, dynamics_index, session_starts
         As in [`ar_kalman_filter`][behavhmm.inference.kalman.ar_kalman_filter].
     block_size : int, optional
-        Time steps whose filtered covariances are held at once; memory is
-        ``O(block_size S^2 + (T / block_size) S^2)`` at the cost of a second
+        Time steps whose filter outputs are held at once; memory is
+        ``O(block_size S d + (T / block_size) S^2)`` at the cost of a second
         filtering pass. Default: all steps at once (one pass).
 
     Returns
@@ -529,29 +609,20 @@ def ar_kalman_sample(
     _check(dynamics, emission, observations, precisions, dynamics_index, session_starts)
     t = observations.shape[0]
     d = dynamics.intercept.shape[-1]
-    checkpoints, blocks, n_blocks, bs = _run_filter(
-        dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size
-    )
-    lam_b, eta_b, const_b, idx_b, starts_b = blocks
-    idx_next = jnp.concatenate([idx_b.reshape(-1)[1:], jnp.zeros(1, jnp.int32)]).reshape(n_blocks, bs)
-    start_next = jnp.concatenate([starts_b.reshape(-1)[1:], jnp.ones(1, bool)]).reshape(n_blocks, bs)
-    keys = jax.random.split(key, n_blocks * bs).reshape((n_blocks, bs) + jax.random.split(key, 1).shape[1:])
     n_lagged = dynamics.coef.shape[-1]
-
-    def outer(carry, inp):
-        ck, lam, eta, const, j, st, jn, sn, kb = inp
-        _, (ms, Ps, lls) = _filter_block(ck, (lam, eta, const, j, st), dynamics)
-        carry, x = lax.scan(lambda c, v: _sample_step(dynamics, c, v), carry, (ms, Ps, jn, sn, kb), reverse=True)
-        return carry, (x, jnp.sum(lls))
-
-    init = jnp.zeros(n_lagged, observations.dtype)
-    inputs = (checkpoints, lam_b, eta_b, const_b, idx_b, starts_b, idx_next, start_next, keys)
-    if n_blocks == 1:  # one pass: the filter's moments are kept
-        _, (xs, ll) = outer(init, jax.tree_util.tree_map(lambda a: a[0], inputs))
-    else:
-        _, (xs, lls) = lax.scan(outer, init, inputs, reverse=True)
-        ll = jnp.sum(lls)
-    return KalmanSample(xs.reshape(-1, d)[:t], ll)
+    dtype = observations.dtype
+    k_obs, k_dyn, k_init = jax.random.split(key, 3)
+    noise = (
+        jax.random.normal(k_obs, (t, d), dtype),
+        jax.random.normal(k_dyn, (t, d), dtype),
+        jax.random.normal(k_init, (t, n_lagged), dtype),
+    )
+    draws = _Draws(jax.vmap(_chol)(dynamics.covariance), _chol(dynamics.initial_covariance))
+    checkpoints, blocks, n_blocks, bs = _run_filter(
+        dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size, "sample", noise, draws
+    )
+    xs, ll = _mean_smoother(dynamics, blocks, checkpoints, n_blocks, bs, "sample", draws)
+    return KalmanSample(xs[:t], ll)
 
 
 # ----------------------------------------------------------------------------
