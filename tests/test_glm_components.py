@@ -231,3 +231,109 @@ def test_every_solver_reaches_the_ridge_logistic_optimum(rng, solver):
     best = scipy_minimize(reference, np.zeros(8), method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-10}).x
     np.testing.assert_allclose(np.asarray(params.coef), best[:6].reshape(3, 2), atol=2e-4)
     np.testing.assert_allclose(np.asarray(params.intercept), best[6:], atol=2e-4)
+
+
+NEWTON_CASES = {
+    # family, inverse link, data, scale
+    "Bernoulli-logistic": ("Bernoulli", None, lambda rng, eta: rng.binomial(1, 1 / (1 + np.exp(-eta))), 1.0),
+    "Poisson-exp": ("Poisson", None, lambda rng, eta: rng.poisson(np.exp(eta)), 1.0),
+    "Gaussian-identity": ("Gaussian", None, lambda rng, eta: eta + 0.5 * rng.normal(size=eta.shape), 0.25),
+    "Poisson-softplus": ("Poisson", "softplus", lambda rng, eta: rng.poisson(np.logaddexp(0, eta)), 1.0),
+    "Gamma-exp": ("Gamma", "exp", lambda rng, eta: rng.gamma(2.0, np.exp(eta) / 2.0), 0.5),
+}
+
+
+@pytest.mark.requires_x64
+@pytest.mark.parametrize("case", list(NEWTON_CASES))
+@pytest.mark.parametrize("regularizer", ["UnRegularized", "Ridge"])
+def test_newton_reaches_the_weighted_glm_optimum_in_few_iterations(rng, case, regularizer):
+    """behavhmm's Newton solver equals scipy's L-BFGS-B on the weighted, penalised GLM objective."""
+    from behavhmm.fitting.solvers import minimize_glm_newton
+    from behavhmm.observations.glm import glm_elementwise_log_prob
+
+    family, link_name, draw, scale = NEWTON_CASES[case]
+    link = resolve_inverse_link(link_name, family)
+    n_time_bins = 600
+    X = rng.normal(size=(n_time_bins, 4))
+    w_true, b_true = rng.normal(scale=0.4, size=4), 0.3
+    y = draw(rng, X @ w_true + b_true).astype(float)
+    weights = rng.uniform(0.0, 1.0, n_time_bins)
+    n = float(n_time_bins)
+    strength = 0.0 if regularizer == "UnRegularized" else 3.0
+    hyper = {} if regularizer == "UnRegularized" else {"strength": jnp.full(4, strength / n)}
+
+    def log_prob(eta):
+        return glm_elementwise_log_prob(family, link, jnp.asarray(y), eta, jnp.asarray(scale))
+
+    run = jax.jit(
+        lambda w, b: minimize_glm_newton(
+            log_prob, w, b, jnp.asarray(X), jnp.asarray(weights), n, regularizer=regularizer, hyper=hyper,
+            solver_kwargs=freeze_kwargs({"tol": 1e-10, "maxiter": 100}),
+        )
+    )
+    (w, b), info = run(jnp.zeros(4), jnp.asarray(0.1 if family == "Gamma" else 0.0))
+
+    def reference(theta):
+        eta = jnp.asarray(X) @ theta[:4] + theta[4]
+        nll = -jnp.sum(jnp.asarray(weights) * log_prob(eta))
+        return float(nll + 0.5 * strength * jnp.sum(theta[:4] ** 2))
+
+    grad = jax.grad(lambda th: -jnp.sum(jnp.asarray(weights) * log_prob(jnp.asarray(X) @ th[:4] + th[4]))
+                    + 0.5 * strength * jnp.sum(th[:4] ** 2))
+    best = scipy_minimize(reference, np.r_[np.zeros(4), 0.1 if family == "Gamma" else 0.0],
+                          jac=lambda th: np.asarray(grad(jnp.asarray(th))), method="L-BFGS-B",
+                          options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 10000}).x
+    np.testing.assert_allclose(np.asarray(w), best[:4], atol=1e-5)
+    np.testing.assert_allclose(float(b), best[4], atol=1e-5)
+    assert float(info.error) < 1e-8
+    canonical = case in ("Bernoulli-logistic", "Poisson-exp", "Gaussian-identity")
+    assert int(info.iterations) <= (12 if canonical else 40)
+
+
+@pytest.mark.requires_x64
+def test_newton_objective_never_increases_from_a_far_start(rng):
+    """From coefficients whose rates overflow-scale (exp(12)), every accepted step lowers the objective."""
+    from behavhmm.fitting.solvers import minimize_glm_newton
+    from behavhmm.observations.glm import exp as exp_link
+    from behavhmm.observations.glm import glm_elementwise_log_prob
+
+    X = rng.normal(size=(500, 3))
+    y = rng.poisson(np.exp(0.2 * X[:, 0])).astype(float)
+    weights = np.ones(500)
+
+    def log_prob(eta):
+        return glm_elementwise_log_prob("Poisson", exp_link, jnp.asarray(y), eta, jnp.asarray(1.0))
+
+    def objective(w, b):
+        return float(-jnp.sum(log_prob(jnp.asarray(X) @ w + b)) / 500.0)
+
+    w, b = jnp.asarray([4.0, -4.0, 4.0]), jnp.asarray(0.0)
+    values = [objective(w, b)]
+    for _ in range(30):  # one Newton iteration at a time
+        (w, b), info = minimize_glm_newton(log_prob, w, b, jnp.asarray(X), jnp.asarray(weights), 500.0,
+                                           regularizer="UnRegularized", hyper={},
+                                           solver_kwargs=freeze_kwargs({"maxiter": 1, "tol": 1e-10}))
+        values.append(objective(w, b))
+    assert np.all(np.isfinite(values))
+    assert np.all(np.diff(values) <= 1e-12)
+    np.testing.assert_allclose(np.asarray(w), [0.2, 0.0, 0.0], atol=0.15)
+    assert values[-1] < values[0] - 100.0
+
+
+def test_default_solver_is_newton_for_canonical_smooth_models_only():
+    from behavhmm import GLMHMM
+
+    assert GLMHMM(2)._spec().solver == "Newton"
+    assert GLMHMM(2, observation_model="Poisson", regularizer="UnRegularized")._spec().solver == "Newton"
+    assert GLMHMM(2, observation_model="Poisson", inverse_link_function=jax.nn.softplus)._spec().solver == "LBFGS"
+    assert GLMHMM(2, observation_model="Gamma")._spec().solver == "LBFGS"
+    assert GLMHMM(2, regularizer="Lasso")._spec().solver == "ProximalGradient"
+    # kwargs only jaxopt's L-BFGS takes keep nemos' default
+    assert GLMHMM(2, solver_kwargs={"history_size": 5})._spec().solver == "LBFGS"
+    assert GLMHMM(2, solver_kwargs={"maxiter": 5})._spec().solver == "Newton"
+    with pytest.raises(ValueError, match="one linear predictor per output"):
+        GLMHMM(2, observation_model="Categorical", solver_name="Newton")._spec()
+    with pytest.raises(ValueError, match="not allowed for Lasso"):
+        GLMHMM(2, regularizer="Lasso", solver_name="Newton")._spec()
+    with pytest.raises(NameError, match="history_size"):
+        GLMHMM(2, solver_name="Newton", solver_kwargs={"history_size": 5})._spec()

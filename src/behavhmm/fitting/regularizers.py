@@ -56,7 +56,7 @@ __all__ = [
     "regularizer_prox",
 ]
 
-_ALL_SOLVERS = ("GradientDescent", "BFGS", "LBFGS", "NonlinearCG", "ProximalGradient")
+_ALL_SOLVERS = ("GradientDescent", "BFGS", "LBFGS", "NonlinearCG", "ProximalGradient", "Newton")
 _PROX_ONLY = ("ProximalGradient",)
 
 

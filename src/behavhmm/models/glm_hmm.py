@@ -24,13 +24,22 @@ from sklearn.utils.validation import validate_data
 from .._utils import bucket_length, float_dtype
 from ..fitting import EMConvergenceWarning, run_em
 from ..fitting.regularizers import GroupLasso, Lasso, Regularizer, get_regularizer
-from ..fitting.solvers import SOLVERS, check_solver_kwargs, default_solver_kwargs, freeze_kwargs
+from ..fitting.solvers import (
+    SOLVERS,
+    check_solver_kwargs,
+    default_solver_kwargs,
+    freeze_kwargs,
+    solver_accepted_arguments,
+)
 from ..inference import resolve_method
 from ..observations.glm import (
     FAMILIES,
     FIXED_SCALE_FAMILIES,
+    exp,
     glm_log_likelihood_constant,
+    identity,
     inverse_link_name,
+    logistic,
     resolve_inverse_link,
 )
 from . import _glm_core as core
@@ -242,9 +251,16 @@ class GLMHMM(BaseHMM):
         rows; e.g. larger values on the diagonal favour long dwell times.
     solver_name : str, optional
         M-step solver: ``"GradientDescent"``, ``"BFGS"``, ``"LBFGS"``,
-        ``"NonlinearCG"`` or ``"ProximalGradient"`` (jaxopt). Default: the
-        regularizer's (LBFGS for UnRegularized and Ridge, ProximalGradient
-        for the non-smooth penalties, which allow only ProximalGradient).
+        ``"NonlinearCG"`` or ``"ProximalGradient"`` (jaxopt), or
+        ``"Newton"`` (behavhmm's damped Newton's method on the exact GLM
+        Hessian, see [`minimize_glm_newton`][behavhmm.fitting.solvers.minimize_glm_newton];
+        smooth penalties, not the Categorical model). Default: Newton for
+        UnRegularized and Ridge with a canonical link (Bernoulli/logistic,
+        Poisson/exp, Gaussian/identity), where the M-step is convex and
+        Newton converges in a few iterations from EM's warm start; otherwise
+        the regularizer's (LBFGS for UnRegularized and Ridge,
+        ProximalGradient for the non-smooth penalties, which allow only
+        ProximalGradient).
     solver_kwargs : dict, optional
         Keyword arguments of the jaxopt solver (e.g. ``maxiter``, ``tol``
         per M-step); they override behavhmm's defaults (see
@@ -325,7 +341,8 @@ class GLMHMM(BaseHMM):
     ``π_k ∝ Σ_s γ_sk + a_k - 1`` (over session starts ``s``),
     ``A_ij ∝ N_ij + a_ij - 1``, and minimises
     ``-Σ_t Σ_k γ_tk log p(y_t | x_t, W_k, b_k, φ_k) + P(W)`` over the
-    weights (warm-started jaxopt solver), then over the scale (closed form
+    weights (warm-started: Newton's method on the exact Hessian by default
+    for canonical links, else a jaxopt solver), then over the scale (closed form
     for the Gaussian variance, L-BFGS on ``log φ`` for Gamma and
     NegativeBinomial). Each block maximises the EM objective, which
     therefore never decreases.
@@ -527,12 +544,17 @@ class GLMHMM(BaseHMM):
         regularizer = get_regularizer(self.regularizer)
         solver = self.solver_name
         if solver is None:
-            solver = regularizer.default_solver
+            solver = _default_solver(regularizer, family, link, self.solver_kwargs)
         elif not isinstance(solver, str):
             raise TypeError("solver_name must be a string.")
         elif solver not in SOLVERS:
             raise ValueError(f"Unknown solver_name {solver!r}; choose one of {sorted(SOLVERS)}.")
         regularizer.check_solver(solver)
+        if solver == "Newton" and family == "Categorical":
+            raise ValueError(
+                "solver_name='Newton' needs one linear predictor per output; the Categorical model has one per "
+                "class. Use 'LBFGS' (or leave solver_name as None)."
+            )
         check_solver_kwargs(solver, self.solver_kwargs)
         if not isinstance(self.maxiter, numbers.Real) or isinstance(self.maxiter, bool) or self.maxiter != int(self.maxiter) or self.maxiter <= 0:
             raise ValueError(f"``maxiter`` must be a strictly positive integer. {self.maxiter} provided.")
@@ -1435,6 +1457,27 @@ def _expected_outputs(data: _Data | None, spec: _Spec, model: GLMHMM) -> int | N
         return len(model.classes_) if hasattr(model, "classes_") else int(np.shape(model.intercept_)[0])
     intercept_ndim = np.ndim(getattr(model, "intercept_", np.zeros(1)))
     return None if intercept_ndim == 1 else int(np.shape(model.intercept_)[0])
+
+
+_CANONICAL_LINKS = {"Bernoulli": logistic, "Poisson": exp, "Gaussian": identity}
+
+
+def _default_solver(regularizer, family: str, link, solver_kwargs) -> str:
+    """The solver used when ``solver_name`` is None.
+
+    Newton's method on the exact Hessian for a smooth penalty and a canonical
+    link (a convex M-step that converges in a few iterations from EM's warm
+    start), unless ``solver_kwargs`` holds arguments only jaxopt's solvers
+    take; otherwise the regularizer's default (nemos' choice).
+    """
+    solver = regularizer.default_solver
+    if (
+        solver == "LBFGS"
+        and _CANONICAL_LINKS.get(family) is link
+        and set(solver_kwargs or {}) <= solver_accepted_arguments("Newton")
+    ):
+        return "Newton"
+    return solver
 
 
 def _check_n_states(n_states) -> int:

@@ -72,6 +72,7 @@ __all__ = [
     "glm_log_likelihoods",
     "glm_expected_nll",
     "glm_column_nll",
+    "glm_elementwise_log_prob",
     "glm_log_likelihood_constant",
     "gaussian_scale_map",
     "glm_mean",
@@ -367,6 +368,27 @@ def glm_expected_nll(
     """
     ll = glm_log_likelihoods(family, link, params, scale, X, y, include_constant=False)
     return -jnp.sum(posteriors * ll) / normalizer
+
+
+def glm_elementwise_log_prob(family: str, link: Callable, y, eta, scale):
+    """``log p(y_t | η_t, φ)`` for every element, without the terms that depend on ``y`` only.
+
+    Parameters
+    ----------
+    family : str
+        A scalar-output family (not ``"Categorical"``).
+    link : callable
+        The inverse link.
+    y, eta : arrays of the same shape
+        Observations and linear predictors.
+    scale : scalar array
+        ``φ`` (ignored by Bernoulli and Poisson).
+
+    Returns
+    -------
+    array of the shape of ``eta``
+    """
+    return _elementwise_log_prob(family, link, y.astype(eta.dtype), eta, scale, include_constant=False)
 
 
 def glm_column_nll(family: str, link: Callable, coef, intercept, scale, X, y, weights, normalizer):
