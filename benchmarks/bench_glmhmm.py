@@ -129,7 +129,7 @@ def _load(folder: Path):
     return meta, data, init
 
 
-def run_behavhmm(folder: Path, tol: float, dtype: str) -> dict:
+def run_behavhmm(folder: Path, tol: float, dtype: str, solver: str | None = None) -> dict:
     import jax
 
     jax.config.update("jax_enable_x64", dtype == "float64")
@@ -139,13 +139,15 @@ def run_behavhmm(folder: Path, tol: float, dtype: str) -> dict:
     meta, data, init = _load(folder)
     out = {"library": "behavhmm", "version": behavhmm.__version__, "jax": jax.__version__, "fits": []}
     for repeat in range(2):
-        model = GLMHMM(meta["n_states"], observation_model=meta["family"], maxiter=MAXITER, tol=tol, progress_bar=False)
+        model = GLMHMM(meta["n_states"], observation_model=meta["family"], maxiter=MAXITER, tol=tol, progress_bar=False,
+                       solver_name=solver)
         t0 = time.perf_counter()
         model.fit(data["X"], data["y"], init_params=init, session_starts=data["session_starts"])
         elapsed = time.perf_counter() - t0
         out["fits"].append({"seconds": elapsed, "iterations": int(model.n_iter_), "converged": bool(model.converged_)})
         log(f"  behavhmm fit {repeat + 1}: {elapsed:.2f} s, {model.n_iter_} iterations")
-    np.savez(folder / "fit_behavhmm.npz", coef=model.coef_, intercept=model.intercept_, scale=model.scale_,
+    out["solver"] = model._spec().solver
+    np.savez(folder / f"fit_{_tag('behavhmm', solver)}.npz", coef=model.coef_, intercept=model.intercept_, scale=model.scale_,
              initial=model.initial_prob_, transition=model.transition_prob_)
     return out
 
@@ -208,9 +210,15 @@ def evaluate(folder: Path, which: str) -> dict:
     return {"log_likelihood": ll, "penalized": ll - penalty, "state_accuracy": state_accuracy(data["states"], z)}
 
 
-def _runner(lib: str, folder: Path, tol: float, dtype: str) -> dict:
+def _tag(lib: str, solver: str | None) -> str:
+    return lib if solver is None else f"{lib}_{solver}"
+
+
+def _runner(lib: str, folder: Path, tol: float, dtype: str, solver: str | None = None) -> dict:
     if lib == "behavhmm":
         cmd = [sys.executable, __file__, "--runner", "behavhmm", "--problem", str(folder), "--tol", repr(tol), "--dtype", dtype]
+        if solver is not None:
+            cmd += ["--solver", solver]
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     else:
         cmd = [str(NEMOS_PYTHON), __file__, "--runner", "nemos", "--problem", str(folder), "--tol", repr(tol), "--dtype", dtype]
@@ -244,10 +252,13 @@ def drive(problems: dict, out_prefix: Path | None, dtype: str) -> dict:
             log(f"{name}: {meta}")
             ours = _runner("behavhmm", folder, TOL, dtype)
             ours.update(evaluate(folder, "behavhmm"))
+            # behavhmm with nemos' M-step solver (L-BFGS), to separate the solver from the rest
+            ours_lbfgs = _runner("behavhmm", folder, TOL, dtype, "LBFGS")
+            ours_lbfgs.update(evaluate(folder, _tag("behavhmm", "LBFGS")))
             # nemos tests |exp(LL_new / T) - exp(LL_old / T)| < tol; the tolerance equal to ours
             # (|Δ LL| / T < TOL) is TOL * exp(LL / T) at the solution
             matched_tol = TOL * float(np.exp(ours["log_likelihood"] / meta["n_time_bins"]))
-            runs = {"behavhmm": ours}
+            runs = {"behavhmm": ours, "behavhmm (LBFGS, nemos' solver)": ours_lbfgs}
             for label, tol in (("nemos (same tolerance)", matched_tol), ("nemos (default tol=1e-8)", TOL)):
                 log(f"  {label}: tol={tol:.3g}")
                 res = _runner("nemos", folder, tol, dtype)
@@ -270,7 +281,9 @@ def render(results: dict) -> str:
         "# GLM-HMM fits: behavhmm vs nemos",
         "",
         f"{results['date']}; {m['cpu']}, {m['cores']} cores; {results['dtype']}; both libraries from the same",
-        f"initialisation (nemos' defaults), Ridge strength 1, LBFGS, maxiter {results['maxiter']}.",
+        f"initialisation (nemos' defaults), Ridge strength 1, maxiter {results['maxiter']}; M-step solvers: nemos LBFGS (its",
+        "default), behavhmm its default (Newton's method on the exact GLM Hessian for these canonical links) and, in a",
+        "second row, LBFGS like nemos.",
         f"Tolerance: behavhmm stops when the EM objective changes by less than {results['tol']:g} nats per time bin;",
         "nemos stops when |exp(LL_new/T) - exp(LL_old/T)| < tol, run once with the equivalent tolerance",
         f"({results['tol']:g} x exp(LL/T)) and once with its default (1e-8). Log-likelihoods: one evaluator",
@@ -304,8 +317,14 @@ def render(results: dict) -> str:
             f"first fit {same['fits'][0]['seconds'] / ours['fits'][0]['seconds']:.1f}x, "
             f"time per iteration {(same['fits'][1]['seconds'] / max(same['fits'][1]['iterations'], 1)) / (ours['fits'][1]['seconds'] / max(ours['fits'][1]['iterations'], 1)):.1f}x; "
             f"final log-likelihood behavhmm - nemos = {ours['log_likelihood'] - same['log_likelihood']:+.2f} nats.",
-            "",
         ]
+        lbfgs = prob["runs"].get("behavhmm (LBFGS, nemos' solver)")
+        if lbfgs is not None:
+            lines.append(
+                f"With L-BFGS M-steps like nemos: second fit {same['fits'][1]['seconds'] / lbfgs['fits'][1]['seconds']:.1f}x, "
+                f"final log-likelihood behavhmm - nemos = {lbfgs['log_likelihood'] - same['log_likelihood']:+.2f} nats."
+            )
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -317,10 +336,13 @@ def main(argv=None):
     parser.add_argument("--runner", choices=("behavhmm", "nemos"))
     parser.add_argument("--problem", type=Path)
     parser.add_argument("--tol", type=float, default=TOL)
+    parser.add_argument("--solver", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.runner:
-        run = run_behavhmm if args.runner == "behavhmm" else run_nemos
-        print(json.dumps(run(args.problem, args.tol, args.dtype)))
+        if args.runner == "behavhmm":
+            print(json.dumps(run_behavhmm(args.problem, args.tol, args.dtype, args.solver)))
+        else:
+            print(json.dumps(run_nemos(args.problem, args.tol, args.dtype)))
         return
     sys.path.insert(0, str(REPO / "src"))  # the evaluator uses this checkout's behavhmm
     if not NEMOS_PYTHON.exists():
