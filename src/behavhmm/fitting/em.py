@@ -155,8 +155,8 @@ def run_em(
                     if name == "median_duration":
                         postfix["median_dur"] = f"{float(value):.1f}"
             bar.set_postfix(postfix)
-            if checkpoint is not None and checkpoint_every and (
-                done % checkpoint_every == 0 or done == n_iter or converged
+            if checkpoint is not None and (
+                (checkpoint_every and done % checkpoint_every == 0) or done == n_iter or converged
             ):
                 checkpoint(params, done, {k: np.asarray(v) for k, v in hist.items()})
             if converged:

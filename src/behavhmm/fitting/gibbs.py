@@ -89,6 +89,7 @@ def run_gibbs(
         ``checkpoint(state, n_done, history)``, called every
         ``checkpoint_every`` sweeps and after the last one.
     checkpoint_every : int, optional
+        Default: only after the last sweep.
 
     Returns
     -------
@@ -127,7 +128,7 @@ def run_gibbs(
                     postfix["median_dur"] = f"{float(diagnostics['median_duration']):.1f}"
             bar.update(1)
             bar.set_postfix(postfix)
-            if checkpoint is not None and checkpoint_every and (done % checkpoint_every == 0 or done == n_iter):
+            if checkpoint is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == n_iter):
                 checkpoint(state_after, done, {k: np.asarray(v) for k, v in hist.items()})
 
         # One sweep in flight: sweep i+1 is dispatched before sweep i's results are read on the

@@ -6,8 +6,6 @@ compiled programs (EM, Gibbs, prediction, simulation) are in ``_ar_programs``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import numbers
 import warnings
 from functools import partial
@@ -42,9 +40,8 @@ from ._initializers import (
     PROBA_INITIAL_REGISTRY,
     PROBA_TRANSITION_REGISTRY,
     InitSlot,
-    describe_initializers,
 )
-from ._serialization import write_npz_atomic
+from ._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
 from ._sessions import drop_nan_borders, session_bounds, session_ids, session_mask, split_pynapple
 from .base import BaseHMM, PreparedData, check_random_key
 
@@ -195,9 +192,6 @@ _WHITEN = ("none", "all", "each")
 _HELDOUT_BY = ("frames", "sessions")
 _COVARIANCE_PRIORS = ("fixed", "empirical")
 INITIAL_DOF = 10.0  # starting degrees of freedom of robust (Student-t) fits
-_CHECKPOINT_FORMAT = "behavhmm-checkpoint"
-# parameters that may differ between a checkpointed fit and its resumption
-_RESUMABLE_CHANGES = {"n_iter", "progress_bar", "checkpoint_path", "checkpoint_every", "check_every"}
 
 
 def _whitening(frames: np.ndarray):
@@ -1102,60 +1096,16 @@ class ARHMM(BaseHMM):
 
     # ---------------------------------------------------------- checkpoints
     def _checkpoint_meta(self, train: PreparedData, kappa):
-        params = {k: v for k, v in self.get_params(deep=False).items() if k not in _RESUMABLE_CHANGES}
-        params["initialization_funcs"] = describe_initializers(params.get("initialization_funcs"))
-        digest = hashlib.sha256(np.ascontiguousarray(train.extra["y"]).tobytes())
-        digest.update(np.ascontiguousarray(train.extra["x"]).tobytes())
-        return {
-            "format": _CHECKPOINT_FORMAT,
-            "class": type(self).__name__,
-            "params": json.loads(json.dumps(params, default=str)),
-            "kappa": float(kappa),
-            "data_sha256": digest.hexdigest(),
-        }
+        return checkpoint_meta(self, (train.extra["y"], train.extra["x"]), kappa=float(kappa))
 
     def _write_checkpoint(self, state, n_done, history, *, train, kappa, key):
-        meta = self._checkpoint_meta(train, kappa)
-        meta["iteration"] = int(n_done)
-        leaves = jax.tree_util.tree_leaves(state)
-        arrays = {f"state_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-        arrays.update({f"history__{k}": np.asarray(v) for k, v in history.items()})
-        arrays["key"] = np.asarray(jax.random.key_data(key))
-        arrays["__metadata__"] = np.asarray(json.dumps(meta))
-        write_npz_atomic(self.checkpoint_path, arrays)
+        write_checkpoint(self.checkpoint_path, self._checkpoint_meta(train, kappa), state, n_done, history, key)
 
     def _read_checkpoint(self, train: PreparedData, kappa, key):
-        path = self.checkpoint_path
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                meta = json.loads(str(npz["__metadata__"][()]))
-                arrays = {k: npz[k] for k in npz.files}
-        except FileNotFoundError:
-            raise FileNotFoundError(f"resume=True but there is no checkpoint at {path}.") from None
-        except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"{path} is not a readable behavhmm checkpoint: {exc}") from exc
-        expected = self._checkpoint_meta(train, kappa)
-        for field_name in ("format", "class", "params", "kappa", "data_sha256"):
-            if meta.get(field_name) != expected[field_name]:
-                raise ValueError(
-                    f"The checkpoint at {path} does not match this fit ({field_name} differs): resume with the "
-                    "same data, hyperparameters and random_state as the interrupted fit."
-                )
-        if not np.array_equal(arrays["key"], np.asarray(jax.random.key_data(key))):
-            raise ValueError(f"The checkpoint at {path} was written by a chain with another random key.")
-        template = self._state_template(train)
-        treedef = jax.tree_util.tree_structure(template)
-        n_leaves = treedef.num_leaves
-        leaves = [jnp.asarray(arrays[f"state_{i}"]) for i in range(n_leaves)]
-        for leaf, ref in zip(leaves, jax.tree_util.tree_leaves(template), strict=True):
-            if leaf.shape != ref.shape or leaf.dtype != ref.dtype:
-                raise ValueError(
-                    f"The checkpoint at {path} holds arrays of shape {leaf.shape} / dtype {leaf.dtype} where "
-                    f"{ref.shape} / {ref.dtype} is expected (was it written with another precision?)."
-                )
-        state = jax.tree_util.tree_unflatten(treedef, leaves)
-        history = {k[len("history__") :]: v for k, v in arrays.items() if k.startswith("history__")}
-        return state, int(meta["iteration"]), history
+        state, start, history, _ = read_checkpoint(
+            self.checkpoint_path, self._checkpoint_meta(train, kappa), key, self._state_template(train)
+        )
+        return state, start, history
 
     def _state_template(self, train: PreparedData):
         dtype = float_dtype()
