@@ -247,6 +247,34 @@ def test_refit_does_not_recompile(simulated):
     assert [p._cache_size() for p in programs] == before
 
 
+def test_checkpoint_resume_is_bit_identical(simulated, tmp_path):
+    """A full-model chain stopped after 3 sweeps and resumed to 6 equals one run straight to 6."""
+    _, sim, starts, _ = simulated
+    X, st = sim.keypoints[:700], starts[:700]
+    kw = dict(n_states=N_STATES, latent_dim=LATENT_DIM, nlags=NLAGS, kappa=30.0, n_iter_ar=2, check_every=2,
+              anterior_bodyparts=0, posterior_bodyparts=4, progress_bar=False, random_state=7)
+    straight = KeypointSLDS(n_iter=6, **kw).fit(X, session_starts=st)
+    path = tmp_path / "chain.npz"
+    KeypointSLDS(n_iter=3, checkpoint_path=path, checkpoint_every=2, **kw).fit(X, session_starts=st)
+    resumed = KeypointSLDS(n_iter=6, checkpoint_path=path, **kw).fit(X, session_starts=st, resume=True)
+    for name in ("coef_", "transition_prob_", "beta_", "noise_variance_", "latents_", "headings_", "centroids_",
+                 "states_", "log_likelihood_history_", "ar_log_likelihood_history_"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(straight, name), err_msg=name)
+    # the resumed fit continued the saved chain (its diagnostics include the interrupted run's last sweep)
+    assert straight.check_iterations_.tolist() == [2, 4, 6]
+    assert resumed.check_iterations_.tolist() == [2, 3, 4, 6]
+    with pytest.raises(ValueError, match="does not match this fit"):
+        KeypointSLDS(n_iter=6, checkpoint_path=path, **{**kw, "kappa": 31.0}).fit(X, session_starts=st, resume=True)
+    with pytest.raises(ValueError, match="does not match this fit"):
+        KeypointSLDS(n_iter=6, checkpoint_path=path, **kw).fit(X[:-1], session_starts=st[:-1], resume=True)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        KeypointSLDS(n_iter=6, checkpoint_path=tmp_path / "none.npz", **kw).fit(X, session_starts=st, resume=True)
+    with pytest.raises(ValueError, match="resume=True needs checkpoint_path"):
+        KeypointSLDS(n_iter=6, **kw).fit(X, session_starts=st, resume=True)
+    with pytest.raises(ValueError, match="checkpoint_every needs checkpoint_path"):
+        KeypointSLDS(n_iter=6, checkpoint_every=2, **kw).fit(X, session_starts=st)
+
+
 def test_missing_keypoints_and_confidence(simulated):
     _, sim, starts, model = simulated
     X = sim.keypoints.copy()

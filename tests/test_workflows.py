@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jax
 import numpy as np
 import pandas as pd
@@ -28,9 +30,11 @@ def test_fit_and_apply_keypoints_end_to_end_on_a_real_file(shared_data, tmp_path
     result = runner.invoke(
         main,
         ["fit-keypoints", str(source), "--out", str(out), "--fps", "30", "--latent-dim", "3", "--n-states", "8",
-         "--ar-iters", "3", "--iters", "3", "--no-progress"],
+         "--ar-iters", "3", "--iters", "3", "--checkpoint-every", "2", "--no-progress"],
     )
     assert result.exit_code == 0, result.output
+    with np.load(out / "model.checkpoint.npz") as ck:  # written after sweeps 2 and 3
+        assert json.loads(str(ck["__metadata__"][()]))["iteration"] == 3
     assert "Read 2,330 frames x 4 keypoints (2-D) in 1 session(s) at 30 fps" in result.output
     assert "median duration" in result.output and "ms" in result.output
     for name in ("model.npz", "results.h5", "syllable_usage.png", "syllable_durations.png", "fit_progress.png"):
@@ -55,6 +59,22 @@ def test_fit_and_apply_keypoints_end_to_end_on_a_real_file(shared_data, tmp_path
 
     model = load_model(out / "model.npz")
     assert model.n_states == 8
+    # the chain continues from its checkpoint (one more sweep)
+    resumed = runner.invoke(
+        main,
+        ["fit-keypoints", str(source), "--out", str(tmp_path / "resumed"), "--fps", "30", "--latent-dim", "3",
+         "--n-states", "8", "--ar-iters", "3", "--iters", "4", "--resume", "--no-plots", "--no-progress"],
+    )
+    assert resumed.exit_code != 0 and "no checkpoint" in resumed.output  # another --out holds none
+    (out / "model.checkpoint.npz").rename(tmp_path / "resumed" / "model.checkpoint.npz")
+    resumed = runner.invoke(
+        main,
+        ["fit-keypoints", str(source), "--out", str(tmp_path / "resumed"), "--fps", "30", "--latent-dim", "3",
+         "--n-states", "8", "--ar-iters", "3", "--iters", "4", "--resume", "--no-plots", "--no-progress"],
+    )
+    assert resumed.exit_code == 0, resumed.output
+    with np.load(tmp_path / "resumed" / "model.checkpoint.npz") as ck:
+        assert json.loads(str(ck["__metadata__"][()]))["iteration"] == 4
     applied = tmp_path / "applied"
     result = runner.invoke(main, ["apply-keypoints", str(out / "model.npz"), str(source), "--out", str(applied),
                                   "--fps", "30"])

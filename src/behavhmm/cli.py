@@ -375,10 +375,14 @@ def _keypoint_summary(model, results, log_likelihood):
 @click.option("--iters", default=50, show_default=True, help="Gibbs sweeps of the full model.")
 @click.option("--outlier-threshold", default=6.0, show_default=True, help="Outlier cut in MAD multiples.")
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
+@click.option("--checkpoint-every", type=int, default=None,
+              help="Write OUT/model.checkpoint.npz every N full-model sweeps (and after the last).")
+@click.option("--resume", is_flag=True, help="Continue the full-model chain from OUT/model.checkpoint.npz.")
 @click.option("--no-plots", is_flag=True, help="Do not draw figures.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def fit_keypoints_command(files, out_dir, bodyparts, anterior, posterior, fps, latent_dim, n_states, nlags, kappa,
-                          target_duration, ar_iters, iters, outlier_threshold, seed, no_plots, no_progress):
+                          target_duration, ar_iters, iters, outlier_threshold, seed, checkpoint_every, resume,
+                          no_plots, no_progress):
     """Syllables from pose tracking files: load, clean, fit a keypoint SLDS, write results and figures."""
     from .analysis import permute_states
     from .models import KeypointSLDS
@@ -414,11 +418,15 @@ def fit_keypoints_command(files, out_dir, bodyparts, anterior, posterior, fps, l
         n_states=n_states, latent_dim=latent_dim, nlags=nlags, kappa=kappa,
         anterior_bodyparts=0 if front is None else front, posterior_bodyparts=-1 if back is None else back,
         n_iter_ar=ar_iters, n_iter=iters, random_state=seed, progress_bar=not no_progress,
+        checkpoint_path=str(Path(out_dir) / "model.checkpoint.npz") if (checkpoint_every or resume) else None,
+        checkpoint_every=checkpoint_every,
     )
+    if model.checkpoint_path is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
     try:
-        fit_keypoints(model, coords, conf, sessions.session_starts, target_duration=target)
-    except ValueError as exc:
+        fit_keypoints(model, coords, conf, sessions.session_starts, target_duration=target, resume=resume)
+    except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Fitted in {time.perf_counter() - tic:.1f} s (kappa = {model.kappa:.4g}).")
     decoding = model.decode(coords, conf, session_starts=sessions.session_starts, smoothed_proba=True)

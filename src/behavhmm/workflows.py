@@ -203,7 +203,9 @@ def _screen(sessions, min_observed: float, min_frames: int):
     return sessions
 
 
-def fit_keypoints(model, coordinates, confidence, session_starts, *, target_duration: float | None = None):
+def fit_keypoints(
+    model, coordinates, confidence, session_starts, *, target_duration: float | None = None, resume: bool = False
+):
     """Fit a KeypointSLDS, first choosing ``kappa`` for a target median duration if asked.
 
     Parameters
@@ -217,6 +219,9 @@ def fit_keypoints(model, coordinates, confidence, session_starts, *, target_dura
         Wanted median syllable duration in frames. ``kappa`` is then found by
         bisection in ``log10(kappa)`` with an `ARHMM` on the model's PCA of
         the aligned keypoints (its AR-only stage), and used for both stages.
+    resume : bool, default False
+        Continue the chain saved at the model's ``checkpoint_path`` (the
+        kappa search, deterministic, is run again first).
 
     Returns
     -------
@@ -226,7 +231,10 @@ def fit_keypoints(model, coordinates, confidence, session_starts, *, target_dura
     if target_duration is not None:
         from .models import ARHMM
 
-        probe = type(model)(**{**model.get_params(), "n_iter": 1, "n_iter_ar": 0, "progress_bar": False})
+        probe = type(model)(**{
+            **model.get_params(), "n_iter": 1, "n_iter_ar": 0, "progress_bar": False,
+            "checkpoint_path": None, "checkpoint_every": None,
+        })
         probe.fit(coordinates, confidence=confidence, session_starts=session_starts)
         scores = probe.decode(coordinates, confidence=confidence, session_starts=session_starts).latents
         ar = ARHMM(
@@ -235,7 +243,7 @@ def fit_keypoints(model, coordinates, confidence, session_starts, *, target_dura
             random_state=model.random_state, progress_bar=model.progress_bar,
         ).fit(scores, session_starts=session_starts)
         model.set_params(kappa=float(ar.kappa_))
-    return model.fit(coordinates, confidence=confidence, session_starts=session_starts)
+    return model.fit(coordinates, confidence=confidence, session_starts=session_starts, resume=resume)
 
 
 def keypoint_results(

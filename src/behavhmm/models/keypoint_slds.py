@@ -30,6 +30,7 @@ from ._ar_programs import (
     posterior,
     simulate_program,
 )
+from ._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
 from ._sessions import session_bounds, session_mask, split_pynapple
 from ._slds_programs import (
     KPData,
@@ -226,6 +227,13 @@ class KeypointSLDS(BaseHMM):
         "uniform", ``transition_proba_init`` "sticky", ``ar_params_init``
         "kmeans" (default) or "random", or custom callables), applied to the
         PC scores of the aligned keypoints.
+    checkpoint_path : str or path, optional
+        Write the full-model chain's state there (atomically, ``.npz``, no
+        pickle) every ``checkpoint_every`` sweeps and after the last one;
+        ``fit(..., resume=True)`` continues it (the AR-only stage is not run
+        again) and gives the same chain, bit for bit, as an uninterrupted fit.
+    checkpoint_every : int, optional
+        Full-model sweeps between checkpoints (default: only at the end).
 
     Attributes
     ----------
@@ -306,6 +314,8 @@ class KeypointSLDS(BaseHMM):
         random_state=0,
         progress_bar: bool = True,
         initialization_funcs: dict | None = None,
+        checkpoint_path=None,
+        checkpoint_every: int | None = None,
     ):
         self.n_states = n_states
         self.latent_dim = latent_dim
@@ -332,6 +342,8 @@ class KeypointSLDS(BaseHMM):
         self.random_state = random_state
         self.progress_bar = progress_bar
         self.initialization_funcs = initialization_funcs
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
 
     # ----------------------------------------------------------- validation
     def _check_hyperparameters(self):
@@ -359,6 +371,10 @@ class KeypointSLDS(BaseHMM):
             raise ValueError(f"inference_method must be one of {_METHODS}, got {self.inference_method!r}.")
         if not isinstance(self.progress_bar, bool | np.bool_):
             raise TypeError(f"progress_bar must be a bool, got {type(self.progress_bar).__name__}.")
+        if self.checkpoint_every is not None:
+            check_scalar(self.checkpoint_every, "checkpoint_every", numbers.Integral, min_val=1)
+            if self.checkpoint_path is None:
+                raise ValueError("checkpoint_every needs checkpoint_path.")
 
     def _saved_attributes(self):
         return (
@@ -593,7 +609,7 @@ class KeypointSLDS(BaseHMM):
         take = np.maximum(np.ceil(INIT_FRAMES * (end - begin) / n_time_bins).astype(int), self.nlags + 1)
         return np.concatenate([np.arange(a, min(a + k, b)) for a, b, k in zip(begin, end, take, strict=True)])
 
-    def fit(self, X, confidence=None, session_starts=None, y=None):
+    def fit(self, X, confidence=None, session_starts=None, y=None, resume: bool = False):
         """Fit the keypoint SLDS: PCA, AR-only stage, then full-model Gibbs sweeps.
 
         Parameters
@@ -610,6 +626,12 @@ class KeypointSLDS(BaseHMM):
             or one per epoch of a pynapple input's ``time_support``).
         y : Ignored
             Present for scikit-learn compatibility.
+        resume : bool, default False
+            Continue the full-model chain saved at ``checkpoint_path`` up to
+            ``n_iter`` sweeps (same data, hyperparameters and
+            ``random_state`` as the interrupted fit; ``n_iter``,
+            ``check_every``, ``checkpoint_every`` and ``progress_bar`` may
+            differ).
 
         Returns
         -------
@@ -620,13 +642,19 @@ class KeypointSLDS(BaseHMM):
         ValueError
             For a bad shape, infinite values, sessions of ``nlags`` frames or
             fewer, too few complete frames for the PCA, ``latent_dim`` above
-            ``(n_keypoints - 1) * n_dims``, or invalid hyperparameters.
+            ``(n_keypoints - 1) * n_dims``, or invalid hyperparameters; with
+            ``resume``, for a missing ``checkpoint_path`` or a checkpoint of
+            another fit.
+        FileNotFoundError
+            With ``resume``, if there is no checkpoint at ``checkpoint_path``.
         TypeError
             For hyperparameters of the wrong type.
         FloatingPointError
             If a sweep produces a non-finite log-likelihood.
         """
         self._check_hyperparameters()
+        if resume and self.checkpoint_path is None:
+            raise ValueError("resume=True needs checkpoint_path.")
         coords, observed, conf, mask, _ = self._read(X, confidence, session_starts, fitting=True)
         n_time_bins, n_kp, n_dims = coords.shape
         if self.latent_dim > (n_kp - 1) * n_dims:
@@ -691,18 +719,6 @@ class KeypointSLDS(BaseHMM):
             params, jnp.full(self.n_states, 1.0 / self.n_states, dtype), jnp.zeros(n, jnp.int32), jnp.ones(n, dtype)
         )
         latents_dev = jnp.asarray(np.pad(latents, ((0, pad), (0, 0))), dtype)
-        ardata = ar_data_program(latents_dev, data, int(self.nlags))
-        if self.n_iter_ar:
-            res_ar = run_gibbs(
-                lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method), ar_state, key_ar,
-                n_iter=int(self.n_iter_ar), n_frames=n_time_bins, progress_bar=self.progress_bar,
-                desc=f"KeypointSLDS AR-only (K={self.n_states})",
-            )
-            ar_state = res_ar.state
-            self.ar_log_likelihood_history_ = np.asarray(res_ar.history["log_likelihood"])
-        else:
-            self.ar_log_likelihood_history_ = np.zeros(0)
-        # full model
         recon = (latents @ comps + mean).reshape(n_time_bins, n_kp, n_dims)
         resid = y - self._rotate(recon, heading) - centroid[:, None, :]
         sq = np.sum(resid**2, axis=2)
@@ -715,6 +731,30 @@ class KeypointSLDS(BaseHMM):
             scales=data.prior_scale,
             sigmasq=jnp.asarray(np.maximum(sigmasq, 1e-6), dtype),
         )
+        start, history, checkpoint = 0, None, None
+        if self.checkpoint_path is not None:
+            meta = checkpoint_meta(self, (coords, observed, conf, mask))
+
+            def checkpoint(st, n_done, hist):
+                write_checkpoint(
+                    self.checkpoint_path, meta, st, n_done, hist, key_chain,
+                    extra={"ar_log_likelihood_history": self.ar_log_likelihood_history_},
+                )
+
+        if resume:  # the AR-only stage ran before the checkpoint was written
+            state, start, history, extra = read_checkpoint(self.checkpoint_path, meta, key_chain, state)
+            self.ar_log_likelihood_history_ = np.asarray(extra["ar_log_likelihood_history"])
+        elif self.n_iter_ar:
+            ardata = ar_data_program(latents_dev, data, int(self.nlags))
+            res_ar = run_gibbs(
+                lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method), ar_state, key_ar,
+                n_iter=int(self.n_iter_ar), n_frames=n_time_bins, progress_bar=self.progress_bar,
+                desc=f"KeypointSLDS AR-only (K={self.n_states})",
+            )
+            state = state._replace(ar=res_ar.state)
+            self.ar_log_likelihood_history_ = np.asarray(res_ar.history["log_likelihood"])
+        else:
+            self.ar_log_likelihood_history_ = np.zeros(0)
 
         def sweep(st, k):
             return slds_sweep(st, k, data, hyper, method, block_size)
@@ -725,9 +765,10 @@ class KeypointSLDS(BaseHMM):
 
         try:
             res = run_gibbs(
-                sweep, state, key_chain, n_iter=int(self.n_iter), check_every=int(self.check_every),
-                evaluate=evaluate, n_frames=n_time_bins, progress_bar=self.progress_bar,
-                desc=f"KeypointSLDS gibbs (K={self.n_states})",
+                sweep, state, key_chain, n_iter=int(self.n_iter), start_iteration=start, history=history,
+                check_every=int(self.check_every), evaluate=evaluate, n_frames=n_time_bins,
+                progress_bar=self.progress_bar, desc=f"KeypointSLDS gibbs (K={self.n_states})",
+                checkpoint=checkpoint, checkpoint_every=self.checkpoint_every,
             )
         except FloatingPointError as exc:
             sparse = [
