@@ -22,7 +22,7 @@ nothing and peak RSS (``ru_maxrss``) is per library. See
 
 Usage
 -----
-Full run (writes ``benchmarks/results/keypoint_slds.{md,json}``; about 12 minutes
+Full run (writes ``benchmarks/results/keypoint_slds.{md,json}``; about 4 minutes
 on 2 cores)::
 
     /work/venv/bin/python benchmarks/bench_keypoint_slds.py
