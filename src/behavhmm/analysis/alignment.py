@@ -5,18 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .syllables import relabel_states
+from .syllables import _states, relabel_states
 
 __all__ = ["state_confusion", "match_states", "state_accuracy", "permute_states", "align_states"]
-
-
-def _labels(states, name):
-    arr = np.asarray(states)
-    if arr.ndim == 2:  # one-hot
-        arr = np.where(arr.any(axis=1), arr.argmax(axis=1), -1)
-    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{name} must be integer state indices of shape (n_time_bins,) or one-hot.")
-    return arr
 
 
 def state_confusion(reference, states, n_states: int | None = None) -> np.ndarray:
@@ -40,7 +31,7 @@ def state_confusion(reference, states, n_states: int | None = None) -> np.ndarra
     ValueError
         If the labelings differ in length or are not integer labels.
     """
-    ref, est = _labels(reference, "reference"), _labels(states, "states")
+    ref, est = _states(reference, "reference"), _states(states, "states")
     if ref.shape != est.shape:
         raise ValueError(f"reference and states must have the same length, got {ref.shape} and {est.shape}.")
     valid = (ref >= 0) & (est >= 0)

@@ -38,6 +38,7 @@ __all__ = [
 
 
 def _states(states, name="states") -> np.ndarray:
+    """Integer state indices of shape (n_time_bins,) from indices or one-hot rows (-1 for all-zero rows)."""
     arr = np.asarray(states)
     if arr.ndim == 2:  # one-hot
         arr = np.where(arr.any(axis=1), arr.argmax(axis=1), -1)
