@@ -245,7 +245,7 @@ class BaseHMM(BaseEstimator):
     @staticmethod
     def _check_state_format(state_format: str):
         if state_format not in _STATE_FORMATS:
-            raise ValueError(f"state_format must be one of {_STATE_FORMATS}, got {state_format!r}.")
+            raise ValueError(f"Invalid state_format {state_format!r}: state_format must be one of {_STATE_FORMATS}.")
 
     @staticmethod
     def _expand(values, data: PreparedData, fill) -> np.ndarray:

@@ -1154,8 +1154,7 @@ class GLMHMM(BaseHMM):
         ValueError
             For invalid input or an unknown ``state_format``.
         """
-        if state_format not in ("one-hot", "index"):
-            raise ValueError(f"Invalid state_format {state_format!r}: state_format must be one of ('one-hot', 'index').")
+        self._check_state_format(state_format)
         spec, params, data = self._predict_inputs(X, y, session_starts)
         states = core.viterbi_program(params, *data.args, spec.family, spec.link, spec.method)
         return self._state_output(states, data.prepared, state_format, spec.n_states)
@@ -1191,8 +1190,7 @@ class GLMHMM(BaseHMM):
         ValueError
             For NaN in the design or an unknown ``state_format``.
         """
-        if state_format not in ("one-hot", "index"):
-            raise ValueError(f"Invalid state_format {state_format!r}: state_format must be one of ('one-hot', 'index').")
+        self._check_state_format(state_format)
         key = check_random_key(random_key)
         spec = self._spec()
         params = self._validated_params(spec)
