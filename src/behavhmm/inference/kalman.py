@@ -190,8 +190,7 @@ def _sym(m):
 
 
 def _chol(m):
-    """Cholesky factor of a symmetrised covariance with a small relative jitter."""
-    m = _sym(m)
+    """Cholesky factor of a covariance (symmetrised by ``cholesky``) with a small relative jitter."""
     n = m.shape[-1]
     scale = jnp.maximum(jnp.trace(m) / n, jnp.finfo(m.dtype).tiny)
     jitter = _JITTER_EPS * jnp.finfo(m.dtype).eps * scale
@@ -266,7 +265,7 @@ def _update(m, P, r, z, const):
     n_lagged = P.shape[0]
     hp = r @ P[:d]  # (d, S)
     s = jnp.eye(d, dtype=P.dtype) + hp[:, :d] @ r.T
-    ls = jnp.linalg.cholesky(_sym(s))
+    ls = jnp.linalg.cholesky(s)  # symmetrises its input
     v = z - r @ m[:d]
     sol = jsl.solve_triangular(ls, jnp.concatenate([hp, r, v], axis=1), lower=True)
     zg, mg, e = sol[:, :n_lagged], sol[:, n_lagged : n_lagged + d], sol[:, n_lagged + d :]
@@ -404,24 +403,27 @@ def _next_step_inputs(blocks, n_blocks, bs):
     return idx_next, start_next
 
 
-def _mean_smoother(dyn, blocks, checkpoints, n_blocks, bs, mode="smooth", draws=None):
-    """Filter each block from its checkpoint, then run the backward mean recursion over it (last block first)."""
+def _filter_then_backward(dyn, blocks, checkpoints, n_blocks, bs, mode, backward_step, init, draws=None):
+    """Filter each block from its checkpoint and run ``backward_step`` over it in reverse, last block first.
+
+    ``backward_step(dyn, carry, (*filter outputs, j_next, start_next))`` is
+    scanned with the carry crossing block borders. Returns its per-step
+    outputs on the padded time axis and the log-likelihood.
+    """
     idx_next, start_next = _next_step_inputs(blocks, n_blocks, bs)
 
-    def outer(r_carry, inp):
+    def outer(carry, inp):
         ck, block, jn, sn = inp
         _, (*stored, lls) = _filter_block(ck, block, dyn, mode, draws)
-        r_carry, means = lax.scan(lambda c, v: _backward_mean(dyn, c, v), r_carry, (*stored, jn, sn), reverse=True)
-        return r_carry, (means, jnp.sum(lls))
+        carry, out = lax.scan(lambda c, v: backward_step(dyn, c, v), carry, (*stored, jn, sn), reverse=True)
+        return carry, (out, jnp.sum(lls))
 
-    n_lagged = dyn.coef.shape[-1]
-    init = jnp.zeros(n_lagged, blocks[1].dtype)
     inputs = (checkpoints, blocks, idx_next, start_next)
-    if n_blocks == 1:
-        _, (means, ll) = outer(init, jax.tree_util.tree_map(lambda a: a[0], inputs))
-        return means, ll
-    _, (means, lls) = lax.scan(outer, init, inputs, reverse=True)
-    return means.reshape((n_blocks * bs,) + means.shape[2:]), jnp.sum(lls)
+    if n_blocks == 1:  # one pass: the filter's outputs are kept
+        _, (out, ll) = outer(init, jax.tree_util.tree_map(lambda a: a[0], inputs))
+        return out, ll
+    _, (out, lls) = lax.scan(outer, init, inputs, reverse=True)
+    return jax.tree_util.tree_map(lambda a: a.reshape((n_blocks * bs,) + a.shape[2:]), out), jnp.sum(lls)
 
 
 # ----------------------------------------------------------------------------
@@ -490,27 +492,6 @@ def _smooth_step(dyn, carry, inp):
     return (m_s, P_s), (m_s, P_s)
 
 
-def _rts_smoother(dyn, blocks, checkpoints, n_blocks, bs):
-    """Smoothed means and covariances by the Rauch-Tung-Striebel recursion."""
-    idx_next, start_next = _next_step_inputs(blocks, n_blocks, bs)
-
-    def outer(carry, inp):
-        ck, block, jn, sn = inp
-        _, (ms, Ps, lls) = _filter_block(ck, block, dyn, "filter")
-        carry, (m_s, P_s) = lax.scan(lambda c, x: _smooth_step(dyn, c, x), carry, (ms, Ps, jn, sn), reverse=True)
-        return carry, (m_s, P_s, jnp.sum(lls))
-
-    n_lagged = dyn.coef.shape[-1]
-    dtype = blocks[1].dtype
-    init = (jnp.zeros(n_lagged, dtype), jnp.eye(n_lagged, dtype=dtype))
-    inputs = (checkpoints, blocks, idx_next, start_next)
-    if n_blocks == 1:
-        _, (m_s, P_s, ll) = outer(init, jax.tree_util.tree_map(lambda a: a[0], inputs))
-        return m_s, P_s, ll
-    _, (m_s, P_s, lls) = lax.scan(outer, init, inputs, reverse=True)
-    return m_s.reshape(-1, n_lagged), P_s.reshape(-1, n_lagged, n_lagged), jnp.sum(lls)
-
-
 def ar_kalman_smoother(
     dynamics: ARDynamics,
     emission: LinearEmission,
@@ -553,10 +534,15 @@ def ar_kalman_smoother(
     checkpoints, blocks, n_blocks, bs = _run_filter(
         dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size, mode
     )
-    if return_covariances:
-        m_s, P_s, ll = _rts_smoother(dynamics, blocks, checkpoints, n_blocks, bs)
+    n_lagged = dynamics.coef.shape[-1]
+    dtype = observations.dtype
+    if return_covariances:  # Rauch-Tung-Striebel, carrying the smoothed moments of the next step
+        init = (jnp.zeros(n_lagged, dtype), jnp.eye(n_lagged, dtype=dtype))
+        (m_s, P_s), ll = _filter_then_backward(dynamics, blocks, checkpoints, n_blocks, bs, mode, _smooth_step, init)
         return KalmanSmootherResult(ll, m_s[:t], P_s[:t])
-    m_s, ll = _mean_smoother(dynamics, blocks, checkpoints, n_blocks, bs)
+    m_s, ll = _filter_then_backward(
+        dynamics, blocks, checkpoints, n_blocks, bs, mode, _backward_mean, jnp.zeros(n_lagged, dtype)
+    )
     return KalmanSmootherResult(ll, m_s[:t], None)
 
 
@@ -621,7 +607,9 @@ def ar_kalman_sample(
     checkpoints, blocks, n_blocks, bs = _run_filter(
         dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size, "sample", noise, draws
     )
-    xs, ll = _mean_smoother(dynamics, blocks, checkpoints, n_blocks, bs, "sample", draws)
+    xs, ll = _filter_then_backward(
+        dynamics, blocks, checkpoints, n_blocks, bs, "sample", _backward_mean, jnp.zeros(n_lagged, dtype), draws
+    )
     return KalmanSample(xs[:t], ll)
 
 
