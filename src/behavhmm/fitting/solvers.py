@@ -142,10 +142,6 @@ def default_solver_kwargs(solver_name: str, dtype) -> dict[str, Any]:
 _HESSIAN_CHUNK = 1 << 23  # elements of the per-frame outer products formed at once
 
 
-def _sym(m):
-    return 0.5 * (m + m.T)
-
-
 def _gram_operator(X):
     """``h -> X̃^T diag(h) X̃`` with ``X̃ = [X, 1]``, through the frames' outer products ``x̃_t x̃_t^T``.
 
@@ -265,7 +261,7 @@ def minimize_glm_newton(
         H = H.at[:n_features, :n_features].add(pen_hess(w))
         # eigenvalues floored at a small positive value: the exact Newton step where the Hessian is
         # positive definite (always, for canonical links), a descent direction where it is not
-        lam, vecs = jnp.linalg.eigh(_sym(H))
+        lam, vecs = jnp.linalg.eigh(H)  # symmetrises its input
         floor = jnp.maximum(10.0 * jnp.finfo(dtype).eps * jnp.max(jnp.abs(lam)), jnp.finfo(dtype).tiny)
         step = -vecs @ ((vecs.T @ g) / jnp.maximum(jnp.abs(lam), floor))
         step = jnp.where(jnp.all(jnp.isfinite(step)), step, -g)

@@ -191,8 +191,9 @@ def _columnwise_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, conf
 
     def solve(w, b, s, g, yc, reg_col):
         if config.solver == "Newton":
+            y_float = yc.astype(X.dtype)  # once, outside the solver's loop
             (cw, cb), info = minimize_glm_newton(
-                lambda eta: glm_elementwise_log_prob(family, link, yc, eta, s), w, b, X, g, n,
+                lambda eta: glm_elementwise_log_prob(family, link, y_float, eta, s), w, b, X, g, n,
                 regularizer=config.regularizer, hyper=reg_col, solver_kwargs=config.solver_kwargs,
             )
             params = GLMParams(cw, cb)
