@@ -993,14 +993,6 @@ METHOD_NOTES = """\
 """
 
 
-def write_outputs(result, out_prefix: Path):
-    out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out_prefix.with_suffix(".json"), out_prefix.with_suffix(".md")
-    json_path.write_text(json.dumps(result, indent=1, default=hk._json_default) + "\n")
-    md_path.write_text(render_markdown(result))
-    return md_path, json_path
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1083,7 +1075,7 @@ def main(argv=None):
     print(render_markdown(result))
     out_prefix = args.out_prefix or (None if args.quick else DEFAULT_OUT_PREFIX)
     if out_prefix:
-        md_path, json_path = write_outputs(result, Path(out_prefix))
+        md_path, json_path = hk.write_outputs(result, Path(out_prefix), render=render_markdown)
         log(f"wrote {md_path} and {json_path}")
 
 

@@ -827,13 +827,17 @@ for dynamax at T ≥ 1e5. behavhmm renormalises its Viterbi messages at every st
 and sums transition counts in chunks."""
 
 
-def write_outputs(result, out_prefix: Path, write_json: bool = True):
+def write_outputs(result, out_prefix: Path, write_json: bool = True, render=None):
+    """Write ``PREFIX.md`` (by ``render``, default this benchmark's report) and ``PREFIX.json``.
+
+    Also used by bench_arhmm.py and bench_keypoint_slds.py with their renderers.
+    """
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     json_path = out_prefix.with_suffix(".json")
     md_path = out_prefix.with_suffix(".md")
     if write_json:
         json_path.write_text(json.dumps(result, indent=1, default=_json_default) + "\n")
-    md_path.write_text(render_markdown(result))
+    md_path.write_text((render or render_markdown)(result))
     return md_path, json_path
 
 
