@@ -240,9 +240,9 @@ def _information(emission: LinearEmission, y, precision):
     informative = (trace > 0)[:, None, None]
     eye = jnp.eye(d, dtype=lam.dtype)
     jitter = _JITTER_EPS * jnp.finfo(lam.dtype).eps * trace
-    lower = jnp.linalg.cholesky(jnp.where(informative, lam + jitter[:, None, None] * eye, eye))
-    lower = jnp.where(informative, lower, 0.0)  # a frame with nothing observed: R = 0, z = 0
-    z = jsl.solve_triangular(jnp.where(informative, lower, eye), eta[..., None], lower=True)[..., 0]
+    factor = jnp.linalg.cholesky(jnp.where(informative, lam + jitter[:, None, None] * eye, eye))
+    z = jsl.solve_triangular(factor, eta[..., None], lower=True)[..., 0]  # η = 0 where nothing is observed
+    lower = jnp.where(informative, factor, 0.0)  # a frame with nothing observed: R = 0, z = 0
     log_w = jnp.sum(jnp.log(jnp.where(observed, w, 1.0)), axis=1)
     # the part of (y - d)^T W (y - d) that no latent explains (>= 0)
     unexplained = jnp.maximum(jnp.sum(w * r * r, axis=1) - jnp.sum(z * z, axis=1), 0.0)
