@@ -250,13 +250,15 @@ def minimize_glm_newton(
     def score(e):  # elementwise d log p / dη
         return jax.grad(lambda v: jnp.sum(log_prob(v)))(e)
 
-    def gradient(eta, w):
-        r = weights * score(eta)
-        return jnp.concatenate([-(r @ X) / normalizer + pen_grad(w), -jnp.sum(r)[None] / normalizer])
+    def derivatives(eta, w):
+        """Gradient of the objective and the elementwise curvature ``d²log p/dη²``, from one pass."""
+        d1, d2 = jax.jvp(score, (eta,), (jnp.ones_like(eta),))
+        r = weights * d1
+        g = jnp.concatenate([-(r @ X) / normalizer + pen_grad(w), -jnp.sum(r)[None] / normalizer])
+        return g, d2
 
     def body(state):
-        w, b, eta, f, g, _, it, _ = state
-        d2 = jax.jvp(score, (eta,), (jnp.ones_like(eta),))[1]
+        w, b, eta, f, g, d2, _, it, _ = state
         H = gram(-weights * d2) / normalizer
         H = H.at[:n_features, :n_features].add(pen_hess(w))
         # eigenvalues floored at a small positive value: the exact Newton step where the Hessian is
@@ -292,8 +294,8 @@ def minimize_glm_newton(
         b = jnp.where(ok, b + t * db, b)
         eta = jnp.where(ok, eta + t * d_eta, eta)
         f = jnp.where(ok, f_new, f)
-        g = gradient(eta, w)
-        return w, b, eta, f, g, jnp.sqrt(g @ g), it + 1, ~ok
+        g, d2 = derivatives(eta, w)  # for the convergence test and the next step's Hessian
+        return w, b, eta, f, g, d2, jnp.sqrt(g @ g), it + 1, ~ok
 
     def cond(state):
         *_, gnorm, it, failed = state
@@ -301,9 +303,9 @@ def minimize_glm_newton(
 
     b0 = jnp.asarray(intercept, dtype)
     eta0 = X @ coef + b0 * ones
-    g0 = gradient(eta0, coef)
-    init = (coef, b0, eta0, value(eta0, coef), g0, jnp.sqrt(g0 @ g0), jnp.asarray(0, jnp.int32), jnp.asarray(False))
-    w, b, _, _, _, gnorm, it, _ = lax.while_loop(cond, body, init)
+    g0, d2_0 = derivatives(eta0, coef)
+    init = (coef, b0, eta0, value(eta0, coef), g0, d2_0, jnp.sqrt(g0 @ g0), jnp.asarray(0, jnp.int32), jnp.asarray(False))
+    w, b, _, _, _, _, gnorm, it, _ = lax.while_loop(cond, body, init)
     return (w, b), SolverInfo(it, gnorm)
 
 
