@@ -320,7 +320,12 @@ def load_keypoints(
             if not p.is_file():
                 raise FileNotFoundError(f"keypoint file not found: {p}")
             this_fmt = fmt if fmt is not None else detect_format(p)
-            found = _read(p, this_fmt, fps)
+            try:
+                found = _read(p, this_fmt, fps)
+            except ValueError as exc:
+                if str(p) in str(exc):
+                    raise
+                raise ValueError(f"{p}: {exc}") from exc
         if individuals is None:
             if this_fmt == "deeplabcut" and len(found) > 1:
                 from ._deeplabcut import UNIQUE_BODYPARTS_INDIVIDUAL

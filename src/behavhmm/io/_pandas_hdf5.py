@@ -44,16 +44,20 @@ class UnsafePickleError(ValueError):
     """A pickle that names a global outside the plain data types, or is too large: never decoded."""
 
 
+class _Forbidden(pickle.UnpicklingError):
+    pass
+
+
 class _PlainDataUnpickler(pickle.Unpickler):
     """An unpickler that builds only lists, tuples, dicts, sets, strings and numbers."""
 
     def find_class(self, module, name):
         if module in _ALLOWED_MODULES and name in _ALLOWED_GLOBALS:
             return getattr(builtins, name)
-        raise pickle.UnpicklingError(f"the pickle names the global {module}.{name}")
+        raise _Forbidden(f"the pickle names the global {module}.{name}")
 
     def persistent_load(self, pid):
-        raise pickle.UnpicklingError("the pickle holds a persistent id")
+        raise _Forbidden("the pickle holds a persistent id")
 
 
 def load_plain_pickle(raw: bytes, where: str):
@@ -84,12 +88,12 @@ def load_plain_pickle(raw: bytes, where: str):
         raise UnsafePickleError(f"{where}: pickled metadata of {len(raw)} bytes is too large to be a pose table's.")
     try:
         return _PlainDataUnpickler(io.BytesIO(raw)).load()
-    except pickle.UnpicklingError as exc:
+    except _Forbidden as exc:
         raise UnsafePickleError(
             f"{where} holds pickled metadata that behavhmm does not decode ({exc}); only lists, "
             "tuples, dicts, strings and numbers are read, and nothing that could import or run code."
         ) from None
-    except Exception as exc:  # malformed data: any of EOFError, ValueError, TypeError, ...
+    except Exception as exc:  # malformed data: any of UnpicklingError, EOFError, ValueError, TypeError, ...
         raise ValueError(f"{where} holds pickled metadata that cannot be read ({type(exc).__name__}: {exc}).") from None
 
 
@@ -315,6 +319,7 @@ def _read_table(group, where: str) -> PandasFrame:
     table = group.get("table")
     if not isinstance(table, h5py.Dataset) or table.dtype.names is None:
         raise ValueError(f"{where}: the pandas table has no 'table' dataset.")
+    twhere = f"{where}/table"
     table_type = _plain_attr(group, "table_type", where)
     if table_type != "appendable_frame":
         raise ValueError(f"{where}: pandas tables of type {table_type!r} are not read; re-save it as a plain frame.")
@@ -345,7 +350,7 @@ def _read_table(group, where: str) -> PandasFrame:
     for block_name in values_cols:
         if block_name not in fields:
             raise ValueError(f"{where}: the table lacks the column block {block_name!r}.")
-        items = _labels(_pickled_attr(table, f"{block_name}_kind", where), where, f"{block_name}_kind")
+        items = _labels(_pickled_attr(table, f"{block_name}_kind", twhere), twhere, f"{block_name}_kind")
         block = _numeric(data[block_name], f"{where}/table/{block_name}").reshape(n_rows, -1)
         if block.shape[1] != len(items):
             raise ValueError(f"{where}: the block {block_name} has {block.shape[1]} columns for {len(items)} labels.")
@@ -355,7 +360,7 @@ def _read_table(group, where: str) -> PandasFrame:
                 values[:, j] = block[:, k]
     levels = _plain_attr(group, "levels", where, 1)
     index = None
-    if levels == 1 and "index" in fields and _plain_attr(table, "index_kind", where) in ("integer", "float"):
+    if levels == 1 and "index" in fields and _plain_attr(table, "index_kind", twhere) in ("integer", "float"):
         index = np.asarray(data["index"]).ravel()
         if index.dtype.kind not in "iuf":
             index = None

@@ -130,7 +130,7 @@ def save_model(model, path: str | os.PathLike) -> Path:
         "format_version": FORMAT_VERSION,
         "behavhmm_version": __version__,
         "class": type(model).__name__,
-        "params": {k: (None if k in NOT_RESTORED else v) for k, v in model._params_for_file().items()},
+        "params": model._params_for_file(),  # NOT_RESTORED parameters are written as None
         "scalars": scalars,
         "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
     }
@@ -179,7 +179,7 @@ def _check_metadata(meta, path: Path) -> None:
             continue
         if not _is_type(meta[key], kind):
             raise ValueError(
-                f"{path} is damaged: metadata {key!r} must be a {kind.__name__}, got {type(meta[key]).__name__}."
+                f"{path} is damaged: metadata {key!r} must be of type {kind.__name__}, got {type(meta[key]).__name__}."
             )
     for name, value in meta.get("scalars", {}).items():
         kind = SCALAR_SCHEMA.get(name)
@@ -188,7 +188,9 @@ def _check_metadata(meta, path: Path) -> None:
                 f"{path} has an unknown fitted scalar {name!r} in its metadata; known: {sorted(SCALAR_SCHEMA)}."
             )
         if not _is_type(value, kind) or (kind is int and value < 0):
-            raise ValueError(f"{path} is damaged: the scalar {name} must be a {kind.__name__} (>= 0), got {value!r}.")
+            raise ValueError(
+                f"{path} is damaged: the scalar {name} must be of type {kind.__name__} (ints >= 0), got {value!r}."
+            )
     for name, entry in meta["arrays"].items():
         if not isinstance(entry, dict) or set(entry) != set(ARRAY_ENTRY_SCHEMA):
             raise ValueError(
