@@ -11,7 +11,6 @@ are checked against their schema: damaged or crafted files give a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pickle

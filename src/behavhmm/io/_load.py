@@ -224,9 +224,10 @@ def load_keypoints(
         If a file does not exist.
     ValueError
         If the format is unknown or cannot be detected, the file is not of
-        the given format, a requested bodypart or individual is missing,
-        ``fps`` is not positive, or a DeepLabCut .h5 holds pickles that
-        could run code.
+        the given format or is malformed (the message names the file), a
+        requested bodypart or individual is missing, ``fps`` is not
+        positive, or a DeepLabCut .h5 holds pickled metadata that names
+        anything but plain data types, or a node of pickled objects.
     TypeError
         If ``path``, ``format``, ``bodyparts`` or ``individuals`` has the
         wrong type (for example a single string for ``bodyparts``).
@@ -249,11 +250,16 @@ def load_keypoints(
     Frames of a track that a SLEAP or NWB file does not cover are NaN, so
     every session spans the whole recording.
 
-    Nothing that could run code is unpickled. pandas' HDF5 backend stores a
-    DeepLabCut table's metadata (column names, ...) as pickles of lists and
-    strings and unpickles them on reading; every such pickle is inspected
-    first with ``pickletools`` (statically) and a file whose pickles would
-    import or call any Python object is refused with a ``ValueError``.
+    Nothing is ever unpickled by Python's unpickler, so a file cannot run
+    code. A DeepLabCut .h5 is read with h5py, not with pandas/PyTables (which
+    unpickles the file's metadata attributes): both pandas layouts,
+    ``fixed`` and ``table``, are rebuilt from their arrays, and the few
+    pickled attributes that hold the ``table`` layout's column names are
+    decoded by a restricted unpickler that builds only lists, tuples, dicts,
+    sets, strings and numbers; a pickle naming any other global is refused
+    with a ``ValueError``. SLEAP, NWB and ``movement`` files are read by
+    h5py, sleap-io (without opening the videos a .slp names), pynwb and
+    xarray, none of which unpickles.
 
     References
     ----------

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._initializers import describe_initializers
 from .._files import read_npz
+from ._initializers import describe_initializers
 from ._serialization import write_npz_atomic
 
 __all__ = ["CHECKPOINT_FORMAT", "RESUMABLE_CHANGES", "checkpoint_meta", "write_checkpoint", "read_checkpoint"]
