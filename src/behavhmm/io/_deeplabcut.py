@@ -53,8 +53,8 @@ def read_dlc_h5(path: Path):
     DeepLabCut's) are rebuilt from their arrays, and the pickled attributes
     that hold the ``table`` layout's column labels are decoded by an
     unpickler that builds only lists, tuples, dicts, strings and numbers
-    (`behavhmm.io._pandas_hdf5.load_plain_pickle`). Nothing in the file is
-    ever given to Python's unpickler, so no file can run code.
+    (`behavhmm.io._pandas_hdf5.load_plain_pickle`). Nothing in the file ever
+    reaches an unrestricted unpickler, so no file can run code.
 
     Raises
     ------

@@ -184,7 +184,9 @@ def load_keypoints(
     through sleap-io; analysis .h5 through h5py), NWB with the ndx-pose
     extension (.nwb, through pynwb), ``movement`` poses datasets (NetCDF
     .nc, through xarray) and Anipose triangulation tables (.csv). Nothing is
-    ever unpickled.
+    ever unpickled, except lists, strings and numbers of a DeepLabCut .h5's
+    column names by a restricted unpickler that can build nothing else (see
+    Notes).
 
     Parameters
     ----------
@@ -250,8 +252,8 @@ def load_keypoints(
     Frames of a track that a SLEAP or NWB file does not cover are NaN, so
     every session spans the whole recording.
 
-    Nothing is ever unpickled by Python's unpickler, so a file cannot run
-    code. A DeepLabCut .h5 is read with h5py, not with pandas/PyTables (which
+    No file content ever reaches an unrestricted unpickler, so a file cannot
+    run code. A DeepLabCut .h5 is read with h5py, not with pandas/PyTables (which
     unpickles the file's metadata attributes): both pandas layouts,
     ``fixed`` and ``table``, are rebuilt from their arrays, and the few
     pickled attributes that hold the ``table`` layout's column names are
