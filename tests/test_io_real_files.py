@@ -310,3 +310,29 @@ def test_sessions_to_pynapple_feed_the_estimators_session_logic(shared_data):
     np.testing.assert_array_equal(session_mask(None, 200, info=info), sessions.session_starts)
     t = np.asarray(coords.t)
     assert np.all(np.diff(t) > 0) and t[100] - t[99] == pytest.approx(1.0)  # the default gap
+
+
+@pytest.mark.parametrize(
+    "relpath",
+    [
+        BSOID.format(1) + ".h5",
+        BSOID.format(2) + ".h5",
+        OPENFIELD + ".h5",
+        DEEPOF_ONE,
+        DEEPOF_TWO,  # pandas' "fixed" layout; the others are "table"
+        REACHING.format("2D"),
+        REACHING.format("3D"),
+        GOLDEN,
+        MULTI_SHORT + ".h5",
+    ],
+)
+def test_h5py_reader_of_dlc_files_equals_pandas(shared_data, relpath):
+    """The h5py reader (nothing unpickled) rebuilds exactly the DataFrame pandas/PyTables reads."""
+    from behavhmm.io._deeplabcut import read_dlc_h5
+
+    ours = read_dlc_h5(shared_data / relpath)
+    theirs = pd.read_hdf(shared_data / relpath)  # these trusted files only
+    assert list(ours.columns) == list(theirs.columns)
+    assert list(ours.columns.names) == list(theirs.columns.names)
+    np.testing.assert_array_equal(ours.index.to_numpy(), theirs.index.to_numpy())
+    np.testing.assert_array_equal(ours.to_numpy(np.float64), theirs.to_numpy(np.float64))

@@ -241,7 +241,10 @@ def learn_model(input_file, dest_file, npcs, n_states, nlags, alpha, gamma, n_it
         checkpoint_path=checkpoint, checkpoint_every=checkpoint_every, progress_bar=not no_progress,
     )
     tic = time.perf_counter()
-    model.fit(scores.scores, session_starts=scores.session_starts, groups=scores.session_groups, resume=resume)
+    try:
+        model.fit(scores.scores, session_starts=scores.session_starts, groups=scores.session_groups, resume=resume)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"Fitted {algorithm} in {time.perf_counter() - tic:.1f} s (kappa = {model.kappa_:.4g}).")
     model.save_params(dest_file)
     labels = model.predict(scores.scores, session_starts=scores.session_starts, groups=scores.session_groups)
@@ -264,7 +267,10 @@ def apply_model(model_file, input_file, dest_file, index_file, nan_policy, fps):
     """Label new sessions with a fitted model (deterministic: Viterbi under its parameters)."""
     from .models import load_model
 
-    model = load_model(model_file)
+    try:
+        model = load_model(model_file)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     scores = _load_scores(input_file, model.n_features_in_, index_file, nan_policy)
     labels = model.predict(scores.scores, session_starts=scores.session_starts, groups=scores.session_groups)
     _write_results(dest_file, model, scores, labels, {"model": str(model_file), "input": str(input_file), "fps": fps})
@@ -459,8 +465,8 @@ def apply_keypoints_command(model_file, files, out_dir, bodyparts, fps, outlier_
     from .models import load_model
     from .workflows import keypoint_results, load_and_clean, write_keypoint_results
 
-    model = load_model(model_file)
     try:
+        model = load_model(model_file)
         sessions, coords, conf, names = load_and_clean(
             files, bodyparts=_split_names(bodyparts), fps=fps, outlier_threshold=outlier_threshold
         )

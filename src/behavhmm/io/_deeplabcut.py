@@ -27,107 +27,65 @@ def _require_pandas():
     return pd
 
 
-#: Pickle opcodes that import or call Python objects; metadata pickles of pandas tables need none.
-_CODE_OPCODES = frozenset(
-    {
-        "GLOBAL",
-        "STACK_GLOBAL",
-        "INST",
-        "OBJ",
-        "REDUCE",
-        "NEWOBJ",
-        "NEWOBJ_EX",
-        "BUILD",
-        "EXT1",
-        "EXT2",
-        "EXT4",
-        "PERSID",
-        "BINPERSID",
-    }
-)
+def _frame_from_store(path: Path, key: str):
+    """A pandas DataFrame rebuilt from the arrays `read_pandas_frame` read with h5py."""
+    pd = _require_pandas()
+    from ._pandas_hdf5 import read_pandas_frame
+
+    frame = read_pandas_frame(path, key)
+    if frame.columns and all(isinstance(c, tuple) for c in frame.columns):
+        names = frame.column_names
+        width = len(frame.columns[0])
+        if names is None or len(names) != width:
+            names = [None] * width
+        columns = pd.MultiIndex.from_tuples(frame.columns, names=names)
+    else:
+        columns = pd.Index(frame.columns)
+    index = None if frame.index is None else pd.Index(frame.index)
+    return pd.DataFrame(frame.values, columns=columns, index=index, copy=False)
 
 
-def _pickle_opcodes(raw: bytes) -> set[str] | None:
-    """Opcode names of a pickle, read statically (nothing is unpickled); None if not a pickle."""
-    import io
-    import pickletools
+def read_dlc_h5(path: Path):
+    """The DataFrame of a DeepLabCut .h5 file (a pandas HDF5 store with one table).
 
-    try:
-        return {op.name for op, _, _ in pickletools.genops(io.BytesIO(raw))}
-    except Exception:
-        return None
-
-
-def refuse_code_in_pickles(path: Path) -> None:
-    """Refuse an HDF5 file whose PyTables metadata could run code when pandas reads it.
-
-    pandas' HDF5 backend (PyTables) stores table metadata such as the column
-    names as protocol-0 pickles in HDF5 attributes, and unpickles them when
-    the file is read. Those pickles only ever hold lists, tuples, dicts,
-    strings and numbers; this check inspects every attribute's opcodes with
-    ``pickletools`` (without unpickling) and refuses any that would import
-    or call a Python object, and any node of pickled objects.
+    The store is read with h5py, not with pandas/PyTables: both layouts pandas
+    writes (``fixed``, the default of ``DataFrame.to_hdf``, and ``table``,
+    DeepLabCut's) are rebuilt from their arrays, and the pickled attributes
+    that hold the ``table`` layout's column labels are decoded by an
+    unpickler that builds only lists, tuples, dicts, strings and numbers
+    (`behavhmm.io._pandas_hdf5.load_plain_pickle`). Nothing in the file ever
+    reaches an unrestricted unpickler, so no file can run code.
 
     Raises
     ------
     ValueError
-        If such a pickle or node is found.
+        If the file holds no pandas table, several without a DeepLabCut
+        name, a table of non-numeric values, or metadata pickles that name
+        anything but plain data types (the message names the file).
     """
     import h5py
 
-    offending: list[str] = []
+    from ._pandas_hdf5 import pandas_keys
 
-    def visit(name, node):
-        if node.attrs.get("PSEUDOATOM", b"") in (b"object", "object"):
-            offending.append(f"{name} (a node of pickled Python objects)")
-        for key in node.attrs:
-            try:
-                value = node.attrs[key]
-            except Exception:  # attribute types h5py cannot read are not pickles either
-                continue
-            if isinstance(value, bytes | np.bytes_ | np.void):
-                ops = _pickle_opcodes(bytes(value))
-                if ops and ops & _CODE_OPCODES:
-                    offending.append(f"{name}@{key}")
-
-    with h5py.File(path, "r") as f:
-        visit("/", f)
-        f.visititems(visit)
-    if offending:
-        raise ValueError(
-            f"{path} holds pickled metadata that would import or run Python code when read "
-            f"({', '.join(offending[:3])}); behavhmm never unpickles such data. Re-export the "
-            "predictions from DeepLabCut, or convert them to CSV."
-        )
-
-
-def read_dlc_h5(path: Path):
-    """The DataFrame of a DeepLabCut .h5 file (PyTables store with one table)."""
-    pd = _require_pandas()
-    refuse_code_in_pickles(path)
     try:
-        import tables  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            "reading DeepLabCut .h5 files needs PyTables (pandas' HDF5 backend): pip install "
-            "'behavhmm[io]'."
-        ) from exc
-    with pd.HDFStore(path, mode="r") as store:
-        keys = store.keys()
-        if not keys:
-            raise ValueError(f"{path} holds no pandas table, so it is not a DeepLabCut .h5 file.")
-        if len(keys) == 1:
-            key = keys[0]
-        else:
-            preferred = [k for k in _PREFERRED_KEYS if k in keys]
-            if not preferred:
-                raise ValueError(
-                    f"{path} holds several pandas tables {keys}; DeepLabCut predictions are stored "
-                    "under "
-                    f"{[k.strip('/') for k in _PREFERRED_KEYS]}."
-                )
-            key = preferred[0]
-        return store.get(key)
+        with h5py.File(path, "r") as f:
+            keys = pandas_keys(f)
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable HDF5 file: {exc}") from None
+    if not keys:
+        raise ValueError(f"{path} holds no pandas table, so it is not a DeepLabCut .h5 file.")
+    if len(keys) == 1:
+        key = keys[0]
+    else:
+        preferred = [k for k in _PREFERRED_KEYS if k in keys]
+        if not preferred:
+            raise ValueError(
+                f"{path} holds several pandas tables {keys}; DeepLabCut predictions are stored "
+                "under "
+                f"{[k.strip('/') for k in _PREFERRED_KEYS]}."
+            )
+        key = preferred[0]
+    return _frame_from_store(path, key)
 
 
 def _csv_layout(path: Path) -> tuple[int, int]:

@@ -184,7 +184,9 @@ def load_keypoints(
     through sleap-io; analysis .h5 through h5py), NWB with the ndx-pose
     extension (.nwb, through pynwb), ``movement`` poses datasets (NetCDF
     .nc, through xarray) and Anipose triangulation tables (.csv). Nothing is
-    ever unpickled.
+    ever unpickled, except lists, strings and numbers of a DeepLabCut .h5's
+    column names by a restricted unpickler that can build nothing else (see
+    Notes).
 
     Parameters
     ----------
@@ -224,9 +226,10 @@ def load_keypoints(
         If a file does not exist.
     ValueError
         If the format is unknown or cannot be detected, the file is not of
-        the given format, a requested bodypart or individual is missing,
-        ``fps`` is not positive, or a DeepLabCut .h5 holds pickles that
-        could run code.
+        the given format or is malformed (the message names the file), a
+        requested bodypart or individual is missing, ``fps`` is not
+        positive, or a DeepLabCut .h5 holds pickled metadata that names
+        anything but plain data types, or a node of pickled objects.
     TypeError
         If ``path``, ``format``, ``bodyparts`` or ``individuals`` has the
         wrong type (for example a single string for ``bodyparts``).
@@ -249,11 +252,16 @@ def load_keypoints(
     Frames of a track that a SLEAP or NWB file does not cover are NaN, so
     every session spans the whole recording.
 
-    Nothing that could run code is unpickled. pandas' HDF5 backend stores a
-    DeepLabCut table's metadata (column names, ...) as pickles of lists and
-    strings and unpickles them on reading; every such pickle is inspected
-    first with ``pickletools`` (statically) and a file whose pickles would
-    import or call any Python object is refused with a ``ValueError``.
+    No file content ever reaches an unrestricted unpickler, so a file cannot
+    run code. A DeepLabCut .h5 is read with h5py, not with pandas/PyTables (which
+    unpickles the file's metadata attributes): both pandas layouts,
+    ``fixed`` and ``table``, are rebuilt from their arrays, and the few
+    pickled attributes that hold the ``table`` layout's column names are
+    decoded by a restricted unpickler that builds only lists, tuples, dicts,
+    sets, strings and numbers; a pickle naming any other global is refused
+    with a ``ValueError``. SLEAP, NWB and ``movement`` files are read by
+    h5py, sleap-io (without opening the videos a .slp names), pynwb and
+    xarray, none of which unpickles.
 
     References
     ----------
@@ -320,7 +328,12 @@ def load_keypoints(
             if not p.is_file():
                 raise FileNotFoundError(f"keypoint file not found: {p}")
             this_fmt = fmt if fmt is not None else detect_format(p)
-            found = _read(p, this_fmt, fps)
+            try:
+                found = _read(p, this_fmt, fps)
+            except ValueError as exc:
+                if str(p) in str(exc):
+                    raise
+                raise ValueError(f"{p}: {exc}") from exc
         if individuals is None:
             if this_fmt == "deeplabcut" and len(found) > 1:
                 from ._deeplabcut import UNIQUE_BODYPARTS_INDIVIDUAL

@@ -183,15 +183,20 @@ def load_index_groups(path) -> dict:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file has no ``files`` list of entries with ``uuid``.
+        If the file is not plain YAML (``yaml.safe_load``: Python tags are
+        refused, nothing is constructed from them) or has no ``files`` list of
+        entries with ``uuid``.
     """
     import yaml
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No index file at {path}.")
-    with open(path) as fh:
-        content = yaml.safe_load(fh)
+    try:
+        with open(path) as fh:
+            content = yaml.safe_load(fh)  # plain YAML only: tags such as !!python/object are refused
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable YAML index file: {exc}") from None
     files = content.get("files") if isinstance(content, dict) else None
     if not isinstance(files, list) or not all(isinstance(f, dict) and "uuid" in f for f in files):
         raise ValueError(

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._files import read_npz
 from ._initializers import describe_initializers
 from ._serialization import write_npz_atomic
 
@@ -55,14 +56,29 @@ def write_checkpoint(path, meta: dict, state, n_done: int, history: Mapping, key
     write_npz_atomic(path, arrays)
 
 
-def read_checkpoint(path, expected_meta: dict, key, template):
+def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
     """Read a checkpoint written by the same fit.
+
+    Parameters
+    ----------
+    path : str or path-like
+    expected_meta : dict
+        `checkpoint_meta` of the fit that resumes; every field must match.
+    key : jax.random key
+        The chain's key; it must be the one stored.
+    template : pytree of arrays
+        The state's structure, shapes and dtypes.
+    n_iter : int
+        Iterations the resumed fit runs in all. A checkpoint that already
+        holds more iterations is refused: a fit never reports fewer
+        iterations than its state has seen (resume with ``n_iter`` at least
+        the checkpoint's iteration; equal returns the checkpointed state).
 
     Returns
     -------
     state : pytree like ``template``
     n_done : int
-        Iterations already run.
+        Iterations already run, ``0 <= n_done <= n_iter``.
     history : dict of arrays
     extra : dict of arrays
         What ``write_checkpoint`` got as ``extra``.
@@ -72,24 +88,41 @@ def read_checkpoint(path, expected_meta: dict, key, template):
     FileNotFoundError
         If there is no file at ``path``.
     ValueError
-        If the file is not a readable checkpoint, or was written by a fit
-        with other data, hyperparameters, random key, precision or shapes.
+        If the file is not a readable checkpoint (empty, truncated,
+        corrupted, crafted: the message names the file), was written by a
+        fit with other data, hyperparameters, random key, precision or
+        shapes, or holds more iterations than ``n_iter``.
     """
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(str(npz["__metadata__"][()]))
-            arrays = {k: npz[k] for k in npz.files}
+        arrays = read_npz(path, string_keys={"__metadata__"}, what="behavhmm checkpoint")
     except FileNotFoundError:
         raise FileNotFoundError(f"resume=True but there is no checkpoint at {path}.") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path} is not a readable behavhmm checkpoint: {exc}") from exc
+    damaged = f"{path} is not a readable behavhmm checkpoint"
+    raw = arrays.get("__metadata__")
+    if raw is None or raw.shape != () or raw.dtype.kind != "U":
+        raise ValueError(f"{damaged}: it has no metadata string.")
+    try:
+        meta = json.loads(str(raw[()]))
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{damaged}: its metadata is not valid JSON ({exc}).") from None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{damaged} (format {meta.get('format') if isinstance(meta, dict) else None!r}).")
     for field_name, value in expected_meta.items():
         if meta.get(field_name) != value:
             raise ValueError(
                 f"The checkpoint at {path} does not match this fit ({field_name} differs): resume with the "
                 "same data, hyperparameters and random_state as the interrupted fit."
             )
-    if not np.array_equal(arrays["key"], np.asarray(jax.random.key_data(key))):
+    iteration = meta.get("iteration")
+    if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
+        raise ValueError(f"{damaged}: its iteration count {iteration!r} is not a non-negative integer.")
+    if iteration > n_iter:
+        raise ValueError(
+            f"The checkpoint at {path} holds {iteration} iterations, more than n_iter={n_iter}: a resumed fit "
+            f"continues the chain up to n_iter in all; resume with n_iter >= {iteration}."
+        )
+    stored_key = arrays.get("key")
+    if stored_key is None or not np.array_equal(stored_key, np.asarray(jax.random.key_data(key))):
         raise ValueError(f"The checkpoint at {path} was written by a chain with another random key.")
     refs, treedef = jax.tree_util.tree_flatten(template)
     try:
@@ -104,4 +137,11 @@ def read_checkpoint(path, expected_meta: dict, key, template):
             )
     history = {k[len("history__") :]: v for k, v in arrays.items() if k.startswith("history__")}
     extra = {k[len("extra__") :]: v for k, v in arrays.items() if k.startswith("extra__")}
-    return jax.tree_util.tree_unflatten(treedef, leaves), int(meta["iteration"]), history, extra
+    if any(v.ndim != 1 for v in history.values()):
+        raise ValueError(f"{damaged}: its history arrays are not one-dimensional.")
+    n_recorded = len(history.get("log_likelihood", ()))
+    if n_recorded != iteration:
+        raise ValueError(
+            f"{damaged}: it records {n_recorded} log-likelihoods for {iteration} iterations."
+        )
+    return jax.tree_util.tree_unflatten(treedef, leaves), iteration, history, extra

@@ -1103,7 +1103,8 @@ class ARHMM(BaseHMM):
 
     def _read_checkpoint(self, train: PreparedData, kappa, key):
         state, start, history, _ = read_checkpoint(
-            self.checkpoint_path, self._checkpoint_meta(train, kappa), key, self._state_template(train)
+            self.checkpoint_path, self._checkpoint_meta(train, kappa), key, self._state_template(train),
+            n_iter=int(self.n_iter),
         )
         return state, start, history
 

@@ -30,7 +30,7 @@ from ._initializers import (
     restore_initializers,
     validate_setup,
 )
-from ._serialization import MODEL_REGISTRY, jsonable, save_model
+from ._serialization import MODEL_REGISTRY, NOT_RESTORED, jsonable, save_model
 from ._sessions import PynappleInfo, wrap_output
 
 __all__ = ["BaseHMM", "PreparedData", "check_random_key"]
@@ -186,6 +186,9 @@ class BaseHMM(BaseEstimator):
         for name in self._init_params:
             if name in params:  # estimators without pluggable initializers have none
                 params[name] = describe_initializers(params[name])
+        for name in NOT_RESTORED:  # no local path goes into a model file
+            if name in params:
+                params[name] = None
         return {k: jsonable(k, v) for k, v in params.items()}
 
     @classmethod

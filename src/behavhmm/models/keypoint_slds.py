@@ -742,7 +742,11 @@ class KeypointSLDS(BaseHMM):
                 )
 
         if resume:  # the AR-only stage ran before the checkpoint was written
-            state, start, history, extra = read_checkpoint(self.checkpoint_path, meta, key_chain, state)
+            state, start, history, extra = read_checkpoint(
+                self.checkpoint_path, meta, key_chain, state, n_iter=int(self.n_iter)
+            )
+            if "ar_log_likelihood_history" not in extra:
+                raise ValueError(f"The checkpoint at {self.checkpoint_path} lacks the AR-only stage's history.")
             self.ar_log_likelihood_history_ = np.asarray(extra["ar_log_likelihood_history"])
         elif self.n_iter_ar:
             ardata = ar_data_program(latents_dev, data, int(self.nlags))

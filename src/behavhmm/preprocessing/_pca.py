@@ -323,10 +323,17 @@ def load_pca(path: str | os.PathLike):
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If the file lacks an array or holds inconsistent shapes.
+        If the file is not a readable .npz file (truncated, corrupted, object
+        arrays that need pickle), lacks an array or holds inconsistent shapes;
+        the message names the file.
     """
+    from .._files import read_npz
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"PCA file not found: {path}")
-    with np.load(path, allow_pickle=False) as data:
-        return pca_from_arrays({k: data[k] for k in data.files})
+    arrays = read_npz(path, what="PCA file")  # sizes checked before decompression; never pickle
+    try:
+        return pca_from_arrays(arrays)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
