@@ -1,5 +1,5 @@
 """Analysis of fitted models: state alignment; syllable usage, durations, transitions, confusability,
-kappa scans; choice measures (bits per trial, psychometric curves, occupancy, dwell times)."""
+kappa scans; frame tables of kinematics and per-group syllable statistics; choice measures (bits per trial, psychometric curves, occupancy, dwell times)."""
 
 from .alignment import align_states, match_states, permute_states, state_accuracy, state_confusion
 from .choice import (
@@ -11,6 +11,7 @@ from .choice import (
     psychometric_curves,
     state_occupancy,
 )
+from .kinematics import frame_table, syllable_stats
 from .syllables import (
     cross_likelihoods,
     kappa_scan,
@@ -30,6 +31,7 @@ __all__ = [
     "dwell_times",
     "empirical_psychometric",
     "fit_one_state_baseline",
+    "frame_table",
     "kappa_scan",
     "match_states",
     "median_duration",
@@ -41,6 +43,7 @@ __all__ = [
     "state_confusion",
     "state_occupancy",
     "syllable_durations",
+    "syllable_stats",
     "syllable_usage",
     "transition_matrix",
 ]

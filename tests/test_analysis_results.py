@@ -1,0 +1,130 @@
+"""After the fit: frame tables, syllable statistics, group tests, label comparison, transitions, merging."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from behavhmm.analysis import frame_table, syllable_stats
+
+
+def _circle(n, radius, omega, half_length=2.0, phase=0.3):
+    """Two sessions' worth of keypoints moving on a circle, facing along the tangent (counter-clockwise)."""
+    theta = phase + omega * np.arange(n)
+    centre = radius * np.c_[np.cos(theta), np.sin(theta)]
+    heading = theta + np.pi / 2
+    direction = np.c_[np.cos(heading), np.sin(heading)]
+    coords = np.stack([centre + half_length * direction, centre, centre - half_length * direction], axis=1)
+    return coords, centre, np.angle(np.exp(1j * heading))
+
+
+def test_frame_table_kinematics_match_hand_computed_values_on_a_circle():
+    fps, radius, omega = 30.0, 5.0, 0.1
+    coords, centre, heading = _circle(40, radius, omega)
+    states = np.r_[-1, -1, np.zeros(18, int), np.ones(20, int)]
+    table = frame_table(states, coords, fps, anterior=0, posterior=2, smooth_sigma=0)
+    assert list(table.columns) == ["session", "individual", "group", "frame", "time", "syllable", "onset",
+                                   "centroid_x", "centroid_y", "heading", "speed", "angular_velocity"]
+    inner = table.iloc[2:-1]
+    # central difference of a point on a circle: chord / 2 frames = R sin(omega) per frame
+    np.testing.assert_allclose(inner["speed"], radius * np.sin(omega) * fps, rtol=1e-9)
+    np.testing.assert_allclose(inner["angular_velocity"], omega * fps, rtol=1e-9)
+    np.testing.assert_allclose(inner["heading"], heading[2:-1], atol=1e-12)
+    np.testing.assert_allclose(inner[["centroid_x", "centroid_y"]], centre[2:-1], atol=1e-12)
+    # the last frame: a one-sided difference, a full chord per frame
+    assert table["speed"].iloc[-1] == pytest.approx(2 * radius * np.sin(omega / 2) * fps)
+    np.testing.assert_allclose(table["time"], np.arange(40) / fps)
+    assert table["onset"].tolist() == [False, False, True] + [False] * 17 + [True] + [False] * 19
+    assert table.loc[:1, ["heading", "speed", "angular_velocity", "centroid_x"]].isna().all().all()
+
+
+def test_frame_table_heading_wraps_and_sessions_and_nan_keypoints():
+    fps, omega = 10.0, 0.4  # turns several times: the heading crosses +-pi
+    coords, _, heading = _circle(60, 3.0, omega)
+    coords[30, 1] = np.nan
+    starts = np.zeros(60, bool)
+    starts[25] = True
+    table = frame_table(np.zeros(60, int), coords, fps, posterior=2, session_starts=starts, groups=["a", "b"],
+                        session_names=["s1", "s2"], individuals=["m1", "m1"], smooth_sigma=0)
+    assert table["heading"].dropna().between(-np.pi, np.pi).all()
+    assert table["session"].tolist() == ["s1"] * 25 + ["s2"] * 35
+    assert table["group"].iloc[-1] == "b" and table["frame"].iloc[25] == 0 and table["time"].iloc[25] == 0
+    assert table["onset"].sum() == 2  # one instance per session: a run never crosses a session start
+    # the missing keypoint gives NaN at its frame and at its neighbours' central differences
+    assert np.isnan(table.loc[30, ["centroid_x", "heading", "speed", "angular_velocity"]].astype(float)).all()
+    assert np.isnan(table.loc[[29, 31], "speed"]).all()
+    ok = table["angular_velocity"].notna()
+    np.testing.assert_allclose(table.loc[ok, "angular_velocity"], omega * fps, rtol=1e-9)
+    # smoothing a constant turn keeps it constant away from the session ends
+    smooth = frame_table(np.zeros(60, int), _circle(60, 3.0, omega)[0], fps, posterior=2, smooth_sigma=1.5)
+    np.testing.assert_allclose(smooth["angular_velocity"].iloc[10:-10], omega * fps, rtol=1e-6)
+
+
+def test_frame_table_from_results_objects_and_errors():
+    from behavhmm.workflows import KeypointResults
+
+    rng = np.random.default_rng(0)
+    results = []
+    for name, n in (("a", 30), ("b", 20)):
+        t = np.arange(n)
+        results.append(KeypointResults(
+            name=name, source=None, fps=20.0, timestamps=t / 20.0, syllables=rng.integers(0, 3, n).astype(np.int32),
+            latents=np.zeros((n, 2)), centroid=np.c_[2.0 * t, 0 * t], heading=np.full(n, 0.5),
+            probabilities=np.zeros((n, 3)),
+        ))
+    table = frame_table(results, groups=["g1", "g2"], smooth_sigma=0)
+    assert table["session"].unique().tolist() == ["a", "b"]
+    np.testing.assert_allclose(table["speed"], 40.0)
+    np.testing.assert_allclose(table["angular_velocity"], 0.0)
+    with pytest.raises(ValueError, match="fps must be a positive"):
+        frame_table(np.zeros(5, int), np.zeros((5, 2, 2)), 0.0)
+    with pytest.raises(ValueError, match="coordinates must have shape"):
+        frame_table(np.zeros(5, int), np.zeros((4, 2, 2)), 30.0)
+    with pytest.raises(ValueError, match="groups must hold one entry per session"):
+        frame_table(results, groups=["g1"])
+
+
+def _random_table(rng, n_sessions=6, n=300):
+    states, coords, starts, groups = [], [], [], []
+    for i in range(n_sessions):
+        runs = rng.integers(2, 15, size=n)
+        z = np.repeat(rng.integers(0, 5, size=n), runs)[:n]
+        z[:2] = -1
+        states.append(z)
+        walk = np.cumsum(rng.normal(size=(n, 1, 2)), axis=0) + rng.normal(scale=0.5, size=(n, 4, 2))
+        coords.append(walk)
+        groups.append("ctrl" if i % 2 else "drug")
+    z = np.concatenate(states)
+    starts = np.arange(n_sessions) * n
+    return frame_table(z, np.concatenate(coords), 30.0, session_starts=starts, groups=groups,
+                       session_names=[f"s{i}" for i in range(n_sessions)])
+
+
+def test_syllable_stats_match_pandas_groupby(rng):
+    table = _random_table(rng)
+    stats = syllable_stats(table, n_states=6)
+    assert len(stats) == 6 * 6  # every session x syllable, syllable 5 never used
+    unused = stats[stats["syllable"] == 5]
+    assert (unused["frequency"] == 0).all() and unused["duration_mean"].isna().all()
+    lab = table[table["syllable"] >= 0].copy()
+    lab["run"] = lab["onset"].cumsum()
+    runs = lab.groupby(["session", "syllable", "run"]).size().rename("frames").reset_index()
+    seconds = lab.groupby("session").size() / 30.0
+    expected_n = runs.groupby(["session", "syllable"]).size()
+    got = stats.set_index(["session", "syllable"])
+    for (session, syllable), count in expected_n.items():
+        row = got.loc[(session, syllable)]
+        assert row["n_instances"] == count
+        assert row["frequency"] == pytest.approx(count / seconds[session])
+        assert row["usage"] == pytest.approx(count / expected_n[session].sum())
+        durations = runs.query("session == @session and syllable == @syllable")["frames"] / 30.0
+        assert row["duration_mean"] == pytest.approx(durations.mean())
+        assert row["duration_median"] == pytest.approx(durations.median())
+    kin = lab.groupby(["session", "syllable"])["speed"].agg(["mean", "std", "min", "max"])
+    for how in ("mean", "std", "min", "max"):
+        np.testing.assert_allclose(got.loc[kin.index, f"speed_{how}"], kin[how])
+    np.testing.assert_allclose(stats.groupby("session")["usage"].sum(), 1.0)
+    assert set(stats["group"]) == {"ctrl", "drug"}
+    with pytest.raises(ValueError, match="lacks the columns"):
+        syllable_stats(table.drop(columns="onset"))
