@@ -128,3 +128,30 @@ def test_syllable_stats_match_pandas_groupby(rng):
     assert set(stats["group"]) == {"ctrl", "drug"}
     with pytest.raises(ValueError, match="lacks the columns"):
         syllable_stats(table.drop(columns="onset"))
+
+
+def test_compare_labelings_of_a_permutation_is_perfect_and_of_noise_is_not(rng):
+    from sklearn.metrics import adjusted_rand_score
+
+    from behavhmm.analysis import compare_labelings
+
+    a = np.repeat(rng.integers(0, 6, 200), rng.integers(1, 10, 200))
+    a[:3] = -1
+    perm = rng.permutation(6)
+    b = np.where(a >= 0, perm[np.maximum(a, 0)], -1)
+    out = compare_labelings(a, b)
+    assert out["adjusted_rand"] == pytest.approx(1.0) and out["nmi"] == pytest.approx(1.0)
+    assert out["accuracy"] == 1.0 and out["n_frames"] == int((a >= 0).sum())
+    confusion = out["confusion"]
+    assert np.count_nonzero(confusion - np.diag(np.diag(confusion))) == 0
+    np.testing.assert_array_equal(np.diag(confusion), np.bincount(a[a >= 0], minlength=6))
+    np.testing.assert_array_equal(out["matching"], perm)
+    noisy = b.copy()
+    flip = rng.random(len(b)) < 0.3
+    noisy[flip & (b >= 0)] = rng.integers(0, 6, int((flip & (b >= 0)).sum()))
+    worse = compare_labelings(a, noisy)
+    assert worse["adjusted_rand"] < 0.9 and worse["accuracy"] < 1.0
+    ok = (a >= 0)
+    assert worse["adjusted_rand"] == pytest.approx(adjusted_rand_score(a[ok], noisy[ok]))
+    with pytest.raises(ValueError, match="same length"):
+        compare_labelings(a, b[:-1])

@@ -1,7 +1,7 @@
 """Analysis of fitted models: state alignment; syllable usage, durations, transitions, confusability,
 kappa scans; frame tables of kinematics and per-group syllable statistics; choice measures (bits per trial, psychometric curves, occupancy, dwell times)."""
 
-from .alignment import align_states, match_states, permute_states, state_accuracy, state_confusion
+from .alignment import align_states, compare_labelings, match_states, permute_states, state_accuracy, state_confusion
 from .choice import (
     PsychometricCurves,
     bits_per_trial,
@@ -27,6 +27,7 @@ __all__ = [
     "PsychometricCurves",
     "align_states",
     "bits_per_trial",
+    "compare_labelings",
     "cross_likelihoods",
     "dwell_times",
     "empirical_psychometric",
