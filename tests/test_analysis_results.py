@@ -155,3 +155,71 @@ def test_compare_labelings_of_a_permutation_is_perfect_and_of_noise_is_not(rng):
     assert worse["adjusted_rand"] == pytest.approx(adjusted_rand_score(a[ok], noisy[ok]))
     with pytest.raises(ValueError, match="same length"):
         compare_labelings(a, b[:-1])
+
+
+def test_compare_groups_equals_scipy_and_statsmodels_on_the_same_numbers(rng):
+    sp = pytest.importorskip("scikit_posthocs")
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    from scipy import stats as st
+
+    from behavhmm.analysis import compare_groups
+
+    rows = []
+    for g, shift in (("a", 0.0), ("b", 0.0), ("c", 1.5)):
+        for s in range(5):
+            for k in range(4):
+                rows.append((g, f"{g}{s}", k, rng.normal(loc=shift * (k == 0))))
+    stats = pd.DataFrame(rows, columns=["group", "session", "syllable", "frequency"])
+    table = compare_groups(stats, "frequency")
+    omni = table[table["comparison"] == "omnibus"].set_index("syllable")
+    expected_p = []
+    for k in range(4):
+        block = stats[stats["syllable"] == k]
+        samples = [block.loc[block["group"] == g, "frequency"].to_numpy() for g in "abc"]
+        res = st.kruskal(*samples)
+        assert omni.loc[k, "statistic"] == pytest.approx(res.statistic)
+        assert omni.loc[k, "p_value"] == pytest.approx(res.pvalue)
+        expected_p.append(res.pvalue)
+        dunn = sp.posthoc_dunn(stats.query("syllable == @k"), val_col="frequency", group_col="group")
+        pairs = table.query("comparison == 'posthoc' and syllable == @k").set_index(["group1", "group2"])
+        for a, b in (("a", "b"), ("a", "c"), ("b", "c")):
+            assert pairs.loc[(a, b), "p_value"] == pytest.approx(dunn.loc[a, b])
+    np.testing.assert_allclose(omni["p_adjusted"], multitest.multipletests(expected_p, method="fdr_bh")[1])
+    post = table[table["comparison"] == "posthoc"]
+    np.testing.assert_allclose(post["p_adjusted"], multitest.multipletests(post["p_value"], method="fdr_bh")[1])
+    assert omni.loc[0, "significant"]  # the shifted syllable
+    # Welch's t-test and ANOVA with a permutation p-value
+    welch = compare_groups(stats, method="anova", posthoc="ttest", correction="bonferroni", n_permutations=199)
+    block = stats[stats["syllable"] == 0]
+    k0 = [block.loc[block["group"] == g, "frequency"].to_numpy() for g in "abc"]
+    row = welch.query("comparison == 'posthoc' and syllable == 0 and group1 == 'a' and group2 == 'c'").iloc[0]
+    assert row["statistic"] == pytest.approx(st.ttest_ind(k0[0], k0[2], equal_var=False).statistic)
+    omni0 = welch.query("comparison == 'omnibus' and syllable == 0").iloc[0]
+    assert omni0["statistic"] == pytest.approx(st.f_oneway(*k0).statistic)
+    assert 1 / 200 <= omni0["p_value"] <= 0.05
+    with pytest.raises(ValueError, match="at least two groups"):
+        compare_groups(stats[stats["group"] == "a"])
+    with pytest.raises(ValueError, match="method must be"):
+        compare_groups(stats, method="chi2")
+
+
+def test_plot_syllable_stats_marks_significant_syllables(rng):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("scikit_posthocs")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from behavhmm.analysis import compare_groups
+    from behavhmm.plotting import plot_syllable_stats
+
+    stats = syllable_stats(_random_table(rng))
+    stats.loc[(stats["group"] == "drug") & (stats["syllable"] == 1), "frequency"] += 5.0
+    tests = compare_groups(stats, correction=None, posthoc=None)
+    ax = plot_syllable_stats(stats, tests=tests, alpha=0.2)
+    marks = [t for t in ax.texts if t.get_text() == "*"]
+    significant = tests.query("comparison == 'omnibus' and p_adjusted < 0.2")["syllable"].tolist()
+    assert 1 in significant and len(marks) == len(significant)
+    assert len(ax.get_legend().get_texts()) == 2
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

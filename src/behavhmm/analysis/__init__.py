@@ -11,6 +11,7 @@ from .choice import (
     psychometric_curves,
     state_occupancy,
 )
+from .groups import compare_groups
 from .kinematics import frame_table, syllable_stats
 from .syllables import (
     cross_likelihoods,
@@ -27,6 +28,7 @@ __all__ = [
     "PsychometricCurves",
     "align_states",
     "bits_per_trial",
+    "compare_groups",
     "compare_labelings",
     "cross_likelihoods",
     "dwell_times",

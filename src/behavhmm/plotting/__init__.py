@@ -7,6 +7,7 @@ draws on an existing ``ax`` when given one, otherwise on a new figure.
 """
 
 from .glm_hmm import plot_glm_weights, plot_psychometric, plot_state_occupancy
+from .groups import plot_syllable_stats
 from .scree import scree_plot
 from .syllables import plot_durations, plot_fit_history, plot_transition_matrix, plot_usage
 
@@ -16,6 +17,7 @@ __all__ = [
     "plot_glm_weights",
     "plot_psychometric",
     "plot_state_occupancy",
+    "plot_syllable_stats",
     "plot_transition_matrix",
     "plot_usage",
     "scree_plot",
