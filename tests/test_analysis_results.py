@@ -223,3 +223,51 @@ def test_plot_syllable_stats_marks_significant_syllables(rng):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_transition_matrix_columns_and_per_group():
+    from behavhmm.analysis import transition_matrix
+
+    z = np.array([0, 0, 1, 2, 2, 0, 1, 1, 2, 0, 2])
+    starts = [0, 5]
+    counts = transition_matrix(z, starts, normalize=None)
+    # session 1: 0->1, 1->2; session 2: 0->1, 1->2, 2->0, 0->2
+    np.testing.assert_array_equal(counts, [[0, 2, 1], [0, 0, 2], [1, 0, 0]])
+    cols = transition_matrix(z, starts, normalize="columns")
+    np.testing.assert_allclose(cols, counts / counts.sum(axis=0, keepdims=True))
+    per = transition_matrix(z, starts, normalize=None, groups=["x", "y"])
+    assert list(per) == ["x", "y"]
+    np.testing.assert_array_equal(per["x"], [[0, 1, 0], [0, 0, 1], [0, 0, 0]])
+    np.testing.assert_array_equal(per["x"] + per["y"], counts)
+    with pytest.raises(ValueError, match="normalize must be"):
+        transition_matrix(z, normalize="diag")
+    with pytest.raises(ValueError, match="one label per session"):
+        transition_matrix(z, starts, groups=["x"])
+
+
+def test_transition_graphs_sizes_and_difference():
+    pytest.importorskip("networkx")
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from behavhmm.analysis import transition_graph
+    from behavhmm.plotting import graph_layout, plot_transition_graph, plot_transition_graph_difference
+
+    a = np.array([[0, 0.7, 0.3], [0.5, 0, 0.5], [0.02, 0.98, 0]])
+    graph = transition_graph(a, [0.5, 0.3, 0.2], threshold=0.05)
+    assert sorted(graph.edges) == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 1)]
+    assert graph.nodes[0]["usage"] == 0.5 and graph.edges[2, 1]["weight"] == 0.98
+    pos = graph_layout(graph, "spring")
+    ax = plot_transition_graph(a, [0.5, 0.3, 0.2], pos=pos)
+    sizes = ax.collections[0].get_sizes()
+    np.testing.assert_allclose(sizes, 600 * np.array([0.5, 0.3, 0.2]) / 0.5)
+    b = a.copy()
+    b[0] = [0, 0.2, 0.8]
+    ax = plot_transition_graph_difference(a, b, [0.5, 0.3, 0.2], [0.4, 0.3, 0.3], threshold=0.1)
+    assert "red: more in b" in ax.get_title()
+    diff = transition_graph(b - a, threshold=0.1)
+    assert sorted(diff.edges) == [(0, 1), (0, 2)] and diff.edges[0, 1]["weight"] < 0
+    plt.close("all")

@@ -11,6 +11,7 @@ from .choice import (
     psychometric_curves,
     state_occupancy,
 )
+from .graphs import transition_graph
 from .groups import compare_groups
 from .kinematics import frame_table, syllable_stats
 from .syllables import (
@@ -48,5 +49,6 @@ __all__ = [
     "syllable_durations",
     "syllable_stats",
     "syllable_usage",
+    "transition_graph",
     "transition_matrix",
 ]

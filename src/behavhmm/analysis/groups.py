@@ -13,22 +13,12 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from ._optional import optional_import as _optional
+
 __all__ = ["compare_groups"]
 
 _METHODS = ("kruskal", "anova")
 _POSTHOC = ("dunn", "mannwhitney", "ttest", None)
-
-
-def _optional(module: str):
-    """Import an optional dependency of the ``analysis`` extra, or say how to install it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(
-            f"this function needs {module.split('.')[0]}: pip install 'behavhmm[analysis]'"
-        ) from exc
 
 
 def _omnibus(method, samples, n_permutations, rng):

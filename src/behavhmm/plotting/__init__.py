@@ -7,17 +7,21 @@ draws on an existing ``ax`` when given one, otherwise on a new figure.
 """
 
 from .glm_hmm import plot_glm_weights, plot_psychometric, plot_state_occupancy
+from .graphs import graph_layout, plot_transition_graph, plot_transition_graph_difference
 from .groups import plot_syllable_stats
 from .scree import scree_plot
 from .syllables import plot_durations, plot_fit_history, plot_transition_matrix, plot_usage
 
 __all__ = [
+    "graph_layout",
     "plot_durations",
     "plot_fit_history",
     "plot_glm_weights",
     "plot_psychometric",
     "plot_state_occupancy",
     "plot_syllable_stats",
+    "plot_transition_graph",
+    "plot_transition_graph_difference",
     "plot_transition_matrix",
     "plot_usage",
     "scree_plot",
