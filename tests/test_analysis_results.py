@@ -271,3 +271,141 @@ def test_transition_graphs_sizes_and_difference():
     diff = transition_graph(b - a, threshold=0.1)
     assert sorted(diff.edges) == [(0, 1), (0, 2)] and diff.edges[0, 1]["weight"] < 0
     plt.close("all")
+
+
+def _walkers(rng, n_instances=40, length=12):
+    """Keypoints of instances of two syllables: 0 walks forward at 1 unit/frame, 1 turns on the spot.
+
+    Each instance starts at a random place and heading; three keypoints on the body axis (nose, centre, tail).
+    """
+    coords, states = [], []
+    for i in range(n_instances):
+        k = i % 2
+        start, heading = rng.uniform(-50, 50, 2), rng.uniform(-np.pi, np.pi)
+        t = np.arange(length)
+        h = heading + (0.2 * t if k else 0 * t)
+        centre = start + (np.c_[np.cos(heading), np.sin(heading)] * t[:, None] if k == 0 else 0 * t[:, None])
+        direction = np.c_[np.cos(h), np.sin(h)]
+        coords.append(np.stack([centre + 2 * direction, centre, centre - 2 * direction], axis=1))
+        states.append(np.full(length, k))
+    return np.concatenate(states), np.concatenate(coords), np.arange(n_instances) * length
+
+
+def test_typical_trajectories_in_the_onset_body_frame_and_similarity(rng):
+    from behavhmm.analysis import cluster_syllables, merge_groups, syllable_similarity, typical_trajectories
+
+    states, coords, starts = _walkers(rng)
+    traj = typical_trajectories(states, coords, starts, anterior=0, posterior=2, pre=0, post=8, min_instances=5)
+    assert traj.trajectories.shape == (2, 9, 3, 2) and traj.n_instances.tolist() == [20, 20]
+    # syllable 0: the centre walks along +x from the origin; the nose stays 2 units ahead
+    np.testing.assert_allclose(traj.trajectories[0, :, 1], np.c_[np.arange(9), np.zeros(9)], atol=1e-9)
+    np.testing.assert_allclose(traj.trajectories[0, :, 0], np.c_[np.arange(9) + 2, np.zeros(9)], atol=1e-9)
+    # syllable 1: the nose turns counter-clockwise by 0.2 rad per frame about a still centre
+    angles = 0.2 * np.arange(9)
+    np.testing.assert_allclose(traj.trajectories[1, :, 0], 2 * np.c_[np.cos(angles), np.sin(angles)], atol=1e-9)
+    # a window never crosses a session: pre=1 drops every instance (each starts its session)
+    none = typical_trajectories(states, coords, starts, posterior=2, pre=1, post=3)
+    assert none.n_instances.tolist() == [0, 0] and np.isnan(none.trajectories).all()
+    d = syllable_similarity(traj)
+    assert d[0, 0] == 0 and d[0, 1] == d[1, 0] > 1
+    tree, kept = cluster_syllables(d)
+    assert kept.tolist() == [0, 1] and tree.shape == (1, 4)
+    assert merge_groups(d, threshold=d[0, 1] + 1) == [[0, 1]] and merge_groups(d, threshold=0.5) == []
+
+
+def test_merge_syllables_maps_every_output_and_survives_the_model_file(rng, tmp_path):
+    from behavhmm import load_model
+    from behavhmm.analysis import apply_syllable_mapping, merge_syllables, syllable_mapping
+    from behavhmm.datasets import demo_arhmm, simulate_demo_sessions
+
+    model = demo_arhmm(4, 2, 1, seed=0)
+    X, _, starts, _ = simulate_demo_sessions(model, 2, 300, seed=1)
+    merged = merge_syllables(model, {3: 0, 2: 1})
+    assert merged.syllable_mapping_.tolist() == [0, 1, 1, 0] and not hasattr(model, "syllable_mapping_")
+    z = model.predict(X, session_starts=starts)
+    zm = merged.predict(X, session_starts=starts)
+    np.testing.assert_array_equal(zm, apply_syllable_mapping(z, [0, 1, 1, 0]))
+    assert set(np.unique(zm[zm >= 0])) <= {0, 1}
+    p, pm = model.smooth_proba(X, session_starts=starts), merged.smooth_proba(X, session_starts=starts)
+    ok = np.isfinite(p).all(axis=1)
+    np.testing.assert_allclose(pm[ok][:, 0], p[ok][:, 0] + p[ok][:, 3], rtol=1e-6)
+    assert np.all(pm[ok][:, 2:] == 0)
+    assert merged.score(X, session_starts=starts) == model.score(X, session_starts=starts)  # dynamics unchanged
+    merged.save_params(tmp_path / "merged.npz")
+    again = load_model(tmp_path / "merged.npz")
+    np.testing.assert_array_equal(again.syllable_mapping_, [0, 1, 1, 0])
+    np.testing.assert_array_equal(again.predict(X, session_starts=starts), zm)
+    # merging again composes; groups take their smallest label
+    assert merge_syllables(merged, [[0, 1]]).syllable_mapping_.tolist() == [0, 0, 0, 0]
+    assert syllable_mapping([[2, 5], [1, 3]], 6).tolist() == [0, 1, 2, 1, 4, 2]
+    with pytest.raises(ValueError, match="in two groups"):
+        syllable_mapping([[1, 2], [2, 3]], 4)
+    with pytest.raises(ValueError, match="must lie in"):
+        syllable_mapping({1: 7}, 4)
+
+
+def test_merged_labels_keep_every_table_consistent(rng):
+    from behavhmm.analysis import apply_syllable_mapping, syllable_usage, transition_matrix
+
+    table = _random_table(rng)
+    mapping = np.array([0, 1, 0, 3, 1])
+    merged = table.copy()
+    merged["syllable"] = apply_syllable_mapping(table["syllable"].to_numpy(), mapping)
+    # onsets of the merged labels: a run of 0 then 2 is one instance of the merged 0
+    starts = np.flatnonzero(merged["frame"].to_numpy() == 0)
+    z = merged["syllable"].to_numpy()
+    again = frame_table(z, np.zeros((len(z), 2, 2)), 30.0, session_starts=starts, groups=table.groupby(
+        "session", sort=False)["group"].first().tolist(), session_names=list(table["session"].unique()))
+    before, after = syllable_stats(table, n_states=5), syllable_stats(again, n_states=5)
+    b = before.set_index(["session", "syllable"])["frame_fraction"].unstack()
+    a = after.set_index(["session", "syllable"])["frame_fraction"].unstack()
+    np.testing.assert_allclose(a[0], b[0] + b[2])
+    np.testing.assert_allclose(a[1], b[1] + b[4])
+    assert (a[[2, 4]] == 0).all().all()
+    assert (after.groupby("session")["n_instances"].sum() <= before.groupby("session")["n_instances"].sum()).all()
+    # usage and frame-to-frame transitions of the merged labels are the originals' summed over blocks
+    zo = table["syllable"].to_numpy()
+    onto = np.zeros((5, 5))
+    onto[np.arange(5), mapping] = 1
+    np.testing.assert_allclose(syllable_usage(z, starts, n_states=5, normalize=False).to_numpy(),
+                               syllable_usage(zo, starts, n_states=5, normalize=False).to_numpy() @ onto)
+    t_before = transition_matrix(zo, starts, n_states=5, normalize=None, collapse_runs=False)
+    t_after = transition_matrix(z, starts, n_states=5, normalize=None, collapse_runs=False)
+    np.testing.assert_allclose(t_after, onto.T @ t_before @ onto)
+
+
+def test_trajectory_figures_dendrogram_and_grid_movie(rng, tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from behavhmm.analysis import syllable_similarity, typical_trajectories
+    from behavhmm.plotting import (
+        animate_typical_trajectories,
+        grid_movie,
+        plot_syllable_dendrogram,
+        plot_typical_trajectories,
+    )
+
+    states, coords, starts = _walkers(rng)
+    traj = typical_trajectories(states, coords, starts, posterior=2, pre=0, post=8, fps=10.0)
+    fig = plot_typical_trajectories(traj, edges=[(0, 1), (1, 2)], n_poses=3)
+    assert [ax.get_title() for ax in fig.axes] == ["syllable 0 (n=20)", "syllable 1 (n=20)"]
+    assert len(fig.axes[0].collections) == 3  # one scatter per pose
+    gif = animate_typical_trajectories(traj, tmp_path / "typical.gif")
+    with Image.open(gif) as im:
+        assert im.n_frames == 9
+    movie = grid_movie(states, coords, 1, tmp_path / "grid.gif", starts, posterior=2, pre=0, post=5, n_examples=4)
+    with Image.open(movie) as im:
+        assert im.n_frames == 6
+    assert not list(tmp_path.glob(".*partial*"))
+    with pytest.raises(ValueError, match="no instance"):
+        grid_movie(states, coords, 1, tmp_path / "none.gif", starts, posterior=2, pre=3)
+    with pytest.raises(ValueError, match=".gif or .mp4"):
+        animate_typical_trajectories(traj, tmp_path / "typical.avi")
+    ax = plot_syllable_dendrogram(syllable_similarity(traj))
+    assert [t.get_text() for t in ax.get_xticklabels()] in (["0", "1"], ["1", "0"])
+    plt.close("all")

@@ -14,6 +14,17 @@ from .choice import (
 from .graphs import transition_graph
 from .groups import compare_groups
 from .kinematics import frame_table, syllable_stats
+from .trajectories import (
+    TypicalTrajectories,
+    apply_syllable_mapping,
+    cluster_syllables,
+    merge_groups,
+    merge_syllables,
+    syllable_instances,
+    syllable_mapping,
+    syllable_similarity,
+    typical_trajectories,
+)
 from .syllables import (
     cross_likelihoods,
     kappa_scan,
@@ -26,6 +37,15 @@ from .syllables import (
 )
 
 __all__ = [
+    "TypicalTrajectories",
+    "apply_syllable_mapping",
+    "cluster_syllables",
+    "merge_groups",
+    "merge_syllables",
+    "syllable_instances",
+    "syllable_mapping",
+    "syllable_similarity",
+    "typical_trajectories",
     "PsychometricCurves",
     "align_states",
     "bits_per_trial",

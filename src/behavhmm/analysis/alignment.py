@@ -218,6 +218,9 @@ def permute_states(model, perm):
     for name in _STATE_LABELS:
         if getattr(model, name, None) is not None:
             setattr(out, name, relabel_states(getattr(model, name), perm))
+    mapping = getattr(model, "syllable_mapping_", None)
+    if mapping is not None:  # merged labels (merge_syllables): index and values both renumbered
+        out.syllable_mapping_ = relabel_states(np.asarray(mapping)[perm], perm)
     return out
 
 
