@@ -286,13 +286,21 @@ def syllable_mapping(mapping, n_states: int) -> np.ndarray:
         For labels outside ``[0, n_states)`` or a syllable in two groups.
     """
     out = np.arange(n_states)
+
+    def check(labels):
+        bad = [s for s in labels if not 0 <= s < n_states]
+        if bad:
+            raise ValueError(f"mapping: labels must lie in [0, {n_states}), got {bad}.")
+        return labels
+
     if isinstance(mapping, dict):
         for old, new in mapping.items():
-            out[int(old)] = int(new)
+            old, new = check([int(old), int(new)])
+            out[old] = new
     elif len(mapping) and all(np.ndim(g) == 1 for g in mapping):
         seen: set = set()
         for group in mapping:
-            group = [int(s) for s in group]
+            group = check([int(s) for s in group])
             if seen & set(group):
                 raise ValueError(f"mapping: syllables {sorted(seen & set(group))} are in two groups.")
             seen |= set(group)
