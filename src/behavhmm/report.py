@@ -217,23 +217,28 @@ def write_report(
 
     # ---- transitions
     matrices = an.transition_matrix(z, starts, n_states=n_states, groups=session_groups)
+    # graphs show joint bigram probabilities (normalize="all", as keypoint-moseq's graphs): a rarely used
+    # syllable's rows hold probabilities of 0 or 1 that would otherwise dominate the picture
+    joint = an.transition_matrix(z, starts, n_states=n_states, groups=session_groups, normalize="all")
     group_usage = usage.reindex(columns=range(n_states)).fillna(0)
     pos = None
     for g in labels:
         save_table(pd.DataFrame(matrices[g]).rename_axis(index="from", columns="to"), f"transitions_{_slug(g)}.csv",
                    f"bigram transition probabilities, group {g}", index=True)
         if pos is None:
-            graph = an.transition_graph(matrices[g], syllables=range(min(n_states, max_syllables)))
-            pos = pl.graph_layout(graph)
-        ax = pl.plot_transition_graph(matrices[g], group_usage.loc[g].to_numpy(), max_syllables=max_syllables, pos=pos)
+            used = np.flatnonzero(group_usage.max(axis=0).to_numpy()[:max_syllables] >= 0.005)
+            pos = pl.graph_layout(an.transition_graph(joint[g], syllables=used))
+        ax = pl.plot_transition_graph(joint[g], group_usage.loc[g].to_numpy(), max_syllables=max_syllables, pos=pos,
+                                      threshold=0.005)
         ax.set_title(f"transitions, group {g}")
-        save_figure(ax.figure, f"transition_graph_{_slug(g)}.png", f"transition graph, group {g}")
+        save_figure(ax.figure, f"transition_graph_{_slug(g)}.png",
+                    f"transition graph, group {g}: nodes sized by usage, edges by bigram probability (> 0.005)")
     for g in labels[1:]:
         ax = pl.plot_transition_graph_difference(
-            matrices[labels[0]], matrices[g], group_usage.loc[labels[0]].to_numpy(), group_usage.loc[g].to_numpy(),
-            max_syllables=max_syllables, pos=pos, labels=(str(labels[0]), str(g)))
+            joint[labels[0]], joint[g], group_usage.loc[labels[0]].to_numpy(), group_usage.loc[g].to_numpy(),
+            max_syllables=max_syllables, pos=pos, labels=(str(labels[0]), str(g)), threshold=0.002)
         save_figure(ax.figure, f"transition_difference_{_slug(labels[0])}_{_slug(g)}.png",
-                    f"transition graph difference, {g} - {labels[0]}")
+                    f"difference of bigram probabilities and usage, {g} - {labels[0]} (edges > 0.002)")
 
     # ---- trajectories, similarity, movies
     if keypoints:
@@ -246,13 +251,14 @@ def write_report(
             fps = results[0].fps
             traj = an.typical_trajectories(z, coords, starts, anterior=front, posterior=back, pre=pre, post=post,
                                            n_states=n_states, fps=fps)
-            fig = pl.plot_typical_trajectories(traj, max_syllables=max_syllables) if np.isfinite(
+            axis = [(int(np.atleast_1d(back)[0]) % coords.shape[1], int(np.atleast_1d(front)[0]) % coords.shape[1])]
+            fig = pl.plot_typical_trajectories(traj, edges=axis, max_syllables=max_syllables) if np.isfinite(
                 traj.trajectories).any() else None
             if fig is None:
                 notes.append("no syllable has enough complete instances for a typical trajectory")
             else:
-                save_figure(fig, "typical_trajectories.png", "typical trajectories (body frame of the onset; light: "
-                                                             "onset, dark: later)")
+                save_figure(fig, "typical_trajectories.png", "typical trajectories (body frame of the onset; purple: "
+                                                             "onset, yellow: end; line: posterior to anterior)")
                 distance = an.syllable_similarity(traj)
                 save_table(pd.DataFrame(distance).rename_axis(index="syllable", columns="syllable"),
                            "syllable_similarity.csv", "distance between typical trajectories (keypoint units)", index=True)
@@ -260,11 +266,12 @@ def write_report(
                     ax = pl.plot_syllable_dendrogram(distance)
                     save_figure(ax.figure, "syllable_dendrogram.png", "syllables clustered by trajectory distance")
                 if movies:
-                    pl.animate_typical_trajectories(traj, out / "typical_trajectories.gif", max_syllables=max_syllables)
+                    pl.animate_typical_trajectories(traj, out / "typical_trajectories.gif", edges=axis,
+                                                    max_syllables=max_syllables)
                     files.append(("figure", "typical_trajectories.gif", "typical trajectories, animated"))
                     top = int(np.argmax(traj.n_instances))
                     pl.grid_movie(z, coords, top, out / f"grid_movie_syllable_{top}.gif", starts, anterior=front,
-                                  posterior=back, pre=pre, post=post, fps=fps or 10.0)
+                                  posterior=back, edges=axis, pre=pre, post=post, fps=fps or 10.0)
                     files.append(("figure", f"grid_movie_syllable_{top}.gif",
                                   f"keypoints-only grid movie of syllable {top} (grey: before onset, red: syllable)"))
 

@@ -44,7 +44,7 @@ def _draw(graph, pos, ax, node_sizes, node_colors, edge_widths, edge_colors, cma
 
 def plot_transition_graph(
     matrix, usage=None, ax=None, *, threshold: float = 0.05, max_syllables: int | None = 20, layout="circular",
-    pos: dict | None = None, max_width: float = 4.0, max_node_size: float = 600.0,
+    pos: dict | None = None, max_width: float = 4.0, max_node_size: float = 600.0, min_usage: float = 0.005,
 ):
     """Draw syllable transitions as a graph: nodes sized by usage, edges as wide as their probability.
 
@@ -64,6 +64,9 @@ def plot_transition_graph(
         Node positions (from `graph_layout`), to reuse across groups.
     max_width, max_node_size : float
         Width (points) of the most probable edge, area (points²) of the most used node.
+    min_usage : float, default 0.005
+        With ``usage``, leave out syllables used less (a syllable seen once
+        has transition probabilities of 0 or 1 that say little).
 
     Returns
     -------
@@ -77,7 +80,9 @@ def plot_transition_graph(
     from ..analysis.graphs import transition_graph
 
     m = np.asarray(matrix, float)
-    keep = range(m.shape[0] if max_syllables is None else min(m.shape[0], max_syllables))
+    keep = np.arange(m.shape[0] if max_syllables is None else min(m.shape[0], max_syllables))
+    if usage is not None:
+        keep = keep[np.asarray(usage, float)[keep] >= min_usage]
     graph = transition_graph(m, usage, threshold=threshold, syllables=keep)
     pos = graph_layout(graph, layout) if pos is None else pos
     ax = _axes(ax, figsize=(4.5, 4.5))
@@ -92,7 +97,7 @@ def plot_transition_graph(
 def plot_transition_graph_difference(
     matrix_a, matrix_b, usage_a=None, usage_b=None, ax=None, *, threshold: float = 0.02,
     max_syllables: int | None = 20, layout="circular", pos: dict | None = None, labels=("a", "b"),
-    max_width: float = 4.0, max_node_size: float = 600.0,
+    max_width: float = 4.0, max_node_size: float = 600.0, min_usage: float = 0.005,
 ):
     """Draw ``b - a``: edges and nodes coloured by the sign of the change, sized by its magnitude.
 
@@ -105,8 +110,8 @@ def plot_transition_graph_difference(
     ax : matplotlib.axes.Axes, optional
     threshold : float, default 0.02
         Hide edges whose absolute difference is at or below this.
-    max_syllables, layout, pos, max_width, max_node_size
-        As in `plot_transition_graph`.
+    max_syllables, layout, pos, max_width, max_node_size, min_usage
+        As in `plot_transition_graph` (``min_usage``: in either group).
     labels : pair of str
         Names of the groups, for the title.
 
@@ -127,7 +132,10 @@ def plot_transition_graph_difference(
         raise ValueError(f"matrix_a and matrix_b differ in shape: {a.shape} and {b.shape}.")
     n = a.shape[0]
     diff_usage = None if usage_a is None or usage_b is None else np.asarray(usage_b, float) - np.asarray(usage_a, float)
-    keep = range(n if max_syllables is None else min(n, max_syllables))
+    keep = np.arange(n if max_syllables is None else min(n, max_syllables))
+    if usage_a is not None and usage_b is not None:
+        used = np.maximum(np.asarray(usage_a, float), np.asarray(usage_b, float))
+        keep = keep[used[keep] >= min_usage]
     graph = transition_graph(b - a, None if diff_usage is None else np.abs(diff_usage), threshold=threshold,
                              syllables=keep)
     pos = graph_layout(graph, layout) if pos is None else pos

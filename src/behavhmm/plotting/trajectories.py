@@ -71,7 +71,7 @@ def plot_typical_trajectories(
     ncols : int, default 5
     max_syllables : int or None, default 20
     cmap : str, default "viridis"
-        Early poses light, late poses dark.
+        The onset's pose dark (purple), the last pose light (yellow).
 
     Returns
     -------
@@ -90,7 +90,7 @@ def plot_typical_trajectories(
     traj = trajectories.trajectories
     start = int(np.flatnonzero(trajectories.offsets == 0)[0]) if 0 in trajectories.offsets else 0
     frames = np.unique(np.linspace(start, len(trajectories.offsets) - 1, n_poses).round().astype(int))
-    colors = plt.get_cmap(cmap)(np.linspace(0.25, 1.0, len(frames)))
+    colors = plt.get_cmap(cmap)(np.linspace(0.0, 1.0, len(frames)))
     xlim, ylim = _limits(traj[chosen][:, frames].reshape(-1, traj.shape[-1]))
     fig, axes = _grid(len(chosen), ncols)
     for ax, k in zip(axes, chosen, strict=True):
