@@ -105,3 +105,15 @@ def test_merged_model_applied_to_a_real_file_gives_the_merged_labels(fitted, sha
                                outputs["plain"].probabilities[ok, 0] + outputs["plain"].probabilities[ok, 2], atol=1e-6)
     bad = runner.invoke(main, ["merge-syllables", str(fitted / "model.npz"), str(tmp_path / "x.npz"), "--merge", "0,99"])
     assert bad.exit_code != 0 and "--merge" in bad.output
+
+
+def test_report_frame_table_names_the_animals_of_a_multi_animal_file(fitted, tmp_path):
+    from behavhmm.report import write_report
+
+    write_report(fitted, tmp_path / "r", keypoints=True, movies=False)
+    frames = pd.read_csv(tmp_path / "r" / "frame_table.csv", keep_default_na=False)
+    animals = frames.groupby("session")["individual"].first()
+    assert animals["testDLC_h5_table_madlc_mouse_black_tail"] == "mouse_black_tail"
+    assert animals["testDLC_h5_table_madlc_mouse_white_tail"] == "mouse_white_tail"
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "one group only" in page and "group_tests.csv" not in page

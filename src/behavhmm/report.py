@@ -182,7 +182,8 @@ def write_report(
 
     # ---- frame table and statistics
     session_groups = [group_of[n] for n in names]
-    frames = an.frame_table(results, groups=session_groups, smooth_sigma=smooth_sigma)
+    coords, individuals, reason = _reload_keypoints(results, h5) if keypoints else (None, None, "")
+    frames = an.frame_table(results, groups=session_groups, individuals=individuals, smooth_sigma=smooth_sigma)
     save_table(frames, "frame_table.csv", "one row per frame: syllable, onset, centroid, heading, speed, "
                                           "angular velocity")
     stats = an.syllable_stats(frames, n_states=n_states)
@@ -242,7 +243,6 @@ def write_report(
 
     # ---- trajectories, similarity, movies
     if keypoints:
-        coords, reason = _reload_keypoints(results, h5)
         if coords is None:
             notes.append(reason)
         else:
@@ -298,14 +298,17 @@ def write_report(
 
 
 def _reload_keypoints(results, h5):
-    """The results' keypoints reloaded and cleaned as for the fit, in the results' order, or (None, reason)."""
+    """The results' keypoints reloaded and cleaned as for the fit, in the results' order, and each session's animal.
+
+    Returns ``(coordinates, individuals, "")``, or ``(None, None, reason)`` when the files cannot be matched.
+    """
     import h5py
 
     from .workflows import load_and_clean
 
     sources = list(dict.fromkeys(r.source for r in results))
     if any(not s or not Path(s).is_file() for s in sources):
-        return None, "the pose files named in the results are not all reachable: no trajectories"
+        return None, None, "the pose files named in the results are not all reachable: no trajectories"
     with h5py.File(h5, "r") as f:
         bodyparts = json.loads(f.attrs["bodyparts"]) if "bodyparts" in f.attrs else None
     rates = {r.fps for r in results}
@@ -317,5 +320,6 @@ def _reload_keypoints(results, h5):
     end = np.append(begin[1:], len(coords))
     pieces = dict(zip(names, (coords[a:b] for a, b in zip(begin, end, strict=True)), strict=True))
     if any(r.name not in pieces or len(pieces[r.name]) != len(r.syllables) for r in results):
-        return None, "the reloaded pose files do not match the results' sessions: no trajectories"
-    return np.concatenate([pieces[r.name] for r in results]), ""
+        return None, None, "the reloaded pose files do not match the results' sessions: no trajectories"
+    animal = dict(zip(names, (s.individual or "" for s in sessions), strict=True))
+    return np.concatenate([pieces[r.name] for r in results]), [animal[r.name] for r in results], ""
