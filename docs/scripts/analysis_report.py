@@ -2,7 +2,7 @@
 
 Run from the repository root:  python docs/scripts/analysis_report.py [OUT_DIR]
 
-1. Small keypoint fits (few sweeps, latent_dim 4: the point is the analysis, not the model) of
+1. Small keypoint fits (and a second B-SOiD fit with another seed, compared with `compare_labelings`) (few sweeps, latent_dim 4: the point is the analysis, not the model) of
    - the B-SOiD open-field clips (2 sessions, 60 fps; GPL-3.0),
    - the DeepOF mice (1 single-mouse table + 1 two-mouse table = 3 sessions; fps not stated, 25 assumed; MIT),
    - the DeepLabCut golden mouse (1 session, 30 fps; LGPL-3.0).
@@ -62,6 +62,10 @@ for name, (files, options) in fits.items():
     pd.DataFrame({"session": list(indices[name]), "group": list(indices[name].values())}).to_csv(index, index=False)
     timings[f"report {name}"] = run("report", out / name, "--groups", index, "--out", out / f"{name}_report")
 
+# ---- a second B-SOiD fit with another seed, to compare the two labelings
+timings["fit bsoid seed 1"] = run("fit-keypoints", *bsoid, "--out", out / "bsoid_seed1", "--latent-dim", "4",
+                                  *fits["bsoid"][1], "--seed", "1", "--no-progress", "--no-plots")
+
 # ---- the docs figures, from the B-SOiD fit
 import matplotlib  # noqa: E402
 
@@ -104,12 +108,15 @@ for src, dst in (("transition_graph_A.png", "analysis-transition-graph.png"),
 for name, fig in figures.items():
     fig.savefig(img / name, dpi=100)
 plt.close("all")
+other = read_keypoint_results(out / "bsoid_seed1" / "results.h5")
+comparison = an.compare_labelings(z, np.concatenate([r.syllables for r in other]))
 omnibus = tests[tests["comparison"] == "omnibus"]
 summary = {
     "timings_s": timings,
     "bsoid_pieces": len(pieces),
     "bsoid_omnibus_significant": omnibus.loc[omnibus["significant"], "syllable"].tolist(),
     "bsoid_omnibus_tested": int(omnibus["p_value"].notna().sum()),
+    "seed0_vs_seed1": {k: comparison[k] for k in ("accuracy", "adjusted_rand", "nmi", "n_frames")},
     "reports": {name: json.loads((out / f"{name}_report" / "report.json").read_text()) for name in fits},
 }
 (out / "summary.json").write_text(json.dumps(summary, indent=1))
