@@ -254,7 +254,11 @@ def test_transition_graphs_sizes_and_difference():
     import matplotlib.pyplot as plt
 
     from behavhmm.analysis import transition_graph
-    from behavhmm.plotting import graph_layout, plot_transition_graph, plot_transition_graph_difference
+    from behavhmm.plotting import (
+        graph_layout,
+        plot_transition_graph,
+        plot_transition_graph_difference,
+    )
 
     a = np.array([[0, 0.7, 0.3], [0.5, 0, 0.5], [0.02, 0.98, 0]])
     graph = transition_graph(a, [0.5, 0.3, 0.2], threshold=0.05)
@@ -292,7 +296,12 @@ def _walkers(rng, n_instances=40, length=12):
 
 
 def test_typical_trajectories_in_the_onset_body_frame_and_similarity(rng):
-    from behavhmm.analysis import cluster_syllables, merge_groups, syllable_similarity, typical_trajectories
+    from behavhmm.analysis import (
+        cluster_syllables,
+        merge_groups,
+        syllable_similarity,
+        typical_trajectories,
+    )
 
     states, coords, starts = _walkers(rng)
     traj = typical_trajectories(states, coords, starts, anterior=0, posterior=2, pre=0, post=8, min_instances=5)
@@ -409,3 +418,24 @@ def test_trajectory_figures_dendrogram_and_grid_movie(rng, tmp_path):
     ax = plot_syllable_dendrogram(syllable_similarity(traj))
     assert [t.get_text() for t in ax.get_xticklabels()] in (["0", "1"], ["1", "0"])
     plt.close("all")
+
+
+def test_frame_table_from_a_fitted_keypoint_model_and_missing_extra_message(monkeypatch):
+    from types import SimpleNamespace
+
+    from behavhmm.analysis import _optional
+
+    t = np.arange(10.0)
+    model = SimpleNamespace(states_=np.r_[-1, np.zeros(9, np.int32)], centroids_=np.c_[3 * t, 4 * t],
+                            headings_=np.full(10, np.pi / 4))
+    table = frame_table(model, fps=2.0, session_starts=[0, 5], smooth_sigma=0)
+    assert table["session"].tolist() == [0] * 5 + [1] * 5
+    np.testing.assert_allclose(table["speed"].iloc[1:], 10.0)  # 5 units per frame at 2 fps
+    assert np.isnan(table["speed"].iloc[0]) and table["onset"].sum() == 2
+
+    def refuse(name):
+        raise ImportError(name)
+
+    monkeypatch.setattr(_optional.importlib, "import_module", refuse)
+    with pytest.raises(ImportError, match=r"pip install 'behavhmm\[analysis\]'"):
+        _optional.optional_import("networkx")

@@ -1,7 +1,14 @@
 """Analysis of fitted models: state alignment; syllable usage, durations, transitions, confusability,
 kappa scans; frame tables of kinematics and per-group syllable statistics; choice measures (bits per trial, psychometric curves, occupancy, dwell times)."""
 
-from .alignment import align_states, compare_labelings, match_states, permute_states, state_accuracy, state_confusion
+from .alignment import (
+    align_states,
+    compare_labelings,
+    match_states,
+    permute_states,
+    state_accuracy,
+    state_confusion,
+)
 from .choice import (
     PsychometricCurves,
     bits_per_trial,
@@ -14,6 +21,16 @@ from .choice import (
 from .graphs import transition_graph
 from .groups import compare_groups
 from .kinematics import frame_table, syllable_stats
+from .syllables import (
+    cross_likelihoods,
+    kappa_scan,
+    median_duration,
+    relabel_by_usage,
+    relabel_states,
+    syllable_durations,
+    syllable_usage,
+    transition_matrix,
+)
 from .trajectories import (
     TypicalTrajectories,
     apply_syllable_mapping,
@@ -24,16 +41,6 @@ from .trajectories import (
     syllable_mapping,
     syllable_similarity,
     typical_trajectories,
-)
-from .syllables import (
-    cross_likelihoods,
-    kappa_scan,
-    median_duration,
-    relabel_by_usage,
-    relabel_states,
-    syllable_durations,
-    syllable_usage,
-    transition_matrix,
 )
 
 __all__ = [

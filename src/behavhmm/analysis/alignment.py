@@ -134,10 +134,9 @@ def compare_labelings(a, b, n_states: int | None = None) -> dict:
     valid = (ref >= 0) & (est >= 0)
     if not valid.any():
         raise ValueError("a and b share no labelled frame (all are negative in one of them).")
-    counts = state_confusion(ref, est, n_states)
-    _, perm = linear_sum_assignment(-counts)
-    confusion = counts[:, perm]
-    total = int(counts.sum())
+    perm = match_states(ref, est, n_states)
+    confusion = state_confusion(ref, est, n_states)[:, perm]
+    total = int(confusion.sum())
     return {
         "confusion": confusion,
         "matching": perm,

@@ -12,13 +12,13 @@ from .glm_hmm import plot_glm_weights, plot_psychometric, plot_state_occupancy
 from .graphs import graph_layout, plot_transition_graph, plot_transition_graph_difference
 from .groups import plot_syllable_stats
 from .scree import scree_plot
+from .syllables import plot_durations, plot_fit_history, plot_transition_matrix, plot_usage
 from .trajectories import (
     animate_typical_trajectories,
     grid_movie,
     plot_syllable_dendrogram,
     plot_typical_trajectories,
 )
-from .syllables import plot_durations, plot_fit_history, plot_transition_matrix, plot_usage
 
 __all__ = [
     "animate_typical_trajectories",
