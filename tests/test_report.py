@@ -103,7 +103,15 @@ def test_merged_model_applied_to_a_real_file_gives_the_merged_labels(fitted, sha
     ok = np.isfinite(outputs["plain"].probabilities).all(axis=1)
     np.testing.assert_allclose(outputs["merged"].probabilities[ok, 0],
                                outputs["plain"].probabilities[ok, 0] + outputs["plain"].probabilities[ok, 2], atol=1e-6)
-    bad = runner.invoke(main, ["merge-syllables", str(fitted / "model.npz"), str(tmp_path / "x.npz"), "--merge", "0,99"])
+    # the report of apply-keypoints results finds the model they name: its 10 syllables, 2 and 3 never used
+    from behavhmm.report import write_report
+
+    write_report(tmp_path / "merged", tmp_path / "report", keypoints=False)
+    stats = pd.read_csv(tmp_path / "report" / "syllable_stats.csv")
+    assert sorted(stats["syllable"]) == list(range(10))
+    assert (stats.loc[stats["syllable"].isin([2, 3]), "n_instances"] == 0).all()
+    bad = runner.invoke(main, ["merge-syllables", str(fitted / "model.npz"), str(tmp_path / "x.npz"),
+                               "--merge", "0,99"])
     assert bad.exit_code != 0 and "--merge" in bad.output
 
 

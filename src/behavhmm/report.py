@@ -100,7 +100,8 @@ def write_report(
         ``{session: group}``, or a CSV read by `read_group_index`. Default:
         one group ``"all"``. Every session of the results needs a group.
     model : str or path, optional
-        The model file (default ``results_dir/model.npz`` when present): its
+        The model file (default ``results_dir/model.npz`` when present, else
+        the model named in ``results.h5``, as ``apply-keypoints`` writes): its
         anterior/posterior keypoints define the heading of trajectories, and a
         syllable mapping from `behavhmm.analysis.merge_syllables` is applied
         to results written before the merge.
@@ -157,6 +158,11 @@ def write_report(
     if missing:
         raise ValueError(f"sessions without a group in the index: {missing}.")
     model_path = Path(model) if model is not None else results_dir / "model.npz"
+    if model is None and not model_path.is_file():  # apply-keypoints results name their model file
+        import h5py
+
+        with h5py.File(h5, "r") as f:
+            model_path = Path(str(f.attrs.get("model", model_path)))
     fitted = load_model(model_path) if model_path.is_file() else None
     notes, sections, files = [], [], []
     n_states = int(fitted.n_states) if fitted is not None else int(max(r.syllables.max() for r in results) + 1)
