@@ -1,7 +1,14 @@
 """Analysis of fitted models: state alignment; syllable usage, durations, transitions, confusability,
-kappa scans; choice measures (bits per trial, psychometric curves, occupancy, dwell times)."""
+kappa scans; frame tables of kinematics and per-group syllable statistics; choice measures (bits per trial, psychometric curves, occupancy, dwell times)."""
 
-from .alignment import align_states, match_states, permute_states, state_accuracy, state_confusion
+from .alignment import (
+    align_states,
+    compare_labelings,
+    match_states,
+    permute_states,
+    state_accuracy,
+    state_confusion,
+)
 from .choice import (
     PsychometricCurves,
     bits_per_trial,
@@ -11,6 +18,9 @@ from .choice import (
     psychometric_curves,
     state_occupancy,
 )
+from .graphs import transition_graph
+from .groups import compare_groups
+from .kinematics import frame_table, syllable_stats
 from .syllables import (
     cross_likelihoods,
     kappa_scan,
@@ -21,15 +31,38 @@ from .syllables import (
     syllable_usage,
     transition_matrix,
 )
+from .trajectories import (
+    TypicalTrajectories,
+    apply_syllable_mapping,
+    cluster_syllables,
+    merge_groups,
+    merge_syllables,
+    syllable_instances,
+    syllable_mapping,
+    syllable_similarity,
+    typical_trajectories,
+)
 
 __all__ = [
+    "TypicalTrajectories",
+    "apply_syllable_mapping",
+    "cluster_syllables",
+    "merge_groups",
+    "merge_syllables",
+    "syllable_instances",
+    "syllable_mapping",
+    "syllable_similarity",
+    "typical_trajectories",
     "PsychometricCurves",
     "align_states",
     "bits_per_trial",
+    "compare_groups",
+    "compare_labelings",
     "cross_likelihoods",
     "dwell_times",
     "empirical_psychometric",
     "fit_one_state_baseline",
+    "frame_table",
     "kappa_scan",
     "match_states",
     "median_duration",
@@ -41,6 +74,8 @@ __all__ = [
     "state_confusion",
     "state_occupancy",
     "syllable_durations",
+    "syllable_stats",
     "syllable_usage",
+    "transition_graph",
     "transition_matrix",
 ]

@@ -7,7 +7,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .syllables import _states, relabel_states
 
-__all__ = ["state_confusion", "match_states", "state_accuracy", "permute_states", "align_states"]
+__all__ = ["state_confusion", "match_states", "state_accuracy", "compare_labelings", "permute_states", "align_states"]
 
 
 def state_confusion(reference, states, n_states: int | None = None) -> np.ndarray:
@@ -85,6 +85,68 @@ def state_accuracy(reference, states, n_states: int | None = None) -> float:
     return float(counts[rows, cols].sum() / total) if total else float("nan")
 
 
+def compare_labelings(a, b, n_states: int | None = None) -> dict:
+    """How well two labelings of the same frames agree (two models, two runs, a model and hand labels).
+
+    Frames where either label is negative are ignored. ``b``'s labels are
+    matched to ``a``'s by the Hungarian method
+    ([`match_states`][behavhmm.analysis.alignment.match_states]) before the
+    confusion matrix is tabulated; the adjusted Rand index and the normalised
+    mutual information (scikit-learn) do not depend on the labels' names.
+
+    Parameters
+    ----------
+    a, b : array-like of int, shape (n_time_bins,) (or one-hot)
+        Two labelings of the same frames.
+    n_states : int, optional
+        Size of the confusion matrix; default: the largest label + 1.
+
+    Returns
+    -------
+    dict
+        ``"confusion"``: ndarray of int64, shape (n_states, n_states), frames
+        with label ``i`` in ``a`` and matched label ``j`` in ``b`` (diagonal:
+        agreement); ``"matching"``: ndarray of int, ``matching[i]`` is the
+        label of ``b`` matched to ``a``'s ``i``; ``"accuracy"``: fraction of
+        frames on the diagonal; ``"adjusted_rand"``: adjusted Rand index (1:
+        identical partitions, about 0: chance); ``"nmi"``: normalised mutual
+        information in [0, 1] (arithmetic normalisation); ``"n_frames"``:
+        frames compared.
+
+    Raises
+    ------
+    ValueError
+        If the labelings differ in length or share no labelled frame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([0, 0, 1, 1, 2, 2])
+    >>> out = compare_labelings(a, np.array([2, 0, 1, 0, 0, 1])[a])  # the same partition, other names
+    >>> out["adjusted_rand"], out["nmi"], out["accuracy"]
+    (1.0, 1.0, 1.0)
+    """
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    ref, est = _states(a, "a"), _states(b, "b")
+    if ref.shape != est.shape:
+        raise ValueError(f"a and b must have the same length, got {ref.shape} and {est.shape}.")
+    valid = (ref >= 0) & (est >= 0)
+    if not valid.any():
+        raise ValueError("a and b share no labelled frame (all are negative in one of them).")
+    perm = match_states(ref, est, n_states)
+    confusion = state_confusion(ref, est, n_states)[:, perm]
+    total = int(confusion.sum())
+    return {
+        "confusion": confusion,
+        "matching": perm,
+        "accuracy": float(np.trace(confusion) / total),
+        "adjusted_rand": float(adjusted_rand_score(ref[valid], est[valid])),
+        "nmi": float(normalized_mutual_info_score(ref[valid], est[valid])),
+        "n_frames": total,
+    }
+
+
 # ----------------------------------------------------------------------------
 # aligning fitted models
 # ----------------------------------------------------------------------------
@@ -155,6 +217,9 @@ def permute_states(model, perm):
     for name in _STATE_LABELS:
         if getattr(model, name, None) is not None:
             setattr(out, name, relabel_states(getattr(model, name), perm))
+    mapping = getattr(model, "syllable_mapping_", None)
+    if mapping is not None:  # merged labels (merge_syllables): index and values both renumbered
+        out.syllable_mapping_ = relabel_states(np.asarray(mapping)[perm], perm)
     return out
 
 

@@ -204,36 +204,10 @@ def syllable_usage(
     return table
 
 
-def transition_matrix(
-    states, session_starts=None, *, n_states: int | None = None, normalize: str | None = "rows", collapse_runs: bool = True
-) -> np.ndarray:
-    """Bigram transition matrix between syllables.
-
-    Parameters
-    ----------
-    states : int array-like of shape (n_time_bins,) or one-hot
-    session_starts : bool mask or start indices, optional
-        No transition is counted across a session start or a -1 frame.
-    n_states : int, optional
-    normalize : {"rows", "all", None}, default "rows"
-        Row-normalise (``p(next | current)``), divide by the total, or keep counts.
-    collapse_runs : bool, default True
-        Count transitions between consecutive syllable instances (MoSeq's
-        bigrams, no self-transitions); False counts frame-to-frame transitions.
-
-    Returns
-    -------
-    ndarray of shape (n_states, n_states)
-        ``[i, j]``: transitions from syllable ``i`` to ``j``.
-    """
-    if normalize not in ("rows", "all", None):
-        raise ValueError(f'normalize must be "rows", "all" or None, got {normalize!r}.')
-    z = _states(states)
-    n_states = int(z.max(initial=-1) + 1) if n_states is None else int(n_states)
-    mask = session_mask(session_starts, len(z))
-    counts = np.zeros((n_states, n_states))
-    begin, end = session_bounds(mask)
-    for a, b in zip(begin, end, strict=True):
+def _bigram_counts(z: np.ndarray, begin, end, n_states: int, collapse_runs: bool) -> np.ndarray:
+    """Transition counts of the sessions ``z[begin[i]:end[i]]``, shape (n_sessions, n_states, n_states)."""
+    counts = np.zeros((len(begin), n_states, n_states))
+    for s, (a, b) in enumerate(zip(begin, end, strict=True)):
         seg = z[a:b]
         # a -1 frame breaks the sequence: treat its neighbours as unconnected
         pieces = np.split(seg, np.flatnonzero(seg < 0))
@@ -242,14 +216,74 @@ def transition_matrix(
             if collapse_runs and len(piece):
                 piece = piece[np.r_[True, piece[1:] != piece[:-1]]]
             if len(piece) > 1:
-                np.add.at(counts, (piece[:-1], piece[1:]), 1)
+                np.add.at(counts[s], (piece[:-1], piece[1:]), 1)
+    return counts
+
+
+def _normalize_counts(counts: np.ndarray, normalize: str | None) -> np.ndarray:
     if normalize == "rows":
         rows = counts.sum(axis=1, keepdims=True)
         return np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    if normalize == "columns":
+        cols = counts.sum(axis=0, keepdims=True)
+        return np.divide(counts, cols, out=np.zeros_like(counts), where=cols > 0)
     if normalize == "all":
         total = counts.sum()
         return counts / total if total else counts
     return counts
+
+
+def transition_matrix(
+    states,
+    session_starts=None,
+    *,
+    n_states: int | None = None,
+    normalize: str | None = "rows",
+    collapse_runs: bool = True,
+    groups=None,
+):
+    """Bigram transition matrix between syllables, overall or per group of sessions.
+
+    Parameters
+    ----------
+    states : int array-like of shape (n_time_bins,) or one-hot
+    session_starts : bool mask or start indices, optional
+        No transition is counted across a session start or a -1 frame.
+    n_states : int, optional
+    normalize : {"rows", "columns", "all", None}, default "rows"
+        Row-normalise (``p(next | current)``), column-normalise
+        (``p(current | next)``: where each syllable is entered from), divide
+        by the total, or keep counts.
+    collapse_runs : bool, default True
+        Count transitions between consecutive syllable instances (MoSeq's
+        bigrams, no self-transitions); False counts frame-to-frame transitions.
+    groups : array-like, optional
+        One label per session: one matrix per group, from the counts pooled
+        over the group's sessions.
+
+    Returns
+    -------
+    ndarray of shape (n_states, n_states), or dict of them
+        ``[i, j]``: transitions from syllable ``i`` to ``j``; with ``groups``,
+        a dict ``{group: matrix}`` in sorted group order.
+
+    Raises
+    ------
+    ValueError
+        If ``normalize`` is unknown or ``groups`` has the wrong length.
+    """
+    if normalize not in ("rows", "columns", "all", None):
+        raise ValueError(f'normalize must be "rows", "columns", "all" or None, got {normalize!r}.')
+    z = _states(states)
+    n_states = int(z.max(initial=-1) + 1) if n_states is None else int(n_states)
+    begin, end = session_bounds(session_mask(session_starts, len(z)))
+    counts = _bigram_counts(z, begin, end, n_states, collapse_runs)
+    if groups is None:
+        return _normalize_counts(counts.sum(axis=0), normalize)
+    labels = np.asarray(groups)
+    if labels.shape != (len(begin),):
+        raise ValueError(f"groups must hold one label per session ({len(begin)}), got shape {labels.shape}.")
+    return {g: _normalize_counts(counts[labels == g].sum(axis=0), normalize) for g in sorted(set(labels.tolist()), key=str)}
 
 
 def cross_likelihoods(model, X, session_starts=None, groups=None) -> np.ndarray:

@@ -36,6 +36,9 @@ from ._sessions import PynappleInfo, wrap_output
 __all__ = ["BaseHMM", "PreparedData", "check_random_key"]
 
 _STATE_FORMATS = ("one-hot", "index")
+#: Optional fitted attribute set by `behavhmm.analysis.merge_syllables`: ``[old] = merged`` label of each
+#: state, applied to every label and probability a model outputs (its parameters are untouched).
+_MERGE_ATTRIBUTE = "syllable_mapping_"
 
 
 @dataclass
@@ -202,7 +205,8 @@ class BaseHMM(BaseEstimator):
 
     def _arrays_for_file(self) -> dict[str, np.ndarray]:
         """Fitted arrays to write, by attribute name."""
-        return {name: np.asarray(getattr(self, name)) for name in self._saved_attributes() if hasattr(self, name)}
+        names = (*self._saved_attributes(), _MERGE_ATTRIBUTE)
+        return {name: np.asarray(getattr(self, name)) for name in names if hasattr(self, name)}
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         """Set fitted arrays read from a file.
@@ -213,7 +217,12 @@ class BaseHMM(BaseEstimator):
             For an array this estimator does not use.
         """
         for name, arr in arrays.items():
-            if name not in self._saved_attributes():
+            if name == _MERGE_ATTRIBUTE:
+                n_states = self.n_states if isinstance(self.n_states, int) else -1
+                if arr.shape != (n_states,) or not np.issubdtype(arr.dtype, np.integer) or (
+                        arr.size and (arr.min() < 0 or arr.max() >= n_states)):
+                    raise ValueError(f"has a {name} that is not {n_states} labels in [0, {n_states}).")
+            elif name not in self._saved_attributes():
                 raise ValueError(f"has an array {name!r} that {type(self).__name__} does not use.")
             setattr(self, name, arr)
 
@@ -258,8 +267,27 @@ class BaseHMM(BaseEstimator):
         out[data.rows] = values
         return out
 
+    def _merged_states(self, states) -> np.ndarray:
+        """Labels after `behavhmm.analysis.merge_syllables`'s mapping (-1 stays -1); unchanged without one."""
+        states = np.asarray(states)
+        mapping = getattr(self, _MERGE_ATTRIBUTE, None)
+        if mapping is None:
+            return states
+        mapping = np.asarray(mapping)
+        return np.where(states >= 0, mapping[np.clip(states, 0, len(mapping) - 1)], states).astype(states.dtype)
+
+    def _merged_probs(self, probs) -> np.ndarray:
+        """Probabilities with merged syllables' columns summed into their new label's column."""
+        probs = np.asarray(probs)
+        mapping = getattr(self, _MERGE_ATTRIBUTE, None)
+        if mapping is None:
+            return probs
+        onto = np.zeros((probs.shape[-1], probs.shape[-1]), probs.dtype)
+        onto[np.arange(len(mapping)), np.asarray(mapping)] = 1
+        return probs @ onto
+
     def _state_output(self, states, data: PreparedData, state_format: str, n_states: int):
-        index = self._expand(np.asarray(states, np.int32), data, -1)
+        index = self._expand(self._merged_states(np.asarray(states, np.int32)), data, -1)
         if state_format == "index":
             return wrap_output(index, data.info)
         one_hot = np.zeros((data.n_time_bins, n_states), np.int32)
@@ -268,7 +296,7 @@ class BaseHMM(BaseEstimator):
         return wrap_output(one_hot, data.info, columns=list(range(n_states)))
 
     def _proba_output(self, probs, data: PreparedData, n_states: int):
-        full = self._expand(np.asarray(probs), data, np.nan)
+        full = self._expand(self._merged_probs(probs), data, np.nan)
         return wrap_output(full, data.info, columns=list(range(n_states)))
 
     def __sklearn_tags__(self):

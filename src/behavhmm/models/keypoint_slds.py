@@ -865,7 +865,8 @@ class KeypointSLDS(BaseHMM):
             probs[cond] = np.nan
         else:
             _, hmm_ll = filter_program(params, data.arrays["ar"], robust=False, method=self._method())
-        states = np.where(cond, -1, np.asarray(states)[:t]).astype(np.int32)
+        states = self._merged_states(np.where(cond, -1, np.asarray(states)[:t]).astype(np.int32))
+        probs = None if probs is None else self._merged_probs(probs)
         return KeypointDecoding(
             np.asarray(latents)[:t], np.asarray(heading)[:t], np.asarray(centroid)[:t], states,
             float(hmm_ll) + data.extra["kp_ll"], probs,
