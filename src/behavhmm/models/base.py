@@ -22,6 +22,7 @@ import jax
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import validate_data
 
 from ._initializers import (
     InitSlot,
@@ -31,9 +32,9 @@ from ._initializers import (
     validate_setup,
 )
 from ._serialization import MODEL_REGISTRY, jsonable, save_model
-from ._sessions import PynappleInfo, wrap_output
+from ._sessions import PynappleInfo, split_pynapple, wrap_output
 
-__all__ = ["BaseHMM", "PreparedData", "check_random_key"]
+__all__ = ["BaseHMM", "PreparedData", "check_probabilities", "check_random_key"]
 
 _STATE_FORMATS = ("one-hot", "index")
 
@@ -94,6 +95,23 @@ def check_random_key(random_key, name: str = "random_key") -> jax.Array:
         + (f" of shape {getattr(random_key, 'shape', None)}" if hasattr(random_key, "shape") else "")
         + "."
     )
+
+
+def check_probabilities(**arrays) -> None:
+    """Check that each named array holds probabilities summing to 1 along its last axis.
+
+    Raises
+    ------
+    ValueError
+        Naming the first array with a negative or non-finite entry, or whose
+        rows do not sum to 1 (to 1e-3).
+    """
+    for name, arr in arrays.items():
+        arr = np.asarray(arr, float)
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ValueError(f"{name} must hold finite, non-negative probabilities.")
+        if not np.allclose(arr.sum(axis=-1), 1.0, atol=1e-3):
+            raise ValueError(f"{name} must sum to 1 along its last axis; sums are {arr.sum(axis=-1)}.")
 
 
 class BaseHMM(BaseEstimator):
@@ -215,6 +233,38 @@ class BaseHMM(BaseEstimator):
             setattr(self, name, arr)
 
     # ---------------------------------------------------------------- helpers
+    @staticmethod
+    def _check_choice(name, value, choices):
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
+
+    @staticmethod
+    def _check_bool(name, value):
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__}.")
+
+    def _validate_frames(self, X, *, reset: bool, n_features: int | None, source: str):
+        """``(values as float64 NumPy of shape (n_time_bins, n_features), PynappleInfo | None)``.
+
+        ``n_features`` is the width of hand-set parameters (attribute ``source``),
+        checked when the model has no ``n_features_in_``.
+        """
+        values, info = split_pynapple(X)
+        if info is not None and np.ndim(values) == 1:
+            values = np.asarray(values)[:, None]
+        values = validate_data(
+            self,
+            values,
+            reset=reset,
+            ensure_all_finite="allow-nan",
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=1,
+        )
+        if not reset and n_features is not None and not hasattr(self, "n_features_in_"):
+            if values.shape[1] != n_features:
+                raise ValueError(f"X has {values.shape[1]} features, but {source} describes {n_features}.")
+        return np.asarray(values, float), info
+
     def _saved_attributes(self) -> tuple[str, ...]:  # pragma: no cover - abstract
         raise NotImplementedError
 
