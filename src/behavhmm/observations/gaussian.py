@@ -294,11 +294,20 @@ def gaussian_sufficient_statistics(
 
 
 def _clip_eigenvalues(cov, floor):
-    """Nearest matrices (in the M-step's objective) with eigenvalues ``>= floor``."""
-    vals, vecs = jnp.linalg.eigh(cov)
-    clipped = jnp.einsum("...ij,...j,...kj->...ik", vecs, jnp.maximum(vals, floor), vecs, precision=_HIGHEST)
-    needed = vals.min(axis=-1) < floor
-    return jnp.where(needed[..., None, None], 0.5 * (clipped + jnp.swapaxes(clipped, -1, -2)), cov)
+    """Nearest matrices (in the M-step's objective) with eigenvalues ``>= floor``.
+
+    The eigendecomposition runs only when some matrix needs it (``Σ - floor I``
+    has no Cholesky factor); otherwise ``cov`` is returned unchanged.
+    """
+    eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
+    needed = jnp.isnan(jnp.linalg.cholesky(cov - floor * eye)).any(axis=(-2, -1))
+
+    def clip(c):
+        vals, vecs = jnp.linalg.eigh(c)
+        clipped = jnp.einsum("...ij,...j,...kj->...ik", vecs, jnp.maximum(vals, floor), vecs, precision=_HIGHEST)
+        return jnp.where(needed[..., None, None], 0.5 * (clipped + jnp.swapaxes(clipped, -1, -2)), c)
+
+    return jax.lax.cond(needed.any(), clip, lambda c: c, cov)
 
 
 def gaussian_map(

@@ -97,29 +97,34 @@ def log_prior_map(params: GaussianHMMParams, hyper: Hyper, covariance_type: str)
     return lp + gaussian_log_prior(params.means, params.covariances, hyper.prior, covariance_type)
 
 
+log_prior_program = jax.jit(log_prior_map, static_argnames=("covariance_type",))
+
+
 @partial(jax.jit, static_argnames=("covariance_type",))
 def m_step_program(params: GaussianHMMParams, post, data: GaussianData, hyper: Hyper, covariance_type: str):
-    """Exact MAP M-step from the E-step's posteriors, and the log prior of ``params``."""
+    """Exact MAP M-step from the E-step's posteriors."""
     n_states = params.initial_prob.shape[0]
     gamma = post.smoothed_probs * data.weights[:, None]
     initial_counts = (data.starts & (data.weights > 0)).astype(gamma.dtype) @ post.smoothed_probs
     stats = gaussian_sufficient_statistics(gamma, data.X, params.means, covariance_type)
     means, covariances = gaussian_map(stats, params.means, hyper.prior, covariance_type, params.covariances)
     initial_conc, trans_conc = _concentrations(n_states, hyper, gamma.dtype)
-    new = GaussianHMMParams(
+    return GaussianHMMParams(
         initial_prob=dirichlet_map(initial_counts, initial_conc, params.initial_prob),
         transition_prob=dirichlet_map(post.expected_transitions, trans_conc, params.transition_prob),
         means=means,
         covariances=covariances,
     )
-    return new, log_prior_map(params, hyper, covariance_type)
 
 
 def em_step(params: GaussianHMMParams, data: GaussianData, hyper: Hyper, covariance_type: str, method: str):
     """One EM iteration: new parameters, and the log-likelihood and log prior of ``params``."""
     post = posterior(params, data, covariance_type, method)
     with jax.default_matmul_precision("highest"):
-        new, log_prior = m_step_program(params, post, data, hyper, covariance_type=covariance_type)
+        # the log prior's Cholesky factorisations (LAPACK) run to completion before the M-step,
+        # whose eigendecompositions (LAPACK) deadlocked on CPU when XLA ran both at once
+        log_prior = jax.block_until_ready(log_prior_program(params, hyper, covariance_type=covariance_type))
+        new = m_step_program(params, post, data, hyper, covariance_type=covariance_type)
     return new, post.log_likelihood, log_prior
 
 
