@@ -133,6 +133,8 @@ def worker_behavhmm(args) -> dict:
             dict(
                 n_states=k, first_fit_s=times[0], second_fit_s=times[1], compile_s=times[0] - times[1],
                 n_iter=int(model.n_iter_), log_likelihood_history=[float(v) for v in model.log_likelihood_history_],
+                # min_covar binds when a state's smallest eigenvalue sits at the floor
+                smallest_eigenvalue=float(np.linalg.eigvalsh(np.asarray(model.covariances_, float)).min()),
             )
         )
     return dict(
@@ -277,6 +279,19 @@ def render_markdown(result) -> str:
     for row in s["rows"]:
         diffs = ", ".join(f"{k.removeprefix('max_rel_ll_diff_')}: {v:.1e}" for k, v in row.items() if k.startswith("max_rel"))
         lines.append(f"- K = {row['n_states']}: {diffs}")
+    lines += [
+        "",
+        "A trajectory that leaves hmmlearn's (difference above 1e-6) had a covariance reach behavhmm's "
+        f"`min_covar` = {MIN_COVAR:g} eigenvalue floor, a constraint of its M-step that hmmlearn does not "
+        "apply during EM (hmmlearn's `covars_prior` adds a rank-one matrix to full covariances, so a state "
+        "left with fewer than D frames' worth of weight becomes nearly singular). Smallest covariance "
+        "eigenvalue at the end of each behavhmm fit:",
+        "",
+    ]
+    for r in result["results"]:
+        if r["library"] == "behavhmm":
+            eig = ", ".join(f"K = {run['n_states']}: {run['smallest_eigenvalue']:.3g}" for run in r["runs"])
+            lines.append(f"- {r['dtype']}: {eig}")
     lines += ["", "Load average (1 min) sampled during each process:", ""]
     for r in result["results"]:
         label = r["library"] + " " + r.get("dtype", r.get("implementation", ""))

@@ -283,9 +283,13 @@ def test_map_step_beats_perturbed_parameters(covariance_type):
     stats = gaussian_sufficient_statistics(jnp.asarray(w), jnp.asarray(X), centers, covariance_type)
     means, cov = gaussian_map(stats, centers, prior, covariance_type, jnp.asarray(old_cov))
 
+    @jax.jit
+    def objective_program(m, c):
+        ll = gaussian_log_likelihoods(m, c, X, covariance_type)
+        return jnp.sum(w * ll) + gaussian_log_prior(m, c, prior, covariance_type)
+
     def objective(m, c):
-        ll = np.asarray(gaussian_log_likelihoods(m, c, X, covariance_type))
-        return float(np.sum(w * ll) + gaussian_log_prior(m, c, prior, covariance_type))
+        return float(objective_program(jnp.asarray(m), jnp.asarray(c)))
 
     best = objective(means, cov)
     for _ in range(30):

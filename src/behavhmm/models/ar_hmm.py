@@ -45,7 +45,7 @@ from ._initializers import (
 )
 from ._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
 from ._sessions import drop_nan_borders, session_bounds, session_ids, session_mask
-from .base import BaseHMM, PreparedData, check_probabilities, check_random_key
+from .base import BaseHMM, PreparedData, check_initializer_output, check_probabilities, check_random_key
 
 __all__ = ["ARHMM", "ARHMMParams", "lagged_design", "kmeans_ar_params", "random_ar_params"]
 
@@ -544,11 +544,7 @@ class ARHMM(BaseHMM):
         coef = np.asarray(self.coef_, float)
         intercept = np.asarray(self.intercept_, float)
         cov = np.asarray(self.covariances_, float)
-        if pi.ndim != 1:
-            raise ValueError(f"initial_prob_ must have shape (n_states,), got {pi.shape}.")
-        n_states = pi.shape[0]
-        if n_states != self.n_states:
-            raise ValueError(f"initial_prob_ has {n_states} states but n_states={self.n_states}.")
+        n_states = self._check_initial_prob(pi)
         if coef.ndim != 3 or coef.shape[0] != n_states:
             raise ValueError(
                 f"coef_ must have shape (n_states, n_features, nlags * n_features) = ({n_states}, D, "
@@ -755,28 +751,18 @@ class ARHMM(BaseHMM):
     def _initial_params(self, kept, starts_kept, prior, n_groups, key) -> ARHMMParams:
         n_states, n_features = self.n_states, kept.shape[1]
         keys = jax.random.split(key, 3)
-        inits = self._initializers()
-        func, kwargs = inits["initial_proba_init"]
-        pi = np.asarray(func(n_states, kept, starts_kept, keys[0], **kwargs), float)
-        func, kwargs = inits["transition_proba_init"]
-        trans = np.asarray(func(n_states, kept, starts_kept, keys[1], **kwargs), float)
-        func, kwargs = inits["ar_params_init"]
-        out = func(n_states, kept, starts_kept, keys[2], nlags=self.nlags, prior=prior, **kwargs)
-        if not isinstance(out, tuple | list) or len(out) != 3:
-            raise ValueError("ar_params_init must return a tuple (coef, intercept, covariances).")
-        coef, intercept, cov = (np.asarray(a, float) for a in out)
-        checks = {
-            "initial_proba_init": (pi, (n_states,)),
-            "transition_proba_init": (trans, (n_states, n_states)),
-            "ar_params_init coef": (coef, (n_states, n_features, self.nlags * n_features)),
-            "ar_params_init intercept": (intercept, (n_states, n_features)),
-            "ar_params_init covariances": (cov, (n_states, n_features, n_features)),
-        }
-        for name, (arr, shape) in checks.items():
-            if arr.shape != shape:
-                raise ValueError(f"{name} returned shape {arr.shape}, expected {shape}.")
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} returned non-finite values.{self._scale_hint(kept)}")
+        pi, trans = self._initial_chain(kept, starts_kept, keys[:2])
+        coef, intercept, cov = self._emission_init(
+            "ar_params_init", kept, starts_kept, keys[2], 3, nlags=self.nlags, prior=prior
+        )
+        check_initializer_output(
+            {
+                "ar_params_init coef": (coef, (n_states, n_features, self.nlags * n_features)),
+                "ar_params_init intercept": (intercept, (n_states, n_features)),
+                "ar_params_init covariances": (cov, (n_states, n_features, n_features)),
+            },
+            self._scale_hint(kept),
+        )
         vals = np.linalg.eigvalsh(cov)
         bad = vals.min(axis=-1) <= 0
         if bad.any():  # float32 cancellation in the regression: say why (the Gibbs sampler redraws them)
@@ -786,9 +772,6 @@ class ARHMM(BaseHMM):
                 RuntimeWarning,
                 stacklevel=3,
             )
-        for name, arr in (("initial_proba_init", pi), ("transition_proba_init", trans)):
-            if np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-4):
-                raise ValueError(f"{name} must return non-negative probabilities summing to 1 along the last axis.")
         dtype = float_dtype()
         trans3 = np.broadcast_to(trans, (n_groups, n_states, n_states))
         dof = np.full(n_states, INITIAL_DOF if self.robust else np.inf)

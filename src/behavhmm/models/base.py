@@ -34,7 +34,7 @@ from ._initializers import (
 from ._serialization import MODEL_REGISTRY, jsonable, save_model
 from ._sessions import PynappleInfo, split_pynapple, wrap_output
 
-__all__ = ["BaseHMM", "PreparedData", "check_probabilities", "check_random_key"]
+__all__ = ["BaseHMM", "PreparedData", "check_initializer_output", "check_probabilities", "check_random_key"]
 
 _STATE_FORMATS = ("one-hot", "index")
 
@@ -114,6 +114,22 @@ def check_probabilities(**arrays) -> None:
             raise ValueError(f"{name} must sum to 1 along its last axis; sums are {arr.sum(axis=-1)}.")
 
 
+def check_initializer_output(checks: dict, hint: str = "") -> None:
+    """Check initializer outputs ``{name: (array, expected_shape)}`` for shape and finiteness.
+
+    Raises
+    ------
+    ValueError
+        ``"<name> returned shape ..., expected ..."`` or ``"<name> returned
+        non-finite values."`` followed by ``hint``.
+    """
+    for name, (arr, shape) in checks.items():
+        if arr.shape != shape:
+            raise ValueError(f"{name} returned shape {arr.shape}, expected {shape}.")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} returned non-finite values.{hint}")
+
+
 class BaseHMM(BaseEstimator):
     """Shared shell of behavhmm's estimators (not used directly).
 
@@ -173,6 +189,45 @@ class BaseHMM(BaseEstimator):
 
     def _initializers(self):
         return resolve_initializers(self._init_slots, self.initialization_funcs)
+
+    def _initial_chain(self, X, session_starts, keys):
+        """Initial distribution and transition matrix from their initializers, checked.
+
+        Raises
+        ------
+        ValueError
+            For a wrong shape, non-finite values or rows that are not probabilities.
+        """
+        n_states = self.n_states
+        inits = self._initializers()
+        arrays = {}
+        for slot, key in zip(("initial_proba_init", "transition_proba_init"), keys, strict=True):
+            func, kwargs = inits[slot]
+            arrays[slot] = np.asarray(func(n_states, X, session_starts, key, **kwargs), float)
+        pi, trans = arrays["initial_proba_init"], arrays["transition_proba_init"]
+        check_initializer_output(
+            {"initial_proba_init": (pi, (n_states,)), "transition_proba_init": (trans, (n_states, n_states))}
+        )
+        for name, arr in arrays.items():
+            if np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-4):
+                raise ValueError(f"{name} must return non-negative probabilities summing to 1 along the last axis.")
+        return pi, trans
+
+    def _emission_init(self, slot: str, X, session_starts, key, n_outputs: int, **context) -> tuple:
+        """Call the emission initializer ``slot``; it must return a tuple of ``n_outputs`` arrays."""
+        func, kwargs = self._initializers()[slot]
+        out = func(self.n_states, X, session_starts, key, **context, **kwargs)
+        if not isinstance(out, tuple | list) or len(out) != n_outputs:
+            raise ValueError(f"{slot} must return {self._init_slots[slot].returns}.")
+        return tuple(np.asarray(a, float) for a in out)
+
+    def _check_initial_prob(self, pi: np.ndarray) -> int:
+        """Number of states of a hand-set ``initial_prob_`` (checked against ``n_states``)."""
+        if pi.ndim != 1:
+            raise ValueError(f"initial_prob_ must have shape (n_states,), got {pi.shape}.")
+        if pi.shape[0] != self.n_states:
+            raise ValueError(f"initial_prob_ has {pi.shape[0]} states but n_states={self.n_states}.")
+        return pi.shape[0]
 
     # ------------------------------------------------------------------ files
     def save_params(self, path: str | os.PathLike) -> Path:

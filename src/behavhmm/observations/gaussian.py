@@ -3,14 +3,12 @@
 In state ``k`` a frame follows ``x_t ~ N(μ_k, Σ_k)``. The covariance
 parameters take hmmlearn's shapes per ``covariance_type``:
 
-================  ==============================  =========================
-covariance_type   stored array                    ``Σ_k``
-================  ==============================  =========================
-``"full"``        ``(n_states, n_features, n_features)``  ``covariances[k]``
-``"diag"``        ``(n_states, n_features)``      ``diag(covariances[k])``
-``"spherical"``   ``(n_states,)``                 ``covariances[k] I``
-``"tied"``        ``(n_features, n_features)``    ``covariances`` (shared)
-================  ==============================  =========================
+| covariance_type | stored array | ``Σ_k`` |
+|---|---|---|
+| ``"full"`` | ``(n_states, n_features, n_features)`` | ``covariances[k]`` |
+| ``"diag"`` | ``(n_states, n_features)`` | ``diag(covariances[k])`` |
+| ``"spherical"`` | ``(n_states,)`` | ``covariances[k] I`` |
+| ``"tied"`` | ``(n_features, n_features)`` | ``covariances`` (shared) |
 
 **Prior.** The MAP objective adds, for every state (once for ``"tied"``),
 

@@ -22,7 +22,7 @@ from ...inference import resolve_method
 from ...observations.gaussian import COVARIANCE_TYPES, GaussianPrior
 from .._initializers import PROBA_INITIAL_REGISTRY, PROBA_TRANSITION_REGISTRY, InitSlot
 from .._sessions import drop_nan_borders, session_mask
-from ..base import BaseHMM, PreparedData, check_probabilities, check_random_key
+from ..base import BaseHMM, PreparedData, check_initializer_output, check_probabilities, check_random_key
 from .em import (
     GaussianData,
     GaussianHMMParams,
@@ -129,8 +129,9 @@ class GaussianHMM(BaseHMM):
       ``Dir(1 + alpha/K + kappa e_i)`` (sticky);
     - emissions, per state (once for "tied"):
       ``-λ_0/2 (μ_k - m_0)^T Σ_k^{-1} (μ_k - m_0) - a/2 log|Σ_k| - 1/2 tr(S_0 Σ_k^{-1})``,
-      the normal-inverse-Wishart ``NIW(m_0, λ_0, ν_0, S_0)`` with
-      ``a = ν_0 + D + 2`` (per feature, normal-inverse-gamma, for "diag";
+      up to a constant the normal-inverse-Wishart ``NIW(m_0, λ_0, ν_0, S_0)``
+      with ``a = ν_0 + D + 2`` (an inverse-Wishart with ``a = ν_0 + D + 1``
+      when ``λ_0 = 0``; per feature, normal-inverse-gamma, for "diag";
       "spherical" ties the variances of a state);
     - the constraint that eigenvalues (variances) are ``>= min_covar``.
 
@@ -337,11 +338,7 @@ class GaussianHMM(BaseHMM):
         trans = np.asarray(self.transition_prob_, float)
         means = np.asarray(self.means_, float)
         cov = np.asarray(self.covariances_, float)
-        if pi.ndim != 1:
-            raise ValueError(f"initial_prob_ must have shape (n_states,), got {pi.shape}.")
-        n_states = pi.shape[0]
-        if n_states != self.n_states:
-            raise ValueError(f"initial_prob_ has {n_states} states but n_states={self.n_states}.")
+        n_states = self._check_initial_prob(pi)
         if means.ndim != 2 or means.shape[0] != n_states:
             raise ValueError(f"means_ must have shape (n_states, n_features) = ({n_states}, D), got {means.shape}.")
         n_features = means.shape[1]
@@ -402,31 +399,17 @@ class GaussianHMM(BaseHMM):
     def _initial_params(self, kept, starts_kept, prior, key) -> GaussianHMMParams:
         n_states, n_features = self.n_states, kept.shape[1]
         keys = jax.random.split(key, 3)
-        inits = self._initializers()
-        func, kwargs = inits["initial_proba_init"]
-        pi = np.asarray(func(n_states, kept, starts_kept, keys[0], **kwargs), float)
-        func, kwargs = inits["transition_proba_init"]
-        trans = np.asarray(func(n_states, kept, starts_kept, keys[1], **kwargs), float)
-        func, kwargs = inits["gaussian_params_init"]
-        out = func(n_states, kept, starts_kept, keys[2], covariance_type=self.covariance_type, prior=prior, **kwargs)
-        if not isinstance(out, tuple | list) or len(out) != 2:
-            raise ValueError("gaussian_params_init must return a tuple (means, covariances).")
-        means, cov = (np.asarray(a, float) for a in out)
-        checks = {
-            "initial_proba_init": (pi, (n_states,)),
-            "transition_proba_init": (trans, (n_states, n_states)),
-            "gaussian_params_init means": (means, (n_states, n_features)),
-            "gaussian_params_init covariances": (cov, self._covariance_shape(n_states, n_features)),
-        }
-        for name, (arr, shape) in checks.items():
-            if arr.shape != shape:
-                raise ValueError(f"{name} returned shape {arr.shape}, expected {shape}.")
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} returned non-finite values.")
+        pi, trans = self._initial_chain(kept, starts_kept, keys[:2])
+        means, cov = self._emission_init(
+            "gaussian_params_init", kept, starts_kept, keys[2], 2, covariance_type=self.covariance_type, prior=prior
+        )
+        check_initializer_output(
+            {
+                "gaussian_params_init means": (means, (n_states, n_features)),
+                "gaussian_params_init covariances": (cov, self._covariance_shape(n_states, n_features)),
+            }
+        )
         self._check_covariances(cov, "gaussian_params_init covariances")
-        for name, arr in (("initial_proba_init", pi), ("transition_proba_init", trans)):
-            if np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-4):
-                raise ValueError(f"{name} must return non-negative probabilities summing to 1 along the last axis.")
         dtype = float_dtype()
         return GaussianHMMParams(*(jnp.asarray(a, dtype) for a in (pi, trans, means, cov)))
 
