@@ -200,8 +200,11 @@ def test_hmmlearn_score_posteriors_viterbi(hmmlearn_problem, covariance_type):
 
 
 @pytest.mark.requires_x64
-@pytest.mark.parametrize("covariance_type", COV_TYPES)
-@pytest.mark.parametrize("covars_prior", [1e-2, 0.0], ids=["hmmlearn-defaults", "no-prior"])
+@pytest.mark.parametrize(
+    "covariance_type, covars_prior",
+    [(c, 1e-2) for c in COV_TYPES] + [("full", 0.0), ("diag", 0.0)],
+    ids=[f"{c}-hmmlearn-defaults" for c in COV_TYPES] + ["full-no-prior", "diag-no-prior"],
+)
 def test_hmmlearn_em_log_likelihood_every_iteration(hmmlearn_problem, covariance_type, covars_prior):
     """Ten EM iterations from the same start: the same log-likelihood after each (relative 1e-6)."""
     from hmmlearn.hmm import GaussianHMM as HmmlearnGaussianHMM
@@ -415,7 +418,7 @@ def test_clone_after_setup_and_get_set_params():
 
 def test_grid_search_with_whole_session_folds(sessions):
     X, _, starts, _ = sessions
-    model = GaussianHMM(covariance_type="full", n_iter=30, progress_bar=False)
+    model = GaussianHMM(covariance_type="full", n_iter=15, progress_bar=False)
     with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         search = GridSearchCV(model, {"n_states": [1, 3]}, cv=SessionKFold(3)).fit(X, session_starts=starts)
