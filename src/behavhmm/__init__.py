@@ -7,11 +7,12 @@ https://behavhmm.readthedocs.io for the user guide.
 
 from . import analysis, datasets, inference, io, model_selection, plotting, preprocessing
 from ._version import __version__
-from .models import ARHMM, GLMHMM, KeypointSLDS, load_model
+from .models import ARHMM, GLMHMM, GaussianHMM, KeypointSLDS, load_model
 
 __all__ = [
     "ARHMM",
     "GLMHMM",
+    "GaussianHMM",
     "KeypointSLDS",
     "__version__",
     "analysis",

@@ -4,6 +4,7 @@ from ._initializers import Initializer, MissingInitializer
 from ._serialization import load_model
 from .ar_hmm import ARHMM
 from .base import BaseHMM
+from .gaussian_hmm import GaussianHMM
 from .glm_hmm import GLMHMM, GLMInitializer, HMMInitializer
 from .keypoint_slds import KeypointSLDS
 
@@ -12,6 +13,7 @@ __all__ = [
     "BaseHMM",
     "GLMHMM",
     "GLMInitializer",
+    "GaussianHMM",
     "HMMInitializer",
     "Initializer",
     "KeypointSLDS",

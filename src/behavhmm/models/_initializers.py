@@ -22,11 +22,13 @@ function's signature, and the user's kwargs may not reuse those names.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
@@ -39,6 +41,9 @@ __all__ = [
     "random_transition_proba",
     "PROBA_INITIAL_REGISTRY",
     "PROBA_TRANSITION_REGISTRY",
+    "seed_from_key",
+    "kmeans_labels",
+    "random_segment_labels",
     "MissingInitializer",
     "call_initializer",
     "validate_setup",
@@ -176,6 +181,47 @@ PROBA_TRANSITION_REGISTRY = {
     "uniform": uniform_transition_proba,
     "random": random_transition_proba,
 }
+
+
+# ----------------------------------------------------------------------------
+# labels for the emission initializers (k-means, random segments)
+# ----------------------------------------------------------------------------
+
+
+def seed_from_key(random_key) -> int:
+    """A NumPy seed from a JAX key, identical with and without ``jax_enable_x64``."""
+    return int(jax.random.bits(random_key, (), jnp.uint32))
+
+
+def kmeans_labels(features: np.ndarray, n_states: int, random_key, max_frames: int = 20000) -> np.ndarray:
+    """Cluster the rows of ``features`` into ``n_states`` groups with scikit-learn's ``KMeans``.
+
+    Columns are z-scored; one k-means initialisation runs on at most
+    ``max_frames`` random rows, then every row gets its nearest centre.
+
+    Returns
+    -------
+    ndarray of int, shape (n_rows,)
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
+    scale = features.std(axis=0)
+    feats = (features - features.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+    seed = seed_from_key(random_key)
+    rng = np.random.default_rng(seed)
+    subset = feats if len(feats) <= max_frames else feats[rng.choice(len(feats), max_frames, replace=False)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km = KMeans(n_clusters=n_states, n_init=1, random_state=seed).fit(subset)
+    return km.predict(feats)
+
+
+def random_segment_labels(n_rows: int, n_states: int, random_key, segment_length: int = 10) -> np.ndarray:
+    """Random state labels, constant over consecutive segments of ``segment_length`` rows."""
+    n_segments = -(-n_rows // int(segment_length))
+    seg_labels = np.random.default_rng(seed_from_key(random_key)).integers(0, n_states, n_segments)
+    return np.repeat(seg_labels, int(segment_length))[:n_rows]
 
 
 # ----------------------------------------------------------------------------

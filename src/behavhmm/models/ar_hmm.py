@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_scalar
-from sklearn.utils.validation import validate_data
 from tqdm.auto import tqdm
 
 from .._utils import bucket_length, float_dtype
@@ -40,10 +39,13 @@ from ._initializers import (
     PROBA_INITIAL_REGISTRY,
     PROBA_TRANSITION_REGISTRY,
     InitSlot,
+    kmeans_labels,
+    random_segment_labels,
+    seed_from_key,
 )
 from ._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
-from ._sessions import drop_nan_borders, session_bounds, session_ids, session_mask, split_pynapple
-from .base import BaseHMM, PreparedData, check_random_key
+from ._sessions import drop_nan_borders, session_bounds, session_ids, session_mask
+from .base import BaseHMM, PreparedData, check_initializer_output, check_probabilities, check_random_key
 
 __all__ = ["ARHMM", "ARHMMParams", "lagged_design", "kmeans_ar_params", "random_ar_params"]
 
@@ -121,11 +123,6 @@ def _regress_on_labels(labels, n_states, y, x, prior):
     return np.asarray(coef), np.asarray(intercept), np.asarray(covariances)
 
 
-def _seed_from_key(random_key) -> int:
-    """A NumPy seed from a JAX key, identical with and without ``jax_enable_x64``."""
-    return int(jax.random.bits(random_key, (), jnp.uint32))
-
-
 def kmeans_ar_params(n_states, X, session_starts, random_key, *, nlags, prior, max_frames=20000, **kwargs):
     """Cluster frames with their lags by k-means, then fit each cluster's AR model.
 
@@ -145,21 +142,10 @@ def kmeans_ar_params(n_states, X, session_starts, random_key, *, nlags, prior, m
     ValueError
         If there are fewer emitted frames than states.
     """
-    from sklearn.cluster import KMeans
-
     y, x, _, _ = lagged_design(np.asarray(X, float), session_starts, nlags)
     if len(y) < n_states:
         raise ValueError(f"k-means initialisation needs at least n_states={n_states} frames, got {len(y)}.")
-    feats = np.concatenate([y, x], axis=1)
-    scale = feats.std(axis=0)
-    feats = (feats - feats.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-    seed = _seed_from_key(random_key)
-    rng = np.random.default_rng(seed)
-    subset = feats if len(feats) <= max_frames else feats[rng.choice(len(feats), max_frames, replace=False)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        km = KMeans(n_clusters=n_states, n_init=1, random_state=seed).fit(subset)
-    labels = km.predict(feats)
+    labels = kmeans_labels(np.concatenate([y, x], axis=1), n_states, random_key, max_frames)
     return _regress_on_labels(labels, n_states, y, x, prior)
 
 
@@ -172,9 +158,7 @@ def random_ar_params(n_states, X, session_starts, random_key, *, nlags, prior, s
         As [`kmeans_ar_params`][behavhmm.models.ar_hmm.kmeans_ar_params].
     """
     y, x, _, _ = lagged_design(np.asarray(X, float), session_starts, nlags)
-    n_segments = -(-len(y) // int(segment_length))
-    seg_labels = np.random.default_rng(_seed_from_key(random_key)).integers(0, n_states, n_segments)
-    labels = np.repeat(seg_labels, int(segment_length))[: len(y)]
+    labels = random_segment_labels(len(y), n_states, random_key, segment_length)
     return _regress_on_labels(labels, n_states, y, x, prior)
 
 
@@ -476,16 +460,6 @@ class ARHMM(BaseHMM):
         self.initialization_funcs = initialization_funcs
 
     # ----------------------------------------------------------- validation
-    @staticmethod
-    def _check_choice(name, value, choices):
-        if value not in choices:
-            raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
-
-    @staticmethod
-    def _check_bool(name, value):
-        if not isinstance(value, bool | np.bool_):
-            raise TypeError(f"{name} must be a bool, got {type(value).__name__}.")
-
     def _check_hyperparameters(self):
         check_scalar(self.n_states, "n_states", numbers.Integral, min_val=1)
         check_scalar(self.nlags, "nlags", numbers.Integral, min_val=0)
@@ -570,11 +544,7 @@ class ARHMM(BaseHMM):
         coef = np.asarray(self.coef_, float)
         intercept = np.asarray(self.intercept_, float)
         cov = np.asarray(self.covariances_, float)
-        if pi.ndim != 1:
-            raise ValueError(f"initial_prob_ must have shape (n_states,), got {pi.shape}.")
-        n_states = pi.shape[0]
-        if n_states != self.n_states:
-            raise ValueError(f"initial_prob_ has {n_states} states but n_states={self.n_states}.")
+        n_states = self._check_initial_prob(pi)
         if coef.ndim != 3 or coef.shape[0] != n_states:
             raise ValueError(
                 f"coef_ must have shape (n_states, n_features, nlags * n_features) = ({n_states}, D, "
@@ -602,11 +572,7 @@ class ARHMM(BaseHMM):
                 raise ValueError(f"{name} must have shape {shape} (n_states={n_states}, nlags={self.nlags}), got {arr.shape}.")
         if hasattr(self, "n_features_in_") and self.n_features_in_ != n_features:
             raise ValueError(f"coef_ describes {n_features} features but n_features_in_ = {self.n_features_in_}.")
-        for name, arr in (("initial_prob_", pi), ("transition_prob_", trans)):
-            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-                raise ValueError(f"{name} must hold finite, non-negative probabilities.")
-            if not np.allclose(arr.sum(axis=-1), 1.0, atol=1e-3):
-                raise ValueError(f"{name} must sum to 1 along its last axis; sums are {arr.sum(axis=-1)}.")
+        check_probabilities(initial_prob_=pi, transition_prob_=trans)
         for name, arr in (("coef_", coef), ("intercept_", intercept), ("covariances_", cov)):
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"{name} must be finite.")
@@ -640,21 +606,8 @@ class ARHMM(BaseHMM):
 
     # ----------------------------------------------------------------- data
     def _validate_X(self, X, *, reset: bool):
-        values, info = split_pynapple(X)
-        if info is not None and np.ndim(values) == 1:
-            values = np.asarray(values)[:, None]
-        values = validate_data(
-            self,
-            values,
-            reset=reset,
-            ensure_all_finite="allow-nan",
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=1,
-        )
-        if not reset and hasattr(self, "coef_") and not hasattr(self, "n_features_in_"):
-            if values.shape[1] != np.shape(self.coef_)[1]:
-                raise ValueError(f"X has {values.shape[1]} features, but coef_ describes {np.shape(self.coef_)[1]}.")
-        return np.asarray(values, float), info
+        n_features = np.shape(self.coef_)[1] if hasattr(self, "coef_") else None
+        return self._validate_frames(X, reset=reset, n_features=n_features, source="coef_")
 
     def _group_labels(self, groups, mask: np.ndarray, *, fitting: bool) -> np.ndarray | None:
         """Group index (into ``groups_``) of every time bin, or None for one shared matrix."""
@@ -772,7 +725,7 @@ class ARHMM(BaseHMM):
             n_sessions = len(begin)
             n_hold = min(max(1, round(self.heldout_fraction * n_sessions)), n_sessions - 1)
             if n_hold >= 1:
-                rng = np.random.default_rng(_seed_from_key(key))
+                rng = np.random.default_rng(seed_from_key(key))
                 for i in rng.choice(n_sessions, n_hold, replace=False):
                     heldout[begin[i] : end[i]] = True
             what = f"{self.heldout_fraction:g} of {n_sessions} whole sessions"
@@ -798,28 +751,18 @@ class ARHMM(BaseHMM):
     def _initial_params(self, kept, starts_kept, prior, n_groups, key) -> ARHMMParams:
         n_states, n_features = self.n_states, kept.shape[1]
         keys = jax.random.split(key, 3)
-        inits = self._initializers()
-        func, kwargs = inits["initial_proba_init"]
-        pi = np.asarray(func(n_states, kept, starts_kept, keys[0], **kwargs), float)
-        func, kwargs = inits["transition_proba_init"]
-        trans = np.asarray(func(n_states, kept, starts_kept, keys[1], **kwargs), float)
-        func, kwargs = inits["ar_params_init"]
-        out = func(n_states, kept, starts_kept, keys[2], nlags=self.nlags, prior=prior, **kwargs)
-        if not isinstance(out, tuple | list) or len(out) != 3:
-            raise ValueError("ar_params_init must return a tuple (coef, intercept, covariances).")
-        coef, intercept, cov = (np.asarray(a, float) for a in out)
-        checks = {
-            "initial_proba_init": (pi, (n_states,)),
-            "transition_proba_init": (trans, (n_states, n_states)),
-            "ar_params_init coef": (coef, (n_states, n_features, self.nlags * n_features)),
-            "ar_params_init intercept": (intercept, (n_states, n_features)),
-            "ar_params_init covariances": (cov, (n_states, n_features, n_features)),
-        }
-        for name, (arr, shape) in checks.items():
-            if arr.shape != shape:
-                raise ValueError(f"{name} returned shape {arr.shape}, expected {shape}.")
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} returned non-finite values.{self._scale_hint(kept)}")
+        pi, trans = self._initial_chain(kept, starts_kept, keys[:2])
+        coef, intercept, cov = self._emission_init(
+            "ar_params_init", kept, starts_kept, keys[2], 3, nlags=self.nlags, prior=prior
+        )
+        check_initializer_output(
+            {
+                "ar_params_init coef": (coef, (n_states, n_features, self.nlags * n_features)),
+                "ar_params_init intercept": (intercept, (n_states, n_features)),
+                "ar_params_init covariances": (cov, (n_states, n_features, n_features)),
+            },
+            self._scale_hint(kept),
+        )
         vals = np.linalg.eigvalsh(cov)
         bad = vals.min(axis=-1) <= 0
         if bad.any():  # float32 cancellation in the regression: say why (the Gibbs sampler redraws them)
@@ -829,9 +772,6 @@ class ARHMM(BaseHMM):
                 RuntimeWarning,
                 stacklevel=3,
             )
-        for name, arr in (("initial_proba_init", pi), ("transition_proba_init", trans)):
-            if np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-4):
-                raise ValueError(f"{name} must return non-negative probabilities summing to 1 along the last axis.")
         dtype = float_dtype()
         trans3 = np.broadcast_to(trans, (n_groups, n_states, n_states))
         dof = np.full(n_states, INITIAL_DOF if self.robust else np.inf)

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import validate_data
 
 from ._initializers import (
     InitSlot,
@@ -31,9 +32,9 @@ from ._initializers import (
     validate_setup,
 )
 from ._serialization import MODEL_REGISTRY, NOT_RESTORED, jsonable, save_model
-from ._sessions import PynappleInfo, wrap_output
+from ._sessions import PynappleInfo, split_pynapple, wrap_output
 
-__all__ = ["BaseHMM", "PreparedData", "check_random_key"]
+__all__ = ["BaseHMM", "PreparedData", "check_initializer_output", "check_probabilities", "check_random_key"]
 
 _STATE_FORMATS = ("one-hot", "index")
 #: Optional fitted attribute set by `behavhmm.analysis.merge_syllables`: ``[old] = merged`` label of each
@@ -99,6 +100,39 @@ def check_random_key(random_key, name: str = "random_key") -> jax.Array:
     )
 
 
+def check_probabilities(**arrays) -> None:
+    """Check that each named array holds probabilities summing to 1 along its last axis.
+
+    Raises
+    ------
+    ValueError
+        Naming the first array with a negative or non-finite entry, or whose
+        rows do not sum to 1 (to 1e-3).
+    """
+    for name, arr in arrays.items():
+        arr = np.asarray(arr, float)
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ValueError(f"{name} must hold finite, non-negative probabilities.")
+        if not np.allclose(arr.sum(axis=-1), 1.0, atol=1e-3):
+            raise ValueError(f"{name} must sum to 1 along its last axis; sums are {arr.sum(axis=-1)}.")
+
+
+def check_initializer_output(checks: dict, hint: str = "") -> None:
+    """Check initializer outputs ``{name: (array, expected_shape)}`` for shape and finiteness.
+
+    Raises
+    ------
+    ValueError
+        ``"<name> returned shape ..., expected ..."`` or ``"<name> returned
+        non-finite values."`` followed by ``hint``.
+    """
+    for name, (arr, shape) in checks.items():
+        if arr.shape != shape:
+            raise ValueError(f"{name} returned shape {arr.shape}, expected {shape}.")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} returned non-finite values.{hint}")
+
+
 class BaseHMM(BaseEstimator):
     """Shared shell of behavhmm's estimators (not used directly).
 
@@ -158,6 +192,45 @@ class BaseHMM(BaseEstimator):
 
     def _initializers(self):
         return resolve_initializers(self._init_slots, self.initialization_funcs)
+
+    def _initial_chain(self, X, session_starts, keys):
+        """Initial distribution and transition matrix from their initializers, checked.
+
+        Raises
+        ------
+        ValueError
+            For a wrong shape, non-finite values or rows that are not probabilities.
+        """
+        n_states = self.n_states
+        inits = self._initializers()
+        arrays = {}
+        for slot, key in zip(("initial_proba_init", "transition_proba_init"), keys, strict=True):
+            func, kwargs = inits[slot]
+            arrays[slot] = np.asarray(func(n_states, X, session_starts, key, **kwargs), float)
+        pi, trans = arrays["initial_proba_init"], arrays["transition_proba_init"]
+        check_initializer_output(
+            {"initial_proba_init": (pi, (n_states,)), "transition_proba_init": (trans, (n_states, n_states))}
+        )
+        for name, arr in arrays.items():
+            if np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-4):
+                raise ValueError(f"{name} must return non-negative probabilities summing to 1 along the last axis.")
+        return pi, trans
+
+    def _emission_init(self, slot: str, X, session_starts, key, n_outputs: int, **context) -> tuple:
+        """Call the emission initializer ``slot``; it must return a tuple of ``n_outputs`` arrays."""
+        func, kwargs = self._initializers()[slot]
+        out = func(self.n_states, X, session_starts, key, **context, **kwargs)
+        if not isinstance(out, tuple | list) or len(out) != n_outputs:
+            raise ValueError(f"{slot} must return {self._init_slots[slot].returns}.")
+        return tuple(np.asarray(a, float) for a in out)
+
+    def _check_initial_prob(self, pi: np.ndarray) -> int:
+        """Number of states of a hand-set ``initial_prob_`` (checked against ``n_states``)."""
+        if pi.ndim != 1:
+            raise ValueError(f"initial_prob_ must have shape (n_states,), got {pi.shape}.")
+        if pi.shape[0] != self.n_states:
+            raise ValueError(f"initial_prob_ has {pi.shape[0]} states but n_states={self.n_states}.")
+        return pi.shape[0]
 
     # ------------------------------------------------------------------ files
     def save_params(self, path: str | os.PathLike) -> Path:
@@ -227,6 +300,38 @@ class BaseHMM(BaseEstimator):
             setattr(self, name, arr)
 
     # ---------------------------------------------------------------- helpers
+    @staticmethod
+    def _check_choice(name, value, choices):
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
+
+    @staticmethod
+    def _check_bool(name, value):
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__}.")
+
+    def _validate_frames(self, X, *, reset: bool, n_features: int | None, source: str):
+        """``(values as float64 NumPy of shape (n_time_bins, n_features), PynappleInfo | None)``.
+
+        ``n_features`` is the width of hand-set parameters (attribute ``source``),
+        checked when the model has no ``n_features_in_``.
+        """
+        values, info = split_pynapple(X)
+        if info is not None and np.ndim(values) == 1:
+            values = np.asarray(values)[:, None]
+        values = validate_data(
+            self,
+            values,
+            reset=reset,
+            ensure_all_finite="allow-nan",
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=1,
+        )
+        if not reset and n_features is not None and not hasattr(self, "n_features_in_"):
+            if values.shape[1] != n_features:
+                raise ValueError(f"X has {values.shape[1]} features, but {source} describes {n_features}.")
+        return np.asarray(values, float), info
+
     def _saved_attributes(self) -> tuple[str, ...]:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -14,8 +14,26 @@ from .autoregressive import (
     mniw_sample,
     sample_inverse_wishart,
 )
+from .gaussian import (
+    COVARIANCE_TYPES,
+    GaussianPrior,
+    GaussianStatistics,
+    full_covariances,
+    gaussian_log_likelihoods,
+    gaussian_log_prior,
+    gaussian_map,
+    gaussian_sufficient_statistics,
+)
 
 __all__ = [
+    "COVARIANCE_TYPES",
+    "GaussianPrior",
+    "GaussianStatistics",
+    "full_covariances",
+    "gaussian_log_likelihoods",
+    "gaussian_log_prior",
+    "gaussian_map",
+    "gaussian_sufficient_statistics",
     "ARStatistics",
     "MNIWPrior",
     "ar_log_likelihoods",
