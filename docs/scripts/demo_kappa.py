@@ -74,7 +74,7 @@ for log_k in args.log10_kappas:
         rows.append(row)
         print(row, flush=True)
 
-print(f"\n| method | kappa | seed | median duration (frames) | (ms) | syllables >= 2 % |")
+print("\n| method | kappa | seed | median duration (frames) | (ms) | syllables >= 2 % |")
 print("|---|---|---|---|---|---|")
 for r in rows:
     print(f"| {r['method']} | {r['kappa']:.3g} | {r['seed']} | {r['median_frames']:.1f} | {r['median_ms']:.0f} "

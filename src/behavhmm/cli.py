@@ -102,8 +102,8 @@ def _recording_demo(out_dir, seed, no_progress):
     for fig in fitted["figures"]:
         click.echo(f"  {fig.name:<24} figure")
     click.echo(
-        f"\nDone in {time.perf_counter() - tic:.0f} s. Your own files: behavhmm fit-keypoints FILE... --out DIR "
-        "(see behavhmm fit-keypoints --help)."
+        f"\nFitted, decoded and written in {time.perf_counter() - tic:.0f} s. Your own files: "
+        "behavhmm fit-keypoints FILE... --out DIR (see behavhmm fit-keypoints --help)."
     )
 
 
@@ -389,7 +389,12 @@ def kappa_scan_command(input_file, dest_file, npcs, n_states, nlags, alpha, gamm
         if cluster == "local":
             dask_cluster = LocalCluster(n_workers=max(n_jobs, 1), threads_per_worker=1)
         else:
-            from dask_jobqueue import SLURMCluster
+            try:
+                from dask_jobqueue import SLURMCluster
+            except ImportError as exc:
+                raise click.UsageError(
+                    "--cluster slurm needs the 'cluster' extra: pip install 'behavhmm[cluster]'."
+                ) from exc
 
             dask_cluster = SLURMCluster(cores=slurm_cores, memory=slurm_memory, walltime=slurm_walltime,
                                         queue=slurm_queue)

@@ -171,7 +171,7 @@ def simulate_demo_sessions(
 
 
 def demo_keypoint_slds(n_states: int = 3, latent_dim: int = 4, *, stickiness: float = 0.98, seed: int = 0):
-    """A ground-truth keypoint SLDS on a 6-keypoint 2-D "mouse" (used by ``behavhmm demo --simulated --model keypoints``).
+    """A ground-truth keypoint SLDS on a 6-keypoint 2-D "mouse" (``behavhmm demo --simulated --model keypoints``).
 
     The body is a fixed outline (snout, two ears, body centre, hips, tail
     base; about 40 pixels long) deformed along ``latent_dim`` random
