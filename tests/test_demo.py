@@ -82,7 +82,7 @@ def test_demo_files_are_identical_for_the_same_seed(two_runs):
 def test_demo_options_belong_to_their_mode(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["demo", "--model", "keypoints"])
-    assert result.exit_code == 2 and "--model describe the simulated demo: add --simulated" in result.output
+    assert result.exit_code == 2 and "--model describes the simulated demo: add --simulated" in result.output
     result = runner.invoke(main, ["demo", "--n-states", "3", "--frames", "100"])
     assert result.exit_code == 2 and "--n-states, --frames describe the simulated demo" in result.output
     result = runner.invoke(main, ["demo", "--simulated", "--out", str(tmp_path)])

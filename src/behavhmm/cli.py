@@ -55,7 +55,8 @@ def demo(ctx, out_dir, seed, no_progress, simulated, which, n_states, n_features
         if given:
             options = ", ".join("--" + {"which": "model", "n_sessions": "sessions",
                                         "frames_per_session": "frames"}.get(n, n).replace("_", "-") for n in given)
-            raise click.UsageError(f"{options} describe the simulated demo: add --simulated.")
+            verb = "describes" if len(given) == 1 else "describe"
+            raise click.UsageError(f"{options} {verb} the simulated demo: add --simulated.")
         return _recording_demo(out_dir, seed, no_progress)
     if ctx.get_parameter_source("out_dir") is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("--simulated writes no files: drop --out.")
