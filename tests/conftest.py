@@ -56,6 +56,19 @@ def pytest_terminal_summary(terminalreporter):
         )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module.
+
+    Every compiled XLA CPU program keeps memory mappings alive; over the whole
+    suite one process accumulated tens of thousands of them (a demo fit adds
+    about 2,600) and XLA crashed in compilation near the end of a full run,
+    close to the kernel's limit of 65,530 mappings (vm.max_map_count).
+    """
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture(autouse=True)
 def _precision(request):
     """Run ``requires_x64`` tests in float64 and everything else in float32."""
