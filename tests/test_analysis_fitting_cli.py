@@ -56,8 +56,8 @@ def test_run_em_reports_non_convergence_and_non_finite_values():
         run_em(lambda p: (p, -math.inf, 0.0), 0, n_iter=3, tol=0.0, n_frames=1, progress_bar=False)
 
 
-def test_demo_command_runs_end_to_end():
-    result = CliRunner().invoke(main, ["demo", "--sessions", "3", "--frames", "1000", "--no-progress"])
+def test_simulated_demo_command_runs_end_to_end():
+    result = CliRunner().invoke(main, ["demo", "--simulated", "--sessions", "3", "--frames", "1000", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "State recovery" in result.output
     acc = float(result.output.split("State recovery")[1].split(":")[1].split("%")[0])

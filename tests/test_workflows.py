@@ -133,7 +133,9 @@ def test_results_round_trip_and_pynapple(tmp_path):
 
 def test_keypoint_demo_command_reports_recovery():
     result = CliRunner().invoke(
-        main, ["demo", "--model", "keypoints", "--n-states", "3", "--sessions", "2", "--frames", "800", "--no-progress"]
+        main,
+        ["demo", "--simulated", "--model", "keypoints", "--n-states", "3", "--sessions", "2", "--frames", "800",
+         "--no-progress"],
     )
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("State recovery"))

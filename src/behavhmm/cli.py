@@ -18,20 +18,97 @@ def main():
     """behavhmm: discrete behavioural states from pose and neural time series."""
 
 
+_SIMULATED_ONLY = ("n_states", "n_features", "nlags", "n_sessions", "frames_per_session", "which")
+
+
 @main.command()
-@click.option("--n-states", default=4, show_default=True, help="States of the simulated model.")
-@click.option("--n-features", default=3, show_default=True, help="Features (pose dimensions).")
-@click.option("--nlags", default=2, show_default=True, help="Autoregressive lags.")
-@click.option("--sessions", "n_sessions", default=4, show_default=True, help="Simulated sessions.")
-@click.option("--frames", "frames_per_session", default=2500, show_default=True, help="Frames per session.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the simulation and of the fit.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--out", "out_dir", default="behavhmm-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the syllables CSV, the model and the figures (real-recording demo).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the fit (and of the simulation).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+@click.option("--simulated", is_flag=True,
+              help="Instead of the real recording: simulate sessions from a known model, fit one, report recovery.")
 @click.option("--model", "which", type=click.Choice(["arhmm", "keypoints"]), default="arhmm", show_default=True,
-              help="arhmm: PC-like features from a known ARHMM; keypoints: 2-D keypoints from a known keypoint SLDS.")
-def demo(n_states, n_features, nlags, n_sessions, frames_per_session, seed, no_progress, which):
-    """Simulate sessions from a known model, fit a fresh one, and report recovery."""
+              help="With --simulated: arhmm, PC-like features from a known ARHMM; keypoints, 2-D keypoints from a "
+                   "known keypoint SLDS.")
+@click.option("--n-states", default=4, show_default=True, help="With --simulated: states of the simulated model.")
+@click.option("--n-features", default=3, show_default=True, help="With --simulated: features (pose dimensions).")
+@click.option("--nlags", default=2, show_default=True, help="With --simulated: autoregressive lags.")
+@click.option("--sessions", "n_sessions", default=4, show_default=True, help="With --simulated: sessions.")
+@click.option("--frames", "frames_per_session", default=2500, show_default=True,
+              help="With --simulated: frames per session.")
+@click.pass_context
+def demo(ctx, out_dir, seed, no_progress, simulated, which, n_states, n_features, nlags, n_sessions,
+         frames_per_session):
+    """Syllables from a real recording: fit the keypoint model to the bundled DeepLabCut mouse.
+
+    Runs what `behavhmm fit-keypoints` runs, on the open-field mouse of
+    DeepLabCut's examples that ships with behavhmm (2,330 frames x 4
+    keypoints at 30 fps, MIT licence), and writes the per-frame syllables
+    (CSV and HDF5), the model and the figures to --out. With --simulated it
+    fits a model to sessions simulated from a known one and reports how well
+    the truth is recovered (--model keypoints: a keypoint SLDS).
+    """
+    if not simulated:
+        given = [name for name in _SIMULATED_ONLY
+                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        if given:
+            options = ", ".join("--" + {"which": "model", "n_sessions": "sessions",
+                                        "frames_per_session": "frames"}.get(n, n).replace("_", "-") for n in given)
+            verb = "describes" if len(given) == 1 else "describe"
+            raise click.UsageError(f"{options} {verb} the simulated demo: add --simulated.")
+        return _recording_demo(out_dir, seed, no_progress)
+    if ctx.get_parameter_source("out_dir") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--simulated writes no files: drop --out.")
     if which == "keypoints":
         return _keypoint_demo(n_states, n_sessions, frames_per_session, seed, no_progress)
+    _arhmm_demo(n_states, n_features, nlags, n_sessions, frames_per_session, seed, no_progress)
+
+
+def _recording_demo(out_dir, seed, no_progress):
+    """The keypoint workflow of ``fit-keypoints`` on the bundled recording, with the demo's settings."""
+    from .datasets import DEMO_KEYPOINT_SETTINGS, DEMO_RECORDING_FPS, demo_recording
+
+    tic = time.perf_counter()
+    path = demo_recording()
+    settings = DEMO_KEYPOINT_SETTINGS
+    click.echo(f"behavhmm {__version__} demo: syllables from a real recording\n")
+    click.echo(
+        f"Recording: {path.name}\n(DeepLabCut's open-field mouse, top view, bundled with behavhmm; MIT licence, "
+        f"see {path.parent / 'README.md'})."
+    )
+    click.echo(
+        f"Model: keypoint SLDS (Keypoint-MoSeq), latent_dim={settings['latent_dim']}, nlags={settings['nlags']}, "
+        f"up to {settings['n_states']} syllables, kappa={settings['kappa']:g}; {settings['n_iter_ar']} AR-only "
+        f"sweeps, then {settings['n_iter']} full-model sweeps; seed {seed}.\n"
+    )
+    fitted = _fit_keypoint_files(
+        [str(path)], out_dir, fps=DEMO_RECORDING_FPS, model_params={**settings, "random_state": seed},
+        no_progress=no_progress, echo_summary=False,
+    )
+    stats = fitted["stats"]
+    click.echo(
+        f"\nFrames: {stats['n_frames']:,} ({stats['n_frames'] / DEMO_RECORDING_FPS:.0f} s at "
+        f"{DEMO_RECORDING_FPS:g} fps)\n"
+        f"Syllables used: {stats['n_used_2pct']} in at least 2 % of the frames "
+        f"({stats['n_used']} in at least 0.5 %) of {settings['n_states']}\n"
+        f"Median syllable duration: {stats['median_ms']:.0f} ms ({stats['median_frames']:.1f} frames)\n"
+        f"Log-likelihood: {stats['ll_per_frame']:.4f} nats/frame\n"
+    )
+    out = Path(out_dir)
+    click.echo(f"Files in {out}/:")
+    click.echo(f"  {fitted['written']['csv'][0].name:<24} per-frame syllable, centroid, heading, latent pose")
+    click.echo(f"  {fitted['written']['h5'].name:<24} the same with syllable probabilities (HDF5)")
+    click.echo(f"  {'model.npz':<24} the fitted model (behavhmm.load_model; behavhmm apply-keypoints)")
+    for fig in fitted["figures"]:
+        click.echo(f"  {fig.name:<24} figure")
+    click.echo(
+        f"\nFitted, decoded and written in {time.perf_counter() - tic:.0f} s. Your own files: "
+        "behavhmm fit-keypoints FILE... --out DIR (see behavhmm fit-keypoints --help)."
+    )
+
+
+def _arhmm_demo(n_states, n_features, nlags, n_sessions, frames_per_session, seed, no_progress):
     from .analysis import match_states, state_accuracy
     from .datasets import demo_arhmm, simulate_demo_sessions
     from .models import ARHMM
@@ -319,7 +396,12 @@ def kappa_scan_command(input_file, dest_file, npcs, n_states, nlags, alpha, gamm
         if cluster == "local":
             dask_cluster = LocalCluster(n_workers=max(n_jobs, 1), threads_per_worker=1)
         else:
-            from dask_jobqueue import SLURMCluster
+            try:
+                from dask_jobqueue import SLURMCluster
+            except ImportError as exc:
+                raise click.UsageError(
+                    "--cluster slurm needs the 'cluster' extra: pip install 'behavhmm[cluster]'."
+                ) from exc
 
             dask_cluster = SLURMCluster(cores=slurm_cores, memory=slurm_memory, walltime=slurm_walltime,
                                         queue=slurm_queue)
@@ -345,23 +427,110 @@ def _split_names(value):
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _keypoint_summary(model, results, log_likelihood):
+def _keypoint_stats(model, results, log_likelihood) -> dict:
+    """Frames, syllables used, median duration and log-likelihood per frame of keypoint results."""
     from .analysis import median_duration
 
     syllables = np.concatenate([r.syllables for r in results])
     starts = np.zeros(len(syllables), bool)
     starts[np.cumsum([0] + [len(r.syllables) for r in results[:-1]])] = True
     used = np.bincount(syllables[syllables >= 0], minlength=model.n_states)
-    n_used = int(np.sum(used >= 0.005 * max(used.sum(), 1)))
-    med = median_duration(syllables, starts)
+    total = max(int(used.sum()), 1)
+    med = float(median_duration(syllables, starts))
     fps = results[0].fps
-    ms = f" = {1000 * med / fps:.0f} ms" if fps else ""
-    n_labelled = int(used.sum())
+    return {
+        "n_frames": len(syllables), "n_sessions": len(results), "n_labelled": int(used.sum()),
+        "n_used": int(np.sum(used >= 0.005 * total)), "n_used_2pct": int(np.sum(used >= 0.02 * total)),
+        "median_frames": med, "median_ms": 1000 * med / fps if fps else None,
+        "ll_per_frame": float(log_likelihood) / total,
+    }
+
+
+def _keypoint_summary(model, results, log_likelihood):
+    st = _keypoint_stats(model, results, log_likelihood)
+    ms = f" = {st['median_ms']:.0f} ms" if st["median_ms"] is not None else ""
     click.echo(
-        f"frames: {len(syllables):,} in {len(results)} session(s) | syllables used (>=0.5% of frames): "
-        f"{n_used} of {model.n_states} | median duration: {med:.1f} frames{ms} | "
-        f"log-likelihood: {log_likelihood / max(n_labelled, 1):.4f} nats/frame"
+        f"frames: {st['n_frames']:,} in {st['n_sessions']} session(s) | syllables used (>=0.5% of frames): "
+        f"{st['n_used']} of {model.n_states} | median duration: {st['median_frames']:.1f} frames{ms} | "
+        f"log-likelihood: {st['ll_per_frame']:.4f} nats/frame"
     )
+
+
+def _fit_keypoint_files(files, out_dir, *, model_params, bodyparts=None, anterior=None, posterior=None, fps=None,
+                        target_duration=None, outlier_threshold=6.0, checkpoint_every=None, resume=False,
+                        no_plots=False, no_progress=False, echo_summary=True) -> dict:
+    """The keypoint workflow of ``fit-keypoints`` (and of ``demo``): load, clean, fit, write, draw.
+
+    ``model_params`` are KeypointSLDS arguments; ``anterior``/``posterior``
+    (bodypart names) override its ``anterior_bodyparts``/``posterior_bodyparts``.
+    Returns ``{"model", "results", "written", "figures", "stats"}``.
+    """
+    from .analysis import permute_states
+    from .models import KeypointSLDS
+    from .workflows import (
+        fit_keypoints,
+        keypoint_results,
+        load_and_clean,
+        plot_keypoint_summary,
+        write_keypoint_results,
+    )
+
+    try:
+        sessions, coords, conf, names = load_and_clean(
+            files, bodyparts=_split_names(bodyparts), fps=fps, outlier_threshold=outlier_threshold
+        )
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    parts = list(sessions.bodyparts)
+    params = {"anterior_bodyparts": 0, "posterior_bodyparts": -1, **model_params}
+    front = _bodypart_index(anterior, parts, "--anterior")
+    back = _bodypart_index(posterior, parts, "--posterior")
+    if front is not None:
+        params["anterior_bodyparts"] = front
+    if back is not None:
+        params["posterior_bodyparts"] = back
+    rates = [s.fps for s in sessions]
+    rate = rates[0] if len(set(rates)) == 1 else None
+    click.echo(
+        f"Read {len(coords):,} frames x {len(parts)} keypoints ({coords.shape[2]}-D) in {len(names)} session(s)"
+        + (f" at {rate:g} fps" if rate else "") + f"; {int((conf == 0).sum()):,} points missing or outliers."
+    )
+    target = None
+    if target_duration is not None:
+        if not rate:
+            raise click.UsageError("--target-duration is in seconds and needs the frame rate: give --fps.")
+        target = target_duration * rate
+    model = KeypointSLDS(
+        **params, progress_bar=not no_progress,
+        checkpoint_path=str(Path(out_dir) / "model.checkpoint.npz") if (checkpoint_every or resume) else None,
+        checkpoint_every=checkpoint_every,
+    )
+    if model.checkpoint_path is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    tic = time.perf_counter()
+    try:
+        fit_keypoints(model, coords, conf, sessions.session_starts, target_duration=target, resume=resume)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Fitted in {time.perf_counter() - tic:.1f} s (kappa = {model.kappa:.4g}).")
+    decoding = model.decode(coords, conf, session_starts=sessions.session_starts, smoothed_proba=True)
+    results, order = keypoint_results(
+        model, coords, conf, sessions.session_starts, names, sources=sessions.sources, fps=rates, decoding=decoding
+    )
+    model = permute_states(model, order)  # the saved model's syllable i is the i-th most used
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_params(out / "model.npz")
+    ll = decoding.log_likelihood  # = model.score(coords, conf, ...): the relabelling does not change it
+    written = write_keypoint_results(
+        # the model file by name: it lies beside results.h5, and the folder can move
+        results, out, attrs={"model": "model.npz", "kappa": float(model.kappa), "bodyparts": parts}
+    )
+    if echo_summary:
+        _keypoint_summary(model, results, ll)
+    figures = [] if no_plots else plot_keypoint_summary(model, results, out)
+    return {"model": model, "results": results, "written": written, "figures": figures,
+            "stats": _keypoint_stats(model, results, ll)}
 
 
 @main.command("fit-keypoints")
@@ -390,66 +559,14 @@ def fit_keypoints_command(files, out_dir, bodyparts, anterior, posterior, fps, l
                           target_duration, ar_iters, iters, outlier_threshold, seed, checkpoint_every, resume,
                           no_plots, no_progress):
     """Syllables from pose tracking files: load, clean, fit a keypoint SLDS, write results and figures."""
-    from .analysis import permute_states
-    from .models import KeypointSLDS
-    from .workflows import (
-        fit_keypoints,
-        keypoint_results,
-        load_and_clean,
-        plot_keypoint_summary,
-        write_keypoint_results,
+    fitted = _fit_keypoint_files(
+        files, out_dir, bodyparts=bodyparts, anterior=anterior, posterior=posterior, fps=fps,
+        model_params={"n_states": n_states, "latent_dim": latent_dim, "nlags": nlags, "kappa": kappa,
+                      "n_iter_ar": ar_iters, "n_iter": iters, "random_state": seed},
+        target_duration=target_duration, outlier_threshold=outlier_threshold, checkpoint_every=checkpoint_every,
+        resume=resume, no_plots=no_plots, no_progress=no_progress,
     )
-
-    try:
-        sessions, coords, conf, names = load_and_clean(
-            files, bodyparts=_split_names(bodyparts), fps=fps, outlier_threshold=outlier_threshold
-        )
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    parts = list(sessions.bodyparts)
-    front = _bodypart_index(anterior, parts, "--anterior")
-    back = _bodypart_index(posterior, parts, "--posterior")
-    rates = [s.fps for s in sessions]
-    rate = rates[0] if len(set(rates)) == 1 else None
-    click.echo(
-        f"Read {len(coords):,} frames x {len(parts)} keypoints ({coords.shape[2]}-D) in {len(names)} session(s)"
-        + (f" at {rate:g} fps" if rate else "") + f"; {int((conf == 0).sum()):,} points missing or outliers."
-    )
-    target = None
-    if target_duration is not None:
-        if not rate:
-            raise click.UsageError("--target-duration is in seconds and needs the frame rate: give --fps.")
-        target = target_duration * rate
-    model = KeypointSLDS(
-        n_states=n_states, latent_dim=latent_dim, nlags=nlags, kappa=kappa,
-        anterior_bodyparts=0 if front is None else front, posterior_bodyparts=-1 if back is None else back,
-        n_iter_ar=ar_iters, n_iter=iters, random_state=seed, progress_bar=not no_progress,
-        checkpoint_path=str(Path(out_dir) / "model.checkpoint.npz") if (checkpoint_every or resume) else None,
-        checkpoint_every=checkpoint_every,
-    )
-    if model.checkpoint_path is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-    tic = time.perf_counter()
-    try:
-        fit_keypoints(model, coords, conf, sessions.session_starts, target_duration=target, resume=resume)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"Fitted in {time.perf_counter() - tic:.1f} s (kappa = {model.kappa:.4g}).")
-    decoding = model.decode(coords, conf, session_starts=sessions.session_starts, smoothed_proba=True)
-    results, order = keypoint_results(
-        model, coords, conf, sessions.session_starts, names, sources=sessions.sources, fps=rates, decoding=decoding
-    )
-    model = permute_states(model, order)  # the saved model's syllable i is the i-th most used
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_params(out / "model.npz")
-    ll = decoding.log_likelihood  # = model.score(coords, conf, ...): the relabelling does not change it
-    written = write_keypoint_results(
-        results, out, attrs={"model": str(out / "model.npz"), "kappa": float(model.kappa), "bodyparts": parts}
-    )
-    _keypoint_summary(model, results, ll)
-    if not no_plots:
-        plot_keypoint_summary(model, results, out)
+    out, written = Path(out_dir), fitted["written"]
     click.echo(f"Wrote {out / 'model.npz'}, {written['h5']} and {len(written['csv'])} CSV file(s) to {out}.")
 
 

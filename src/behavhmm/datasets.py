@@ -1,7 +1,10 @@
-"""Example data: a known ARHMM to simulate from (``behavhmm demo``), and loaders for real choice data.
+"""Example data: the recording bundled for ``behavhmm demo``, known models to simulate from, real choice data.
 
-The choice loaders read the public recordings of ``../shared/data`` (or any
-folder holding the same files); the data are never copied into behavhmm.
+One real recording ships inside the package (`demo_recording`): DeepLabCut's
+open-field mouse (MIT licence, attribution in
+``behavhmm/data/dlc_openfield_mouse/README.md``). The choice loaders read the
+public recordings of ``../shared/data`` (or any folder holding the same
+files); those data are never copied into behavhmm.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import numpy as np
 from .models import ARHMM
 
 __all__ = [
+    "DEMO_RECORDING_FPS",
+    "DEMO_KEYPOINT_SETTINGS",
+    "demo_recording",
     "demo_arhmm",
     "simulate_demo_sessions",
     "demo_keypoint_slds",
@@ -23,6 +29,66 @@ __all__ = [
     "load_ibl_choices",
     "load_psytrack_rat",
 ]
+
+
+#: Frame rate of the bundled recording (the video's MP4 header; the .h5 file does not state it).
+DEMO_RECORDING_FPS = 30.0
+
+#: The ``KeypointSLDS`` settings of ``behavhmm demo`` on the bundled recording. ``latent_dim``: 4
+#: keypoints in 2-D leave (4 - 1) x 2 = 6 centred dimensions, one of them removed by the heading
+#: alignment; 4 PCs keep 98.9 % of the aligned pose variance. ``kappa`` is chosen as
+#: keypoint-moseq's tutorial does, for a median syllable duration near 400 ms: a scan of the full
+#: model over kappa = 1 ... 1e4 with three seeds (``docs/scripts/demo_kappa.py``, which reproduces
+#: it; results in ``docs/figures/demo_kappa_scan.json``) gives 233-400 ms at kappa = 10 (367 ms,
+#: 8 syllables in >= 2 % of the frames, with seed 0), 433-667 ms at 100 and 0.9-1.2 s at 1000.
+#: The ``--target-duration 0.4`` bisection, which tunes kappa on the AR-only stage, stops at 100:
+#: the full model lengthens syllables. The other settings are the ``fit-keypoints`` defaults.
+DEMO_KEYPOINT_SETTINGS = {
+    "n_states": 100,
+    "latent_dim": 4,
+    "nlags": 3,
+    "kappa": 10.0,
+    "n_iter_ar": 50,
+    "n_iter": 50,
+    "anterior_bodyparts": 0,
+    "posterior_bodyparts": 3,
+}
+
+
+def demo_recording() -> Path:
+    """Path of the real recording bundled with behavhmm (used by ``behavhmm demo``).
+
+    DeepLabCut's open-field demo mouse (video ``m3v1mp4``, one black mouse
+    filmed from above): DeepLabCut resnet50 predictions of 4 keypoints
+    (``snout``, ``leftear``, ``rightear``, ``tailbase``) in 2,330 frames at
+    30 fps (`DEMO_RECORDING_FPS`, 78 s), in pixels, as the DeepLabCut ``.h5``
+    file (pandas table ``df_with_missing``) that DeepLabCut wrote. Source:
+    github ``DeepLabCut/DLC2NWB``, ``examples/``, commit
+    ``0dd3d16e240f45518e8fe040a9f8779c2c8f60fc``; MIT licence (the licence
+    text is in the same folder).
+
+    Returns
+    -------
+    pathlib.Path
+        The ``.h5`` file; read it with `behavhmm.io.load_keypoints` or
+        `behavhmm.workflows.load_and_clean` (give ``fps=30``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the installation lacks the file (a build that dropped package data).
+    """
+    from importlib.resources import files
+
+    path = Path(str(files("behavhmm") / "data" / "dlc_openfield_mouse" / _DEMO_FILE))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the bundled demo recording is missing from this installation ({path}); reinstall behavhmm."
+        )
+    return path
+
+
+_DEMO_FILE = "m3v1mp4DLC_resnet50_openfieldAug20shuffle1_30000.h5"
 
 
 def _rotation(rng, n_features, angle):
@@ -105,7 +171,7 @@ def simulate_demo_sessions(
 
 
 def demo_keypoint_slds(n_states: int = 3, latent_dim: int = 4, *, stickiness: float = 0.98, seed: int = 0):
-    """A ground-truth keypoint SLDS on a 6-keypoint 2-D "mouse" (used by ``behavhmm demo --model keypoints``).
+    """A ground-truth keypoint SLDS on a 6-keypoint 2-D "mouse" (``behavhmm demo --simulated --model keypoints``).
 
     The body is a fixed outline (snout, two ears, body centre, hips, tail
     base; about 40 pixels long) deformed along ``latent_dim`` random

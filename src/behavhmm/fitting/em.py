@@ -3,11 +3,12 @@
 A model supplies ``step(params) -> (new_params, log_likelihood, log_prior)``
 that runs the E-step under ``params`` and returns the M-step's parameters
 together with the log-likelihood and log prior *of ``params``*. This loop runs
-it on the host, one call per iteration, records the history, shows a tqdm
-progress bar and stops when the log joint (log-likelihood plus log prior, the
-quantity MAP-EM never decreases) changes by less than ``tol`` nats per frame.
-Optional diagnostics (e.g. held-out log-likelihood) run every ``check_every``
-iterations, and a checkpoint callback lets a fit resume where it stopped.
+it on the host, one call per iteration, records the history, reports progress
+(a tqdm bar on a terminal, plain lines in a log) and stops when the log joint
+(log-likelihood plus log prior, the quantity MAP-EM never decreases) changes
+by less than ``tol`` nats per frame. Optional diagnostics (e.g. held-out
+log-likelihood) run every ``check_every`` iterations, and a checkpoint
+callback lets a fit resume where it stopped.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from tqdm.auto import tqdm
+
+from ._progress import progress
 
 __all__ = ["EMConvergenceWarning", "EMResult", "run_em"]
 
@@ -91,7 +93,8 @@ def run_em(
     n_frames : int
         Number of modelled frames, to express the change per frame.
     progress_bar : bool, default True
-        Show a tqdm progress bar with the log-likelihood per frame.
+        Report progress with the log-likelihood per frame: a tqdm bar on a
+        terminal, a plain line every 10 % of ``n_iter`` otherwise (logs, CI).
     desc : str, default "EM"
         Label of the progress bar.
     check_every : int, default 1
@@ -126,8 +129,8 @@ def run_em(
     previous = lj_hist[-1] if lj_hist else -math.inf
     n_frames = max(int(n_frames), 1)
     done = start_iteration
-    with tqdm(
-        total=n_iter, initial=start_iteration, desc=desc, unit="iter", disable=not progress_bar, leave=False
+    with progress(
+        total=n_iter, initial=start_iteration, desc=desc, unit="iter", disable=not progress_bar
     ) as bar:
         for iteration in range(start_iteration, n_iter):
             new_params, log_lik, log_prior = step(params)
@@ -146,7 +149,6 @@ def run_em(
             params, previous = new_params, log_joint
             done = iteration + 1
             converged = iteration > 0 and change < tol
-            bar.update(1)
             postfix = {"ll_per_frame": f"{log_lik / n_frames:.4f}"}
             if evaluate is not None and (done % check_every == 0 or done == n_iter or converged):
                 hist["iteration"].append(done)
@@ -154,7 +156,8 @@ def run_em(
                     hist.setdefault(name, []).append(float(value))
                     if name == "median_duration":
                         postfix["median_dur"] = f"{float(value):.1f}"
-            bar.set_postfix(postfix)
+            bar.set_postfix(postfix, refresh=False)
+            bar.update(1)
             if checkpoint is not None and (
                 (checkpoint_every and done % checkpoint_every == 0) or done == n_iter or converged
             ):

@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
+
+from ._progress import progress
 
 __all__ = ["GibbsResult", "run_gibbs"]
 
@@ -83,8 +84,10 @@ def run_gibbs(
     n_frames : int
         Modelled frames, to show the log-likelihood per frame.
     progress_bar : bool, default True
+        Report progress: a tqdm bar on a terminal, a plain line every 10 % of
+        ``n_iter`` otherwise (logs, CI).
     desc : str
-        Progress bar label.
+        Progress label.
     checkpoint : callable, optional
         ``checkpoint(state, n_done, history)``, called every
         ``checkpoint_every`` sweeps and after the last one.
@@ -105,8 +108,8 @@ def run_gibbs(
     hist.setdefault("iteration", [])
     n_frames = max(int(n_frames), 1)
     postfix: dict[str, str] = {}
-    with tqdm(
-        total=n_iter, initial=start_iteration, desc=desc, unit="sweep", disable=not progress_bar, leave=False
+    with progress(
+        total=n_iter, initial=start_iteration, desc=desc, unit="sweep", disable=not progress_bar
     ) as bar:
 
         def record(iteration, state_after, log_lik):
@@ -126,8 +129,8 @@ def run_gibbs(
                     hist.setdefault(name, []).append(float(value))
                 if "median_duration" in diagnostics:
                     postfix["median_dur"] = f"{float(diagnostics['median_duration']):.1f}"
+            bar.set_postfix(postfix, refresh=False)
             bar.update(1)
-            bar.set_postfix(postfix)
             if checkpoint is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == n_iter):
                 checkpoint(state_after, done, {k: np.asarray(v) for k, v in hist.items()})
 

@@ -187,7 +187,10 @@ def load_index_groups(path) -> dict:
         refused, nothing is constructed from them) or has no ``files`` list of
         entries with ``uuid``.
     """
-    import yaml
+    try:
+        import yaml
+    except ImportError as exc:
+        raise ImportError("reading moseq2 index files needs PyYAML: pip install 'behavhmm[io]'.") from exc
 
     path = Path(path)
     if not path.exists():

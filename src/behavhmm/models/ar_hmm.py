@@ -15,10 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_scalar
-from tqdm.auto import tqdm
 
 from .._utils import bucket_length, float_dtype
 from ..fitting import run_em, run_gibbs
+from ..fitting._progress import progress
 from ..inference import resolve_method
 from ..observations import MNIWPrior, ar_sufficient_statistics, default_mniw_prior, mniw_map
 from ._ar_programs import (
@@ -270,7 +270,8 @@ class ARHMM(BaseHMM):
     random_state : int, numpy Generator or None, default 0
         Seed of the initialisation and of the Gibbs chain.
     progress_bar : bool, default True
-        Show a tqdm progress bar while fitting.
+        Show progress while fitting: a tqdm bar on a terminal, a plain line
+        every 10 % of the iterations when stderr is not a terminal (logs).
     initialization_funcs : dict, optional
         Initializers chosen with [`setup`][behavhmm.ARHMM.setup] (slots
         ``initial_proba_init``: "uniform" | "random"; ``transition_proba_init``:
@@ -965,12 +966,12 @@ class ARHMM(BaseHMM):
                 tried[log_k] = (self._median_duration(res), res)
             return tried[log_k][0]
 
-        with tqdm(desc="tuning kappa", unit="fit", disable=not self.progress_bar, leave=False) as bar:
+        with progress(desc="tuning kappa", unit="fit", disable=not self.progress_bar) as bar:
 
             def probe(log_k):
                 dur = evaluate(log_k)
+                bar.set_postfix(kappa=f"{10**log_k:.3g}", median_dur=f"{dur:.1f}", refresh=False)
                 bar.update(1)
-                bar.set_postfix(kappa=f"{10**log_k:.3g}", median_dur=f"{dur:.1f}")
                 return dur
 
             lo = hi = float(np.log10(max(self.kappa, 1e-12)))

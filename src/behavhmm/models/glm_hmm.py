@@ -287,7 +287,8 @@ class GLMHMM(BaseHMM):
     inference_method : {"auto", "sequential", "parallel"}, default "auto"
         HMM kernels: sequential scans (CPU) or associative scans (GPU).
     progress_bar : bool, default True
-        Show a tqdm progress bar while fitting.
+        Show progress while fitting: a tqdm bar on a terminal, a plain line
+        every 10 % of the iterations when stderr is not a terminal (logs).
 
     Attributes
     ----------

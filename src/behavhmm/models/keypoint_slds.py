@@ -220,7 +220,8 @@ class KeypointSLDS(BaseHMM):
     random_state : int, numpy Generator or None, default 0
         Seed of the initialisation and the chains.
     progress_bar : bool, default True
-        tqdm progress bars for both stages.
+        Progress of both stages: tqdm bars on a terminal, a plain line every
+        10 % of the sweeps when stderr is not a terminal (logs).
     initialization_funcs : dict, optional
         Initializers of the AR-only stage, set with ``setup()`` (the slots of
         [`ARHMM.setup`][behavhmm.ARHMM.setup]: ``initial_proba_init``
