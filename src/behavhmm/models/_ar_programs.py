@@ -257,7 +257,7 @@ def gibbs_sweep(state: GibbsState, key, data: ARData, hyper: Hyper, robust: bool
     params = state.params
     n_states, n_features = params.coef.shape[0], params.coef.shape[1]
     n_groups = params.transition_prob.shape[0]
-    keys = jax.random.split(key, 9)
+    keys = jax.random.split(key, 8)
     ll = emission_log_likelihoods(params, data, robust)
     trans, groups = _transitions(params, data)
     draw = hmm_sample(keys[0], params.initial_prob, trans, ll, data.starts, groups=groups, method=method)
@@ -266,20 +266,20 @@ def gibbs_sweep(state: GibbsState, key, data: ARData, hyper: Hyper, robust: bool
     counts = transition_counts(z, data.starts, n_states, groups=data.groups, n_groups=n_groups, weights=data.weights)
     initial_counts = jnp.zeros(n_states, ll.dtype).at[z].add((data.starts & valid).astype(ll.dtype))
     _, corrected = sample_corrected_table_counts(keys[1], counts, hyper.alpha, state.beta, hyper.kappa, z.shape[0])
-    beta = sample_global_weights(keys[3], corrected, hyper.gamma)
-    transition_prob = sample_transition_rows(keys[4], counts, hyper.alpha, beta, hyper.kappa)
-    initial_prob = sample_initial_probs(keys[5], initial_counts, hyper.alpha, beta)
+    beta = sample_global_weights(keys[2], corrected, hyper.gamma)
+    transition_prob = sample_transition_rows(keys[3], counts, hyper.alpha, beta, hyper.kappa)
+    initial_prob = sample_initial_probs(keys[4], initial_counts, hyper.alpha, beta)
     if robust:
         delta = ar_mahalanobis(params.coef, params.intercept, params.covariances, data.y, data.x, z)
         nu = params.dof[z]
-        tau = jnp.exp(log_gamma_variates(keys[6], 0.5 * (nu + n_features))) / (0.5 * (nu + delta))
+        tau = jnp.exp(log_gamma_variates(keys[5], 0.5 * (nu + n_features))) / (0.5 * (nu + delta))
         tau = jnp.where(valid, tau, 1.0)
         stats = ar_state_statistics(z, data.y, data.x, n_states, weights=data.weights * tau, counts_weights=data.weights)
     else:
         tau = state.tau
         stats = ar_state_statistics(z, data.y, data.x, n_states, weights=data.weights)
-    coef, intercept, covariances = mniw_sample(keys[7], stats, hyper.prior)
-    dof = _sample_dof(keys[8], params.dof, z, tau, data.weights, n_states) if robust else params.dof
+    coef, intercept, covariances = mniw_sample(keys[6], stats, hyper.prior)
+    dof = _sample_dof(keys[7], params.dof, z, tau, data.weights, n_states) if robust else params.dof
     new_params = ARHMMParams(initial_prob, transition_prob, coef, intercept, covariances, dof)
     return GibbsState(new_params, beta, z, tau), draw.log_likelihood
 

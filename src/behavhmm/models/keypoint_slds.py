@@ -707,7 +707,8 @@ class KeypointSLDS(BaseHMM):
         prior = self._prior()
         hyper = self._hyper(prior)
         method, block_size = self._method(), self.block_size
-        k_init, k_trans = jax.random.split(key_ar)
+        # the AR-only chain gets its own key: key_ar is split, never used again itself
+        k_init, k_trans, key_ar_chain = jax.random.split(key_ar, 3)
         init_rows = self._init_rows(mask)
         pi, trans, coef, intercept, cov = self._initial_ar_params(
             latents[init_rows], mask[init_rows], k_init, k_trans, prior
@@ -752,7 +753,7 @@ class KeypointSLDS(BaseHMM):
         elif self.n_iter_ar:
             ardata = ar_data_program(latents_dev, data, int(self.nlags))
             res_ar = run_gibbs(
-                lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method), ar_state, key_ar,
+                lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method), ar_state, key_ar_chain,
                 n_iter=int(self.n_iter_ar), n_frames=n_time_bins, progress_bar=self.progress_bar,
                 desc=f"KeypointSLDS AR-only (K={self.n_states})",
             )
