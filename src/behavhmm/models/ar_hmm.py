@@ -9,6 +9,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from functools import partial
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +20,6 @@ from sklearn.utils import check_scalar
 from .._utils import bucket_length, float_dtype
 from ..fitting import run_em, run_gibbs
 from ..fitting._progress import progress
-from ..inference import resolve_method
 from ..observations import MNIWPrior, ar_sufficient_statistics, default_mniw_prior, mniw_map
 from ._ar_programs import (
     ARData,
@@ -45,7 +45,18 @@ from ._initializers import (
 )
 from ._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
 from ._sessions import drop_nan_borders, session_bounds, session_ids, session_mask
-from .base import BaseHMM, PreparedData, check_initializer_output, check_probabilities, check_random_key
+from .base import (
+    INFERENCE_METHODS,
+    BaseHMM,
+    Bool,
+    Integer,
+    OneOf,
+    PreparedData,
+    Real,
+    check_initializer_output,
+    check_probabilities,
+    check_random_key,
+)
 
 __all__ = ["ARHMM", "ARHMMParams", "lagged_design", "kmeans_ar_params", "random_ar_params"]
 
@@ -171,7 +182,6 @@ AR_PARAMS_REGISTRY = {"kmeans": kmeans_ar_params, "random": random_ar_params}
 
 
 _ALGORITHMS = ("em", "gibbs")
-_METHODS = ("auto", "sequential", "parallel")
 _WHITEN = ("none", "all", "each")
 _HELDOUT_BY = ("frames", "sessions")
 _COVARIANCE_PRIORS = ("fixed", "empirical")
@@ -461,36 +471,34 @@ class ARHMM(BaseHMM):
         self.initialization_funcs = initialization_funcs
 
     # ----------------------------------------------------------- validation
-    def _check_hyperparameters(self):
-        check_scalar(self.n_states, "n_states", numbers.Integral, min_val=1)
-        check_scalar(self.nlags, "nlags", numbers.Integral, min_val=0)
-        self._check_choice("algorithm", self.algorithm, _ALGORITHMS)
-        check_scalar(self.kappa, "kappa", numbers.Real, min_val=0)
-        check_scalar(self.alpha, "alpha", numbers.Real, min_val=0, include_boundaries="neither")
-        check_scalar(self.gamma, "gamma", numbers.Real, min_val=0, include_boundaries="neither")
-        self._check_bool("robust", self.robust)
-        self._check_bool("separate_trans", self.separate_trans)
-        self._check_choice("whiten", self.whiten, _WHITEN)
-        check_scalar(self.n_iter, "n_iter", numbers.Integral, min_val=1)
-        check_scalar(self.tol, "tol", numbers.Real, min_val=0)
-        check_scalar(self.check_every, "check_every", numbers.Integral, min_val=1)
-        check_scalar(self.heldout_fraction, "heldout_fraction", numbers.Real, min_val=0, max_val=1, include_boundaries="left")
-        self._check_choice("heldout_by", self.heldout_by, _HELDOUT_BY)
-        if self.target_duration is not None:
-            check_scalar(self.target_duration, "target_duration", numbers.Real, min_val=1)
-        if self.checkpoint_every is not None:
-            check_scalar(self.checkpoint_every, "checkpoint_every", numbers.Integral, min_val=1)
-            if self.checkpoint_path is None:
-                raise ValueError("checkpoint_every needs checkpoint_path.")
-        self._check_choice("covariance_prior", self.covariance_prior, _COVARIANCE_PRIORS)
-        check_scalar(
-            self.covariance_prior_scale, "covariance_prior_scale", numbers.Real, min_val=0, include_boundaries="neither"
-        )
-        check_scalar(self.coef_prior_variance, "coef_prior_variance", numbers.Real, min_val=0, include_boundaries="neither")
-        if self.covariance_prior_dof is not None:
-            check_scalar(self.covariance_prior_dof, "covariance_prior_dof", numbers.Real)
-        self._check_choice("inference_method", self.inference_method, _METHODS)
-        self._check_bool("progress_bar", self.progress_bar)
+    _hyperparameters: ClassVar[dict] = {
+        "n_states": Integer(1),
+        "nlags": Integer(0),
+        "algorithm": OneOf(_ALGORITHMS),
+        "kappa": Real(0),
+        "alpha": Real(0, closed="neither"),
+        "gamma": Real(0, closed="neither"),
+        "robust": Bool(),
+        "separate_trans": Bool(),
+        "whiten": OneOf(_WHITEN),
+        "n_iter": Integer(1),
+        "tol": Real(0),
+        "check_every": Integer(1),
+        "heldout_fraction": Real(0, 1, closed="left"),
+        "heldout_by": OneOf(_HELDOUT_BY),
+        "target_duration": Real(1, optional=True),
+        "checkpoint_every": Integer(1, optional=True),
+        "covariance_prior": OneOf(_COVARIANCE_PRIORS),
+        "covariance_prior_scale": Real(0, closed="neither"),
+        "coef_prior_variance": Real(0, closed="neither"),
+        "covariance_prior_dof": Real(optional=True),
+        "inference_method": OneOf(INFERENCE_METHODS),
+        "progress_bar": Bool(),
+    }
+
+    def _check_hyperparameter_rules(self):
+        if self.checkpoint_every is not None and self.checkpoint_path is None:
+            raise ValueError("checkpoint_every needs checkpoint_path.")
 
     def _prior(self, n_features: int, y=None, x=None) -> MNIWPrior:
         if self.covariance_prior_dof is not None and self.covariance_prior_dof <= n_features - 1:
@@ -864,10 +872,6 @@ class ARHMM(BaseHMM):
     def _hyper(self, prior, kappa) -> Hyper:
         dtype = float_dtype()
         return Hyper(jnp.asarray(self.alpha, dtype), jnp.asarray(kappa, dtype), jnp.asarray(self.gamma, dtype), prior)
-
-    def _method(self) -> str:
-        self._check_choice("inference_method", self.inference_method, _METHODS)
-        return resolve_method(self.inference_method)
 
     def _fit_chain(self, init, train: PreparedData, heldout, prior, kappa, key, resume, progress):
         """Run EM or the Gibbs sampler once; returns a dict of results."""

@@ -71,7 +71,7 @@ from ._glm_init import (
 from ._initializers import InitSlot, call_initializer, describe_initializers, validate_setup
 from ._serialization import jsonable
 from ._sessions import drop_nan_borders, session_mask, split_pynapple, wrap_output
-from .base import BaseHMM, PreparedData, check_random_key
+from .base import INFERENCE_METHODS, BaseHMM, Bool, Integer, OneOf, PreparedData, Real, check_random_key
 
 __all__ = [
     "GLMHMM",
@@ -99,7 +99,6 @@ _HMM_KEYWORDS = ("n_states", "X", "y", "session_starts", "random_key")
 _GLM_KEYWORDS = ("n_states", "X", "y", "inverse_link_function", "observation_model", "session_starts", "random_key")
 _HMM_SLOTS = ("initial_proba_init", "transition_proba_init")
 _MODEL_SLOTS = ("glm_params_init", "scale_init")
-_METHODS = ("auto", "sequential", "parallel")
 _PARAM_NAMES = ("coef", "intercept", "scale", "initial_prob", "transition_prob")
 
 
@@ -538,8 +537,19 @@ class GLMHMM(BaseHMM):
         return out
 
     # ----------------------------------------------------------- validation
+    #: nemos accepts integer-valued floats for ``n_states`` and ``maxiter``; so do we.
+    _hyperparameters: ClassVar[dict] = {
+        "n_states": Integer(1, integral_floats=True),
+        "maxiter": Integer(1, integral_floats=True),
+        "tol": Real(0, closed="neither"),
+        "n_init": Integer(1),
+        "inference_method": OneOf(INFERENCE_METHODS),
+        "progress_bar": Bool(),
+    }
+
     def _spec(self) -> _Spec:
-        n_states = _check_n_states(self.n_states)
+        self._check_hyperparameters()
+        n_states = int(self.n_states)
         family = _check_observation_model(self.observation_model)
         link = resolve_inverse_link(self.inverse_link_function, family)
         regularizer = get_regularizer(self.regularizer)
@@ -557,16 +567,6 @@ class GLMHMM(BaseHMM):
                 "class. Use 'LBFGS' (or leave solver_name as None)."
             )
         check_solver_kwargs(solver, self.solver_kwargs)
-        if not isinstance(self.maxiter, numbers.Real) or isinstance(self.maxiter, bool) or self.maxiter != int(self.maxiter) or self.maxiter <= 0:
-            raise ValueError(f"``maxiter`` must be a strictly positive integer. {self.maxiter} provided.")
-        if not isinstance(self.tol, numbers.Real) or isinstance(self.tol, bool) or not self.tol > 0:
-            raise ValueError(f"``tol`` must be a strictly positive float. {self.tol} provided.")
-        if not isinstance(self.n_init, numbers.Integral) or isinstance(self.n_init, bool) or self.n_init < 1:
-            raise ValueError(f"n_init must be a positive integer, got {self.n_init!r}.")
-        if self.inference_method not in _METHODS:
-            raise ValueError(f"inference_method must be one of {_METHODS}, got {self.inference_method!r}.")
-        if not isinstance(self.progress_bar, bool | np.bool_):
-            raise TypeError(f"progress_bar must be a bool, got {type(self.progress_bar).__name__}.")
         try:
             key = check_random_key(self.seed, "seed")
         except TypeError:
@@ -1477,16 +1477,6 @@ def _default_solver(regularizer, family: str, link, solver_kwargs) -> str:
     ):
         return "Newton"
     return solver
-
-
-def _check_n_states(n_states) -> int:
-    if isinstance(n_states, bool) or not isinstance(n_states, numbers.Real):
-        raise TypeError(f"n_states must be a positive integer. n_states is of type ``{type(n_states)}`` instead.")
-    if int(n_states) != n_states:
-        raise TypeError(f"n_states must be a positive integer. ``{n_states}`` provided instead.")
-    if n_states < 1:
-        raise ValueError(f"n_states must be a positive integer. ``{n_states}`` provided instead.")
-    return int(n_states)
 
 
 def _check_observation_model(observation_model) -> str:
