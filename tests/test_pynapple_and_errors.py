@@ -175,8 +175,9 @@ def test_layers_import_only_downward():
 
     root = Path(behavhmm.__file__).parent
     order = {
-        "inference": 0, "observations": 1, "transitions": 1, "fitting": 2, "models": 3,
-        "io": 4, "preprocessing": 4, "analysis": 4, "plotting": 4, "model_selection": 4, "datasets": 5, "cli": 6,
+        "sessions": 0, "inference": 0, "observations": 1, "transitions": 1, "fitting": 2, "models": 3,
+        "io": 4, "preprocessing": 4, "analysis": 4, "plotting": 4, "model_selection": 4, "datasets": 5,
+        "workflows": 5, "cli": 6,
     }
     violations = []
     for path in root.rglob("*.py"):
@@ -198,3 +199,71 @@ def test_layers_import_only_downward():
                 if target in order and order[target] > order[layer]:
                     violations.append(f"{'/'.join(rel)} imports {target}")
     assert not violations, violations
+
+
+def _imported_modules(path, rel):
+    """Absolute ``behavhmm.…`` names a file imports (``from X import y`` gives X and X.y)."""
+    import ast
+
+    package = ["behavhmm", *rel[:-1]]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            yield module
+            for alias in node.names:
+                yield f"{module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name
+
+
+def test_private_model_modules_stay_inside_models():
+    """No module outside models/ imports models._*; analysis/ uses only public model methods."""
+    import ast
+    from pathlib import Path
+
+    import behavhmm
+
+    root = Path(behavhmm.__file__).parent
+    violations = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).parts
+        if rel[0] == "models":
+            continue
+        for module in _imported_modules(path, rel):
+            parts = module.split(".")
+            if parts[:2] == ["behavhmm", "models"] and len(parts) > 2 and parts[2].startswith("_"):
+                violations.append(f"{'/'.join(rel)} imports {module}")
+        if rel[0] == "analysis":
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                        and node.value.id == "model" and node.attr.startswith("_")):
+                    violations.append(f"{'/'.join(rel)} uses model.{node.attr}")
+    assert not violations, violations
+
+
+def test_moved_modules_keep_their_old_import_paths():
+    """Sessions live in behavhmm.sessions; the old private paths still import for one release."""
+    import behavhmm.sessions
+    from behavhmm.models import _glm_init
+    from behavhmm.models._sessions import session_mask, split_pynapple
+    from behavhmm.observations.glm import flatten_design
+
+    assert session_mask is behavhmm.sessions.session_mask and split_pynapple is behavhmm.sessions.split_pynapple
+    assert _glm_init.flatten_design is flatten_design
+    assert flatten_design({"a": np.ones((3, 1)), "b": np.zeros((3, 2))}).shape == (3, 3)
+
+
+def test_emission_log_likelihood_is_nan_only_on_conditioning_frames(model_and_data):
+    model, X, starts = model_and_data
+    ll = model.emission_log_likelihood(X, session_starts=starts)
+    assert ll.shape == (len(X), model.n_states)
+    first = np.flatnonzero(starts)
+    conditioning = np.zeros(len(X), bool)
+    for lag in range(model.nlags):
+        conditioning[first + lag] = True
+    assert np.all(np.isnan(ll[conditioning])) and np.all(np.isfinite(ll[~conditioning]))

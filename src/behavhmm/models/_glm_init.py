@@ -34,11 +34,13 @@ from ..fitting.solvers import check_solver_kwargs, default_solver_kwargs, freeze
 from ..observations.glm import (
     GLMParams,
     exp,
+    flatten_design,  # moved to behavhmm.observations.glm; re-exported here for one release
     identity,
     logistic,
     norm_cdf,
     one_over_x,
     softplus,
+    unflatten_coef,
 )
 from ._glm_core import GLMConfig, GLMHyper, weighted_glm_program
 
@@ -66,27 +68,6 @@ __all__ = [
 # ----------------------------------------------------------------------------
 # design pytrees
 # ----------------------------------------------------------------------------
-
-
-def flatten_design(X) -> np.ndarray:
-    """A dict (pytree) of 2-D arrays joined along features, in ``jax.tree_util`` leaf order."""
-    leaves = jax.tree_util.tree_leaves(X)
-    if len(leaves) == 1:
-        return np.asarray(leaves[0])
-    return np.concatenate([np.asarray(leaf) for leaf in leaves], axis=1)
-
-
-def unflatten_coef(X, coef, axis: int = 0):
-    """Split an array along its feature ``axis`` into the structure of the design ``X``.
-
-    With ``axis=0`` it turns flattened coefficients into a dict like ``X``;
-    with ``axis=1`` it splits a flattened design the same way.
-    """
-    leaves, treedef = jax.tree_util.tree_flatten(X)
-    if treedef.num_leaves == 1 and not isinstance(X, dict | list | tuple):
-        return coef
-    widths = np.cumsum([np.shape(leaf)[1] for leaf in leaves])[:-1]
-    return jax.tree_util.tree_unflatten(treedef, np.split(np.asarray(coef), widths, axis=axis))
 
 
 def _n_outputs(y, observation_model) -> int | None:

@@ -27,6 +27,7 @@ from ._ar_programs import (
     GibbsState,
     Hyper,
     em_step,
+    emission_log_likelihoods,
     filter_program,
     gibbs_sweep,
     log_joint_program,
@@ -44,7 +45,7 @@ from ._initializers import (
     seed_from_key,
 )
 from ._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
-from ._sessions import drop_nan_borders, session_bounds, session_ids, session_mask
+from ..sessions import drop_nan_borders, session_bounds, session_ids, session_mask, wrap_output
 from .base import (
     INFERENCE_METHODS,
     BaseHMM,
@@ -1129,6 +1130,39 @@ class ARHMM(BaseHMM):
         data = self._prepare(X, session_starts, groups)
         probs = posterior(params, data.arrays["ar"], bool(self.robust), self._method()).smoothed_probs
         return self._proba_output(probs, data, params.initial_prob.shape[0])
+
+    def emission_log_likelihood(self, X, session_starts=None, groups=None):
+        """Log-likelihood of each frame under each state's emission, ``log p(x_t | z_t = k, past)``.
+
+        Parameters
+        ----------
+        X : array-like or pynapple TsdFrame of shape (n_time_bins, n_features)
+        session_starts : array-like or pynapple IntervalSet, optional
+            As in [`fit`][behavhmm.ARHMM.fit].
+        groups : array-like, optional
+            As in [`score`][behavhmm.ARHMM.score].
+
+        Returns
+        -------
+        ndarray of shape (n_time_bins, n_states) or pynapple TsdFrame
+            Nats, float32 (float64 with x64); columns are the fitted states
+            (before any `behavhmm.analysis.merge_syllables` mapping). NaN rows
+            for the first ``nlags`` frames of each session and for dropped NaN
+            borders. With ``whiten``, the whitening's log-Jacobian is not
+            included (it is the same for every state).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        ValueError
+            For invalid input.
+        """
+        params = self._validated_params()
+        data = self._prepare(X, session_starts, groups)
+        ll = emission_log_likelihoods(params, data.arrays["ar"], bool(self.robust))
+        full = self._expand(np.asarray(ll), data, np.nan)
+        return wrap_output(full, data.info, columns=list(range(full.shape[1])))
 
     def filter_proba(self, X, session_starts=None, groups=None):
         """Causal state probabilities ``p(z_t | frames up to t of its session)``.

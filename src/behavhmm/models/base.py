@@ -35,7 +35,7 @@ from ._initializers import (
     validate_setup,
 )
 from ._serialization import MODEL_REGISTRY, NOT_RESTORED, jsonable, save_model
-from ._sessions import PynappleInfo, split_pynapple, wrap_output
+from ..sessions import PynappleInfo, split_pynapple, wrap_output
 
 __all__ = [
     "INFERENCE_METHODS",

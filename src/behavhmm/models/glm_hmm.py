@@ -33,13 +33,13 @@ from ..fitting.solvers import (
 )
 from ..inference import resolve_method
 from ..observations.glm import (
-    FAMILIES,
     FIXED_SCALE_FAMILIES,
     exp,
     glm_log_likelihood_constant,
     identity,
     inverse_link_name,
     logistic,
+    observation_family,
     resolve_inverse_link,
 )
 from . import _glm_core as core
@@ -70,7 +70,7 @@ from ._glm_init import (
 )
 from ._initializers import InitSlot, call_initializer, describe_initializers, validate_setup
 from ._serialization import jsonable
-from ._sessions import drop_nan_borders, session_mask, split_pynapple, wrap_output
+from ..sessions import drop_nan_borders, session_mask, split_pynapple, wrap_output
 from .base import INFERENCE_METHODS, BaseHMM, Bool, Integer, OneOf, PreparedData, Real, check_random_key
 
 __all__ = [
@@ -550,7 +550,7 @@ class GLMHMM(BaseHMM):
     def _spec(self) -> _Spec:
         self._check_hyperparameters()
         n_states = int(self.n_states)
-        family = _check_observation_model(self.observation_model)
+        family = observation_family(self.observation_model)
         link = resolve_inverse_link(self.inverse_link_function, family)
         regularizer = get_regularizer(self.regularizer)
         solver = self.solver_name
@@ -1477,20 +1477,6 @@ def _default_solver(regularizer, family: str, link, solver_kwargs) -> str:
     ):
         return "Newton"
     return solver
-
-
-def _check_observation_model(observation_model) -> str:
-    if isinstance(observation_model, str):
-        if observation_model not in FAMILIES:
-            raise ValueError(f"Unknown observation model: {observation_model!r}. Choose one of {FAMILIES}.")
-        return observation_model
-    name = type(observation_model).__name__
-    if name.endswith("Observations") and name[: -len("Observations")] in FAMILIES:
-        return name[: -len("Observations")]
-    raise TypeError(
-        f"observation_model must be one of {FAMILIES} (or a nemos Observations instance of one of them), "
-        f"got {type(observation_model).__name__}."
-    )
 
 
 def _check_dirichlet(alphas, shape, name) -> np.ndarray:

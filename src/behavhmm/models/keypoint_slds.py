@@ -31,7 +31,7 @@ from ._ar_programs import (
     simulate_program,
 )
 from ._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
-from ._sessions import session_bounds, session_mask, split_pynapple
+from ..sessions import session_bounds, session_mask, split_pynapple
 from ._slds_programs import (
     KPData,
     KPHyper,

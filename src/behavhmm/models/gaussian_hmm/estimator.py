@@ -21,7 +21,7 @@ from ..._utils import bucket_length, float_dtype
 from ...fitting import run_em
 from ...observations.gaussian import COVARIANCE_TYPES, GaussianPrior
 from .._initializers import PROBA_INITIAL_REGISTRY, PROBA_TRANSITION_REGISTRY, InitSlot
-from .._sessions import drop_nan_borders, session_mask
+from ...sessions import drop_nan_borders, session_mask
 from ..base import (
     INFERENCE_METHODS,
     BaseHMM,
