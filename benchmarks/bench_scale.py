@@ -168,7 +168,7 @@ def worker(args) -> None:
     try:
         if args.model == "arhmm":
             from behavhmm.models import _ar_programs as programs
-            from behavhmm.models import ar_hmm
+            from behavhmm.models.arhmm import estimator as ar_hmm  # the estimator looks programs up here
 
             pcs = ba.load_pcs(data_dir / PCS_FILE, "pcs_white")
             n = pcs.shape[0]

@@ -267,3 +267,27 @@ def test_emission_log_likelihood_is_nan_only_on_conditioning_frames(model_and_da
     for lag in range(model.nlags):
         conditioning[first + lag] = True
     assert np.all(np.isnan(ll[conditioning])) and np.all(np.isfinite(ll[~conditioning]))
+
+
+def test_arhmm_package_and_the_old_module_paths(model_and_data, monkeypatch):
+    """ARHMM lives in models/arhmm/; ar_hmm and _ar_programs re-export it; benchmarks patch the estimator module."""
+    from behavhmm.models import _ar_programs, ar_hmm, arhmm
+    from behavhmm.models.arhmm import em, estimator, gibbs, model
+    from behavhmm.observations import student_t
+
+    assert ar_hmm.ARHMM is estimator.ARHMM is ARHMM is arhmm.ARHMM
+    assert ar_hmm.kmeans_ar_params is estimator.kmeans_ar_params
+    assert _ar_programs.gibbs_sweep is gibbs.gibbs_sweep and _ar_programs.em_step is em.em_step
+    assert _ar_programs.ARHMMParams is model.ARHMMParams and _ar_programs._solve_dof is student_t.solve_dof
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return em.em_step(*args, **kwargs)
+
+    monkeypatch.setattr(estimator, "em_step", counting)  # what benchmarks/bench_arhmm.py does
+    _, X, starts = model_and_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ARHMM(n_states=3, nlags=1, n_iter=3, tol=0.0, progress_bar=False).fit(X, session_starts=starts)
+    assert len(calls) == 3

@@ -2,7 +2,7 @@
 
 from ._initializers import Initializer, MissingInitializer
 from ._serialization import load_model
-from .ar_hmm import ARHMM
+from .arhmm import ARHMM
 from .base import BaseHMM
 from .gaussian_hmm import GaussianHMM
 from .glm_hmm import GLMHMM, GLMInitializer, HMMInitializer

@@ -39,7 +39,8 @@ from ..observations.keypoints import (
     sample_inverse_gamma,
     sample_von_mises,
 )
-from ._ar_programs import ARData, ARHMMParams, GibbsState, Hyper, gibbs_sweep, viterbi_program
+from .arhmm.gibbs import GibbsState, gibbs_sweep
+from .arhmm.model import ARData, ARHMMParams, Hyper, viterbi_program
 
 
 class KPData(NamedTuple):

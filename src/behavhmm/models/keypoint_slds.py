@@ -20,16 +20,8 @@ from .._utils import bucket_length, float_dtype
 from ..fitting import run_gibbs
 from ..inference import LinearEmission
 from ..observations import default_mniw_prior
-from ._ar_programs import (
-    ARHMMParams,
-    GibbsState,
-    Hyper,
-    filter_program,
-    gibbs_sweep,
-    median_duration_program,
-    posterior,
-    simulate_program,
-)
+from .arhmm.gibbs import GibbsState, gibbs_sweep
+from .arhmm.model import ARHMMParams, Hyper, filter_program, median_duration_program, posterior, simulate_program
 from ._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
 from ..sessions import session_bounds, session_mask, split_pynapple
 from ._slds_programs import (
@@ -42,7 +34,7 @@ from ._slds_programs import (
     simulate_poses_program,
     slds_sweep,
 )
-from .ar_hmm import ARHMM
+from .arhmm import ARHMM
 from .base import INFERENCE_METHODS, BaseHMM, Bool, Integer, OneOf, PreparedData, Real, check_random_key
 
 __all__ = ["KeypointSLDS", "KeypointDecoding", "KeypointSimulation"]

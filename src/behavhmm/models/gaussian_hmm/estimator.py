@@ -49,7 +49,6 @@ from .initialize import GAUSSIAN_PARAMS_REGISTRY
 __all__ = ["GaussianHMM"]
 
 
-
 class GaussianHMM(BaseHMM):
     """Hidden Markov model with Gaussian emissions, fitted by MAP-EM.
 
