@@ -291,3 +291,15 @@ def test_arhmm_package_and_the_old_module_paths(model_and_data, monkeypatch):
         warnings.simplefilter("ignore")
         ARHMM(n_states=3, nlags=1, n_iter=3, tol=0.0, progress_bar=False).fit(X, session_starts=starts)
     assert len(calls) == 3
+
+
+def test_keypoint_slds_package_and_the_old_module_paths():
+    """KeypointSLDS lives in models/keypoint_slds/; the old module names still resolve."""
+    import behavhmm
+    from behavhmm.models import _slds_programs, keypoint_slds
+    from behavhmm.models.keypoint_slds import estimator, gibbs
+
+    assert keypoint_slds.KeypointSLDS is estimator.KeypointSLDS is behavhmm.KeypointSLDS
+    assert keypoint_slds.KeypointDecoding is estimator.KeypointDecoding
+    assert _slds_programs is gibbs  # an alias: attribute reads and patches reach the new module
+    assert estimator.slds_sweep is gibbs.slds_sweep  # benchmarks patch it on the estimator module

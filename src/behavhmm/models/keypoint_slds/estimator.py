@@ -2,7 +2,7 @@
 
 Implemented from the model and conditionals described in Weinreb et al.
 (2024) and its supplementary methods; no code of keypoint-moseq or jax-moseq
-was used. Compiled programs are in ``_slds_programs``; the discrete part
+was used. Compiled programs are in ``gibbs.py``; the discrete part
 reuses the ARHMM's sticky-HDP Gibbs sweep.
 """
 
@@ -16,15 +16,33 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.utils import check_scalar
 
-from .._utils import bucket_length, float_dtype
-from ..fitting import run_gibbs
-from ..inference import LinearEmission
-from ..observations import default_mniw_prior
-from .arhmm.gibbs import GibbsState, gibbs_sweep
-from .arhmm.model import ARHMMParams, Hyper, filter_program, median_duration_program, posterior, simulate_program
-from ._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
-from ..sessions import session_bounds, session_mask, split_pynapple
-from ._slds_programs import (
+from ..._utils import bucket_length, float_dtype
+from ...fitting import run_gibbs
+from ...inference import LinearEmission
+from ...observations import default_mniw_prior
+from ...sessions import session_bounds, session_mask, split_pynapple
+from .._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
+from ..arhmm import ARHMM
+from ..arhmm.gibbs import GibbsState, gibbs_sweep
+from ..arhmm.model import (
+    ARHMMParams,
+    Hyper,
+    filter_program,
+    median_duration_program,
+    posterior,
+    simulate_program,
+)
+from ..base import (
+    INFERENCE_METHODS,
+    BaseHMM,
+    Bool,
+    Integer,
+    OneOf,
+    PreparedData,
+    Real,
+    check_random_key,
+)
+from .gibbs import (
     KPData,
     KPHyper,
     SLDSState,
@@ -34,8 +52,6 @@ from ._slds_programs import (
     simulate_poses_program,
     slds_sweep,
 )
-from .arhmm import ARHMM
-from .base import INFERENCE_METHODS, BaseHMM, Bool, Integer, OneOf, PreparedData, Real, check_random_key
 
 __all__ = ["KeypointSLDS", "KeypointDecoding", "KeypointSimulation"]
 
