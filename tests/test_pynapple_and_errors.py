@@ -303,3 +303,15 @@ def test_keypoint_slds_package_and_the_old_module_paths():
     assert keypoint_slds.KeypointDecoding is estimator.KeypointDecoding
     assert _slds_programs is gibbs  # an alias: attribute reads and patches reach the new module
     assert estimator.slds_sweep is gibbs.slds_sweep  # benchmarks patch it on the estimator module
+
+
+def test_glmhmm_package_and_the_old_module_paths():
+    """GLMHMM lives in models/glmhmm/; glm_hmm re-exports it; _glm_core and _glm_init are aliases."""
+    import behavhmm
+    from behavhmm.models import _glm_core, _glm_init, glm_hmm
+    from behavhmm.models.glmhmm import em, estimator, initialize
+
+    assert glm_hmm.GLMHMM is estimator.GLMHMM is behavhmm.GLMHMM
+    assert glm_hmm.HMMInitializer is estimator.HMMInitializer and glm_hmm.EMState is estimator.EMState
+    assert _glm_core is em and _glm_init is initialize
+    assert estimator.core is em  # the estimator reads its programs from em

@@ -5,7 +5,7 @@ from ._serialization import load_model
 from .arhmm import ARHMM
 from .base import BaseHMM
 from .gaussian_hmm import GaussianHMM
-from .glm_hmm import GLMHMM, GLMInitializer, HMMInitializer
+from .glmhmm import GLMHMM, GLMInitializer, HMMInitializer
 from .keypoint_slds import KeypointSLDS
 
 __all__ = [
