@@ -258,7 +258,7 @@ def worker_behavhmm_gibbs(args) -> dict:
     import behavhmm
     from behavhmm import ARHMM
     from behavhmm.models import _ar_programs as programs
-    from behavhmm.models import ar_hmm
+    from behavhmm.models.arhmm import estimator as ar_hmm  # the estimator looks programs up here
 
     X = load_pcs(args.data).astype(args.dtype)
     timer = CallTimer(programs.gibbs_sweep, clog, jax.block_until_ready)
@@ -436,7 +436,7 @@ def worker_behavhmm_em(args) -> dict:
     import behavhmm
     from behavhmm import ARHMM
     from behavhmm.models import _ar_programs as programs
-    from behavhmm.models import ar_hmm
+    from behavhmm.models.arhmm import estimator as ar_hmm  # the estimator looks programs up here
 
     X = load_pcs(args.data, "pcs_white").astype(args.dtype)
     out = []

@@ -116,7 +116,7 @@ def worker_behavhmm(args) -> dict:
         jax.config.update("jax_enable_x64", True)
     clog = ba.CompileLog()
     import behavhmm
-    import behavhmm.models.keypoint_slds as kpslds
+    import behavhmm.models.keypoint_slds.estimator as kpslds
 
     X, conf, starts = load_keypoints_npz(args.data, args.tile)
     sweep = ba.CallTimer(kpslds.slds_sweep, clog, jax.block_until_ready)

@@ -168,7 +168,7 @@ def worker(args) -> None:
     try:
         if args.model == "arhmm":
             from behavhmm.models import _ar_programs as programs
-            from behavhmm.models import ar_hmm
+            from behavhmm.models.arhmm import estimator as ar_hmm  # the estimator looks programs up here
 
             pcs = ba.load_pcs(data_dir / PCS_FILE, "pcs_white")
             n = pcs.shape[0]
@@ -191,7 +191,7 @@ def worker(args) -> None:
                     record["chain"] = _used(timer.last_out[0].states, np.asarray(data.weights) > 0)
                     record["inference_method"] = timer.last_args[1].get("method")
         else:
-            import behavhmm.models.keypoint_slds as kpslds
+            import behavhmm.models.keypoint_slds.estimator as kpslds
 
             coords, conf, starts = bk.load_keypoints_npz(data_dir / KP_FILE, args.n_copies)
             X = coords.astype(args.dtype)

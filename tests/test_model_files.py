@@ -155,3 +155,40 @@ def test_atomic_write_keeps_old_file_on_failure(fitted_and_data, tmp_path, monke
         model.save_params(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+# ----------------------------------------------------------------------------
+# files written by v0.1 (main at f6aabd6) must still load and predict the same
+# ----------------------------------------------------------------------------
+
+V0_1 = os.path.join(os.path.dirname(__file__), "data", "model_files_v0_1")
+V0_1_CLASSES = {
+    "arhmm_em": "ARHMM",
+    "arhmm_gibbs": "ARHMM",
+    "glmhmm": "GLMHMM",
+    "gaussian_hmm": "GaussianHMM",
+    "keypoint_slds": "KeypointSLDS",
+}
+
+
+@pytest.mark.parametrize("name", sorted(V0_1_CLASSES))
+def test_v0_1_model_files_load_and_predict_the_stored_outputs(name):
+    with np.load(os.path.join(V0_1, "inputs.npz"), allow_pickle=False) as npz:
+        d = {k: npz[k] for k in npz.files}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = load_model(os.path.join(V0_1, f"{name}.npz"))
+    assert type(model).__name__ == V0_1_CLASSES[name]
+    if name == "glmhmm":
+        args, kw = (d["Xg"], d["yg"]), {"session_starts": d["starts"]}
+    elif name == "keypoint_slds":
+        args, kw = (d["kp"],), {"confidence": d["conf"], "session_starts": d["starts"]}
+    else:
+        args, kw = (d["X"],), {"session_starts": d["starts"]}
+    with np.load(os.path.join(V0_1, f"{name}_expected.npz"), allow_pickle=False) as npz:
+        expected = {k: npz[k] for k in npz.files}
+    assert set(expected) == {"score", "smooth_proba", "filter_proba", "decode_state"}
+    np.testing.assert_allclose(model.score(*args, **kw), expected["score"], rtol=1e-4)
+    np.testing.assert_allclose(model.smooth_proba(*args, **kw), expected["smooth_proba"], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(model.filter_proba(*args, **kw), expected["filter_proba"], rtol=1e-3, atol=1e-4)
+    np.testing.assert_array_equal(model.decode_state(*args, **kw, state_format="index"), expected["decode_state"])

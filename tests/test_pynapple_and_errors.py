@@ -175,8 +175,9 @@ def test_layers_import_only_downward():
 
     root = Path(behavhmm.__file__).parent
     order = {
-        "inference": 0, "observations": 1, "transitions": 1, "fitting": 2, "models": 3,
-        "io": 4, "preprocessing": 4, "analysis": 4, "plotting": 4, "model_selection": 4, "datasets": 5, "cli": 6,
+        "sessions": 0, "inference": 0, "observations": 1, "transitions": 1, "fitting": 2, "models": 3,
+        "io": 4, "preprocessing": 4, "analysis": 4, "plotting": 4, "model_selection": 4, "datasets": 5,
+        "workflows": 5, "cli": 6,
     }
     violations = []
     for path in root.rglob("*.py"):
@@ -198,3 +199,119 @@ def test_layers_import_only_downward():
                 if target in order and order[target] > order[layer]:
                     violations.append(f"{'/'.join(rel)} imports {target}")
     assert not violations, violations
+
+
+def _imported_modules(path, rel):
+    """Absolute ``behavhmm.…`` names a file imports (``from X import y`` gives X and X.y)."""
+    import ast
+
+    package = ["behavhmm", *rel[:-1]]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            yield module
+            for alias in node.names:
+                yield f"{module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name
+
+
+def test_private_model_modules_stay_inside_models():
+    """No module outside models/ imports models._*; analysis/ uses only public model methods."""
+    import ast
+    from pathlib import Path
+
+    import behavhmm
+
+    root = Path(behavhmm.__file__).parent
+    violations = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).parts
+        if rel[0] == "models":
+            continue
+        for module in _imported_modules(path, rel):
+            parts = module.split(".")
+            if parts[:2] == ["behavhmm", "models"] and len(parts) > 2 and parts[2].startswith("_"):
+                violations.append(f"{'/'.join(rel)} imports {module}")
+        if rel[0] == "analysis":
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                        and node.value.id == "model" and node.attr.startswith("_")):
+                    violations.append(f"{'/'.join(rel)} uses model.{node.attr}")
+    assert not violations, violations
+
+
+def test_moved_modules_keep_their_old_import_paths():
+    """Sessions live in behavhmm.sessions; the old private paths still import for one release."""
+    import behavhmm.sessions
+    from behavhmm.models import _glm_init
+    from behavhmm.models._sessions import session_mask, split_pynapple
+    from behavhmm.observations.glm import flatten_design
+
+    assert session_mask is behavhmm.sessions.session_mask and split_pynapple is behavhmm.sessions.split_pynapple
+    assert _glm_init.flatten_design is flatten_design
+    assert flatten_design({"a": np.ones((3, 1)), "b": np.zeros((3, 2))}).shape == (3, 3)
+
+
+def test_emission_log_likelihood_is_nan_only_on_conditioning_frames(model_and_data):
+    model, X, starts = model_and_data
+    ll = model.emission_log_likelihood(X, session_starts=starts)
+    assert ll.shape == (len(X), model.n_states)
+    first = np.flatnonzero(starts)
+    conditioning = np.zeros(len(X), bool)
+    for lag in range(model.nlags):
+        conditioning[first + lag] = True
+    assert np.all(np.isnan(ll[conditioning])) and np.all(np.isfinite(ll[~conditioning]))
+
+
+def test_arhmm_package_and_the_old_module_paths(model_and_data, monkeypatch):
+    """ARHMM lives in models/arhmm/; ar_hmm and _ar_programs re-export it; benchmarks patch the estimator module."""
+    from behavhmm.models import _ar_programs, ar_hmm, arhmm
+    from behavhmm.models.arhmm import em, estimator, gibbs, model
+    from behavhmm.observations import student_t
+
+    assert ar_hmm.ARHMM is estimator.ARHMM is ARHMM is arhmm.ARHMM
+    assert ar_hmm.kmeans_ar_params is estimator.kmeans_ar_params
+    assert _ar_programs.gibbs_sweep is gibbs.gibbs_sweep and _ar_programs.em_step is em.em_step
+    assert _ar_programs.ARHMMParams is model.ARHMMParams and _ar_programs._solve_dof is student_t.solve_dof
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return em.em_step(*args, **kwargs)
+
+    monkeypatch.setattr(estimator, "em_step", counting)  # what benchmarks/bench_arhmm.py does
+    _, X, starts = model_and_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ARHMM(n_states=3, nlags=1, n_iter=3, tol=0.0, progress_bar=False).fit(X, session_starts=starts)
+    assert len(calls) == 3
+
+
+def test_keypoint_slds_package_and_the_old_module_paths():
+    """KeypointSLDS lives in models/keypoint_slds/; the old module names still resolve."""
+    import behavhmm
+    from behavhmm.models import _slds_programs, keypoint_slds
+    from behavhmm.models.keypoint_slds import estimator, gibbs
+
+    assert keypoint_slds.KeypointSLDS is estimator.KeypointSLDS is behavhmm.KeypointSLDS
+    assert keypoint_slds.KeypointDecoding is estimator.KeypointDecoding
+    assert _slds_programs is gibbs  # an alias: attribute reads and patches reach the new module
+    assert estimator.slds_sweep is gibbs.slds_sweep  # benchmarks patch it on the estimator module
+
+
+def test_glmhmm_package_and_the_old_module_paths():
+    """GLMHMM lives in models/glmhmm/; glm_hmm re-exports it; _glm_core and _glm_init are aliases."""
+    import behavhmm
+    from behavhmm.models import _glm_core, _glm_init, glm_hmm
+    from behavhmm.models.glmhmm import em, estimator, initialize
+
+    assert glm_hmm.GLMHMM is estimator.GLMHMM is behavhmm.GLMHMM
+    assert glm_hmm.HMMInitializer is estimator.HMMInitializer and glm_hmm.EMState is estimator.EMState
+    assert _glm_core is em and _glm_init is initialize
+    assert estimator.core is em  # the estimator reads its programs from em

@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.model_selection import BaseCrossValidator, GroupKFold
 from sklearn.utils import check_scalar
 
-from .models._sessions import session_ids, session_mask
+from .sessions import session_ids, session_mask
 
 __all__ = ["SessionKFold", "session_labels"]
 

@@ -275,7 +275,7 @@ def keypoint_results(
     order : ndarray of int, shape (n_states,)
     """
     from .analysis import relabel_by_usage, relabel_states
-    from .models._sessions import session_bounds, session_mask
+    from .sessions import session_bounds, session_mask
 
     dec = decoding
     if dec is None or dec.smoothed_probs is None:

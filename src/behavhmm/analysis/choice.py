@@ -18,10 +18,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
 
 from ..models import GLMHMM
-from ..models._glm_init import flatten_design
-from ..models._sessions import session_ids, session_mask
+from ..observations.glm import flatten_design, observation_family, resolve_inverse_link
+from ..sessions import session_ids, session_mask
 
 __all__ = [
     "bits_per_trial",
@@ -135,8 +136,8 @@ def psychometric_curves(model: GLMHMM, stimulus=0, values=None, *, other=None) -
     ValueError
         For other families, a dict design, or an unknown column.
     """
-    params = model._validated_params()
-    family = model._spec().family
+    check_is_fitted(model, ("coef_", "intercept_"))
+    family = observation_family(model.observation_model)
     if family not in ("Bernoulli", "Categorical"):
         raise ValueError(f"psychometric curves need a Bernoulli or Categorical model, not {family}.")
     if isinstance(model.coef_, dict):
@@ -151,10 +152,12 @@ def psychometric_curves(model: GLMHMM, stimulus=0, values=None, *, other=None) -
         raise ValueError(f"other must have shape ({n_features},), got {base.shape}.")
     design = np.repeat(base[None], len(values), axis=0)
     design[:, col] = values
-    coef, intercept = np.asarray(params.coef, float), np.asarray(params.intercept, float)
+    coef, intercept = np.asarray(model.coef_, float), np.asarray(model.intercept_, float)
+    if coef.shape[-1] != intercept.shape[-1] or coef.ndim != intercept.ndim + 1:
+        raise ValueError(f"coef_ {coef.shape} and intercept_ {intercept.shape} do not describe the same states.")
     eta = np.einsum("td,d...k->t...k", design, coef) + intercept
     if family == "Bernoulli":
-        prob = np.asarray(model._spec().link(eta), float)
+        prob = np.asarray(resolve_inverse_link(model.inverse_link_function, family)(eta), float)
     else:
         eta = eta - eta.max(axis=1, keepdims=True)
         prob = np.exp(eta) / np.exp(eta).sum(axis=1, keepdims=True)

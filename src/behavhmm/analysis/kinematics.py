@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..models._sessions import session_bounds, session_mask
+from ..sessions import session_bounds, session_mask
 from .syllables import _runs, _states
 
 __all__ = ["frame_table", "syllable_stats", "KINEMATICS"]

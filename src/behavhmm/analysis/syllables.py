@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.utils import check_scalar
 
-from ..models._sessions import session_bounds, session_ids, session_mask
+from ..sessions import session_bounds, session_ids, session_mask
 
 __all__ = [
     "relabel_by_usage",
@@ -307,12 +307,11 @@ def cross_likelihoods(model, X, session_starts=None, groups=None) -> np.ndarray:
     ndarray of shape (n_states, n_states)
         Nats per frame; NaN rows for syllables that are never decoded.
     """
-    from ..models._ar_programs import emission_log_likelihoods
-
-    params = model._validated_params()
-    data = model._prepare(X, session_starts, groups)
-    ll = np.asarray(emission_log_likelihoods(params, data.arrays["ar"], bool(model.robust)))[: data.n_frames]
-    z = model.predict(X, session_starts=session_starts, groups=groups)[data.rows]
+    ll = model.emission_log_likelihood(X, session_starts=session_starts, groups=groups)
+    z = model.predict(X, session_starts=session_starts, groups=groups)
+    ll, z = np.asarray(getattr(ll, "values", ll), float), np.asarray(getattr(z, "values", z))
+    modelled = ~np.isnan(ll).any(axis=1)  # NaN rows: conditioning frames and dropped NaN borders
+    ll, z = ll[modelled], z[modelled]
     n_states = ll.shape[1]
     out = np.full((n_states, n_states), np.nan)
     for i in range(n_states):

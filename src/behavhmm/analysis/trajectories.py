@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models._sessions import session_bounds, session_mask
+from ..sessions import session_bounds, session_mask
 from .syllables import _runs, _states
 
 __all__ = [

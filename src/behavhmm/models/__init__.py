@@ -2,10 +2,10 @@
 
 from ._initializers import Initializer, MissingInitializer
 from ._serialization import load_model
-from .ar_hmm import ARHMM
+from .arhmm import ARHMM
 from .base import BaseHMM
 from .gaussian_hmm import GaussianHMM
-from .glm_hmm import GLMHMM, GLMInitializer, HMMInitializer
+from .glmhmm import GLMHMM, GLMInitializer, HMMInitializer
 from .keypoint_slds import KeypointSLDS
 
 __all__ = [

@@ -12,6 +12,7 @@ kernels, and the public methods with their own signatures and docstrings.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ import jax
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_scalar
 from sklearn.utils.validation import validate_data
 
+from ..inference.hmm import resolve_method
 from ._initializers import (
     InitSlot,
     describe_initializers,
@@ -32,9 +35,24 @@ from ._initializers import (
     validate_setup,
 )
 from ._serialization import MODEL_REGISTRY, NOT_RESTORED, jsonable, save_model
-from ._sessions import PynappleInfo, split_pynapple, wrap_output
+from ..sessions import PynappleInfo, split_pynapple, wrap_output
 
-__all__ = ["BaseHMM", "PreparedData", "check_initializer_output", "check_probabilities", "check_random_key"]
+__all__ = [
+    "INFERENCE_METHODS",
+    "BaseHMM",
+    "Bool",
+    "Integer",
+    "OneOf",
+    "PreparedData",
+    "Real",
+    "check_hyperparameters",
+    "check_initializer_output",
+    "check_probabilities",
+    "check_random_key",
+]
+
+#: Values of every estimator's ``inference_method`` (see `behavhmm.inference.hmm.resolve_method`).
+INFERENCE_METHODS = ("auto", "sequential", "parallel")
 
 _STATE_FORMATS = ("one-hot", "index")
 #: Optional fitted attribute set by `behavhmm.analysis.merge_syllables`: ``[old] = merged`` label of each
@@ -76,6 +94,153 @@ class PreparedData:
     def n_frames(self) -> int:
         """Number of modelled frames (without padding)."""
         return int(self.rows.shape[0])
+
+
+# ------------------------------------------------------------ hyperparameter table
+_BOUNDS = {"both": ("[", "]"), "left": ("[", ")"), "right": ("(", "]"), "neither": ("(", ")")}
+
+
+@dataclass(frozen=True)
+class Integer:
+    """An integer hyperparameter in ``[low, high]``.
+
+    Attributes
+    ----------
+    low, high : int or None
+        Inclusive bounds (None: unbounded).
+    optional : bool
+        Whether None is accepted.
+    integral_floats : bool
+        Whether integer-valued floats (``10.0``) are accepted (nemos' GLMHMM does).
+    """
+
+    low: int | None = None
+    high: int | None = None
+    optional: bool = False
+    integral_floats: bool = False
+
+    def check(self, name: str, value) -> None:
+        """Raise TypeError/ValueError naming ``name`` unless ``value`` satisfies the constraint."""
+        if value is None and self.optional:
+            return
+        if (
+            self.integral_floats
+            and isinstance(value, numbers.Real)
+            and not isinstance(value, bool | numbers.Integral)
+            and math.isfinite(value)
+            and value == int(value)
+        ):
+            value = int(value)
+        if isinstance(value, bool | np.bool_):
+            raise TypeError(f"{name} must be an instance of int, not bool.")
+        check_scalar(value, name, numbers.Integral, min_val=self.low, max_val=self.high)
+
+    def describe(self) -> str:
+        """The expected values, in words."""
+        low = "-inf" if self.low is None else self.low
+        high = "inf" if self.high is None else self.high
+        return f"an integer in [{low}, {high}]" + (" or None" if self.optional else "")
+
+
+@dataclass(frozen=True)
+class Real:
+    """A finite real hyperparameter in an interval.
+
+    Attributes
+    ----------
+    low, high : float or None
+        Bounds (None: unbounded).
+    closed : {"both", "left", "right", "neither"}
+        Which bounds are included (scikit-learn's ``include_boundaries``).
+    optional : bool
+        Whether None is accepted.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    closed: str = "both"
+    optional: bool = False
+
+    def check(self, name: str, value) -> None:
+        """Raise TypeError/ValueError naming ``name`` unless ``value`` satisfies the constraint.
+
+        NaN and infinity are refused for every real hyperparameter.
+        """
+        if value is None and self.optional:
+            return
+        if isinstance(value, bool | np.bool_):
+            raise TypeError(f"{name} must be an instance of float, not bool.")
+        if isinstance(value, numbers.Real) and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number in {self.interval()}, got {value}.")
+        closed = self.closed
+        if self.low is None and closed == "left" or self.high is None and closed == "right":
+            closed = "neither"  # scikit-learn refuses a closed side without a bound
+        check_scalar(value, name, numbers.Real, min_val=self.low, max_val=self.high, include_boundaries=closed)
+
+    def interval(self) -> str:
+        """The allowed interval, e.g. ``(0, inf)``."""
+        left, right = _BOUNDS[self.closed]
+        if self.low is None:
+            left = "("
+        if self.high is None:
+            right = ")"
+        low = "-inf" if self.low is None else self.low
+        high = "inf" if self.high is None else self.high
+        return f"{left}{low}, {high}{right}"
+
+    def describe(self) -> str:
+        """The expected values, in words."""
+        return f"a finite number in {self.interval()}" + (" or None" if self.optional else "")
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A hyperparameter taking one of a few values."""
+
+    values: tuple
+
+    def check(self, name: str, value) -> None:
+        """Raise ValueError naming ``name`` unless ``value`` is one of ``values``."""
+        if isinstance(value, np.ndarray) or value not in self.values:
+            raise ValueError(f"{name} must be one of {self.values}, got {value!r}.")
+
+    def describe(self) -> str:
+        """The expected values, in words."""
+        return f"one of {self.values}"
+
+
+@dataclass(frozen=True)
+class Bool:
+    """A boolean hyperparameter."""
+
+    def check(self, name: str, value) -> None:
+        """Raise TypeError naming ``name`` unless ``value`` is a bool."""
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__}.")
+
+    def describe(self) -> str:
+        """The expected values, in words."""
+        return "True or False"
+
+
+def check_hyperparameters(estimator, table: dict) -> None:
+    """Check each constructor argument named in ``table`` against its constraint, in table order.
+
+    Parameters
+    ----------
+    estimator : BaseHMM
+        The estimator whose attributes are checked.
+    table : dict of str to Integer, Real, OneOf or Bool
+        Argument name -> constraint.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For the first argument that breaks its constraint; the message names
+        the argument and the values it accepts.
+    """
+    for name, constraint in table.items():
+        constraint.check(name, getattr(estimator, name))
 
 
 def check_random_key(random_key, name: str = "random_key") -> jax.Array:
@@ -142,6 +307,8 @@ class BaseHMM(BaseEstimator):
     """
 
     _init_slots: ClassVar[dict[str, InitSlot]] = {}
+    #: The declarative hyperparameter table: constructor argument -> constraint (checked first in fit).
+    _hyperparameters: ClassVar[dict[str, Integer | Real | OneOf | Bool]] = {}
     #: Constructor parameters holding initializer choices (described by name in model files).
     _init_params: ClassVar[tuple[str, ...]] = ("initialization_funcs",)
     #: Fitted scalars written to model files.
@@ -298,6 +465,26 @@ class BaseHMM(BaseEstimator):
             elif name not in self._saved_attributes():
                 raise ValueError(f"has an array {name!r} that {type(self).__name__} does not use.")
             setattr(self, name, arr)
+
+    # ------------------------------------------------------------ validation
+    def _check_hyperparameters(self) -> None:
+        """Check every constructor argument in ``_hyperparameters``, then the cross-argument rules.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Naming the argument and the values it accepts.
+        """
+        check_hyperparameters(self, self._hyperparameters)
+        self._check_hyperparameter_rules()
+
+    def _check_hyperparameter_rules(self) -> None:
+        """Rules that involve several arguments (none by default)."""
+
+    def _method(self) -> str:
+        """``inference_method`` checked and resolved for this machine (``"auto"`` -> a method)."""
+        self._check_choice("inference_method", self.inference_method, INFERENCE_METHODS)
+        return resolve_method(self.inference_method)
 
     # ---------------------------------------------------------------- helpers
     @staticmethod

@@ -50,6 +50,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import gammaln
 from jaxtyping import Array, Float
 
@@ -77,6 +78,9 @@ __all__ = [
     "gaussian_scale_map",
     "glm_mean",
     "glm_sample",
+    "flatten_design",
+    "unflatten_coef",
+    "observation_family",
 ]
 
 FAMILIES = ("Bernoulli", "Poisson", "Gamma", "NegativeBinomial", "Gaussian", "Categorical")
@@ -524,3 +528,71 @@ def glm_sample(family: str, key, mean, scale):
     if family == "Categorical":
         return jax.random.categorical(key, jnp.log(jnp.clip(mean, _tiny(dtype)))).astype(jnp.int32)
     raise ValueError(f"Unknown observation family {family!r}; choose one of {FAMILIES}.")  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------
+# design matrices and family names (shared by the GLM-HMM and behavhmm.analysis)
+# ----------------------------------------------------------------------------
+
+
+def flatten_design(X) -> np.ndarray:
+    """A dict (pytree) of 2-D arrays joined along features, in ``jax.tree_util`` leaf order.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_time_bins, n_features) or dict of such arrays
+        A design matrix, or named blocks of one (nemos' ``FeaturePytree`` form).
+
+    Returns
+    -------
+    ndarray of shape (n_time_bins, total_features)
+    """
+    leaves = jax.tree_util.tree_leaves(X)
+    if len(leaves) == 1:
+        return np.asarray(leaves[0])
+    return np.concatenate([np.asarray(leaf) for leaf in leaves], axis=1)
+
+
+def unflatten_coef(X, coef, axis: int = 0):
+    """Split an array along its feature ``axis`` into the structure of the design ``X``.
+
+    With ``axis=0`` it turns flattened coefficients into a dict like ``X``;
+    with ``axis=1`` it splits a flattened design the same way.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(X)
+    if treedef.num_leaves == 1 and not isinstance(X, dict | list | tuple):
+        return coef
+    widths = np.cumsum([np.shape(leaf)[1] for leaf in leaves])[:-1]
+    return jax.tree_util.tree_unflatten(treedef, np.split(np.asarray(coef), widths, axis=axis))
+
+
+def observation_family(observation_model) -> str:
+    """The family name (one of ``FAMILIES``) of a GLM-HMM ``observation_model``.
+
+    Parameters
+    ----------
+    observation_model : str or nemos Observations instance
+        ``"Bernoulli"``, ... or e.g. ``nemos.observation_models.BernoulliObservations()``.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        For an unknown family name.
+    TypeError
+        For anything else.
+    """
+    if isinstance(observation_model, str):
+        if observation_model not in FAMILIES:
+            raise ValueError(f"Unknown observation model: {observation_model!r}. Choose one of {FAMILIES}.")
+        return observation_model
+    name = type(observation_model).__name__
+    if name.endswith("Observations") and name[: -len("Observations")] in FAMILIES:
+        return name[: -len("Observations")]
+    raise TypeError(
+        f"observation_model must be one of {FAMILIES} (or a nemos Observations instance of one of them), "
+        f"got {type(observation_model).__name__}."
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models._sessions import (
+from ..sessions import (
     PynappleInfo,
     session_bounds,
     session_mask,
@@ -46,7 +46,7 @@ def keypoint_array(X, name: str = "coordinates") -> tuple[np.ndarray, PynappleIn
 
 
 def starts_mask(session_starts, n_time_bins: int, info: PynappleInfo | None) -> np.ndarray:
-    """Boolean session-start mask (see ``behavhmm.models._sessions.session_mask``)."""
+    """Boolean session-start mask (see ``behavhmm.sessions.session_mask``)."""
     return session_mask(session_starts, n_time_bins, info=info)
 
 

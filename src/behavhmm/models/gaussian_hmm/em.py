@@ -26,7 +26,7 @@ from ...observations.gaussian import (
     gaussian_sufficient_statistics,
 )
 from ...transitions import dirichlet_log_density, dirichlet_map, sticky_concentration
-from .._ar_programs import ARHMMParams, simulate_program
+from ..arhmm.model import ARHMMParams, simulate_program
 
 __all__ = [
     "GaussianHMMParams",

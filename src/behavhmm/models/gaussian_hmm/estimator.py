@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -18,11 +19,21 @@ from sklearn.utils import check_scalar
 
 from ..._utils import bucket_length, float_dtype
 from ...fitting import run_em
-from ...inference import resolve_method
 from ...observations.gaussian import COVARIANCE_TYPES, GaussianPrior
 from .._initializers import PROBA_INITIAL_REGISTRY, PROBA_TRANSITION_REGISTRY, InitSlot
-from .._sessions import drop_nan_borders, session_mask
-from ..base import BaseHMM, PreparedData, check_initializer_output, check_probabilities, check_random_key
+from ...sessions import drop_nan_borders, session_mask
+from ..base import (
+    INFERENCE_METHODS,
+    BaseHMM,
+    Bool,
+    Integer,
+    OneOf,
+    PreparedData,
+    Real,
+    check_initializer_output,
+    check_probabilities,
+    check_random_key,
+)
 from .em import (
     GaussianData,
     GaussianHMMParams,
@@ -36,8 +47,6 @@ from .em import (
 from .initialize import GAUSSIAN_PARAMS_REGISTRY
 
 __all__ = ["GaussianHMM"]
-
-_METHODS = ("auto", "sequential", "parallel")
 
 
 class GaussianHMM(BaseHMM):
@@ -245,18 +254,19 @@ class GaussianHMM(BaseHMM):
         self.initialization_funcs = initialization_funcs
 
     # ----------------------------------------------------------- validation
-    def _check_hyperparameters(self):
-        check_scalar(self.n_states, "n_states", numbers.Integral, min_val=1)
-        self._check_choice("covariance_type", self.covariance_type, COVARIANCE_TYPES)
-        check_scalar(self.kappa, "kappa", numbers.Real, min_val=0)
-        check_scalar(self.alpha, "alpha", numbers.Real, min_val=0)
-        check_scalar(self.mean_prior_weight, "mean_prior_weight", numbers.Real, min_val=0)
-        check_scalar(self.covariance_prior_weight, "covariance_prior_weight", numbers.Real, min_val=0)
-        check_scalar(self.min_covar, "min_covar", numbers.Real, min_val=0, include_boundaries="neither")
-        check_scalar(self.n_iter, "n_iter", numbers.Integral, min_val=1)
-        check_scalar(self.tol, "tol", numbers.Real, min_val=0)
-        self._check_choice("inference_method", self.inference_method, _METHODS)
-        self._check_bool("progress_bar", self.progress_bar)
+    _hyperparameters: ClassVar[dict] = {
+        "n_states": Integer(1),
+        "covariance_type": OneOf(COVARIANCE_TYPES),
+        "kappa": Real(0),
+        "alpha": Real(0),
+        "mean_prior_weight": Real(0),
+        "covariance_prior_weight": Real(0),
+        "min_covar": Real(0, closed="neither"),
+        "n_iter": Integer(1),
+        "tol": Real(0),
+        "inference_method": OneOf(INFERENCE_METHODS),
+        "progress_bar": Bool(),
+    }
 
     def _prior(self, n_features: int) -> GaussianPrior:
         """The emission prior for ``n_features`` features, validated."""
@@ -390,10 +400,6 @@ class GaussianHMM(BaseHMM):
         mask = session_mask(session_starts, values.shape[0], info=info)
         keep, starts_kept = drop_nan_borders(values, mask, info=info)
         return self._build(values[keep], starts_kept, np.flatnonzero(keep), values.shape[0], info)
-
-    def _method(self) -> str:
-        self._check_choice("inference_method", self.inference_method, _METHODS)
-        return resolve_method(self.inference_method)
 
     # ------------------------------------------------------------------ fit
     def _initial_params(self, kept, starts_kept, prior, key) -> GaussianHMMParams:

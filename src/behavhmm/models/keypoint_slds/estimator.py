@@ -2,37 +2,47 @@
 
 Implemented from the model and conditionals described in Weinreb et al.
 (2024) and its supplementary methods; no code of keypoint-moseq or jax-moseq
-was used. Compiled programs are in ``_slds_programs``; the discrete part
+was used. Compiled programs are in ``gibbs.py``; the discrete part
 reuses the ARHMM's sticky-HDP Gibbs sweep.
 """
 
 from __future__ import annotations
 
 import numbers
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.utils import check_scalar
 
-from .._utils import bucket_length, float_dtype
-from ..fitting import run_gibbs
-from ..inference import LinearEmission, resolve_method
-from ..observations import default_mniw_prior
-from ._ar_programs import (
+from ..._utils import bucket_length, float_dtype
+from ...fitting import run_gibbs
+from ...inference import LinearEmission
+from ...observations import default_mniw_prior
+from ...sessions import session_bounds, session_mask, split_pynapple
+from .._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
+from ..arhmm import ARHMM
+from ..arhmm.gibbs import GibbsState, gibbs_sweep
+from ..arhmm.model import (
     ARHMMParams,
-    GibbsState,
     Hyper,
     filter_program,
-    gibbs_sweep,
     median_duration_program,
     posterior,
     simulate_program,
 )
-from ._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
-from ._sessions import session_bounds, session_mask, split_pynapple
-from ._slds_programs import (
+from ..base import (
+    INFERENCE_METHODS,
+    BaseHMM,
+    Bool,
+    Integer,
+    OneOf,
+    PreparedData,
+    Real,
+    check_random_key,
+)
+from .gibbs import (
     KPData,
     KPHyper,
     SLDSState,
@@ -42,12 +52,9 @@ from ._slds_programs import (
     simulate_poses_program,
     slds_sweep,
 )
-from .ar_hmm import ARHMM
-from .base import BaseHMM, PreparedData, check_random_key
 
 __all__ = ["KeypointSLDS", "KeypointDecoding", "KeypointSimulation"]
 
-_METHODS = ("auto", "sequential", "parallel")
 #: At most about this many frames seed the AR parameters by k-means (the Gibbs stages use all frames).
 INIT_FRAMES = 20000
 
@@ -347,35 +354,34 @@ class KeypointSLDS(BaseHMM):
         self.checkpoint_every = checkpoint_every
 
     # ----------------------------------------------------------- validation
-    def _check_hyperparameters(self):
-        check_scalar(self.n_states, "n_states", numbers.Integral, min_val=1)
-        check_scalar(self.latent_dim, "latent_dim", numbers.Integral, min_val=1)
-        check_scalar(self.nlags, "nlags", numbers.Integral, min_val=1)
-        for name in ("kappa",):
-            check_scalar(getattr(self, name), name, numbers.Real, min_val=0)
-        for name in (
-            "alpha", "gamma", "noise_prior_scale", "noise_dof", "confidence_floor", "noise_variance_prior_shape",
-            "noise_variance_prior_scale", "covariance_prior_scale", "coef_prior_variance",
-        ):
-            check_scalar(getattr(self, name), name, numbers.Real, min_val=0, include_boundaries="neither")
-        if self.confidence_floor > 1:
-            raise ValueError(f"confidence_floor must be in (0, 1], got {self.confidence_floor}.")
-        check_scalar(self.n_iter_ar, "n_iter_ar", numbers.Integral, min_val=0)
-        check_scalar(self.n_iter, "n_iter", numbers.Integral, min_val=1)
-        check_scalar(self.check_every, "check_every", numbers.Integral, min_val=1)
-        check_scalar(self.n_decode_rounds, "n_decode_rounds", numbers.Integral, min_val=0)
-        if self.centroid_variance is not None:
-            check_scalar(self.centroid_variance, "centroid_variance", numbers.Real, min_val=0, include_boundaries="neither")
-        if self.block_size is not None:
-            check_scalar(self.block_size, "block_size", numbers.Integral, min_val=1)
-        if self.inference_method not in _METHODS:
-            raise ValueError(f"inference_method must be one of {_METHODS}, got {self.inference_method!r}.")
-        if not isinstance(self.progress_bar, bool | np.bool_):
-            raise TypeError(f"progress_bar must be a bool, got {type(self.progress_bar).__name__}.")
-        if self.checkpoint_every is not None:
-            check_scalar(self.checkpoint_every, "checkpoint_every", numbers.Integral, min_val=1)
-            if self.checkpoint_path is None:
-                raise ValueError("checkpoint_every needs checkpoint_path.")
+    _hyperparameters: ClassVar[dict] = {
+        "n_states": Integer(1),
+        "latent_dim": Integer(1),
+        "nlags": Integer(1),
+        "kappa": Real(0),
+        "alpha": Real(0, closed="neither"),
+        "gamma": Real(0, closed="neither"),
+        "noise_prior_scale": Real(0, closed="neither"),
+        "noise_dof": Real(0, closed="neither"),
+        "confidence_floor": Real(0, 1, closed="right"),
+        "noise_variance_prior_shape": Real(0, closed="neither"),
+        "noise_variance_prior_scale": Real(0, closed="neither"),
+        "covariance_prior_scale": Real(0, closed="neither"),
+        "coef_prior_variance": Real(0, closed="neither"),
+        "n_iter_ar": Integer(0),
+        "n_iter": Integer(1),
+        "check_every": Integer(1),
+        "n_decode_rounds": Integer(0),
+        "centroid_variance": Real(0, closed="neither", optional=True),
+        "block_size": Integer(1, optional=True),
+        "inference_method": OneOf(INFERENCE_METHODS),
+        "progress_bar": Bool(),
+        "checkpoint_every": Integer(1, optional=True),
+    }
+
+    def _check_hyperparameter_rules(self):
+        if self.checkpoint_every is not None and self.checkpoint_path is None:
+            raise ValueError("checkpoint_every needs checkpoint_path.")
 
     def _saved_attributes(self):
         return (
@@ -445,11 +451,6 @@ class KeypointSLDS(BaseHMM):
         return ARHMMParams(*(jnp.asarray(a, dtype) for a in arrays))
 
     # ----------------------------------------------------------------- data
-    def _method(self) -> str:
-        if self.inference_method not in _METHODS:
-            raise ValueError(f"inference_method must be one of {_METHODS}, got {self.inference_method!r}.")
-        return resolve_method(self.inference_method)
-
     def _read(self, X, confidence, session_starts, *, fitting: bool):
         """Validated keypoints, observed mask, confidences and session mask (host arrays)."""
         values, info = split_pynapple(X)
@@ -707,7 +708,8 @@ class KeypointSLDS(BaseHMM):
         prior = self._prior()
         hyper = self._hyper(prior)
         method, block_size = self._method(), self.block_size
-        k_init, k_trans = jax.random.split(key_ar)
+        # the AR-only chain gets its own key: key_ar is split, never used again itself
+        k_init, k_trans, key_ar_chain = jax.random.split(key_ar, 3)
         init_rows = self._init_rows(mask)
         pi, trans, coef, intercept, cov = self._initial_ar_params(
             latents[init_rows], mask[init_rows], k_init, k_trans, prior
@@ -752,7 +754,7 @@ class KeypointSLDS(BaseHMM):
         elif self.n_iter_ar:
             ardata = ar_data_program(latents_dev, data, int(self.nlags))
             res_ar = run_gibbs(
-                lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method), ar_state, key_ar,
+                lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method), ar_state, key_ar_chain,
                 n_iter=int(self.n_iter_ar), n_frames=n_time_bins, progress_bar=self.progress_bar,
                 desc=f"KeypointSLDS AR-only (K={self.n_states})",
             )
