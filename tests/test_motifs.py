@@ -167,3 +167,43 @@ def test_scan_bad_input(data):
         scan_n_states(est, data, STARTS, n_states=[2], sequence_names=["a"])
     with pytest.raises(ValueError, match="2-D"):
         scan_n_states(est, data[:, 0], n_states=[2])
+
+
+# ---------------------------------------------------------------- load_features
+def test_load_features_lisbet_layout_and_plain_files(tmp_path):
+    from behavhmm.io import load_features
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(7, 3)), rng.normal(size=(5, 3))
+    root = tmp_path / "embeddings" / "lisbet32x4"
+    for key, arr in (("exp1/mouseB", b), ("exp1/mouseA", a)):
+        (root / key).mkdir(parents=True)
+        pd.DataFrame(arr).to_csv(root / key / "features_lisbet32x4_embedding.csv")
+    (root / "notes.csv").write_text("x\n1\n")  # ignored: not LISBET's file name
+    feats = load_features(root)
+    assert feats.names == ["exp1/mouseA", "exp1/mouseB"]
+    np.testing.assert_allclose(feats.X, np.vstack([a, b]))
+    np.testing.assert_array_equal(np.flatnonzero(feats.session_starts), [0, 7])
+    assert feats.columns == ["0", "1", "2"]
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    np.save(plain / "s1.npy", a)
+    import h5py
+
+    with h5py.File(plain / "s2.h5", "w") as fh:
+        fh["features"] = b
+    feats = load_features(plain)
+    assert feats.names == ["s1", "s2"]
+    np.testing.assert_allclose(feats.X, np.vstack([a, b]))
+    np.save(plain / "s3.npy", rng.normal(size=(4, 2)))
+    with pytest.raises(ValueError, match="same"):
+        load_features(plain)
+    with pytest.raises(FileNotFoundError):
+        load_features(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no feature file"):
+        load_features(tmp_path / "empty")
+    pd.DataFrame({"x": ["a", "b"]}).to_csv(tmp_path / "text.csv", index=False)
+    with pytest.raises(ValueError, match="numeric"):
+        load_features(tmp_path / "text.csv")

@@ -8,17 +8,20 @@ the ``io`` extra (``pip install 'behavhmm[io]'``); they are imported only when
 a file of their format is read.
 """
 
+from ._features import Features, load_features
 from ._keypoints import KeypointData, KeypointSessions
 from ._load import FORMATS, detect_format, load_keypoints
 from ._moseq import PCScores, load_index_groups, load_pc_scores, read_syllable_results, write_syllable_results
 
 __all__ = [
     "FORMATS",
+    "Features",
     "KeypointData",
     "KeypointSessions",
     "PCScores",
     "detect_format",
     "load_index_groups",
+    "load_features",
     "load_keypoints",
     "load_pc_scores",
     "read_syllable_results",
