@@ -207,3 +207,65 @@ def test_load_features_lisbet_layout_and_plain_files(tmp_path):
     pd.DataFrame({"x": ["a", "b"]}).to_csv(tmp_path / "text.csv", index=False)
     with pytest.raises(ValueError, match="numeric"):
         load_features(tmp_path / "text.csv")
+
+
+# ---------------------------------------------------------------- CLI
+def _real_features_folder(root):
+    """LISBET-layout folder of egocentric features of the bundled DeepLabCut mouse, cut in 3 sequences."""
+    from behavhmm.datasets import demo_recording
+    from behavhmm.io import load_keypoints
+    from behavhmm.preprocessing import egocentric_align, interpolate_nans
+
+    kp = load_keypoints(demo_recording())
+    coords = interpolate_nans(kp.coordinates.reshape(kp.coordinates.shape[0], -1)).reshape(kp.coordinates.shape)
+    ego = egocentric_align(coords, "snout", "tailbase", bodyparts=kp.bodyparts)
+    feats = np.asarray(ego.coordinates).reshape(coords.shape[0], -1)[:1500]
+    feats = (feats - feats.mean(0)) / feats.std(0).clip(1e-6)
+    feats = feats[:, feats.std(0) > 0]
+    for i, block in enumerate(np.array_split(feats, 3)):
+        folder = root / "embeddings" / "demo" / f"mouse{i}"
+        folder.mkdir(parents=True)
+        pd.DataFrame(block).to_csv(folder / "features_demo_embedding.csv")
+    return root / "embeddings" / "demo", feats
+
+
+def test_cli_segment_motifs_and_select_prototypes_end_to_end(tmp_path):
+    from click.testing import CliRunner
+
+    from behavhmm.cli import main
+
+    features, feats = _real_features_folder(tmp_path)
+    out = tmp_path / "motifs"
+    runner = CliRunner()
+    res = runner.invoke(main, ["segment-motifs", str(features), "--min-n-states", "2", "--max-n-states", "4",
+                               "--n-iter", "5", "--covariance-type", "diag", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "best by BIC" in res.output
+    for k in (2, 3, 4):
+        assert (out / "models" / f"hmm{k}.npz").is_file()
+        table = pd.read_csv(out / "mouse1" / f"machineAnnotation_hmm{k}.csv", index_col=0)
+        assert table.shape == (500, k) and (table.sum(axis=1) == 1).all()
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics["n_states"]) == [2, 3, 4]
+    assert (out / "metrics_vs_n_states.png").stat().st_size > 1000
+    res = runner.invoke(main, ["select-prototypes", str(out), "--fps", "30", "--min-bout-s", "0.1"])
+    assert res.exit_code == 0, res.output
+    protos = pd.read_csv(out / "prototypes.csv")
+    annot = pd.read_csv(out / "prototypes" / "mouse0" / "machineAnnotation_hmmbest_2_4.csv", index_col=0)
+    assert list(annot.columns) == list(protos["name"]) and annot.shape[0] == 500
+    assert (out / "info_hmmbest_2_4.npz").is_file() and (out / "prototype_dendrogram.png").is_file()
+    assert (out / "ethogram_mouse0.png").is_file()
+    # the saved models relabel the features exactly as the CSVs say
+    from behavhmm import load_model
+
+    model = load_model(out / "models" / "hmm3.npz")
+    onehot = pd.read_csv(out / "mouse2" / "machineAnnotation_hmm3.csv", index_col=0).to_numpy()
+    starts = np.zeros(1500, bool)
+    starts[[0, 500, 1000]] = True
+    np.testing.assert_array_equal(model.decode_state(feats, starts, state_format="index")[1000:], onehot.argmax(1))
+    # errors are one line, not a traceback
+    res = runner.invoke(main, ["select-prototypes", str(tmp_path), "--fps", "30"])
+    assert res.exit_code != 0 and "labels.npz" in res.output
+    res = runner.invoke(main, ["segment-motifs", str(tmp_path / "empty_dir_missing"), "--out", str(out)])
+    assert res.exit_code != 0
+    assert "Examples" in runner.invoke(main, ["segment-motifs", "--help"]).output
