@@ -12,6 +12,7 @@ from ._features import Features, load_features
 from ._keypoints import KeypointData, KeypointSessions
 from ._load import FORMATS, detect_format, load_keypoints
 from ._moseq import PCScores, load_index_groups, load_pc_scores, read_syllable_results, write_syllable_results
+from ._states import load_states, save_states, states_to_dataset, write_annotation_csvs
 
 __all__ = [
     "FORMATS",
@@ -24,6 +25,10 @@ __all__ = [
     "load_features",
     "load_keypoints",
     "load_pc_scores",
+    "load_states",
     "read_syllable_results",
+    "save_states",
+    "states_to_dataset",
+    "write_annotation_csvs",
     "write_syllable_results",
 ]
