@@ -82,7 +82,7 @@ def run_behavhmm(npz, states, n_jobs):
         warnings.simplefilter("ignore")
         scan = scan_n_states(est, X, n_states=states, n_jobs=n_jobs)
     seconds = time.perf_counter() - t0
-    lls = dict(zip(scan.metrics_["n_states"].astype(int), scan.metrics_["log_likelihood"]))
+    lls = dict(zip(scan.metrics_["n_states"].astype(int), scan.metrics_["log_likelihood"], strict=True))
     return seconds, lls, scan.labels_
 
 

@@ -123,7 +123,7 @@ def test_select_prototypes_hand_built_clusters():
     assert best.n_clusters_ == 3
     assert set(best.columns_) == {(3, 0), (3, 1), (3, 2), (4, 0), (4, 1), (4, 2), (5, 4), (5, 0), (5, 2)}
     groups = {}
-    for col, c in zip(best.columns_, best.cluster_labels_):
+    for col, c in zip(best.columns_, best.cluster_labels_, strict=True):
         groups.setdefault(int(c), set()).add(col)
     assert sorted(map(sorted, groups.values())) == sorted(
         map(sorted, [{(3, 0), (4, 0), (5, 4)}, {(3, 1), (4, 1), (5, 0)}, {(3, 2), (4, 2), (5, 2)}])

@@ -6,7 +6,13 @@ import pytest
 
 xr = pytest.importorskip("xarray")
 
-from behavhmm.io import load_keypoints, load_states, save_states, states_to_dataset, write_annotation_csvs  # noqa: E402
+from behavhmm.io import (  # noqa: E402
+    load_keypoints,
+    load_states,
+    save_states,
+    states_to_dataset,
+    write_annotation_csvs,
+)
 from behavhmm.preprocessing import social_features  # noqa: E402
 
 

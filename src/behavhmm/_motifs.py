@@ -145,7 +145,7 @@ class NStatesScan:
         """Frame range of every session, in order."""
         starts = np.flatnonzero(self.session_starts_)
         ends = np.append(starts[1:], self.session_starts_.shape[0])
-        return [slice(int(a), int(b)) for a, b in zip(starts, ends)]
+        return [slice(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write the scan to ``folder``, LISBET's layout plus behavhmm's models.
@@ -174,7 +174,7 @@ class NStatesScan:
             text = "".join(f"{name}: {float(row[name])!r}\n" for name in ("log_likelihood", "aic", "bic") if name in row)
             with atomic_path(folder / f"metrics_hmm{k}.yaml") as tmp:
                 tmp.write_text(text.replace("log_likelihood", "ll"), encoding="utf-8")
-            for name, rows in zip(self.sequence_names_, self.sequence_slices()):
+            for name, rows in zip(self.sequence_names_, self.sequence_slices(), strict=True):
                 onehot = _one_hot(self.labels_[k][rows], k)
                 table = pd.DataFrame(onehot, columns=[f"Motif_{i}" for i in range(k)])
                 _write_csv(table, folder / name / f"machineAnnotation_hmm{k}.csv")
@@ -459,7 +459,7 @@ class Prototypes:
         folder = Path(folder)
         method = method or self.method_
         tag = f"hmm{method}_{int(scan.n_states_.min())}_{int(scan.n_states_.max())}"
-        for name, rows in zip(scan.sequence_names_, scan.sequence_slices()):
+        for name, rows in zip(scan.sequence_names_, scan.sequence_slices(), strict=True):
             table = pd.DataFrame(self.annotations_[rows].astype(np.int64), columns=self.names_)
             _write_csv(table, folder / "prototypes" / name / f"machineAnnotation_{tag}.csv")
         index = {c: i for i, c in enumerate(self.columns_)}

@@ -703,9 +703,9 @@ def segment_motifs_command(features_dir, out_dir, min_n_states, max_n_states, n_
       behavhmm segment-motifs lisbet_out/embeddings/lisbet32x4 --out motifs
       behavhmm segment-motifs features/ --min-n-states 2 --max-n-states 12 --cv 5 --n-jobs 4 --out motifs
     """
+    from . import GaussianHMM
     from .io import load_features
     from .model_selection import scan_n_states
-    from . import GaussianHMM
 
     if not 1 <= min_n_states <= max_n_states:
         raise click.BadParameter("need 1 <= --min-n-states <= --max-n-states.", param_hint="--min-n-states")
@@ -735,7 +735,7 @@ def _metrics_figure(metrics):
 
     names = [c for c in ("log_likelihood", "heldout_log_likelihood", "aic", "bic") if c in metrics.columns]
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=True):
         ax.plot(metrics["n_states"], metrics[name], "o-", ms=3)
         ax.set_xlabel("number of states")
         ax.set_title(name.replace("_", " "))

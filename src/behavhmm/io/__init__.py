@@ -11,7 +11,13 @@ a file of their format is read.
 from ._features import Features, load_features
 from ._keypoints import KeypointData, KeypointSessions
 from ._load import FORMATS, detect_format, load_keypoints
-from ._moseq import PCScores, load_index_groups, load_pc_scores, read_syllable_results, write_syllable_results
+from ._moseq import (
+    PCScores,
+    load_index_groups,
+    load_pc_scores,
+    read_syllable_results,
+    write_syllable_results,
+)
 from ._states import load_states, save_states, states_to_dataset, write_annotation_csvs
 
 __all__ = [

@@ -149,7 +149,7 @@ def write_annotation_csvs(folder: str | PathLike, states, n_states: int, *, sess
     if len(names) != len(starts):
         raise ValueError(f"names has {len(names)} entries for {len(starts)} sessions.")
     written = []
-    for name, a, b in zip(names, starts, ends):
+    for name, a, b in zip(names, starts, ends, strict=True):
         block = z[a:b]
         onehot = np.zeros((block.shape[0], int(n_states)), dtype=np.int64)
         ok = block >= 0
