@@ -151,6 +151,8 @@ def test_select_prototypes_filters_and_errors():
         select_prototypes(scan, fps=0)
     with pytest.raises(ValueError, match="max_distance"):
         select_prototypes(scan, fps=30, max_distance=2.0)
+    with pytest.raises(ValueError, match="no model"):
+        select_prototypes(scan, fps=30).predict(np.zeros((5, 2)))
 
 
 def test_scan_bad_input(data):

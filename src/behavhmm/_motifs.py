@@ -437,7 +437,16 @@ class Prototypes:
         Returns
         -------
         ndarray of bool, shape (n_time_bins, n_prototypes)
+
+        Raises
+        ------
+        ValueError
+            If the scan had no fitted models (hand-built labels).
         """
+        missing = [k for k, m in self.models_.items() if m is None]
+        if missing:
+            raise ValueError(f"the scan these prototypes come from has no model for n_states={missing}; "
+                             "predict needs the fitted models (scan_n_states or NStatesScan.load).")
         decoded = {
             k: np.asarray(m.decode_state(X, session_starts=session_starts, state_format="index"))
             for k, m in self.models_.items()
