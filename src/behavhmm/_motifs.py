@@ -264,7 +264,11 @@ def scan_n_states(
     n_jobs : int, optional
         Numbers of states run in parallel with joblib (threads by default:
         JAX releases the GIL; ``-1`` uses all cores). For a cluster, wrap the
-        call in ``joblib.parallel_config(backend="dask")``.
+        call in ``joblib.parallel_config(backend="dask")``. On a CPU one fit
+        already uses every core, so threads help little there; one run with
+        2 threads on 100,000 frames (float64, 2 shared cores) stopped making
+        progress (all threads asleep) and was not diagnosed: keep the default
+        (sequential) for large CPU scans.
     random_state : int or None, default 0
         Seed of the ``fit_fraction`` draw.
     sequence_names : list of str, optional
