@@ -119,3 +119,19 @@ def test_states_round_trip_netcdf_and_csv(tmp_path):
     with pytest.raises(ValueError, match="'state'"):
         xr.Dataset({"x": ("t", [1])}).to_netcdf(tmp_path / "x.nc")
         load_states(tmp_path / "x.nc")
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("relpath, nodes, n_frames", [
+    ("pose-sleap-courtship-flies/courtship_3000f.predictions.slp", ["head", "thorax", "abdomen"], 3000),
+    ("pose-deepof-mice/testDLC_h5_table_madlc.h5", ["Nose", "Center", "Tail_base"], 100),
+])
+def test_real_two_animal_files_stack_and_social_features(shared_data, relpath, nodes, n_frames):
+    sep = load_keypoints(shared_data / relpath, bodyparts=nodes)
+    stack = load_keypoints(shared_data / relpath, bodyparts=nodes, individual_layout="stack")
+    assert len(sep) == 2 and len(stack) == 1 and stack.coordinates.shape == (n_frames, 6, 2)
+    np.testing.assert_array_equal(stack.coordinates[:, 3:], sep[1].coordinates)
+    f = social_features(stack.coordinates, nodes[0], nodes[-1], bodyparts=nodes, n_individuals=2)
+    both = np.isfinite(sep[0].coordinates).all(axis=(1, 2)) & np.isfinite(sep[1].coordinates).all(axis=(1, 2))
+    c0, c1 = np.nanmean(sep[0].coordinates, axis=1), np.nanmean(sep[1].coordinates, axis=1)
+    np.testing.assert_allclose(f["distance_0_1"][both], np.linalg.norm(c1 - c0, axis=1)[both])
