@@ -8,19 +8,33 @@ the ``io`` extra (``pip install 'behavhmm[io]'``); they are imported only when
 a file of their format is read.
 """
 
+from ._features import Features, load_features
 from ._keypoints import KeypointData, KeypointSessions
 from ._load import FORMATS, detect_format, load_keypoints
-from ._moseq import PCScores, load_index_groups, load_pc_scores, read_syllable_results, write_syllable_results
+from ._moseq import (
+    PCScores,
+    load_index_groups,
+    load_pc_scores,
+    read_syllable_results,
+    write_syllable_results,
+)
+from ._states import load_states, save_states, states_to_dataset, write_annotation_csvs
 
 __all__ = [
     "FORMATS",
+    "Features",
     "KeypointData",
     "KeypointSessions",
     "PCScores",
     "detect_format",
     "load_index_groups",
+    "load_features",
     "load_keypoints",
     "load_pc_scores",
+    "load_states",
     "read_syllable_results",
+    "save_states",
+    "states_to_dataset",
+    "write_annotation_csvs",
     "write_syllable_results",
 ]

@@ -8,6 +8,8 @@ from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 
+import numpy as np
+
 from ._keypoints import KeypointData, KeypointSessions
 
 __all__ = ["FORMATS", "detect_format", "load_keypoints"]
@@ -177,6 +179,7 @@ def load_keypoints(
     bodyparts: Sequence[str] | None = None,
     individuals: Sequence[str] | None = None,
     fps: float | None = None,
+    individual_layout: str = "separate",
 ) -> KeypointSessions:
     """Load pose tracking files as keypoint sessions, one per individual per file.
 
@@ -210,6 +213,15 @@ def load_keypoints(
         Frame rate in frames per second. It overrides a rate stored in the
         file, and gives files without a clock (DeepLabCut, SLEAP, Anipose,
         NWB files whose timestamps are frame numbers) timestamps in seconds.
+    individual_layout : {"separate", "stack"}, default "separate"
+        ``"separate"``: one session per individual per file. ``"stack"``:
+        one session per file holding every selected animal's keypoints side
+        by side on the keypoint axis (one feature vector per frame, for
+        social behaviour), animals in the order of ``individuals`` (else of
+        the file); its bodyparts are named ``"<individual>/<bodypart>"`` and
+        its ``individual`` is the animals' names joined by ``"+"``. Identity
+        swaps of the tracker are not corrected: a swap exchanges the animals'
+        blocks of the feature vector.
 
     Returns
     -------
@@ -290,6 +302,8 @@ def load_keypoints(
             ) from exc
         if not fps > 0 or fps == float("inf"):
             raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}.")
+    if individual_layout not in ("separate", "stack"):
+        raise ValueError(f'individual_layout must be "separate" or "stack", got {individual_layout!r}.')
     fmt = None if format is None else _canonical_format(format)
     if isinstance(path, str | PathLike) or _is_xarray_dataset(path):
         paths = [path]
@@ -354,6 +368,8 @@ def load_keypoints(
             found = [replace(s, fps=fps, timestamps=None) for s in found]
         if bodyparts is not None:
             found = [s.select_bodyparts(bodyparts) for s in found]
+        if individual_layout == "stack" and found:
+            found = [_stack_individuals(found, source=str(p) if not _is_xarray_dataset(p) else "the dataset")]
         sessions.extend(found)
 
     if individuals is not None and len(paths) > 1:
@@ -361,8 +377,42 @@ def load_keypoints(
         missing = [i for i in individuals if str(i) not in have]
         if missing:
             raise ValueError(f"individuals {missing} not found in any of the {len(paths)} files.")
+    if individual_layout == "stack" and len(sessions) > 1:
+        first = sessions[0]
+        for other in sessions[1:]:
+            if list(other.bodyparts) != list(first.bodyparts):
+                raise ValueError(
+                    f"stacked files have different animals or keypoints: {first.source or 'the first file'} has "
+                    f"{list(first.bodyparts)[:6]}..., {other.source or 'another'} has {list(other.bodyparts)[:6]}...; "
+                    "pass individuals= and bodyparts= to give them the same layout."
+                )
     if bodyparts is None and sessions:
         order = sessions[0].bodyparts
         if all(set(s.bodyparts) == set(order) for s in sessions):
             sessions = [s if s.bodyparts == order else s.select_bodyparts(order) for s in sessions]
     return KeypointSessions(sessions)
+
+
+def _stack_individuals(found: list[KeypointData], *, source: str) -> KeypointData:
+    """One session with every individual's keypoints side by side (``individual_layout="stack"``)."""
+    first = found[0]
+    for s in found[1:]:
+        if list(s.bodyparts) != list(first.bodyparts):
+            raise ValueError(
+                f"{source}: individuals {first.individual!r} and {s.individual!r} have different keypoints "
+                f"({list(first.bodyparts)} vs {list(s.bodyparts)}); pass bodyparts= to stack them."
+            )
+        if s.n_frames != first.n_frames:
+            raise ValueError(f"{source}: individuals {first.individual!r} and {s.individual!r} have different lengths.")
+    for s in found:
+        if np.isnan(s.coordinates).all():
+            raise ValueError(
+                f"{source}: individual {s.individual!r} is never tracked (all NaN); leave it out with individuals=."
+            )
+    return replace(
+        first,
+        coordinates=np.concatenate([s.coordinates for s in found], axis=1),
+        confidence=np.concatenate([s.confidence for s in found], axis=1),
+        bodyparts=[f"{s.individual}/{b}" for s in found for b in s.bodyparts],
+        individual="+".join(s.individual for s in found),
+    )

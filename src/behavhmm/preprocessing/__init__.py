@@ -12,8 +12,10 @@ from ._interpolate import interpolate_nans
 from ._outliers import OutlierRemoval, remove_outliers
 from ._pca import PCAResult, apply_pca, fit_pca, load_pca, pca_from_arrays, pca_to_arrays, save_pca
 from ._scaling import whiten, zscore
+from ._social import social_features
 
 __all__ = [
+    "social_features",
     "EgocentricAlignment",
     "OutlierRemoval",
     "PCAResult",
