@@ -165,7 +165,7 @@ def random_ar_params(n_states, X, session_starts, random_key, *, nlags, prior, s
     Returns
     -------
     coef, intercept, covariances : ndarrays
-        As [`kmeans_ar_params`][behavhmm.models.ar_hmm.kmeans_ar_params].
+        As [`kmeans_ar_params`][behavhmm.models.arhmm.estimator.kmeans_ar_params].
     """
     y, x, _, _ = lagged_design(np.asarray(X, float), session_starts, nlags)
     labels = random_segment_labels(len(y), n_states, random_key, segment_length)
