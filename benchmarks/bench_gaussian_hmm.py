@@ -89,7 +89,9 @@ def simulate_problem(path: Path, n_time_bins: int, states, seed: int = SEED) -> 
         arrays[f"means_{k}"] = X[rng.choice(n_time_bins, k, replace=False)]
         arrays[f"covars_{k}"] = np.broadcast_to(cov0, (k, d, d)).copy()
     np.savez(path, **arrays)
-    return dict(n_time_bins=n_time_bins, n_features=d, true_states=TRUE_STATES, switch_prob=0.02, seed=seed)
+    return dict(
+        n_time_bins=n_time_bins, n_features=d, true_states=TRUE_STATES, switch_prob=0.02, seed=seed
+    )
 
 
 def _start(npz, k):
@@ -114,8 +116,15 @@ def worker_behavhmm(args) -> dict:
     for k in args.states:
         pi, A, means, covars = _start(npz, k)
         model = GaussianHMM(
-            k, "full", alpha=0.0, covariance_prior_scale=1e-2 * np.ones((X.shape[1], X.shape[1])),
-            min_covar=MIN_COVAR, n_iter=N_ITER, tol=0.0, progress_bar=False, inference_method="auto",
+            k,
+            "full",
+            alpha=0.0,
+            covariance_prior_scale=1e-2 * np.ones((X.shape[1], X.shape[1])),
+            min_covar=MIN_COVAR,
+            n_iter=N_ITER,
+            tol=0.0,
+            progress_bar=False,
+            inference_method="auto",
         ).setup(
             initial_proba_init=lambda n, X, s, key, pi=pi, **kw: pi,
             transition_proba_init=lambda n, X, s, key, A=A, **kw: A,
@@ -131,15 +140,25 @@ def worker_behavhmm(args) -> dict:
             ba.log(f"[behavhmm {args.dtype}] K={k}: fit {times[-1]:.2f} s")
         runs.append(
             dict(
-                n_states=k, first_fit_s=times[0], second_fit_s=times[1], compile_s=times[0] - times[1],
-                n_iter=int(model.n_iter_), log_likelihood_history=[float(v) for v in model.log_likelihood_history_],
+                n_states=k,
+                first_fit_s=times[0],
+                second_fit_s=times[1],
+                compile_s=times[0] - times[1],
+                n_iter=int(model.n_iter_),
+                log_likelihood_history=[float(v) for v in model.log_likelihood_history_],
                 # min_covar binds when a state's smallest eigenvalue sits at the floor
-                smallest_eigenvalue=float(np.linalg.eigvalsh(np.asarray(model.covariances_, float)).min()),
+                smallest_eigenvalue=float(
+                    np.linalg.eigvalsh(np.asarray(model.covariances_, float)).min()
+                ),
             )
         )
     return dict(
-        library="behavhmm", version=behavhmm.__version__, dtype=args.dtype, backend=jax.default_backend(),
-        package_dir=str(Path(behavhmm.__file__).resolve().parent), runs=runs,
+        library="behavhmm",
+        version=behavhmm.__version__,
+        dtype=args.dtype,
+        backend=jax.default_backend(),
+        package_dir=str(Path(behavhmm.__file__).resolve().parent),
+        runs=runs,
     )
 
 
@@ -153,7 +172,12 @@ def worker_hmmlearn(args) -> dict:
     for k in args.states:
         pi, A, means, covars = _start(npz, k)
         ref = HmmlearnGaussianHMM(
-            k, covariance_type="full", min_covar=MIN_COVAR, init_params="", n_iter=N_ITER, tol=-np.inf,
+            k,
+            covariance_type="full",
+            min_covar=MIN_COVAR,
+            init_params="",
+            n_iter=N_ITER,
+            tol=-np.inf,
             implementation=args.implementation,
         )
         ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = pi, A, means, covars
@@ -163,10 +187,19 @@ def worker_hmmlearn(args) -> dict:
         fit_s = time.perf_counter() - t0
         ba.log(f"[hmmlearn {args.implementation}] K={k}: fit {fit_s:.2f} s")
         runs.append(
-            dict(n_states=k, fit_s=fit_s, n_iter=len(ref.monitor_.history),
-                 log_likelihood_history=[float(v) for v in ref.monitor_.history])
+            dict(
+                n_states=k,
+                fit_s=fit_s,
+                n_iter=len(ref.monitor_.history),
+                log_likelihood_history=[float(v) for v in ref.monitor_.history],
+            )
         )
-    return dict(library="hmmlearn", version=hmmlearn.__version__, implementation=args.implementation, runs=runs)
+    return dict(
+        library="hmmlearn",
+        version=hmmlearn.__version__,
+        implementation=args.implementation,
+        runs=runs,
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -177,8 +210,17 @@ def worker_hmmlearn(args) -> dict:
 def run_worker(kind, extra, args, data_path, tmp, env):
     json_out = Path(tmp) / f"{kind}_{'_'.join(extra)}.json"
     argv = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--data", str(data_path),
-        "--states", *map(str, args.states), "--json-out", str(json_out), *extra,
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        kind,
+        "--data",
+        str(data_path),
+        "--states",
+        *map(str, args.states),
+        "--json-out",
+        str(json_out),
+        *extra,
     ]
     samples: list[float] = []
     stop = threading.Event()
@@ -209,16 +251,28 @@ def run_driver(args, command):
         for dtype in ("float64", "float32"):
             results.append(run_worker("behavhmm", ["--dtype", dtype], args, data_path, tmp, env))
         for impl in args.hmmlearn_implementations:
-            results.append(run_worker("hmmlearn", ["--implementation", impl], args, data_path, tmp, env))
+            results.append(
+                run_worker("hmmlearn", ["--implementation", impl], args, data_path, tmp, env)
+            )
         sys.path.insert(0, str(Path(tmp) / "snapshot"))
         source = hk.behavhmm_source()
         sys.path.remove(str(Path(tmp) / "snapshot"))
     source["snapshot_utc"] = snapshot_utc
     result = dict(
-        command=command, machine=hk.machine_description(source),
-        config=dict(quick=args.quick, states=list(args.states), n_iter=N_ITER, covariance_type="full",
-                    min_covar=MIN_COVAR, hmmlearn_implementations=list(args.hmmlearn_implementations)),
-        data=problem, loadavg_start=load_start, loadavg_end=ba.loadavg(), total_s=time.perf_counter() - t_start,
+        command=command,
+        machine=hk.machine_description(source),
+        config=dict(
+            quick=args.quick,
+            states=list(args.states),
+            n_iter=N_ITER,
+            covariance_type="full",
+            min_covar=MIN_COVAR,
+            hmmlearn_implementations=list(args.hmmlearn_implementations),
+        ),
+        data=problem,
+        loadavg_start=load_start,
+        loadavg_end=ba.loadavg(),
+        total_s=time.perf_counter() - t_start,
         results=results,
     )
     result["summary"] = summarise(result)
@@ -226,8 +280,16 @@ def run_driver(args, command):
 
 
 def summarise(result) -> dict:
-    ours = {r["dtype"]: {run["n_states"]: run for run in r["runs"]} for r in result["results"] if r["library"] == "behavhmm"}
-    refs = {r["implementation"]: {run["n_states"]: run for run in r["runs"]} for r in result["results"] if r["library"] == "hmmlearn"}
+    ours = {
+        r["dtype"]: {run["n_states"]: run for run in r["runs"]}
+        for r in result["results"]
+        if r["library"] == "behavhmm"
+    }
+    refs = {
+        r["implementation"]: {run["n_states"]: run for run in r["runs"]}
+        for r in result["results"]
+        if r["library"] == "hmmlearn"
+    }
     rows = []
     for k in result["config"]["states"]:
         row = {"n_states": k}
@@ -236,14 +298,25 @@ def summarise(result) -> dict:
             row[f"behavhmm_{dtype}_compile_s"] = runs[k]["compile_s"]
             for impl, ref in refs.items():
                 row[f"speedup_{dtype}_vs_{impl}"] = ref[k]["fit_s"] / runs[k]["second_fit_s"]
-                a, b = np.asarray(runs[k]["log_likelihood_history"]), np.asarray(ref[k]["log_likelihood_history"])
+                a, b = (
+                    np.asarray(runs[k]["log_likelihood_history"]),
+                    np.asarray(ref[k]["log_likelihood_history"]),
+                )
                 row[f"max_rel_ll_diff_{dtype}_vs_{impl}"] = float(np.max(np.abs(a - b) / np.abs(b)))
         for impl, ref in refs.items():
             row[f"hmmlearn_{impl}_s"] = ref[k]["fit_s"]
         rows.append(row)
-    speedups = [v for row in rows for key, v in row.items() if key.startswith("speedup_") and key.endswith("_vs_log")]
-    return dict(rows=rows, min_speedup_vs_default=min(speedups) if speedups else None,
-                goal_met=bool(speedups) and min(speedups) >= GOAL_SPEEDUP)
+    speedups = [
+        v
+        for row in rows
+        for key, v in row.items()
+        if key.startswith("speedup_") and key.endswith("_vs_log")
+    ]
+    return dict(
+        rows=rows,
+        min_speedup_vs_default=min(speedups) if speedups else None,
+        goal_met=bool(speedups) and min(speedups) >= GOAL_SPEEDUP,
+    )
 
 
 def render_markdown(result) -> str:
@@ -270,14 +343,29 @@ def render_markdown(result) -> str:
         "|" + "---|" * len(header),
     ]
     for row in s["rows"]:
-        cells = [str(row["n_states"]), f"{row['behavhmm_float64_s']:.2f}", f"{row['behavhmm_float32_s']:.2f}",
-                 f"{row['behavhmm_float64_compile_s']:.1f} / {row['behavhmm_float32_compile_s']:.1f}"]
+        cells = [
+            str(row["n_states"]),
+            f"{row['behavhmm_float64_s']:.2f}",
+            f"{row['behavhmm_float32_s']:.2f}",
+            f"{row['behavhmm_float64_compile_s']:.1f} / {row['behavhmm_float32_compile_s']:.1f}",
+        ]
         cells += [f"{row[f'hmmlearn_{i}_s']:.2f}" for i in impls]
-        cells += [f"{row[f'speedup_float64_vs_{i}']:.1f}x / {row[f'speedup_float32_vs_{i}']:.1f}x" for i in impls]
+        cells += [
+            f"{row[f'speedup_float64_vs_{i}']:.1f}x / {row[f'speedup_float32_vs_{i}']:.1f}x"
+            for i in impls
+        ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Largest relative difference of the per-iteration log-likelihoods from hmmlearn's:", ""]
+    lines += [
+        "",
+        "Largest relative difference of the per-iteration log-likelihoods from hmmlearn's:",
+        "",
+    ]
     for row in s["rows"]:
-        diffs = ", ".join(f"{k.removeprefix('max_rel_ll_diff_')}: {v:.1e}" for k, v in row.items() if k.startswith("max_rel"))
+        diffs = ", ".join(
+            f"{k.removeprefix('max_rel_ll_diff_')}: {v:.1e}"
+            for k, v in row.items()
+            if k.startswith("max_rel")
+        )
         lines.append(f"- K = {row['n_states']}: {diffs}")
     lines += [
         "",
@@ -290,15 +378,19 @@ def render_markdown(result) -> str:
     ]
     for r in result["results"]:
         if r["library"] == "behavhmm":
-            eig = ", ".join(f"K = {run['n_states']}: {run['smallest_eigenvalue']:.3g}" for run in r["runs"])
+            eig = ", ".join(
+                f"K = {run['n_states']}: {run['smallest_eigenvalue']:.3g}" for run in r["runs"]
+            )
             lines.append(f"- {r['dtype']}: {eig}")
     lines += ["", "Load average (1 min) sampled during each process:", ""]
     for r in result["results"]:
         label = r["library"] + " " + r.get("dtype", r.get("implementation", ""))
         smp = r["loadavg_1min_samples"]
         rng = f"{min(smp)}-{max(smp)}" if smp else "n/a"
-        lines.append(f"- {label}: {r['process_wall_s']:.0f} s, load {r['loadavg_before'][0]} -> "
-                     f"{r['loadavg_after'][0]} (samples {rng})")
+        lines.append(
+            f"- {label}: {r['process_wall_s']:.0f} s, load {r['loadavg_before'][0]} -> "
+            f"{r['loadavg_after'][0]} (samples {rng})"
+        )
     goal = "met" if s["goal_met"] else "NOT met"
     lines += [
         "",

@@ -79,7 +79,9 @@ def simulate_problem(name, spec, folder: Path, seed: int) -> dict:
         coef = rng.normal(scale=0.3, size=(n_features, n_outputs, n_states))
         intercept = rng.normal(loc=0.0, scale=0.5, size=(n_outputs, n_states))
     stay = 0.98
-    trans = np.full((n_states, n_states), (1 - stay) / (n_states - 1)) + (stay - (1 - stay) / (n_states - 1)) * np.eye(n_states)
+    trans = np.full((n_states, n_states), (1 - stay) / (n_states - 1)) + (
+        stay - (1 - stay) / (n_states - 1)
+    ) * np.eye(n_states)
     starts = np.zeros(n_time_bins, bool)
     starts[:: n_time_bins // n_sessions] = True
     z = np.zeros(n_time_bins, int)
@@ -87,13 +89,23 @@ def simulate_problem(name, spec, folder: Path, seed: int) -> dict:
         z[t] = rng.integers(n_states) if starts[t] else rng.choice(n_states, p=trans[z[t - 1]])
     eta = np.einsum("td,d...k->t...k", X, coef) + intercept
     eta_z = np.take_along_axis(eta, z.reshape((-1,) + (1,) * (eta.ndim - 1)), axis=-1)[..., 0]
-    y = rng.binomial(1, 1 / (1 + np.exp(-eta_z))) if family == "Bernoulli" else rng.poisson(np.exp(eta_z))
+    y = (
+        rng.binomial(1, 1 / (1 + np.exp(-eta_z)))
+        if family == "Bernoulli"
+        else rng.poisson(np.exp(eta_z))
+    )
     # nemos' default initialisation: uniform, sticky 0.95, coef ~ N(0, 0.001), intercept matching the mean
     init_coef = 0.001 * rng.normal(size=coef.shape)
-    mean = np.clip(y.mean(axis=0), 1e-3, 1 - 1e-3) if family == "Bernoulli" else np.maximum(y.mean(axis=0), 1e-3)
+    mean = (
+        np.clip(y.mean(axis=0), 1e-3, 1 - 1e-3)
+        if family == "Bernoulli"
+        else np.maximum(y.mean(axis=0), 1e-3)
+    )
     base = np.log(mean / (1 - mean)) if family == "Bernoulli" else np.log(mean)
     init_intercept = np.repeat(np.asarray(base)[..., None], n_states, axis=-1)
-    init_trans = np.full((n_states, n_states), 0.05 / (n_states - 1)) + (0.95 - 0.05 / (n_states - 1)) * np.eye(n_states)
+    init_trans = np.full((n_states, n_states), 0.05 / (n_states - 1)) + (
+        0.95 - 0.05 / (n_states - 1)
+    ) * np.eye(n_states)
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(
         folder / "problem.npz",
@@ -110,8 +122,15 @@ def simulate_problem(name, spec, folder: Path, seed: int) -> dict:
         init_initial=np.full(n_states, 1.0 / n_states),
         init_transition=init_trans,
     )
-    meta = {"name": name, "family": family, "n_time_bins": n_time_bins, "n_features": n_features,
-            "n_outputs": n_outputs, "n_states": n_states, "n_sessions": n_sessions}
+    meta = {
+        "name": name,
+        "family": family,
+        "n_time_bins": n_time_bins,
+        "n_features": n_features,
+        "n_outputs": n_outputs,
+        "n_states": n_states,
+        "n_sessions": n_sessions,
+    }
     (folder / "problem.json").write_text(json.dumps(meta))
     return meta
 
@@ -125,7 +144,13 @@ def _load(folder: Path):
     meta = json.loads((folder / "problem.json").read_text())
     with np.load(folder / "problem.npz") as f:
         data = {k: f[k] for k in f.files}
-    init = (data["init_coef"], data["init_intercept"], data["init_scale"], data["init_initial"], data["init_transition"])
+    init = (
+        data["init_coef"],
+        data["init_intercept"],
+        data["init_scale"],
+        data["init_initial"],
+        data["init_transition"],
+    )
     return meta, data, init
 
 
@@ -137,18 +162,41 @@ def run_behavhmm(folder: Path, tol: float, dtype: str, solver: str | None = None
     from behavhmm import GLMHMM
 
     meta, data, init = _load(folder)
-    out = {"library": "behavhmm", "version": behavhmm.__version__, "jax": jax.__version__, "fits": []}
+    out = {
+        "library": "behavhmm",
+        "version": behavhmm.__version__,
+        "jax": jax.__version__,
+        "fits": [],
+    }
     for repeat in range(2):
-        model = GLMHMM(meta["n_states"], observation_model=meta["family"], maxiter=MAXITER, tol=tol, progress_bar=False,
-                       solver_name=solver)
+        model = GLMHMM(
+            meta["n_states"],
+            observation_model=meta["family"],
+            maxiter=MAXITER,
+            tol=tol,
+            progress_bar=False,
+            solver_name=solver,
+        )
         t0 = time.perf_counter()
         model.fit(data["X"], data["y"], init_params=init, session_starts=data["session_starts"])
         elapsed = time.perf_counter() - t0
-        out["fits"].append({"seconds": elapsed, "iterations": int(model.n_iter_), "converged": bool(model.converged_)})
+        out["fits"].append(
+            {
+                "seconds": elapsed,
+                "iterations": int(model.n_iter_),
+                "converged": bool(model.converged_),
+            }
+        )
         log(f"  behavhmm fit {repeat + 1}: {elapsed:.2f} s, {model.n_iter_} iterations")
     out["solver"] = model._spec().solver
-    np.savez(folder / f"fit_{_tag('behavhmm', solver)}.npz", coef=model.coef_, intercept=model.intercept_, scale=model.scale_,
-             initial=model.initial_prob_, transition=model.transition_prob_)
+    np.savez(
+        folder / f"fit_{_tag('behavhmm', solver)}.npz",
+        coef=model.coef_,
+        intercept=model.intercept_,
+        scale=model.scale_,
+        initial=model.initial_prob_,
+        transition=model.transition_prob_,
+    )
     return out
 
 
@@ -166,21 +214,36 @@ def run_nemos(folder: Path, tol: float, dtype: str) -> dict:
     y = data["y"]
     population = y.ndim == 2
     for repeat in range(2):
-        model = nmo.glm_hmm.GLMHMM(n_states=meta["n_states"], observation_model=meta["family"], maxiter=MAXITER, tol=tol)
+        model = nmo.glm_hmm.GLMHMM(
+            n_states=meta["n_states"], observation_model=meta["family"], maxiter=MAXITER, tol=tol
+        )
         if population:
             # nemos' class rejects a 2-D y although its EM supports it: widen the validator
-            model._validator = dataclasses.replace(model._validator, y_dimensionality=2, expected_param_dims=(3, 2, 2, 1, 2))
+            model._validator = dataclasses.replace(
+                model._validator, y_dimensionality=2, expected_param_dims=(3, 2, 2, 1, 2)
+            )
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(data["X"], y, init_params=init, session_starts=data["session_starts"])
         elapsed = time.perf_counter() - t0
         state = model.solver_state_
-        out["fits"].append({"seconds": elapsed, "iterations": int(state.iterations), "converged": bool(state.converged)})
+        out["fits"].append(
+            {
+                "seconds": elapsed,
+                "iterations": int(state.iterations),
+                "converged": bool(state.converged),
+            }
+        )
         log(f"  nemos fit {repeat + 1}: {elapsed:.2f} s, {int(state.iterations)} iterations")
-    np.savez(folder / "fit_nemos.npz", coef=np.asarray(model.coef_), intercept=np.asarray(model.intercept_),
-             scale=np.ones(np.shape(model.intercept_)), initial=np.asarray(model.initial_prob_),
-             transition=np.asarray(model.transition_prob_))
+    np.savez(
+        folder / "fit_nemos.npz",
+        coef=np.asarray(model.coef_),
+        intercept=np.asarray(model.intercept_),
+        scale=np.ones(np.shape(model.intercept_)),
+        initial=np.asarray(model.initial_prob_),
+        transition=np.asarray(model.transition_prob_),
+    )
     return out
 
 
@@ -207,7 +270,11 @@ def evaluate(folder: Path, which: str) -> dict:
     ll = model.score(*args, session_starts=data["session_starts"])
     penalty = 0.5 * float(np.sum(fit["coef"] ** 2))
     z = model.decode_state(*args, session_starts=data["session_starts"], state_format="index")
-    return {"log_likelihood": ll, "penalized": ll - penalty, "state_accuracy": state_accuracy(data["states"], z)}
+    return {
+        "log_likelihood": ll,
+        "penalized": ll - penalty,
+        "state_accuracy": state_accuracy(data["states"], z),
+    }
 
 
 def _tag(lib: str, solver: str | None) -> str:
@@ -216,15 +283,41 @@ def _tag(lib: str, solver: str | None) -> str:
 
 def _runner(lib: str, folder: Path, tol: float, dtype: str, solver: str | None = None) -> dict:
     if lib == "behavhmm":
-        cmd = [sys.executable, __file__, "--runner", "behavhmm", "--problem", str(folder), "--tol", repr(tol), "--dtype", dtype]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--runner",
+            "behavhmm",
+            "--problem",
+            str(folder),
+            "--tol",
+            repr(tol),
+            "--dtype",
+            dtype,
+        ]
         if solver is not None:
             cmd += ["--solver", solver]
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     else:
-        cmd = [str(NEMOS_PYTHON), __file__, "--runner", "nemos", "--problem", str(folder), "--tol", repr(tol), "--dtype", dtype]
+        cmd = [
+            str(NEMOS_PYTHON),
+            __file__,
+            "--runner",
+            "nemos",
+            "--problem",
+            str(folder),
+            "--tol",
+            repr(tol),
+            "--dtype",
+            dtype,
+        ]
         env = dict(os.environ)
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    sys.stderr.write(res.stderr[-3000:] if res.returncode else "".join(line + "\n" for line in res.stderr.splitlines() if line.startswith("  ")))
+    sys.stderr.write(
+        res.stderr[-3000:]
+        if res.returncode
+        else "".join(line + "\n" for line in res.stderr.splitlines() if line.startswith("  "))
+    )
     if res.returncode:
         raise RuntimeError(f"{lib} runner failed (exit {res.returncode})")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -239,12 +332,24 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def drive(problems: dict, out_prefix: Path | None, dtype: str) -> dict:
-    results = {"date": _dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(), "dtype": dtype,
-               "tol": TOL, "maxiter": MAXITER, "load_average_start": list(os.getloadavg()), "problems": []}
+    results = {
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
+        "dtype": dtype,
+        "tol": TOL,
+        "maxiter": MAXITER,
+        "load_average_start": list(os.getloadavg()),
+        "problems": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, spec) in enumerate(problems.items()):
             folder = Path(tmp) / name
@@ -259,7 +364,10 @@ def drive(problems: dict, out_prefix: Path | None, dtype: str) -> dict:
             # (|Δ LL| / T < TOL) is TOL * exp(LL / T) at the solution
             matched_tol = TOL * float(np.exp(ours["log_likelihood"] / meta["n_time_bins"]))
             runs = {"behavhmm": ours, "behavhmm (LBFGS, nemos' solver)": ours_lbfgs}
-            for label, tol in (("nemos (same tolerance)", matched_tol), ("nemos (default tol=1e-8)", TOL)):
+            for label, tol in (
+                ("nemos (same tolerance)", matched_tol),
+                ("nemos (default tol=1e-8)", TOL),
+            ):
                 log(f"  {label}: tol={tol:.3g}")
                 res = _runner("nemos", folder, tol, dtype)
                 res.update(evaluate(folder, "nemos"))
@@ -292,16 +400,24 @@ def render(results: dict) -> str:
     ]
     if "load_average_start" in results:
         start, end = results["load_average_start"], results["load_average_end"]
-        lines.append(f"Load average (1, 5, 15 min) at the start {start[0]:.2f}, {start[1]:.2f}, {start[2]:.2f}; "
-                     f"at the end {end[0]:.2f}, {end[1]:.2f}, {end[2]:.2f} (a shared machine: other jobs ran alongside).")
+        lines.append(
+            f"Load average (1, 5, 15 min) at the start {start[0]:.2f}, {start[1]:.2f}, {start[2]:.2f}; "
+            f"at the end {end[0]:.2f}, {end[1]:.2f}, {end[2]:.2f} (a shared machine: other jobs ran alongside)."
+        )
     lines.append("")
     for prob in results["problems"]:
         meta = prob["meta"]
-        shape = f"T={meta['n_time_bins']:,} x {meta['n_features']} features" + (
-            f" x {meta['n_outputs']} neurons" if meta["n_outputs"] else "") + f" x {meta['n_states']} states"
-        lines += [f"## {meta['family']}: {shape}, {meta['n_sessions']} session(s)", "",
-                  "| run | first fit (s) | second fit (s) | iterations | ms / iteration | log-likelihood | penalized | state accuracy |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        shape = (
+            f"T={meta['n_time_bins']:,} x {meta['n_features']} features"
+            + (f" x {meta['n_outputs']} neurons" if meta["n_outputs"] else "")
+            + f" x {meta['n_states']} states"
+        )
+        lines += [
+            f"## {meta['family']}: {shape}, {meta['n_sessions']} session(s)",
+            "",
+            "| run | first fit (s) | second fit (s) | iterations | ms / iteration | log-likelihood | penalized | state accuracy |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for label, run in prob["runs"].items():
             f1, f2 = run["fits"]
             per_iter = 1000 * f2["seconds"] / max(f2["iterations"], 1)
@@ -329,8 +445,12 @@ def render(results: dict) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small problems; writes nothing unless --out-prefix")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small problems; writes nothing unless --out-prefix"
+    )
     parser.add_argument("--out-prefix", type=Path, default=None)
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     parser.add_argument("--runner", choices=("behavhmm", "nemos"))
@@ -346,7 +466,9 @@ def main(argv=None):
         return
     sys.path.insert(0, str(REPO / "src"))  # the evaluator uses this checkout's behavhmm
     if not NEMOS_PYTHON.exists():
-        sys.exit(f"nemos environment missing at {NEMOS_PYTHON}; see benchmarks/README.md to build it.")
+        sys.exit(
+            f"nemos environment missing at {NEMOS_PYTHON}; see benchmarks/README.md to build it."
+        )
     out = args.out_prefix if (args.out_prefix or args.quick) else DEFAULT_OUT_PREFIX
     drive(QUICK if args.quick else PROBLEMS, out, args.dtype)
 

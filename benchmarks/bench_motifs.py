@@ -50,7 +50,14 @@ def run_hmmlearn(npz, states, n_jobs):
 
     def one(k):
         pi, A, means, covars = bg._start(npz, k)
-        ref = Ref(k, covariance_type="full", min_covar=bg.MIN_COVAR, init_params="", n_iter=bg.N_ITER, tol=-np.inf)
+        ref = Ref(
+            k,
+            covariance_type="full",
+            min_covar=bg.MIN_COVAR,
+            init_params="",
+            n_iter=bg.N_ITER,
+            tol=-np.inf,
+        )
         ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = pi, A, means, covars
         ref.fit(X)
         return k, float(ref.score(X)), ref.predict(X)
@@ -70,8 +77,14 @@ def run_behavhmm(npz, states, n_jobs, dtype="float64", min_covar=bg.MIN_COVAR):
     X = npz["X"].astype(dtype)
     starts = {k: bg._start(npz, k) for k in states}
     est = GaussianHMM(
-        2, "full", alpha=0.0, covariance_prior_scale=1e-2 * np.ones((X.shape[1], X.shape[1])),
-        min_covar=min_covar, n_iter=bg.N_ITER, tol=0.0, progress_bar=False,
+        2,
+        "full",
+        alpha=0.0,
+        covariance_prior_scale=1e-2 * np.ones((X.shape[1], X.shape[1])),
+        min_covar=min_covar,
+        n_iter=bg.N_ITER,
+        tol=0.0,
+        progress_bar=False,
     ).setup(
         initial_proba_init=lambda n, X, s, key, **kw: starts[n][0],
         transition_proba_init=lambda n, X, s, key, **kw: starts[n][1],
@@ -82,7 +95,10 @@ def run_behavhmm(npz, states, n_jobs, dtype="float64", min_covar=bg.MIN_COVAR):
         warnings.simplefilter("ignore")
         scan = scan_n_states(est, X, n_states=states, n_jobs=n_jobs)
     seconds = time.perf_counter() - t0
-    lls = {int(k): float(v) for k, v in zip(scan.metrics_["n_states"], scan.metrics_["log_likelihood"], strict=True)}
+    lls = {
+        int(k): float(v)
+        for k, v in zip(scan.metrics_["n_states"], scan.metrics_["log_likelihood"], strict=True)
+    }
     return seconds, lls, scan.labels_
 
 
@@ -90,15 +106,31 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n-time-bins", type=int, default=100_000)
     p.add_argument("--states", type=int, nargs="+", default=list(STATES))
-    p.add_argument("--n-jobs", type=int, default=2, help="hmmlearn's joblib threads (LISBET: all cores).")
-    p.add_argument("--behavhmm-n-jobs", type=int, default=1,
-                   help="scan_n_states threads (default 1: XLA already uses every core within a fit).")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="behavhmm's precision.")
-    p.add_argument("--min-covar", type=float, default=bg.MIN_COVAR,
-                   help="behavhmm's eigenvalue floor during EM (hmmlearn applies none during EM).")
-    p.add_argument("--reuse-hmmlearn", type=Path, default=None,
-                   help="JSON of an earlier run on the same problem: take hmmlearn's time and log-likelihoods from it "
-                        "instead of rerunning hmmlearn (no label agreement then).")
+    p.add_argument(
+        "--n-jobs", type=int, default=2, help="hmmlearn's joblib threads (LISBET: all cores)."
+    )
+    p.add_argument(
+        "--behavhmm-n-jobs",
+        type=int,
+        default=1,
+        help="scan_n_states threads (default 1: XLA already uses every core within a fit).",
+    )
+    p.add_argument(
+        "--dtype", choices=("float64", "float32"), default="float64", help="behavhmm's precision."
+    )
+    p.add_argument(
+        "--min-covar",
+        type=float,
+        default=bg.MIN_COVAR,
+        help="behavhmm's eigenvalue floor during EM (hmmlearn applies none during EM).",
+    )
+    p.add_argument(
+        "--reuse-hmmlearn",
+        type=Path,
+        default=None,
+        help="JSON of an earlier run on the same problem: take hmmlearn's time and log-likelihoods from it "
+        "instead of rerunning hmmlearn (no label agreement then).",
+    )
     p.add_argument("--out-prefix", type=Path, default=None)
     args = p.parse_args(argv)
     load_start = os.getloadavg()
@@ -106,7 +138,9 @@ def main(argv=None):
         path = Path(tmp) / "problem.npz"
         problem = bg.simulate_problem(path, args.n_time_bins, args.states)
         npz = dict(np.load(path))
-    ours_s, ours_ll, ours_z = run_behavhmm(npz, args.states, args.behavhmm_n_jobs, args.dtype, args.min_covar)
+    ours_s, ours_ll, ours_z = run_behavhmm(
+        npz, args.states, args.behavhmm_n_jobs, args.dtype, args.min_covar
+    )
     print(f"behavhmm scan: {ours_s:.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
     args.states = [int(k) for k in args.states]
     if args.reuse_hmmlearn is not None:
@@ -119,17 +153,38 @@ def main(argv=None):
         print(f"hmmlearn scan: {ref_s:.1f} s, from {args.reuse_hmmlearn}", flush=True)
     else:
         ref_s, ref_ll, ref_z = run_hmmlearn(npz, args.states, args.n_jobs)
-        print(f"hmmlearn scan (joblib threads): {ref_s:.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
+        print(
+            f"hmmlearn scan (joblib threads): {ref_s:.1f} s (load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
     rel = {k: abs(ours_ll[k] - ref_ll[k]) / abs(ref_ll[k]) for k in args.states}
-    agree = {k: float(np.mean(ours_z[k] == ref_z[k])) for k in args.states} if ref_z is not None else {}
-    result = dict(
-        command=" ".join([Path(sys.executable).name, *sys.argv]), machine=platform.platform(),
-        cpus=os.cpu_count(), loadavg_start=load_start, loadavg_end=os.getloadavg(), data=problem,
-        n_jobs=args.n_jobs, behavhmm_n_jobs=args.behavhmm_n_jobs, dtype=args.dtype, min_covar=args.min_covar, states=args.states, behavhmm_s=ours_s, hmmlearn_s=ref_s, speedup=ref_s / ours_s,
-        max_rel_ll_diff=max(rel.values()), rel_ll_diff=rel, label_agreement=agree,
-        log_likelihood_behavhmm=ours_ll, log_likelihood_hmmlearn=ref_ll,
+    agree = (
+        {k: float(np.mean(ours_z[k] == ref_z[k])) for k in args.states} if ref_z is not None else {}
     )
-    result["goal_met"] = bool(result["speedup"] >= GOAL_SPEEDUP and result["max_rel_ll_diff"] <= GOAL_RTOL)
+    result = dict(
+        command=" ".join([Path(sys.executable).name, *sys.argv]),
+        machine=platform.platform(),
+        cpus=os.cpu_count(),
+        loadavg_start=load_start,
+        loadavg_end=os.getloadavg(),
+        data=problem,
+        n_jobs=args.n_jobs,
+        behavhmm_n_jobs=args.behavhmm_n_jobs,
+        dtype=args.dtype,
+        min_covar=args.min_covar,
+        states=args.states,
+        behavhmm_s=ours_s,
+        hmmlearn_s=ref_s,
+        speedup=ref_s / ours_s,
+        max_rel_ll_diff=max(rel.values()),
+        rel_ll_diff=rel,
+        label_agreement=agree,
+        log_likelihood_behavhmm=ours_ll,
+        log_likelihood_hmmlearn=ref_ll,
+    )
+    result["goal_met"] = bool(
+        result["speedup"] >= GOAL_SPEEDUP and result["max_rel_ll_diff"] <= GOAL_RTOL
+    )
     lines = [
         "# n_states scan (LISBET's segment_hmm): behavhmm vs hmmlearn",
         "",

@@ -168,7 +168,9 @@ def worker(args) -> None:
     try:
         if args.model == "arhmm":
             from behavhmm.models import _ar_programs as programs
-            from behavhmm.models.arhmm import estimator as ar_hmm  # the estimator looks programs up here
+            from behavhmm.models.arhmm import (
+                estimator as ar_hmm,
+            )  # the estimator looks programs up here
 
             pcs = ba.load_pcs(data_dir / PCS_FILE, "pcs_white")
             n = pcs.shape[0]
@@ -177,8 +179,13 @@ def worker(args) -> None:
             timer = SweepTimer(programs.gibbs_sweep, clog, jax.block_until_ready, record, json_out)
             ar_hmm.gibbs_sweep = timer  # the estimator looks the program up in its module
             model = behavhmm.ARHMM(
-                n_states=N_STATES, nlags=NLAGS, algorithm="gibbs", n_iter=args.sweeps,
-                check_every=args.sweeps, progress_bar=False, random_state=SEED,
+                n_states=N_STATES,
+                nlags=NLAGS,
+                algorithm="gibbs",
+                n_iter=args.sweeps,
+                check_every=args.sweeps,
+                progress_bar=False,
+                random_state=SEED,
             )
             record.update(n_frames=int(X.shape[0]))
             t0 = time.perf_counter()
@@ -199,11 +206,16 @@ def worker(args) -> None:
             ar_timer = ba.CallTimer(kpslds.gibbs_sweep, clog, jax.block_until_ready)
             kpslds.slds_sweep, kpslds.gibbs_sweep = timer, ar_timer
             model = behavhmm.KeypointSLDS(
-                n_states=N_STATES, latent_dim=LATENT_DIM, nlags=NLAGS, n_iter_ar=args.ar_iters,
-                n_iter=args.sweeps, check_every=args.sweeps,
+                n_states=N_STATES,
+                latent_dim=LATENT_DIM,
+                nlags=NLAGS,
+                n_iter_ar=args.ar_iters,
+                n_iter=args.sweeps,
+                check_every=args.sweeps,
                 anterior_bodyparts=ba.BODYPARTS.index(ba.ANTERIOR),
                 posterior_bodyparts=ba.BODYPARTS.index(ba.POSTERIOR),
-                progress_bar=False, random_state=SEED,
+                progress_bar=False,
+                random_state=SEED,
             )
             record.update(n_frames=int(X.shape[0]))
             t0 = time.perf_counter()
@@ -269,10 +281,23 @@ def run_row(row, args, env, tmp: Path, deadline: float) -> dict:
     json_out = tmp / f"{row['model']}_{row['dtype']}_{row['n_copies']}_{row['precision']}.json"
     sweeps = args.sweeps if row["model"] == "arhmm" else args.kp_sweeps
     argv = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", "--model", row["model"],
-        "--dtype", row["dtype"], "--n-copies-one", str(row["n_copies"]), "--sweeps", str(sweeps),
-        "--ar-iters", str(args.kp_ar_iters), "--data-dir", str(args.data_dir),
-        "--json-out", str(json_out),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--model",
+        row["model"],
+        "--dtype",
+        row["dtype"],
+        "--n-copies-one",
+        str(row["n_copies"]),
+        "--sweeps",
+        str(sweeps),
+        "--ar-iters",
+        str(args.kp_ar_iters),
+        "--data-dir",
+        str(args.data_dir),
+        "--json-out",
+        str(json_out),
     ]
     wenv = dict(env)
     if row["precision"] != "default":
@@ -324,16 +349,26 @@ def run_driver(args, command) -> dict:
         sys.path.remove(str(tmp / "snapshot"))
     source["snapshot_utc"] = snapshot_utc
     machine = hk.machine_description(source)
-    machine["gpu"] = hk._run(
-        ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
-    ) or None
+    machine["gpu"] = (
+        hk._run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
+        )
+        or None
+    )
     return dict(
         command=command,
         machine=machine,
         config=dict(
-            n_states=N_STATES, nlags=NLAGS, latent_dim=LATENT_DIM, seed=SEED,
-            arhmm_sweeps=args.sweeps, kp_ar_iters=args.kp_ar_iters, kp_sweeps=args.kp_sweeps,
-            n_copies=list(args.n_copies), dtypes=list(args.dtypes), budget_s=args.budget_s,
+            n_states=N_STATES,
+            nlags=NLAGS,
+            latent_dim=LATENT_DIM,
+            seed=SEED,
+            arhmm_sweeps=args.sweeps,
+            kp_ar_iters=args.kp_ar_iters,
+            kp_sweeps=args.kp_sweeps,
+            n_copies=list(args.n_copies),
+            dtypes=list(args.dtypes),
+            budget_s=args.budget_s,
             row_timeout_s=args.row_timeout_s,
             jax_env={k: v for k, v in os.environ.items() if k.startswith(("JAX_", "XLA_"))},
         ),
@@ -391,13 +426,27 @@ def render_markdown(result) -> str:
         lls = r.get("sweep_log_likelihoods")
         finite = "–" if not lls else ("yes" if np.all(np.isfinite(lls)) else "**no**")
         lines.append(
-            "| " + " | ".join([
-                r["model"], r["dtype"], r["precision"], str(r["n_copies"]), _f(frames, "{:,}"),
-                status, _f(steady), _f(sw.get("compile_s"), "{:.1f}"), _f(per_frame, "{:.2f}"),
-                finite + (f" ({len(lls)} sweeps)" if lls else ""),
-                _f(chain.get("used_states"), "{}"), _f(chain.get("median_duration_frames"), "{:g}"),
-                _f(r.get("peak_rss_mib"), "{:.0f}"), _f(dev, "{:.0f}"), str(r.get("backend", "–")),
-            ]) + " |"
+            "| "
+            + " | ".join(
+                [
+                    r["model"],
+                    r["dtype"],
+                    r["precision"],
+                    str(r["n_copies"]),
+                    _f(frames, "{:,}"),
+                    status,
+                    _f(steady),
+                    _f(sw.get("compile_s"), "{:.1f}"),
+                    _f(per_frame, "{:.2f}"),
+                    finite + (f" ({len(lls)} sweeps)" if lls else ""),
+                    _f(chain.get("used_states"), "{}"),
+                    _f(chain.get("median_duration_frames"), "{:g}"),
+                    _f(r.get("peak_rss_mib"), "{:.0f}"),
+                    _f(dev, "{:.0f}"),
+                    str(r.get("backend", "–")),
+                ]
+            )
+            + " |"
         )
     lines += ["", "Log-likelihood per sweep (nats):", ""]
     for r in result["rows"]:
@@ -424,8 +473,11 @@ def parse_args(argv=None):
     p.add_argument("--budget-s", type=float, default=4 * 3600, help="stop starting rows after this")
     p.add_argument("--row-timeout-s", type=float, default=3600)
     p.add_argument("--min-row-s", type=float, default=20, help="skip rows when less is left")
-    p.add_argument("--precision-variants", action="store_true",
-                   help="add float32 N=min rows with JAX_DEFAULT_MATMUL_PRECISION=highest")
+    p.add_argument(
+        "--precision-variants",
+        action="store_true",
+        help="add float32 N=min rows with JAX_DEFAULT_MATMUL_PRECISION=highest",
+    )
     p.add_argument("--data-dir", type=Path, default=None, help="inputs from --prepare-only")
     p.add_argument("--prepare-only", type=Path, default=None, metavar="DIR")
     p.add_argument("--out-prefix", type=Path, default=None)
@@ -454,7 +506,9 @@ def main(argv=None):
         return
     if args.render is not None:
         result = json.loads(args.render.read_text())
-        hk.write_outputs(result, args.render.with_suffix(""), write_json=False, render=render_markdown)
+        hk.write_outputs(
+            result, args.render.with_suffix(""), write_json=False, render=render_markdown
+        )
         return
     command = shlex.join([Path(sys.executable).name, *sys.argv])
     result = run_driver(args, command)

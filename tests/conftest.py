@@ -23,19 +23,25 @@ _shared_counts = {"passed": 0, "failed": 0, "skipped": 0}
 
 
 def _uses_shared_data(item) -> bool:
-    return item.get_closest_marker("shared_data") is not None or "shared_data" in getattr(item, "fixturenames", ())
+    return item.get_closest_marker("shared_data") is not None or "shared_data" in getattr(
+        item, "fixturenames", ()
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if not _uses_shared_data(item) or (report.when != "call" and not report.skipped and report.passed):
+    if not _uses_shared_data(item) or (
+        report.when != "call" and not report.skipped and report.passed
+    ):
         return
     if report.skipped and REQUIRE_SHARED_DATA:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
-        report.longrepr = f"shared-data test skipped while BEHAVHMM_REQUIRE_SHARED_DATA is set: {reason}"
+        report.longrepr = (
+            f"shared-data test skipped while BEHAVHMM_REQUIRE_SHARED_DATA is set: {reason}"
+        )
     if report.when == "call" or report.skipped or report.failed:
         _shared_counts[report.outcome] += 1
 
@@ -90,6 +96,8 @@ def shared_data() -> Path:
     """Path of ../shared/data; tests that need it skip with a reason when absent."""
     if not SHARED_DATA.is_dir():
         if REQUIRE_SHARED_DATA:
-            pytest.fail(f"real recordings not found at {SHARED_DATA}, and BEHAVHMM_REQUIRE_SHARED_DATA is set")
+            pytest.fail(
+                f"real recordings not found at {SHARED_DATA}, and BEHAVHMM_REQUIRE_SHARED_DATA is set"
+            )
         pytest.skip(f"real recordings not found at {SHARED_DATA} (../shared/data is CI-only)")
     return SHARED_DATA

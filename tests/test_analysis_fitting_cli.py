@@ -57,7 +57,9 @@ def test_run_em_reports_non_convergence_and_non_finite_values():
 
 
 def test_simulated_demo_command_runs_end_to_end():
-    result = CliRunner().invoke(main, ["demo", "--simulated", "--sessions", "3", "--frames", "1000", "--no-progress"])
+    result = CliRunner().invoke(
+        main, ["demo", "--simulated", "--sessions", "3", "--frames", "1000", "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     assert "State recovery" in result.output
     acc = float(result.output.split("State recovery")[1].split(":")[1].split("%")[0])

@@ -15,7 +15,9 @@ def _circle(n, radius, omega, half_length=2.0, phase=0.3):
     centre = radius * np.c_[np.cos(theta), np.sin(theta)]
     heading = theta + np.pi / 2
     direction = np.c_[np.cos(heading), np.sin(heading)]
-    coords = np.stack([centre + half_length * direction, centre, centre - half_length * direction], axis=1)
+    coords = np.stack(
+        [centre + half_length * direction, centre, centre - half_length * direction], axis=1
+    )
     return coords, centre, np.angle(np.exp(1j * heading))
 
 
@@ -24,8 +26,20 @@ def test_frame_table_kinematics_match_hand_computed_values_on_a_circle():
     coords, centre, heading = _circle(40, radius, omega)
     states = np.r_[-1, -1, np.zeros(18, int), np.ones(20, int)]
     table = frame_table(states, coords, fps, anterior=0, posterior=2, smooth_sigma=0)
-    assert list(table.columns) == ["session", "individual", "group", "frame", "time", "syllable", "onset",
-                                   "centroid_x", "centroid_y", "heading", "speed", "angular_velocity"]
+    assert list(table.columns) == [
+        "session",
+        "individual",
+        "group",
+        "frame",
+        "time",
+        "syllable",
+        "onset",
+        "centroid_x",
+        "centroid_y",
+        "heading",
+        "speed",
+        "angular_velocity",
+    ]
     inner = table.iloc[2:-1]
     # central difference of a point on a circle: chord / 2 frames = R sin(omega) per frame
     np.testing.assert_allclose(inner["speed"], radius * np.sin(omega) * fps, rtol=1e-9)
@@ -45,19 +59,38 @@ def test_frame_table_heading_wraps_and_sessions_and_nan_keypoints():
     coords[30, 1] = np.nan
     starts = np.zeros(60, bool)
     starts[25] = True
-    table = frame_table(np.zeros(60, int), coords, fps, posterior=2, session_starts=starts, groups=["a", "b"],
-                        session_names=["s1", "s2"], individuals=["m1", "m1"], smooth_sigma=0)
+    table = frame_table(
+        np.zeros(60, int),
+        coords,
+        fps,
+        posterior=2,
+        session_starts=starts,
+        groups=["a", "b"],
+        session_names=["s1", "s2"],
+        individuals=["m1", "m1"],
+        smooth_sigma=0,
+    )
     assert table["heading"].dropna().between(-np.pi, np.pi).all()
     assert table["session"].tolist() == ["s1"] * 25 + ["s2"] * 35
-    assert table["group"].iloc[-1] == "b" and table["frame"].iloc[25] == 0 and table["time"].iloc[25] == 0
-    assert table["onset"].sum() == 2  # one instance per session: a run never crosses a session start
+    assert (
+        table["group"].iloc[-1] == "b"
+        and table["frame"].iloc[25] == 0
+        and table["time"].iloc[25] == 0
+    )
+    assert (
+        table["onset"].sum() == 2
+    )  # one instance per session: a run never crosses a session start
     # the missing keypoint gives NaN at its frame and at its neighbours' central differences
-    assert np.isnan(table.loc[30, ["centroid_x", "heading", "speed", "angular_velocity"]].astype(float)).all()
+    assert np.isnan(
+        table.loc[30, ["centroid_x", "heading", "speed", "angular_velocity"]].astype(float)
+    ).all()
     assert np.isnan(table.loc[[29, 31], "speed"]).all()
     ok = table["angular_velocity"].notna()
     np.testing.assert_allclose(table.loc[ok, "angular_velocity"], omega * fps, rtol=1e-9)
     # smoothing a constant turn keeps it constant away from the session ends
-    smooth = frame_table(np.zeros(60, int), _circle(60, 3.0, omega)[0], fps, posterior=2, smooth_sigma=1.5)
+    smooth = frame_table(
+        np.zeros(60, int), _circle(60, 3.0, omega)[0], fps, posterior=2, smooth_sigma=1.5
+    )
     np.testing.assert_allclose(smooth["angular_velocity"].iloc[10:-10], omega * fps, rtol=1e-6)
 
 
@@ -68,11 +101,19 @@ def test_frame_table_from_results_objects_and_errors():
     results = []
     for name, n in (("a", 30), ("b", 20)):
         t = np.arange(n)
-        results.append(KeypointResults(
-            name=name, source=None, fps=20.0, timestamps=t / 20.0, syllables=rng.integers(0, 3, n).astype(np.int32),
-            latents=np.zeros((n, 2)), centroid=np.c_[2.0 * t, 0 * t], heading=np.full(n, 0.5),
-            probabilities=np.zeros((n, 3)),
-        ))
+        results.append(
+            KeypointResults(
+                name=name,
+                source=None,
+                fps=20.0,
+                timestamps=t / 20.0,
+                syllables=rng.integers(0, 3, n).astype(np.int32),
+                latents=np.zeros((n, 2)),
+                centroid=np.c_[2.0 * t, 0 * t],
+                heading=np.full(n, 0.5),
+                probabilities=np.zeros((n, 3)),
+            )
+        )
     table = frame_table(results, groups=["g1", "g2"], smooth_sigma=0)
     assert table["session"].unique().tolist() == ["a", "b"]
     np.testing.assert_allclose(table["speed"], 40.0)
@@ -97,8 +138,14 @@ def _random_table(rng, n_sessions=6, n=300):
         groups.append("ctrl" if i % 2 else "drug")
     z = np.concatenate(states)
     starts = np.arange(n_sessions) * n
-    return frame_table(z, np.concatenate(coords), 30.0, session_starts=starts, groups=groups,
-                       session_names=[f"s{i}" for i in range(n_sessions)])
+    return frame_table(
+        z,
+        np.concatenate(coords),
+        30.0,
+        session_starts=starts,
+        groups=groups,
+        session_names=[f"s{i}" for i in range(n_sessions)],
+    )
 
 
 def test_syllable_stats_match_pandas_groupby(rng):
@@ -151,7 +198,7 @@ def test_compare_labelings_of_a_permutation_is_perfect_and_of_noise_is_not(rng):
     noisy[flip & (b >= 0)] = rng.integers(0, 6, int((flip & (b >= 0)).sum()))
     worse = compare_labelings(a, noisy)
     assert worse["adjusted_rand"] < 0.9 and worse["accuracy"] < 1.0
-    ok = (a >= 0)
+    ok = a >= 0
     assert worse["adjusted_rand"] == pytest.approx(adjusted_rand_score(a[ok], noisy[ok]))
     with pytest.raises(ValueError, match="same length"):
         compare_labelings(a, b[:-1])
@@ -180,19 +227,31 @@ def test_compare_groups_equals_scipy_and_statsmodels_on_the_same_numbers(rng):
         assert omni.loc[k, "statistic"] == pytest.approx(res.statistic)
         assert omni.loc[k, "p_value"] == pytest.approx(res.pvalue)
         expected_p.append(res.pvalue)
-        dunn = sp.posthoc_dunn(stats.query("syllable == @k"), val_col="frequency", group_col="group")
-        pairs = table.query("comparison == 'posthoc' and syllable == @k").set_index(["group1", "group2"])
+        dunn = sp.posthoc_dunn(
+            stats.query("syllable == @k"), val_col="frequency", group_col="group"
+        )
+        pairs = table.query("comparison == 'posthoc' and syllable == @k").set_index(
+            ["group1", "group2"]
+        )
         for a, b in (("a", "b"), ("a", "c"), ("b", "c")):
             assert pairs.loc[(a, b), "p_value"] == pytest.approx(dunn.loc[a, b])
-    np.testing.assert_allclose(omni["p_adjusted"], multitest.multipletests(expected_p, method="fdr_bh")[1])
+    np.testing.assert_allclose(
+        omni["p_adjusted"], multitest.multipletests(expected_p, method="fdr_bh")[1]
+    )
     post = table[table["comparison"] == "posthoc"]
-    np.testing.assert_allclose(post["p_adjusted"], multitest.multipletests(post["p_value"], method="fdr_bh")[1])
+    np.testing.assert_allclose(
+        post["p_adjusted"], multitest.multipletests(post["p_value"], method="fdr_bh")[1]
+    )
     assert omni.loc[0, "significant"]  # the shifted syllable
     # Welch's t-test and ANOVA with a permutation p-value
-    welch = compare_groups(stats, method="anova", posthoc="ttest", correction="bonferroni", n_permutations=199)
+    welch = compare_groups(
+        stats, method="anova", posthoc="ttest", correction="bonferroni", n_permutations=199
+    )
     block = stats[stats["syllable"] == 0]
     k0 = [block.loc[block["group"] == g, "frequency"].to_numpy() for g in "abc"]
-    row = welch.query("comparison == 'posthoc' and syllable == 0 and group1 == 'a' and group2 == 'c'").iloc[0]
+    row = welch.query(
+        "comparison == 'posthoc' and syllable == 0 and group1 == 'a' and group2 == 'c'"
+    ).iloc[0]
     assert row["statistic"] == pytest.approx(st.ttest_ind(k0[0], k0[2], equal_var=False).statistic)
     omni0 = welch.query("comparison == 'omnibus' and syllable == 0").iloc[0]
     assert omni0["statistic"] == pytest.approx(st.f_oneway(*k0).statistic)
@@ -288,7 +347,9 @@ def _walkers(rng, n_instances=40, length=12):
         start, heading = rng.uniform(-50, 50, 2), rng.uniform(-np.pi, np.pi)
         t = np.arange(length)
         h = heading + (0.2 * t if k else 0 * t)
-        centre = start + (np.c_[np.cos(heading), np.sin(heading)] * t[:, None] if k == 0 else 0 * t[:, None])
+        centre = start + (
+            np.c_[np.cos(heading), np.sin(heading)] * t[:, None] if k == 0 else 0 * t[:, None]
+        )
         direction = np.c_[np.cos(h), np.sin(h)]
         coords.append(np.stack([centre + 2 * direction, centre, centre - 2 * direction], axis=1))
         states.append(np.full(length, k))
@@ -304,14 +365,22 @@ def test_typical_trajectories_in_the_onset_body_frame_and_similarity(rng):
     )
 
     states, coords, starts = _walkers(rng)
-    traj = typical_trajectories(states, coords, starts, anterior=0, posterior=2, pre=0, post=8, min_instances=5)
+    traj = typical_trajectories(
+        states, coords, starts, anterior=0, posterior=2, pre=0, post=8, min_instances=5
+    )
     assert traj.trajectories.shape == (2, 9, 3, 2) and traj.n_instances.tolist() == [20, 20]
     # syllable 0: the centre walks along +x from the origin; the nose stays 2 units ahead
-    np.testing.assert_allclose(traj.trajectories[0, :, 1], np.c_[np.arange(9), np.zeros(9)], atol=1e-9)
-    np.testing.assert_allclose(traj.trajectories[0, :, 0], np.c_[np.arange(9) + 2, np.zeros(9)], atol=1e-9)
+    np.testing.assert_allclose(
+        traj.trajectories[0, :, 1], np.c_[np.arange(9), np.zeros(9)], atol=1e-9
+    )
+    np.testing.assert_allclose(
+        traj.trajectories[0, :, 0], np.c_[np.arange(9) + 2, np.zeros(9)], atol=1e-9
+    )
     # syllable 1: the nose turns counter-clockwise by 0.2 rad per frame about a still centre
     angles = 0.2 * np.arange(9)
-    np.testing.assert_allclose(traj.trajectories[1, :, 0], 2 * np.c_[np.cos(angles), np.sin(angles)], atol=1e-9)
+    np.testing.assert_allclose(
+        traj.trajectories[1, :, 0], 2 * np.c_[np.cos(angles), np.sin(angles)], atol=1e-9
+    )
     # a window never crosses a session: pre=1 drops every instance (each starts its session)
     none = typical_trajectories(states, coords, starts, posterior=2, pre=1, post=3)
     assert none.n_instances.tolist() == [0, 0] and np.isnan(none.trajectories).all()
@@ -319,7 +388,9 @@ def test_typical_trajectories_in_the_onset_body_frame_and_similarity(rng):
     assert d[0, 0] == 0 and d[0, 1] == d[1, 0] > 1
     tree, kept = cluster_syllables(d)
     assert kept.tolist() == [0, 1] and tree.shape == (1, 4)
-    assert merge_groups(d, threshold=d[0, 1] + 1) == [[0, 1]] and merge_groups(d, threshold=0.5) == []
+    assert (
+        merge_groups(d, threshold=d[0, 1] + 1) == [[0, 1]] and merge_groups(d, threshold=0.5) == []
+    )
 
 
 def test_merge_syllables_maps_every_output_and_survives_the_model_file(rng, tmp_path):
@@ -330,16 +401,23 @@ def test_merge_syllables_maps_every_output_and_survives_the_model_file(rng, tmp_
     model = demo_arhmm(4, 2, 1, seed=0)
     X, _, starts, _ = simulate_demo_sessions(model, 2, 300, seed=1)
     merged = merge_syllables(model, {3: 0, 2: 1})
-    assert merged.syllable_mapping_.tolist() == [0, 1, 1, 0] and not hasattr(model, "syllable_mapping_")
+    assert merged.syllable_mapping_.tolist() == [0, 1, 1, 0] and not hasattr(
+        model, "syllable_mapping_"
+    )
     z = model.predict(X, session_starts=starts)
     zm = merged.predict(X, session_starts=starts)
     np.testing.assert_array_equal(zm, apply_syllable_mapping(z, [0, 1, 1, 0]))
     assert set(np.unique(zm[zm >= 0])) <= {0, 1}
-    p, pm = model.smooth_proba(X, session_starts=starts), merged.smooth_proba(X, session_starts=starts)
+    p, pm = (
+        model.smooth_proba(X, session_starts=starts),
+        merged.smooth_proba(X, session_starts=starts),
+    )
     ok = np.isfinite(p).all(axis=1)
     np.testing.assert_allclose(pm[ok][:, 0], p[ok][:, 0] + p[ok][:, 3], rtol=1e-6)
     assert np.all(pm[ok][:, 2:] == 0)
-    assert merged.score(X, session_starts=starts) == model.score(X, session_starts=starts)  # dynamics unchanged
+    assert merged.score(X, session_starts=starts) == model.score(
+        X, session_starts=starts
+    )  # dynamics unchanged
     merged.save_params(tmp_path / "merged.npz")
     again = load_model(tmp_path / "merged.npz")
     np.testing.assert_array_equal(again.syllable_mapping_, [0, 1, 1, 0])
@@ -363,21 +441,32 @@ def test_merged_labels_keep_every_table_consistent(rng):
     # onsets of the merged labels: a run of 0 then 2 is one instance of the merged 0
     starts = np.flatnonzero(merged["frame"].to_numpy() == 0)
     z = merged["syllable"].to_numpy()
-    again = frame_table(z, np.zeros((len(z), 2, 2)), 30.0, session_starts=starts, groups=table.groupby(
-        "session", sort=False)["group"].first().tolist(), session_names=list(table["session"].unique()))
+    again = frame_table(
+        z,
+        np.zeros((len(z), 2, 2)),
+        30.0,
+        session_starts=starts,
+        groups=table.groupby("session", sort=False)["group"].first().tolist(),
+        session_names=list(table["session"].unique()),
+    )
     before, after = syllable_stats(table, n_states=5), syllable_stats(again, n_states=5)
     b = before.set_index(["session", "syllable"])["frame_fraction"].unstack()
     a = after.set_index(["session", "syllable"])["frame_fraction"].unstack()
     np.testing.assert_allclose(a[0], b[0] + b[2])
     np.testing.assert_allclose(a[1], b[1] + b[4])
     assert (a[[2, 4]] == 0).all().all()
-    assert (after.groupby("session")["n_instances"].sum() <= before.groupby("session")["n_instances"].sum()).all()
+    assert (
+        after.groupby("session")["n_instances"].sum()
+        <= before.groupby("session")["n_instances"].sum()
+    ).all()
     # usage and frame-to-frame transitions of the merged labels are the originals' summed over blocks
     zo = table["syllable"].to_numpy()
     onto = np.zeros((5, 5))
     onto[np.arange(5), mapping] = 1
-    np.testing.assert_allclose(syllable_usage(z, starts, n_states=5, normalize=False).to_numpy(),
-                               syllable_usage(zo, starts, n_states=5, normalize=False).to_numpy() @ onto)
+    np.testing.assert_allclose(
+        syllable_usage(z, starts, n_states=5, normalize=False).to_numpy(),
+        syllable_usage(zo, starts, n_states=5, normalize=False).to_numpy() @ onto,
+    )
     t_before = transition_matrix(zo, starts, n_states=5, normalize=None, collapse_runs=False)
     t_after = transition_matrix(z, starts, n_states=5, normalize=None, collapse_runs=False)
     np.testing.assert_allclose(t_after, onto.T @ t_before @ onto)
@@ -407,7 +496,9 @@ def test_trajectory_figures_dendrogram_and_grid_movie(rng, tmp_path):
     gif = animate_typical_trajectories(traj, tmp_path / "typical.gif")
     with Image.open(gif) as im:
         assert im.n_frames == 9
-    movie = grid_movie(states, coords, 1, tmp_path / "grid.gif", starts, posterior=2, pre=0, post=5, n_examples=4)
+    movie = grid_movie(
+        states, coords, 1, tmp_path / "grid.gif", starts, posterior=2, pre=0, post=5, n_examples=4
+    )
     with Image.open(movie) as im:
         assert im.n_frames == 6
     assert not list(tmp_path.glob(".*partial*"))
@@ -426,8 +517,11 @@ def test_frame_table_from_a_fitted_keypoint_model_and_missing_extra_message(monk
     from behavhmm.analysis import _optional
 
     t = np.arange(10.0)
-    model = SimpleNamespace(states_=np.r_[-1, np.zeros(9, np.int32)], centroids_=np.c_[3 * t, 4 * t],
-                            headings_=np.full(10, np.pi / 4))
+    model = SimpleNamespace(
+        states_=np.r_[-1, np.zeros(9, np.int32)],
+        centroids_=np.c_[3 * t, 4 * t],
+        headings_=np.full(10, np.pi / 4),
+    )
     table = frame_table(model, fps=2.0, session_starts=[0, 5], smooth_sigma=0)
     assert table["session"].tolist() == [0] * 5 + [1] * 5
     np.testing.assert_allclose(table["speed"].iloc[1:], 10.0)  # 5 units per frame at 2 fps

@@ -18,16 +18,18 @@ from behavhmm.observations import ar_log_likelihoods
 @pytest.fixture(scope="module")
 def demo_data():
     truth = demo_arhmm(n_states=3, n_features=2, nlags=2, seed=1)
-    X, states, starts, _ = simulate_demo_sessions(truth, n_sessions=3, frames_per_session=800, seed=3)
+    X, states, starts, _ = simulate_demo_sessions(
+        truth, n_sessions=3, frames_per_session=800, seed=3
+    )
     return X, states, starts, truth
 
 
 @pytest.fixture(scope="module")
 def fitted(demo_data):
     X, _, starts, _ = demo_data
-    return ARHMM(n_states=3, nlags=2, kappa=50.0, alpha=1.0, n_iter=100, tol=1e-6, progress_bar=False).fit(
-        X, session_starts=starts
-    )
+    return ARHMM(
+        n_states=3, nlags=2, kappa=50.0, alpha=1.0, n_iter=100, tol=1e-6, progress_bar=False
+    ).fit(X, session_starts=starts)
 
 
 def test_recovers_states_and_parameters(demo_data, fitted):
@@ -38,7 +40,9 @@ def test_recovers_states_and_parameters(demo_data, fitted):
     np.testing.assert_allclose(fitted.coef_[perm], truth.coef_, atol=0.12)
     np.testing.assert_allclose(fitted.intercept_[perm], truth.intercept_, atol=0.25)
     np.testing.assert_allclose(fitted.covariances_[perm], truth.covariances_, atol=0.02)
-    np.testing.assert_allclose(np.diag(fitted.transition_prob_[np.ix_(perm, perm)]), 0.97, atol=0.02)
+    np.testing.assert_allclose(
+        np.diag(fitted.transition_prob_[np.ix_(perm, perm)]), 0.97, atol=0.02
+    )
     # the fitted model explains the data at least as well as the truth
     assert fitted.score(X, session_starts=starts) >= truth.score(X, session_starts=starts) - 1.0
 
@@ -72,8 +76,16 @@ def test_em_log_likelihood_rises_with_weak_priors(demo_data):
     (ν_0 > D - 1), so the likelihood alone may dip, but only by a tiny amount."""
     X, _, starts, _ = demo_data
     model = ARHMM(
-        n_states=3, nlags=2, kappa=0.0, alpha=1e-8, covariance_prior_scale=1e-8,
-        covariance_prior_dof=1.0 + 1e-6, coef_prior_variance=1e8, n_iter=30, tol=0.0, progress_bar=False,
+        n_states=3,
+        nlags=2,
+        kappa=0.0,
+        alpha=1e-8,
+        covariance_prior_scale=1e-8,
+        covariance_prior_dof=1.0 + 1e-6,
+        coef_prior_variance=1e8,
+        n_iter=30,
+        tol=0.0,
+        progress_bar=False,
     ).setup(ar_params_init="random")
     with pytest.warns(Warning, match="did not converge"):
         model.fit(X, session_starts=starts)
@@ -108,7 +120,10 @@ def test_conditioning_frames_in_outputs(fitted, demo_data):
     assert onehot.shape == (len(X), 3) and onehot.dtype == np.int32
     assert np.all(onehot[cond] == 0)
     np.testing.assert_array_equal(onehot.argmax(1)[z >= 0], z[z >= 0])
-    for proba in (fitted.smooth_proba(X, session_starts=starts), fitted.filter_proba(X, session_starts=starts)):
+    for proba in (
+        fitted.smooth_proba(X, session_starts=starts),
+        fitted.filter_proba(X, session_starts=starts),
+    ):
         assert proba.shape == (len(X), 3)
         assert np.all(np.isnan(proba[cond]))
         np.testing.assert_allclose(proba[z >= 0].sum(1), 1.0, rtol=1e-5)
@@ -126,9 +141,13 @@ def test_hand_set_parameters_predict_with_exactly_those(demo_data):
     ll = ar_log_likelihoods(truth.coef_, truth.intercept_, truth.covariances_, y, x)
     ref = hmm_smoother(truth.initial_prob_, truth.transition_prob_, ll, s)
     np.testing.assert_allclose(model.score(X, session_starts=starts), ref.log_likelihood, rtol=1e-5)
-    np.testing.assert_allclose(model.smooth_proba(X, session_starts=starts)[rows], ref.smoothed_probs, atol=1e-5)
+    np.testing.assert_allclose(
+        model.smooth_proba(X, session_starts=starts)[rows], ref.smoothed_probs, atol=1e-5
+    )
     filt = hmm_filter(truth.initial_prob_, truth.transition_prob_, ll, s)
-    np.testing.assert_allclose(model.filter_proba(X, session_starts=starts)[rows], filt.filtered_probs, atol=1e-5)
+    np.testing.assert_allclose(
+        model.filter_proba(X, session_starts=starts)[rows], filt.filtered_probs, atol=1e-5
+    )
     path = hmm_viterbi(truth.initial_prob_, truth.transition_prob_, ll, s)
     np.testing.assert_array_equal(model.predict(X, session_starts=starts)[rows], path)
 
@@ -198,8 +217,14 @@ def test_refit_does_not_recompile(demo_data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(X, session_starts=starts)
-        programs = (ar_programs.m_step_program, ar_programs.log_likelihood_program, hmm_module._smoother_program,
-                    hmm_module._forward_program, hmm_module._backward_program, hmm_module._combine_program)
+        programs = (
+            ar_programs.m_step_program,
+            ar_programs.log_likelihood_program,
+            hmm_module._smoother_program,
+            hmm_module._forward_program,
+            hmm_module._backward_program,
+            hmm_module._combine_program,
+        )
         before = [p._cache_size() for p in programs]
         model.set_params(kappa=7.0, alpha=2.0).fit(X[:-5], session_starts=starts[:-5])
     assert [p._cache_size() for p in programs] == before
@@ -209,9 +234,13 @@ def test_setup_initializers_and_clone():
     from sklearn.base import clone
 
     def my_transitions(n_states, X, session_starts, random_key, stay=0.5, **kwargs):
-        return np.full((n_states, n_states), (1 - stay) / (n_states - 1)) + (stay - (1 - stay) / (n_states - 1)) * np.eye(n_states)
+        return np.full((n_states, n_states), (1 - stay) / (n_states - 1)) + (
+            stay - (1 - stay) / (n_states - 1)
+        ) * np.eye(n_states)
 
-    model = ARHMM(n_states=2, nlags=1).setup(transition_proba_init=my_transitions, transition_proba_init_kwargs={"stay": 0.8})
+    model = ARHMM(n_states=2, nlags=1).setup(
+        transition_proba_init=my_transitions, transition_proba_init_kwargs={"stay": 0.8}
+    )
     copy = clone(model)
     assert copy.initialization_funcs["transition_proba_init"] is my_transitions
     assert copy.initialization_funcs["transition_proba_init_kwargs"] == {"stay": 0.8}
@@ -234,14 +263,18 @@ def test_custom_initializer_is_used_and_its_output_checked(demo_data):
         calls.append(X.shape)
         return np.ones(n_states) / n_states
 
-    model = ARHMM(n_states=2, nlags=1, n_iter=2, progress_bar=False).setup(initial_proba_init=init_pi)
+    model = ARHMM(n_states=2, nlags=1, n_iter=2, progress_bar=False).setup(
+        initial_proba_init=init_pi
+    )
     with pytest.warns(Warning):
         model.fit(X, session_starts=starts)
     assert calls == [X.shape]
     bad = ARHMM(n_states=2, nlags=1, n_iter=2, progress_bar=False).setup(
         initial_proba_init=lambda n_states, X, session_starts, random_key, **kw: np.ones(3) / 3
     )
-    with pytest.raises(ValueError, match=r"initial_proba_init returned shape \(3,\), expected \(2,\)"):
+    with pytest.raises(
+        ValueError, match=r"initial_proba_init returned shape \(3,\), expected \(2,\)"
+    ):
         bad.fit(X, session_starts=starts)
 
 
@@ -283,4 +316,6 @@ def test_float64_and_float32_fits_agree(demo_data):
     assert m32.coef_.dtype == np.float32
     np.testing.assert_allclose(m32.coef_, m64.coef_, atol=1e-3)
     # per frame, the two precisions' EM trajectories agree to 1e-4 nats
-    np.testing.assert_allclose(m32.log_likelihood_history_, m64.log_likelihood_history_, atol=1e-4 * len(X))
+    np.testing.assert_allclose(
+        m32.log_likelihood_history_, m64.log_likelihood_history_, atol=1e-4 * len(X)
+    )

@@ -13,12 +13,22 @@ from behavhmm.analysis import state_accuracy
 from behavhmm.datasets import demo_arhmm, simulate_demo_sessions
 
 # shared shapes keep the number of compiled sweeps small
-GIBBS = dict(n_states=8, nlags=1, algorithm="gibbs", alpha=5.7, gamma=1000.0, progress_bar=False, check_every=25)
+GIBBS = dict(
+    n_states=8,
+    nlags=1,
+    algorithm="gibbs",
+    alpha=5.7,
+    gamma=1000.0,
+    progress_bar=False,
+    check_every=25,
+)
 
 
 def median_run(z, starts):
     runs = []
-    for a, b in zip(np.flatnonzero(starts), list(np.flatnonzero(starts)[1:]) + [len(z)], strict=True):
+    for a, b in zip(
+        np.flatnonzero(starts), list(np.flatnonzero(starts)[1:]) + [len(z)], strict=True
+    ):
         seg = z[a:b]
         seg = seg[seg >= 0]
         if len(seg):
@@ -64,7 +74,9 @@ def test_larger_kappa_gives_longer_syllables():
     truth.covariances_ = truth.covariances_ * 9.0
     X, _, starts, _ = simulate_demo_sessions(truth, n_sessions=3, frames_per_session=700, seed=5)
     medians = [
-        ARHMM(kappa=kappa, n_iter=60, **GIBBS).fit(X, session_starts=starts).median_duration_history_[-1]
+        ARHMM(kappa=kappa, n_iter=60, **GIBBS)
+        .fit(X, session_starts=starts)
+        .median_duration_history_[-1]
         for kappa in (1.0, 1e2, 1e4)
     ]
     assert medians[0] < medians[1] < medians[2]
@@ -80,11 +92,22 @@ def test_same_seed_same_chain_and_resume_is_bit_identical(sticky_data, tmp_path)
     assert not np.array_equal(straight.coef_, other.coef_)
 
     path = tmp_path / "chain.npz"
-    first = ARHMM(kappa=200.0, n_iter=15, random_state=3, checkpoint_path=path, checkpoint_every=5, **GIBBS)
+    first = ARHMM(
+        kappa=200.0, n_iter=15, random_state=3, checkpoint_path=path, checkpoint_every=5, **GIBBS
+    )
     first.fit(X, session_starts=starts)
-    resumed = ARHMM(kappa=200.0, n_iter=40, random_state=3, checkpoint_path=path, checkpoint_every=5, **GIBBS)
+    resumed = ARHMM(
+        kappa=200.0, n_iter=40, random_state=3, checkpoint_path=path, checkpoint_every=5, **GIBBS
+    )
     resumed.fit(X, session_starts=starts, resume=True)
-    for name in ("coef_", "intercept_", "covariances_", "transition_prob_", "initial_prob_", "beta_"):
+    for name in (
+        "coef_",
+        "intercept_",
+        "covariances_",
+        "transition_prob_",
+        "initial_prob_",
+        "beta_",
+    ):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(straight, name), err_msg=name)
     np.testing.assert_array_equal(resumed.log_likelihood_history_, straight.log_likelihood_history_)
     # the interrupted run also took diagnostics at its last sweep (15); the common ones agree
@@ -112,8 +135,12 @@ def test_em_checkpoint_resume_is_bit_identical(sticky_data, tmp_path):
         warnings.simplefilter("ignore")
         straight = ARHMM(n_iter=12, **kw).fit(X, session_starts=starts)
         path = tmp_path / "em.npz"
-        ARHMM(n_iter=5, checkpoint_path=path, checkpoint_every=5, **kw).fit(X, session_starts=starts)
-        resumed = ARHMM(n_iter=12, checkpoint_path=path, **kw).fit(X, session_starts=starts, resume=True)
+        ARHMM(n_iter=5, checkpoint_path=path, checkpoint_every=5, **kw).fit(
+            X, session_starts=starts
+        )
+        resumed = ARHMM(n_iter=12, checkpoint_path=path, **kw).fit(
+            X, session_starts=starts, resume=True
+        )
     np.testing.assert_array_equal(resumed.coef_, straight.coef_)
     np.testing.assert_array_equal(resumed.log_joint_history_, straight.log_joint_history_)
 
@@ -136,14 +163,25 @@ def test_robust_emissions_resist_outliers(sticky_data, algorithm):
 
     acc, cov_err = {}, {}
     for robust in (False, True):
-        m = ARHMM(n_states=3, nlags=1, algorithm=algorithm, kappa=200.0, n_iter=60, robust=robust, progress_bar=False)
+        m = ARHMM(
+            n_states=3,
+            nlags=1,
+            algorithm=algorithm,
+            kappa=200.0,
+            n_iter=60,
+            robust=robust,
+            progress_bar=False,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             m.setup(ar_params_init=start_at_truth).fit(Xo, session_starts=starts)
         z = m.predict(Xo, session_starts=starts)
         perm = match_states(z_true, z, 3)
         acc[robust] = state_accuracy(z_true[clean], z[clean])
-        cov_err[robust] = np.abs(m.covariances_[perm] - truth.covariances_).max() / np.abs(truth.covariances_).max()
+        cov_err[robust] = (
+            np.abs(m.covariances_[perm] - truth.covariances_).max()
+            / np.abs(truth.covariances_).max()
+        )
         if robust:
             assert m.dof_.shape == (3,) and np.all((m.dof_ >= 1.0) & (m.dof_ <= 1000.0))
     assert acc[True] > 0.9 and acc[True] > acc[False] + 0.1
@@ -169,7 +207,9 @@ def test_separate_trans_recovers_each_groups_matrix():
     sticky[:] = [[0.98, 0.02], [0.02, 0.98]]
     flighty[:] = [[0.80, 0.20], [0.20, 0.80]]
     pieces, labels = [], []
-    for i, (trans, label) in enumerate([(sticky, "wt"), (flighty, "ko"), (sticky, "wt"), (flighty, "ko")]):
+    for i, (trans, label) in enumerate(
+        [(sticky, "wt"), (flighty, "ko"), (sticky, "wt"), (flighty, "ko")]
+    ):
         base.transition_prob_ = trans
         Xi, _ = base.simulate(jax.random.key(i), 1500)
         pieces.append(Xi)
@@ -178,8 +218,16 @@ def test_separate_trans_recovers_each_groups_matrix():
     starts = np.zeros(len(X), bool)
     starts[::1500] = True
     for algorithm in ("em", "gibbs"):
-        kw = dict(n_states=2, nlags=1, kappa=0.0 if algorithm == "em" else 1.0, alpha=1.0, separate_trans=True,
-                  algorithm=algorithm, n_iter=60, progress_bar=False)
+        kw = dict(
+            n_states=2,
+            nlags=1,
+            kappa=0.0 if algorithm == "em" else 1.0,
+            alpha=1.0,
+            separate_trans=True,
+            algorithm=algorithm,
+            n_iter=60,
+            progress_bar=False,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             m = ARHMM(**kw).fit(X, session_starts=starts, groups=labels)
@@ -187,7 +235,11 @@ def test_separate_trans_recovers_each_groups_matrix():
         assert m.transition_prob_.shape == (2, 2, 2)
         stay_ko = np.diag(m.transition_prob_[0]).mean()
         stay_wt = np.diag(m.transition_prob_[1]).mean()
-        assert abs(stay_ko - 0.80) < 0.04 and abs(stay_wt - 0.98) < 0.01, (algorithm, stay_ko, stay_wt)
+        assert abs(stay_ko - 0.80) < 0.04 and abs(stay_wt - 0.98) < 0.01, (
+            algorithm,
+            stay_ko,
+            stay_wt,
+        )
         # predictions need the groups, and use each group's matrix
         with pytest.raises(ValueError, match="pass groups"):
             m.score(X, session_starts=starts)
@@ -215,8 +267,12 @@ def test_whiten_all_reports_the_likelihood_of_the_raw_data(sticky_data):
     raw.coef_ = np.einsum("de,kef,fg->kdg", Winv, m.coef_, W)
     raw.intercept_ = (Winv @ m.intercept_.T).T + mean - np.einsum("kde,e->kd", raw.coef_, mean)
     raw.covariances_ = np.einsum("de,kef,gf->kdg", Winv, m.covariances_, Winv)
-    np.testing.assert_allclose(m.score(Xr, session_starts=starts), raw.score(Xr, session_starts=starts), rtol=1e-4)
-    np.testing.assert_array_equal(m.predict(Xr, session_starts=starts), raw.predict(Xr, session_starts=starts))
+    np.testing.assert_allclose(
+        m.score(Xr, session_starts=starts), raw.score(Xr, session_starts=starts), rtol=1e-4
+    )
+    np.testing.assert_array_equal(
+        m.predict(Xr, session_starts=starts), raw.predict(Xr, session_starts=starts)
+    )
     # simulate maps back to the data's units
     Xs, _ = m.simulate(jax.random.key(0), 3000)
     assert abs(Xs[:, 0].mean() - Xr[:, 0].mean()) < 0.3 * Xr[:, 0].std()
@@ -239,13 +295,29 @@ def test_heldout_histories(sticky_data):
     X, _, starts, _ = sticky_data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = ARHMM(n_states=3, nlags=1, kappa=50.0, n_iter=20, tol=0.0, check_every=5, heldout_fraction=0.2,
-                  progress_bar=False).fit(X, session_starts=starts)
+        m = ARHMM(
+            n_states=3,
+            nlags=1,
+            kappa=50.0,
+            n_iter=20,
+            tol=0.0,
+            check_every=5,
+            heldout_fraction=0.2,
+            progress_bar=False,
+        ).fit(X, session_starts=starts)
     assert m.check_iterations_.tolist() == [5, 10, 15, 20]
     assert m.heldout_log_likelihood_history_.shape == (4,)
     assert np.all(np.isfinite(m.heldout_log_likelihood_history_))
-    by_session = ARHMM(n_states=3, nlags=1, kappa=50.0, n_iter=40, check_every=10, heldout_fraction=0.34,
-                       heldout_by="sessions", **{k: v for k, v in GIBBS.items() if k not in ("n_states", "nlags", "check_every")})
+    by_session = ARHMM(
+        n_states=3,
+        nlags=1,
+        kappa=50.0,
+        n_iter=40,
+        check_every=10,
+        heldout_fraction=0.34,
+        heldout_by="sessions",
+        **{k: v for k, v in GIBBS.items() if k not in ("n_states", "nlags", "check_every")},
+    )
     by_session.fit(X, session_starts=starts)
     assert by_session.heldout_log_likelihood_history_.shape == (4,)
     # held-out frames are not used for training: they score a similar log-likelihood per frame
@@ -253,16 +325,18 @@ def test_heldout_histories(sticky_data):
     per_frame_held = by_session.heldout_log_likelihood_history_[-1] / 699
     assert abs(per_frame_held - per_frame_train) < 0.5
     with pytest.raises(ValueError, match="holds out nothing"):
-        ARHMM(n_states=3, nlags=1, heldout_fraction=0.001, progress_bar=False).fit(X, session_starts=starts)
+        ARHMM(n_states=3, nlags=1, heldout_fraction=0.001, progress_bar=False).fit(
+            X, session_starts=starts
+        )
 
 
 def test_target_duration_tunes_kappa(sticky_data):
     X, _, starts, _ = sticky_data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = ARHMM(n_states=8, nlags=1, kappa=1.0, n_iter=15, target_duration=40.0, progress_bar=False).fit(
-            X, session_starts=starts
-        )
+        m = ARHMM(
+            n_states=8, nlags=1, kappa=1.0, n_iter=15, target_duration=40.0, progress_bar=False
+        ).fit(X, session_starts=starts)
     assert m.kappa_ > 1.0
     assert m.kappa == 1.0  # the hyperparameter is untouched; kappa_ holds the value used
     dur = m.kappa_search_["median_duration"][np.argmin(np.abs(m.kappa_search_["kappa"] - m.kappa_))]
@@ -275,7 +349,9 @@ def test_gibbs_model_files_round_trip(gibbs_fit, sticky_data, tmp_path):
     X, _, starts, _ = sticky_data
     loaded = load_model(gibbs_fit.save_params(tmp_path / "g.npz"))
     np.testing.assert_array_equal(loaded.beta_, gibbs_fit.beta_)
-    np.testing.assert_array_equal(loaded.predict(X, session_starts=starts), gibbs_fit.predict(X, session_starts=starts))
+    np.testing.assert_array_equal(
+        loaded.predict(X, session_starts=starts), gibbs_fit.predict(X, session_starts=starts)
+    )
 
 
 def test_gibbs_hyperparameter_errors(sticky_data):
@@ -283,7 +359,9 @@ def test_gibbs_hyperparameter_errors(sticky_data):
     with pytest.raises(ValueError, match="algorithm must be one of"):
         ARHMM(algorithm="vb").fit(X)
     with pytest.raises(ValueError, match="separate_trans=True needs groups"):
-        ARHMM(n_states=2, nlags=1, separate_trans=True, progress_bar=False).fit(X, session_starts=starts)
+        ARHMM(n_states=2, nlags=1, separate_trans=True, progress_bar=False).fit(
+            X, session_starts=starts
+        )
     with pytest.raises(ValueError, match="one label per session"):
         ARHMM(n_states=2, nlags=1, separate_trans=True, progress_bar=False).fit(
             X, session_starts=starts, groups=["a", "b"]

@@ -15,7 +15,14 @@ from behavhmm.datasets import DEMO_KEYPOINT_SETTINGS, DEMO_RECORDING_FPS, demo_r
 from behavhmm.workflows import read_keypoint_results
 
 CSV = "m3v1mp4DLC_resnet50_openfieldAug20shuffle1_30000.csv"
-FILES = ["fit_progress.png", CSV, "model.npz", "results.h5", "syllable_durations.png", "syllable_usage.png"]
+FILES = [
+    "fit_progress.png",
+    CSV,
+    "model.npz",
+    "results.h5",
+    "syllable_durations.png",
+    "syllable_usage.png",
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +68,30 @@ def test_demo_writes_the_workflow_files_with_moseq_like_syllables(two_runs):
     assert str(out) in output
     # the model file is the fitted model, its syllables numbered by usage
     model = load_model(out / "model.npz")
-    assert model.kappa == DEMO_KEYPOINT_SETTINGS["kappa"] and model.latent_dim == DEMO_KEYPOINT_SETTINGS["latent_dim"]
-    for name in ("transition_prob_", "coef_", "intercept_", "covariances_", "pca_components_", "noise_variance_"):
+    assert (
+        model.kappa == DEMO_KEYPOINT_SETTINGS["kappa"]
+        and model.latent_dim == DEMO_KEYPOINT_SETTINGS["latent_dim"]
+    )
+    for name in (
+        "transition_prob_",
+        "coef_",
+        "intercept_",
+        "covariances_",
+        "pca_components_",
+        "noise_variance_",
+    ):
         assert np.isfinite(getattr(model, name)).all(), name
     (res,) = read_keypoint_results(out / "results.h5")
     np.testing.assert_array_equal(res.syllables, syllables)
-    assert np.isfinite(res.probabilities[nlags:]).all() and np.isnan(res.probabilities[:nlags]).all()
+    assert (
+        np.isfinite(res.probabilities[nlags:]).all() and np.isnan(res.probabilities[:nlags]).all()
+    )
     np.testing.assert_allclose(res.probabilities[nlags:].sum(axis=1), 1.0, atol=1e-4)
     with h5py.File(out / "results.h5") as f:
-        assert f.attrs["model"] == "model.npz" and float(f.attrs["kappa"]) == DEMO_KEYPOINT_SETTINGS["kappa"]
+        assert (
+            f.attrs["model"] == "model.npz"
+            and float(f.attrs["kappa"]) == DEMO_KEYPOINT_SETTINGS["kappa"]
+        )
 
 
 def test_demo_files_are_identical_for_the_same_seed(two_runs):
@@ -82,8 +104,14 @@ def test_demo_files_are_identical_for_the_same_seed(two_runs):
 def test_demo_options_belong_to_their_mode(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["demo", "--model", "keypoints"])
-    assert result.exit_code == 2 and "--model describes the simulated demo: add --simulated" in result.output
+    assert (
+        result.exit_code == 2
+        and "--model describes the simulated demo: add --simulated" in result.output
+    )
     result = runner.invoke(main, ["demo", "--n-states", "3", "--frames", "100"])
-    assert result.exit_code == 2 and "--n-states, --frames describe the simulated demo" in result.output
+    assert (
+        result.exit_code == 2
+        and "--n-states, --frames describe the simulated demo" in result.output
+    )
     result = runner.invoke(main, ["demo", "--simulated", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--simulated writes no files" in result.output

@@ -27,7 +27,9 @@ def test_moseq_guide_code_runs(shared_data):
         # same code, shorter chains and a smaller scan, so that the test takes seconds
         block = block.replace('"../shared/data', f'"{shared_data}')
         block = re.sub(r"n_iter=\d+", "n_iter=3", block)
-        block = block.replace("n_kappas=7", "n_kappas=2").replace("target_duration=0.4 * 30", "target_duration=9")
+        block = block.replace("n_kappas=7", "n_kappas=2").replace(
+            "target_duration=0.4 * 30", "target_duration=9"
+        )
         block = block.replace("n_states=20", "n_states=12")
         exec(compile(block, f"{GUIDE.name}, python block {i}", "exec"), namespace)
     plt.close("all")

@@ -55,8 +55,15 @@ def random_params(rng, n_states, n_features, covariance_type, spread=2.0):
 
 
 def hand_set(pi, trans, means, cov, covariance_type, **kwargs):
-    model = GaussianHMM(n_states=len(pi), covariance_type=covariance_type, progress_bar=False, **kwargs)
-    model.initial_prob_, model.transition_prob_, model.means_, model.covariances_ = pi, trans, means, cov
+    model = GaussianHMM(
+        n_states=len(pi), covariance_type=covariance_type, progress_bar=False, **kwargs
+    )
+    model.initial_prob_, model.transition_prob_, model.means_, model.covariances_ = (
+        pi,
+        trans,
+        means,
+        cov,
+    )
     return model
 
 
@@ -71,8 +78,12 @@ def fixed_start(pi, trans, means, cov):
 
 def scipy_log_likelihoods(X, means, cov, covariance_type):
     """Independent per-state log-densities (scipy), shape (T, K)."""
-    full = np.asarray(full_covariances(jnp.asarray(cov), covariance_type, len(means), means.shape[1]))
-    return np.stack([multivariate_normal(means[k], full[k]).logpdf(X) for k in range(len(means))], axis=1)
+    full = np.asarray(
+        full_covariances(jnp.asarray(cov), covariance_type, len(means), means.shape[1])
+    )
+    return np.stack(
+        [multivariate_normal(means[k], full[k]).logpdf(X) for k in range(len(means))], axis=1
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -104,7 +115,9 @@ def test_brute_force_score_posteriors_viterbi(covariance_type):
     starts[[0, 3]] = True
     model = hand_set(pi, trans, means, cov, covariance_type)
     ll = scipy_log_likelihoods(X, means, cov, covariance_type)
-    np.testing.assert_allclose(np.asarray(gaussian_log_likelihoods(means, cov, X, covariance_type)), ll, rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(gaussian_log_likelihoods(means, cov, X, covariance_type)), ll, rtol=1e-12
+    )
     lj, paths = path_log_joints(pi, trans, ll, starts)
     total = logsumexp(lj)
     np.testing.assert_allclose(model.score(X, session_starts=starts), total, rtol=1e-12)
@@ -117,7 +130,9 @@ def test_brute_force_score_posteriors_viterbi(covariance_type):
     for t in range(n_time_bins):
         s = max(i for i in range(t + 1) if starts[i])
         lj_prefix, p_prefix = path_log_joints(pi, trans, ll[s : t + 1], starts[s : t + 1])
-        filtered[t] = np.bincount(p_prefix[:, -1], np.exp(lj_prefix - logsumexp(lj_prefix)), n_states)
+        filtered[t] = np.bincount(
+            p_prefix[:, -1], np.exp(lj_prefix - logsumexp(lj_prefix)), n_states
+        )
     np.testing.assert_allclose(model.filter_proba(X, session_starts=starts), filtered, atol=1e-12)
 
 
@@ -136,7 +151,9 @@ def test_posterior_sampling_matches_enumerated_path_probabilities(covariance_typ
     draws = jax.vmap(lambda k: hmm_sample(k, pi, trans, ll, jnp.asarray(starts)).states)(keys)
     codes = np.asarray(draws) @ (n_states ** np.arange(n_time_bins)[::-1])
     freq = np.bincount(codes, minlength=n_states**n_time_bins) / n_draws
-    lj, _ = path_log_joints(pi, trans, scipy_log_likelihoods(X, means, cov, covariance_type), starts)
+    lj, _ = path_log_joints(
+        pi, trans, scipy_log_likelihoods(X, means, cov, covariance_type), starts
+    )
     exact = np.exp(lj - logsumexp(lj))
     # 4.5 binomial standard errors per path (32 paths)
     assert np.all(np.abs(freq - exact) <= 4.5 * np.sqrt(exact * (1 - exact) / n_draws) + 1e-4)
@@ -149,12 +166,18 @@ def test_simulate_moments_match_the_model(covariance_type):
     n_states, n_features, length, n_sessions = 3, 2, 6, 4000
     pi, trans, means, cov = random_params(rng, n_states, n_features, covariance_type)
     model = hand_set(pi, trans, means, cov, covariance_type)
-    X, z = model.simulate(jax.random.key(1), length * n_sessions, session_starts=np.arange(0, length * n_sessions, length))
+    X, z = model.simulate(
+        jax.random.key(1),
+        length * n_sessions,
+        session_starts=np.arange(0, length * n_sessions, length),
+    )
     z = z.reshape(n_sessions, length)
     marg = pi.copy()
     for p in range(length):
         freq = np.bincount(z[:, p], minlength=n_states) / n_sessions
-        assert np.all(np.abs(freq - marg) <= 4.5 * np.sqrt(marg * (1 - marg) / n_sessions) + 1e-3), (p, freq, marg)
+        assert np.all(
+            np.abs(freq - marg) <= 4.5 * np.sqrt(marg * (1 - marg) / n_sessions) + 1e-3
+        ), (p, freq, marg)
         marg = marg @ trans
     full = np.asarray(full_covariances(jnp.asarray(cov), covariance_type, n_states, n_features))
     zf = z.reshape(-1)
@@ -164,7 +187,9 @@ def test_simulate_moments_match_the_model(covariance_type):
         assert np.all(np.abs(xk.mean(0) - means[k]) < 4.5 * se)
         np.testing.assert_allclose(np.cov(xk.T), full[k], atol=0.12 * np.abs(full[k]).max())
     # the same key gives the same draw
-    np.testing.assert_array_equal(model.simulate(jax.random.key(1), 50)[0], model.simulate(jax.random.key(1), 50)[0])
+    np.testing.assert_array_equal(
+        model.simulate(jax.random.key(1), 50)[0], model.simulate(jax.random.key(1), 50)[0]
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -178,7 +203,9 @@ def hmmlearn_problem():
     rng = np.random.default_rng(4)
     lengths = [260, 190, 150]
     n_features = 3
-    X = rng.normal(size=(sum(lengths), n_features)) + np.repeat(rng.normal(size=(30, n_features)) * 2, 20, axis=0)
+    X = rng.normal(size=(sum(lengths), n_features)) + np.repeat(
+        rng.normal(size=(30, n_features)) * 2, 20, axis=0
+    )
     starts = np.zeros(len(X), bool)
     starts[np.cumsum([0] + lengths[:-1])] = True
     return X, lengths, starts, rng
@@ -194,8 +221,12 @@ def test_hmmlearn_score_posteriors_viterbi(hmmlearn_problem, covariance_type):
     ref = HmmlearnGaussianHMM(3, covariance_type=covariance_type, init_params="")
     ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = pi, trans, means, cov
     model = hand_set(pi, trans, means, cov, covariance_type)
-    np.testing.assert_allclose(model.score(X, session_starts=starts), ref.score(X, lengths), rtol=1e-9)
-    np.testing.assert_allclose(model.smooth_proba(X, session_starts=starts), ref.predict_proba(X, lengths), atol=1e-7)
+    np.testing.assert_allclose(
+        model.score(X, session_starts=starts), ref.score(X, lengths), rtol=1e-9
+    )
+    np.testing.assert_allclose(
+        model.smooth_proba(X, session_starts=starts), ref.predict_proba(X, lengths), atol=1e-7
+    )
     np.testing.assert_array_equal(model.predict(X, session_starts=starts), ref.predict(X, lengths))
 
 
@@ -205,7 +236,9 @@ def test_hmmlearn_score_posteriors_viterbi(hmmlearn_problem, covariance_type):
     [(c, 1e-2) for c in COV_TYPES] + [("full", 0.0), ("diag", 0.0)],
     ids=[f"{c}-hmmlearn-defaults" for c in COV_TYPES] + ["full-no-prior", "diag-no-prior"],
 )
-def test_hmmlearn_em_log_likelihood_every_iteration(hmmlearn_problem, covariance_type, covars_prior):
+def test_hmmlearn_em_log_likelihood_every_iteration(
+    hmmlearn_problem, covariance_type, covars_prior
+):
     """Ten EM iterations from the same start: the same log-likelihood after each (relative 1e-6)."""
     from hmmlearn.hmm import GaussianHMM as HmmlearnGaussianHMM
 
@@ -213,23 +246,42 @@ def test_hmmlearn_em_log_likelihood_every_iteration(hmmlearn_problem, covariance
     n_features = X.shape[1]
     pi, trans, means, cov = random_params(np.random.default_rng(6), 3, n_features, covariance_type)
     ref = HmmlearnGaussianHMM(
-        3, covariance_type=covariance_type, init_params="", n_iter=1, tol=-np.inf, covars_prior=covars_prior
+        3,
+        covariance_type=covariance_type,
+        init_params="",
+        n_iter=1,
+        tol=-np.inf,
+        covars_prior=covars_prior,
     )
     ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = pi, trans, means, cov
     history = []
     for _ in range(10):  # monitor_.history keeps two values: one iteration per fit
         ref.fit(X, lengths)
         history.append(ref.monitor_.history[-1])
-    scale = covars_prior * np.ones((n_features, n_features)) if covariance_type in ("full", "tied") else covars_prior
+    scale = (
+        covars_prior * np.ones((n_features, n_features))
+        if covariance_type in ("full", "tied")
+        else covars_prior
+    )
     model = GaussianHMM(
-        3, covariance_type, alpha=0.0, covariance_prior_scale=scale, n_iter=10, tol=0.0, progress_bar=False
+        3,
+        covariance_type,
+        alpha=0.0,
+        covariance_prior_scale=scale,
+        n_iter=10,
+        tol=0.0,
+        progress_bar=False,
     ).setup(**fixed_start(pi, trans, means, cov))
     with pytest.warns(ConvergenceWarning):
         model.fit(X, session_starts=starts)
     np.testing.assert_allclose(model.log_likelihood_history_, history, rtol=1e-6)
     np.testing.assert_allclose(model.means_, ref.means_, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(model.covariances_, ref._covars_ if covariance_type != "spherical" else ref._covars_[:, 0],
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        model.covariances_,
+        ref._covars_ if covariance_type != "spherical" else ref._covars_[:, 0],
+        rtol=1e-6,
+        atol=1e-8,
+    )
     np.testing.assert_allclose(model.transition_prob_, ref.transmat_, rtol=1e-6, atol=1e-10)
 
 
@@ -257,8 +309,17 @@ def sessions():
 def test_em_never_decreases_the_penalised_objective(sessions, covariance_type):
     X, _, starts, _ = sessions
     model = GaussianHMM(
-        4, covariance_type, kappa=5.0, alpha=2.0, mean_prior=0.5, mean_prior_weight=3.0,
-        covariance_prior_scale=0.3, covariance_prior_weight=4.0, min_covar=0.25, n_iter=25, tol=0.0,
+        4,
+        covariance_type,
+        kappa=5.0,
+        alpha=2.0,
+        mean_prior=0.5,
+        mean_prior_weight=3.0,
+        covariance_prior_scale=0.3,
+        covariance_prior_weight=4.0,
+        min_covar=0.25,
+        n_iter=25,
+        tol=0.0,
         progress_bar=False,
     ).setup(gaussian_params_init="random", gaussian_params_init_kwargs={"segment_length": 40})
     with pytest.warns(ConvergenceWarning):
@@ -279,8 +340,18 @@ def test_map_step_beats_perturbed_parameters(covariance_type):
     n, n_states, n_features = 200, 3, 3
     X = rng.normal(size=(n, n_features)) * np.array([1.0, 0.3, 2.0]) + 1.0
     w = rng.dirichlet(np.ones(n_states), n)
-    scale = 0.2 * np.eye(n_features) + 0.05 if covariance_type in ("full", "tied") else np.full(n_features, 0.2)
-    prior = GaussianPrior(jnp.full(n_features, 0.3), jnp.asarray(2.0), jnp.asarray(scale), jnp.asarray(3.0), jnp.asarray(0.2))
+    scale = (
+        0.2 * np.eye(n_features) + 0.05
+        if covariance_type in ("full", "tied")
+        else np.full(n_features, 0.2)
+    )
+    prior = GaussianPrior(
+        jnp.full(n_features, 0.3),
+        jnp.asarray(2.0),
+        jnp.asarray(scale),
+        jnp.asarray(3.0),
+        jnp.asarray(0.2),
+    )
     centers = jnp.asarray(rng.normal(size=(n_states, n_features)))
     _, _, _, old_cov = random_params(rng, n_states, n_features, covariance_type)
     stats = gaussian_sufficient_statistics(jnp.asarray(w), jnp.asarray(X), centers, covariance_type)
@@ -297,7 +368,9 @@ def test_map_step_beats_perturbed_parameters(covariance_type):
     best = objective(means, cov)
     for _ in range(30):
         m2 = means + rng.normal(size=means.shape) * 0.05
-        c2 = np.maximum(np.asarray(cov) * np.exp(rng.normal(size=np.shape(cov)) * 0.05), 0.2)  # feasible
+        c2 = np.maximum(
+            np.asarray(cov) * np.exp(rng.normal(size=np.shape(cov)) * 0.05), 0.2
+        )  # feasible
         if covariance_type in ("full", "tied"):
             b = rng.normal(size=np.shape(cov)) * 0.03
             c2 = np.asarray(cov) + b @ np.swapaxes(b, -1, -2)  # still above the floor
@@ -311,14 +384,25 @@ def test_float32_statistics_and_log_likelihoods_stay_accurate():
     X = rng.normal(size=(n, n_features)) * 0.1 + 100.0
     means = 100.0 + rng.normal(size=(n_states, n_features)) * 0.1
     w = rng.dirichlet(np.ones(n_states), n)
-    stats = gaussian_sufficient_statistics(jnp.asarray(w, jnp.float32), jnp.asarray(X, jnp.float32),
-                                           jnp.asarray(means, jnp.float32), "full")
+    stats = gaussian_sufficient_statistics(
+        jnp.asarray(w, jnp.float32),
+        jnp.asarray(X, jnp.float32),
+        jnp.asarray(means, jnp.float32),
+        "full",
+    )
     d = X[:, None, :] - means[None]
     exact = np.einsum("tk,tki,tkj->kij", w, d, d)
-    np.testing.assert_allclose(np.asarray(stats.second), exact, rtol=2e-4, atol=1e-4 * np.abs(exact).max())
+    np.testing.assert_allclose(
+        np.asarray(stats.second), exact, rtol=2e-4, atol=1e-4 * np.abs(exact).max()
+    )
     cov = np.broadcast_to(np.eye(n_features) * 0.01, (n_states, n_features, n_features))
-    ll32 = np.asarray(gaussian_log_likelihoods(jnp.asarray(means, jnp.float32), jnp.asarray(cov, jnp.float32),
-                                               jnp.asarray(X, jnp.float32)))
+    ll32 = np.asarray(
+        gaussian_log_likelihoods(
+            jnp.asarray(means, jnp.float32),
+            jnp.asarray(cov, jnp.float32),
+            jnp.asarray(X, jnp.float32),
+        )
+    )
     ll64 = scipy_log_likelihoods(X[:2000], means, cov, "full")
     np.testing.assert_allclose(ll32[:2000], ll64, rtol=1e-5, atol=1e-3)
 
@@ -343,7 +427,9 @@ def test_recovers_states_and_parameters(sessions, fitted):
     perm = match_states(z_true, z, 3)
     np.testing.assert_allclose(fitted.means_[perm], truth.means_, atol=0.1)
     np.testing.assert_allclose(fitted.covariances_[perm], truth.covariances_, atol=0.08)
-    np.testing.assert_allclose(np.diag(fitted.transition_prob_[np.ix_(perm, perm)]), 0.96, atol=0.03)
+    np.testing.assert_allclose(
+        np.diag(fitted.transition_prob_[np.ix_(perm, perm)]), 0.96, atol=0.03
+    )
     assert fitted.score(X, session_starts=starts) >= truth.score(X, session_starts=starts) - 1.0
     assert fitted.means_.shape == (3, 2) and fitted.covariances_.shape == (3, 2, 2)
     assert len(fitted.log_likelihood_history_) == fitted.n_iter_ == len(fitted.log_joint_history_)
@@ -360,7 +446,9 @@ def test_recovery_study_every_covariance_type(covariance_type):
     X, z = truth.simulate(jax.random.key(3), 8000, session_starts=starts)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = GaussianHMM(4, covariance_type, progress_bar=False, n_iter=200).fit(X, session_starts=starts)
+        model = GaussianHMM(4, covariance_type, progress_bar=False, n_iter=200).fit(
+            X, session_starts=starts
+        )
     zhat = model.predict(X, session_starts=starts)
     assert state_accuracy(z, zhat, 4) > 0.97
     perm = match_states(z, zhat, 4)
@@ -408,7 +496,9 @@ def test_clone_after_setup_and_get_set_params():
     def start(n_states, X, session_starts, random_key, **kwargs):
         return np.full(n_states, 1.0 / n_states)
 
-    model = GaussianHMM(3, "tied", kappa=2.0).setup(initial_proba_init=start, gaussian_params_init="random")
+    model = GaussianHMM(3, "tied", kappa=2.0).setup(
+        initial_proba_init=start, gaussian_params_init="random"
+    )
     copy = clone(model)
     assert copy.initialization_funcs == model.initialization_funcs
     assert copy.initialization_funcs["initial_proba_init"] is start
@@ -421,7 +511,9 @@ def test_grid_search_with_whole_session_folds(sessions):
     model = GaussianHMM(covariance_type="full", n_iter=15, progress_bar=False)
     with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        search = GridSearchCV(model, {"n_states": [1, 3]}, cv=SessionKFold(3)).fit(X, session_starts=starts)
+        search = GridSearchCV(model, {"n_states": [1, 3]}, cv=SessionKFold(3)).fit(
+            X, session_starts=starts
+        )
         train, test = next(SessionKFold(3).split(X, session_starts=starts))
         by_hand = clone(model).set_params(n_states=3).fit(X[train], session_starts=starts[train])
     assert search.best_params_ == {"n_states": 3}
@@ -429,7 +521,9 @@ def test_grid_search_with_whole_session_folds(sessions):
     np.testing.assert_allclose(search.cv_results_["split0_test_score"][1], expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["score", "smooth_proba", "filter_proba", "decode_state", "predict", "save_params"])
+@pytest.mark.parametrize(
+    "method", ["score", "smooth_proba", "filter_proba", "decode_state", "predict", "save_params"]
+)
 def test_not_fitted_error(method):
     with pytest.raises(NotFittedError, match="not fitted yet"):
         getattr(GaussianHMM(), method)(np.zeros((10, 2)))
@@ -445,15 +539,27 @@ def test_save_load_round_trip(tmp_path, sessions, covariance_type):
     X, _, starts, _ = sessions
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = GaussianHMM(3, covariance_type, kappa=3.0, n_iter=10, progress_bar=False).fit(X, session_starts=starts)
+        model = GaussianHMM(3, covariance_type, kappa=3.0, n_iter=10, progress_bar=False).fit(
+            X, session_starts=starts
+        )
     path = model.save_params(tmp_path / "ghmm.npz")
     loaded = behavhmm.load_model(path)
     assert type(loaded) is GaussianHMM and loaded.get_params() == model.get_params()
-    for name in ("initial_prob_", "transition_prob_", "means_", "covariances_", "log_joint_history_"):
+    for name in (
+        "initial_prob_",
+        "transition_prob_",
+        "means_",
+        "covariances_",
+        "log_joint_history_",
+    ):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
     assert loaded.n_iter_ == model.n_iter_ and loaded.n_features_in_ == 2
-    np.testing.assert_array_equal(loaded.predict(X, session_starts=starts), model.predict(X, session_starts=starts))
-    np.testing.assert_array_equal(loaded.smooth_proba(X, session_starts=starts), model.smooth_proba(X, session_starts=starts))
+    np.testing.assert_array_equal(
+        loaded.predict(X, session_starts=starts), model.predict(X, session_starts=starts)
+    )
+    np.testing.assert_array_equal(
+        loaded.smooth_proba(X, session_starts=starts), model.smooth_proba(X, session_starts=starts)
+    )
     assert loaded.score(X, session_starts=starts) == model.score(X, session_starts=starts)
 
 
@@ -508,7 +614,9 @@ def test_nan_borders_are_dropped(sessions, fitted):
     starts_kept = starts[keep].copy()
     starts_kept[600] = True
     np.testing.assert_allclose(
-        fitted.score(Xn, session_starts=starts), fitted.score(X[keep], session_starts=starts_kept), rtol=1e-6
+        fitted.score(Xn, session_starts=starts),
+        fitted.score(X[keep], session_starts=starts_kept),
+        rtol=1e-6,
     )
 
 
@@ -525,10 +633,26 @@ def test_nan_borders_are_dropped(sessions, fitted):
         (dict(min_covar=0.0), ValueError, "min_covar == 0.0, must be > 0"),
         (dict(alpha=-1.0), ValueError, "alpha == -1.0, must be >= 0"),
         (dict(covariance_prior_weight=-2.0), ValueError, "covariance_prior_weight == -2.0"),
-        (dict(covariance_prior_scale=np.ones(3)), ValueError, r"covariance_prior_scale must be a float or a finite array of shape \(2, 2\)"),
-        (dict(covariance_prior_scale=np.array([[1.0, 2.0], [2.0, 1.0]])), ValueError, "positive semi-definite"),
-        (dict(covariance_type="diag", covariance_prior_scale=-1.0), ValueError, "must be non-negative"),
-        (dict(mean_prior=np.zeros(5)), ValueError, r"mean_prior must be a finite float or an array of shape \(2,\)"),
+        (
+            dict(covariance_prior_scale=np.ones(3)),
+            ValueError,
+            r"covariance_prior_scale must be a float or a finite array of shape \(2, 2\)",
+        ),
+        (
+            dict(covariance_prior_scale=np.array([[1.0, 2.0], [2.0, 1.0]])),
+            ValueError,
+            "positive semi-definite",
+        ),
+        (
+            dict(covariance_type="diag", covariance_prior_scale=-1.0),
+            ValueError,
+            "must be non-negative",
+        ),
+        (
+            dict(mean_prior=np.zeros(5)),
+            ValueError,
+            r"mean_prior must be a finite float or an array of shape \(2,\)",
+        ),
         (dict(inference_method="gpu"), ValueError, "inference_method must be one of"),
         (dict(progress_bar="yes"), TypeError, "progress_bar must be a bool"),
         (dict(n_states=5000), ValueError, "n_samples=1800 modelled frame"),
@@ -537,7 +661,9 @@ def test_nan_borders_are_dropped(sessions, fitted):
 def test_bad_hyperparameters_raise_in_fit(sessions, params, err, match):
     X, _, starts, _ = sessions
     with pytest.raises(err, match=match):
-        GaussianHMM(**{**dict(n_states=2, progress_bar=False), **params}).fit(X, session_starts=starts)
+        GaussianHMM(**{**dict(n_states=2, progress_bar=False), **params}).fit(
+            X, session_starts=starts
+        )
 
 
 def test_bad_data_and_parameters(sessions, fitted):
@@ -548,19 +674,34 @@ def test_bad_data_and_parameters(sessions, fitted):
         fitted.score(X[:, :1])
     with pytest.raises(ValueError, match="state_format must be one of"):
         fitted.decode_state(X, state_format="onehot")
-    model = hand_set(fitted.initial_prob_, fitted.transition_prob_, fitted.means_, -fitted.covariances_, "full")
+    model = hand_set(
+        fitted.initial_prob_, fitted.transition_prob_, fitted.means_, -fitted.covariances_, "full"
+    )
     with pytest.raises(ValueError, match="covariances_ must be positive definite"):
         model.score(X)
-    model = hand_set(fitted.initial_prob_, fitted.transition_prob_, fitted.means_, fitted.covariances_[0], "full")
+    model = hand_set(
+        fitted.initial_prob_, fitted.transition_prob_, fitted.means_, fitted.covariances_[0], "full"
+    )
     with pytest.raises(ValueError, match=r"covariances_ must have shape \(3, 2, 2\)"):
         model.score(X)
-    model = hand_set(fitted.initial_prob_, fitted.transition_prob_ * 2, fitted.means_, fitted.covariances_, "full")
+    model = hand_set(
+        fitted.initial_prob_,
+        fitted.transition_prob_ * 2,
+        fitted.means_,
+        fitted.covariances_,
+        "full",
+    )
     with pytest.raises(ValueError, match="transition_prob_ must sum to 1"):
         model.score(X)
     bad_init = GaussianHMM(3, "diag", progress_bar=False).setup(
         gaussian_params_init=lambda n, X, s, k, **kw: (np.zeros((n, 2)), np.ones((n, 2, 2)))
     )
-    with pytest.raises(ValueError, match=r"gaussian_params_init covariances returned shape \(3, 2, 2\), expected \(3, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"gaussian_params_init covariances returned shape \(3, 2, 2\), expected \(3, 2\)",
+    ):
         bad_init.fit(X)
-    with pytest.raises(ValueError, match="gaussian_params_init must be a registered name|not a built-in"):
+    with pytest.raises(
+        ValueError, match="gaussian_params_init must be a registered name|not a built-in"
+    ):
         GaussianHMM().setup(gaussian_params_init="gmm")

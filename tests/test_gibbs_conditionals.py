@@ -42,7 +42,9 @@ def test_inverse_wishart_has_the_closed_form_mean_and_variance():
     dof, p = 20.0, 3
     scale = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, -0.2], [0.1, -0.2, 0.5]])
     keys = jax.random.split(jax.random.key(0), N_DRAWS)
-    draws = np.asarray(jax.vmap(lambda k: sample_inverse_wishart(k, jnp.array([dof]), scale[None])[0])(keys))
+    draws = np.asarray(
+        jax.vmap(lambda k: sample_inverse_wishart(k, jnp.array([dof]), scale[None])[0])(keys)
+    )
     mc_close(draws, scale / (dof - p - 1))
     d = np.diag(scale)
     var = ((dof - p + 1) * scale**2 + (dof - p - 1) * np.outer(d, d)) / (
@@ -81,7 +83,9 @@ def test_mniw_posterior_draws_have_the_conjugate_moments(rng):
 @pytest.mark.requires_x64
 def test_empty_state_draws_from_the_prior():
     prior = default_mniw_prior(2, 1, scale=0.3, dof=6.0, coef_variance=1.5)
-    st = ar_state_statistics(np.zeros(5, int), np.zeros((5, 2)), np.zeros((5, 2)), 2, weights=np.zeros(5))
+    st = ar_state_statistics(
+        np.zeros(5, int), np.zeros((5, 2)), np.zeros((5, 2)), 2, weights=np.zeros(5)
+    )
     keys = jax.random.split(jax.random.key(1), N_DRAWS)
     coef, intercept, cov = jax.vmap(lambda k: mniw_sample(k, st, prior))(keys)
     mc_close(np.asarray(cov)[:, 1], np.asarray(prior.scale) / (6.0 - 2 - 1))
@@ -119,8 +123,13 @@ def test_table_counts_have_the_crt_mean_and_variance():
     alpha, kappa = 4.0, 10.0
     conc = alpha * beta + kappa * np.eye(3)
     keys = jax.random.split(jax.random.key(2), N_DRAWS)
-    draws = np.asarray(jax.vmap(lambda k: sample_table_counts(k, counts, alpha, beta, kappa, 100))(keys))
-    probs = [[conc[j, k] / (np.arange(int(counts[0, j, k])) + conc[j, k]) for k in range(3)] for j in range(3)]
+    draws = np.asarray(
+        jax.vmap(lambda k: sample_table_counts(k, counts, alpha, beta, kappa, 100))(keys)
+    )
+    probs = [
+        [conc[j, k] / (np.arange(int(counts[0, j, k])) + conc[j, k]) for k in range(3)]
+        for j in range(3)
+    ]
     mean = np.array([[p.sum() for p in row] for row in probs])
     var = np.array([[(p * (1 - p)).sum() for p in row] for row in probs])
     mc_close(draws[:, 0], mean)
@@ -137,7 +146,9 @@ def test_override_counts_remove_the_sticky_tables_in_expectation():
     rho = kappa / (alpha + kappa)
     p = rho / (rho + beta * (1 - rho))
     keys = jax.random.split(jax.random.key(5), N_DRAWS)
-    draws = np.asarray(jax.vmap(lambda k: sample_override_counts(k, tables, alpha, beta, kappa))(keys))
+    draws = np.asarray(
+        jax.vmap(lambda k: sample_override_counts(k, tables, alpha, beta, kappa))(keys)
+    )
     mc_close(draws[:, 0, 0], 6.0 - 6.0 * p[0])
     mc_close(draws[:, 1, 1], 9.0 - 9.0 * p[1])
     assert np.all(draws[:, 0, 1] == 1.0) and np.all(draws[:, 1, 0] == 2.0)
@@ -149,7 +160,9 @@ def test_dirichlet_rows_beta_and_initial_probs_have_conjugate_means():
     beta = np.array([0.2, 0.5, 0.3])
     alpha, kappa, gamma = 5.7, 8.0, 3.0
     keys = jax.random.split(jax.random.key(7), N_DRAWS)
-    rows = np.asarray(jax.vmap(lambda k: sample_transition_rows(k, counts, alpha, beta, kappa))(keys))
+    rows = np.asarray(
+        jax.vmap(lambda k: sample_transition_rows(k, counts, alpha, beta, kappa))(keys)
+    )
     conc = alpha * beta + kappa * np.eye(3) + counts[0]
     mc_close(rows[:, 0], conc / conc.sum(1, keepdims=True))
     np.testing.assert_allclose(rows.sum(-1), 1.0, rtol=1e-12)
@@ -157,14 +170,20 @@ def test_dirichlet_rows_beta_and_initial_probs_have_conjugate_means():
     b = np.asarray(jax.vmap(lambda k: sample_global_weights(k, tables, gamma))(keys))
     conc_b = gamma / 3 + tables[0].sum(0)
     mc_close(b, conc_b / conc_b.sum())
-    init = np.asarray(jax.vmap(lambda k: sample_initial_probs(k, np.array([3.0, 0.0, 1.0]), alpha, beta))(keys))
+    init = np.asarray(
+        jax.vmap(lambda k: sample_initial_probs(k, np.array([3.0, 0.0, 1.0]), alpha, beta))(keys)
+    )
     conc_i = alpha * beta + np.array([3.0, 0.0, 1.0])
     mc_close(init, conc_i / conc_i.sum())
 
 
 def test_tiny_concentrations_give_valid_probabilities():
-    conc_rows = sample_transition_rows(jax.random.key(0), jnp.zeros((1, 4, 4)), 1e-3, jnp.full(4, 1e-6), 0.0)
-    assert np.all(np.isfinite(conc_rows)) and np.allclose(np.asarray(conc_rows).sum(-1), 1.0, atol=1e-5)
+    conc_rows = sample_transition_rows(
+        jax.random.key(0), jnp.zeros((1, 4, 4)), 1e-3, jnp.full(4, 1e-6), 0.0
+    )
+    assert np.all(np.isfinite(conc_rows)) and np.allclose(
+        np.asarray(conc_rows).sum(-1), 1.0, atol=1e-5
+    )
 
 
 def test_transition_counts_skip_session_starts_and_padding():
@@ -216,7 +235,9 @@ def test_corrected_table_counts_match_the_two_step_sampler():
     beta = np.array([0.6, 0.4])
     alpha, kappa = 3.0, 20.0
     keys = jax.random.split(jax.random.key(9), N_DRAWS)
-    one = jax.vmap(lambda k: sample_corrected_table_counts(k, counts, alpha, beta, kappa, 100))(keys)
+    one = jax.vmap(lambda k: sample_corrected_table_counts(k, counts, alpha, beta, kappa, 100))(
+        keys
+    )
     tables_a, corrected_a = (np.asarray(a)[:, 0] for a in one)
 
     def two_step(k):
@@ -228,7 +249,10 @@ def test_corrected_table_counts_match_the_two_step_sampler():
     se = np.sqrt(corrected_a.var(0) / N_DRAWS + corrected_b.var(0) / N_DRAWS) + 1e-9
     assert np.all(np.abs(corrected_a.mean(0) - corrected_b.mean(0)) < 5 * se)
     np.testing.assert_allclose(corrected_a.var(0), corrected_b.var(0), rtol=0.1, atol=1e-3)
-    assert np.all(np.abs(tables_a.mean(0) - tables_b.mean(0)) < 5 * np.sqrt(tables_a.var(0) * 2 / N_DRAWS) + 1e-9)
+    assert np.all(
+        np.abs(tables_a.mean(0) - tables_b.mean(0))
+        < 5 * np.sqrt(tables_a.var(0) * 2 / N_DRAWS) + 1e-9
+    )
     assert np.all(corrected_a <= tables_a) and np.all(corrected_a[:, 0, 1] == tables_a[:, 0, 1])
 
 
@@ -247,11 +271,15 @@ def test_transition_draws_keep_every_state_reachable_in_float32():
     np.testing.assert_allclose(np.asarray(rows).sum(axis=1), 1.0, rtol=1e-6)
     # states 0 and 1 share every frame except frame 5, which only state 3 explains (by 500 nats)
     counts = counts.at[1, 1].set(1000.0)
-    rows = sample_transition_rows(jax.random.key(1), counts, 5.7, beta.at[1].set(0.3).at[0].set(0.7 - 2e-12), 1e6)
+    rows = sample_transition_rows(
+        jax.random.key(1), counts, 5.7, beta.at[1].set(0.3).at[0].set(0.7 - 2e-12), 1e6
+    )
     ll = np.zeros((10, n_states), np.float32)
     ll[:, 2:] = -500.0
     ll[5] = [-500.0, -500.0, -500.0, 0.0]
     pi = jnp.asarray([0.5, 0.5, 0.0, 0.0], jnp.float32)
     out = hmm_filter(pi, rows, jnp.asarray(ll))
     assert np.isfinite(float(out.log_likelihood))
-    assert float(out.log_likelihood) > -500.0  # the jump to state 3 costs less than staying in state 0
+    assert (
+        float(out.log_likelihood) > -500.0
+    )  # the jump to state 3 costs less than staying in state 0

@@ -54,8 +54,17 @@ def test_log_likelihoods_match_scipy(rng, family, n_outputs):
     scale = np.full(shape[1:], scale_value or 1.0)
     y = draw(rng, (n_time_bins,) if n_outputs is None else (n_time_bins, n_outputs))
     link = resolve_inverse_link(None, family)
-    ours = glm_log_likelihoods(family, link, GLMParams(jnp.asarray(coef), jnp.asarray(intercept)), jnp.asarray(scale), jnp.asarray(X), jnp.asarray(y))
-    np.testing.assert_allclose(ours, log_likelihoods(family, X, y, coef, intercept, scale), rtol=1e-10, atol=1e-10)
+    ours = glm_log_likelihoods(
+        family,
+        link,
+        GLMParams(jnp.asarray(coef), jnp.asarray(intercept)),
+        jnp.asarray(scale),
+        jnp.asarray(X),
+        jnp.asarray(y),
+    )
+    np.testing.assert_allclose(
+        ours, log_likelihoods(family, X, y, coef, intercept, scale), rtol=1e-10, atol=1e-10
+    )
 
 
 @pytest.mark.requires_x64
@@ -65,8 +74,17 @@ def test_categorical_log_likelihood_is_log_softmax(rng):
     intercept = rng.normal(size=(4, 3))
     y = rng.integers(0, 4, 30)
     link = resolve_inverse_link(None, "Categorical")
-    ours = glm_log_likelihoods("Categorical", link, GLMParams(jnp.asarray(coef), jnp.asarray(intercept)), jnp.ones(3), jnp.asarray(X), jnp.asarray(y))
-    np.testing.assert_allclose(ours, log_likelihoods("Categorical", X, y, coef, intercept, None), rtol=1e-10)
+    ours = glm_log_likelihoods(
+        "Categorical",
+        link,
+        GLMParams(jnp.asarray(coef), jnp.asarray(intercept)),
+        jnp.ones(3),
+        jnp.asarray(X),
+        jnp.asarray(y),
+    )
+    np.testing.assert_allclose(
+        ours, log_likelihoods("Categorical", X, y, coef, intercept, None), rtol=1e-10
+    )
 
 
 @pytest.mark.requires_x64
@@ -75,7 +93,11 @@ def test_non_canonical_links(rng, link_name):
     """Non-canonical links go through the mean; compare with the formula on the mean."""
     from scipy import stats
 
-    family = "Bernoulli" if link_name == "norm_cdf" else ("Gaussian" if link_name == "identity" else "Poisson")
+    family = (
+        "Bernoulli"
+        if link_name == "norm_cdf"
+        else ("Gaussian" if link_name == "identity" else "Poisson")
+    )
     X = rng.normal(scale=0.3, size=(25, 2))
     coef = rng.normal(scale=0.3, size=(2, 2))
     intercept = np.array([0.5, 1.0])
@@ -88,7 +110,14 @@ def test_non_canonical_links(rng, link_name):
         "Poisson": lambda: stats.poisson.logpmf(y[:, None], mean),
         "Gaussian": lambda: stats.norm.logpdf(y[:, None], mean, 1.0),
     }[family]()
-    ours = glm_log_likelihoods(family, link, GLMParams(jnp.asarray(coef), jnp.asarray(intercept)), jnp.ones(2), jnp.asarray(X), jnp.asarray(y))
+    ours = glm_log_likelihoods(
+        family,
+        link,
+        GLMParams(jnp.asarray(coef), jnp.asarray(intercept)),
+        jnp.ones(2),
+        jnp.asarray(X),
+        jnp.asarray(y),
+    )
     np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-9)
 
 
@@ -101,7 +130,9 @@ def test_inverse_link_resolution_errors():
         resolve_inverse_link("exp", "Categorical")
     with pytest.raises(ValueError, match="differentiable"):
         resolve_inverse_link(lambda x: np.asarray(x) ** 2, "Poisson")
-    assert resolve_inverse_link(jax.nn.sigmoid, "Bernoulli") is resolve_inverse_link(None, "Bernoulli")
+    assert resolve_inverse_link(jax.nn.sigmoid, "Bernoulli") is resolve_inverse_link(
+        None, "Bernoulli"
+    )
     custom = lambda x: jnp.exp(x) + 1.0  # noqa: E731
     assert resolve_inverse_link(custom, "Poisson") is custom
 
@@ -114,13 +145,25 @@ def test_gaussian_variance_update_is_the_weighted_mle(rng):
     intercept = rng.normal(size=(2, 3))
     gamma = rng.dirichlet(np.ones(3), 200)
     link = resolve_inverse_link(None, "Gaussian")
-    var = np.asarray(gaussian_scale_map(link, GLMParams(jnp.asarray(coef), jnp.asarray(intercept)), jnp.asarray(X), jnp.asarray(y), jnp.asarray(gamma), 1e-12))
+    var = np.asarray(
+        gaussian_scale_map(
+            link,
+            GLMParams(jnp.asarray(coef), jnp.asarray(intercept)),
+            jnp.asarray(X),
+            jnp.asarray(y),
+            jnp.asarray(gamma),
+            1e-12,
+        )
+    )
     mean = np.einsum("td,dck->tck", X, coef) + intercept
     for c in range(2):
         for k in range(3):
+
             def nll(log_v, c=c, k=k):
                 v = np.exp(log_v[0])
-                return np.sum(gamma[:, k] * (0.5 * np.log(v) + (y[:, c] - mean[:, c, k]) ** 2 / (2 * v)))
+                return np.sum(
+                    gamma[:, k] * (0.5 * np.log(v) + (y[:, c] - mean[:, c, k]) ** 2 / (2 * v))
+                )
 
             best = scipy_minimize(nll, [0.0], method="BFGS", options={"gtol": 1e-10}).x[0]
             np.testing.assert_allclose(var[c, k], np.exp(best), rtol=1e-6)
@@ -134,8 +177,13 @@ def test_gaussian_variance_update_is_the_weighted_mle(rng):
 @pytest.mark.requires_x64
 @pytest.mark.parametrize(
     "reg, strength",
-    [(Ridge(), 0.7), (Lasso(), 0.3), (ElasticNet(), (0.5, 0.3)), (GroupLasso(), 0.4),
-     (GroupLasso(mask=np.array([[1, 1, 0, 0], [0, 0, 1, 1]])), np.array([0.2, 0.6]))],
+    [
+        (Ridge(), 0.7),
+        (Lasso(), 0.3),
+        (ElasticNet(), (0.5, 0.3)),
+        (GroupLasso(), 0.4),
+        (GroupLasso(mask=np.array([[1, 1, 0, 0], [0, 0, 1, 1]])), np.array([0.2, 0.6])),
+    ],
     ids=["ridge", "lasso", "elasticnet", "grouplasso-default", "grouplasso-mask"],
 )
 def test_prox_is_the_argmin_of_penalty_plus_distance(rng, reg, strength):
@@ -146,7 +194,9 @@ def test_prox_is_the_argmin_of_penalty_plus_distance(rng, reg, strength):
 
     def objective(w):
         w = w.reshape(coef.shape)
-        return scaling * float(regularizer_penalty(reg.name, jnp.asarray(w), hyper)) + 0.5 * np.sum((w - coef) ** 2)
+        return scaling * float(regularizer_penalty(reg.name, jnp.asarray(w), hyper)) + 0.5 * np.sum(
+            (w - coef) ** 2
+        )
 
     # the prox is optimal: no random perturbation improves the objective
     best = objective(prox.ravel())
@@ -158,38 +208,101 @@ def test_prox_is_the_argmin_of_penalty_plus_distance(rng, reg, strength):
 def test_penalties_follow_the_documented_formulas(rng):
     w = rng.normal(size=(4, 2))
     h = Ridge().hyperparameters(2.0, w.shape, jnp.float32)
-    np.testing.assert_allclose(regularizer_penalty("Ridge", jnp.asarray(w), h), 0.5 * 2.0 * np.sum(w**2), rtol=1e-5)
+    np.testing.assert_allclose(
+        regularizer_penalty("Ridge", jnp.asarray(w), h), 0.5 * 2.0 * np.sum(w**2), rtol=1e-5
+    )
     h = Lasso().hyperparameters(2.0, w.shape, jnp.float32)
-    np.testing.assert_allclose(regularizer_penalty("Lasso", jnp.asarray(w), h), 2.0 * np.abs(w).sum(), rtol=1e-5)
+    np.testing.assert_allclose(
+        regularizer_penalty("Lasso", jnp.asarray(w), h), 2.0 * np.abs(w).sum(), rtol=1e-5
+    )
     h = ElasticNet().hyperparameters((2.0, 0.25), w.shape, jnp.float32)
     expected = 2.0 * np.sum(0.75 * 0.5 * w**2 + 0.25 * np.abs(w))
-    np.testing.assert_allclose(regularizer_penalty("ElasticNet", jnp.asarray(w), h), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        regularizer_penalty("ElasticNet", jnp.asarray(w), h), expected, rtol=1e-5
+    )
     mask = np.array([[1, 1, 0, 0], [0, 0, 1, 0]])
     h = GroupLasso(mask).hyperparameters(np.array([1.0, 3.0]), w.shape, jnp.float32)
     expected = sum(
-        s * np.sqrt(m.sum()) * np.linalg.norm(w[m.astype(bool), k]) for s, m in zip([1.0, 3.0], mask, strict=True) for k in range(2)
+        s * np.sqrt(m.sum()) * np.linalg.norm(w[m.astype(bool), k])
+        for s, m in zip([1.0, 3.0], mask, strict=True)
+        for k in range(2)
     )
-    np.testing.assert_allclose(regularizer_penalty("GroupLasso", jnp.asarray(w), h), expected, rtol=1e-5)
-    assert float(regularizer_penalty("UnRegularized", jnp.asarray(w), UnRegularized().hyperparameters(5.0, w.shape, jnp.float32))) == 0.0
+    np.testing.assert_allclose(
+        regularizer_penalty("GroupLasso", jnp.asarray(w), h), expected, rtol=1e-5
+    )
+    assert (
+        float(
+            regularizer_penalty(
+                "UnRegularized",
+                jnp.asarray(w),
+                UnRegularized().hyperparameters(5.0, w.shape, jnp.float32),
+            )
+        )
+        == 0.0
+    )
 
 
 @pytest.mark.parametrize(
     "make, err, match",
     [
         (lambda: Ridge().hyperparameters(-1.0, (3, 2), jnp.float32), ValueError, "non-negative"),
-        (lambda: Ridge().hyperparameters("strong", (3, 2), jnp.float32), TypeError, "Could not convert"),
-        (lambda: Ridge().hyperparameters(np.ones(5), (3, 2), jnp.float32), ValueError, "does not broadcast"),
-        (lambda: ElasticNet().hyperparameters((1.0, 0.0), (3, 2), jnp.float32), ValueError, r"ratio must be in \(0, 1\]"),
-        (lambda: ElasticNet().hyperparameters((1.0, 0.5, 2.0), (3, 2), jnp.float32), TypeError, "tuple"),
-        (lambda: GroupLasso(np.array([[1, 2, 0]])).hyperparameters(1.0, (3, 2), jnp.float32), ValueError, "0s and 1s"),
-        (lambda: GroupLasso(np.array([[1, 1, 0], [0, 1, 1]])).hyperparameters(1.0, (3, 2), jnp.float32), ValueError, "more than one group"),
-        (lambda: GroupLasso(np.zeros((1, 3))).hyperparameters(1.0, (3, 2), jnp.float32), ValueError, "Empty mask"),
-        (lambda: GroupLasso(np.ones((1, 4))).hyperparameters(1.0, (3, 2), jnp.float32), ValueError, "shape mismatch"),
-        (lambda: GroupLasso(np.ones((2, 3)) * [[1, 1, 0], [0, 0, 1]]).hyperparameters(np.ones(3), (3, 2), jnp.float32), ValueError, "scalar or shape"),
+        (
+            lambda: Ridge().hyperparameters("strong", (3, 2), jnp.float32),
+            TypeError,
+            "Could not convert",
+        ),
+        (
+            lambda: Ridge().hyperparameters(np.ones(5), (3, 2), jnp.float32),
+            ValueError,
+            "does not broadcast",
+        ),
+        (
+            lambda: ElasticNet().hyperparameters((1.0, 0.0), (3, 2), jnp.float32),
+            ValueError,
+            r"ratio must be in \(0, 1\]",
+        ),
+        (
+            lambda: ElasticNet().hyperparameters((1.0, 0.5, 2.0), (3, 2), jnp.float32),
+            TypeError,
+            "tuple",
+        ),
+        (
+            lambda: GroupLasso(np.array([[1, 2, 0]])).hyperparameters(1.0, (3, 2), jnp.float32),
+            ValueError,
+            "0s and 1s",
+        ),
+        (
+            lambda: GroupLasso(np.array([[1, 1, 0], [0, 1, 1]])).hyperparameters(
+                1.0, (3, 2), jnp.float32
+            ),
+            ValueError,
+            "more than one group",
+        ),
+        (
+            lambda: GroupLasso(np.zeros((1, 3))).hyperparameters(1.0, (3, 2), jnp.float32),
+            ValueError,
+            "Empty mask",
+        ),
+        (
+            lambda: GroupLasso(np.ones((1, 4))).hyperparameters(1.0, (3, 2), jnp.float32),
+            ValueError,
+            "shape mismatch",
+        ),
+        (
+            lambda: GroupLasso(np.ones((2, 3)) * [[1, 1, 0], [0, 0, 1]]).hyperparameters(
+                np.ones(3), (3, 2), jnp.float32
+            ),
+            ValueError,
+            "scalar or shape",
+        ),
         (lambda: Lasso().check_solver("LBFGS"), ValueError, "not allowed for Lasso"),
         (lambda: get_regularizer("Tikhonov"), ValueError, "Unknown regularizer"),
         (lambda: get_regularizer(3.0), TypeError, "should be either a string"),
-        (lambda: check_solver_kwargs("LBFGS", {"stepsize": 0.1, "learning_rate": 1.0}), NameError, "learning_rate"),
+        (
+            lambda: check_solver_kwargs("LBFGS", {"stepsize": 0.1, "learning_rate": 1.0}),
+            NameError,
+            "learning_rate",
+        ),
         (lambda: check_solver_kwargs("Adam", {}), ValueError, "Unknown solver"),
         (lambda: freeze_kwargs({"tol": np.ones(2)}), TypeError, "hashable"),
     ],
@@ -200,7 +313,9 @@ def test_regularizer_and_solver_errors(make, err, match):
 
 
 @pytest.mark.requires_x64
-@pytest.mark.parametrize("solver", ["GradientDescent", "BFGS", "LBFGS", "NonlinearCG", "ProximalGradient"])
+@pytest.mark.parametrize(
+    "solver", ["GradientDescent", "BFGS", "LBFGS", "NonlinearCG", "ProximalGradient"]
+)
 def test_every_solver_reaches_the_ridge_logistic_optimum(rng, solver):
     """Weighted Ridge logistic regression per state: each jaxopt solver equals scipy's L-BFGS-B."""
     from behavhmm.observations.glm import glm_expected_nll
@@ -218,8 +333,15 @@ def test_every_solver_reaches_the_ridge_logistic_optimum(rng, solver):
     kwargs = {**default_solver_kwargs(solver, jnp.float64), "maxiter": 5000, "tol": 1e-9}
     init = GLMParams(jnp.zeros((3, 2)), jnp.zeros(2))
     params, _ = jax.jit(
-        lambda init, X, y, g: minimize(objective, init, (X, y, g), solver_name=solver, solver_kwargs=freeze_kwargs(kwargs),
-                                       regularizer="Ridge", hyper=hyper)
+        lambda init, X, y, g: minimize(
+            objective,
+            init,
+            (X, y, g),
+            solver_name=solver,
+            solver_kwargs=freeze_kwargs(kwargs),
+            regularizer="Ridge",
+            hyper=hyper,
+        )
     )(init, jnp.asarray(X), jnp.asarray(y), jnp.asarray(gamma))
 
     def reference(theta):
@@ -228,17 +350,34 @@ def test_every_solver_reaches_the_ridge_logistic_optimum(rng, solver):
         nll = np.sum(gamma * (np.logaddexp(0, eta) - y[:, None] * eta))
         return nll + 0.5 * 0.5 * np.sum(W**2)
 
-    best = scipy_minimize(reference, np.zeros(8), method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-10}).x
+    best = scipy_minimize(
+        reference, np.zeros(8), method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-10}
+    ).x
     np.testing.assert_allclose(np.asarray(params.coef), best[:6].reshape(3, 2), atol=2e-4)
     np.testing.assert_allclose(np.asarray(params.intercept), best[6:], atol=2e-4)
 
 
 NEWTON_CASES = {
     # family, inverse link, data, scale
-    "Bernoulli-logistic": ("Bernoulli", None, lambda rng, eta: rng.binomial(1, 1 / (1 + np.exp(-eta))), 1.0),
+    "Bernoulli-logistic": (
+        "Bernoulli",
+        None,
+        lambda rng, eta: rng.binomial(1, 1 / (1 + np.exp(-eta))),
+        1.0,
+    ),
     "Poisson-exp": ("Poisson", None, lambda rng, eta: rng.poisson(np.exp(eta)), 1.0),
-    "Gaussian-identity": ("Gaussian", None, lambda rng, eta: eta + 0.5 * rng.normal(size=eta.shape), 0.25),
-    "Poisson-softplus": ("Poisson", "softplus", lambda rng, eta: rng.poisson(np.logaddexp(0, eta)), 1.0),
+    "Gaussian-identity": (
+        "Gaussian",
+        None,
+        lambda rng, eta: eta + 0.5 * rng.normal(size=eta.shape),
+        0.25,
+    ),
+    "Poisson-softplus": (
+        "Poisson",
+        "softplus",
+        lambda rng, eta: rng.poisson(np.logaddexp(0, eta)),
+        1.0,
+    ),
     "Gamma-exp": ("Gamma", "exp", lambda rng, eta: rng.gamma(2.0, np.exp(eta) / 2.0), 0.5),
 }
 
@@ -267,7 +406,14 @@ def test_newton_reaches_the_weighted_glm_optimum_in_few_iterations(rng, case, re
 
     run = jax.jit(
         lambda w, b: minimize_glm_newton(
-            log_prob, w, b, jnp.asarray(X), jnp.asarray(weights), n, regularizer=regularizer, hyper=hyper,
+            log_prob,
+            w,
+            b,
+            jnp.asarray(X),
+            jnp.asarray(weights),
+            n,
+            regularizer=regularizer,
+            hyper=hyper,
             solver_kwargs=freeze_kwargs({"tol": 1e-10, "maxiter": 100}),
         )
     )
@@ -278,11 +424,19 @@ def test_newton_reaches_the_weighted_glm_optimum_in_few_iterations(rng, case, re
         nll = -jnp.sum(jnp.asarray(weights) * log_prob(eta))
         return float(nll + 0.5 * strength * jnp.sum(theta[:4] ** 2))
 
-    grad = jax.grad(lambda th: -jnp.sum(jnp.asarray(weights) * log_prob(jnp.asarray(X) @ th[:4] + th[4]))
-                    + 0.5 * strength * jnp.sum(th[:4] ** 2))
-    best = scipy_minimize(reference, np.r_[np.zeros(4), 0.1 if family == "Gamma" else 0.0],
-                          jac=lambda th: np.asarray(grad(jnp.asarray(th))), method="L-BFGS-B",
-                          options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 10000}).x
+    grad = jax.grad(
+        lambda th: (
+            -jnp.sum(jnp.asarray(weights) * log_prob(jnp.asarray(X) @ th[:4] + th[4]))
+            + 0.5 * strength * jnp.sum(th[:4] ** 2)
+        )
+    )
+    best = scipy_minimize(
+        reference,
+        np.r_[np.zeros(4), 0.1 if family == "Gamma" else 0.0],
+        jac=lambda th: np.asarray(grad(jnp.asarray(th))),
+        method="L-BFGS-B",
+        options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 10000},
+    ).x
     np.testing.assert_allclose(np.asarray(w), best[:4], atol=1e-5)
     np.testing.assert_allclose(float(b), best[4], atol=1e-5)
     assert float(info.error) < 1e-8
@@ -310,9 +464,17 @@ def test_newton_objective_never_increases_from_a_far_start(rng):
     w, b = jnp.asarray([4.0, -4.0, 4.0]), jnp.asarray(0.0)
     values = [objective(w, b)]
     for _ in range(30):  # one Newton iteration at a time
-        (w, b), info = minimize_glm_newton(log_prob, w, b, jnp.asarray(X), jnp.asarray(weights), 500.0,
-                                           regularizer="UnRegularized", hyper={},
-                                           solver_kwargs=freeze_kwargs({"maxiter": 1, "tol": 1e-10}))
+        (w, b), info = minimize_glm_newton(
+            log_prob,
+            w,
+            b,
+            jnp.asarray(X),
+            jnp.asarray(weights),
+            500.0,
+            regularizer="UnRegularized",
+            hyper={},
+            solver_kwargs=freeze_kwargs({"maxiter": 1, "tol": 1e-10}),
+        )
         values.append(objective(w, b))
     assert np.all(np.isfinite(values))
     assert np.all(np.diff(values) <= 1e-12)
@@ -324,8 +486,14 @@ def test_default_solver_is_newton_for_canonical_smooth_models_only():
     from behavhmm import GLMHMM
 
     assert GLMHMM(2)._spec().solver == "Newton"
-    assert GLMHMM(2, observation_model="Poisson", regularizer="UnRegularized")._spec().solver == "Newton"
-    assert GLMHMM(2, observation_model="Poisson", inverse_link_function=jax.nn.softplus)._spec().solver == "LBFGS"
+    assert (
+        GLMHMM(2, observation_model="Poisson", regularizer="UnRegularized")._spec().solver
+        == "Newton"
+    )
+    assert (
+        GLMHMM(2, observation_model="Poisson", inverse_link_function=jax.nn.softplus)._spec().solver
+        == "LBFGS"
+    )
     assert GLMHMM(2, observation_model="Gamma")._spec().solver == "LBFGS"
     assert GLMHMM(2, regularizer="Lasso")._spec().solver == "ProximalGradient"
     # kwargs only jaxopt's L-BFGS takes keep nemos' default

@@ -35,11 +35,22 @@ N_TIME_BINS, N_FEATURES, N_STATES, SESSION = 3000, 3, 2, 500
 
 def _truth(family, rng, n_outputs=None):
     if family == "Categorical":
-        coef = np.stack([np.zeros((N_FEATURES, N_STATES)), [[2.5, -2.5], [0.0, 1.5], [1.0, 0.0]], [[-2.0, 1.0], [2.0, -2.0], [0.0, 1.0]]], axis=1)
+        coef = np.stack(
+            [
+                np.zeros((N_FEATURES, N_STATES)),
+                [[2.5, -2.5], [0.0, 1.5], [1.0, 0.0]],
+                [[-2.0, 1.0], [2.0, -2.0], [0.0, 1.0]],
+            ],
+            axis=1,
+        )
         return coef, np.array([[0.0, 0.0], [0.5, -0.5], [-0.5, 0.5]]), np.ones(N_STATES)
     if n_outputs:
         coef = rng.normal(scale=0.5, size=(N_FEATURES, n_outputs, N_STATES))
-        return coef, rng.normal(0.5, 0.3, size=(n_outputs, N_STATES)), np.ones((n_outputs, N_STATES))
+        return (
+            coef,
+            rng.normal(0.5, 0.3, size=(n_outputs, N_STATES)),
+            np.ones((n_outputs, N_STATES)),
+        )
     coef = {
         "Bernoulli": [[3.0, 0.5], [-1.0, 1.5], [0.5, -0.5]],
         "Poisson": [[0.8, -0.4], [-0.5, 0.6], [0.2, 0.0]],
@@ -48,7 +59,9 @@ def _truth(family, rng, n_outputs=None):
         "NegativeBinomial": [[0.8, -0.4], [-0.5, 0.6], [0.2, 0.0]],
     }[family]
     intercept = {"Gamma": [1.0, 4.0], "Gaussian": [1.0, -1.0]}.get(family, [0.5, -0.5])
-    scale = {"Gaussian": [0.5, 0.2], "Gamma": [0.1, 0.2], "NegativeBinomial": [0.3, 0.1]}.get(family, [1.0, 1.0])
+    scale = {"Gaussian": [0.5, 0.2], "Gamma": [0.1, 0.2], "NegativeBinomial": [0.3, 0.1]}.get(
+        family, [1.0, 1.0]
+    )
     return np.array(coef, float), np.array(intercept, float), np.array(scale, float)
 
 
@@ -61,7 +74,9 @@ def _problem(family, seed=0, n_outputs=None, n_time_bins=N_TIME_BINS):
     starts = np.zeros(n_time_bins, bool)
     starts[::SESSION] = True
     transition = sticky(N_STATES, 0.95)
-    y, z = simulate(rng, family, X, coef, intercept, scale, np.full(N_STATES, 0.5), transition, starts)
+    y, z = simulate(
+        rng, family, X, coef, intercept, scale, np.full(N_STATES, 0.5), transition, starts
+    )
     return X, y, starts, z, (coef, intercept, scale, transition)
 
 
@@ -78,7 +93,13 @@ def fitted():
         key = (family, n_outputs)
         if key not in cache:
             X, y, starts, z, truth = _problem(family, n_outputs=n_outputs)
-            model = GLMHMM(N_STATES, observation_model=family, tol=1e-6, n_init=2 if family == "Bernoulli" else 1, **COMMON)
+            model = GLMHMM(
+                N_STATES,
+                observation_model=family,
+                tol=1e-6,
+                n_init=2 if family == "Bernoulli" else 1,
+                **COMMON,
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", EMConvergenceWarning)
                 model.fit(X, y, session_starts=starts)
@@ -92,7 +113,14 @@ def fitted():
 # agreement with brute-force enumeration
 # ----------------------------------------------------------------------------
 
-BRUTE_CASES = [("Bernoulli", None), ("Gaussian", None), ("Poisson", 2), ("Gamma", None), ("NegativeBinomial", None), ("Categorical", None)]
+BRUTE_CASES = [
+    ("Bernoulli", None),
+    ("Gaussian", None),
+    ("Poisson", 2),
+    ("Gamma", None),
+    ("NegativeBinomial", None),
+    ("Categorical", None),
+]
 
 
 @pytest.mark.requires_x64
@@ -100,15 +128,27 @@ BRUTE_CASES = [("Bernoulli", None), ("Gaussian", None), ("Poisson", 2), ("Gamma"
 def test_score_posteriors_and_viterbi_match_brute_force(family, n_outputs):
     rng = np.random.default_rng(1)
     n_time_bins, n_states = 7, 3
-    X = np.abs(rng.normal(size=(n_time_bins, 2))) if family == "Gamma" else rng.normal(size=(n_time_bins, 2))
+    X = (
+        np.abs(rng.normal(size=(n_time_bins, 2)))
+        if family == "Gamma"
+        else rng.normal(size=(n_time_bins, 2))
+    )
     if family == "Categorical":
-        coef, intercept, scale = rng.normal(size=(2, 3, n_states)), rng.normal(size=(3, n_states)), np.ones(n_states)
+        coef, intercept, scale = (
+            rng.normal(size=(2, 3, n_states)),
+            rng.normal(size=(3, n_states)),
+            np.ones(n_states),
+        )
         y = rng.integers(0, 3, n_time_bins)
     else:
         shape = (2, n_states) if n_outputs is None else (2, n_outputs, n_states)
         coef = rng.normal(scale=0.5, size=shape)
         intercept = rng.normal(scale=0.3, size=shape[1:]) + (3.0 if family == "Gamma" else 0.0)
-        scale = rng.uniform(0.3, 1.0, size=shape[1:]) if family in ("Gaussian", "Gamma", "NegativeBinomial") else np.ones(shape[1:])
+        scale = (
+            rng.uniform(0.3, 1.0, size=shape[1:])
+            if family in ("Gaussian", "Gamma", "NegativeBinomial")
+            else np.ones(shape[1:])
+        )
         size = (n_time_bins,) if n_outputs is None else (n_time_bins, n_outputs)
         y = {
             "Bernoulli": lambda: rng.binomial(1, 0.5, size),
@@ -132,9 +172,13 @@ def test_score_posteriors_and_viterbi_match_brute_force(family, n_outputs):
     idx = model.decode_state(X, y, session_starts=starts, state_format="index")
     assert idx.dtype == np.int32  # nemos returns floats
     np.testing.assert_array_equal(idx, path)
-    np.testing.assert_array_equal(model.decode_state(X, y, session_starts=starts), np.eye(n_states, dtype=int)[path])
+    np.testing.assert_array_equal(
+        model.decode_state(X, y, session_starts=starts), np.eye(n_states, dtype=int)[path]
+    )
     params = (coef, intercept, scale, initial, transition)
-    np.testing.assert_allclose(model.compute_loss(params, X, y, session_starts=starts), -log_z, rtol=1e-9)
+    np.testing.assert_allclose(
+        model.compute_loss(params, X, y, session_starts=starts), -log_z, rtol=1e-9
+    )
 
 
 @pytest.mark.requires_x64
@@ -142,7 +186,14 @@ def test_sessions_are_independent():
     """Scoring two sessions together equals the sum of scoring them apart (the chain restarts)."""
     rng = np.random.default_rng(2)
     X, y = rng.normal(size=(40, 2)), rng.binomial(1, 0.5, 40)
-    model = hand_set("Bernoulli", rng.normal(size=(2, 2)), np.zeros(2), np.ones(2), np.array([0.3, 0.7]), sticky(2, 0.9))
+    model = hand_set(
+        "Bernoulli",
+        rng.normal(size=(2, 2)),
+        np.zeros(2),
+        np.ones(2),
+        np.array([0.3, 0.7]),
+        sticky(2, 0.9),
+    )
     starts = np.zeros(40, bool)
     starts[[0, 25]] = True
     apart = model.score(X[:25], y[:25]) + model.score(X[25:], y[25:])
@@ -168,7 +219,9 @@ def test_analytic_hmm_m_step_equals_numerical_maximisation(fitted):
     rng = np.random.default_rng(4)
     fit, X, y, starts, _, (coef, intercept, _, _) = fitted("Bernoulli")
     a_init, a_trans = np.array([2.0, 3.0]), np.array([[4.0, 1.5], [2.0, 6.0]])
-    model = clone(fit).set_params(dirichlet_initial_proba=a_init, dirichlet_transition_proba=a_trans)
+    model = clone(fit).set_params(
+        dirichlet_initial_proba=a_init, dirichlet_transition_proba=a_trans
+    )
     params = (coef, intercept, np.ones(2), rng.dirichlet([1, 1]), rng.dirichlet([1, 1], size=2))
     state = model.initialize_optimizer_and_state(params, X, y, session_starts=starts)
     new, _ = model.update(params, state, X, y, session_starts=starts)
@@ -190,7 +243,12 @@ def test_analytic_hmm_m_step_equals_numerical_maximisation(fitted):
         return -np.sum((n + a - 1) * np.log(p))
 
     init_num = softmax(scipy_minimize(neg, np.zeros(2), args=(n_init, a_init)).x)
-    trans_num = np.stack([softmax(scipy_minimize(neg, np.zeros(2), args=(counts[i], a_trans[i])).x) for i in range(2)])
+    trans_num = np.stack(
+        [
+            softmax(scipy_minimize(neg, np.zeros(2), args=(counts[i], a_trans[i])).x)
+            for i in range(2)
+        ]
+    )
     np.testing.assert_allclose(new[3], init_num, atol=1e-4)
     np.testing.assert_allclose(new[4], trans_num, atol=1e-4)
 
@@ -214,18 +272,29 @@ def test_recovers_simulated_parameters(fitted, family):
     else:
         np.testing.assert_allclose(aligned.coef_, coef, rtol=0.2, atol=0.3)
     np.testing.assert_allclose(aligned.transition_prob_, transition, atol=0.05)
-    if family in ("Gaussian", "Gamma", "NegativeBinomial"):  # scale_ is the variance/dispersion, not its exp (nemos defect)
+    if family in (
+        "Gaussian",
+        "Gamma",
+        "NegativeBinomial",
+    ):  # scale_ is the variance/dispersion, not its exp (nemos defect)
         np.testing.assert_allclose(aligned.scale_, scale, rtol=0.35)
     # the fitted model explains the data at least as well as the truth
-    assert model.score(X, y, session_starts=starts) >= truth.score(X, y, session_starts=starts) - 1.0
+    assert (
+        model.score(X, y, session_starts=starts) >= truth.score(X, y, session_starts=starts) - 1.0
+    )
 
 
 def test_population_poisson_recovery_and_convergence(fitted):
     """Population y works, and EM runs to its tolerance (nemos stops population fits after two iterations)."""
     model, X, y, starts, z, (coef, intercept, _, transition) = fitted("Poisson", 4)
-    assert model.coef_.shape == (N_FEATURES, 4, N_STATES) and model.intercept_.shape == (4, N_STATES)
+    assert model.coef_.shape == (N_FEATURES, 4, N_STATES) and model.intercept_.shape == (
+        4,
+        N_STATES,
+    )
     assert model.n_iter_ > 2 and model.converged_
-    truth = hand_set("Poisson", coef, intercept, np.ones((4, N_STATES)), np.full(N_STATES, 0.5), transition)
+    truth = hand_set(
+        "Poisson", coef, intercept, np.ones((4, N_STATES)), np.full(N_STATES, 0.5), transition
+    )
     aligned, _ = align_states(truth, model, X, y, session_starts=starts)
     np.testing.assert_allclose(aligned.coef_, coef, atol=0.15)
     assert model.dof_resid_.shape == (4,)
@@ -253,8 +322,14 @@ def test_gaussian_score_uses_fitted_variance(fitted):
 def test_dirichlet_priors_are_used_by_fit(fitted):
     flat, X, y, starts, _, _ = fitted("Bernoulli")
     strong = np.array([[1.0, 3000.0], [3000.0, 1.0]])
-    prior = clone(flat).set_params(dirichlet_transition_proba=strong, n_init=1, tol=1e-5).fit(X, y, session_starts=starts)
-    assert np.all(np.diag(prior.transition_prob_) < 0.5) and np.all(np.diag(flat.transition_prob_) > 0.5)
+    prior = (
+        clone(flat)
+        .set_params(dirichlet_transition_proba=strong, n_init=1, tol=1e-5)
+        .fit(X, y, session_starts=starts)
+    )
+    assert np.all(np.diag(prior.transition_prob_) < 0.5) and np.all(
+        np.diag(flat.transition_prob_) > 0.5
+    )
 
 
 @pytest.mark.requires_x64
@@ -262,7 +337,14 @@ def test_bool_y_works_in_float64():
     """nemos crashes on boolean y under float64."""
     rng = np.random.default_rng(6)
     X, y = rng.normal(size=(7, 2)), rng.binomial(1, 0.5, 7)
-    model = hand_set("Bernoulli", rng.normal(size=(2, 3)), np.zeros(3), np.ones(3), np.ones(3) / 3, sticky(3, 0.8))
+    model = hand_set(
+        "Bernoulli",
+        rng.normal(size=(2, 3)),
+        np.zeros(3),
+        np.ones(3),
+        np.ones(3) / 3,
+        sticky(3, 0.8),
+    )
     np.testing.assert_allclose(model.score(X, y.astype(bool)), model.score(X, y), rtol=1e-12)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EMConvergenceWarning)
@@ -273,12 +355,20 @@ def test_bool_y_works_in_float64():
 
 def test_refit_does_not_recompile(fitted):
     model, X, y, starts, _, _ = fitted("Bernoulli")
-    programs = (core.posterior, core.m_step_program, core.filter_program, core.viterbi_program, hmm_module._smoother_program)
+    programs = (
+        core.posterior,
+        core.m_step_program,
+        core.filter_program,
+        core.viterbi_program,
+        hmm_module._smoother_program,
+    )
     programs = [p for p in programs if hasattr(p, "_cache_size")]
     before = [p._cache_size() for p in programs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EMConvergenceWarning)
-        clone(model).set_params(n_init=1, maxiter=3, regularizer_strength=2.0, seed=9).fit(X[:-7], y[:-7], session_starts=starts[:-7])
+        clone(model).set_params(n_init=1, maxiter=3, regularizer_strength=2.0, seed=9).fit(
+            X[:-7], y[:-7], session_starts=starts[:-7]
+        )
     assert [p._cache_size() for p in programs] == before
 
 
@@ -296,10 +386,15 @@ def test_maxiter_warns(fitted):
 def test_clone_gridsearch_over_sessions_and_pipeline():
     X, y, starts, _, _ = _problem("Bernoulli", n_time_bins=4500)
     model = GLMHMM(2, tol=1e-4, **COMMON).setup(transition_proba_init_kwargs={"prob_stay": 0.9})
-    assert clone(model).get_params()["hmm_initialization_funcs"] == model.get_params()["hmm_initialization_funcs"]
+    assert (
+        clone(model).get_params()["hmm_initialization_funcs"]
+        == model.get_params()["hmm_initialization_funcs"]
+    )
     with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
         warnings.simplefilter("ignore", EMConvergenceWarning)
-        search = GridSearchCV(model, {"n_states": [1, 2]}, cv=SessionKFold(3), refit=False)  # no refit: saves a compile
+        search = GridSearchCV(
+            model, {"n_states": [1, 2]}, cv=SessionKFold(3), refit=False
+        )  # no refit: saves a compile
         search.fit(X, y, session_starts=starts)
         pipe = make_pipeline(StandardScaler(), GLMHMM(2, tol=1e-4, **COMMON))
         pipe.fit(X[:3000], y[:3000], session_starts=starts[:3000])
@@ -322,7 +417,12 @@ def test_n_init_keeps_the_best_run(fitted):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EMConvergenceWarning)
         for key in keys:
-            singles.append(clone(model).set_params(n_init=1, seed=key).fit(X, y, session_starts=starts).log_joint_history_[-1])
+            singles.append(
+                clone(model)
+                .set_params(n_init=1, seed=key)
+                .fit(X, y, session_starts=starts)
+                .log_joint_history_[-1]
+            )
     np.testing.assert_allclose(model.log_joint_history_[-1], max(singles), rtol=1e-5)
 
 
@@ -330,7 +430,9 @@ def test_bits_per_trial_over_one_state_glm(fitted):
     model, X, y, starts, _, _ = fitted("Bernoulli")
     base = fit_one_state_baseline(model, X, y, session_starts=starts)
     assert base.coef_.shape == (N_FEATURES, 1)
-    gain = bits_per_trial(model.score(X, y, session_starts=starts), base.score(X, y, session_starts=starts), len(y))
+    gain = bits_per_trial(
+        model.score(X, y, session_starts=starts), base.score(X, y, session_starts=starts), len(y)
+    )
     assert 0.05 < gain < 1.0
     with pytest.raises(ValueError, match="n_trials"):
         bits_per_trial(0.0, 0.0, 0)
@@ -341,7 +443,11 @@ def test_match_and_permute_states(fitted):
     from behavhmm.analysis import permute_states
 
     swapped = permute_states(model, [1, 0])
-    np.testing.assert_allclose(swapped.score(X, y, session_starts=starts), model.score(X, y, session_starts=starts), rtol=1e-5)
+    np.testing.assert_allclose(
+        swapped.score(X, y, session_starts=starts),
+        model.score(X, y, session_starts=starts),
+        rtol=1e-5,
+    )
     back, perm = align_states(model, swapped)  # by weights, without data
     np.testing.assert_array_equal(perm, [1, 0])
     np.testing.assert_allclose(back.coef_, model.coef_)
@@ -362,23 +468,31 @@ def test_dict_design_gives_dict_coef_and_same_fit(fitted):
     single = clone(model).set_params(n_init=1, maxiter=5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EMConvergenceWarning)
-        flat = clone(single).fit(np.concatenate([X[:, 1:], X[:, :1]], axis=1), y, session_starts=starts)  # keys in sorted order
+        flat = clone(single).fit(
+            np.concatenate([X[:, 1:], X[:, :1]], axis=1), y, session_starts=starts
+        )  # keys in sorted order
         tree = clone(single).fit({"stim": X[:, :1], "hist": X[:, 1:]}, y, session_starts=starts)
     assert set(tree.coef_) == {"stim", "hist"} and tree.coef_["stim"].shape == (1, N_STATES)
-    np.testing.assert_allclose(np.concatenate([tree.coef_["hist"], tree.coef_["stim"]]), flat.coef_, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        np.concatenate([tree.coef_["hist"], tree.coef_["stim"]]), flat.coef_, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_nan_rows_at_session_borders_are_dropped(fitted):
     model, X, y, starts, _, _ = fitted("Bernoulli")
     X_nan = X.copy()
-    X_nan[[0, SESSION, 2 * SESSION - 1]] = np.nan  # first trial of sessions 1 and 2, last of session 2
+    X_nan[[0, SESSION, 2 * SESSION - 1]] = (
+        np.nan
+    )  # first trial of sessions 1 and 2, last of session 2
     keep = np.ones(len(y), bool)
     keep[[0, SESSION, 2 * SESSION - 1]] = False
     kept_starts = np.zeros(len(y), bool)
     kept_starts[[1, SESSION + 1]] = True
     kept_starts[2 * SESSION :: SESSION] = True
     np.testing.assert_allclose(
-        model.score(X_nan, y, session_starts=starts), model.score(X[keep], y[keep], session_starts=kept_starts[keep]), rtol=1e-6
+        model.score(X_nan, y, session_starts=starts),
+        model.score(X[keep], y[keep], session_starts=kept_starts[keep]),
+        rtol=1e-6,
     )
     states = model.decode_state(X_nan, y, session_starts=starts, state_format="index")
     assert np.all(states[~keep] == -1) and np.all(states[keep] >= 0)
@@ -390,38 +504,60 @@ def test_pynapple_round_trip(fitted):
     model, X, y, starts, _, _ = fitted("Bernoulli")
     t = np.arange(1000) * 0.1
     ep = nap.IntervalSet(start=[0.0, 50.0], end=[49.95, 99.95])
-    Xn, yn = nap.TsdFrame(t=t, d=X[:1000], time_support=ep), nap.Tsd(t=t, d=y[:1000], time_support=ep)
+    Xn, yn = (
+        nap.TsdFrame(t=t, d=X[:1000], time_support=ep),
+        nap.Tsd(t=t, d=y[:1000], time_support=ep),
+    )
     post = model.smooth_proba(Xn, yn)
     assert isinstance(post, nap.TsdFrame) and np.allclose(post.t, t)
     mask = np.zeros(1000, bool)
     mask[[0, 500]] = True
-    np.testing.assert_allclose(post.values, model.smooth_proba(X[:1000], y[:1000], session_starts=mask), atol=1e-6)
+    np.testing.assert_allclose(
+        post.values, model.smooth_proba(X[:1000], y[:1000], session_starts=mask), atol=1e-6
+    )
     states = model.decode_state(Xn, yn, state_format="index")
     assert isinstance(states, nap.Tsd) and states.dtype == np.int32
     y_sim, rate, z_sim = model.simulate(jax.random.key(0), Xn)
     assert isinstance(y_sim, nap.Tsd) and set(np.unique(y_sim.values)) <= {0, 1}
 
 
-def _my_glm_init(n_states, X, y, inverse_link_function, observation_model, session_starts, random_key, spread=1.0):
+def _my_glm_init(
+    n_states, X, y, inverse_link_function, observation_model, session_starts, random_key, spread=1.0
+):
     coef = spread * np.linspace(-1, 1, X.shape[1] * n_states).reshape(X.shape[1], n_states)
     return coef, np.zeros(n_states)
 
 
 def test_save_load_with_custom_initializer(tmp_path, fitted):
     model, X, y, starts, _, _ = fitted("Bernoulli")
-    custom = clone(model).set_params(n_init=1, maxiter=4).setup(glm_params_init=_my_glm_init, glm_params_init_kwargs={"spread": 0.5})
+    custom = (
+        clone(model)
+        .set_params(n_init=1, maxiter=4)
+        .setup(glm_params_init=_my_glm_init, glm_params_init_kwargs={"spread": 0.5})
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EMConvergenceWarning)
         custom.fit(X, y, session_starts=starts)
         path = custom.save_params(tmp_path / "glm.npz")
         loaded = load_model(path, mapping_dict={"_my_glm_init": _my_glm_init})
         assert loaded.model_initialization_funcs["glm_params_init"] is _my_glm_init
-        np.testing.assert_allclose(loaded.score(X, y, session_starts=starts), custom.score(X, y, session_starts=starts))
-        np.testing.assert_allclose(clone(loaded).fit(X, y, session_starts=starts).coef_, custom.coef_, rtol=1e-5)
+        np.testing.assert_allclose(
+            loaded.score(X, y, session_starts=starts), custom.score(X, y, session_starts=starts)
+        )
+        np.testing.assert_allclose(
+            clone(loaded).fit(X, y, session_starts=starts).coef_, custom.coef_, rtol=1e-5
+        )
 
 
 def test_simulate_matches_the_model():
-    model = hand_set("Poisson", np.array([[1.0, -1.0]]), np.array([0.5, 1.5]), np.ones(2), np.array([1.0, 0.0]), sticky(2, 0.9))
+    model = hand_set(
+        "Poisson",
+        np.array([[1.0, -1.0]]),
+        np.array([0.5, 1.5]),
+        np.ones(2),
+        np.array([1.0, 0.0]),
+        sticky(2, 0.9),
+    )
     X = np.full((20000, 1), 0.5)
     y, rate, z = model.simulate(jax.random.key(1), X)
     assert z.dtype == np.int32 and z[0] == 0
@@ -485,7 +621,9 @@ def test_not_fitted_and_format_errors(fitted):
         model.decode_state(X_ERR, Y_ERR, state_format="onehot")
     with pytest.raises(ValueError, match="feature"):
         model.score(np.ones((10, N_FEATURES + 1)), np.ones(10))
-    other = clone(model)  # initialize_params re-validates (and resets) the shapes: keep the shared fit intact
+    other = clone(
+        model
+    )  # initialize_params re-validates (and resets) the shapes: keep the shared fit intact
     with pytest.raises(TypeError, match="n_samples"):
         other.update(other.initialize_params(X_ERR, Y_ERR), None, X_ERR, Y_ERR, n_samples=1.5)
     with pytest.raises(ValueError, match="glm_params_init"):
@@ -505,11 +643,17 @@ def test_ibl_mouse_subset_has_an_engaged_state(shared_data):
 
     data = load_ibl_choices(shared_data)
     assert data.X.shape == (7825, 3) and data.session_starts.sum() == 11
-    X, y, starts = data.X[:N_TIME_BINS], data.y[:N_TIME_BINS], data.session_starts[:N_TIME_BINS]  # 4 sessions and a part
+    X, y, starts = (
+        data.X[:N_TIME_BINS],
+        data.y[:N_TIME_BINS],
+        data.session_starts[:N_TIME_BINS],
+    )  # 4 sessions and a part
     model = GLMHMM(2, tol=1e-6, n_init=2, **COMMON).setup(glm_params_init_kwargs={"std_dev": 1.0})
     model.fit(X, y, session_starts=starts)
     stimulus = model.coef_[0]
-    assert stimulus.max() > 8.0 and stimulus.max() > 4 * stimulus.min()  # an engaged state and a biased one
+    assert (
+        stimulus.max() > 8.0 and stimulus.max() > 4 * stimulus.min()
+    )  # an engaged state and a biased one
     assert np.all(np.diag(model.transition_prob_) > 0.8)
     base = fit_one_state_baseline(model, X, y, session_starts=starts)
     assert bits_per_trial(model.score(X, y, starts), base.score(X, y, starts), len(y)) > 0.02
@@ -557,4 +701,8 @@ def test_choice_measures_and_plots(fitted):
     assert len(axes[0].lines) >= N_STATES
     plt.close(fig)
     with pytest.raises(ValueError, match="Bernoulli or Categorical"):
-        psychometric_curves(hand_set("Poisson", np.ones((1, 2)), np.zeros(2), np.ones(2), np.ones(2) / 2, sticky(2, 0.9)))
+        psychometric_curves(
+            hand_set(
+                "Poisson", np.ones((1, 2)), np.zeros(2), np.ones(2), np.ones(2) / 2, sticky(2, 0.9)
+            )
+        )

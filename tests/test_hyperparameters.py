@@ -9,14 +9,26 @@ import numpy as np
 import pytest
 
 from behavhmm import ARHMM, GLMHMM, GaussianHMM, KeypointSLDS
-from behavhmm.models.base import INFERENCE_METHODS, Bool, Integer, OneOf, Real, check_hyperparameters
+from behavhmm.models.base import (
+    INFERENCE_METHODS,
+    Bool,
+    Integer,
+    OneOf,
+    Real,
+    check_hyperparameters,
+)
 
 ESTIMATORS = (ARHMM, GLMHMM, GaussianHMM, KeypointSLDS)
 #: constructor arguments checked elsewhere, on purpose: seeds (ints, keys or generators), body-part
 #: names or indices, regularizer strengths (arrays), and the non-numeric ones.
 NOT_IN_TABLE = {
-    "random_state", "seed", "anterior_bodyparts", "posterior_bodyparts", "regularizer_strength",
-    "mean_prior", "covariance_prior_scale",  # GaussianHMM: scalars or arrays, checked finite in _prior
+    "random_state",
+    "seed",
+    "anterior_bodyparts",
+    "posterior_bodyparts",
+    "regularizer_strength",
+    "mean_prior",
+    "covariance_prior_scale",  # GaussianHMM: scalars or arrays, checked finite in _prior
 }
 
 
@@ -41,7 +53,10 @@ X_AR = np.random.default_rng(0).normal(size=(200, 2))
 @pytest.mark.parametrize(
     ("params", "name"),
     [
-        (dict(algorithm="gibbs", kappa=np.nan), "kappa"),  # used to give NaN transition_prob_ silently
+        (
+            dict(algorithm="gibbs", kappa=np.nan),
+            "kappa",
+        ),  # used to give NaN transition_prob_ silently
         (dict(algorithm="gibbs", kappa=np.inf), "kappa"),
         (dict(algorithm="gibbs", alpha=np.nan), "alpha"),
         (dict(algorithm="gibbs", gamma=np.nan), "gamma"),

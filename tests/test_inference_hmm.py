@@ -59,7 +59,9 @@ def brute_force(initial, trans, ll, mask, groups=None):
     # filtered: condition on y_{0:t} only by zeroing later likelihoods
     filtered, prefix = [], []
     for t in range(n_time_bins):
-        lj = log_joint - ll[t + 1 :, :][np.arange(n_time_bins - t - 1)[:, None], paths[:, t + 1 :].T].sum(0)
+        lj = log_joint - ll[t + 1 :, :][
+            np.arange(n_time_bins - t - 1)[:, None], paths[:, t + 1 :].T
+        ].sum(0)
         lp = logsumexp(lj)
         prefix.append(lp)
         filtered.append(np.bincount(paths[:, t], np.exp(lj - lp), n_states))
@@ -87,7 +89,14 @@ CASES = [
 
 @pytest.mark.requires_x64
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "K{n_states}-T{n_time_bins}-S{starts}".format(**c) + ("-groups" if c.get("n_groups") else ""))
+@pytest.mark.parametrize(
+    "case",
+    CASES,
+    ids=lambda c: (
+        "K{n_states}-T{n_time_bins}-S{starts}".format(**c)
+        + ("-groups" if c.get("n_groups") else "")
+    ),
+)
 def test_kernels_equal_brute_force(case, method, rng):
     initial, trans, ll, mask, groups = random_problem(rng, **case)
     exact = brute_force(initial, trans, ll, mask, groups)
@@ -117,7 +126,11 @@ def test_sampler_path_frequencies_match_exact_posterior(method, rng):
     exact = brute_force(initial, trans, ll, mask)
     n_draws = 20000
     keys = jax.random.split(jax.random.key(1), n_draws)
-    draw = jax.jit(jax.vmap(lambda k: hmm_sample(k, initial, trans, ll, mask, method=method, block_size=2).states))
+    draw = jax.jit(
+        jax.vmap(
+            lambda k: hmm_sample(k, initial, trans, ll, mask, method=method, block_size=2).states
+        )
+    )
     states = np.asarray(draw(keys))
     codes = states @ (2 ** np.arange(4, -1, -1))
     freq = np.bincount(codes, minlength=32) / n_draws
@@ -130,7 +143,9 @@ def test_sampler_path_frequencies_match_exact_posterior(method, rng):
 
 @pytest.mark.requires_x64
 def test_sequential_and_parallel_samplers_draw_the_same_path(rng):
-    initial, trans, ll, mask, groups = random_problem(rng, 4, 300, starts=(50, 120, 121), n_groups=2)
+    initial, trans, ll, mask, groups = random_problem(
+        rng, 4, 300, starts=(50, 120, 121), n_groups=2
+    )
     key = jax.random.key(7)
     seq = hmm_sample(key, initial, trans, ll, mask, groups=groups, method="sequential")
     par = hmm_sample(key, initial, trans, ll, mask, groups=groups, method="parallel", block_size=64)
@@ -141,7 +156,9 @@ def test_sequential_and_parallel_samplers_draw_the_same_path(rng):
 @pytest.mark.requires_x64
 @pytest.mark.parametrize("block_size", [1, 7, 64, None])
 def test_sequential_equals_parallel(block_size, rng):
-    initial, trans, ll, mask, groups = random_problem(rng, 5, 203, starts=(1, 40, 41, 150), n_groups=3)
+    initial, trans, ll, mask, groups = random_problem(
+        rng, 5, 203, starts=(1, 40, 41, 150), n_groups=3
+    )
     kw = dict(groups=groups)
     seq = hmm_smoother(initial, trans, ll, mask, method="sequential", **kw)
     par = hmm_smoother(initial, trans, ll, mask, method="parallel", block_size=block_size, **kw)
@@ -171,8 +188,12 @@ def test_concatenated_sessions_equal_separate_runs(method, rng):
         total_ll += float(one.log_likelihood)
         total_counts = total_counts + np.asarray(one.expected_transitions)
         np.testing.assert_allclose(joint.smoothed_probs[lo:hi], one.smoothed_probs, atol=2e-6)
-        np.testing.assert_allclose(joint.log_normalizers[lo:hi].sum(), one.log_likelihood, rtol=1e-5)
-        np.testing.assert_array_equal(joint_mode[lo:hi], hmm_viterbi(initial, trans, ll[lo:hi], method=method))
+        np.testing.assert_allclose(
+            joint.log_normalizers[lo:hi].sum(), one.log_likelihood, rtol=1e-5
+        )
+        np.testing.assert_array_equal(
+            joint_mode[lo:hi], hmm_viterbi(initial, trans, ll[lo:hi], method=method)
+        )
     np.testing.assert_allclose(joint.log_likelihood, total_ll, rtol=1e-5)
     np.testing.assert_allclose(joint.expected_transitions, total_counts, rtol=1e-4, atol=1e-5)
 
@@ -187,7 +208,9 @@ def test_relabelling_states_permutes_outputs(seed, perm_seed):
     b = hmm_smoother(initial[perm], trans[np.ix_(perm, perm)], ll[:, perm], mask)
     np.testing.assert_allclose(a.log_likelihood, b.log_likelihood, rtol=1e-5)
     np.testing.assert_allclose(a.smoothed_probs[:, perm], b.smoothed_probs, atol=1e-5)
-    np.testing.assert_allclose(a.expected_transitions[np.ix_(perm, perm)], b.expected_transitions, atol=1e-4)
+    np.testing.assert_allclose(
+        a.expected_transitions[np.ix_(perm, perm)], b.expected_transitions, atol=1e-4
+    )
     np.testing.assert_allclose(np.sum(a.smoothed_probs, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(a.expected_transitions.sum(), len(ll) - mask.sum(), rtol=1e-5)
 
@@ -227,7 +250,9 @@ def test_agrees_with_hmmlearn_on_several_sessions(rng):
     np.testing.assert_allclose(ours.log_likelihood, ref_ll, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ours.smoothed_probs, ref_post, atol=1e-5)
     _, ref_mode = model.decode(X, lengths, algorithm="viterbi")
-    np.testing.assert_array_equal(hmm_viterbi(model.startprob_, model.transmat_, ll, mask), ref_mode)
+    np.testing.assert_array_equal(
+        hmm_viterbi(model.startprob_, model.transmat_, ll, mask), ref_mode
+    )
     # expected transition counts and initial counts from hmmlearn's compiled kernels
     hmmc = pytest.importorskip("hmmlearn._hmmc")
     counts, start = np.zeros((n_states, n_states)), np.zeros(n_states)
@@ -297,10 +322,24 @@ def test_all_states_impossible_at_one_step_is_finite_elsewhere():
     ],
 )
 def test_kernel_input_errors(kwargs, match):
-    args = dict(initial=np.ones(2) / 2, trans=np.ones((2, 2)) / 2, ll=np.zeros((5, 2)), mask=None, groups=None, method="sequential")
+    args = dict(
+        initial=np.ones(2) / 2,
+        trans=np.ones((2, 2)) / 2,
+        ll=np.zeros((5, 2)),
+        mask=None,
+        groups=None,
+        method="sequential",
+    )
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        hmm_smoother(args["initial"], args["trans"], args["ll"], args["mask"], groups=args["groups"], method=args["method"])
+        hmm_smoother(
+            args["initial"],
+            args["trans"],
+            args["ll"],
+            args["mask"],
+            groups=args["groups"],
+            method=args["method"],
+        )
 
 
 def test_kernels_jit_and_do_not_retrace(rng):
@@ -343,7 +382,9 @@ def test_memory_never_scales_with_time_times_states_squared(kernel, method):
 
 
 def test_two_thread_smoother_equals_one_program(rng, monkeypatch):
-    initial, trans, ll, mask, groups = random_problem(rng, 8, 20_000, starts=(5000, 12000), n_groups=2)
+    initial, trans, ll, mask, groups = random_problem(
+        rng, 8, 20_000, starts=(5000, 12000), n_groups=2
+    )
     args = tuple(np.asarray(a, np.float32) for a in (initial, trans, ll)) + (mask, groups)
     assert hmm_module._concurrent_passes_pay_off(args)
     threaded = hmm_smoother(*args[:4], groups=groups)
@@ -352,4 +393,6 @@ def test_two_thread_smoother_equals_one_program(rng, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     monkeypatch.setattr(hmm_module, "CONCURRENT_PASSES", False)
     assert not hmm_module._concurrent_passes_pay_off(args)
-    np.testing.assert_allclose(hmm_smoother(*args[:4], groups=groups).smoothed_probs, one.smoothed_probs, rtol=1e-6)
+    np.testing.assert_allclose(
+        hmm_smoother(*args[:4], groups=groups).smoothed_probs, one.smoothed_probs, rtol=1e-6
+    )

@@ -33,7 +33,19 @@ def _problem(rng, latent_dim=2, nlags=2, obs_dim=3, n_time_bins=7, starts=(0, 4)
     idx = rng.integers(0, n_dyn, n_time_bins)
     mask = np.zeros(n_time_bins, bool)
     mask[list(starts)] = True
-    return dict(coef=coef, intercept=intercept, q=q, m0=m0, p0=p0, c=c, bias=bias, y=y, prec=prec, idx=idx, starts=mask)
+    return dict(
+        coef=coef,
+        intercept=intercept,
+        q=q,
+        m0=m0,
+        p0=p0,
+        c=c,
+        bias=bias,
+        y=y,
+        prec=prec,
+        idx=idx,
+        starts=mask,
+    )
 
 
 def _dense(p):
@@ -82,14 +94,25 @@ def _dense(p):
     post_mean = s_mean + gain @ (obs_vals - y_mean)
     post_cov = sss - gain @ ssy.T
     resid = obs_vals - y_mean
-    ll = -0.5 * (len(obs_vals) * np.log(2 * np.pi) + np.linalg.slogdet(syy)[1] + resid @ np.linalg.solve(syy, resid))
+    ll = -0.5 * (
+        len(obs_vals) * np.log(2 * np.pi)
+        + np.linalg.slogdet(syy)[1]
+        + resid @ np.linalg.solve(syy, resid)
+    )
     return ll, post_mean.reshape(n_time_bins, n_lagged), post_cov, n_lagged
 
 
 def _args(p):
     dyn = ARDynamics(*(jnp.asarray(p[k]) for k in ("coef", "intercept", "q", "m0", "p0")))
     em = LinearEmission(jnp.asarray(p["c"]), jnp.asarray(p["bias"]))
-    return dyn, em, jnp.asarray(p["y"]), jnp.asarray(p["prec"]), jnp.asarray(p["idx"]), jnp.asarray(p["starts"])
+    return (
+        dyn,
+        em,
+        jnp.asarray(p["y"]),
+        jnp.asarray(p["prec"]),
+        jnp.asarray(p["idx"]),
+        jnp.asarray(p["starts"]),
+    )
 
 
 @pytest.mark.requires_x64
@@ -101,7 +124,12 @@ def test_smoother_and_filter_match_dense_gaussian(nlags, block_size):
     res = ar_kalman_smoother(*_args(p), block_size=block_size, return_covariances=True)
     np.testing.assert_allclose(float(res.log_likelihood), ll, rtol=1e-8)
     np.testing.assert_allclose(np.asarray(res.smoothed_means), mean, atol=1e-8)
-    blocks = np.array([cov[t * n_lagged : (t + 1) * n_lagged, t * n_lagged : (t + 1) * n_lagged] for t in range(n_time_bins)])
+    blocks = np.array(
+        [
+            cov[t * n_lagged : (t + 1) * n_lagged, t * n_lagged : (t + 1) * n_lagged]
+            for t in range(n_time_bins)
+        ]
+    )
     np.testing.assert_allclose(np.asarray(res.smoothed_covariances), blocks, atol=1e-8)
     # the means-only path (backward information recursion, no factorisation) gives the same means
     means_only = ar_kalman_smoother(*_args(p), block_size=block_size)
@@ -128,9 +156,13 @@ def test_sessions_are_independent():
         q["starts"] = q["starts"].copy()
         q["starts"][0] = True
         parts.append(ar_kalman_smoother(*_args(q)))
-    np.testing.assert_allclose(float(both.log_likelihood), sum(float(r.log_likelihood) for r in parts), rtol=1e-10)
     np.testing.assert_allclose(
-        np.asarray(both.smoothed_means), np.concatenate([np.asarray(r.smoothed_means) for r in parts]), atol=1e-10
+        float(both.log_likelihood), sum(float(r.log_likelihood) for r in parts), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        np.asarray(both.smoothed_means),
+        np.concatenate([np.asarray(r.smoothed_means) for r in parts]),
+        atol=1e-10,
     )
 
 
@@ -164,8 +196,13 @@ def test_float32_long_sequence_is_finite():
     p["prec"] = rng.uniform(1e3, 1e5, size=p["prec"].shape)
     p["prec"][rng.random(p["prec"].shape) < 0.2] = 0.0
     p["p0"] = 100.0 * np.eye(9)
-    args = [jnp.asarray(a, jnp.float32) if jnp.issubdtype(a.dtype, jnp.floating) else a for a in _args(p)[2:]]
-    dyn = ARDynamics(*(jnp.asarray(p[k], jnp.float32) for k in ("coef", "intercept", "q", "m0", "p0")))
+    args = [
+        jnp.asarray(a, jnp.float32) if jnp.issubdtype(a.dtype, jnp.floating) else a
+        for a in _args(p)[2:]
+    ]
+    dyn = ARDynamics(
+        *(jnp.asarray(p[k], jnp.float32) for k in ("coef", "intercept", "q", "m0", "p0"))
+    )
     em = LinearEmission(jnp.asarray(p["c"], jnp.float32), jnp.asarray(p["bias"], jnp.float32))
     s = ar_kalman_sample(jax.random.key(0), dyn, em, *args, block_size=256)
     sm = ar_kalman_smoother(dyn, em, *args, block_size=256)
@@ -187,11 +224,18 @@ def test_float32_draws_stay_finite_under_unstable_switching_dynamics():
     p["prec"] = rng.uniform(1.0, 10.0, size=p["prec"].shape)
     p["prec"][500:520] = 0.0  # a gap: the filter covariance grows while nothing is observed
     p["y"] = rng.normal(size=p["y"].shape)
-    args = [jnp.asarray(a, jnp.float32) if jnp.issubdtype(a.dtype, jnp.floating) else a for a in _args(p)[2:]]
-    dyn = ARDynamics(*(jnp.asarray(p[k], jnp.float32) for k in ("coef", "intercept", "q", "m0", "p0")))
+    args = [
+        jnp.asarray(a, jnp.float32) if jnp.issubdtype(a.dtype, jnp.floating) else a
+        for a in _args(p)[2:]
+    ]
+    dyn = ARDynamics(
+        *(jnp.asarray(p[k], jnp.float32) for k in ("coef", "intercept", "q", "m0", "p0"))
+    )
     em = LinearEmission(jnp.asarray(p["c"], jnp.float32), jnp.asarray(p["bias"], jnp.float32))
     sm = ar_kalman_smoother(dyn, em, *args)
-    draws = np.stack([np.asarray(ar_kalman_sample(jax.random.key(i), dyn, em, *args).latents) for i in range(20)])
+    draws = np.stack(
+        [np.asarray(ar_kalman_sample(jax.random.key(i), dyn, em, *args).latents) for i in range(20)]
+    )
     assert np.all(np.isfinite(draws)) and np.all(np.isfinite(np.asarray(sm.smoothed_means)))
     # the draws scatter around the smoothed path by the posterior spread, not by the prior's
     spread = np.abs(draws.mean(0) - np.asarray(sm.smoothed_means[:, :3]))

@@ -40,7 +40,14 @@ def test_von_mises_sampler_moments(kappa):
     assert np.all(np.isfinite(h)) and np.all(np.abs(h) <= np.pi + 1e-6)
     resultant = np.mean(np.cos(h - mu))
     expected = i1e(kappa) / i0e(kappa)
-    sd = np.sqrt(max(0.5 * (1 + (i0e(kappa) - 2 * i1e(kappa) / kappa + i0e(kappa)) / (2 * i0e(kappa))) - expected**2, 1e-8) / n)
+    sd = np.sqrt(
+        max(
+            0.5 * (1 + (i0e(kappa) - 2 * i1e(kappa) / kappa + i0e(kappa)) / (2 * i0e(kappa)))
+            - expected**2,
+            1e-8,
+        )
+        / n
+    )
     assert abs(resultant - expected) < 5 * sd + 1e-4
     assert abs(np.mean(np.sin(h - mu))) < 5 / np.sqrt(n * max(kappa, 1.0)) + 1e-3
 
@@ -51,7 +58,9 @@ def test_heading_conditional_matches_grid(n_dims):
     rng = np.random.default_rng(n_dims)
     pose = rng.normal(size=(1, 5, n_dims))
     true_h = 1.0
-    centred = np.asarray(rotate_xy(jnp.asarray(pose), jnp.asarray([true_h]))) + 0.5 * rng.normal(size=pose.shape)
+    centred = np.asarray(rotate_xy(jnp.asarray(pose), jnp.asarray([true_h]))) + 0.5 * rng.normal(
+        size=pose.shape
+    )
     prec = rng.uniform(0.2, 1.0, size=(1, 5))
     mu, kappa = heading_conditional(jnp.asarray(centred), jnp.asarray(pose), jnp.asarray(prec))
     grid = np.linspace(-np.pi, np.pi, 4001)[:-1]
@@ -59,7 +68,9 @@ def test_heading_conditional_matches_grid(n_dims):
     logp = -0.5 * np.sum(prec * np.sum((centred - rotated) ** 2, axis=-1), axis=1)
     dens = np.exp(logp - logp.max())
     dens /= dens.sum() * (grid[1] - grid[0])
-    vm = np.exp(float(kappa[0]) * (np.cos(grid - float(mu[0])) - 1)) / (2 * np.pi * i0e(float(kappa[0])))
+    vm = np.exp(float(kappa[0]) * (np.cos(grid - float(mu[0])) - 1)) / (
+        2 * np.pi * i0e(float(kappa[0]))
+    )
     np.testing.assert_allclose(dens, vm, rtol=1e-6, atol=1e-9)
 
 
@@ -77,8 +88,15 @@ def test_noise_scale_and_variance_conditionals_match_grid():
         jnp.array([[sq]]), jnp.array([sigmasq]), jnp.array([[s0]]), nu, jnp.array([[1.0]]), n_dims
     )
 
-    def log_post_s(s):  # scaled-Inv-chi2(nu, s0) prior times the Gaussian likelihood of the residual
-        return -(nu / 2 + 1) * np.log(s) - nu * s0 / (2 * s) - n_dims / 2 * np.log(s * sigmasq) - sq / (2 * s * sigmasq)
+    def log_post_s(
+        s,
+    ):  # scaled-Inv-chi2(nu, s0) prior times the Gaussian likelihood of the residual
+        return (
+            -(nu / 2 + 1) * np.log(s)
+            - nu * s0 / (2 * s)
+            - n_dims / 2 * np.log(s * sigmasq)
+            - sq / (2 * s * sigmasq)
+        )
 
     expected = _grid_posterior_mean(log_post_s, 1e-3, 1e4)
     np.testing.assert_allclose(float(scale[0, 0] / (shape[0, 0] - 1)), expected, rtol=1e-4)
@@ -86,15 +104,24 @@ def test_noise_scale_and_variance_conditionals_match_grid():
     rng = np.random.default_rng(0)
     sqs, scales = rng.uniform(0.1, 3, size=(7, 1)), rng.uniform(0.5, 2, size=(7, 1))
     a0, b0 = 1.5, 0.2
-    shape2, scale2 = noise_variance_conditional(jnp.asarray(sqs), jnp.asarray(scales), jnp.ones((7, 1)), a0, b0, n_dims)
+    shape2, scale2 = noise_variance_conditional(
+        jnp.asarray(sqs), jnp.asarray(scales), jnp.ones((7, 1)), a0, b0, n_dims
+    )
 
     def log_post_v(v):
-        lik = sum(-n_dims / 2 * np.log(s * v) - q / (2 * s * v) for q, s in zip(sqs[:, 0], scales[:, 0], strict=True))
+        lik = sum(
+            -n_dims / 2 * np.log(s * v) - q / (2 * s * v)
+            for q, s in zip(sqs[:, 0], scales[:, 0], strict=True)
+        )
         return -(a0 + 1) * np.log(v) - b0 / v + lik
 
-    np.testing.assert_allclose(float(scale2[0] / (shape2[0] - 1)), _grid_posterior_mean(log_post_v, 1e-3, 1e3), rtol=1e-4)
+    np.testing.assert_allclose(
+        float(scale2[0] / (shape2[0] - 1)), _grid_posterior_mean(log_post_v, 1e-3, 1e3), rtol=1e-4
+    )
     # the inverse-gamma sampler has the right mean and variance
-    draws = np.asarray(sample_inverse_gamma(jax.random.key(0), jnp.full(20000, 6.0), jnp.full(20000, 2.0)))
+    draws = np.asarray(
+        sample_inverse_gamma(jax.random.key(0), jnp.full(20000, 6.0), jnp.full(20000, 2.0))
+    )
     assert abs(draws.mean() - 2.0 / 5.0) < 4 * np.sqrt(4.0 / (25 * 4) / 20000)
     np.testing.assert_allclose(draws.var(), 4.0 / (25 * 4), rtol=0.15)
 
@@ -110,7 +137,12 @@ def test_centroid_conditional_matches_dense_gaussian():
     prec = rng.uniform(0.5, 2.0, size=(n, k))
     prec[2] = 0.0  # a frame with no keypoint
     data = _slds_programs.KPData(
-        jnp.asarray(y), jnp.ones((n, k)), jnp.ones((n, k)), jnp.asarray(starts), jnp.zeros(n, jnp.int32), jnp.ones(n)
+        jnp.asarray(y),
+        jnp.ones((n, k)),
+        jnp.ones((n, k)),
+        jnp.asarray(starts),
+        jnp.zeros(n, jnp.int32),
+        jnp.ones(n),
     )
     hyper = _slds_programs.KPHyper(*([None] * 7), jnp.asarray(q), jnp.asarray(p0))
     # dense posterior, one coordinate at a time (coordinates are independent and share variances)
@@ -126,7 +158,13 @@ def test_centroid_conditional_matches_dense_gaussian():
     mean = cov @ h
     sm = _slds_programs.smooth_centroid(data, jnp.asarray(rotated), jnp.asarray(prec), hyper)
     np.testing.assert_allclose(np.asarray(sm), mean, atol=1e-10)
-    draw = jax.jit(jax.vmap(lambda key: _slds_programs.sample_centroid(key, data, jnp.asarray(rotated), jnp.asarray(prec), hyper)))
+    draw = jax.jit(
+        jax.vmap(
+            lambda key: _slds_programs.sample_centroid(
+                key, data, jnp.asarray(rotated), jnp.asarray(prec), hyper
+            )
+        )
+    )
     n_draws = 20000
     v = np.asarray(draw(jax.random.split(jax.random.key(2), n_draws)))[..., 0]
     assert np.all(np.abs(v.mean(0) - mean[:, 0]) < 5 * np.sqrt(np.diag(cov) / n_draws))
@@ -153,7 +191,11 @@ def _truth():
     model.intercept_ = 0.2 * targets
     model.covariances_ = np.tile(0.003 * np.eye(LATENT_DIM), (N_STATES, 1, 1))
     model.initial_prob_ = np.full(N_STATES, 1 / N_STATES)
-    model.transition_prob_ = np.full((N_STATES, N_STATES), 0.02 / (N_STATES - 1)) + 0.98 * np.eye(N_STATES) - 0.02 / (N_STATES - 1) * np.eye(N_STATES)
+    model.transition_prob_ = (
+        np.full((N_STATES, N_STATES), 0.02 / (N_STATES - 1))
+        + 0.98 * np.eye(N_STATES)
+        - 0.02 / (N_STATES - 1) * np.eye(N_STATES)
+    )
     model.noise_variance_ = np.full(N_KP, 0.002)
     model.scale_ = 20.0
     model.centroid_variance_ = 0.004
@@ -169,8 +211,16 @@ def simulated():
     starts[[0, 900]] = True
     sim = truth.simulate(jax.random.key(3), N_FRAMES, session_starts=starts)
     model = KeypointSLDS(
-        n_states=N_STATES, latent_dim=LATENT_DIM, nlags=NLAGS, kappa=100.0, n_iter_ar=10, n_iter=20,
-        anterior_bodyparts=0, posterior_bodyparts=4, progress_bar=False, random_state=1,
+        n_states=N_STATES,
+        latent_dim=LATENT_DIM,
+        nlags=NLAGS,
+        kappa=100.0,
+        n_iter_ar=10,
+        n_iter=20,
+        anterior_bodyparts=0,
+        posterior_bodyparts=4,
+        progress_bar=False,
+        random_state=1,
     ).fit(sim.keypoints, session_starts=starts)
     return truth, sim, starts, model
 
@@ -185,8 +235,13 @@ def _agreement(a, b):
 
 def test_simulate_shapes(simulated):
     truth, sim, starts, _ = simulated
-    assert sim.keypoints.shape == (N_FRAMES, N_KP, 2) and sim.latents.shape == (N_FRAMES, LATENT_DIM)
-    assert np.all(sim.states[starts] == -1) and set(np.unique(sim.states[sim.states >= 0])) <= set(range(N_STATES))
+    assert sim.keypoints.shape == (N_FRAMES, N_KP, 2) and sim.latents.shape == (
+        N_FRAMES,
+        LATENT_DIM,
+    )
+    assert np.all(sim.states[starts] == -1) and set(np.unique(sim.states[sim.states >= 0])) <= set(
+        range(N_STATES)
+    )
     assert sim.heading.shape == (N_FRAMES,) and sim.centroid.shape == (N_FRAMES, 2)
     assert np.all(np.isfinite(sim.keypoints))
 
@@ -196,10 +251,19 @@ def test_recovers_states_heading_and_centroid(simulated):
     assert np.all(np.isfinite(model.log_likelihood_history_))
     dec = model.decode(sim.keypoints, session_starts=starts)
     err = np.angle(np.exp(1j * (dec.heading - sim.heading)))
-    err -= np.angle(np.mean(np.exp(1j * err)))  # the fitted egocentric frame may be rotated by a constant
+    err -= np.angle(
+        np.mean(np.exp(1j * err))
+    )  # the fitted egocentric frame may be rotated by a constant
     assert np.median(np.abs(err)) < 0.1
     # centroid in the data's units (a body is ~20 units)
-    assert np.median(np.linalg.norm(dec.centroid - sim.centroid - np.mean(dec.centroid - sim.centroid, 0), axis=1)) < 1.0
+    assert (
+        np.median(
+            np.linalg.norm(
+                dec.centroid - sim.centroid - np.mean(dec.centroid - sim.centroid, 0), axis=1
+            )
+        )
+        < 1.0
+    )
     assert _agreement(sim.states, dec.states) > 0.85
     assert _agreement(sim.states, model.states_) > 0.8
     chain_err = np.angle(np.exp(1j * (model.headings_ - sim.heading)))
@@ -237,11 +301,24 @@ def test_save_load_round_trip(simulated, tmp_path):
 
 def test_refit_does_not_recompile(simulated):
     _, sim, starts, _ = simulated
-    programs = (_slds_programs.continuous_sweep, _ar_programs.gibbs_sweep, _slds_programs.decode_program)
+    programs = (
+        _slds_programs.continuous_sweep,
+        _ar_programs.gibbs_sweep,
+        _slds_programs.decode_program,
+    )
     before = [p._cache_size() for p in programs]
     model = KeypointSLDS(
-        n_states=N_STATES, latent_dim=LATENT_DIM, nlags=NLAGS, kappa=30.0, alpha=2.0, n_iter_ar=2, n_iter=2,
-        anterior_bodyparts=0, posterior_bodyparts=4, progress_bar=False, random_state=5,
+        n_states=N_STATES,
+        latent_dim=LATENT_DIM,
+        nlags=NLAGS,
+        kappa=30.0,
+        alpha=2.0,
+        n_iter_ar=2,
+        n_iter=2,
+        anterior_bodyparts=0,
+        posterior_bodyparts=4,
+        progress_bar=False,
+        random_state=5,
     ).fit(sim.keypoints[:-20], session_starts=starts[:-20])
     model.decode(sim.keypoints[:-20], session_starts=starts[:-20])
     assert [p._cache_size() for p in programs] == before
@@ -251,24 +328,52 @@ def test_checkpoint_resume_is_bit_identical(simulated, tmp_path):
     """A full-model chain stopped after 3 sweeps and resumed to 6 equals one run straight to 6."""
     _, sim, starts, _ = simulated
     X, st = sim.keypoints[:700], starts[:700]
-    kw = dict(n_states=N_STATES, latent_dim=LATENT_DIM, nlags=NLAGS, kappa=30.0, n_iter_ar=2, check_every=2,
-              anterior_bodyparts=0, posterior_bodyparts=4, progress_bar=False, random_state=7)
+    kw = dict(
+        n_states=N_STATES,
+        latent_dim=LATENT_DIM,
+        nlags=NLAGS,
+        kappa=30.0,
+        n_iter_ar=2,
+        check_every=2,
+        anterior_bodyparts=0,
+        posterior_bodyparts=4,
+        progress_bar=False,
+        random_state=7,
+    )
     straight = KeypointSLDS(n_iter=6, **kw).fit(X, session_starts=st)
     path = tmp_path / "chain.npz"
     KeypointSLDS(n_iter=3, checkpoint_path=path, checkpoint_every=2, **kw).fit(X, session_starts=st)
-    resumed = KeypointSLDS(n_iter=6, checkpoint_path=path, **kw).fit(X, session_starts=st, resume=True)
-    for name in ("coef_", "transition_prob_", "beta_", "noise_variance_", "latents_", "headings_", "centroids_",
-                 "states_", "log_likelihood_history_", "ar_log_likelihood_history_"):
+    resumed = KeypointSLDS(n_iter=6, checkpoint_path=path, **kw).fit(
+        X, session_starts=st, resume=True
+    )
+    for name in (
+        "coef_",
+        "transition_prob_",
+        "beta_",
+        "noise_variance_",
+        "latents_",
+        "headings_",
+        "centroids_",
+        "states_",
+        "log_likelihood_history_",
+        "ar_log_likelihood_history_",
+    ):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(straight, name), err_msg=name)
     # the resumed fit continued the saved chain (its diagnostics include the interrupted run's last sweep)
     assert straight.check_iterations_.tolist() == [2, 4, 6]
     assert resumed.check_iterations_.tolist() == [2, 3, 4, 6]
     with pytest.raises(ValueError, match="does not match this fit"):
-        KeypointSLDS(n_iter=6, checkpoint_path=path, **{**kw, "kappa": 31.0}).fit(X, session_starts=st, resume=True)
+        KeypointSLDS(n_iter=6, checkpoint_path=path, **{**kw, "kappa": 31.0}).fit(
+            X, session_starts=st, resume=True
+        )
     with pytest.raises(ValueError, match="does not match this fit"):
-        KeypointSLDS(n_iter=6, checkpoint_path=path, **kw).fit(X[:-1], session_starts=st[:-1], resume=True)
+        KeypointSLDS(n_iter=6, checkpoint_path=path, **kw).fit(
+            X[:-1], session_starts=st[:-1], resume=True
+        )
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        KeypointSLDS(n_iter=6, checkpoint_path=tmp_path / "none.npz", **kw).fit(X, session_starts=st, resume=True)
+        KeypointSLDS(n_iter=6, checkpoint_path=tmp_path / "none.npz", **kw).fit(
+            X, session_starts=st, resume=True
+        )
     with pytest.raises(ValueError, match="resume=True needs checkpoint_path"):
         KeypointSLDS(n_iter=6, **kw).fit(X, session_starts=st, resume=True)
     with pytest.raises(ValueError, match="checkpoint_every needs checkpoint_path"):
@@ -297,7 +402,10 @@ def test_pynapple_in_pynapple_out(simulated):
     X = nap.TsdTensor(t=t, d=sim.keypoints, time_support=epochs)
     states = model.decode_state(X, state_format="index")
     assert isinstance(states, nap.Tsd)
-    np.testing.assert_array_equal(np.asarray(states.values), model.decode_state(sim.keypoints, session_starts=starts, state_format="index"))
+    np.testing.assert_array_equal(
+        np.asarray(states.values),
+        model.decode_state(sim.keypoints, session_starts=starts, state_format="index"),
+    )
 
 
 def test_bad_input_raises(simulated):
@@ -325,18 +433,36 @@ def test_float32_real_recording_has_no_nan(shared_data):
 
     ks = load_keypoints(glob.glob(str(shared_data / "dlc_golden_mouse" / "*.h5"))[0])
     names = list(ks.bodyparts)
-    use = [names.index(b) for b in ("nose", "left_ear", "right_ear", "neck", "mid_back", "tail_base")]
+    use = [
+        names.index(b) for b in ("nose", "left_ear", "right_ear", "neck", "mid_back", "tail_base")
+    ]
     X = np.asarray(ks.coordinates)[:N_FRAMES, use]
     conf = np.asarray(ks.confidence)[:N_FRAMES, use]
     model = KeypointSLDS(
-        n_states=N_STATES, latent_dim=LATENT_DIM, nlags=NLAGS, kappa=1e4, n_iter_ar=3, n_iter=5,
-        anterior_bodyparts=0, posterior_bodyparts=5, progress_bar=False,
+        n_states=N_STATES,
+        latent_dim=LATENT_DIM,
+        nlags=NLAGS,
+        kappa=1e4,
+        n_iter_ar=3,
+        n_iter=5,
+        anterior_bodyparts=0,
+        posterior_bodyparts=5,
+        progress_bar=False,
     ).fit(X, confidence=conf)
     assert model.coef_.dtype == np.float32
-    for name in ("log_likelihood_history_", "latents_", "headings_", "centroids_", "noise_variance_", "coef_"):
+    for name in (
+        "log_likelihood_history_",
+        "latents_",
+        "headings_",
+        "centroids_",
+        "noise_variance_",
+        "coef_",
+    ):
         assert np.all(np.isfinite(getattr(model, name))), name
     dec = model.decode(X, confidence=conf)
-    assert all(np.all(np.isfinite(a)) for a in (dec.latents, dec.heading, dec.centroid)) and np.isfinite(dec.log_likelihood)
+    assert all(
+        np.all(np.isfinite(a)) for a in (dec.latents, dec.heading, dec.centroid)
+    ) and np.isfinite(dec.log_likelihood)
     # the centroid follows the keypoints' mean (pixels)
     assert np.median(np.linalg.norm(dec.centroid - np.nanmean(X, axis=1), axis=1)) < 15.0
 

@@ -24,7 +24,11 @@ def fitted_and_data():
     truth = demo_arhmm(n_states=3, n_features=2, nlags=1, seed=7)
     X, _, starts, _ = simulate_demo_sessions(truth, n_sessions=2, frames_per_session=500, seed=1)
     model = ARHMM(n_states=3, nlags=1, kappa=30.0, n_iter=30, progress_bar=False)
-    model.setup(initial_proba_init=my_initial, transition_proba_init="sticky", transition_proba_init_kwargs={"stickiness": 0.9})
+    model.setup(
+        initial_proba_init=my_initial,
+        transition_proba_init="sticky",
+        transition_proba_init_kwargs={"stickiness": 0.9},
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(X, session_starts=starts)
@@ -37,12 +41,23 @@ def test_round_trip_gives_identical_predictions(fitted_and_data, tmp_path):
     loaded = load_model(path, mapping_dict={"my_initial": my_initial})
     assert type(loaded) is ARHMM
     assert loaded.get_params() == model.get_params()
-    for name in ("initial_prob_", "transition_prob_", "coef_", "intercept_", "covariances_", "log_likelihood_history_"):
+    for name in (
+        "initial_prob_",
+        "transition_prob_",
+        "coef_",
+        "intercept_",
+        "covariances_",
+        "log_likelihood_history_",
+    ):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
     assert loaded.n_iter_ == model.n_iter_ and loaded.converged_ == model.converged_
     assert loaded.n_features_in_ == model.n_features_in_
-    np.testing.assert_array_equal(loaded.predict(X, session_starts=starts), model.predict(X, session_starts=starts))
-    np.testing.assert_array_equal(loaded.smooth_proba(X, session_starts=starts), model.smooth_proba(X, session_starts=starts))
+    np.testing.assert_array_equal(
+        loaded.predict(X, session_starts=starts), model.predict(X, session_starts=starts)
+    )
+    np.testing.assert_array_equal(
+        loaded.smooth_proba(X, session_starts=starts), model.smooth_proba(X, session_starts=starts)
+    )
     assert loaded.score(X, session_starts=starts) == model.score(X, session_starts=starts)
     assert [p.name for p in tmp_path.iterdir()] == ["arhmm.npz"]  # no temporary file left behind
 
@@ -56,7 +71,9 @@ def test_file_is_plain_npz_with_json_metadata(fitted_and_data, tmp_path):
     assert meta["format"] == "behavhmm-model" and meta["format_version"] == 1
     assert meta["behavhmm_version"] == behavhmm.__version__
     assert meta["class"] == "ARHMM"
-    assert meta["params"]["initialization_funcs"]["initial_proba_init"] == {"custom": f"{__name__}.my_initial"}
+    assert meta["params"]["initialization_funcs"]["initial_proba_init"] == {
+        "custom": f"{__name__}.my_initial"
+    }
     assert meta["params"]["initialization_funcs"]["transition_proba_init"] == "sticky"
 
 
@@ -64,7 +81,9 @@ def test_custom_initializer_without_mapping_loads_but_refuses_to_refit(fitted_an
     model, X, starts = fitted_and_data
     loaded = load_model(model.save_params(tmp_path / "m.npz"))
     assert isinstance(loaded.initialization_funcs["initial_proba_init"], MissingInitializer)
-    np.testing.assert_array_equal(loaded.predict(X, session_starts=starts), model.predict(X, session_starts=starts))
+    np.testing.assert_array_equal(
+        loaded.predict(X, session_starts=starts), model.predict(X, session_starts=starts)
+    )
     with pytest.raises(ValueError, match="pass mapping_dict"):
         loaded.fit(X, session_starts=starts)
 
@@ -189,6 +208,12 @@ def test_v0_1_model_files_load_and_predict_the_stored_outputs(name):
         expected = {k: npz[k] for k in npz.files}
     assert set(expected) == {"score", "smooth_proba", "filter_proba", "decode_state"}
     np.testing.assert_allclose(model.score(*args, **kw), expected["score"], rtol=1e-4)
-    np.testing.assert_allclose(model.smooth_proba(*args, **kw), expected["smooth_proba"], rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(model.filter_proba(*args, **kw), expected["filter_proba"], rtol=1e-3, atol=1e-4)
-    np.testing.assert_array_equal(model.decode_state(*args, **kw, state_format="index"), expected["decode_state"])
+    np.testing.assert_allclose(
+        model.smooth_proba(*args, **kw), expected["smooth_proba"], rtol=1e-3, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        model.filter_proba(*args, **kw), expected["filter_proba"], rtol=1e-3, atol=1e-4
+    )
+    np.testing.assert_array_equal(
+        model.decode_state(*args, **kw, state_format="index"), expected["decode_state"]
+    )

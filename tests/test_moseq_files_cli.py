@@ -14,7 +14,12 @@ pytest.importorskip("yaml")
 
 from behavhmm import load_model  # noqa: E402
 from behavhmm.cli import main  # noqa: E402
-from behavhmm.io import load_index_groups, load_pc_scores, read_syllable_results, write_syllable_results  # noqa: E402
+from behavhmm.io import (
+    load_index_groups,
+    load_pc_scores,
+    read_syllable_results,
+    write_syllable_results,
+)  # noqa: E402
 
 PC_FILE = "moseq2-depth-testdata/pca_pca_scores.h5"
 
@@ -43,7 +48,9 @@ def test_pc_scores_interpolate(pc_file):
     np.testing.assert_array_equal(np.flatnonzero(scores.session_starts), [0, 12])
     np.testing.assert_array_equal(scores.scores[:12], a[:, :3])
     got_b = scores.scores[12:]
-    np.testing.assert_allclose(got_b[[3, 4]], [b[2, :3] + (b[5, :3] - b[2, :3]) * f for f in (1 / 3, 2 / 3)])
+    np.testing.assert_allclose(
+        got_b[[3, 4]], [b[2, :3] + (b[5, :3] - b[2, :3]) * f for f in (1 / 3, 2 / 3)]
+    )
     np.testing.assert_allclose(got_b[9], (b[8, :3] + b[10, :3]) / 2)
     assert scores.filled.sum() == 3 and np.all(scores.filled[12 + np.array([3, 4, 9])])
     np.testing.assert_array_equal(scores.session_groups, ["wt", "ko"])
@@ -82,7 +89,9 @@ def test_pc_scores_errors(pc_file, tmp_path):
 def test_results_file_round_trip_is_atomic_and_readable(tmp_path):
     dest = tmp_path / "out" / "results.h5"
     labels = {"s1": np.array([-1, 0, 0, 2]), "s2": np.array([1, 1])}
-    write_syllable_results(dest, labels, attrs={"kappa": 100.0}, extra={"probs": {"s1": np.ones((4, 3))}})
+    write_syllable_results(
+        dest, labels, attrs={"kappa": 100.0}, extra={"probs": {"s1": np.ones((4, 3))}}
+    )
     back = read_syllable_results(dest)
     assert set(back) == {"s1", "s2"}
     np.testing.assert_array_equal(back["s1"], labels["s1"])
@@ -107,8 +116,20 @@ def test_learn_and_apply_model_end_to_end_on_real_scores(shared_data, tmp_path):
     runner = CliRunner()
     result = runner.invoke(
         main,
-        ["learn-model", str(source), str(model_file), "--num-iter", "5", "--n-states", "12", "--npcs", "6",
-         "--no-progress", "--checkpoint-every", "5"],
+        [
+            "learn-model",
+            str(source),
+            str(model_file),
+            "--num-iter",
+            "5",
+            "--n-states",
+            "12",
+            "--npcs",
+            "6",
+            "--no-progress",
+            "--checkpoint-every",
+            "5",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "16 dropped frames interpolated" in result.output
@@ -117,7 +138,9 @@ def test_learn_and_apply_model_end_to_end_on_real_scores(shared_data, tmp_path):
     assert sorted(labels) == sorted(h5py.File(source, "r")["scores"].keys())
     for z in labels.values():
         assert z.shape == (908,)
-        assert np.all(z[:3] == -1) and np.all((z[3:] >= 0) & (z[3:] < 12))  # nlags=3 conditioning frames
+        assert np.all(z[:3] == -1) and np.all(
+            (z[3:] >= 0) & (z[3:] < 12)
+        )  # nlags=3 conditioning frames
     with h5py.File(tmp_path / "model.results.h5", "r") as f:
         order = f["syllable_order/order"][()]
         for name, z in labels.items():
@@ -134,16 +157,37 @@ def test_learn_and_apply_model_end_to_end_on_real_scores(shared_data, tmp_path):
     for name in labels:  # Viterbi under the saved parameters: the same labels
         np.testing.assert_array_equal(again[name], labels[name])
 
-    result = runner.invoke(main, ["learn-model", str(source), str(tmp_path / "m2.npz"), "--npcs", "99"])
-    assert result.exit_code != 0 and "n_components=99" in result.output and "Traceback" not in result.output
+    result = runner.invoke(
+        main, ["learn-model", str(source), str(tmp_path / "m2.npz"), "--npcs", "99"]
+    )
+    assert (
+        result.exit_code != 0
+        and "n_components=99" in result.output
+        and "Traceback" not in result.output
+    )
 
 
 def test_kappa_scan_command(shared_data, tmp_path):
     dest = tmp_path / "scan.csv"
     result = CliRunner().invoke(
         main,
-        ["kappa-scan", str(shared_data / PC_FILE), str(dest), "--num-iter", "3", "--n-states", "8", "--npcs", "4",
-         "--min-kappa", "10", "--max-kappa", "1e6", "--n-kappas", "2"],
+        [
+            "kappa-scan",
+            str(shared_data / PC_FILE),
+            str(dest),
+            "--num-iter",
+            "3",
+            "--n-states",
+            "8",
+            "--npcs",
+            "4",
+            "--min-kappa",
+            "10",
+            "--max-kappa",
+            "1e6",
+            "--n-kappas",
+            "2",
+        ],
     )
     assert result.exit_code == 0, result.output
     import pandas as pd

@@ -39,7 +39,14 @@ def test_scan_picks_true_k_by_heldout_and_bic(scan):
     assert scan.best_n_states("heldout_log_likelihood") == 3
     assert scan.best_n_states("bic") == 3
     m = scan.metrics_
-    for col in ("n_states", "log_likelihood", "aic", "bic", "heldout_log_likelihood", "fit_seconds"):
+    for col in (
+        "n_states",
+        "log_likelihood",
+        "aic",
+        "bic",
+        "heldout_log_likelihood",
+        "fit_seconds",
+    ):
         assert col in m.columns
     assert {"heldout_log_likelihood_fold0", "heldout_log_likelihood_fold2"} <= set(m.columns)
     # hmmlearn's parameter count for full covariances, D = 2
@@ -56,14 +63,18 @@ def test_scan_models_match_a_single_fit(scan, data):
         warnings.simplefilter("ignore")
         single = est.fit(data, session_starts=STARTS)
     np.testing.assert_allclose(scan.models_[3].means_, single.means_, rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(scan.labels_[3], single.decode_state(data, STARTS, state_format="index"))
+    np.testing.assert_array_equal(
+        scan.labels_[3], single.decode_state(data, STARTS, state_format="index")
+    )
 
 
 def test_scan_parallel_and_fit_fraction(data):
     est = GaussianHMM(covariance_type="diag", n_iter=5)
     a = scan_n_states(est, data, STARTS, n_states=[2, 3], n_jobs=1)
     b = scan_n_states(est, data, STARTS, n_states=[3, 2], n_jobs=2)
-    np.testing.assert_allclose(a.metrics_["log_likelihood"], b.metrics_["log_likelihood"], rtol=1e-6)
+    np.testing.assert_allclose(
+        a.metrics_["log_likelihood"], b.metrics_["log_likelihood"], rtol=1e-6
+    )
     c = scan_n_states(est, data, STARTS, n_states=[2, 3], fit_fraction=0.5, random_state=1)
     # fitted on 3 of 6 sessions: a different model, still scored on all frames
     assert not np.allclose(c.models_[3].means_, a.models_[3].means_)
@@ -82,7 +93,9 @@ def test_scan_save_load_round_trip(scan, data, tmp_path):
     assert back.sequence_names_ == scan.sequence_names_
     for k in (2, 3, 4):
         np.testing.assert_array_equal(back.labels_[k], scan.labels_[k])
-        np.testing.assert_array_equal(back.models_[k].decode_state(data, STARTS, state_format="index"), scan.labels_[k])
+        np.testing.assert_array_equal(
+            back.models_[k].decode_state(data, STARTS, state_format="index"), scan.labels_[k]
+        )
     with pytest.raises(FileNotFoundError, match="labels.npz"):
         NStatesScan.load(tmp_path / "seq0")
 
@@ -93,7 +106,10 @@ def test_prototypes_predict_reuses_cached_models(scan, data):
     X_new, _ = _truth().simulate(jax.random.key(7), n_time_bins=300)
     X_new = np.asarray(X_new, float)
     expected = np.column_stack(
-        [scan.models_[k].decode_state(X_new, state_format="index") == s for k, s in protos.prototypes_]
+        [
+            scan.models_[k].decode_state(X_new, state_format="index") == s
+            for k, s in protos.prototypes_
+        ]
     )
     np.testing.assert_array_equal(protos.predict_annotations(X_new), expected)
     lab = protos.predict(X_new)
@@ -121,7 +137,17 @@ def test_select_prototypes_hand_built_clusters():
     scan, truth = _hand_scan()
     best = select_prototypes(scan, fps=30, method="best")
     assert best.n_clusters_ == 3
-    assert set(best.columns_) == {(3, 0), (3, 1), (3, 2), (4, 0), (4, 1), (4, 2), (5, 4), (5, 0), (5, 2)}
+    assert set(best.columns_) == {
+        (3, 0),
+        (3, 1),
+        (3, 2),
+        (4, 0),
+        (4, 1),
+        (4, 2),
+        (5, 4),
+        (5, 0),
+        (5, 2),
+    }
     groups = {}
     for col, c in zip(best.columns_, best.cluster_labels_, strict=True):
         groups.setdefault(int(c), set()).add(col)
@@ -219,7 +245,9 @@ def _real_features_folder(root):
     from behavhmm.preprocessing import egocentric_align, interpolate_nans
 
     kp = load_keypoints(demo_recording())
-    coords = interpolate_nans(kp.coordinates.reshape(kp.coordinates.shape[0], -1)).reshape(kp.coordinates.shape)
+    coords = interpolate_nans(kp.coordinates.reshape(kp.coordinates.shape[0], -1)).reshape(
+        kp.coordinates.shape
+    )
     ego = egocentric_align(coords, "snout", "tailbase", bodyparts=kp.bodyparts)
     feats = np.asarray(ego.coordinates).reshape(coords.shape[0], -1)[:1500]
     feats = (feats - feats.mean(0)) / feats.std(0).clip(1e-6)
@@ -239,8 +267,23 @@ def test_cli_segment_motifs_and_select_prototypes_end_to_end(tmp_path):
     features, feats = _real_features_folder(tmp_path)
     out = tmp_path / "motifs"
     runner = CliRunner()
-    res = runner.invoke(main, ["segment-motifs", str(features), "--min-n-states", "2", "--max-n-states", "4",
-                               "--n-iter", "5", "--covariance-type", "diag", "--out", str(out)])
+    res = runner.invoke(
+        main,
+        [
+            "segment-motifs",
+            str(features),
+            "--min-n-states",
+            "2",
+            "--max-n-states",
+            "4",
+            "--n-iter",
+            "5",
+            "--covariance-type",
+            "diag",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "best by BIC" in res.output
     for k in (2, 3, 4):
@@ -253,7 +296,9 @@ def test_cli_segment_motifs_and_select_prototypes_end_to_end(tmp_path):
     res = runner.invoke(main, ["select-prototypes", str(out), "--fps", "30", "--min-bout-s", "0.1"])
     assert res.exit_code == 0, res.output
     protos = pd.read_csv(out / "prototypes.csv")
-    annot = pd.read_csv(out / "prototypes" / "mouse0" / "machineAnnotation_hmmbest_2_4.csv", index_col=0)
+    annot = pd.read_csv(
+        out / "prototypes" / "mouse0" / "machineAnnotation_hmmbest_2_4.csv", index_col=0
+    )
     assert list(annot.columns) == list(protos["name"]) and annot.shape[0] == 500
     assert (out / "info_hmmbest_2_4.npz").is_file() and (out / "prototype_dendrogram.png").is_file()
     assert (out / "ethogram_mouse0.png").is_file()
@@ -264,10 +309,14 @@ def test_cli_segment_motifs_and_select_prototypes_end_to_end(tmp_path):
     onehot = pd.read_csv(out / "mouse2" / "machineAnnotation_hmm3.csv", index_col=0).to_numpy()
     starts = np.zeros(1500, bool)
     starts[[0, 500, 1000]] = True
-    np.testing.assert_array_equal(model.decode_state(feats, starts, state_format="index")[1000:], onehot.argmax(1))
+    np.testing.assert_array_equal(
+        model.decode_state(feats, starts, state_format="index")[1000:], onehot.argmax(1)
+    )
     # errors are one line, not a traceback
     res = runner.invoke(main, ["select-prototypes", str(tmp_path), "--fps", "30"])
     assert res.exit_code != 0 and "labels.npz" in res.output
-    res = runner.invoke(main, ["segment-motifs", str(tmp_path / "empty_dir_missing"), "--out", str(out)])
+    res = runner.invoke(
+        main, ["segment-motifs", str(tmp_path / "empty_dir_missing"), "--out", str(out)]
+    )
     assert res.exit_code != 0
     assert "Examples" in runner.invoke(main, ["segment-motifs", "--help"]).output

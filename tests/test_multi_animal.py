@@ -25,7 +25,12 @@ def _dataset(plural=False, order=("time", "space", "keypoint", "individual")):
     dims = ("time", "space", kp, ind)
     ds = xr.Dataset(
         {"position": (dims, pos), "confidence": (("time", kp, ind), conf)},
-        coords={"time": np.arange(12) / 30, "space": ["x", "y"], kp: ["nose", "neck", "tail"], ind: ["f", "m"]},
+        coords={
+            "time": np.arange(12) / 30,
+            "space": ["x", "y"],
+            kp: ["nose", "neck", "tail"],
+            ind: ["f", "m"],
+        },
         attrs={"fps": 30.0, "time_unit": "seconds", "ds_type": "poses", "source_software": "SLEAP"},
     )
     rename = {"keypoint": kp, "individual": ind}
@@ -33,8 +38,10 @@ def _dataset(plural=False, order=("time", "space", "keypoint", "individual")):
 
 
 @pytest.mark.parametrize("plural", [False, True])
-@pytest.mark.parametrize("order", [("time", "space", "keypoint", "individual"),
-                                   ("individual", "keypoint", "time", "space")])
+@pytest.mark.parametrize(
+    "order",
+    [("time", "space", "keypoint", "individual"), ("individual", "keypoint", "time", "space")],
+)
 def test_stack_and_separate_hold_the_same_coordinates(plural, order):
     ds, pos = _dataset(plural, order)
     sep = load_keypoints(ds)
@@ -42,10 +49,14 @@ def test_stack_and_separate_hold_the_same_coordinates(plural, order):
     assert [s.individual for s in sep] == ["f", "m"]
     assert len(stack) == 1 and stack[0].individual == "f+m"
     assert list(stack[0].bodyparts) == ["f/nose", "f/neck", "f/tail", "m/nose", "m/neck", "m/tail"]
-    np.testing.assert_array_equal(stack.coordinates, np.concatenate([sep[0].coordinates, sep[1].coordinates], axis=1))
+    np.testing.assert_array_equal(
+        stack.coordinates, np.concatenate([sep[0].coordinates, sep[1].coordinates], axis=1)
+    )
     np.testing.assert_array_equal(stack.confidence[:, 3:], sep[1].confidence)
     # against the raw array: time, keypoint, space for individual m
-    np.testing.assert_array_equal(stack.coordinates[:, 3:], np.transpose(pos[:, :, :, 1], (0, 2, 1)))
+    np.testing.assert_array_equal(
+        stack.coordinates[:, 3:], np.transpose(pos[:, :, :, 1], (0, 2, 1))
+    )
     swapped = load_keypoints(ds, individual_layout="stack", individuals=["m", "f"])
     np.testing.assert_array_equal(swapped.coordinates[:, :3], stack.coordinates[:, 3:])
     np.testing.assert_allclose(stack[0].timestamps, np.arange(12) / 30)
@@ -70,8 +81,12 @@ def test_stack_bad_input(tmp_path):
 def test_social_features_hand_computed():
     # a at the origin facing +x; b at (3, 4) facing +y (head at +1 along its heading)
     t = np.array([0.0, 1.0])
-    a = np.stack([np.stack([t * 0 + 1, t * 0], -1), np.stack([t * 0 - 1, t * 0], -1)], axis=1)  # head, tail
-    b = np.stack([np.stack([t * 0 + 3, t * 0 + 5], -1), np.stack([t * 0 + 3, t * 0 + 3], -1)], axis=1)
+    a = np.stack(
+        [np.stack([t * 0 + 1, t * 0], -1), np.stack([t * 0 - 1, t * 0], -1)], axis=1
+    )  # head, tail
+    b = np.stack(
+        [np.stack([t * 0 + 3, t * 0 + 5], -1), np.stack([t * 0 + 3, t * 0 + 3], -1)], axis=1
+    )
     b[1] = [[2.0, 4.0], [4.0, 4.0]]  # frame 1: b faces -x, centre (3, 4)
     coords = np.stack([a, b], axis=1)  # (T, 2 animals, 2 keypoints, 2)
     f = social_features(coords, "head", "tail", bodyparts=["head", "tail"], individuals=["a", "b"])
@@ -87,7 +102,8 @@ def test_social_features_hand_computed():
     # the stacked layout gives the same table
     stacked = coords.reshape(2, 4, 2)
     pd.testing.assert_frame_equal(
-        social_features(stacked, 0, 1, n_individuals=2, individuals=["a", "b"]), f)
+        social_features(stacked, 0, 1, n_individuals=2, individuals=["a", "b"]), f
+    )
     with pytest.raises(ValueError, match="n_individuals"):
         social_features(stacked, 0, 1)
     with pytest.raises(ValueError, match="two individuals"):
@@ -109,7 +125,9 @@ def test_states_round_trip_netcdf_and_csv(tmp_path):
     np.testing.assert_allclose(back["state_probability"].values, p)
     np.testing.assert_allclose(back["time"].values, np.arange(12) / 30)
     assert back.attrs["ds_type"] == "states" and back.attrs["fps"] == 30.0
-    files = write_annotation_csvs(tmp_path / "annot", z[:, 0], 3, session_starts=[0, 5], names=["s0", "s1"])
+    files = write_annotation_csvs(
+        tmp_path / "annot", z[:, 0], 3, session_starts=[0, 5], names=["s0", "s1"]
+    )
     first = pd.read_csv(files[0], index_col=0)
     assert list(first.columns) == ["Motif_0", "Motif_1", "Motif_2"] and first.shape == (5, 3)
     assert first.iloc[0].sum() == 0  # -1: no state
@@ -122,16 +140,25 @@ def test_states_round_trip_netcdf_and_csv(tmp_path):
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize("relpath, nodes, n_frames", [
-    ("pose-sleap-courtship-flies/courtship_3000f.predictions.slp", ["head", "thorax", "abdomen"], 3000),
-    ("pose-deepof-mice/testDLC_h5_table_madlc.h5", ["Nose", "Center", "Tail_base"], 100),
-])
+@pytest.mark.parametrize(
+    "relpath, nodes, n_frames",
+    [
+        (
+            "pose-sleap-courtship-flies/courtship_3000f.predictions.slp",
+            ["head", "thorax", "abdomen"],
+            3000,
+        ),
+        ("pose-deepof-mice/testDLC_h5_table_madlc.h5", ["Nose", "Center", "Tail_base"], 100),
+    ],
+)
 def test_real_two_animal_files_stack_and_social_features(shared_data, relpath, nodes, n_frames):
     sep = load_keypoints(shared_data / relpath, bodyparts=nodes)
     stack = load_keypoints(shared_data / relpath, bodyparts=nodes, individual_layout="stack")
     assert len(sep) == 2 and len(stack) == 1 and stack.coordinates.shape == (n_frames, 6, 2)
     np.testing.assert_array_equal(stack.coordinates[:, 3:], sep[1].coordinates)
     f = social_features(stack.coordinates, nodes[0], nodes[-1], bodyparts=nodes, n_individuals=2)
-    both = np.isfinite(sep[0].coordinates).all(axis=(1, 2)) & np.isfinite(sep[1].coordinates).all(axis=(1, 2))
+    both = np.isfinite(sep[0].coordinates).all(axis=(1, 2)) & np.isfinite(sep[1].coordinates).all(
+        axis=(1, 2)
+    )
     c0, c1 = np.nanmean(sep[0].coordinates, axis=1), np.nanmean(sep[1].coordinates, axis=1)
     np.testing.assert_allclose(f["distance_0_1"][both], np.linalg.norm(c1 - c0, axis=1)[both])

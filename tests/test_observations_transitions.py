@@ -56,7 +56,9 @@ def test_mniw_log_prior_matches_scipy(rng):
     for k in range(2):
         w = np.concatenate([coef[k], intercept[k][:, None]], axis=1)
         want += stats.invwishart(df=5.0, scale=np.asarray(prior.scale)).logpdf(cov[k])
-        want += stats.matrix_normal(mean=np.asarray(prior.mean), rowcov=cov[k], colcov=3.0 * np.eye(3)).logpdf(w)
+        want += stats.matrix_normal(
+            mean=np.asarray(prior.mean), rowcov=cov[k], colcov=3.0 * np.eye(3)
+        ).logpdf(w)
     np.testing.assert_allclose(got, want, rtol=1e-10)
     # dropping the constant changes the value by a parameter-free amount only
     shift = got - mniw_log_prior(coef, intercept, cov, prior, include_constant=False)
@@ -71,17 +73,26 @@ def test_mniw_log_prior_matches_scipy(rng):
 def test_mniw_map_maximises_the_expected_log_joint(rng):
     """The closed-form M-step equals numerical maximisation of Q(W, Σ) + log prior."""
     n_features, nlags, n_time_bins = 2, 1, 40
-    y, x = rng.normal(size=(n_time_bins, n_features)), rng.normal(size=(n_time_bins, n_features * nlags))
+    y, x = (
+        rng.normal(size=(n_time_bins, n_features)),
+        rng.normal(size=(n_time_bins, n_features * nlags)),
+    )
     w = rng.uniform(size=(n_time_bins, 1))
     prior = default_mniw_prior(n_features, nlags, scale=0.3, coef_variance=2.0)
-    coef, intercept, cov = (np.asarray(a)[0] for a in mniw_map(ar_sufficient_statistics(w, y, x), prior))
+    coef, intercept, cov = (
+        np.asarray(a)[0] for a in mniw_map(ar_sufficient_statistics(w, y, x), prior)
+    )
 
     import jax
 
     @jax.jit
     def objective(theta):
         W = theta[: n_features * (nlags * n_features + 1)].reshape(n_features, -1)
-        L = jnp.zeros((n_features, n_features)).at[jnp.tril_indices(n_features)].set(theta[W.size :])
+        L = (
+            jnp.zeros((n_features, n_features))
+            .at[jnp.tril_indices(n_features)]
+            .set(theta[W.size :])
+        )
         S = L @ L.T + 1e-12 * jnp.eye(n_features)
         ll = ar_log_likelihoods(W[None, :, :-1], W[None, :, -1], S[None], y, x)[:, 0]
         lp = mniw_log_prior(W[None, :, :-1], W[None, :, -1], S[None], prior)
@@ -92,7 +103,10 @@ def test_mniw_map_maximises_the_expected_log_joint(rng):
     L_ours = np.linalg.cholesky(cov)[np.tril_indices(n_features)]
     theta0 = np.concatenate([W_ours.ravel() + 0.1, L_ours * 1.2])
     res = optimize.minimize(
-        lambda t: float(objective(t)), theta0, jac=lambda t: np.asarray(grad(t)), method="BFGS",
+        lambda t: float(objective(t)),
+        theta0,
+        jac=lambda t: np.asarray(grad(t)),
+        method="BFGS",
         options={"gtol": 1e-9, "maxiter": 2000},
     )
     ours = float(objective(np.concatenate([W_ours.ravel(), L_ours])))
@@ -130,7 +144,9 @@ def test_sticky_dirichlet_map_equals_numerical_maximum(rng):
         logits = theta.reshape(3, 3)
         probs = np.exp(logits - logits.max(1, keepdims=True))
         probs /= probs.sum(1, keepdims=True)
-        return -(np.sum(counts * np.log(probs)) + float(dirichlet_log_density(jnp.asarray(probs), conc)))
+        return -(
+            np.sum(counts * np.log(probs)) + float(dirichlet_log_density(jnp.asarray(probs), conc))
+        )
 
     res = optimize.minimize(neg, np.zeros(9), method="BFGS", options={"gtol": 1e-10})
     num = np.exp(res.x.reshape(3, 3))

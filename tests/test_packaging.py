@@ -36,7 +36,9 @@ def _module_level_imports(path: Path) -> set[str]:
     return names - set(sys.stdlib_module_names) - {"behavhmm", "__future__"}
 
 
-@pytest.mark.skipif(not PYPROJECT.is_file(), reason="pyproject.toml is not part of this installation")
+@pytest.mark.skipif(
+    not PYPROJECT.is_file(), reason="pyproject.toml is not part of this installation"
+)
 def test_every_module_level_import_is_a_core_dependency():
     root = Path(behavhmm.__file__).parent
     core = _core_distributions()

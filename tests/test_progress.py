@@ -41,7 +41,8 @@ def test_plain_progress_prints_one_line_every_tenth_and_at_the_end():
         bar.set_postfix(kappa="100")
         bar.update(1)
     assert [x.split(" [")[0] for x in stream.getvalue().splitlines()] == [
-        "tuning kappa: 1 fits", "tuning kappa: 2 fits kappa=100"
+        "tuning kappa: 1 fits",
+        "tuning kappa: 2 fits kappa=100",
     ]
 
 
@@ -58,7 +59,9 @@ def test_progress_is_tqdm_on_a_terminal_and_plain_lines_elsewhere():
 def test_fit_loops_write_plain_lines_to_a_non_terminal_stderr(capsys):
     import jax
 
-    result = run_gibbs(lambda s, k: (s + 1, -2.0 * s), 0, jax.random.key(0), n_iter=20, n_frames=2, desc="Gibbs")
+    result = run_gibbs(
+        lambda s, k: (s + 1, -2.0 * s), 0, jax.random.key(0), n_iter=20, n_frames=2, desc="Gibbs"
+    )
     assert result.state == 20
     err = capsys.readouterr().err
     assert "\r" not in err
@@ -77,6 +80,8 @@ def test_a_piped_cli_fit_logs_plain_lines():
     text = result.output  # stdout and stderr as a terminal would show them
     assert "\r" not in text
     lines = [x for x in text.splitlines() if x.startswith("ARHMM em (K=4): ")]
-    assert lines and all("iters) ll_per_frame=" in x for x in lines)  # the last one: EM converged early
+    assert lines and all(
+        "iters) ll_per_frame=" in x for x in lines
+    )  # the last one: EM converged early
     assert np.all(np.diff([int(x.split("%")[0].split()[-1]) for x in lines]) > 0)
     assert "State recovery" in text

@@ -40,7 +40,9 @@ def test_pynapple_in_pynapple_out_on_same_timestamps(model_and_data):
     np.testing.assert_array_equal(proba.t, tsd.t)
     np.testing.assert_array_equal(proba.time_support.values, tsd.time_support.values)
     # sessions come from time_support: same numbers as the explicit mask
-    np.testing.assert_allclose(proba.values, model.smooth_proba(X, session_starts=starts), equal_nan=True)
+    np.testing.assert_allclose(
+        proba.values, model.smooth_proba(X, session_starts=starts), equal_nan=True
+    )
     z = model.decode_state(tsd, state_format="index")
     assert isinstance(z, nap.Tsd)
     np.testing.assert_array_equal(z.values, model.predict(X, session_starts=starts))
@@ -91,7 +93,9 @@ def test_nan_at_epoch_borders_is_dropped(model_and_data):
     starts_kept = np.zeros(keep.sum(), bool)
     starts_kept[np.searchsorted(np.flatnonzero(keep), [0, first[1] + 3, first[2]])] = True
     np.testing.assert_allclose(
-        model.score(Xn, session_starts=starts), model.score(X[keep], session_starts=starts_kept), rtol=1e-6
+        model.score(Xn, session_starts=starts),
+        model.score(X[keep], session_starts=starts_kept),
+        rtol=1e-6,
     )
     # pynapple input with NaN at epoch borders, as after a convolution
     tsd = as_tsdframe(Xn, starts)
@@ -112,8 +116,14 @@ def test_whole_nan_session_is_ignored_with_a_warning(model_and_data):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda X, s: (np.where(np.arange(len(X))[:, None] == 50, np.nan, X), s), "NaN at time bin 50, inside a session"),
-        (lambda X, s: (np.where(np.arange(len(X))[:, None] == 7, np.inf, X), s), "X contains infinity"),
+        (
+            lambda X, s: (np.where(np.arange(len(X))[:, None] == 50, np.nan, X), s),
+            "NaN at time bin 50, inside a session",
+        ),
+        (
+            lambda X, s: (np.where(np.arange(len(X))[:, None] == 7, np.inf, X), s),
+            "X contains infinity",
+        ),
         (lambda X, s: (X, np.array([0, 5000])), r"index 5000, outside \[0, 900\)"),
         (lambda X, s: (X, np.array([0, -1])), "outside"),
         (lambda X, s: (X, s[:-1]), r"must have shape \(900,\)"),
@@ -123,8 +133,18 @@ def test_whole_nan_session_is_ignored_with_a_warning(model_and_data):
         (lambda X, s: (X[:, :, None], s), "Found array with dim 3"),
         (lambda X, s: (X[:1], None), "n_samples=1"),
     ],
-    ids=["nan-mid-session", "inf", "start-out-of-range", "negative-start", "mask-length", "float-starts",
-         "too-few-frames-for-nlags", "n-features", "3d", "one-sample"],
+    ids=[
+        "nan-mid-session",
+        "inf",
+        "start-out-of-range",
+        "negative-start",
+        "mask-length",
+        "float-starts",
+        "too-few-frames-for-nlags",
+        "n-features",
+        "3d",
+        "one-sample",
+    ],
 )
 def test_bad_input_gives_clear_errors(model_and_data, make, match):
     model, X, starts = model_and_data
@@ -143,7 +163,11 @@ def test_bad_input_gives_clear_errors(model_and_data, make, match):
         (dict(kappa=-1.0), ValueError, "kappa == -1.0, must be >= 0"),
         (dict(alpha=0.0), ValueError, "alpha == 0.0, must be > 0"),
         (dict(inference_method="gpu"), ValueError, "inference_method must be one of"),
-        (dict(covariance_prior_dof=0.5), ValueError, "covariance_prior_dof must exceed n_features - 1"),
+        (
+            dict(covariance_prior_dof=0.5),
+            ValueError,
+            "covariance_prior_dof must exceed n_features - 1",
+        ),
         (dict(random_state="seed"), TypeError, "random_state must be an int"),
         (dict(progress_bar="yes"), TypeError, "progress_bar must be a bool"),
     ],
@@ -151,7 +175,9 @@ def test_bad_input_gives_clear_errors(model_and_data, make, match):
 def test_bad_hyperparameters_raise_in_fit(model_and_data, params, err, match):
     _, X, starts = model_and_data
     with pytest.raises(err, match=match):
-        ARHMM(**{**dict(n_states=2, nlags=1, progress_bar=False), **params}).fit(X, session_starts=starts)
+        ARHMM(**{**dict(n_states=2, nlags=1, progress_bar=False), **params}).fit(
+            X, session_starts=starts
+        )
 
 
 def test_other_method_errors(model_and_data):
@@ -175,9 +201,20 @@ def test_layers_import_only_downward():
 
     root = Path(behavhmm.__file__).parent
     order = {
-        "sessions": 0, "inference": 0, "observations": 1, "transitions": 1, "fitting": 2, "models": 3,
-        "io": 4, "preprocessing": 4, "analysis": 4, "plotting": 4, "model_selection": 4, "datasets": 5,
-        "workflows": 5, "cli": 6,
+        "sessions": 0,
+        "inference": 0,
+        "observations": 1,
+        "transitions": 1,
+        "fitting": 2,
+        "models": 3,
+        "io": 4,
+        "preprocessing": 4,
+        "analysis": 4,
+        "plotting": 4,
+        "model_selection": 4,
+        "datasets": 5,
+        "workflows": 5,
+        "cli": 6,
     }
     violations = []
     for path in root.rglob("*.py"):
@@ -240,8 +277,12 @@ def test_private_model_modules_stay_inside_models():
                 violations.append(f"{'/'.join(rel)} imports {module}")
         if rel[0] == "analysis":
             for node in ast.walk(ast.parse(path.read_text())):
-                if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                        and node.value.id == "model" and node.attr.startswith("_")):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "model"
+                    and node.attr.startswith("_")
+                ):
                     violations.append(f"{'/'.join(rel)} uses model.{node.attr}")
     assert not violations, violations
 
@@ -253,7 +294,10 @@ def test_moved_modules_keep_their_old_import_paths():
     from behavhmm.models._sessions import session_mask, split_pynapple
     from behavhmm.observations.glm import flatten_design
 
-    assert session_mask is behavhmm.sessions.session_mask and split_pynapple is behavhmm.sessions.split_pynapple
+    assert (
+        session_mask is behavhmm.sessions.session_mask
+        and split_pynapple is behavhmm.sessions.split_pynapple
+    )
     assert _glm_init.flatten_design is flatten_design
     assert flatten_design({"a": np.ones((3, 1)), "b": np.zeros((3, 2))}).shape == (3, 3)
 
@@ -278,7 +322,10 @@ def test_arhmm_package_and_the_old_module_paths(model_and_data, monkeypatch):
     assert ar_hmm.ARHMM is estimator.ARHMM is ARHMM is arhmm.ARHMM
     assert ar_hmm.kmeans_ar_params is estimator.kmeans_ar_params
     assert _ar_programs.gibbs_sweep is gibbs.gibbs_sweep and _ar_programs.em_step is em.em_step
-    assert _ar_programs.ARHMMParams is model.ARHMMParams and _ar_programs._solve_dof is student_t.solve_dof
+    assert (
+        _ar_programs.ARHMMParams is model.ARHMMParams
+        and _ar_programs._solve_dof is student_t.solve_dof
+    )
     calls = []
 
     def counting(*args, **kwargs):
@@ -289,7 +336,9 @@ def test_arhmm_package_and_the_old_module_paths(model_and_data, monkeypatch):
     _, X, starts = model_and_data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ARHMM(n_states=3, nlags=1, n_iter=3, tol=0.0, progress_bar=False).fit(X, session_starts=starts)
+        ARHMM(n_states=3, nlags=1, n_iter=3, tol=0.0, progress_bar=False).fit(
+            X, session_starts=starts
+        )
     assert len(calls) == 3
 
 
@@ -312,6 +361,8 @@ def test_glmhmm_package_and_the_old_module_paths():
     from behavhmm.models.glmhmm import em, estimator, initialize
 
     assert glm_hmm.GLMHMM is estimator.GLMHMM is behavhmm.GLMHMM
-    assert glm_hmm.HMMInitializer is estimator.HMMInitializer and glm_hmm.EMState is estimator.EMState
+    assert (
+        glm_hmm.HMMInitializer is estimator.HMMInitializer and glm_hmm.EMState is estimator.EMState
+    )
     assert _glm_core is em and _glm_init is initialize
     assert estimator.core is em  # the estimator reads its programs from em

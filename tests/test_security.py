@@ -85,10 +85,18 @@ def test_payloads_are_live(tmp_path, kind):
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
 def test_restricted_unpickler_reads_plain_data_only(protocol):
-    data = [(1, ["scorer", "nose", "x"]), {"names": ["a", None], 1: {"type": "MultiIndex"}}, 2.5, {3}, frozenset("a")]
+    data = [
+        (1, ["scorer", "nose", "x"]),
+        {"names": ["a", None], 1: {"type": "MultiIndex"}},
+        2.5,
+        {3},
+        frozenset("a"),
+    ]
     assert load_plain_pickle(pickle.dumps(data, protocol=protocol), "attr") == data
     for forbidden in (np.float64(1.0), np.zeros(2), Path("x"), print):
-        with pytest.raises(UnsafePickleError, match="attr holds pickled metadata that behavhmm does not decode"):
+        with pytest.raises(
+            UnsafePickleError, match="attr holds pickled metadata that behavhmm does not decode"
+        ):
             load_plain_pickle(pickle.dumps(forbidden, protocol=protocol), "attr")
     with pytest.raises(ValueError, match="attr holds pickled metadata that cannot be read"):
         load_plain_pickle(b"(lp0\n(I0x1", "attr")
@@ -99,7 +107,12 @@ def test_restricted_unpickler_reads_plain_data_only(protocol):
 
 def _dlc_frame(n_frames=40, bodyparts=("nose", "ear", "tail"), individuals=None, seed=0):
     rng = np.random.default_rng(seed)
-    levels = [["DLC_test"], *([list(individuals)] if individuals else []), list(bodyparts), ["x", "y", "likelihood"]]
+    levels = [
+        ["DLC_test"],
+        *([list(individuals)] if individuals else []),
+        list(bodyparts),
+        ["x", "y", "likelihood"],
+    ]
     names = ["scorer", *(["individuals"] if individuals else []), "bodyparts", "coords"]
     cols = pd.MultiIndex.from_product(levels, names=names)
     values = rng.uniform(0, 100, size=(n_frames, len(cols)))
@@ -116,7 +129,9 @@ def dlc_files(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _dlc_frame().to_hdf(folder / "table.h5", key="df_with_missing", mode="w", format="table")
-        _dlc_frame(individuals=("m1", "m2")).to_hdf(folder / "fixed.h5", key="tracks", mode="w", format="fixed")
+        _dlc_frame(individuals=("m1", "m2")).to_hdf(
+            folder / "fixed.h5", key="tracks", mode="w", format="fixed"
+        )
     files["table"] = folder / "table.h5"
     files["fixed"] = folder / "fixed.h5"
     return files
@@ -157,8 +172,12 @@ def test_synthetic_layouts_load_as_pandas_reads_them(dlc_files):
         for s in sessions:
             prefix = ("DLC_test",) + ((s.individual,) if layout == "fixed" else ())
             for k, bp in enumerate(s.bodyparts):
-                np.testing.assert_array_equal(s.coordinates[:, k, 0], df[prefix + (bp, "x")].to_numpy())
-                np.testing.assert_array_equal(s.confidence[:, k], df[prefix + (bp, "likelihood")].to_numpy())
+                np.testing.assert_array_equal(
+                    s.coordinates[:, k, 0], df[prefix + (bp, "x")].to_numpy()
+                )
+                np.testing.assert_array_equal(
+                    s.confidence[:, k], df[prefix + (bp, "likelihood")].to_numpy()
+                )
             np.testing.assert_array_equal(s.frames, np.arange(40))
         assert sessions.individuals == (["m1", "m2"] if layout == "fixed" else ["id_0"])
 
@@ -200,7 +219,9 @@ def test_a_payload_in_any_attribute_of_a_dlc_file_never_runs(dlc_files, tmp_path
 )
 def test_real_dlc_file_with_payloads(shared_data, tmp_path, kind, node, key, refused):
     marker = tmp_path / "ran"
-    path = _poison(shared_data / REAL_DLC_TABLE, tmp_path / "evil.h5", node, key, _payloads(marker)[kind])
+    path = _poison(
+        shared_data / REAL_DLC_TABLE, tmp_path / "evil.h5", node, key, _payloads(marker)[kind]
+    )
     if refused:
         with pytest.raises(ValueError, match="evil.h5"):
             load_keypoints(path)
@@ -223,7 +244,9 @@ def test_real_fixed_layout_with_payload_in_each_attribute(shared_data, tmp_path)
 
 def test_dlc_object_node_and_bad_structure_are_refused(dlc_files, tmp_path):
     marker = tmp_path / "ran"
-    df = pd.DataFrame({"a": [1, 2], "b": [_Opener(marker), [2]]})  # an object column: a node of pickles
+    df = pd.DataFrame(
+        {"a": [1, 2], "b": [_Opener(marker), [2]]}
+    )  # an object column: a node of pickles
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         df.to_hdf(tmp_path / "objects.h5", key="df", format="fixed", mode="w")
@@ -231,8 +254,13 @@ def test_dlc_object_node_and_bad_structure_are_refused(dlc_files, tmp_path):
         load_keypoints(tmp_path / "objects.h5", format="dlc")
     assert not marker.exists()
     # plain data of the wrong shape in the pickled labels: a clear error, not a traceback
-    path = _poison(dlc_files["table"], tmp_path / "odd.h5", "df_with_missing", "non_index_axes",
-                   pickle.dumps({"not": "a list"}, protocol=0))
+    path = _poison(
+        dlc_files["table"],
+        tmp_path / "odd.h5",
+        "df_with_missing",
+        "non_index_axes",
+        pickle.dumps({"not": "a list"}, protocol=0),
+    )
     with pytest.raises(ValueError, match=r"odd\.h5.*non_index_axes"):
         load_keypoints(path)
     path = _poison(dlc_files["fixed"], tmp_path / "codes.h5", "tracks", "axis0_nlevels", b"x")
@@ -269,7 +297,9 @@ def test_payloads_in_sleap_and_nwb_files_never_run(shared_data, tmp_path, relpat
         f.visititems(visit)
     assert targets
     for i, (node, key) in enumerate(targets):
-        path = _poison(source, tmp_path / f"evil{i}{source.suffix}", node, key, _payloads(marker)["reproducer"])
+        path = _poison(
+            source, tmp_path / f"evil{i}{source.suffix}", node, key, _payloads(marker)["reproducer"]
+        )
         try:
             load_keypoints(path)
         except Exception:  # noqa: BLE001 - the readers' own errors; what matters is the marker
@@ -282,7 +312,9 @@ def test_payloads_in_sleap_and_nwb_files_never_run(shared_data, tmp_path, relpat
 def test_payloads_in_sleap_analysis_strings_never_run(shared_data, tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "evil.analysis.h5"
-    shutil.copy(shared_data / "pose-sleap-courtship-flies/courtship_3000f.predictions.analysis.h5", path)
+    shutil.copy(
+        shared_data / "pose-sleap-courtship-flies/courtship_3000f.predictions.analysis.h5", path
+    )
     with h5py.File(path, "r+") as f:
         for name in ("node_names", "track_names"):
             n = len(f[name])
@@ -332,20 +364,46 @@ def keypoint_model_file(tmp_path_factory):
 def test_cli_never_runs_payloads(dlc_files, keypoint_model_file, tmp_path, kind):
     marker = tmp_path / "ran"
     payload = _payloads(marker)[kind]
-    evil = _poison(dlc_files["table"], tmp_path / "evil.h5", "df_with_missing", "non_index_axes", payload)
+    evil = _poison(
+        dlc_files["table"], tmp_path / "evil.h5", "df_with_missing", "non_index_axes", payload
+    )
     runner = CliRunner()
-    fit = runner.invoke(main, ["fit-keypoints", str(evil), "--out", str(tmp_path / "fit"), "--no-progress",
-                               "--no-plots"])
+    fit = runner.invoke(
+        main,
+        ["fit-keypoints", str(evil), "--out", str(tmp_path / "fit"), "--no-progress", "--no-plots"],
+    )
     assert fit.exit_code != 0 and "evil.h5" in fit.output and isinstance(fit.exception, SystemExit)
-    applied = runner.invoke(main, ["apply-keypoints", str(keypoint_model_file), str(evil), "--out",
-                                   str(tmp_path / "applied")])
-    assert applied.exit_code != 0 and "evil.h5" in applied.output and isinstance(applied.exception, SystemExit)
+    applied = runner.invoke(
+        main,
+        [
+            "apply-keypoints",
+            str(keypoint_model_file),
+            str(evil),
+            "--out",
+            str(tmp_path / "applied"),
+        ],
+    )
+    assert (
+        applied.exit_code != 0
+        and "evil.h5" in applied.output
+        and isinstance(applied.exception, SystemExit)
+    )
     # a model file holding a pickled object array
     evil_model = tmp_path / "evil_model.npz"
     np.savez(evil_model, __metadata__=np.array([_Opener(marker)], dtype=object))
-    applied = runner.invoke(main, ["apply-keypoints", str(evil_model), str(dlc_files["table"]), "--out",
-                                   str(tmp_path / "applied")])
-    assert applied.exit_code != 0 and "evil_model.npz" in applied.output and "pickle" in applied.output
+    applied = runner.invoke(
+        main,
+        [
+            "apply-keypoints",
+            str(evil_model),
+            str(dlc_files["table"]),
+            "--out",
+            str(tmp_path / "applied"),
+        ],
+    )
+    assert (
+        applied.exit_code != 0 and "evil_model.npz" in applied.output and "pickle" in applied.output
+    )
     assert isinstance(applied.exception, SystemExit)
     assert not marker.exists()
 
@@ -366,8 +424,14 @@ def fitted(tmp_path_factory):
         )
     model_file = folder / "m.npz"
     model.save_params(model_file)
-    return {"model": model, "X": X, "starts": starts, "kw": kw, "model_file": model_file,
-            "checkpoint": folder / "ck.npz"}
+    return {
+        "model": model,
+        "X": X,
+        "starts": starts,
+        "kw": kw,
+        "model_file": model_file,
+        "checkpoint": folder / "ck.npz",
+    }
 
 
 def _npz_members(path):
@@ -418,18 +482,60 @@ def test_pickled_object_arrays_in_npz_and_npy_never_run(fitted, tmp_path):
     [
         ("list", lambda m: [m], "metadata is a list"),
         ("unknown key", lambda m: {**m, "extra": 1}, r"unknown metadata keys \['extra'\]"),
-        ("missing arrays", lambda m: {k: v for k, v in m.items() if k != "arrays"}, "lacks 'arrays'"),
+        (
+            "missing arrays",
+            lambda m: {k: v for k, v in m.items() if k != "arrays"},
+            "lacks 'arrays'",
+        ),
         ("params type", lambda m: {**m, "params": [1]}, "'params' must be of type dict"),
-        ("version type", lambda m: {**m, "format_version": "1"}, "'format_version' must be of type int"),
-        ("scalar setattr", lambda m: {**m, "scalars": {**m["scalars"], "predict": 1}}, "unknown fitted scalar 'predict'"),
-        ("scalar type", lambda m: {**m, "scalars": {**m["scalars"], "converged_": "yes"}}, "converged_ must be of type bool"),
-        ("negative scalar", lambda m: {**m, "scalars": {**m["scalars"], "n_iter_": -1}}, "n_iter_ must be of type int"),
-        ("misplaced scalar", lambda m: {**m, "params": {**m["params"], "n_iter_": 3}}, r"parameters \['n_iter_'\]"),
-        ("misplaced param", lambda m: {**m, "scalars": {"n_states": 3}}, "unknown fitted scalar 'n_states'"),
-        ("array entry", lambda m: {**m, "arrays": {**m["arrays"], "coef_": {"dtype": "float32"}}}, "exactly the keys"),
-        ("array shape", lambda m: {**m, "arrays": {**m["arrays"], "coef_": {"shape": [-1], "dtype": "f"}}}, "invalid shape"),
-        ("array dtype", lambda m: {**m, "arrays": {**m["arrays"], "coef_": {**m["arrays"]["coef_"], "dtype": "int8"}}},
-         "coef_ has dtype"),
+        (
+            "version type",
+            lambda m: {**m, "format_version": "1"},
+            "'format_version' must be of type int",
+        ),
+        (
+            "scalar setattr",
+            lambda m: {**m, "scalars": {**m["scalars"], "predict": 1}},
+            "unknown fitted scalar 'predict'",
+        ),
+        (
+            "scalar type",
+            lambda m: {**m, "scalars": {**m["scalars"], "converged_": "yes"}},
+            "converged_ must be of type bool",
+        ),
+        (
+            "negative scalar",
+            lambda m: {**m, "scalars": {**m["scalars"], "n_iter_": -1}},
+            "n_iter_ must be of type int",
+        ),
+        (
+            "misplaced scalar",
+            lambda m: {**m, "params": {**m["params"], "n_iter_": 3}},
+            r"parameters \['n_iter_'\]",
+        ),
+        (
+            "misplaced param",
+            lambda m: {**m, "scalars": {"n_states": 3}},
+            "unknown fitted scalar 'n_states'",
+        ),
+        (
+            "array entry",
+            lambda m: {**m, "arrays": {**m["arrays"], "coef_": {"dtype": "float32"}}},
+            "exactly the keys",
+        ),
+        (
+            "array shape",
+            lambda m: {**m, "arrays": {**m["arrays"], "coef_": {"shape": [-1], "dtype": "f"}}},
+            "invalid shape",
+        ),
+        (
+            "array dtype",
+            lambda m: {
+                **m,
+                "arrays": {**m["arrays"], "coef_": {**m["arrays"]["coef_"], "dtype": "int8"}},
+            },
+            "coef_ has dtype",
+        ),
     ],
 )
 def test_crafted_metadata_is_refused_naming_the_file(fitted, tmp_path, case, edit, match):
@@ -453,7 +559,14 @@ def test_unreadable_metadata_and_archives_name_the_file(fitted, tmp_path):
     flipped = bytearray(good)
     flipped[len(good) // 3] ^= 0xFF
     (tmp_path / "flipped.npz").write_bytes(bytes(flipped))
-    for name in ("json.npz", "deep.npz", "numbers.npz", "empty.npz", "truncated.npz", "flipped.npz"):
+    for name in (
+        "json.npz",
+        "deep.npz",
+        "numbers.npz",
+        "empty.npz",
+        "truncated.npz",
+        "flipped.npz",
+    ):
         with pytest.raises(ValueError) as info:
             load_model(tmp_path / name)
         assert str(tmp_path / name) in str(info.value), (name, info.value)
@@ -476,7 +589,9 @@ def test_a_small_file_cannot_make_the_loader_allocate_much(fitted, tmp_path):
             data = src.read(info)
             if info.filename == "coef_.npy":
                 start, end = data.index(b"{"), data.index(b"\n")
-                crafted = re.sub(rb"'shape': \([^)]*\)", b"'shape': (900000000,)", data[start:end].rstrip())
+                crafted = re.sub(
+                    rb"'shape': \([^)]*\)", b"'shape': (900000000,)", data[start:end].rstrip()
+                )
                 data = data[:start] + crafted.ljust(end - start) + data[end:]
             dst.writestr(info, data)
     tracemalloc.start()
@@ -494,11 +609,17 @@ def test_a_small_file_cannot_make_the_loader_allocate_much(fitted, tmp_path):
 def test_no_path_stored_in_a_model_file_is_written(fitted, tmp_path):
     target = tmp_path / "victim" / "overwritten.npz"
     path = _rewrite_meta(
-        fitted["model_file"], tmp_path / "paths.npz",
-        lambda m: {**m, "params": {**m["params"], "checkpoint_path": str(target), "checkpoint_every": 1}},
+        fitted["model_file"],
+        tmp_path / "paths.npz",
+        lambda m: {
+            **m,
+            "params": {**m["params"], "checkpoint_path": str(target), "checkpoint_every": 1},
+        },
     )
     loaded = load_model(path)
-    assert loaded.checkpoint_path is None and loaded.checkpoint_every is None  # documented: never restored
+    assert (
+        loaded.checkpoint_path is None and loaded.checkpoint_every is None
+    )  # documented: never restored
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         loaded.set_params(n_iter=2).fit(fitted["X"], session_starts=fitted["starts"])
@@ -527,8 +648,12 @@ def test_damaged_and_crafted_checkpoints_name_the_file(fitted, tmp_path):
     good = fitted["checkpoint"].read_bytes()
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0x01
-    damaged = {"empty.npz": b"", "truncated.npz": good[: len(good) // 2], "flipped.npz": bytes(flipped),
-               "junk.npz": b"PK\x03\x04junk"}
+    damaged = {
+        "empty.npz": b"",
+        "truncated.npz": good[: len(good) // 2],
+        "flipped.npz": bytes(flipped),
+        "junk.npz": b"PK\x03\x04junk",
+    }
     for name, content in damaged.items():
         (tmp_path / name).write_bytes(content)
     crafted = {
@@ -540,7 +665,9 @@ def test_damaged_and_crafted_checkpoints_name_the_file(fitted, tmp_path):
     }
     for name, edit in crafted.items():
         _rewrite_meta(fitted["checkpoint"], tmp_path / name, edit)
-    _rewrite_meta(fitted["checkpoint"], tmp_path / "nokey.npz", lambda m: None, lambda a: a.pop("key"))
+    _rewrite_meta(
+        fitted["checkpoint"], tmp_path / "nokey.npz", lambda m: None, lambda a: a.pop("key")
+    )
     for name in [*damaged, *crafted, "nokey.npz"]:
         with pytest.raises(ValueError) as info:
             _resume(fitted, tmp_path / name)
@@ -549,7 +676,9 @@ def test_damaged_and_crafted_checkpoints_name_the_file(fitted, tmp_path):
 
 def test_resume_semantics_for_n_iter(fitted, tmp_path):
     """A resumed fit runs up to n_iter in all: fewer than the checkpoint holds is refused, equal stops."""
-    with pytest.raises(ValueError, match=r"holds 4 iterations, more than n_iter=3.*n_iter >= 4") as info:
+    with pytest.raises(
+        ValueError, match=r"holds 4 iterations, more than n_iter=3.*n_iter >= 4"
+    ) as info:
         _resume(fitted, fitted["checkpoint"], n_iter=3)
     assert str(fitted["checkpoint"]) in str(info.value)
     same = _resume(fitted, fitted["checkpoint"], n_iter=4)
@@ -564,8 +693,25 @@ def test_cli_resume_with_a_damaged_checkpoint_is_a_clean_error(dlc_files, tmp_pa
     (out / "model.checkpoint.npz").write_bytes(content)
     result = CliRunner().invoke(
         main,
-        ["fit-keypoints", str(dlc_files["table"]), "--out", str(out), "--fps", "30", "--latent-dim", "2",
-         "--n-states", "3", "--ar-iters", "1", "--iters", "2", "--resume", "--no-plots", "--no-progress"],
+        [
+            "fit-keypoints",
+            str(dlc_files["table"]),
+            "--out",
+            str(out),
+            "--fps",
+            "30",
+            "--latent-dim",
+            "2",
+            "--n-states",
+            "3",
+            "--ar-iters",
+            "1",
+            "--iters",
+            "2",
+            "--resume",
+            "--no-plots",
+            "--no-progress",
+        ],
     )
     assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
     assert "model.checkpoint.npz is not a readable behavhmm checkpoint" in result.output
@@ -592,11 +738,17 @@ def test_temporary_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path
 
     dest = tmp_path / "model.checkpoint.npz"
     proc = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, behavhmm._files.__file__, str(dest)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _WRITER, behavhmm._files.__file__, str(dest)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         tmp = Path(proc.stdout.readline().strip())
-        assert tmp.is_file() and tmp.parent == tmp_path and tmp.name.startswith(".model.checkpoint.npz.")
+        assert (
+            tmp.is_file()
+            and tmp.parent == tmp_path
+            and tmp.name.startswith(".model.checkpoint.npz.")
+        )
         proc.send_signal(signal.SIGKILL)  # killed mid-write: no cleanup runs
         proc.wait(timeout=30)
     finally:
@@ -610,7 +762,9 @@ def test_temporary_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path
     assert not tmp.exists() and kept.exists()
     np.testing.assert_array_equal(read_npz(dest)["a"], np.arange(4))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([dest.name, kept.name])
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     planted = tmp_path / f".model.checkpoint.npz.{int(dead.stdout)}-abc.tmp"
     planted.write_bytes(b"stale")
     (tmp_path / ".other.npz.1-abc.tmp").write_bytes(b"another destination's")

@@ -53,7 +53,16 @@ def sessions():
 
 
 @pytest.mark.parametrize(
-    "method", ["score", "smooth_proba", "filter_proba", "decode_state", "predict", "predict_proba", "save_params"]
+    "method",
+    [
+        "score",
+        "smooth_proba",
+        "filter_proba",
+        "decode_state",
+        "predict",
+        "predict_proba",
+        "save_params",
+    ],
 )
 def test_not_fitted_error(method):
     with pytest.raises(NotFittedError, match="not fitted yet"):
@@ -71,11 +80,16 @@ def test_grid_search_over_n_states_with_whole_session_folds(sessions):
     model = ARHMM(nlags=1, kappa=20.0, alpha=1.0, n_iter=30, tol=1e-4, progress_bar=False)
     with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
         warnings.simplefilter("ignore", sklearn.exceptions.ConvergenceWarning)
-        search = GridSearchCV(model, {"n_states": [1, 3]}, cv=SessionKFold(3)).fit(X, session_starts=starts)
+        search = GridSearchCV(model, {"n_states": [1, 3]}, cv=SessionKFold(3)).fit(
+            X, session_starts=starts
+        )
     assert search.best_params_ == {"n_states": 3}
     # each fold was scored with its own session boundaries: redo fold 0 by hand
     train, test = next(SessionKFold(3).split(X, session_starts=starts))
-    assert set(np.unique(session_labels(starts)[test])) & set(np.unique(session_labels(starts)[train])) == set()
+    assert (
+        set(np.unique(session_labels(starts)[test])) & set(np.unique(session_labels(starts)[train]))
+        == set()
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sklearn.exceptions.ConvergenceWarning)
         by_hand = clone(model).set_params(n_states=3).fit(X[train], session_starts=starts[train])
@@ -89,13 +103,17 @@ def test_group_kfold_and_cross_validate_with_routing(sessions):
     model = ARHMM(n_states=3, nlags=1, kappa=20.0, n_iter=5, progress_bar=False)
     with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
         warnings.simplefilter("ignore", sklearn.exceptions.ConvergenceWarning)
-        res = cross_validate(model, X, cv=GroupKFold(2), params={"groups": groups, "session_starts": starts})
+        res = cross_validate(
+            model, X, cv=GroupKFold(2), params={"groups": groups, "session_starts": starts}
+        )
     assert np.all(np.isfinite(res["test_score"]))
 
 
 def test_pipeline_with_scaler(sessions):
     X, starts = sessions
-    pipe = make_pipeline(StandardScaler(), ARHMM(n_states=3, nlags=1, kappa=20.0, n_iter=20, progress_bar=False))
+    pipe = make_pipeline(
+        StandardScaler(), ARHMM(n_states=3, nlags=1, kappa=20.0, n_iter=20, progress_bar=False)
+    )
     with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
         warnings.simplefilter("ignore", sklearn.exceptions.ConvergenceWarning)
         pipe.fit(X, session_starts=starts)

@@ -52,7 +52,9 @@ def test_durations_match_a_loop_and_break_at_sessions(seed):
     expected = _brute_runs(z, starts)
     assert list(zip(labels.tolist(), durations.astype(int).tolist(), strict=True)) == expected
     assert median_duration(z, starts) == np.median([d for _, d in expected])
-    assert median_duration(z, starts, fps=30.0) == pytest.approx(np.median([d for _, d in expected]) / 30)
+    assert median_duration(z, starts, fps=30.0) == pytest.approx(
+        np.median([d for _, d in expected]) / 30
+    )
     # ignoring the session starts merges runs across them: never fewer frames, maybe fewer runs
     assert syllable_durations(z).sum() == durations.sum()
 
@@ -118,7 +120,9 @@ def test_transition_matrix_matches_a_loop(collapse):
         assert np.all(np.diag(counts) == 0)
     rows = transition_matrix(z, starts, n_states=4, collapse_runs=collapse)
     np.testing.assert_allclose(rows.sum(axis=1), 1.0)
-    assert transition_matrix(z, starts, n_states=4, normalize="all", collapse_runs=collapse).sum() == pytest.approx(1)
+    assert transition_matrix(
+        z, starts, n_states=4, normalize="all", collapse_runs=collapse
+    ).sum() == pytest.approx(1)
 
 
 def _sticky_ar_data(seed=0, n_states=3, n_sessions=3, frames=600, p_stay=0.97):
@@ -133,9 +137,9 @@ def test_cross_likelihoods_diagonal_zero_and_separated_states_are_unlikely():
     from behavhmm import ARHMM
 
     _, X, _, starts = _sticky_ar_data()
-    model = ARHMM(n_states=3, nlags=1, algorithm="em", n_iter=30, kappa=100.0, progress_bar=False).fit(
-        X, session_starts=starts
-    )
+    model = ARHMM(
+        n_states=3, nlags=1, algorithm="em", n_iter=30, kappa=100.0, progress_bar=False
+    ).fit(X, session_starts=starts)
     cl = cross_likelihoods(model, X, session_starts=starts)
     assert cl.shape == (3, 3)
     used = ~np.isnan(cl).all(axis=1)
@@ -152,7 +156,13 @@ def test_kappa_scan_longer_durations_with_larger_kappa():
     _, X, _, starts = _sticky_ar_data(seed=1)
     model = ARHMM(n_states=6, nlags=1, algorithm="gibbs", n_iter=25, progress_bar=False)
     table = kappa_scan(model, X, [1e6, 1.0], session_starts=starts, fps=30.0)
-    assert list(table.columns) == ["kappa", "median_duration", "log_likelihood", "n_used_states", "median_duration_s"]
+    assert list(table.columns) == [
+        "kappa",
+        "median_duration",
+        "log_likelihood",
+        "n_used_states",
+        "median_duration_s",
+    ]
     np.testing.assert_array_equal(table["kappa"], [1.0, 1e6])
     assert table["median_duration"].iloc[1] > table["median_duration"].iloc[0]
     assert np.isfinite(table["log_likelihood"]).all()
@@ -237,12 +247,16 @@ def test_permute_states_handles_per_group_transitions_and_hdp_weights():
 
     _, X, _, starts = _sticky_ar_data(seed=2)
     groups = np.array(["a", "b", "a"])
-    model = ARHMM(n_states=3, nlags=1, algorithm="gibbs", separate_trans=True, n_iter=3, progress_bar=False)
+    model = ARHMM(
+        n_states=3, nlags=1, algorithm="gibbs", separate_trans=True, n_iter=3, progress_bar=False
+    )
     model.fit(X, session_starts=starts, groups=groups)
     order = np.array([1, 2, 0])
     moved = permute_states(model, order)
     assert moved.transition_prob_.shape == (2, 3, 3)
-    np.testing.assert_array_equal(moved.transition_prob_, model.transition_prob_[:, order][:, :, order])
+    np.testing.assert_array_equal(
+        moved.transition_prob_, model.transition_prob_[:, order][:, :, order]
+    )
     np.testing.assert_array_equal(moved.beta_, model.beta_[order])
     before = model.predict(X, session_starts=starts, groups=groups)
     after = moved.predict(X, session_starts=starts, groups=groups)

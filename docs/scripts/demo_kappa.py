@@ -31,8 +31,12 @@ from behavhmm.workflows import fit_keypoints, load_and_clean
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-parser.add_argument("--log10-kappas", type=float, nargs="+", default=list(np.arange(0.0, 4.01, 0.5)))
-parser.add_argument("--target-s", type=float, default=0.4, help="Target median duration of the bisection, seconds.")
+parser.add_argument(
+    "--log10-kappas", type=float, nargs="+", default=list(np.arange(0.0, 4.01, 0.5))
+)
+parser.add_argument(
+    "--target-s", type=float, default=0.4, help="Target median duration of the bisection, seconds."
+)
 parser.add_argument("--out", default="/tmp/demo_kappa_scan.json")
 args = parser.parse_args()
 
@@ -46,7 +50,11 @@ def summary(model):
     labelled = states[states >= 0]
     usage = np.bincount(labelled, minlength=model.n_states) / len(labelled)
     med = float(median_duration(states, starts))
-    return {"median_frames": med, "median_ms": 1000 * med / fps, "n_used_2pct": int(np.sum(usage >= 0.02))}
+    return {
+        "median_frames": med,
+        "median_ms": 1000 * med / fps,
+        "n_used_2pct": int(np.sum(usage >= 0.02)),
+    }
 
 
 rows = []
@@ -58,8 +66,13 @@ for seed in args.seeds:
     model = KeypointSLDS(**settings, kappa=1e6, random_state=seed, progress_bar=False)
     tic = time.perf_counter()
     fit_keypoints(model, coords, conf, starts, target_duration=args.target_s * fps)
-    row = {"method": "bisection", "seed": seed, "kappa": float(model.kappa), **summary(model),
-           "seconds": time.perf_counter() - tic}
+    row = {
+        "method": "bisection",
+        "seed": seed,
+        "kappa": float(model.kappa),
+        **summary(model),
+        "seconds": time.perf_counter() - tic,
+    }
     rows.append(row)
     print(row, flush=True)
 
@@ -69,16 +82,23 @@ for log_k in args.log10_kappas:
         model = KeypointSLDS(**settings, kappa=10.0**log_k, random_state=seed, progress_bar=False)
         tic = time.perf_counter()
         model.fit(coords, confidence=conf, session_starts=starts)
-        row = {"method": "scan", "seed": seed, "kappa": 10.0**log_k, **summary(model),
-               "seconds": time.perf_counter() - tic}
+        row = {
+            "method": "scan",
+            "seed": seed,
+            "kappa": 10.0**log_k,
+            **summary(model),
+            "seconds": time.perf_counter() - tic,
+        }
         rows.append(row)
         print(row, flush=True)
 
 print("\n| method | kappa | seed | median duration (frames) | (ms) | syllables >= 2 % |")
 print("|---|---|---|---|---|---|")
 for r in rows:
-    print(f"| {r['method']} | {r['kappa']:.3g} | {r['seed']} | {r['median_frames']:.1f} | {r['median_ms']:.0f} "
-          f"| {r['n_used_2pct']} |")
+    print(
+        f"| {r['method']} | {r['kappa']:.3g} | {r['seed']} | {r['median_frames']:.1f} | {r['median_ms']:.0f} "
+        f"| {r['n_used_2pct']} |"
+    )
 with open(args.out, "w") as fh:
     json.dump({"settings": settings, "fps": fps, "rows": rows}, fh, indent=1)
 print(f"wrote {args.out}")

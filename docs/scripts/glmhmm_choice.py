@@ -43,19 +43,31 @@ N_FOLDS = 5
 def make_model(n_states):
     """The model of the guide: Bernoulli GLM-HMM, weak Ridge, sticky Dirichlet prior, 3 restarts."""
     alpha = np.ones((n_states, n_states)) + 9.0 * np.eye(n_states) if n_states > 1 else None
-    return GLMHMM(n_states, regularizer_strength=0.5, dirichlet_transition_proba=alpha, tol=1e-6,
-                  n_init=3, progress_bar=False).setup(glm_params_init_kwargs={"std_dev": 1.0})
+    return GLMHMM(
+        n_states,
+        regularizer_strength=0.5,
+        dirichlet_transition_proba=alpha,
+        tol=1e-6,
+        n_init=3,
+        progress_bar=False,
+    ).setup(glm_params_init_kwargs={"std_dev": 1.0})
 
 
 def held_out_bits(data, states=(1, 2, 3)):
     """Held-out log-likelihood gain over the 1-state GLM, bits/trial, whole-session folds."""
     ll = {k: 0.0 for k in states}
     n_test = 0
-    for train, test in SessionKFold(N_FOLDS, shuffle=True, random_state=0).split(data.X, session_starts=data.session_starts):
+    for train, test in SessionKFold(N_FOLDS, shuffle=True, random_state=0).split(
+        data.X, session_starts=data.session_starts
+    ):
         n_test += len(test)
         for k in states:
-            model = make_model(k).fit(data.X[train], data.y[train], session_starts=data.session_starts[train])
-            ll[k] += model.score(data.X[test], data.y[test], session_starts=data.session_starts[test])
+            model = make_model(k).fit(
+                data.X[train], data.y[train], session_starts=data.session_starts[train]
+            )
+            ll[k] += model.score(
+                data.X[test], data.y[test], session_starts=data.session_starts[test]
+            )
     return {k: bits_per_trial(ll[k], ll[1], n_test) for k in states}, {k: ll[k] for k in states}
 
 
@@ -86,8 +98,20 @@ def describe(name, data, stimulus_cols, state_names):
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
     plot_glm_weights(model, feature_names=data.feature_names, state_names=state_names, ax=axes[0])
     curves = psychometric_curves(model, stimulus=stimulus_cols[0])
-    emp = empirical_psychometric(model, data.X, data.y, stimulus=stimulus_cols[0], session_starts=data.session_starts) if name == "ibl" else None
-    plot_psychometric(curves, empirical=emp, state_names=state_names, ax=axes[1], xlabel=data.feature_names[stimulus_cols[0]])
+    emp = (
+        empirical_psychometric(
+            model, data.X, data.y, stimulus=stimulus_cols[0], session_starts=data.session_starts
+        )
+        if name == "ibl"
+        else None
+    )
+    plot_psychometric(
+        curves,
+        empirical=emp,
+        state_names=state_names,
+        ax=axes[1],
+        xlabel=data.feature_names[stimulus_cols[0]],
+    )
     plot_state_occupancy(occupancy, state_names=state_names, ax=axes[2])
     fig.tight_layout()
     fig.savefig(FIGURES / f"glmhmm-{name}.png", dpi=90)
@@ -99,8 +123,12 @@ def main():
     FIGURES.mkdir(parents=True, exist_ok=True)
     warnings.simplefilter("ignore", EMConvergenceWarning)
     out = {
-        "ibl": describe("ibl", load_ibl_choices(DATA), [0], ["engaged", "history-driven", "low-stimulus"]),
-        "rat": describe("rat", load_psytrack_rat(DATA), [0, 1], ["engaged", "low-stimulus", "history-driven"]),
+        "ibl": describe(
+            "ibl", load_ibl_choices(DATA), [0], ["engaged", "history-driven", "low-stimulus"]
+        ),
+        "rat": describe(
+            "rat", load_psytrack_rat(DATA), [0, 1], ["engaged", "low-stimulus", "history-driven"]
+        ),
     }
     (FIGURES / "glmhmm_choice.json").write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))

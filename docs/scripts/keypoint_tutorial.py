@@ -15,9 +15,24 @@ data = root.parent / "shared" / "data" / "pose-bsoid-openfield-mouse"
 out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/tmp/bsoid-syllables")
 files = sorted(str(p) for p in data.glob("raw_clip*_1030000.h5"))
 cmd = [
-    sys.executable, "-m", "behavhmm.cli", "fit-keypoints", *files, "--out", str(out), "--fps", "60",
-    "--anterior", "Snout", "--posterior", "Butt/Proximal Tail", "--latent-dim", "6",
-    "--target-duration", "0.4", "--no-progress",
+    sys.executable,
+    "-m",
+    "behavhmm.cli",
+    "fit-keypoints",
+    *files,
+    "--out",
+    str(out),
+    "--fps",
+    "60",
+    "--anterior",
+    "Snout",
+    "--posterior",
+    "Butt/Proximal Tail",
+    "--latent-dim",
+    "6",
+    "--target-duration",
+    "0.4",
+    "--no-progress",
 ]
 tic = time.perf_counter()
 subprocess.run(cmd, check=True)

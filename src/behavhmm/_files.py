@@ -47,7 +47,11 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     removed = []
     prefix = f".{path.name}."
     try:
-        candidates = [c for c in path.parent.iterdir() if c.name.startswith(prefix) and c.name.endswith(".tmp")]
+        candidates = [
+            c
+            for c in path.parent.iterdir()
+            if c.name.startswith(prefix) and c.name.endswith(".tmp")
+        ]
     except OSError:
         return removed
     for candidate in candidates:
@@ -91,7 +95,9 @@ def atomic_path(path: str | os.PathLike):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent
+    )
     os.close(fd)
     try:
         yield Path(tmp)
@@ -112,7 +118,13 @@ _NPZ_FREE_BYTES = 2**20
 _MAX_NPZ_MEMBERS = 10_000
 
 
-def read_npz(path: str | os.PathLike, *, string_keys=(), max_string_bytes: int = 16 * 2**20, what: str = ".npz file"):
+def read_npz(
+    path: str | os.PathLike,
+    *,
+    string_keys=(),
+    max_string_bytes: int = 16 * 2**20,
+    what: str = ".npz file",
+):
     """Read every array of an ``.npz`` archive, checking sizes before anything is decompressed.
 
     Each member's ``.npy`` header is read and checked against the zip
@@ -182,9 +194,13 @@ def read_npz(path: str | os.PathLike, *, string_keys=(), max_string_bytes: int =
                 with archive.open(info) as member:
                     version = npy_format.read_magic(member)
                     if version == (1, 0):
-                        shape, _, dtype = npy_format.read_array_header_1_0(member, max_header_size=10_000)
+                        shape, _, dtype = npy_format.read_array_header_1_0(
+                            member, max_header_size=10_000
+                        )
                     elif version in ((2, 0), (3, 0)):
-                        shape, _, dtype = npy_format.read_array_header_2_0(member, max_header_size=10_000)
+                        shape, _, dtype = npy_format.read_array_header_2_0(
+                            member, max_header_size=10_000
+                        )
                     else:
                         raise ValueError(f"{bad}: {key} has an unknown .npy version {version}.")
                     header = member.tell()
@@ -210,5 +226,12 @@ def read_npz(path: str | os.PathLike, *, string_keys=(), max_string_bytes: int =
         if str(exc).startswith(str(path)):
             raise
         raise ValueError(f"{bad}: {exc}") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, KeyError, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        KeyError,
+        NotImplementedError,
+    ) as exc:
         raise ValueError(f"{bad}: {type(exc).__name__}: {exc}") from None

@@ -50,7 +50,9 @@ def _n_parameters(model, n_features: int) -> float:
     if not hasattr(model, "means_") or cov is None:
         return float("nan")
     d = n_features
-    n_cov = {"full": k * d * (d + 1) / 2, "diag": k * d, "spherical": k, "tied": d * (d + 1) / 2}[cov]
+    n_cov = {"full": k * d * (d + 1) / 2, "diag": k * d, "spherical": k, "tied": d * (d + 1) / 2}[
+        cov
+    ]
     return float((k - 1) + k * (k - 1) + k * d + n_cov)
 
 
@@ -69,7 +71,11 @@ def _fit_one(estimator, k, X, mask, ids, fit_sessions, folds):
     t0 = time.perf_counter()
     _quiet_fit(model, X_fit, m_fit)
     seconds = time.perf_counter() - t0
-    row = {"n_states": int(k), "log_likelihood": float(model.score(X, session_starts=mask)), "fit_seconds": seconds}
+    row = {
+        "n_states": int(k),
+        "log_likelihood": float(model.score(X, session_starts=mask)),
+        "fit_seconds": seconds,
+    }
     heldout = []
     for train, test in folds:
         fold_model = _quiet_fit(clone(model), *_take(X, mask, ids, train))
@@ -78,7 +84,9 @@ def _fit_one(estimator, k, X, mask, ids, fit_sessions, folds):
         row["heldout_log_likelihood"] = float(np.sum(heldout))
         for i, value in enumerate(heldout):
             row[f"heldout_log_likelihood_fold{i}"] = value
-    labels = np.asarray(model.decode_state(X, session_starts=mask, state_format="index"), dtype=np.int64)
+    labels = np.asarray(
+        model.decode_state(X, session_starts=mask, state_format="index"), dtype=np.int64
+    )
     return model, row, labels
 
 
@@ -115,7 +123,8 @@ class NStatesScan:
         self.session_starts_ = np.asarray(session_starts, bool)
         self.sequence_names_ = list(sequence_names)
         self.history_ = {
-            k: np.asarray(getattr(m, "log_likelihood_history_", np.array([]))) for k, m in self.models_.items()
+            k: np.asarray(getattr(m, "log_likelihood_history_", np.array([])))
+            for k, m in self.models_.items()
         }
 
     def best_n_states(self, criterion: str = "bic") -> int:
@@ -171,7 +180,11 @@ class NStatesScan:
             model.save_params(folder / "models" / f"hmm{k}.npz")
             _write_csv(pd.DataFrame({"History": self.history_[k]}), folder / f"history_hmm{k}.csv")
             row = self.metrics_.loc[self.metrics_["n_states"] == k].iloc[0]
-            text = "".join(f"{name}: {float(row[name])!r}\n" for name in ("log_likelihood", "aic", "bic") if name in row)
+            text = "".join(
+                f"{name}: {float(row[name])!r}\n"
+                for name in ("log_likelihood", "aic", "bic")
+                if name in row
+            )
             with atomic_path(folder / f"metrics_hmm{k}.yaml") as tmp:
                 tmp.write_text(text.replace("log_likelihood", "ll"), encoding="utf-8")
             for name, rows in zip(self.sequence_names_, self.sequence_slices(), strict=True):
@@ -201,8 +214,12 @@ class NStatesScan:
         folder = Path(folder)
         for name in ("labels.npz", "metrics.csv"):
             if not (folder / name).is_file():
-                raise FileNotFoundError(f"{folder} is not a scan folder: {name} is missing (run scan_n_states().save).")
-        arrays = read_npz(folder / "labels.npz", string_keys=("sequence_names",), what="scan labels file")
+                raise FileNotFoundError(
+                    f"{folder} is not a scan folder: {name} is missing (run scan_n_states().save)."
+                )
+        arrays = read_npz(
+            folder / "labels.npz", string_keys=("sequence_names",), what="scan labels file"
+        )
         names = json.loads(str(arrays.pop("sequence_names")))
         starts = arrays.pop("session_starts").astype(bool)
         labels = {int(key.split("_")[1]): np.asarray(v, np.int64) for key, v in arrays.items()}
@@ -307,11 +324,17 @@ def scan_n_states(
     from .model_selection import SessionKFold
 
     if "n_states" not in estimator.get_params():
-        raise TypeError(f"estimator must have an n_states parameter, got {type(estimator).__name__}.")
+        raise TypeError(
+            f"estimator must have an n_states parameter, got {type(estimator).__name__}."
+        )
     X = _as_frames(X)
     requested = list(n_states)
-    if not requested or any(not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1 for k in requested):
-        raise ValueError(f"n_states must be a non-empty collection of integers >= 1, got {requested!r}.")
+    if not requested or any(
+        not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1 for k in requested
+    ):
+        raise ValueError(
+            f"n_states must be a non-empty collection of integers >= 1, got {requested!r}."
+        )
     ks = sorted({int(k) for k in requested})
     mask = session_mask(session_starts, X.shape[0])
     ids = session_ids(mask)
@@ -320,7 +343,9 @@ def scan_n_states(
         sequence_names = [f"seq{i}" for i in range(n_sessions)]
     sequence_names = [str(s) for s in sequence_names]
     if len(sequence_names) != n_sessions:
-        raise ValueError(f"sequence_names has {len(sequence_names)} names for {n_sessions} sessions.")
+        raise ValueError(
+            f"sequence_names has {len(sequence_names)} names for {n_sessions} sessions."
+        )
     fit_sessions = None
     if fit_fraction is not None:
         if not 0 < float(fit_fraction) <= 1:
@@ -349,7 +374,9 @@ def scan_n_states(
     columns = ["n_states", "log_likelihood", "n_parameters", "aic", "bic"]
     metrics = pd.DataFrame(rows)
     metrics = metrics[columns + [c for c in metrics.columns if c not in columns]]
-    return NStatesScan(models, metrics.sort_values("n_states").reset_index(drop=True), labels, mask, sequence_names)
+    return NStatesScan(
+        models, metrics.sort_values("n_states").reset_index(drop=True), labels, mask, sequence_names
+    )
 
 
 # --------------------------------------------------------------------------- prototypes
@@ -449,8 +476,10 @@ class Prototypes:
         """
         missing = [k for k, m in self.models_.items() if m is None]
         if missing:
-            raise ValueError(f"the scan these prototypes come from has no model for n_states={missing}; "
-                             "predict needs the fitted models (scan_n_states or NStatesScan.load).")
+            raise ValueError(
+                f"the scan these prototypes come from has no model for n_states={missing}; "
+                "predict needs the fitted models (scan_n_states or NStatesScan.load)."
+            )
         decoded = {
             k: np.asarray(m.decode_state(X, session_starts=session_starts, state_format="index"))
             for k, m in self.models_.items()
@@ -567,7 +596,9 @@ def select_prototypes(
     for name, value in (("min_frame_fraction", min_frame_fraction), ("min_bout_s", min_bout_s)):
         if value is not None and not (isinstance(value, numbers.Real) and value >= 0):
             raise ValueError(f"{name} must be a number >= 0 or None, got {value!r}.")
-    if max_distance is not None and not (isinstance(max_distance, numbers.Real) and 0 <= max_distance <= 1):
+    if max_distance is not None and not (
+        isinstance(max_distance, numbers.Real) and 0 <= max_distance <= 1
+    ):
         raise ValueError(f"max_distance must be in [0, 1] or None, got {max_distance!r}.")
 
     breaks = scan.session_starts_
@@ -577,7 +608,9 @@ def select_prototypes(
     if min_frame_fraction is not None:
         keep &= data.mean(axis=0) >= min_frame_fraction
     if min_bout_s is not None:
-        bouts = np.array([_mean_bout(data[:, j], breaks) for j in range(data.shape[1])]) / float(fps)
+        bouts = np.array([_mean_bout(data[:, j], breaks) for j in range(data.shape[1])]) / float(
+            fps
+        )
         keep &= bouts >= min_bout_s
     if max_distance is not None and keep.sum() > 0:
         idx = np.flatnonzero(keep)
@@ -610,7 +643,9 @@ def select_prototypes(
         n_clusters = 1
     if method == "best" and len(cols) >= 3 and n_clusters > 1:
         samples = silhouette_samples(square, cluster, metric="precomputed")
-        picks = [int(np.argmax(np.where(cluster == c, samples, -np.inf))) for c in range(n_clusters)]
+        picks = [
+            int(np.argmax(np.where(cluster == c, samples, -np.inf))) for c in range(n_clusters)
+        ]
     else:  # "min", or a single cluster: the first column of each cluster (smallest K)
         picks = [int(np.flatnonzero(cluster == c)[0]) for c in range(n_clusters)]
     prototypes = sorted(cols[p] for p in picks)

@@ -129,7 +129,9 @@ def log_gamma_variates(key, shape):
     k_norm, k_unif, k_boost = jax.random.split(key, 3)
     draws = (GAMMA_PROPOSALS,) + shape.shape
     x = flat_random(jax.random.normal, k_norm, draws, dtype)
-    log_u = jnp.log(flat_random(jax.random.uniform, k_unif, draws, dtype, minval=jnp.finfo(dtype).tiny))
+    log_u = jnp.log(
+        flat_random(jax.random.uniform, k_unif, draws, dtype, minval=jnp.finfo(dtype).tiny)
+    )
     v = (1.0 + c * x) ** 3
     safe_v = jnp.where(v > 0, v, 1.0)
     accept = (v > 0) & (log_u < 0.5 * x * x + d - d * safe_v + d * jnp.log(safe_v))
@@ -137,5 +139,7 @@ def log_gamma_variates(key, shape):
     log_v = jnp.take_along_axis(jnp.log(safe_v), first[None], axis=0)[0]
     log_g = jnp.log(d) + log_v
     tiny = jnp.finfo(dtype).tiny
-    log_boost = jnp.log(flat_random(jax.random.uniform, k_boost, shape.shape, dtype, minval=tiny)) / shape
+    log_boost = (
+        jnp.log(flat_random(jax.random.uniform, k_boost, shape.shape, dtype, minval=tiny)) / shape
+    )
     return jnp.where(shape < 1.0, log_g + log_boost, log_g)

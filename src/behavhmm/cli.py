@@ -22,24 +22,71 @@ _SIMULATED_ONLY = ("n_states", "n_features", "nlags", "n_sessions", "frames_per_
 
 
 @main.command()
-@click.option("--out", "out_dir", default="behavhmm-demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the syllables CSV, the model and the figures (real-recording demo).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the fit (and of the simulation).")
+@click.option(
+    "--out",
+    "out_dir",
+    default="behavhmm-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the syllables CSV, the model and the figures (real-recording demo).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, help="Seed of the fit (and of the simulation)."
+)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
-@click.option("--simulated", is_flag=True,
-              help="Instead of the real recording: simulate sessions from a known model, fit one, report recovery.")
-@click.option("--model", "which", type=click.Choice(["arhmm", "keypoints"]), default="arhmm", show_default=True,
-              help="With --simulated: arhmm, PC-like features from a known ARHMM; keypoints, 2-D keypoints from a "
-                   "known keypoint SLDS.")
-@click.option("--n-states", default=4, show_default=True, help="With --simulated: states of the simulated model.")
-@click.option("--n-features", default=3, show_default=True, help="With --simulated: features (pose dimensions).")
-@click.option("--nlags", default=2, show_default=True, help="With --simulated: autoregressive lags.")
-@click.option("--sessions", "n_sessions", default=4, show_default=True, help="With --simulated: sessions.")
-@click.option("--frames", "frames_per_session", default=2500, show_default=True,
-              help="With --simulated: frames per session.")
+@click.option(
+    "--simulated",
+    is_flag=True,
+    help="Instead of the real recording: simulate sessions from a known model, fit one, report recovery.",
+)
+@click.option(
+    "--model",
+    "which",
+    type=click.Choice(["arhmm", "keypoints"]),
+    default="arhmm",
+    show_default=True,
+    help="With --simulated: arhmm, PC-like features from a known ARHMM; keypoints, 2-D keypoints from a "
+    "known keypoint SLDS.",
+)
+@click.option(
+    "--n-states",
+    default=4,
+    show_default=True,
+    help="With --simulated: states of the simulated model.",
+)
+@click.option(
+    "--n-features",
+    default=3,
+    show_default=True,
+    help="With --simulated: features (pose dimensions).",
+)
+@click.option(
+    "--nlags", default=2, show_default=True, help="With --simulated: autoregressive lags."
+)
+@click.option(
+    "--sessions", "n_sessions", default=4, show_default=True, help="With --simulated: sessions."
+)
+@click.option(
+    "--frames",
+    "frames_per_session",
+    default=2500,
+    show_default=True,
+    help="With --simulated: frames per session.",
+)
 @click.pass_context
-def demo(ctx, out_dir, seed, no_progress, simulated, which, n_states, n_features, nlags, n_sessions,
-         frames_per_session):
+def demo(
+    ctx,
+    out_dir,
+    seed,
+    no_progress,
+    simulated,
+    which,
+    n_states,
+    n_features,
+    nlags,
+    n_sessions,
+    frames_per_session,
+):
     """Syllables from a real recording: fit the keypoint model to the bundled DeepLabCut mouse.
 
     Runs what `behavhmm fit-keypoints` runs, on the open-field mouse of
@@ -50,11 +97,19 @@ def demo(ctx, out_dir, seed, no_progress, simulated, which, n_states, n_features
     the truth is recovered (--model keypoints: a keypoint SLDS).
     """
     if not simulated:
-        given = [name for name in _SIMULATED_ONLY
-                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        given = [
+            name
+            for name in _SIMULATED_ONLY
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        ]
         if given:
-            options = ", ".join("--" + {"which": "model", "n_sessions": "sessions",
-                                        "frames_per_session": "frames"}.get(n, n).replace("_", "-") for n in given)
+            options = ", ".join(
+                "--"
+                + {"which": "model", "n_sessions": "sessions", "frames_per_session": "frames"}.get(
+                    n, n
+                ).replace("_", "-")
+                for n in given
+            )
             verb = "describes" if len(given) == 1 else "describe"
             raise click.UsageError(f"{options} {verb} the simulated demo: add --simulated.")
         return _recording_demo(out_dir, seed, no_progress)
@@ -83,8 +138,12 @@ def _recording_demo(out_dir, seed, no_progress):
         f"sweeps, then {settings['n_iter']} full-model sweeps; seed {seed}.\n"
     )
     fitted = _fit_keypoint_files(
-        [str(path)], out_dir, fps=DEMO_RECORDING_FPS, model_params={**settings, "random_state": seed},
-        no_progress=no_progress, echo_summary=False,
+        [str(path)],
+        out_dir,
+        fps=DEMO_RECORDING_FPS,
+        model_params={**settings, "random_state": seed},
+        no_progress=no_progress,
+        echo_summary=False,
     )
     stats = fitted["stats"]
     click.echo(
@@ -97,9 +156,13 @@ def _recording_demo(out_dir, seed, no_progress):
     )
     out = Path(out_dir)
     click.echo(f"Files in {out}/:")
-    click.echo(f"  {fitted['written']['csv'][0].name:<24} per-frame syllable, centroid, heading, latent pose")
+    click.echo(
+        f"  {fitted['written']['csv'][0].name:<24} per-frame syllable, centroid, heading, latent pose"
+    )
     click.echo(f"  {fitted['written']['h5'].name:<24} the same with syllable probabilities (HDF5)")
-    click.echo(f"  {'model.npz':<24} the fitted model (behavhmm.load_model; behavhmm apply-keypoints)")
+    click.echo(
+        f"  {'model.npz':<24} the fitted model (behavhmm.load_model; behavhmm apply-keypoints)"
+    )
     for fig in fitted["figures"]:
         click.echo(f"  {fig.name:<24} figure")
     click.echo(
@@ -122,8 +185,14 @@ def _arhmm_demo(n_states, n_features, nlags, n_sessions, frames_per_session, see
         f"self-transition {truth.transition_prob_[0, 0]:.2f}, seed {seed}).\n"
     )
     model = ARHMM(
-        n_states=n_states, nlags=nlags, kappa=100.0, alpha=1.0, n_iter=200, tol=1e-5,
-        random_state=seed, progress_bar=not no_progress,
+        n_states=n_states,
+        nlags=nlags,
+        kappa=100.0,
+        alpha=1.0,
+        n_iter=200,
+        tol=1e-5,
+        random_state=seed,
+        progress_bar=not no_progress,
     )
     click.echo(f"Fitting {model!r} by EM ...")
     tic = time.perf_counter()
@@ -138,8 +207,12 @@ def _arhmm_demo(n_states, n_features, nlags, n_sessions, frames_per_session, see
     acc = state_accuracy(z_true, z_fit, n_states)
     ll_fit = model.score(X, session_starts=starts) / n_frames
     ll_true = truth.score(X, session_starts=starts) / n_frames
-    click.echo(f"State recovery (Viterbi, states matched by the Hungarian method): {100 * acc:.2f}% of frames")
-    click.echo(f"Log-likelihood per frame: fitted {ll_fit:.4f}, true parameters {ll_true:.4f} (nats)\n")
+    click.echo(
+        f"State recovery (Viterbi, states matched by the Hungarian method): {100 * acc:.2f}% of frames"
+    )
+    click.echo(
+        f"Log-likelihood per frame: fitted {ll_fit:.4f}, true parameters {ll_true:.4f} (nats)\n"
+    )
 
     def dwell(p):
         return 1.0 / max(1.0 - p, 1e-12)
@@ -190,8 +263,16 @@ def _keypoint_demo(n_states, n_sessions, frames_per_session, seed, no_progress):
         f"random walks, noisy keypoints, seed {seed}).\n"
     )
     model = KeypointSLDS(
-        n_states=n_states, latent_dim=truth.latent_dim, nlags=1, kappa=100.0, n_iter_ar=10, n_iter=30,
-        anterior_bodyparts=0, posterior_bodyparts=5, random_state=seed, progress_bar=not no_progress,
+        n_states=n_states,
+        latent_dim=truth.latent_dim,
+        nlags=1,
+        kappa=100.0,
+        n_iter_ar=10,
+        n_iter=30,
+        anterior_bodyparts=0,
+        posterior_bodyparts=5,
+        random_state=seed,
+        progress_bar=not no_progress,
     )
     click.echo("Fitting: PCA, AR-only stage (10 sweeps), full model (30 sweeps) ...")
     tic = time.perf_counter()
@@ -200,13 +281,19 @@ def _keypoint_demo(n_states, n_sessions, frames_per_session, seed, no_progress):
     dec = model.decode(sim.keypoints, session_starts=starts)
     acc = state_accuracy(sim.states, dec.states, n_states)
     err = np.angle(np.exp(1j * (dec.heading - sim.heading)))
-    err = np.angle(np.exp(1j * (err - np.angle(np.mean(np.exp(1j * err))))))  # the egocentric frame's fixed offset
+    err = np.angle(
+        np.exp(1j * (err - np.angle(np.mean(np.exp(1j * err)))))
+    )  # the egocentric frame's fixed offset
     shift = dec.centroid - sim.centroid
     cerr = np.linalg.norm(shift - shift.mean(axis=0), axis=1)
-    click.echo(f"State recovery (deterministic decoding, states matched by the Hungarian method): {100 * acc:.2f}% "
-               "of frames")
+    click.echo(
+        f"State recovery (deterministic decoding, states matched by the Hungarian method): {100 * acc:.2f}% "
+        "of frames"
+    )
     click.echo(f"Heading error: median {np.degrees(np.median(np.abs(err))):.2f} degrees")
-    click.echo(f"Centroid error: median {np.median(cerr):.2f} pixels (the body is about 40 pixels long)")
+    click.echo(
+        f"Centroid error: median {np.median(cerr):.2f} pixels (the body is about 40 pixels long)"
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -218,19 +305,48 @@ def _model_options(func):
     """Options shared by learn-model and kappa-scan."""
     options = [
         click.option("--npcs", default=10, show_default=True, help="PCs to model."),
-        click.option("--n-states", default=100, show_default=True, help="Maximum number of syllables."),
+        click.option(
+            "--n-states", default=100, show_default=True, help="Maximum number of syllables."
+        ),
         click.option("--nlags", default=3, show_default=True, help="Autoregressive lags."),
         click.option("--alpha", default=5.7, show_default=True, help="Transition concentration."),
-        click.option("--gamma", default=1000.0, show_default=True, help="HDP top-level concentration (Gibbs)."),
-        click.option("--num-iter", "n_iter", default=100, show_default=True, help="Gibbs sweeps / EM iterations."),
-        click.option("--algorithm", type=click.Choice(["gibbs", "em"]), default="gibbs", show_default=True),
-        click.option("--robust", is_flag=True, help="Student-t emissions (resist tracking outliers)."),
-        click.option("--whiten", type=click.Choice(["all", "each", "none"]), default="all", show_default=True),
-        click.option("--nan-policy", type=click.Choice(["interpolate", "split"]), default="interpolate",
-                     show_default=True, help="What to do with dropped (NaN) frames."),
+        click.option(
+            "--gamma",
+            default=1000.0,
+            show_default=True,
+            help="HDP top-level concentration (Gibbs).",
+        ),
+        click.option(
+            "--num-iter",
+            "n_iter",
+            default=100,
+            show_default=True,
+            help="Gibbs sweeps / EM iterations.",
+        ),
+        click.option(
+            "--algorithm", type=click.Choice(["gibbs", "em"]), default="gibbs", show_default=True
+        ),
+        click.option(
+            "--robust", is_flag=True, help="Student-t emissions (resist tracking outliers)."
+        ),
+        click.option(
+            "--whiten", type=click.Choice(["all", "each", "none"]), default="all", show_default=True
+        ),
+        click.option(
+            "--nan-policy",
+            type=click.Choice(["interpolate", "split"]),
+            default="interpolate",
+            show_default=True,
+            help="What to do with dropped (NaN) frames.",
+        ),
         click.option("--seed", default=0, show_default=True, help="Random seed."),
-        click.option("--index", "index_file", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="moseq2 index file giving each session's group."),
+        click.option(
+            "--index",
+            "index_file",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="moseq2 index file giving each session's group.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -253,7 +369,9 @@ def _summary(model, scores, labels, fps):
     used = np.bincount(labels[labels >= 0], minlength=model.n_states)
     n_used = int(np.sum(used >= 0.005 * max(used.sum(), 1)))
     med = median_duration(labels, scores.session_starts)
-    ll = model.score(scores.scores, session_starts=scores.session_starts, groups=scores.session_groups)
+    ll = model.score(
+        scores.scores, session_starts=scores.session_starts, groups=scores.session_groups
+    )
     click.echo(
         f"frames: {len(labels):,} ({n_frames:,} labelled) in {len(scores.sessions)} session(s) | "
         f"syllables used (>=0.5% of frames): {n_used} of {model.n_states} | "
@@ -278,7 +396,9 @@ def _write_results(dest, model, scores, labels, attrs):
         out2[scores.frame_index[rows]] = by_usage[rows]
         per_session_usage[name] = out2
     return write_syllable_results(
-        dest, per_session, attrs=attrs,
+        dest,
+        per_session,
+        attrs=attrs,
         extra={"labels_by_usage": per_session_usage, "syllable_order": {"order": order}},
     )
 
@@ -287,19 +407,61 @@ def _write_results(dest, model, scores, labels, attrs):
 @click.argument("input_file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("dest_file", type=click.Path(dir_okay=False))
 @_model_options
-@click.option("--kappa", type=float, default=None, help="Stickiness; default: the number of frames (as moseq2-model).")
-@click.option("--target-duration", type=float, default=None,
-              help="Median syllable duration to reach, in seconds: kappa is then chosen by bisection.")
+@click.option(
+    "--kappa",
+    type=float,
+    default=None,
+    help="Stickiness; default: the number of frames (as moseq2-model).",
+)
+@click.option(
+    "--target-duration",
+    type=float,
+    default=None,
+    help="Median syllable duration to reach, in seconds: kappa is then chosen by bisection.",
+)
 @click.option("--fps", default=30.0, show_default=True, help="Frames per second.")
-@click.option("--separate-trans", is_flag=True, help="One transition matrix per group (needs --index).")
-@click.option("--results", "results_file", type=click.Path(dir_okay=False), default=None,
-              help="Labels per session (HDF5); default: DEST_FILE with .results.h5.")
-@click.option("--checkpoint-every", type=int, default=None, help="Write DEST_FILE.checkpoint.npz every N iterations.")
+@click.option(
+    "--separate-trans", is_flag=True, help="One transition matrix per group (needs --index)."
+)
+@click.option(
+    "--results",
+    "results_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Labels per session (HDF5); default: DEST_FILE with .results.h5.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=int,
+    default=None,
+    help="Write DEST_FILE.checkpoint.npz every N iterations.",
+)
 @click.option("--resume", is_flag=True, help="Continue from DEST_FILE.checkpoint.npz.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def learn_model(input_file, dest_file, npcs, n_states, nlags, alpha, gamma, n_iter, algorithm, robust, whiten,
-                nan_policy, seed, index_file, kappa, target_duration, fps, separate_trans, results_file,
-                checkpoint_every, resume, no_progress):
+def learn_model(
+    input_file,
+    dest_file,
+    npcs,
+    n_states,
+    nlags,
+    alpha,
+    gamma,
+    n_iter,
+    algorithm,
+    robust,
+    whiten,
+    nan_policy,
+    seed,
+    index_file,
+    kappa,
+    target_duration,
+    fps,
+    separate_trans,
+    results_file,
+    checkpoint_every,
+    resume,
+    no_progress,
+):
     """Fit an AR-HMM to PC scores (moseq2-pca HDF5) and write the model and the labels."""
     from .models import ARHMM
 
@@ -307,27 +469,53 @@ def learn_model(input_file, dest_file, npcs, n_states, nlags, alpha, gamma, n_it
     if separate_trans and scores.groups is None:
         raise click.UsageError("--separate-trans needs --index (the sessions' groups).")
     n_frames = len(scores.scores)
-    click.echo(f"Read {n_frames:,} frames x {scores.scores.shape[1]} PCs from {len(scores.sessions)} session(s) "
-               f"({int(scores.filled.sum())} dropped frames interpolated).")
+    click.echo(
+        f"Read {n_frames:,} frames x {scores.scores.shape[1]} PCs from {len(scores.sessions)} session(s) "
+        f"({int(scores.filled.sum())} dropped frames interpolated)."
+    )
     checkpoint = str(dest_file) + ".checkpoint.npz" if (checkpoint_every or resume) else None
     model = ARHMM(
-        n_states=n_states, nlags=nlags, algorithm=algorithm, alpha=alpha, gamma=gamma, robust=robust,
-        separate_trans=separate_trans, whiten=whiten, n_iter=n_iter, random_state=seed,
+        n_states=n_states,
+        nlags=nlags,
+        algorithm=algorithm,
+        alpha=alpha,
+        gamma=gamma,
+        robust=robust,
+        separate_trans=separate_trans,
+        whiten=whiten,
+        n_iter=n_iter,
+        random_state=seed,
         kappa=float(n_frames if kappa is None else kappa),
         target_duration=None if target_duration is None else target_duration * fps,
-        checkpoint_path=checkpoint, checkpoint_every=checkpoint_every, progress_bar=not no_progress,
+        checkpoint_path=checkpoint,
+        checkpoint_every=checkpoint_every,
+        progress_bar=not no_progress,
     )
     tic = time.perf_counter()
     try:
-        model.fit(scores.scores, session_starts=scores.session_starts, groups=scores.session_groups, resume=resume)
+        model.fit(
+            scores.scores,
+            session_starts=scores.session_starts,
+            groups=scores.session_groups,
+            resume=resume,
+        )
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"Fitted {algorithm} in {time.perf_counter() - tic:.1f} s (kappa = {model.kappa_:.4g}).")
+    click.echo(
+        f"Fitted {algorithm} in {time.perf_counter() - tic:.1f} s (kappa = {model.kappa_:.4g})."
+    )
     model.save_params(dest_file)
-    labels = model.predict(scores.scores, session_starts=scores.session_starts, groups=scores.session_groups)
+    labels = model.predict(
+        scores.scores, session_starts=scores.session_starts, groups=scores.session_groups
+    )
     results = results_file or str(Path(dest_file).with_suffix("")) + ".results.h5"
-    _write_results(results, model, scores, labels, {"model": str(dest_file), "input": str(input_file),
-                                                    "kappa": model.kappa_, "fps": fps})
+    _write_results(
+        results,
+        model,
+        scores,
+        labels,
+        {"model": str(dest_file), "input": str(input_file), "kappa": model.kappa_, "fps": fps},
+    )
     _summary(model, scores, labels, fps)
     click.echo(f"Wrote {dest_file} and {results}.")
 
@@ -336,9 +524,19 @@ def learn_model(input_file, dest_file, npcs, n_states, nlags, alpha, gamma, n_it
 @click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("input_file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("dest_file", type=click.Path(dir_okay=False))
-@click.option("--index", "index_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="moseq2 index file giving each session's group.")
-@click.option("--nan-policy", type=click.Choice(["interpolate", "split"]), default="interpolate", show_default=True)
+@click.option(
+    "--index",
+    "index_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="moseq2 index file giving each session's group.",
+)
+@click.option(
+    "--nan-policy",
+    type=click.Choice(["interpolate", "split"]),
+    default="interpolate",
+    show_default=True,
+)
 @click.option("--fps", default=30.0, show_default=True, help="Frames per second.")
 def apply_model(model_file, input_file, dest_file, index_file, nan_policy, fps):
     """Label new sessions with a fitted model (deterministic: Viterbi under its parameters)."""
@@ -349,8 +547,16 @@ def apply_model(model_file, input_file, dest_file, index_file, nan_policy, fps):
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     scores = _load_scores(input_file, model.n_features_in_, index_file, nan_policy)
-    labels = model.predict(scores.scores, session_starts=scores.session_starts, groups=scores.session_groups)
-    _write_results(dest_file, model, scores, labels, {"model": str(model_file), "input": str(input_file), "fps": fps})
+    labels = model.predict(
+        scores.scores, session_starts=scores.session_starts, groups=scores.session_groups
+    )
+    _write_results(
+        dest_file,
+        model,
+        scores,
+        labels,
+        {"model": str(model_file), "input": str(input_file), "fps": fps},
+    )
     _summary(model, scores, labels, fps)
     click.echo(f"Wrote {dest_file}.")
 
@@ -364,17 +570,56 @@ def apply_model(model_file, input_file, dest_file, index_file, nan_policy, fps):
 @click.option("--n-kappas", default=7, show_default=True)
 @click.option("--scale", type=click.Choice(["log", "linear"]), default="log", show_default=True)
 @click.option("--fps", default=30.0, show_default=True, help="Frames per second.")
-@click.option("--n-jobs", default=1, show_default=True, help="Parallel fits on this machine (joblib; -1: all cores).")
-@click.option("--cluster", type=click.Choice(["none", "local", "slurm"]), default="none", show_default=True,
-              help="Run the fits on a Dask cluster (needs the 'cluster' extra): local processes or SLURM jobs.")
-@click.option("--slurm-jobs", default=4, show_default=True, help="SLURM jobs to start (--cluster slurm).")
+@click.option(
+    "--n-jobs",
+    default=1,
+    show_default=True,
+    help="Parallel fits on this machine (joblib; -1: all cores).",
+)
+@click.option(
+    "--cluster",
+    type=click.Choice(["none", "local", "slurm"]),
+    default="none",
+    show_default=True,
+    help="Run the fits on a Dask cluster (needs the 'cluster' extra): local processes or SLURM jobs.",
+)
+@click.option(
+    "--slurm-jobs", default=4, show_default=True, help="SLURM jobs to start (--cluster slurm)."
+)
 @click.option("--slurm-cores", default=2, show_default=True, help="Cores per SLURM job.")
 @click.option("--slurm-memory", default="8GB", show_default=True, help="Memory per SLURM job.")
-@click.option("--slurm-walltime", default="02:00:00", show_default=True, help="Walltime per SLURM job.")
+@click.option(
+    "--slurm-walltime", default="02:00:00", show_default=True, help="Walltime per SLURM job."
+)
 @click.option("--slurm-queue", default=None, help="SLURM partition.")
-def kappa_scan_command(input_file, dest_file, npcs, n_states, nlags, alpha, gamma, n_iter, algorithm, robust, whiten,
-                       nan_policy, seed, index_file, min_kappa, max_kappa, n_kappas, scale, fps, n_jobs, cluster,
-                       slurm_jobs, slurm_cores, slurm_memory, slurm_walltime, slurm_queue):
+def kappa_scan_command(
+    input_file,
+    dest_file,
+    npcs,
+    n_states,
+    nlags,
+    alpha,
+    gamma,
+    n_iter,
+    algorithm,
+    robust,
+    whiten,
+    nan_policy,
+    seed,
+    index_file,
+    min_kappa,
+    max_kappa,
+    n_kappas,
+    scale,
+    fps,
+    n_jobs,
+    cluster,
+    slurm_jobs,
+    slurm_cores,
+    slurm_memory,
+    slurm_walltime,
+    slurm_queue,
+):
     """Fit one model per kappa and write a table (CSV): kappa, median duration, log-likelihood."""
     import joblib
 
@@ -382,17 +627,36 @@ def kappa_scan_command(input_file, dest_file, npcs, n_states, nlags, alpha, gamm
     from .models import ARHMM
 
     scores = _load_scores(input_file, npcs, index_file, nan_policy)
-    model = ARHMM(n_states=n_states, nlags=nlags, algorithm=algorithm, alpha=alpha, gamma=gamma, robust=robust,
-                  whiten=whiten, n_iter=n_iter, random_state=seed, progress_bar=False)
-    kwargs = dict(session_starts=scores.session_starts, groups=scores.session_groups, min_kappa=min_kappa,
-                  max_kappa=max_kappa, n_kappas=n_kappas, scale=scale, fps=fps)
+    model = ARHMM(
+        n_states=n_states,
+        nlags=nlags,
+        algorithm=algorithm,
+        alpha=alpha,
+        gamma=gamma,
+        robust=robust,
+        whiten=whiten,
+        n_iter=n_iter,
+        random_state=seed,
+        progress_bar=False,
+    )
+    kwargs = dict(
+        session_starts=scores.session_starts,
+        groups=scores.session_groups,
+        min_kappa=min_kappa,
+        max_kappa=max_kappa,
+        n_kappas=n_kappas,
+        scale=scale,
+        fps=fps,
+    )
     if cluster == "none":
         table = kappa_scan(model, scores.scores, n_jobs=n_jobs, **kwargs)
     else:
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError as exc:
-            raise click.UsageError("--cluster needs the 'cluster' extra: pip install 'behavhmm[cluster]'.") from exc
+            raise click.UsageError(
+                "--cluster needs the 'cluster' extra: pip install 'behavhmm[cluster]'."
+            ) from exc
         if cluster == "local":
             dask_cluster = LocalCluster(n_workers=max(n_jobs, 1), threads_per_worker=1)
         else:
@@ -403,8 +667,9 @@ def kappa_scan_command(input_file, dest_file, npcs, n_states, nlags, alpha, gamm
                     "--cluster slurm needs the 'cluster' extra: pip install 'behavhmm[cluster]'."
                 ) from exc
 
-            dask_cluster = SLURMCluster(cores=slurm_cores, memory=slurm_memory, walltime=slurm_walltime,
-                                        queue=slurm_queue)
+            dask_cluster = SLURMCluster(
+                cores=slurm_cores, memory=slurm_memory, walltime=slurm_walltime, queue=slurm_queue
+            )
             dask_cluster.scale(jobs=slurm_jobs)
         with Client(dask_cluster), joblib.parallel_config(backend="dask"):
             table = kappa_scan(model, scores.scores, n_jobs=-1, **kwargs)
@@ -419,7 +684,9 @@ def _bodypart_index(name, bodyparts, option):
     if name is None:
         return None
     if name not in bodyparts:
-        raise click.BadParameter(f"{name!r} is not one of the bodyparts {list(bodyparts)}.", param_hint=option)
+        raise click.BadParameter(
+            f"{name!r} is not one of the bodyparts {list(bodyparts)}.", param_hint=option
+        )
     return bodyparts.index(name)
 
 
@@ -439,9 +706,13 @@ def _keypoint_stats(model, results, log_likelihood) -> dict:
     med = float(median_duration(syllables, starts))
     fps = results[0].fps
     return {
-        "n_frames": len(syllables), "n_sessions": len(results), "n_labelled": int(used.sum()),
-        "n_used": int(np.sum(used >= 0.005 * total)), "n_used_2pct": int(np.sum(used >= 0.02 * total)),
-        "median_frames": med, "median_ms": 1000 * med / fps if fps else None,
+        "n_frames": len(syllables),
+        "n_sessions": len(results),
+        "n_labelled": int(used.sum()),
+        "n_used": int(np.sum(used >= 0.005 * total)),
+        "n_used_2pct": int(np.sum(used >= 0.02 * total)),
+        "median_frames": med,
+        "median_ms": 1000 * med / fps if fps else None,
         "ll_per_frame": float(log_likelihood) / total,
     }
 
@@ -456,9 +727,23 @@ def _keypoint_summary(model, results, log_likelihood):
     )
 
 
-def _fit_keypoint_files(files, out_dir, *, model_params, bodyparts=None, anterior=None, posterior=None, fps=None,
-                        target_duration=None, outlier_threshold=6.0, checkpoint_every=None, resume=False,
-                        no_plots=False, no_progress=False, echo_summary=True) -> dict:
+def _fit_keypoint_files(
+    files,
+    out_dir,
+    *,
+    model_params,
+    bodyparts=None,
+    anterior=None,
+    posterior=None,
+    fps=None,
+    target_duration=None,
+    outlier_threshold=6.0,
+    checkpoint_every=None,
+    resume=False,
+    no_plots=False,
+    no_progress=False,
+    echo_summary=True,
+) -> dict:
     """The keypoint workflow of ``fit-keypoints`` (and of ``demo``): load, clean, fit, write, draw.
 
     ``model_params`` are KeypointSLDS arguments; ``anterior``/``posterior``
@@ -493,90 +778,202 @@ def _fit_keypoint_files(files, out_dir, *, model_params, bodyparts=None, anterio
     rate = rates[0] if len(set(rates)) == 1 else None
     click.echo(
         f"Read {len(coords):,} frames x {len(parts)} keypoints ({coords.shape[2]}-D) in {len(names)} session(s)"
-        + (f" at {rate:g} fps" if rate else "") + f"; {int((conf == 0).sum()):,} points missing or outliers."
+        + (f" at {rate:g} fps" if rate else "")
+        + f"; {int((conf == 0).sum()):,} points missing or outliers."
     )
     target = None
     if target_duration is not None:
         if not rate:
-            raise click.UsageError("--target-duration is in seconds and needs the frame rate: give --fps.")
+            raise click.UsageError(
+                "--target-duration is in seconds and needs the frame rate: give --fps."
+            )
         target = target_duration * rate
     model = KeypointSLDS(
-        **params, progress_bar=not no_progress,
-        checkpoint_path=str(Path(out_dir) / "model.checkpoint.npz") if (checkpoint_every or resume) else None,
+        **params,
+        progress_bar=not no_progress,
+        checkpoint_path=str(Path(out_dir) / "model.checkpoint.npz")
+        if (checkpoint_every or resume)
+        else None,
         checkpoint_every=checkpoint_every,
     )
     if model.checkpoint_path is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
     try:
-        fit_keypoints(model, coords, conf, sessions.session_starts, target_duration=target, resume=resume)
+        fit_keypoints(
+            model, coords, conf, sessions.session_starts, target_duration=target, resume=resume
+        )
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Fitted in {time.perf_counter() - tic:.1f} s (kappa = {model.kappa:.4g}).")
-    decoding = model.decode(coords, conf, session_starts=sessions.session_starts, smoothed_proba=True)
+    decoding = model.decode(
+        coords, conf, session_starts=sessions.session_starts, smoothed_proba=True
+    )
     results, order = keypoint_results(
-        model, coords, conf, sessions.session_starts, names, sources=sessions.sources, fps=rates, decoding=decoding
+        model,
+        coords,
+        conf,
+        sessions.session_starts,
+        names,
+        sources=sessions.sources,
+        fps=rates,
+        decoding=decoding,
     )
     model = permute_states(model, order)  # the saved model's syllable i is the i-th most used
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_params(out / "model.npz")
-    ll = decoding.log_likelihood  # = model.score(coords, conf, ...): the relabelling does not change it
+    ll = (
+        decoding.log_likelihood
+    )  # = model.score(coords, conf, ...): the relabelling does not change it
     written = write_keypoint_results(
         # the model file by name: it lies beside results.h5, and the folder can move
-        results, out, attrs={"model": "model.npz", "kappa": float(model.kappa), "bodyparts": parts}
+        results,
+        out,
+        attrs={"model": "model.npz", "kappa": float(model.kappa), "bodyparts": parts},
     )
     if echo_summary:
         _keypoint_summary(model, results, ll)
     figures = [] if no_plots else plot_keypoint_summary(model, results, out)
-    return {"model": model, "results": results, "written": written, "figures": figures,
-            "stats": _keypoint_stats(model, results, ll)}
+    return {
+        "model": model,
+        "results": results,
+        "written": written,
+        "figures": figures,
+        "stats": _keypoint_stats(model, results, ll),
+    }
 
 
 @main.command("fit-keypoints")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the model, results and figures.")
-@click.option("--bodyparts", default=None, help="Comma-separated keypoints to model (default: all).")
-@click.option("--anterior", default=None, help="Bodypart at the front of the body (default: the first).")
-@click.option("--posterior", default=None, help="Bodypart at the back of the body (default: the last).")
-@click.option("--fps", type=float, default=None, help="Frames per second, for files that do not say.")
-@click.option("--latent-dim", default=10, show_default=True, help="Dimensions of the latent pose (PCs).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the model, results and figures.",
+)
+@click.option(
+    "--bodyparts", default=None, help="Comma-separated keypoints to model (default: all)."
+)
+@click.option(
+    "--anterior", default=None, help="Bodypart at the front of the body (default: the first)."
+)
+@click.option(
+    "--posterior", default=None, help="Bodypart at the back of the body (default: the last)."
+)
+@click.option(
+    "--fps", type=float, default=None, help="Frames per second, for files that do not say."
+)
+@click.option(
+    "--latent-dim", default=10, show_default=True, help="Dimensions of the latent pose (PCs)."
+)
 @click.option("--n-states", default=100, show_default=True, help="Maximum number of syllables.")
-@click.option("--nlags", default=3, show_default=True, help="Autoregressive lags of the latent pose.")
-@click.option("--kappa", type=float, default=1e6, show_default=True, help="Stickiness (larger: longer syllables).")
-@click.option("--target-duration", type=float, default=None,
-              help="Median syllable duration to reach, in seconds (needs fps): kappa is then chosen by bisection.")
-@click.option("--ar-iters", default=50, show_default=True, help="Gibbs sweeps of the AR-only stage.")
+@click.option(
+    "--nlags", default=3, show_default=True, help="Autoregressive lags of the latent pose."
+)
+@click.option(
+    "--kappa",
+    type=float,
+    default=1e6,
+    show_default=True,
+    help="Stickiness (larger: longer syllables).",
+)
+@click.option(
+    "--target-duration",
+    type=float,
+    default=None,
+    help="Median syllable duration to reach, in seconds (needs fps): kappa is then chosen by bisection.",
+)
+@click.option(
+    "--ar-iters", default=50, show_default=True, help="Gibbs sweeps of the AR-only stage."
+)
 @click.option("--iters", default=50, show_default=True, help="Gibbs sweeps of the full model.")
-@click.option("--outlier-threshold", default=6.0, show_default=True, help="Outlier cut in MAD multiples.")
+@click.option(
+    "--outlier-threshold", default=6.0, show_default=True, help="Outlier cut in MAD multiples."
+)
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
-@click.option("--checkpoint-every", type=int, default=None,
-              help="Write OUT/model.checkpoint.npz every N full-model sweeps (and after the last).")
-@click.option("--resume", is_flag=True, help="Continue the full-model chain from OUT/model.checkpoint.npz.")
+@click.option(
+    "--checkpoint-every",
+    type=int,
+    default=None,
+    help="Write OUT/model.checkpoint.npz every N full-model sweeps (and after the last).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the full-model chain from OUT/model.checkpoint.npz."
+)
 @click.option("--no-plots", is_flag=True, help="Do not draw figures.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def fit_keypoints_command(files, out_dir, bodyparts, anterior, posterior, fps, latent_dim, n_states, nlags, kappa,
-                          target_duration, ar_iters, iters, outlier_threshold, seed, checkpoint_every, resume,
-                          no_plots, no_progress):
+def fit_keypoints_command(
+    files,
+    out_dir,
+    bodyparts,
+    anterior,
+    posterior,
+    fps,
+    latent_dim,
+    n_states,
+    nlags,
+    kappa,
+    target_duration,
+    ar_iters,
+    iters,
+    outlier_threshold,
+    seed,
+    checkpoint_every,
+    resume,
+    no_plots,
+    no_progress,
+):
     """Syllables from pose tracking files: load, clean, fit a keypoint SLDS, write results and figures."""
     fitted = _fit_keypoint_files(
-        files, out_dir, bodyparts=bodyparts, anterior=anterior, posterior=posterior, fps=fps,
-        model_params={"n_states": n_states, "latent_dim": latent_dim, "nlags": nlags, "kappa": kappa,
-                      "n_iter_ar": ar_iters, "n_iter": iters, "random_state": seed},
-        target_duration=target_duration, outlier_threshold=outlier_threshold, checkpoint_every=checkpoint_every,
-        resume=resume, no_plots=no_plots, no_progress=no_progress,
+        files,
+        out_dir,
+        bodyparts=bodyparts,
+        anterior=anterior,
+        posterior=posterior,
+        fps=fps,
+        model_params={
+            "n_states": n_states,
+            "latent_dim": latent_dim,
+            "nlags": nlags,
+            "kappa": kappa,
+            "n_iter_ar": ar_iters,
+            "n_iter": iters,
+            "random_state": seed,
+        },
+        target_duration=target_duration,
+        outlier_threshold=outlier_threshold,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        no_plots=no_plots,
+        no_progress=no_progress,
     )
     out, written = Path(out_dir), fitted["written"]
-    click.echo(f"Wrote {out / 'model.npz'}, {written['h5']} and {len(written['csv'])} CSV file(s) to {out}.")
+    click.echo(
+        f"Wrote {out / 'model.npz'}, {written['h5']} and {len(written['csv'])} CSV file(s) to {out}."
+    )
 
 
 @main.command("apply-keypoints")
 @click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the results.")
-@click.option("--bodyparts", default=None, help="Comma-separated keypoints, as in the fit (default: all).")
-@click.option("--fps", type=float, default=None, help="Frames per second, for files that do not say.")
-@click.option("--outlier-threshold", default=6.0, show_default=True, help="Outlier cut in MAD multiples.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the results.",
+)
+@click.option(
+    "--bodyparts", default=None, help="Comma-separated keypoints, as in the fit (default: all)."
+)
+@click.option(
+    "--fps", type=float, default=None, help="Frames per second, for files that do not say."
+)
+@click.option(
+    "--outlier-threshold", default=6.0, show_default=True, help="Outlier cut in MAD multiples."
+)
 def apply_keypoints_command(model_file, files, out_dir, bodyparts, fps, outlier_threshold):
     """Label new recordings with a fitted keypoint model (deterministic: the same labels every run)."""
     from .models import load_model
@@ -587,10 +984,19 @@ def apply_keypoints_command(model_file, files, out_dir, bodyparts, fps, outlier_
         sessions, coords, conf, names = load_and_clean(
             files, bodyparts=_split_names(bodyparts), fps=fps, outlier_threshold=outlier_threshold
         )
-        decoding = model.decode(coords, conf, session_starts=sessions.session_starts, smoothed_proba=True)
+        decoding = model.decode(
+            coords, conf, session_starts=sessions.session_starts, smoothed_proba=True
+        )
         results, _ = keypoint_results(
-            model, coords, conf, sessions.session_starts, names, sources=sessions.sources,
-            fps=[s.fps for s in sessions], order=np.arange(model.n_states), decoding=decoding,
+            model,
+            coords,
+            conf,
+            sessions.session_starts,
+            names,
+            sources=sessions.sources,
+            fps=[s.fps for s in sessions],
+            order=np.arange(model.n_states),
+            decoding=decoding,
         )
     except (ValueError, FileNotFoundError, KeyError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -622,22 +1028,55 @@ def count_frames(input_file):
 
 @main.command("report")
 @click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the report.")
-@click.option("--groups", "groups_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="CSV with columns session,group (default: one group).")
-@click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Model file (default: RESULTS_DIR/model.npz).")
-@click.option("--statistic", default="frequency", show_default=True, help="Syllable statistic compared and plotted.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the report.",
+)
+@click.option(
+    "--groups",
+    "groups_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="CSV with columns session,group (default: one group).",
+)
+@click.option(
+    "--model",
+    "model_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Model file (default: RESULTS_DIR/model.npz).",
+)
+@click.option(
+    "--statistic",
+    default="frequency",
+    show_default=True,
+    help="Syllable statistic compared and plotted.",
+)
 @click.option("--max-syllables", default=20, show_default=True, help="Syllables shown in figures.")
-@click.option("--no-keypoints", is_flag=True, help="Do not reload pose files (no trajectories or movies).")
+@click.option(
+    "--no-keypoints", is_flag=True, help="Do not reload pose files (no trajectories or movies)."
+)
 @click.option("--no-movies", is_flag=True, help="No GIF animations.")
-def report_command(results_dir, out_dir, groups_file, model_file, statistic, max_syllables, no_keypoints, no_movies):
+def report_command(
+    results_dir, out_dir, groups_file, model_file, statistic, max_syllables, no_keypoints, no_movies
+):
     """Tables, figures and an HTML page from a keypoint results folder (fit-keypoints / apply-keypoints)."""
     from .report import write_report
 
     try:
-        index = write_report(results_dir, out_dir, groups=groups_file, model=model_file, statistic=statistic,
-                             max_syllables=max_syllables, keypoints=not no_keypoints, movies=not no_movies)
+        index = write_report(
+            results_dir,
+            out_dir,
+            groups=groups_file,
+            model=model_file,
+            statistic=statistic,
+            max_syllables=max_syllables,
+            keypoints=not no_keypoints,
+            movies=not no_movies,
+        )
     except (ValueError, FileNotFoundError, KeyError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Wrote {index} and its tables and figures.")
@@ -646,8 +1085,13 @@ def report_command(results_dir, out_dir, groups_file, model_file, statistic, max
 @main.command("merge-syllables")
 @click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("dest_file", type=click.Path(dir_okay=False))
-@click.option("--merge", "merges", multiple=True, required=True,
-              help="Comma-separated syllables merged into the smallest of them (repeat for several groups).")
+@click.option(
+    "--merge",
+    "merges",
+    multiple=True,
+    required=True,
+    help="Comma-separated syllables merged into the smallest of them (repeat for several groups).",
+)
 def merge_syllables_command(model_file, dest_file, merges):
     """Write a copy of a model whose syllables are merged many-to-one (its dynamics are unchanged)."""
     from .analysis import merge_syllables
@@ -662,8 +1106,10 @@ def merge_syllables_command(model_file, dest_file, merges):
     merged.save_params(dest_file)
     mapping = merged.syllable_mapping_
     moved = {int(k): int(v) for k, v in enumerate(mapping) if k != v}
-    click.echo(f"Wrote {dest_file}: syllables {moved} (old: new) relabelled; "
-               f"{len(set(mapping.tolist()))} distinct labels of {len(mapping)}.")
+    click.echo(
+        f"Wrote {dest_file}: syllables {moved} (old: new) relabelled; "
+        f"{len(set(mapping.tolist()))} distinct labels of {len(mapping)}."
+    )
 
 
 # ------------------------------------------------------------------ motifs (LISBET's unsupervised half)
@@ -677,20 +1123,53 @@ def _save_figure(fig, path: Path) -> None:
 
 @main.command("segment-motifs")
 @click.argument("features_dir", type=click.Path(exists=True))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for the models, metrics, one-hot annotation CSVs and figures.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the models, metrics, one-hot annotation CSVs and figures.",
+)
 @click.option("--min-n-states", default=2, show_default=True, help="Smallest number of states.")
 @click.option("--max-n-states", default=32, show_default=True, help="Largest number of states.")
-@click.option("--n-iter", default=10, show_default=True, help="EM iterations per model (LISBET: 10).")
+@click.option(
+    "--n-iter", default=10, show_default=True, help="EM iterations per model (LISBET: 10)."
+)
 @click.option("--tol", default=1e-3, show_default=True, help="EM tolerance, nats per frame.")
-@click.option("--covariance-type", type=click.Choice(["full", "diag", "spherical", "tied"]), default="full",
-              show_default=True)
-@click.option("--fit-frac", type=float, default=None, help="Fit on this fraction of the sequences (0-1].")
-@click.option("--cv", type=int, default=None, help="Also score held-out sequences in this many session folds.")
-@click.option("--n-jobs", type=int, default=None, help="Models fitted in parallel (joblib threads; -1: all cores).")
-@click.option("--seed", default=0, show_default=True, help="Seed of every model (all K start from it).")
-def segment_motifs_command(features_dir, out_dir, min_n_states, max_n_states, n_iter, tol, covariance_type,
-                           fit_frac, cv, n_jobs, seed):
+@click.option(
+    "--covariance-type",
+    type=click.Choice(["full", "diag", "spherical", "tied"]),
+    default="full",
+    show_default=True,
+)
+@click.option(
+    "--fit-frac", type=float, default=None, help="Fit on this fraction of the sequences (0-1]."
+)
+@click.option(
+    "--cv", type=int, default=None, help="Also score held-out sequences in this many session folds."
+)
+@click.option(
+    "--n-jobs",
+    type=int,
+    default=None,
+    help="Models fitted in parallel (joblib threads; -1: all cores).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, help="Seed of every model (all K start from it)."
+)
+def segment_motifs_command(
+    features_dir,
+    out_dir,
+    min_n_states,
+    max_n_states,
+    n_iter,
+    tol,
+    covariance_type,
+    fit_frac,
+    cv,
+    n_jobs,
+    seed,
+):
     """Fit one Gaussian HMM per number of states to per-sequence features (LISBET's segment_hmm).
 
     FEATURES_DIR is a LISBET embeddings folder (embeddings/<key>/features_*_embedding.csv) or a
@@ -708,23 +1187,42 @@ def segment_motifs_command(features_dir, out_dir, min_n_states, max_n_states, n_
     from .model_selection import scan_n_states
 
     if not 1 <= min_n_states <= max_n_states:
-        raise click.BadParameter("need 1 <= --min-n-states <= --max-n-states.", param_hint="--min-n-states")
+        raise click.BadParameter(
+            "need 1 <= --min-n-states <= --max-n-states.", param_hint="--min-n-states"
+        )
     try:
         feats = load_features(features_dir)
-        click.echo(f"{len(feats.names)} sequences, {feats.X.shape[0]} frames x {feats.X.shape[1]} features.")
-        estimator = GaussianHMM(covariance_type=covariance_type, n_iter=n_iter, tol=tol, random_state=seed,
-                                progress_bar=False)
+        click.echo(
+            f"{len(feats.names)} sequences, {feats.X.shape[0]} frames x {feats.X.shape[1]} features."
+        )
+        estimator = GaussianHMM(
+            covariance_type=covariance_type,
+            n_iter=n_iter,
+            tol=tol,
+            random_state=seed,
+            progress_bar=False,
+        )
         tic = time.perf_counter()
-        scan = scan_n_states(estimator, feats.X, feats.session_starts, n_states=range(min_n_states, max_n_states + 1),
-                             fit_fraction=fit_frac, cv=cv, n_jobs=n_jobs, random_state=seed,
-                             sequence_names=feats.names)
+        scan = scan_n_states(
+            estimator,
+            feats.X,
+            feats.session_starts,
+            n_states=range(min_n_states, max_n_states + 1),
+            fit_fraction=fit_frac,
+            cv=cv,
+            n_jobs=n_jobs,
+            random_state=seed,
+            sequence_names=feats.names,
+        )
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     out = Path(out_dir)
     scan.save(out)
     _save_figure(_metrics_figure(scan.metrics_), out / "metrics_vs_n_states.png")
-    click.echo(f"Fitted {len(scan.n_states_)} models in {time.perf_counter() - tic:.1f} s; best by BIC: "
-               f"K={scan.best_n_states('bic')}. Wrote {out}.")
+    click.echo(
+        f"Fitted {len(scan.n_states_)} models in {time.perf_counter() - tic:.1f} s; best by BIC: "
+        f"K={scan.best_n_states('bic')}. Wrote {out}."
+    )
 
 
 def _metrics_figure(metrics):
@@ -733,7 +1231,11 @@ def _metrics_figure(metrics):
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    names = [c for c in ("log_likelihood", "heldout_log_likelihood", "aic", "bic") if c in metrics.columns]
+    names = [
+        c
+        for c in ("log_likelihood", "heldout_log_likelihood", "aic", "bic")
+        if c in metrics.columns
+    ]
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         ax.plot(metrics["n_states"], metrics[name], "o-", ms=3)
@@ -746,15 +1248,41 @@ def _metrics_figure(metrics):
 @main.command("select-prototypes")
 @click.argument("scan_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--fps", type=float, required=True, help="Frames per second of the sequences.")
-@click.option("--method", type=click.Choice(["best", "min"]), default="best", show_default=True,
-              help="best: the column with the highest silhouette per cluster; min: the one from the smallest K.")
-@click.option("--min-frame-fraction", default=0.05, show_default=True, help="Drop states used in fewer frames.")
-@click.option("--min-bout-s", default=0.5, show_default=True, help="Drop states whose mean bout is shorter (s).")
-@click.option("--max-distance", default=0.6, show_default=True,
-              help="Drop states with no other state within this Jaccard distance.")
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
-              help="Output folder (default: SCAN_DIR).")
-def select_prototypes_command(scan_dir, fps, method, min_frame_fraction, min_bout_s, max_distance, out_dir):
+@click.option(
+    "--method",
+    type=click.Choice(["best", "min"]),
+    default="best",
+    show_default=True,
+    help="best: the column with the highest silhouette per cluster; min: the one from the smallest K.",
+)
+@click.option(
+    "--min-frame-fraction",
+    default=0.05,
+    show_default=True,
+    help="Drop states used in fewer frames.",
+)
+@click.option(
+    "--min-bout-s",
+    default=0.5,
+    show_default=True,
+    help="Drop states whose mean bout is shorter (s).",
+)
+@click.option(
+    "--max-distance",
+    default=0.6,
+    show_default=True,
+    help="Drop states with no other state within this Jaccard distance.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Output folder (default: SCAN_DIR).",
+)
+def select_prototypes_command(
+    scan_dir, fps, method, min_frame_fraction, min_bout_s, max_distance, out_dir
+):
     """Prototype motifs among all states of a segment-motifs folder (LISBET's select_prototypes).
 
     Writes prototypes/<sequence>/machineAnnotation_hmm{method}_{min}_{max}.csv,
@@ -770,25 +1298,40 @@ def select_prototypes_command(scan_dir, fps, method, min_frame_fraction, min_bou
 
     try:
         scan = NStatesScan.load(scan_dir)
-        protos = select_prototypes(scan, fps, min_frame_fraction=min_frame_fraction, min_bout_s=min_bout_s,
-                                   max_distance=max_distance, method=method)
+        protos = select_prototypes(
+            scan,
+            fps,
+            min_frame_fraction=min_frame_fraction,
+            min_bout_s=min_bout_s,
+            max_distance=max_distance,
+            method=method,
+        )
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     out = Path(out_dir or scan_dir)
     protos.save(out, scan)
     import pandas as pd
 
-    table = pd.DataFrame({"name": protos.names_, "n_states": [k for k, _ in protos.prototypes_],
-                          "state": [s for _, s in protos.prototypes_],
-                          "frame_fraction": protos.annotations_.mean(axis=0)})
+    table = pd.DataFrame(
+        {
+            "name": protos.names_,
+            "n_states": [k for k, _ in protos.prototypes_],
+            "state": [s for _, s in protos.prototypes_],
+            "frame_fraction": protos.annotations_.mean(axis=0),
+        }
+    )
     with atomic_path(out / "prototypes.csv") as tmp:
         table.to_csv(tmp, index=False)
     _save_figure(_dendrogram_figure(protos), out / "prototype_dendrogram.png")
     first = scan.sequence_slices()[0]
     name = scan.sequence_names_[0].replace("/", "_")
-    _save_figure(_ethogram_figure(protos, first, fps, scan.sequence_names_[0]), out / f"ethogram_{name}.png")
-    click.echo(f"{len(protos.columns_)} states passed the filters; {protos.n_clusters_} clusters; prototypes "
-               f"{', '.join(protos.names_)}. Wrote {out}.")
+    _save_figure(
+        _ethogram_figure(protos, first, fps, scan.sequence_names_[0]), out / f"ethogram_{name}.png"
+    )
+    click.echo(
+        f"{len(protos.columns_)} states passed the filters; {protos.n_clusters_} clusters; prototypes "
+        f"{', '.join(protos.names_)}. Wrote {out}."
+    )
 
 
 def _dendrogram_figure(protos):
@@ -800,7 +1343,9 @@ def _dendrogram_figure(protos):
 
     fig, ax = plt.subplots(figsize=(max(4, 0.25 * len(protos.columns_)), 3))
     if len(protos.linkage_):
-        labels = [f"{k}_{s}" + ("*" if (k, s) in protos.prototypes_ else "") for k, s in protos.columns_]
+        labels = [
+            f"{k}_{s}" + ("*" if (k, s) in protos.prototypes_ else "") for k, s in protos.columns_
+        ]
         hierarchy.dendrogram(protos.linkage_, labels=labels, ax=ax, leaf_rotation=90)
     ax.set_ylabel("Jaccard distance")
     ax.set_title(f"states (K_state; * prototype), {protos.n_clusters_} clusters")
@@ -816,8 +1361,13 @@ def _ethogram_figure(protos, rows, fps, name):
 
     block = protos.annotations_[rows].T
     fig, ax = plt.subplots(figsize=(8, 0.3 * block.shape[0] + 1))
-    ax.imshow(block, aspect="auto", interpolation="nearest", cmap="Greys",
-              extent=(0, block.shape[1] / fps, block.shape[0] - 0.5, -0.5))
+    ax.imshow(
+        block,
+        aspect="auto",
+        interpolation="nearest",
+        cmap="Greys",
+        extent=(0, block.shape[1] / fps, block.shape[0] - 0.5, -0.5),
+    )
     ax.set_yticks(range(block.shape[0]), protos.names_)
     ax.set_xlabel("time (s)")
     ax.set_title(f"prototype ethogram: {name}")

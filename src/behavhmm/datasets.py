@@ -98,10 +98,21 @@ def _rotation(rng, n_features, angle):
     basis, _ = np.linalg.qr(rng.normal(size=(n_features, 2)))
     u, v = basis[:, 0], basis[:, 1]
     gen = np.outer(v, u) - np.outer(u, v)
-    return np.eye(n_features) + np.sin(angle) * gen + (np.cos(angle) - 1.0) * (np.outer(u, u) + np.outer(v, v))
+    return (
+        np.eye(n_features)
+        + np.sin(angle) * gen
+        + (np.cos(angle) - 1.0) * (np.outer(u, u) + np.outer(v, v))
+    )
 
 
-def demo_arhmm(n_states: int = 4, n_features: int = 3, nlags: int = 2, *, stickiness: float = 0.97, seed: int = 0) -> ARHMM:
+def demo_arhmm(
+    n_states: int = 4,
+    n_features: int = 3,
+    nlags: int = 2,
+    *,
+    stickiness: float = 0.97,
+    seed: int = 0,
+) -> ARHMM:
     """A ground-truth sticky ARHMM with distinct, stable dynamics per state.
 
     State ``k`` turns the pose around its own fixed point: the newest lag is
@@ -132,7 +143,9 @@ def demo_arhmm(n_states: int = 4, n_features: int = 3, nlags: int = 2, *, sticki
         damping = 0.85 + 0.1 * rng.uniform()
         coef[k, :, :n_features] = damping * _rotation(rng, n_features, angle)
         for lag in range(1, nlags):
-            coef[k, :, lag * n_features : (lag + 1) * n_features] = 0.05 * rng.normal(size=(n_features, n_features))
+            coef[k, :, lag * n_features : (lag + 1) * n_features] = 0.05 * rng.normal(
+                size=(n_features, n_features)
+            )
         target = rng.normal(scale=2.0, size=n_features)
         # offset so that the fixed point of the (lag-summed) dynamics is ``target``
         total = coef[k].reshape(n_features, nlags, n_features).sum(axis=1)
@@ -142,7 +155,9 @@ def demo_arhmm(n_states: int = 4, n_features: int = 3, nlags: int = 2, *, sticki
     off = (1.0 - stickiness) / max(n_states - 1, 1)
     model = ARHMM(n_states=n_states, nlags=nlags)
     model.initial_prob_ = np.full(n_states, 1.0 / n_states)
-    model.transition_prob_ = np.full((n_states, n_states), off) + (stickiness - off) * np.eye(n_states)
+    model.transition_prob_ = np.full((n_states, n_states), off) + (stickiness - off) * np.eye(
+        n_states
+    )
     model.coef_ = coef
     model.intercept_ = intercept
     model.covariances_ = cov
@@ -150,7 +165,11 @@ def demo_arhmm(n_states: int = 4, n_features: int = 3, nlags: int = 2, *, sticki
 
 
 def simulate_demo_sessions(
-    truth: ARHMM | None = None, n_sessions: int = 4, frames_per_session: int = 2500, *, seed: int = 0
+    truth: ARHMM | None = None,
+    n_sessions: int = 4,
+    frames_per_session: int = 2500,
+    *,
+    seed: int = 0,
 ):
     """Simulate several sessions from ``truth`` (default [`demo_arhmm`][behavhmm.datasets.demo_arhmm]).
 
@@ -170,7 +189,9 @@ def simulate_demo_sessions(
     return X, states, session_starts, truth
 
 
-def demo_keypoint_slds(n_states: int = 3, latent_dim: int = 4, *, stickiness: float = 0.98, seed: int = 0):
+def demo_keypoint_slds(
+    n_states: int = 3, latent_dim: int = 4, *, stickiness: float = 0.98, seed: int = 0
+):
     """A ground-truth keypoint SLDS on a 6-keypoint 2-D "mouse" (``behavhmm demo --simulated --model keypoints``).
 
     The body is a fixed outline (snout, two ears, body centre, hips, tail
@@ -212,7 +233,13 @@ def demo_keypoint_slds(n_states: int = 3, latent_dim: int = 4, *, stickiness: fl
     basis = rng.normal(size=(6, 2, latent_dim))
     basis -= basis.mean(axis=0)  # deformations keep the centroid
     components = np.linalg.qr(basis.reshape(12, latent_dim))[0].T
-    model = KeypointSLDS(n_states=n_states, latent_dim=latent_dim, nlags=1, anterior_bodyparts=0, posterior_bodyparts=5)
+    model = KeypointSLDS(
+        n_states=n_states,
+        latent_dim=latent_dim,
+        nlags=1,
+        anterior_bodyparts=0,
+        posterior_bodyparts=5,
+    )
     model.pca_components_ = components
     model.pca_mean_ = outline.reshape(-1) / np.sqrt(np.mean(np.sum(outline**2, axis=1)))
     targets = rng.normal(size=(n_states, latent_dim))
@@ -222,7 +249,9 @@ def demo_keypoint_slds(n_states: int = 3, latent_dim: int = 4, *, stickiness: fl
     model.covariances_ = np.tile(0.003 * np.eye(latent_dim), (n_states, 1, 1))
     model.initial_prob_ = np.full(n_states, 1.0 / n_states)
     off = (1.0 - stickiness) / (n_states - 1)
-    model.transition_prob_ = np.full((n_states, n_states), off) + (stickiness - off) * np.eye(n_states)
+    model.transition_prob_ = np.full((n_states, n_states), off) + (stickiness - off) * np.eye(
+        n_states
+    )
     model.noise_variance_ = np.full(6, 0.002)
     model.scale_ = 20.0
     model.centroid_variance_ = 0.004
@@ -312,7 +341,9 @@ def load_ibl_choices(path=None) -> ChoiceData:
     with open(file, newline="") as fh:
         rows = list(csv.DictReader(fh))
     session = np.array([int(r["session_index"]) for r in rows])
-    choice = np.array([int(float(r["choice"])) for r in rows])  # -1 CCW (right), +1 CW (left), 0 no-go
+    choice = np.array(
+        [int(float(r["choice"])) for r in rows]
+    )  # -1 CCW (right), +1 CW (left), 0 no-go
     feedback = np.array([int(float(r["feedbackType"])) for r in rows])
     contrast = np.array([float(r["signed_contrast"]) for r in rows])
     side = -choice  # +1 right, -1 left, 0 no-go
@@ -323,7 +354,13 @@ def load_ibl_choices(path=None) -> ChoiceData:
     X = np.stack([contrast, prev_choice, prev_rewarded], axis=1)[keep].astype(float)
     sess = session[keep]
     starts = np.r_[True, sess[1:] != sess[:-1]]
-    return ChoiceData(X, (side[keep] == 1).astype(int), starts, ["stimulus", "previous choice", "previous rewarded side"], sess)
+    return ChoiceData(
+        X,
+        (side[keep] == 1).astype(int),
+        starts,
+        ["stimulus", "previous choice", "previous rewarded side"],
+        sess,
+    )
 
 
 def load_psytrack_rat(path=None) -> ChoiceData:
@@ -361,8 +398,17 @@ def load_psytrack_rat(path=None) -> ChoiceData:
         raise FileNotFoundError(f"No PsyTrack rat data at {file}.")
     with np.load(file, allow_pickle=False) as f:
         y = (f["y"] == 2).astype(int)
-        X = np.stack([f["inputs_s1"][:, 0], f["inputs_s2"][:, 0], f["inputs_c"][:, 0], f["inputs_h"][:, 0]], axis=1)
+        X = np.stack(
+            [f["inputs_s1"][:, 0], f["inputs_s2"][:, 0], f["inputs_c"][:, 0], f["inputs_h"][:, 0]],
+            axis=1,
+        )
         lengths = f["dayLength"]
     session = np.repeat(np.arange(len(lengths)), lengths)
     starts = np.r_[True, session[1:] != session[:-1]]
-    return ChoiceData(X.astype(float), y, starts, ["s1", "s2", "previous choice", "previous rewarded side"], session)
+    return ChoiceData(
+        X.astype(float),
+        y,
+        starts,
+        ["s1", "s2", "previous choice", "previous rewarded side"],
+        session,
+    )

@@ -27,7 +27,14 @@ from sklearn.utils import check_scalar
 
 from .sessions import session_ids, session_mask
 
-__all__ = ["NStatesScan", "Prototypes", "SessionKFold", "scan_n_states", "select_prototypes", "session_labels"]
+__all__ = [
+    "NStatesScan",
+    "Prototypes",
+    "SessionKFold",
+    "scan_n_states",
+    "select_prototypes",
+    "session_labels",
+]
 
 
 def session_labels(session_starts, n_time_bins: int | None = None) -> np.ndarray:
@@ -128,8 +135,14 @@ class SessionKFold(BaseCrossValidator):
             )
         n_sessions = len(np.unique(labels))
         if n_sessions < self.n_splits:
-            raise ValueError(f"SessionKFold(n_splits={self.n_splits}) needs at least {self.n_splits} sessions, got {n_sessions}.")
-        folds = GroupKFold(self.n_splits, shuffle=self.shuffle, random_state=self.random_state if self.shuffle else None)
+            raise ValueError(
+                f"SessionKFold(n_splits={self.n_splits}) needs at least {self.n_splits} sessions, got {n_sessions}."
+            )
+        folds = GroupKFold(
+            self.n_splits,
+            shuffle=self.shuffle,
+            random_state=self.random_state if self.shuffle else None,
+        )
         yield from folds.split(np.zeros((n_time_bins, 1)), groups=labels)
 
 

@@ -63,9 +63,13 @@ def read_group_index(path) -> dict:
     table = pd.read_csv(path, dtype=str)
     key = "session" if "session" in table.columns else "name" if "name" in table.columns else None
     if key is None or "group" not in table.columns:
-        raise ValueError(f"{path}: a group index needs columns 'session' (or 'name') and 'group', got {list(table)}.")
+        raise ValueError(
+            f"{path}: a group index needs columns 'session' (or 'name') and 'group', got {list(table)}."
+        )
     if table[key].duplicated().any():
-        raise ValueError(f"{path}: sessions listed twice: {sorted(table.loc[table[key].duplicated(), key])}.")
+        raise ValueError(
+            f"{path}: sessions listed twice: {sorted(table.loc[table[key].duplicated(), key])}."
+        )
     return dict(zip(table[key].str.strip(), table["group"].str.strip(), strict=True))
 
 
@@ -148,12 +152,17 @@ def write_report(
     results_dir, out = Path(results_dir), Path(out_dir)
     h5 = results_dir / "results.h5"
     if not h5.is_file():
-        raise FileNotFoundError(f"no results.h5 in {results_dir} (write one with behavhmm fit-keypoints).")
+        raise FileNotFoundError(
+            f"no results.h5 in {results_dir} (write one with behavhmm fit-keypoints)."
+        )
     out.mkdir(parents=True, exist_ok=True)
     results = read_keypoint_results(h5)
     names = [r.name for r in results]
-    group_of = {n: "all" for n in names} if groups is None else (
-        dict(groups) if isinstance(groups, dict) else read_group_index(groups))
+    group_of = (
+        {n: "all" for n in names}
+        if groups is None
+        else (dict(groups) if isinstance(groups, dict) else read_group_index(groups))
+    )
     missing = [n for n in names if n not in group_of]
     if missing:
         raise ValueError(f"sessions without a group in the index: {missing}.")
@@ -165,7 +174,11 @@ def write_report(
             model_path = Path(str(f.attrs.get("model", model_path)))
     fitted = load_model(model_path) if model_path.is_file() else None
     notes, sections, files = [], [], []
-    n_states = int(fitted.n_states) if fitted is not None else int(max(r.syllables.max() for r in results) + 1)
+    n_states = (
+        int(fitted.n_states)
+        if fitted is not None
+        else int(max(r.syllables.max() for r in results) + 1)
+    )
     mapping = getattr(fitted, "syllable_mapping_", None)
     if mapping is not None:
         moved = np.flatnonzero(np.asarray(mapping) != np.arange(len(mapping)))
@@ -189,11 +202,20 @@ def write_report(
     # ---- frame table and statistics
     session_groups = [group_of[n] for n in names]
     coords, individuals, reason = _reload_keypoints(results, h5) if keypoints else (None, None, "")
-    frames = an.frame_table(results, groups=session_groups, individuals=individuals, smooth_sigma=smooth_sigma)
-    save_table(frames, "frame_table.csv", "one row per frame: syllable, onset, centroid, heading, speed, "
-                                          "angular velocity")
+    frames = an.frame_table(
+        results, groups=session_groups, individuals=individuals, smooth_sigma=smooth_sigma
+    )
+    save_table(
+        frames,
+        "frame_table.csv",
+        "one row per frame: syllable, onset, centroid, heading, speed, angular velocity",
+    )
     stats = an.syllable_stats(frames, n_states=n_states)
-    save_table(stats, "syllable_stats.csv", "per group, session and syllable: frequency, usage, durations, kinematics")
+    save_table(
+        stats,
+        "syllable_stats.csv",
+        "per group, session and syllable: frequency, usage, durations, kinematics",
+    )
     labels = sorted(set(session_groups), key=str)
     z = np.concatenate([r.syllables for r in results])
     starts = np.cumsum([0] + [len(r.syllables) for r in results[:-1]])
@@ -206,46 +228,79 @@ def write_report(
     tests = None
     if len(labels) >= 2:
         parts = []
-        for name in dict.fromkeys([statistic, "frequency", "usage", "duration_median", "speed_mean"]):
+        for name in dict.fromkeys(
+            [statistic, "frequency", "usage", "duration_median", "speed_mean"]
+        ):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 table = an.compare_groups(stats, name, correction=correction)
             parts.append(table.assign(statistic_name=name))
             if name == statistic:
                 tests = table
-        save_table(pd.concat(parts, ignore_index=True), "group_tests.csv",
-                   "Kruskal-Wallis per syllable, Dunn's post-hoc pairs, corrected p-values")
+        save_table(
+            pd.concat(parts, ignore_index=True),
+            "group_tests.csv",
+            "Kruskal-Wallis per syllable, Dunn's post-hoc pairs, corrected p-values",
+        )
         if tests["p_value"].isna().all():
             notes.append("no group test could be computed: each group needs at least two sessions")
     else:
         notes.append("one group only: no group tests")
     ax = pl.plot_syllable_stats(stats, statistic, tests, max_syllables=max_syllables)
-    save_figure(ax.figure, f"syllable_{_slug(statistic)}.png", f"{statistic} per syllable and group (mean, SEM)")
+    save_figure(
+        ax.figure,
+        f"syllable_{_slug(statistic)}.png",
+        f"{statistic} per syllable and group (mean, SEM)",
+    )
 
     # ---- transitions
     matrices = an.transition_matrix(z, starts, n_states=n_states, groups=session_groups)
     # graphs show joint bigram probabilities (normalize="all", as keypoint-moseq's graphs): a rarely used
     # syllable's rows hold probabilities of 0 or 1 that would otherwise dominate the picture
-    joint = an.transition_matrix(z, starts, n_states=n_states, groups=session_groups, normalize="all")
+    joint = an.transition_matrix(
+        z, starts, n_states=n_states, groups=session_groups, normalize="all"
+    )
     group_usage = usage.reindex(columns=range(n_states)).fillna(0)
     pos = None
     for g in labels:
-        save_table(pd.DataFrame(matrices[g]).rename_axis(index="from", columns="to"), f"transitions_{_slug(g)}.csv",
-                   f"bigram transition probabilities, group {g}", index=True)
+        save_table(
+            pd.DataFrame(matrices[g]).rename_axis(index="from", columns="to"),
+            f"transitions_{_slug(g)}.csv",
+            f"bigram transition probabilities, group {g}",
+            index=True,
+        )
         if pos is None:
             used = np.flatnonzero(group_usage.max(axis=0).to_numpy()[:max_syllables] >= 0.005)
             pos = pl.graph_layout(an.transition_graph(joint[g], syllables=used))
-        ax = pl.plot_transition_graph(joint[g], group_usage.loc[g].to_numpy(), max_syllables=max_syllables, pos=pos,
-                                      threshold=0.005)
+        ax = pl.plot_transition_graph(
+            joint[g],
+            group_usage.loc[g].to_numpy(),
+            max_syllables=max_syllables,
+            pos=pos,
+            threshold=0.005,
+        )
         ax.set_title(f"transitions, group {g}")
-        save_figure(ax.figure, f"transition_graph_{_slug(g)}.png",
-                    f"transition graph, group {g}: nodes sized by usage, edges by bigram probability (> 0.005)")
+        save_figure(
+            ax.figure,
+            f"transition_graph_{_slug(g)}.png",
+            f"transition graph, group {g}: nodes sized by usage, edges by bigram probability (> 0.005)",
+        )
     for g in labels[1:]:
         ax = pl.plot_transition_graph_difference(
-            joint[labels[0]], joint[g], group_usage.loc[labels[0]].to_numpy(), group_usage.loc[g].to_numpy(),
-            max_syllables=max_syllables, pos=pos, labels=(str(labels[0]), str(g)), threshold=0.002)
-        save_figure(ax.figure, f"transition_difference_{_slug(labels[0])}_{_slug(g)}.png",
-                    f"difference of bigram probabilities and usage, {g} - {labels[0]} (edges > 0.002)")
+            joint[labels[0]],
+            joint[g],
+            group_usage.loc[labels[0]].to_numpy(),
+            group_usage.loc[g].to_numpy(),
+            max_syllables=max_syllables,
+            pos=pos,
+            labels=(str(labels[0]), str(g)),
+            threshold=0.002,
+        )
+        save_figure(
+            ax.figure,
+            f"transition_difference_{_slug(labels[0])}_{_slug(g)}.png",
+            f"difference of bigram probabilities and usage, {g} - {labels[0]} (edges > 0.002)",
+        )
 
     # ---- trajectories, similarity, movies
     if keypoints:
@@ -255,51 +310,112 @@ def write_report(
             front = getattr(fitted, "anterior_bodyparts", 0)
             back = getattr(fitted, "posterior_bodyparts", -1)
             fps = results[0].fps
-            traj = an.typical_trajectories(z, coords, starts, anterior=front, posterior=back, pre=pre, post=post,
-                                           n_states=n_states, fps=fps)
-            axis = [(int(np.atleast_1d(back)[0]) % coords.shape[1], int(np.atleast_1d(front)[0]) % coords.shape[1])]
-            fig = pl.plot_typical_trajectories(traj, edges=axis, max_syllables=max_syllables) if np.isfinite(
-                traj.trajectories).any() else None
+            traj = an.typical_trajectories(
+                z,
+                coords,
+                starts,
+                anterior=front,
+                posterior=back,
+                pre=pre,
+                post=post,
+                n_states=n_states,
+                fps=fps,
+            )
+            axis = [
+                (
+                    int(np.atleast_1d(back)[0]) % coords.shape[1],
+                    int(np.atleast_1d(front)[0]) % coords.shape[1],
+                )
+            ]
+            fig = (
+                pl.plot_typical_trajectories(traj, edges=axis, max_syllables=max_syllables)
+                if np.isfinite(traj.trajectories).any()
+                else None
+            )
             if fig is None:
                 notes.append("no syllable has enough complete instances for a typical trajectory")
             else:
-                save_figure(fig, "typical_trajectories.png", "typical trajectories (body frame of the onset; purple: "
-                                                             "onset, yellow: end; line: posterior to anterior)")
+                save_figure(
+                    fig,
+                    "typical_trajectories.png",
+                    "typical trajectories (body frame of the onset; purple: "
+                    "onset, yellow: end; line: posterior to anterior)",
+                )
                 distance = an.syllable_similarity(traj)
-                save_table(pd.DataFrame(distance).rename_axis(index="syllable", columns="syllable"),
-                           "syllable_similarity.csv", "distance between typical trajectories (keypoint units)", index=True)
+                save_table(
+                    pd.DataFrame(distance).rename_axis(index="syllable", columns="syllable"),
+                    "syllable_similarity.csv",
+                    "distance between typical trajectories (keypoint units)",
+                    index=True,
+                )
                 if np.isfinite(distance).any(axis=1).sum() >= 2:
                     ax = pl.plot_syllable_dendrogram(distance)
-                    save_figure(ax.figure, "syllable_dendrogram.png", "syllables clustered by trajectory distance")
+                    save_figure(
+                        ax.figure,
+                        "syllable_dendrogram.png",
+                        "syllables clustered by trajectory distance",
+                    )
                 if movies:
-                    pl.animate_typical_trajectories(traj, out / "typical_trajectories.gif", edges=axis,
-                                                    max_syllables=max_syllables)
-                    files.append(("figure", "typical_trajectories.gif", "typical trajectories, animated"))
+                    pl.animate_typical_trajectories(
+                        traj,
+                        out / "typical_trajectories.gif",
+                        edges=axis,
+                        max_syllables=max_syllables,
+                    )
+                    files.append(
+                        ("figure", "typical_trajectories.gif", "typical trajectories, animated")
+                    )
                     top = int(np.argmax(traj.n_instances))
-                    pl.grid_movie(z, coords, top, out / f"grid_movie_syllable_{top}.gif", starts, anterior=front,
-                                  posterior=back, edges=axis, pre=pre, post=post, fps=fps or 10.0)
-                    files.append(("figure", f"grid_movie_syllable_{top}.gif",
-                                  f"keypoints-only grid movie of syllable {top} (grey: before onset, red: syllable)"))
+                    pl.grid_movie(
+                        z,
+                        coords,
+                        top,
+                        out / f"grid_movie_syllable_{top}.gif",
+                        starts,
+                        anterior=front,
+                        posterior=back,
+                        edges=axis,
+                        pre=pre,
+                        post=post,
+                        fps=fps or 10.0,
+                    )
+                    files.append(
+                        (
+                            "figure",
+                            f"grid_movie_syllable_{top}.gif",
+                            f"keypoints-only grid movie of syllable {top} (grey: before onset, red: syllable)",
+                        )
+                    )
 
     # ---- the page
     for kind, name, caption in files:
         link = html.escape(name)
         if kind == "figure":
-            sections.append(f'<figure><img src="{link}" alt="{html.escape(caption)}">'
-                            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+            sections.append(
+                f'<figure><img src="{link}" alt="{html.escape(caption)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
         else:
-            sections.append(f'<p>Table: <a href="{link}">{link}</a> &mdash; {html.escape(caption)}</p>')
-    summary = (f"{len(results)} session(s), {len(labels)} group(s) ({', '.join(map(str, labels))}), "
-               f"{int((z >= 0).sum()):,} labelled frames, {n_states} syllables in the model. "
-               f"Results: {results_dir}.")
+            sections.append(
+                f'<p>Table: <a href="{link}">{link}</a> &mdash; {html.escape(caption)}</p>'
+            )
+    summary = (
+        f"{len(results)} session(s), {len(labels)} group(s) ({', '.join(map(str, labels))}), "
+        f"{int((z >= 0).sum()):,} labelled frames, {n_states} syllables in the model. "
+        f"Results: {results_dir}."
+    )
     if notes:
         summary += " Notes: " + "; ".join(notes) + "."
-    page = _PAGE.substitute(title="behavhmm report", summary=html.escape(summary), sections="\n".join(sections))
+    page = _PAGE.substitute(
+        title="behavhmm report", summary=html.escape(summary), sections="\n".join(sections)
+    )
     index = out / "index.html"
     with atomic_path(index) as tmp:
         tmp.write_text(page, encoding="utf-8")
     with atomic_path(out / "report.json") as tmp:
-        tmp.write_text(json.dumps({"files": [name for _, name, _ in files], "notes": notes}, indent=1))
+        tmp.write_text(
+            json.dumps({"files": [name for _, name, _ in files], "notes": notes}, indent=1)
+        )
     return index
 
 
@@ -314,18 +430,27 @@ def _reload_keypoints(results, h5):
 
     sources = list(dict.fromkeys(r.source for r in results))
     if any(not s or not Path(s).is_file() for s in sources):
-        return None, None, "the pose files named in the results are not all reachable: no trajectories"
+        return (
+            None,
+            None,
+            "the pose files named in the results are not all reachable: no trajectories",
+        )
     with h5py.File(h5, "r") as f:
         bodyparts = json.loads(f.attrs["bodyparts"]) if "bodyparts" in f.attrs else None
     rates = {r.fps for r in results}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        sessions, coords, _, names = load_and_clean(sources, bodyparts=bodyparts,
-                                                    fps=rates.pop() if len(rates) == 1 else None)
+        sessions, coords, _, names = load_and_clean(
+            sources, bodyparts=bodyparts, fps=rates.pop() if len(rates) == 1 else None
+        )
     begin = np.flatnonzero(np.asarray(sessions.session_starts))
     end = np.append(begin[1:], len(coords))
     pieces = dict(zip(names, (coords[a:b] for a, b in zip(begin, end, strict=True)), strict=True))
     if any(r.name not in pieces or len(pieces[r.name]) != len(r.syllables) for r in results):
-        return None, None, "the reloaded pose files do not match the results' sessions: no trajectories"
+        return (
+            None,
+            None,
+            "the reloaded pose files do not match the results' sessions: no trajectories",
+        )
     animal = dict(zip(names, (s.individual or "" for s in sessions), strict=True))
     return np.concatenate([pieces[r.name] for r in results]), [animal[r.name] for r in results], ""

@@ -69,7 +69,11 @@ def _starts_from_epochs(epochs, t: np.ndarray) -> np.ndarray:
 
 
 def session_mask(
-    session_starts, n_time_bins: int, *, info: PynappleInfo | None = None, name: str = "session_starts"
+    session_starts,
+    n_time_bins: int,
+    *,
+    info: PynappleInfo | None = None,
+    name: str = "session_starts",
 ) -> np.ndarray:
     """Turn any accepted ``session_starts`` into a boolean mask of shape (n_time_bins,).
 
@@ -125,7 +129,9 @@ def session_mask(
     try:
         arr = np.asarray(session_starts)
     except Exception as exc:  # pragma: no cover - exotic objects
-        raise TypeError(f"{name} must be a boolean mask or integer indices, got {type(session_starts).__name__}.") from exc
+        raise TypeError(
+            f"{name} must be a boolean mask or integer indices, got {type(session_starts).__name__}."
+        ) from exc
     if arr.dtype == bool:
         if arr.shape != (n_time_bins,):
             raise ValueError(
@@ -136,7 +142,11 @@ def session_mask(
     if arr.size == 0:
         return mask
     if not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        if (
+            np.issubdtype(arr.dtype, np.floating)
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
+        ):
             arr = arr.astype(np.int64)
         else:
             raise TypeError(
@@ -212,7 +222,9 @@ def drop_nan_borders(
     flat = X.reshape(n_time_bins, -1)
     if np.isinf(flat).any():
         row = int(np.flatnonzero(np.isinf(flat).any(axis=1))[0])
-        raise ValueError(f"{name} contains infinite values (first at time bin {row}{_when(info, row)}).")
+        raise ValueError(
+            f"{name} contains infinite values (first at time bin {row}{_when(info, row)})."
+        )
     nan_rows = np.isnan(flat).any(axis=1)
     if not nan_rows.any():
         return np.ones(n_time_bins, bool), mask.copy()

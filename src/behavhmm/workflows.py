@@ -88,7 +88,9 @@ class KeypointResults:
         dims = ["x", "y", "z"][: self.centroid.shape[1]]
         return {
             "syllables": nap.Tsd(t=t, d=self.syllables),
-            "latents": nap.TsdFrame(t=t, d=self.latents, columns=[f"pc{i}" for i in range(self.latents.shape[1])]),
+            "latents": nap.TsdFrame(
+                t=t, d=self.latents, columns=[f"pc{i}" for i in range(self.latents.shape[1])]
+            ),
             "centroid": nap.TsdFrame(t=t, d=self.centroid, columns=dims),
             "heading": nap.Tsd(t=t, d=self.heading),
             "probabilities": nap.TsdFrame(t=t, d=self.probabilities),
@@ -97,7 +99,9 @@ class KeypointResults:
 
 def _session_name(data, taken: set) -> str:
     stem = Path(data.source).stem if data.source else "session"
-    name = stem if data.individual in (None, "id_0", "individual_0") else f"{stem}_{data.individual}"
+    name = (
+        stem if data.individual in (None, "id_0", "individual_0") else f"{stem}_{data.individual}"
+    )
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
     base, i = name, 1
     while name in taken:
@@ -160,9 +164,14 @@ def load_and_clean(
 
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    sessions = _screen(load_keypoints(list(paths), bodyparts=bodyparts, fps=fps), min_observed, min_frames)
+    sessions = _screen(
+        load_keypoints(list(paths), bodyparts=bodyparts, fps=fps), min_observed, min_frames
+    )
     cleaned = remove_outliers(
-        sessions.coordinates, sessions.confidence, sessions.session_starts, threshold=outlier_threshold
+        sessions.coordinates,
+        sessions.confidence,
+        sessions.session_starts,
+        threshold=outlier_threshold,
     )
     taken: set = set()
     names = [_session_name(s, taken) for s in sessions]
@@ -198,13 +207,23 @@ def _screen(sessions, min_observed: float, min_frames: int):
         seen |= np.isfinite(s.coordinates).all(axis=2).any(axis=0)
     if not seen.all():
         never = [b for b, ok in zip(sessions.bodyparts, seen, strict=True) if not ok]
-        warnings.warn(f"dropped keypoints never observed in any session: {never}.", UserWarning, stacklevel=3)
-        sessions = sessions.select(bodyparts=[b for b, ok in zip(sessions.bodyparts, seen, strict=True) if ok])
+        warnings.warn(
+            f"dropped keypoints never observed in any session: {never}.", UserWarning, stacklevel=3
+        )
+        sessions = sessions.select(
+            bodyparts=[b for b, ok in zip(sessions.bodyparts, seen, strict=True) if ok]
+        )
     return sessions
 
 
 def fit_keypoints(
-    model, coordinates, confidence, session_starts, *, target_duration: float | None = None, resume: bool = False
+    model,
+    coordinates,
+    confidence,
+    session_starts,
+    *,
+    target_duration: float | None = None,
+    resume: bool = False,
 ):
     """Fit a KeypointSLDS, first choosing ``kappa`` for a target median duration if asked.
 
@@ -231,23 +250,49 @@ def fit_keypoints(
     if target_duration is not None:
         from .models import ARHMM
 
-        probe = type(model)(**{
-            **model.get_params(), "n_iter": 1, "n_iter_ar": 0, "progress_bar": False,
-            "checkpoint_path": None, "checkpoint_every": None,
-        })
+        probe = type(model)(
+            **{
+                **model.get_params(),
+                "n_iter": 1,
+                "n_iter_ar": 0,
+                "progress_bar": False,
+                "checkpoint_path": None,
+                "checkpoint_every": None,
+            }
+        )
         probe.fit(coordinates, confidence=confidence, session_starts=session_starts)
-        scores = probe.decode(coordinates, confidence=confidence, session_starts=session_starts).latents
+        scores = probe.decode(
+            coordinates, confidence=confidence, session_starts=session_starts
+        ).latents
         ar = ARHMM(
-            n_states=model.n_states, nlags=model.nlags, algorithm="gibbs", alpha=model.alpha, gamma=model.gamma,
-            kappa=model.kappa, n_iter=max(model.n_iter_ar, 10), target_duration=target_duration,
-            random_state=model.random_state, progress_bar=model.progress_bar,
+            n_states=model.n_states,
+            nlags=model.nlags,
+            algorithm="gibbs",
+            alpha=model.alpha,
+            gamma=model.gamma,
+            kappa=model.kappa,
+            n_iter=max(model.n_iter_ar, 10),
+            target_duration=target_duration,
+            random_state=model.random_state,
+            progress_bar=model.progress_bar,
         ).fit(scores, session_starts=session_starts)
         model.set_params(kappa=float(ar.kappa_))
-    return model.fit(coordinates, confidence=confidence, session_starts=session_starts, resume=resume)
+    return model.fit(
+        coordinates, confidence=confidence, session_starts=session_starts, resume=resume
+    )
 
 
 def keypoint_results(
-    model, coordinates, confidence, session_starts, names, *, sources=None, fps=None, order=None, decoding=None
+    model,
+    coordinates,
+    confidence,
+    session_starts,
+    names,
+    *,
+    sources=None,
+    fps=None,
+    order=None,
+    decoding=None,
 ):
     """Decode every session and gather its results.
 
@@ -279,7 +324,9 @@ def keypoint_results(
 
     dec = decoding
     if dec is None or dec.smoothed_probs is None:
-        dec = model.decode(coordinates, confidence=confidence, session_starts=session_starts, smoothed_proba=True)
+        dec = model.decode(
+            coordinates, confidence=confidence, session_starts=session_starts, smoothed_proba=True
+        )
     probs = np.asarray(dec.smoothed_probs)
     if order is None:
         _, order = relabel_by_usage(dec.states, model.n_states)
@@ -296,9 +343,15 @@ def keypoint_results(
         frames = np.arange(b - a, dtype=float)
         out.append(
             KeypointResults(
-                name=names[i], source=sources[i], fps=rate, timestamps=frames / rate if rate else frames,
-                syllables=syllables[a:b], latents=np.asarray(dec.latents[a:b]), centroid=np.asarray(dec.centroid[a:b]),
-                heading=np.asarray(dec.heading[a:b]), probabilities=probs[a:b],
+                name=names[i],
+                source=sources[i],
+                fps=rate,
+                timestamps=frames / rate if rate else frames,
+                syllables=syllables[a:b],
+                latents=np.asarray(dec.latents[a:b]),
+                centroid=np.asarray(dec.centroid[a:b]),
+                heading=np.asarray(dec.heading[a:b]),
+                probabilities=probs[a:b],
             )
         )
     return out, order
@@ -339,12 +392,21 @@ def write_keypoint_results(results, out_dir, *, attrs: dict | None = None) -> di
             g = f.create_group(r.name)
             g.attrs["source"] = r.source or ""
             g.attrs["fps"] = float(r.fps) if r.fps else np.nan
-            for field in ("timestamps", "syllables", "latents", "centroid", "heading", "probabilities"):
+            for field in (
+                "timestamps",
+                "syllables",
+                "latents",
+                "centroid",
+                "heading",
+                "probabilities",
+            ):
                 g.create_dataset(field, data=np.asarray(getattr(r, field)), compression="gzip")
     csvs = []
     for r in results:
         dims = ["x", "y", "z"][: r.centroid.shape[1]]
-        table = pd.DataFrame({"frame": np.arange(len(r.syllables)), "time_s": r.timestamps, "syllable": r.syllables})
+        table = pd.DataFrame(
+            {"frame": np.arange(len(r.syllables)), "time_s": r.timestamps, "syllable": r.syllables}
+        )
         for j, d in enumerate(dims):
             table[f"centroid_{d}"] = r.centroid[:, j]
         table["heading"] = r.heading
@@ -373,9 +435,20 @@ def read_keypoint_results(path) -> list[KeypointResults]:
             fps = float(g.attrs["fps"])
             out.append(
                 KeypointResults(
-                    name=name, source=str(g.attrs["source"]) or None, fps=None if np.isnan(fps) else fps,
-                    **{k: np.asarray(g[k][()]) for k in ("timestamps", "syllables", "latents", "centroid", "heading",
-                                                         "probabilities")},
+                    name=name,
+                    source=str(g.attrs["source"]) or None,
+                    fps=None if np.isnan(fps) else fps,
+                    **{
+                        k: np.asarray(g[k][()])
+                        for k in (
+                            "timestamps",
+                            "syllables",
+                            "latents",
+                            "centroid",
+                            "heading",
+                            "probabilities",
+                        )
+                    },
                 )
             )
     return out
@@ -410,7 +483,9 @@ def plot_keypoint_summary(model, results, out_dir) -> list[Path]:
     starts[np.cumsum([0] + [len(r.syllables) for r in results[:-1]])] = True
     fps = results[0].fps if all(r.fps == results[0].fps for r in results) else None
     paths = []
-    usage = syllable_usage(syllables, starts, n_states=model.n_states, session_names=[r.name for r in results])
+    usage = syllable_usage(
+        syllables, starts, n_states=model.n_states, session_names=[r.name for r in results]
+    )
     ax = plot_usage(usage, max_syllables=25, min_usage=0.001)
     ax.set_title("syllable usage (relabelled by frequency)")
     paths.append(out_dir / "syllable_usage.png")
@@ -432,4 +507,3 @@ def plot_keypoint_summary(model, results, out_dir) -> list[Path]:
     fig.savefig(paths[-1], dpi=110)
     plt.close("all")
     return paths
-

@@ -16,4 +16,6 @@ def optional_import(module: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ImportError(f"this function needs {module.split('.')[0]}: pip install 'behavhmm[analysis]'") from exc
+        raise ImportError(
+            f"this function needs {module.split('.')[0]}: pip install 'behavhmm[analysis]'"
+        ) from exc

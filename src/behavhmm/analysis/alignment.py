@@ -7,7 +7,14 @@ from scipy.optimize import linear_sum_assignment
 
 from .syllables import _states, relabel_states
 
-__all__ = ["state_confusion", "match_states", "state_accuracy", "compare_labelings", "permute_states", "align_states"]
+__all__ = [
+    "state_confusion",
+    "match_states",
+    "state_accuracy",
+    "compare_labelings",
+    "permute_states",
+    "align_states",
+]
 
 
 def state_confusion(reference, states, n_states: int | None = None) -> np.ndarray:
@@ -33,7 +40,9 @@ def state_confusion(reference, states, n_states: int | None = None) -> np.ndarra
     """
     ref, est = _states(reference, "reference"), _states(states, "states")
     if ref.shape != est.shape:
-        raise ValueError(f"reference and states must have the same length, got {ref.shape} and {est.shape}.")
+        raise ValueError(
+            f"reference and states must have the same length, got {ref.shape} and {est.shape}."
+        )
     valid = (ref >= 0) & (est >= 0)
     if n_states is None:
         n_states = int(max(ref[valid].max(initial=-1), est[valid].max(initial=-1)) + 1)
@@ -153,11 +162,22 @@ def compare_labelings(a, b, n_states: int | None = None) -> dict:
 
 # fitted attributes with a state axis, per estimator: (name, axes holding states)
 _AR_AXES = (
-    ("coef_", (0,)), ("intercept_", (0,)), ("covariances_", (0,)), ("initial_prob_", (0,)),
-    ("transition_prob_", (-2, -1)), ("beta_", (0,)), ("dof_", (0,)),
+    ("coef_", (0,)),
+    ("intercept_", (0,)),
+    ("covariances_", (0,)),
+    ("initial_prob_", (0,)),
+    ("transition_prob_", (-2, -1)),
+    ("beta_", (0,)),
+    ("dof_", (0,)),
 )
 _STATE_AXES = {
-    "GLMHMM": (("coef_", (-1,)), ("intercept_", (-1,)), ("scale_", (-1,)), ("initial_prob_", (0,)), ("transition_prob_", (0, 1))),
+    "GLMHMM": (
+        ("coef_", (-1,)),
+        ("intercept_", (-1,)),
+        ("scale_", (-1,)),
+        ("initial_prob_", (0,)),
+        ("transition_prob_", (0, 1)),
+    ),
     "ARHMM": _AR_AXES,  # transition_prob_ may be per group: (n_groups, n_states, n_states)
     "KeypointSLDS": _AR_AXES,
 }
@@ -226,7 +246,11 @@ def permute_states(model, perm):
 def _glm_weights(model) -> np.ndarray:
     """One row per state: all of a state's weights (coefficients then intercepts)."""
     coef = model.coef_
-    leaves = [np.asarray(coef[k]) for k in sorted(coef)] if isinstance(coef, dict) else [np.asarray(coef)]
+    leaves = (
+        [np.asarray(coef[k]) for k in sorted(coef)]
+        if isinstance(coef, dict)
+        else [np.asarray(coef)]
+    )
     parts = [np.moveaxis(leaf, -1, 0).reshape(leaf.shape[-1], -1) for leaf in leaves]
     intercept = np.asarray(model.intercept_)
     parts.append(np.moveaxis(intercept, -1, 0).reshape(intercept.shape[-1], -1))
@@ -270,12 +294,16 @@ def align_states(reference, model, X=None, y=None, session_starts=None):
         else:
             p_ref = reference.smooth_proba(X, session_starts=session_starts)
             p_mod = model.smooth_proba(X, session_starts=session_starts)
-        p_ref, p_mod = (np.nan_to_num(np.asarray(getattr(p, "values", p), float)) for p in (p_ref, p_mod))
+        p_ref, p_mod = (
+            np.nan_to_num(np.asarray(getattr(p, "values", p), float)) for p in (p_ref, p_mod)
+        )
         _, perm = linear_sum_assignment(-(p_ref.T @ p_mod))
     else:
         w_ref, w_mod = _glm_weights(reference), _glm_weights(model)
         if w_ref.shape != w_mod.shape:
-            raise ValueError(f"the models' weights differ in shape: {w_ref.shape} and {w_mod.shape}.")
+            raise ValueError(
+                f"the models' weights differ in shape: {w_ref.shape} and {w_mod.shape}."
+            )
         cost = ((w_ref[:, None, :] - w_mod[None, :, :]) ** 2).sum(-1)
         _, perm = linear_sum_assignment(cost)
     return permute_states(model, perm), perm

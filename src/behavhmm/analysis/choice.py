@@ -83,7 +83,9 @@ def fit_one_state_baseline(model: GLMHMM, X, y, session_starts=None) -> GLMHMM:
     GLMHMM
         The fitted one-state model: a plain GLM.
     """
-    base = clone(model).set_params(n_states=1, dirichlet_initial_proba=None, dirichlet_transition_proba=None, n_init=1)
+    base = clone(model).set_params(
+        n_states=1, dirichlet_initial_proba=None, dirichlet_transition_proba=None, n_init=1
+    )
     return base.fit(X, y, session_starts=session_starts)
 
 
@@ -112,7 +114,9 @@ def _feature_index(model: GLMHMM, stimulus) -> int:
     return int(stimulus)
 
 
-def psychometric_curves(model: GLMHMM, stimulus=0, values=None, *, other=None) -> PsychometricCurves:
+def psychometric_curves(
+    model: GLMHMM, stimulus=0, values=None, *, other=None
+) -> PsychometricCurves:
     """Each state's predicted choice probability as a function of one regressor.
 
     Parameters
@@ -139,7 +143,9 @@ def psychometric_curves(model: GLMHMM, stimulus=0, values=None, *, other=None) -
     check_is_fitted(model, ("coef_", "intercept_"))
     family = observation_family(model.observation_model)
     if family not in ("Bernoulli", "Categorical"):
-        raise ValueError(f"psychometric curves need a Bernoulli or Categorical model, not {family}.")
+        raise ValueError(
+            f"psychometric curves need a Bernoulli or Categorical model, not {family}."
+        )
     if isinstance(model.coef_, dict):
         raise ValueError("psychometric_curves needs a model fitted on an array X (not a dict).")
     n_features = np.shape(model.coef_)[0]
@@ -154,7 +160,9 @@ def psychometric_curves(model: GLMHMM, stimulus=0, values=None, *, other=None) -
     design[:, col] = values
     coef, intercept = np.asarray(model.coef_, float), np.asarray(model.intercept_, float)
     if coef.shape[-1] != intercept.shape[-1] or coef.ndim != intercept.ndim + 1:
-        raise ValueError(f"coef_ {coef.shape} and intercept_ {intercept.shape} do not describe the same states.")
+        raise ValueError(
+            f"coef_ {coef.shape} and intercept_ {intercept.shape} do not describe the same states."
+        )
     eta = np.einsum("td,d...k->t...k", design, coef) + intercept
     if family == "Bernoulli":
         prob = np.asarray(resolve_inverse_link(model.inverse_link_function, family)(eta), float)

@@ -28,11 +28,15 @@ def _omnibus(method, samples, n_permutations, rng):
     if n_permutations is None:
         res = test(*samples)
         return float(res.statistic), float(res.pvalue)
-    kwargs = dict(permutation_type="independent", n_resamples=int(n_permutations), alternative="greater")
+    kwargs = dict(
+        permutation_type="independent", n_resamples=int(n_permutations), alternative="greater"
+    )
     try:
         res = stats.permutation_test(samples, lambda *s: test(*s).statistic, rng=rng, **kwargs)
     except TypeError:  # scipy < 1.15 names the generator random_state
-        res = stats.permutation_test(samples, lambda *s: test(*s).statistic, random_state=rng, **kwargs)
+        res = stats.permutation_test(
+            samples, lambda *s: test(*s).statistic, random_state=rng, **kwargs
+        )
     return float(res.statistic), float(res.pvalue)
 
 
@@ -46,8 +50,10 @@ def _pairs(posthoc, samples, labels):
         names = np.repeat(np.arange(len(samples)), [len(s) for s in samples])
         frame = pd.DataFrame({"value": values, "group": names})
         table = sp.posthoc_dunn(frame, val_col="value", group_col="group", p_adjust=None)
-        return [(labels[i], labels[j], np.nan, float(table.loc[i, j]))
-                for i, j in itertools.combinations(range(len(samples)), 2)]
+        return [
+            (labels[i], labels[j], np.nan, float(table.loc[i, j]))
+            for i, j in itertools.combinations(range(len(samples)), 2)
+        ]
     out = []
     for i, j in itertools.combinations(range(len(samples)), 2):
         if posthoc == "mannwhitney":
@@ -144,7 +150,9 @@ def compare_groups(
         raise ValueError(f"posthoc must be one of {_POSTHOC}, got {posthoc!r}.")
     missing = {"group", "session", "syllable", statistic} - set(stats.columns)
     if missing:
-        raise ValueError(f"stats lacks the columns {sorted(missing)} (make it with syllable_stats).")
+        raise ValueError(
+            f"stats lacks the columns {sorted(missing)} (make it with syllable_stats)."
+        )
     labels = sorted(stats["group"].unique(), key=str)
     if len(labels) < 2:
         raise ValueError(f"compare_groups needs at least two groups, got {labels}.")
@@ -152,18 +160,37 @@ def compare_groups(
     test_name = {"kruskal": "kruskal-wallis", "anova": "one-way anova"}[method]
     rows = []
     for syllable, block in stats.groupby("syllable", sort=True):
-        samples = [block.loc[block["group"] == g, statistic].dropna().to_numpy(float) for g in labels]
+        samples = [
+            block.loc[block["group"] == g, statistic].dropna().to_numpy(float) for g in labels
+        ]
         testable = all(len(s) >= 2 for s in samples) and np.ptp(np.concatenate(samples)) > 0
         stat, p = _omnibus(method, samples, n_permutations, rng) if testable else (np.nan, np.nan)
-        rows.append((syllable, "omnibus", test_name + (" (permutation)" if n_permutations else ""), "", "", stat, p))
+        rows.append(
+            (
+                syllable,
+                "omnibus",
+                test_name + (" (permutation)" if n_permutations else ""),
+                "",
+                "",
+                stat,
+                p,
+            )
+        )
         if posthoc is not None:
-            pairs = _pairs(posthoc, samples, labels) if testable else [
-                (a, b, np.nan, np.nan) for a, b in itertools.combinations(labels, 2)]
+            pairs = (
+                _pairs(posthoc, samples, labels)
+                if testable
+                else [(a, b, np.nan, np.nan) for a, b in itertools.combinations(labels, 2)]
+            )
             rows.extend((syllable, "posthoc", posthoc, a, b, s, q) for a, b, s, q in pairs)
-    table = pd.DataFrame(rows, columns=["syllable", "comparison", "test", "group1", "group2", "statistic", "p_value"])
+    table = pd.DataFrame(
+        rows, columns=["syllable", "comparison", "test", "group1", "group2", "statistic", "p_value"]
+    )
     table["p_adjusted"] = np.nan
     for kind in ("omnibus", "posthoc"):
         rows_of = (table["comparison"] == kind).to_numpy()
-        table.loc[rows_of, "p_adjusted"] = _adjust(table.loc[rows_of, "p_value"].to_numpy(float), correction)
+        table.loc[rows_of, "p_adjusted"] = _adjust(
+            table.loc[rows_of, "p_value"].to_numpy(float), correction
+        )
     table["significant"] = table["p_adjusted"] < alpha
     return table

@@ -31,9 +31,15 @@ def _per_session(values, name, n_sessions, default):
     """One entry per session (``default`` for each when None)."""
     if values is None:
         return [default(i) for i in range(n_sessions)]
-    values = list(np.asarray(values, dtype=object)) if not isinstance(values, list | tuple) else list(values)
+    values = (
+        list(np.asarray(values, dtype=object))
+        if not isinstance(values, list | tuple)
+        else list(values)
+    )
     if len(values) != n_sessions:
-        raise ValueError(f"{name} must hold one entry per session ({n_sessions}), got {len(values)}.")
+        raise ValueError(
+            f"{name} must hold one entry per session ({n_sessions}), got {len(values)}."
+        )
     return values
 
 
@@ -85,8 +91,13 @@ def _is_model(obj) -> bool:
 
 
 def _is_results(obj) -> bool:
-    return isinstance(obj, list | tuple) and len(obj) > 0 and all(
-        hasattr(r, "syllables") and hasattr(r, "centroid") and hasattr(r, "heading") for r in obj
+    return (
+        isinstance(obj, list | tuple)
+        and len(obj) > 0
+        and all(
+            hasattr(r, "syllables") and hasattr(r, "centroid") and hasattr(r, "heading")
+            for r in obj
+        )
     )
 
 
@@ -202,7 +213,9 @@ def frame_table(
 
         z = _states(states)
         if coordinates is None:
-            raise ValueError("coordinates are required with a state array (or pass KeypointResults).")
+            raise ValueError(
+                "coordinates are required with a state array (or pass KeypointResults)."
+            )
         coords = np.asarray(coordinates, float)
         if coords.ndim != 3 or coords.shape[2] not in (2, 3) or coords.shape[0] != len(z):
             raise ValueError(
@@ -221,7 +234,9 @@ def frame_table(
         raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}.")
     fps = float(fps)
     if centroid.shape[0] != len(z) or heading.shape != (len(z),):
-        raise ValueError(f"centroid {centroid.shape} and heading {heading.shape} must have {len(z)} rows.")
+        raise ValueError(
+            f"centroid {centroid.shape} and heading {heading.shape} must have {len(z)} rows."
+        )
     centroid, heading, speed, angular = _kinematics(centroid, heading, starts, fps, smooth_sigma)
 
     begin, end = session_bounds(starts)
@@ -236,15 +251,17 @@ def frame_table(
     onset = np.zeros(len(z), bool)
     onset[_runs(z, starts)[2]] = True
     unlabelled = z < 0
-    table = pd.DataFrame({
-        "session": np.repeat(np.asarray(names, dtype=object), lengths),
-        "individual": np.repeat(np.asarray(animal_of, dtype=object), lengths),
-        "group": np.repeat(np.asarray(group_of, dtype=object), lengths),
-        "frame": frame,
-        "time": frame / fps,
-        "syllable": z,
-        "onset": onset,
-    })
+    table = pd.DataFrame(
+        {
+            "session": np.repeat(np.asarray(names, dtype=object), lengths),
+            "individual": np.repeat(np.asarray(animal_of, dtype=object), lengths),
+            "group": np.repeat(np.asarray(group_of, dtype=object), lengths),
+            "frame": frame,
+            "time": frame / fps,
+            "syllable": z,
+            "onset": onset,
+        }
+    )
     for j in range(centroid.shape[1]):
         table[f"centroid_{_DIMS[j]}"] = np.where(unlabelled, np.nan, centroid[:, j])
     table["heading"] = np.where(unlabelled, np.nan, heading)
@@ -255,14 +272,22 @@ def frame_table(
 
 def _session_fps(table: pd.DataFrame) -> pd.Series:
     """Frames per second of each session, from its ``time`` column."""
-    step = table.groupby("session", sort=False)["time"].apply(lambda t: np.median(np.diff(t.to_numpy())))
+    step = table.groupby("session", sort=False)["time"].apply(
+        lambda t: np.median(np.diff(t.to_numpy()))
+    )
     if not np.all(np.isfinite(step.to_numpy()) & (step.to_numpy() > 0)):
-        raise ValueError("each session needs at least two frames with increasing time to know its frame rate.")
+        raise ValueError(
+            "each session needs at least two frames with increasing time to know its frame rate."
+        )
     return 1.0 / step
 
 
 def syllable_stats(
-    table: pd.DataFrame, *, n_states: int | None = None, kinematics=KINEMATICS, fps: float | None = None
+    table: pd.DataFrame,
+    *,
+    n_states: int | None = None,
+    kinematics=KINEMATICS,
+    fps: float | None = None,
 ) -> pd.DataFrame:
     """Per group, session and syllable: frequency, usage, durations and kinematic summaries.
 
@@ -303,7 +328,11 @@ def syllable_stats(
         raise ValueError(f"table lacks the columns {sorted(missing)} (make it with frame_table).")
     if (table.groupby("session", sort=False)["group"].nunique() > 1).any():
         raise ValueError("table: a session belongs to several groups.")
-    rate = _session_fps(table) if fps is None else pd.Series(float(fps), index=table["session"].unique())
+    rate = (
+        _session_fps(table)
+        if fps is None
+        else pd.Series(float(fps), index=table["session"].unique())
+    )
     labelled = table[table["syllable"] >= 0].copy()
     z_max = int(table["syllable"].max()) if len(table) else -1
     n_states = z_max + 1 if n_states is None else int(n_states)
@@ -313,13 +342,22 @@ def syllable_stats(
     grid = sessions.merge(pd.DataFrame({"syllable": np.arange(n_states)}), how="cross")
 
     frames = labelled.groupby("session", sort=False).size().rename("n_frames")
-    runs = labelled.groupby(["session", "syllable", "instance"], sort=False).size().rename("length").reset_index()
+    runs = (
+        labelled.groupby(["session", "syllable", "instance"], sort=False)
+        .size()
+        .rename("length")
+        .reset_index()
+    )
     runs["duration"] = runs["length"] / runs["session"].map(rate).to_numpy()
     per = runs.groupby(["session", "syllable"]).agg(
-        n_instances=("duration", "size"), duration_mean=("duration", "mean"), duration_median=("duration", "median")
+        n_instances=("duration", "size"),
+        duration_mean=("duration", "mean"),
+        duration_median=("duration", "median"),
     )
     per["n_syllable_frames"] = labelled.groupby(["session", "syllable"]).size()
-    summaries = labelled.groupby(["session", "syllable"])[list(kinematics)].agg(["mean", "std", "min", "max"])
+    summaries = labelled.groupby(["session", "syllable"])[list(kinematics)].agg(
+        ["mean", "std", "min", "max"]
+    )
     summaries.columns = [f"{name}_{how}" for name, how in summaries.columns]
     out = grid.merge(per.reset_index(), on=["session", "syllable"], how="left")
     out = out.merge(summaries.reset_index(), on=["session", "syllable"], how="left")
@@ -330,7 +368,23 @@ def syllable_stats(
     with np.errstate(invalid="ignore", divide="ignore"):
         out["frequency"] = np.where(seconds > 0, out["n_instances"] / seconds, np.nan)
         out["usage"] = np.where(total > 0, out["n_instances"] / total, np.nan)
-        out["frame_fraction"] = np.where(n_frames > 0, out["n_syllable_frames"].fillna(0) / n_frames, np.nan)
-    columns = ["group", "session", "syllable", "n_instances", "frequency", "usage", "frame_fraction",
-               "duration_mean", "duration_median", *summaries.columns]
-    return out[columns].sort_values(["group", "session", "syllable"], kind="stable").reset_index(drop=True)
+        out["frame_fraction"] = np.where(
+            n_frames > 0, out["n_syllable_frames"].fillna(0) / n_frames, np.nan
+        )
+    columns = [
+        "group",
+        "session",
+        "syllable",
+        "n_instances",
+        "frequency",
+        "usage",
+        "frame_fraction",
+        "duration_mean",
+        "duration_median",
+        *summaries.columns,
+    ]
+    return (
+        out[columns]
+        .sort_values(["group", "session", "syllable"], kind="stable")
+        .reset_index(drop=True)
+    )

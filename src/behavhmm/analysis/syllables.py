@@ -43,7 +43,9 @@ def _states(states, name="states") -> np.ndarray:
     if arr.ndim == 2:  # one-hot
         arr = np.where(arr.any(axis=1), arr.argmax(axis=1), -1)
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{name} must be integer state indices of shape (n_time_bins,) or one-hot, got {arr.shape}.")
+        raise ValueError(
+            f"{name} must be integer state indices of shape (n_time_bins,) or one-hot, got {arr.shape}."
+        )
     return arr
 
 
@@ -104,7 +106,9 @@ def relabel_states(states, order) -> np.ndarray:
     return np.where(z >= 0, new_of_old[np.maximum(z, 0)], z).astype(z.dtype)
 
 
-def syllable_durations(states, session_starts=None, fps: float | None = None, *, return_labels: bool = False):
+def syllable_durations(
+    states, session_starts=None, fps: float | None = None, *, return_labels: bool = False
+):
     """Durations of all syllable instances (runs of one state within a session).
 
     Parameters
@@ -192,12 +196,16 @@ def syllable_usage(
     else:
         labels, _, first = _runs(z, mask)
         np.add.at(counts, (sid[first], labels), 1)
-    index = pd.Index(np.arange(n_sessions) if session_names is None else list(session_names), name="session")
+    index = pd.Index(
+        np.arange(n_sessions) if session_names is None else list(session_names), name="session"
+    )
     table = pd.DataFrame(counts, index=index, columns=pd.RangeIndex(n_states, name="syllable"))
     if groups is not None:
         labels = np.asarray(groups)
         if labels.shape != (n_sessions,):
-            raise ValueError(f"groups must hold one label per session ({n_sessions}), got shape {labels.shape}.")
+            raise ValueError(
+                f"groups must hold one label per session ({n_sessions}), got shape {labels.shape}."
+            )
         table = table.groupby(pd.Index(labels, name="group")).sum()
     if normalize:
         table = table.div(table.sum(axis=1).replace(0, np.nan), axis=0)
@@ -282,8 +290,13 @@ def transition_matrix(
         return _normalize_counts(counts.sum(axis=0), normalize)
     labels = np.asarray(groups)
     if labels.shape != (len(begin),):
-        raise ValueError(f"groups must hold one label per session ({len(begin)}), got shape {labels.shape}.")
-    return {g: _normalize_counts(counts[labels == g].sum(axis=0), normalize) for g in sorted(set(labels.tolist()), key=str)}
+        raise ValueError(
+            f"groups must hold one label per session ({len(begin)}), got shape {labels.shape}."
+        )
+    return {
+        g: _normalize_counts(counts[labels == g].sum(axis=0), normalize)
+        for g in sorted(set(labels.tolist()), key=str)
+    }
 
 
 def cross_likelihoods(model, X, session_starts=None, groups=None) -> np.ndarray:
@@ -401,7 +414,9 @@ def kappa_scan(
         else:
             raise ValueError(f'scale must be "log" or "linear", got {scale!r}.')
     kappas = np.sort(np.asarray(kappas, float))
-    rows = Parallel(n_jobs=n_jobs)(delayed(_scan_one)(model, k, X, session_starts, groups) for k in kappas)
+    rows = Parallel(n_jobs=n_jobs)(
+        delayed(_scan_one)(model, k, X, session_starts, groups) for k in kappas
+    )
     table = pd.DataFrame(rows)
     if fps is not None:
         table["median_duration_s"] = table["median_duration"] / float(fps)

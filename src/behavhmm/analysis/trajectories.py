@@ -95,7 +95,9 @@ def _egocentric_windows(coords, onsets, offsets, anterior, posterior, bodyparts)
     n, w, k, d = windows.shape
     centred = windows - np.asarray(ego.centroid)[:, None, None, :]
     flat = centred.reshape(n * w, k, d)
-    rotated = allocentric_from_egocentric(flat, np.zeros((n * w, d)), np.repeat(-np.asarray(ego.heading), w))
+    rotated = allocentric_from_egocentric(
+        flat, np.zeros((n * w, d)), np.repeat(-np.asarray(ego.heading), w)
+    )
     return np.asarray(rotated).reshape(n, w, k, d)
 
 
@@ -156,7 +158,9 @@ def typical_trajectories(
     z = _states(states)
     coords = np.asarray(coordinates, float)
     if coords.ndim != 3 or coords.shape[0] != len(z) or coords.shape[2] not in (2, 3):
-        raise ValueError(f"coordinates must have shape (n_time_bins={len(z)}, n_keypoints, 2 or 3), got {coords.shape}.")
+        raise ValueError(
+            f"coordinates must have shape (n_time_bins={len(z)}, n_keypoints, 2 or 3), got {coords.shape}."
+        )
     if pre < 0 or post < 0:
         raise ValueError(f"pre and post must be >= 0, got {pre} and {post}.")
     if statistic not in ("mean", "median"):
@@ -164,7 +168,9 @@ def typical_trajectories(
     n_states = int(z.max(initial=-1) + 1) if n_states is None else int(n_states)
     offsets = np.arange(-pre, post + 1)
     onsets, labels, _ = syllable_instances(z, session_starts, pre=pre, post=post)
-    windows_ok = np.isfinite(coords).all(axis=(1, 2))[onsets[:, None] + offsets[None, :]].all(axis=1)
+    windows_ok = (
+        np.isfinite(coords).all(axis=(1, 2))[onsets[:, None] + offsets[None, :]].all(axis=1)
+    )
     onsets, labels = onsets[windows_ok], labels[windows_ok]
     rng = np.random.default_rng(random_state)
     out = np.full((n_states, len(offsets), coords.shape[1], coords.shape[2]), np.nan)
@@ -176,7 +182,9 @@ def typical_trajectories(
             chosen = np.sort(rng.choice(chosen, max_instances, replace=False))
         counts[k] = len(chosen)
         if len(chosen) >= max(min_instances, 1):
-            out[k] = reduce(_egocentric_windows(coords, chosen, offsets, anterior, posterior, bodyparts), axis=0)
+            out[k] = reduce(
+                _egocentric_windows(coords, chosen, offsets, anterior, posterior, bodyparts), axis=0
+            )
     return TypicalTrajectories(out, counts, offsets, fps)
 
 
@@ -196,7 +204,9 @@ def syllable_similarity(trajectories) -> np.ndarray:
     """
     traj = np.asarray(getattr(trajectories, "trajectories", trajectories), float)
     if traj.ndim != 4:
-        raise ValueError(f"trajectories must have shape (n_states, n_window, n_keypoints, n_dims), got {traj.shape}.")
+        raise ValueError(
+            f"trajectories must have shape (n_states, n_window, n_keypoints, n_dims), got {traj.shape}."
+        )
     diff = traj[:, None] - traj[None, :]
     return np.linalg.norm(diff, axis=-1).mean(axis=(-2, -1))
 
@@ -302,7 +312,9 @@ def syllable_mapping(mapping, n_states: int) -> np.ndarray:
         for group in mapping:
             group = check([int(s) for s in group])
             if seen & set(group):
-                raise ValueError(f"mapping: syllables {sorted(seen & set(group))} are in two groups.")
+                raise ValueError(
+                    f"mapping: syllables {sorted(seen & set(group))} are in two groups."
+                )
             seen |= set(group)
             out[group] = min(group)
     else:

@@ -60,7 +60,15 @@ class PlainProgress:
         Fraction of ``total`` between two lines, in (0, 1].
     """
 
-    def __init__(self, total=None, initial=0, desc="", unit="it", stream: TextIO | None = None, every: float = 0.1):
+    def __init__(
+        self,
+        total=None,
+        initial=0,
+        desc="",
+        unit="it",
+        stream: TextIO | None = None,
+        every: float = 0.1,
+    ):
         if not 0 < every <= 1:
             raise ValueError(f"every must be in (0, 1], got {every}.")
         self.total = None if total is None else int(total)
@@ -119,7 +127,9 @@ class PlainProgress:
         return False
 
 
-def progress(*, total=None, initial=0, desc="", unit="it", disable=False, stream=None, every: float = 0.1):
+def progress(
+    *, total=None, initial=0, desc="", unit="it", disable=False, stream=None, every: float = 0.1
+):
     """A progress reporter for a fit loop: tqdm on a terminal, `PlainProgress` otherwise.
 
     Parameters
@@ -145,4 +155,6 @@ def progress(*, total=None, initial=0, desc="", unit="it", disable=False, stream
         return tqdm(total=total, disable=True)
     if _is_terminal(stream) or _in_notebook():
         return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, file=stream)
-    return PlainProgress(total=total, initial=initial, desc=desc, unit=unit, stream=stream, every=every)
+    return PlainProgress(
+        total=total, initial=initial, desc=desc, unit=unit, stream=stream, every=every
+    )

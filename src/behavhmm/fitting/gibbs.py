@@ -131,7 +131,9 @@ def run_gibbs(
                     postfix["median_dur"] = f"{float(diagnostics['median_duration']):.1f}"
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
-            if checkpoint is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == n_iter):
+            if checkpoint is not None and (
+                (checkpoint_every and done % checkpoint_every == 0) or done == n_iter
+            ):
                 checkpoint(state_after, done, {k: np.asarray(v) for k, v in hist.items()})
 
         # One sweep in flight: sweep i+1 is dispatched before sweep i's results are read on the

@@ -166,7 +166,9 @@ class ElasticNet(Regularizer):
         """``{"strength": s, "ratio": r}``, both broadcast to the coefficients."""
         if isinstance(strength, tuple):
             if len(strength) != 2:
-                raise TypeError("ElasticNet regularizer strength must be a tuple (strength, ratio).")
+                raise TypeError(
+                    "ElasticNet regularizer strength must be a tuple (strength, ratio)."
+                )
             strength, ratio = strength
         else:
             ratio = 0.5
@@ -246,19 +248,27 @@ class GroupLasso(Regularizer):
                 f"(n_groups, *coef.shape) = (n_groups, {', '.join(map(str, coef_shape))}), got {mask.shape}."
             )
         if np.any(mask.sum(axis=0) > 1):
-            raise ValueError("Incorrect group assignment. Some of the features are assigned to more than one group.")
+            raise ValueError(
+                "Incorrect group assignment. Some of the features are assigned to more than one group."
+            )
         n_groups = mask.shape[0]
         strength = 1.0 if strength is None else strength
         try:
             s = np.asarray(strength, float)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"Could not convert regularizer strength to floats: {strength!r}") from exc
+            raise TypeError(
+                f"Could not convert regularizer strength to floats: {strength!r}"
+            ) from exc
         if s.ndim == 0:
             s = np.full(n_groups, float(s))
         elif s.shape != (n_groups,):
-            raise ValueError(f"GroupLasso strength must be a scalar or shape ({n_groups},), got shape {s.shape}.")
+            raise ValueError(
+                f"GroupLasso strength must be a scalar or shape ({n_groups},), got shape {s.shape}."
+            )
         if np.any(s < 0) or not np.all(np.isfinite(s)):
-            raise ValueError(f"regularizer_strength must be finite and non-negative, got {strength!r}.")
+            raise ValueError(
+                f"regularizer_strength must be finite and non-negative, got {strength!r}."
+            )
         sizes = mask.reshape(n_groups, -1).sum(axis=1)
         return {
             "strength": jnp.asarray(s, dtype),
@@ -287,12 +297,18 @@ def get_regularizer(regularizer) -> Regularizer:
         return regularizer
     if isinstance(regularizer, str):
         if regularizer not in REGULARIZERS:
-            raise ValueError(f"Unknown regularizer {regularizer!r}; choose one of {sorted(REGULARIZERS)}.")
+            raise ValueError(
+                f"Unknown regularizer {regularizer!r}; choose one of {sorted(REGULARIZERS)}."
+            )
         return REGULARIZERS[regularizer]()
     # duck-typing for nemos regularizer instances (same class names)
     name = type(regularizer).__name__
     if name in REGULARIZERS and hasattr(regularizer, "allowed_solvers"):
-        return REGULARIZERS[name](mask=getattr(regularizer, "mask", None)) if name == "GroupLasso" else REGULARIZERS[name]()
+        return (
+            REGULARIZERS[name](mask=getattr(regularizer, "mask", None))
+            if name == "GroupLasso"
+            else REGULARIZERS[name]()
+        )
     raise TypeError(
         f"The regularizer should be either a string from {sorted(REGULARIZERS)} or an instance of "
         f"`behavhmm.fitting.regularizers.Regularizer`, got {type(regularizer).__name__}."
@@ -358,7 +374,9 @@ def regularizer_penalty(name: str, coef, hyper) -> jnp.ndarray:
         return jnp.sum(s * (0.5 * (1.0 - r) * coef * coef + r * jnp.abs(coef)))
     if name == "GroupLasso":
         norms = _group_norms(coef, hyper["mask"])
-        return jnp.sum(_group_factor(hyper["strength"], hyper["sizes"], hyper["mask"], coef) * norms)
+        return jnp.sum(
+            _group_factor(hyper["strength"], hyper["sizes"], hyper["mask"], coef) * norms
+        )
     raise ValueError(f"Unknown regularizer {name!r}.")  # pragma: no cover
 
 
@@ -389,4 +407,3 @@ def regularizer_prox(name: str, coef, hyper, scaling=1.0):
             grouped = jnp.sum(mask, axis=0)
         return coef * jnp.where(grouped > 0, factor, 1.0)
     raise ValueError(f"Unknown regularizer {name!r}.")  # pragma: no cover
-

@@ -71,7 +71,15 @@ SOLVERS: dict[str, type] = {
     "Newton": GLMNewton,
 }
 """Solver classes by name: jaxopt's under nemos' names, and behavhmm's GLM Newton solver."""
-_INTERNAL = {"fun", "prox", "value_and_grad", "has_aux", "implicit_diff", "implicit_diff_solve", "jit"}
+_INTERNAL = {
+    "fun",
+    "prox",
+    "value_and_grad",
+    "has_aux",
+    "implicit_diff",
+    "implicit_diff_solve",
+    "jit",
+}
 
 
 class SolverInfo(NamedTuple):
@@ -264,7 +272,9 @@ def minimize_glm_newton(
         # eigenvalues floored at a small positive value: the exact Newton step where the Hessian is
         # positive definite (always, for canonical links), a descent direction where it is not
         lam, vecs = jnp.linalg.eigh(H)  # symmetrises its input
-        floor = jnp.maximum(10.0 * jnp.finfo(dtype).eps * jnp.max(jnp.abs(lam)), jnp.finfo(dtype).tiny)
+        floor = jnp.maximum(
+            10.0 * jnp.finfo(dtype).eps * jnp.max(jnp.abs(lam)), jnp.finfo(dtype).tiny
+        )
         step = -vecs @ ((vecs.T @ g) / jnp.maximum(jnp.abs(lam), floor))
         step = jnp.where(jnp.all(jnp.isfinite(step)), step, -g)
         dw, db = step[:n_features], step[n_features]
@@ -287,7 +297,9 @@ def minimize_glm_newton(
         f_full = value(eta + d_eta, w + dw)
         full = (f_full <= f + 1e-4 * slope) | (f_full <= f + resolution)
         t, f_new, _ = lax.while_loop(
-            lambda c: (~full) & (~armijo(c[0], c[1])) & (c[2] < opts.maxls), ls_body, (jnp.asarray(1.0, dtype), f_full, 0)
+            lambda c: (~full) & (~armijo(c[0], c[1])) & (c[2] < opts.maxls),
+            ls_body,
+            (jnp.asarray(1.0, dtype), f_full, 0),
         )
         ok = full | armijo(t, f_new)
         w = jnp.where(ok, w + t * dw, w)
@@ -304,7 +316,17 @@ def minimize_glm_newton(
     b0 = jnp.asarray(intercept, dtype)
     eta0 = X @ coef + b0 * ones
     g0, d2_0 = derivatives(eta0, coef)
-    init = (coef, b0, eta0, value(eta0, coef), g0, d2_0, jnp.sqrt(g0 @ g0), jnp.asarray(0, jnp.int32), jnp.asarray(False))
+    init = (
+        coef,
+        b0,
+        eta0,
+        value(eta0, coef),
+        g0,
+        d2_0,
+        jnp.sqrt(g0 @ g0),
+        jnp.asarray(0, jnp.int32),
+        jnp.asarray(False),
+    )
     w, b, _, _, _, _, gnorm, it, _ = lax.while_loop(cond, body, init)
     return (w, b), SolverInfo(it, gnorm)
 

@@ -206,9 +206,7 @@ def _check_inputs(
             raise ValueError("groups is required when transition_matrix is 3-D.")
         groups = jnp.asarray(groups, jnp.int32)
         if groups.shape != (n_time_bins,):
-            raise ValueError(
-                f"groups must have shape ({n_time_bins},), got {groups.shape}."
-            )
+            raise ValueError(f"groups must have shape ({n_time_bins},), got {groups.shape}.")
     elif groups is not None:
         raise ValueError("groups is only used with a 3-D (per-group) transition_matrix.")
     if session_starts is None:
@@ -342,7 +340,9 @@ def _blocked_scan(block, init, arrays, pad_values, block_size, n_time_bins, reve
     """Run ``block`` over consecutive blocks of the (padded) time axis."""
     n_pad = _n_blocks(n_time_bins, block_size) * block_size - n_time_bins
     padded = _pad_time(arrays, n_pad, pad_values)
-    _, out = lax.scan(block, init, tuple(_to_blocks(a, block_size) for a in padded), reverse=reverse)
+    _, out = lax.scan(
+        block, init, tuple(_to_blocks(a, block_size) for a in padded), reverse=reverse
+    )
     return _from_blocks(out, n_time_bins)
 
 
@@ -356,7 +356,10 @@ def _forward_parallel(inp: _Inputs, b, block_size):
         b_blk, s_blk, g_blk = x
         elems = _block_elements(pi, A, b_blk, s_blk, g_blk)
         # the block's first step absorbs the incoming message: all its rows are equal
-        first = jnp.where(s_blk[0], pi, alpha_in @ _select(A, None if g_blk is None else g_blk[0])) * b_blk[0]
+        first = (
+            jnp.where(s_blk[0], pi, alpha_in @ _select(A, None if g_blk is None else g_blk[0]))
+            * b_blk[0]
+        )
         elems = elems.at[0].set(jnp.broadcast_to(first, (n_states, n_states)))
         prefix = lax.associative_scan(_rescaled_product, elems)
         alphas, _ = _safe_normalize(prefix[:, 0, :], uniform)
@@ -431,7 +434,13 @@ def _backward_parallel(inp: _Inputs, b, block_size):
         return betas[0], betas
 
     return _blocked_scan(
-        block, uniform, (b_next, s_next, g_next), (1.0, True, 0), block_size, n_time_bins, reverse=True
+        block,
+        uniform,
+        (b_next, s_next, g_next),
+        (1.0, True, 0),
+        block_size,
+        n_time_bins,
+        reverse=True,
     )
 
 
@@ -563,7 +572,9 @@ def _combine(inp: _Inputs, alphas, c, log_c, b, betas) -> HMMPosterior:
     # time-aligned product sum_t alphas[t] (x) next_weights[t] (no shifted copies)
     next_weights = jnp.concatenate(
         [
-            jnp.where(ok[1:, None], b[1:] * betas[1:] / jnp.where(ok[1:], denom[1:], 1.0)[:, None], 0.0),
+            jnp.where(
+                ok[1:, None], b[1:] * betas[1:] / jnp.where(ok[1:], denom[1:], 1.0)[:, None], 0.0
+            ),
             jnp.zeros((1, n_states), b.dtype),
         ]
     )
@@ -584,7 +595,14 @@ def _combine(inp: _Inputs, alphas, c, log_c, b, betas) -> HMMPosterior:
 
 @partial(jax.jit, static_argnames=("method", "block_size"))
 def _smoother_program(
-    initial_probs, transition_matrix, log_likelihoods, session_starts, groups, *, method, block_size=None
+    initial_probs,
+    transition_matrix,
+    log_likelihoods,
+    session_starts,
+    groups,
+    *,
+    method,
+    block_size=None,
 ):
     inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
     alphas, c, log_c, b = _forward(inp, method, block_size)
@@ -646,7 +664,9 @@ def _combine_program(inp: _Inputs, alphas, c, log_c, b, betas):
     return _combine(inp, alphas, c, log_c, b, betas)
 
 
-def _smoother_two_threads(initial_probs, transition_matrix, log_likelihoods, session_starts, groups):
+def _smoother_two_threads(
+    initial_probs, transition_matrix, log_likelihoods, session_starts, groups
+):
     inp, b, shift = jax.block_until_ready(
         _prepare_program(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
     )
@@ -776,18 +796,30 @@ def _viterbi_forward_parallel(inp: _Inputs, log_pi, log_A, block_size):
 
     def block(delta_in, x):
         ll_blk, s_blk, g_blk = x
-        trans = jnp.broadcast_to(log_A, (block_size, n_states, n_states)) if log_A.ndim == 2 else log_A[g_blk]
-        trans = jnp.where(s_blk[:, None, None], jnp.broadcast_to(log_pi, (n_states, n_states)), trans)
+        trans = (
+            jnp.broadcast_to(log_A, (block_size, n_states, n_states))
+            if log_A.ndim == 2
+            else log_A[g_blk]
+        )
+        trans = jnp.where(
+            s_blk[:, None, None], jnp.broadcast_to(log_pi, (n_states, n_states)), trans
+        )
         elems = trans + ll_blk[:, None, :]
         # the block's first step absorbs the incoming message: all its rows are equal
-        first = jnp.where(s_blk[0], jnp.max(delta_in) + log_pi, jnp.max(delta_in[:, None] + trans[0], axis=0))
+        first = jnp.where(
+            s_blk[0], jnp.max(delta_in) + log_pi, jnp.max(delta_in[:, None] + trans[0], axis=0)
+        )
         elems = elems.at[0].set(jnp.broadcast_to(first + ll_blk[0], (n_states, n_states)))
         deltas = _shift_max(lax.associative_scan(max_plus_product, elems)[:, 0, :])
         return deltas[-1], deltas
 
     return _blocked_scan(
-        block, jnp.zeros(n_states, ll.dtype), (ll, inp.session_starts, inp.groups), (0.0, True, 0),
-        block_size, n_time_bins,
+        block,
+        jnp.zeros(n_states, ll.dtype),
+        (ll, inp.session_starts, inp.groups),
+        (0.0, True, 0),
+        block_size,
+        n_time_bins,
     )
 
 
@@ -830,7 +862,9 @@ def _viterbi_backtrace_parallel(inp: _Inputs, deltas, log_A, block_size):
         scores = jnp.where(s_b[:, None, None], delta_b[:, :, None], delta_b[:, :, None] + trans)
         return jnp.argmax(scores, axis=1).astype(jnp.int32)
 
-    return _compose_backwards(make_maps, (deltas, s_next, g_next), (0.0, True, 0), block_size, n_time_bins)
+    return _compose_backwards(
+        make_maps, (deltas, s_next, g_next), (0.0, True, 0), block_size, n_time_bins
+    )
 
 
 @partial(jax.jit, static_argnames=("method", "block_size"))
@@ -900,11 +934,17 @@ def hmm_sample(
 
         def make_maps(alpha_b, u_b, s_b, g_b):
             trans = A[None] if A.ndim == 2 else A[g_b]
-            weights = jnp.where(s_b[:, None, None], alpha_b[:, :, None], alpha_b[:, :, None] * trans)
+            weights = jnp.where(
+                s_b[:, None, None], alpha_b[:, :, None], alpha_b[:, :, None] * trans
+            )
             return per_column(weights, u_b)
 
         states = _compose_backwards(
-            make_maps, (alphas, uniforms, s_next, g_next), (0.0, 0.0, True, 0), block_size, n_time_bins
+            make_maps,
+            (alphas, uniforms, s_next, g_next),
+            (0.0, 0.0, True, 0),
+            block_size,
+            n_time_bins,
         )
     return HMMSample(states.astype(jnp.int32), jnp.sum(log_c))
 

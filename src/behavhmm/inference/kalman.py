@@ -86,7 +86,9 @@ __all__ = [
 ]
 
 _LOG_2PI = 1.8378770664093453
-_JITTER_EPS = 10.0  # relative jitter of covariances before a Cholesky factorisation, in machine epsilons
+_JITTER_EPS = (
+    10.0  # relative jitter of covariances before a Cholesky factorisation, in machine epsilons
+)
 
 
 class ARDynamics(NamedTuple):
@@ -241,7 +243,9 @@ def _information(emission: LinearEmission, y, precision):
     eye = jnp.eye(d, dtype=lam.dtype)
     jitter = _JITTER_EPS * jnp.finfo(lam.dtype).eps * trace
     factor = jnp.linalg.cholesky(jnp.where(informative, lam + jitter[:, None, None] * eye, eye))
-    z = jsl.solve_triangular(factor, eta[..., None], lower=True)[..., 0]  # η = 0 where nothing is observed
+    z = jsl.solve_triangular(factor, eta[..., None], lower=True)[
+        ..., 0
+    ]  # η = 0 where nothing is observed
     lower = jnp.where(informative, factor, 0.0)  # a frame with nothing observed: R = 0, z = 0
     log_w = jnp.sum(jnp.log(jnp.where(observed, w, 1.0)), axis=1)
     # the part of (y - d)^T W (y - d) that no latent explains (>= 0)
@@ -275,13 +279,20 @@ def _update(m, P, r, z, const):
     return m_new, P_new, ll, (zg, mg, e)
 
 
-def _check(dyn: ARDynamics, emission: LinearEmission, y, precisions, dynamics_index, session_starts):
+def _check(
+    dyn: ARDynamics, emission: LinearEmission, y, precisions, dynamics_index, session_starts
+):
     t = y.shape[0]
     d = dyn.intercept.shape[-1]
     n_lagged = dyn.coef.shape[-1]
     if n_lagged % d or n_lagged == 0:
-        raise ValueError(f"coef must have shape (n_dynamics, latent_dim, nlags * latent_dim), got {dyn.coef.shape}.")
-    if dyn.initial_mean.shape != (n_lagged,) or dyn.initial_covariance.shape != (n_lagged, n_lagged):
+        raise ValueError(
+            f"coef must have shape (n_dynamics, latent_dim, nlags * latent_dim), got {dyn.coef.shape}."
+        )
+    if dyn.initial_mean.shape != (n_lagged,) or dyn.initial_covariance.shape != (
+        n_lagged,
+        n_lagged,
+    ):
         raise ValueError(
             f"initial_mean and initial_covariance must have shapes ({n_lagged},) and ({n_lagged}, {n_lagged})."
         )
@@ -290,7 +301,9 @@ def _check(dyn: ARDynamics, emission: LinearEmission, y, precisions, dynamics_in
             f"emission matrix must have shape (obs_dim, latent_dim) = ({y.shape[1]}, {d}), got {emission.matrix.shape}."
         )
     if precisions.shape != y.shape:
-        raise ValueError(f"precisions must have the shape of observations {y.shape}, got {precisions.shape}.")
+        raise ValueError(
+            f"precisions must have the shape of observations {y.shape}, got {precisions.shape}."
+        )
     if dynamics_index.shape != (t,) or session_starts.shape != (t,):
         raise ValueError(f"dynamics_index and session_starts must have shape ({t},).")
 
@@ -362,7 +375,18 @@ def _initial_carry(n_lagged, n_cols, dtype):
     return (jnp.zeros((n_lagged, n_cols), dtype), jnp.eye(n_lagged, dtype=dtype))
 
 
-def _run_filter(dyn, emission, y, precisions, dynamics_index, session_starts, block_size, mode, noise=(), draws=None):
+def _run_filter(
+    dyn,
+    emission,
+    y,
+    precisions,
+    dynamics_index,
+    session_starts,
+    block_size,
+    mode,
+    noise=(),
+    draws=None,
+):
     """Inputs in block layout and, when there are several blocks, the filter state at each block start."""
     t = y.shape[0]
     starts = jnp.asarray(session_starts, bool).at[0].set(True)
@@ -398,12 +422,18 @@ def _backward_mean(dyn, r_next, inp):
 def _next_step_inputs(blocks, n_blocks, bs):
     """Dynamics index and session-start flag of the step after each step, in block layout."""
     idx_b, starts_b = blocks[3], blocks[4]
-    idx_next = jnp.concatenate([idx_b.reshape(-1)[1:], jnp.zeros(1, jnp.int32)]).reshape(n_blocks, bs)
-    start_next = jnp.concatenate([starts_b.reshape(-1)[1:], jnp.ones(1, bool)]).reshape(n_blocks, bs)
+    idx_next = jnp.concatenate([idx_b.reshape(-1)[1:], jnp.zeros(1, jnp.int32)]).reshape(
+        n_blocks, bs
+    )
+    start_next = jnp.concatenate([starts_b.reshape(-1)[1:], jnp.ones(1, bool)]).reshape(
+        n_blocks, bs
+    )
     return idx_next, start_next
 
 
-def _filter_then_backward(dyn, blocks, checkpoints, n_blocks, bs, mode, backward_step, init, draws=None):
+def _filter_then_backward(
+    dyn, blocks, checkpoints, n_blocks, bs, mode, backward_step, init, draws=None
+):
     """Filter each block from its checkpoint and run ``backward_step`` over it in reverse, last block first.
 
     ``backward_step(dyn, carry, (*filter outputs, j_next, start_next))`` is
@@ -415,7 +445,9 @@ def _filter_then_backward(dyn, blocks, checkpoints, n_blocks, bs, mode, backward
     def outer(carry, inp):
         ck, block, jn, sn = inp
         _, (*stored, lls) = _filter_block(ck, block, dyn, mode, draws)
-        carry, out = lax.scan(lambda c, v: backward_step(dyn, c, v), carry, (*stored, jn, sn), reverse=True)
+        carry, out = lax.scan(
+            lambda c, v: backward_step(dyn, c, v), carry, (*stored, jn, sn), reverse=True
+        )
         return carry, (out, jnp.sum(lls))
 
     inputs = (checkpoints, blocks, idx_next, start_next)
@@ -423,7 +455,9 @@ def _filter_then_backward(dyn, blocks, checkpoints, n_blocks, bs, mode, backward
         _, (out, ll) = outer(init, jax.tree_util.tree_map(lambda a: a[0], inputs))
         return out, ll
     _, (out, lls) = lax.scan(outer, init, inputs, reverse=True)
-    return jax.tree_util.tree_map(lambda a: a.reshape((n_blocks * bs,) + a.shape[2:]), out), jnp.sum(lls)
+    return jax.tree_util.tree_map(
+        lambda a: a.reshape((n_blocks * bs,) + a.shape[2:]), out
+    ), jnp.sum(lls)
 
 
 # ----------------------------------------------------------------------------
@@ -470,7 +504,9 @@ def ar_kalman_filter(
         dynamics, emission, observations, precisions, dynamics_index, session_starts, None, "filter"
     )
     init = jax.tree_util.tree_map(lambda a: a[0], checkpoints)
-    _, (ms, Ps, lls) = _filter_block(init, jax.tree_util.tree_map(lambda a: a[0], blocks), dynamics, "filter")
+    _, (ms, Ps, lls) = _filter_block(
+        init, jax.tree_util.tree_map(lambda a: a[0], blocks), dynamics, "filter"
+    )
     return KalmanFilterResult(jnp.sum(lls), ms, Ps)
 
 
@@ -532,16 +568,32 @@ def ar_kalman_smoother(
     t = observations.shape[0]
     mode = "filter" if return_covariances else "smooth"
     checkpoints, blocks, n_blocks, bs = _run_filter(
-        dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size, mode
+        dynamics,
+        emission,
+        observations,
+        precisions,
+        dynamics_index,
+        session_starts,
+        block_size,
+        mode,
     )
     n_lagged = dynamics.coef.shape[-1]
     dtype = observations.dtype
     if return_covariances:  # Rauch-Tung-Striebel, carrying the smoothed moments of the next step
         init = (jnp.zeros(n_lagged, dtype), jnp.eye(n_lagged, dtype=dtype))
-        (m_s, P_s), ll = _filter_then_backward(dynamics, blocks, checkpoints, n_blocks, bs, mode, _smooth_step, init)
+        (m_s, P_s), ll = _filter_then_backward(
+            dynamics, blocks, checkpoints, n_blocks, bs, mode, _smooth_step, init
+        )
         return KalmanSmootherResult(ll, m_s[:t], P_s[:t])
     m_s, ll = _filter_then_backward(
-        dynamics, blocks, checkpoints, n_blocks, bs, mode, _backward_mean, jnp.zeros(n_lagged, dtype)
+        dynamics,
+        blocks,
+        checkpoints,
+        n_blocks,
+        bs,
+        mode,
+        _backward_mean,
+        jnp.zeros(n_lagged, dtype),
     )
     return KalmanSmootherResult(ll, m_s[:t], None)
 
@@ -605,10 +657,27 @@ def ar_kalman_sample(
     )
     draws = _Draws(jax.vmap(_chol)(dynamics.covariance), _chol(dynamics.initial_covariance))
     checkpoints, blocks, n_blocks, bs = _run_filter(
-        dynamics, emission, observations, precisions, dynamics_index, session_starts, block_size, "sample", noise, draws
+        dynamics,
+        emission,
+        observations,
+        precisions,
+        dynamics_index,
+        session_starts,
+        block_size,
+        "sample",
+        noise,
+        draws,
     )
     xs, ll = _filter_then_backward(
-        dynamics, blocks, checkpoints, n_blocks, bs, "sample", _backward_mean, jnp.zeros(n_lagged, dtype), draws
+        dynamics,
+        blocks,
+        checkpoints,
+        n_blocks,
+        bs,
+        "sample",
+        _backward_mean,
+        jnp.zeros(n_lagged, dtype),
+        draws,
     )
     return KalmanSample(xs[:t], ll)
 
@@ -647,7 +716,10 @@ def _random_walk_filter(observations, precisions, step_variance, initial_varianc
         p_new = p_pred / (1.0 + p_pred * lam)
         return (m_new, p_new), (m_new, p_new)
 
-    init = (jnp.zeros(n_dims, observations.dtype), jnp.asarray(initial_variance, observations.dtype))
+    init = (
+        jnp.zeros(n_dims, observations.dtype),
+        jnp.asarray(initial_variance, observations.dtype),
+    )
     _, (ms, ps) = lax.scan(step, init, (observations, precisions, starts))
     start_next = jnp.concatenate([starts[1:], jnp.ones(1, bool)])
     return ms, ps, start_next
@@ -684,7 +756,9 @@ def random_walk_smoother(
     ``w``-weighted mean of the keypoints minus the rotated pose: the product
     of the keypoints' Gaussians in ``v_t``.
     """
-    ms, ps, start_next = _random_walk_filter(observations, precisions, step_variance, initial_variance, session_starts)
+    ms, ps, start_next = _random_walk_filter(
+        observations, precisions, step_variance, initial_variance, session_starts
+    )
 
     def step(carry, inp):
         m_next, p_next = carry
@@ -718,7 +792,9 @@ def random_walk_sample(
     -------
     array of shape (n_time_bins, n_dims)
     """
-    ms, ps, start_next = _random_walk_filter(observations, precisions, step_variance, initial_variance, session_starts)
+    ms, ps, start_next = _random_walk_filter(
+        observations, precisions, step_variance, initial_variance, session_starts
+    )
     noise = jax.random.normal(key, ms.shape, ms.dtype)
 
     def step(v_next, inp):

@@ -40,12 +40,16 @@ def _read_csv(path: Path) -> tuple[np.ndarray, list[str]]:
 
     table = pd.read_csv(path)
     first = str(table.columns[0])
-    if first == "" or first.startswith("Unnamed: 0"):  # an index column, as pandas (and LISBET) write it
+    if first == "" or first.startswith(
+        "Unnamed: 0"
+    ):  # an index column, as pandas (and LISBET) write it
         table = table.iloc[:, 1:]
     try:
         values = table.to_numpy(dtype=float)
     except ValueError as err:
-        raise ValueError(f"{path}: every column of a feature table must be numeric ({err}).") from None
+        raise ValueError(
+            f"{path}: every column of a feature table must be numeric ({err})."
+        ) from None
     return values, [str(c) for c in table.columns]
 
 
@@ -55,9 +59,13 @@ def _read_hdf5(path: Path, key: str | None) -> np.ndarray:
     with h5py.File(path, "r") as fh:
         if key is None:
             found = []
-            fh.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
+            fh.visititems(
+                lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None
+            )
             if len(found) != 1:
-                raise ValueError(f"{path} holds {len(found)} datasets ({found[:5]}); pass key= to choose one.")
+                raise ValueError(
+                    f"{path} holds {len(found)} datasets ({found[:5]}); pass key= to choose one."
+                )
             key = found[0]
         if key not in fh or not isinstance(fh[key], h5py.Dataset):
             raise ValueError(f"{path} has no dataset {key!r}.")
@@ -72,7 +80,9 @@ def _files(root: Path) -> list[tuple[str, Path]]:
     return [(str(p.relative_to(root).with_suffix("").as_posix()), p) for p in found]
 
 
-def load_features(path: str | PathLike, *, key: str | None = None, pattern: str | None = None) -> Features:
+def load_features(
+    path: str | PathLike, *, key: str | None = None, pattern: str | None = None
+) -> Features:
     """Read per-sequence feature tables into one array with session starts.
 
     Parameters
@@ -116,8 +126,11 @@ def load_features(path: str | PathLike, *, key: str | None = None, pattern: str 
     if root.is_file():
         files = [(root.stem, root)]
     elif pattern is not None:
-        files = [(str(p.relative_to(root).with_suffix("").as_posix()), p) for p in sorted(root.glob(pattern))
-                 if p.is_file()]
+        files = [
+            (str(p.relative_to(root).with_suffix("").as_posix()), p)
+            for p in sorted(root.glob(pattern))
+            if p.is_file()
+        ]
     else:
         files = _files(root)
     if not files:
@@ -134,11 +147,15 @@ def load_features(path: str | PathLike, *, key: str | None = None, pattern: str 
         elif suffix in (".h5", ".hdf5"):
             values = _read_hdf5(file, key)
         else:
-            raise ValueError(f"{file}: unsupported feature file suffix {file.suffix!r} (use {', '.join(_SUFFIXES)}).")
+            raise ValueError(
+                f"{file}: unsupported feature file suffix {file.suffix!r} (use {', '.join(_SUFFIXES)})."
+            )
         if values.ndim == 1:
             values = values[:, None]
         if values.ndim != 2 or values.shape[0] == 0:
-            raise ValueError(f"{file}: a feature table must be 2-D (frames, features) with frames, got {values.shape}.")
+            raise ValueError(
+                f"{file}: a feature table must be 2-D (frames, features) with frames, got {values.shape}."
+            )
         cols = cols or [str(i) for i in range(values.shape[1])]
         if columns is None:
             columns, first = cols, file
@@ -147,7 +164,9 @@ def load_features(path: str | PathLike, *, key: str | None = None, pattern: str 
                 f"{file} has {values.shape[1]} features but {first} has {len(columns)}: every sequence needs the same."
             )
         elif cols != columns:
-            raise ValueError(f"{file} has columns {cols[:5]}... but {first} has {columns[:5]}...: they must match.")
+            raise ValueError(
+                f"{file} has columns {cols[:5]}... but {first} has {columns[:5]}...: they must match."
+            )
         blocks.append(values)
         names.append(name)
     X = np.concatenate(blocks, axis=0)

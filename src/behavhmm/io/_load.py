@@ -303,7 +303,9 @@ def load_keypoints(
         if not fps > 0 or fps == float("inf"):
             raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}.")
     if individual_layout not in ("separate", "stack"):
-        raise ValueError(f'individual_layout must be "separate" or "stack", got {individual_layout!r}.')
+        raise ValueError(
+            f'individual_layout must be "separate" or "stack", got {individual_layout!r}.'
+        )
     fmt = None if format is None else _canonical_format(format)
     if isinstance(path, str | PathLike) or _is_xarray_dataset(path):
         paths = [path]
@@ -369,7 +371,11 @@ def load_keypoints(
         if bodyparts is not None:
             found = [s.select_bodyparts(bodyparts) for s in found]
         if individual_layout == "stack" and found:
-            found = [_stack_individuals(found, source=str(p) if not _is_xarray_dataset(p) else "the dataset")]
+            found = [
+                _stack_individuals(
+                    found, source=str(p) if not _is_xarray_dataset(p) else "the dataset"
+                )
+            ]
         sessions.extend(found)
 
     if individuals is not None and len(paths) > 1:
@@ -403,7 +409,9 @@ def _stack_individuals(found: list[KeypointData], *, source: str) -> KeypointDat
                 f"({list(first.bodyparts)} vs {list(s.bodyparts)}); pass bodyparts= to stack them."
             )
         if s.n_frames != first.n_frames:
-            raise ValueError(f"{source}: individuals {first.individual!r} and {s.individual!r} have different lengths.")
+            raise ValueError(
+                f"{source}: individuals {first.individual!r} and {s.individual!r} have different lengths."
+            )
     for s in found:
         if np.isnan(s.coordinates).all():
             raise ValueError(

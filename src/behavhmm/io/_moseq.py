@@ -190,14 +190,18 @@ def load_index_groups(path) -> dict:
     try:
         import yaml
     except ImportError as exc:
-        raise ImportError("reading moseq2 index files needs PyYAML: pip install 'behavhmm[io]'.") from exc
+        raise ImportError(
+            "reading moseq2 index files needs PyYAML: pip install 'behavhmm[io]'."
+        ) from exc
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No index file at {path}.")
     try:
         with open(path) as fh:
-            content = yaml.safe_load(fh)  # plain YAML only: tags such as !!python/object are refused
+            content = yaml.safe_load(
+                fh
+            )  # plain YAML only: tags such as !!python/object are refused
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not a readable YAML index file: {exc}") from None
     files = content.get("files") if isinstance(content, dict) else None

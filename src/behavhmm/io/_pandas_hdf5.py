@@ -27,7 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PandasFrame", "UnsafePickleError", "load_plain_pickle", "pandas_keys", "read_pandas_frame"]
+__all__ = [
+    "PandasFrame",
+    "UnsafePickleError",
+    "load_plain_pickle",
+    "pandas_keys",
+    "read_pandas_frame",
+]
 
 #: The only globals a metadata pickle may name: built-in data types, whose
 #: construction from other data runs no code of the file's choosing.
@@ -85,7 +91,9 @@ def load_plain_pickle(raw: bytes, where: str):
         If ``raw`` is not a well-formed pickle.
     """
     if len(raw) > MAX_PICKLE_BYTES:
-        raise UnsafePickleError(f"{where}: pickled metadata of {len(raw)} bytes is too large to be a pose table's.")
+        raise UnsafePickleError(
+            f"{where}: pickled metadata of {len(raw)} bytes is too large to be a pose table's."
+        )
     try:
         return _PlainDataUnpickler(io.BytesIO(raw)).load()
     except _Forbidden as exc:
@@ -93,8 +101,12 @@ def load_plain_pickle(raw: bytes, where: str):
             f"{where} holds pickled metadata that behavhmm does not decode ({exc}); only lists, "
             "tuples, dicts, strings and numbers are read, and nothing that could import or run code."
         ) from None
-    except Exception as exc:  # malformed data: any of UnpicklingError, EOFError, ValueError, TypeError, ...
-        raise ValueError(f"{where} holds pickled metadata that cannot be read ({type(exc).__name__}: {exc}).") from None
+    except (
+        Exception
+    ) as exc:  # malformed data: any of UnpicklingError, EOFError, ValueError, TypeError, ...
+        raise ValueError(
+            f"{where} holds pickled metadata that cannot be read ({type(exc).__name__}: {exc})."
+        ) from None
 
 
 def _looks_pickled(raw: bytes) -> bool:
@@ -181,9 +193,13 @@ def _decode_strings(data: np.ndarray, encoding: str, errors: str, where: str) ->
     out = []
     try:
         for v in np.asarray(data).ravel():
-            out.append(bytes(v).decode(encoding, errors) if isinstance(v, bytes | np.bytes_) else str(v))
+            out.append(
+                bytes(v).decode(encoding, errors) if isinstance(v, bytes | np.bytes_) else str(v)
+            )
     except (LookupError, UnicodeDecodeError, TypeError) as exc:
-        raise ValueError(f"{where}: labels cannot be decoded with encoding {encoding!r} ({exc}).") from None
+        raise ValueError(
+            f"{where}: labels cannot be decoded with encoding {encoding!r} ({exc})."
+        ) from None
     return out
 
 
@@ -244,8 +260,12 @@ def _fixed_index(group, key: str, where: str, encoding: str, errors: str):
     for i in range(nlevels):
         labels, name, _ = _fixed_index_node(group, f"{key}_level{i}", where, encoding, errors)
         code = np.asarray(_dataset(group, f"{key}_label{i}", where)[()]).ravel()
-        if code.dtype.kind not in "iu" or (code.size and (code.min() < 0 or code.max() >= len(labels))):
-            raise ValueError(f"{where}: {key}_label{i} holds codes outside its {len(labels)} labels.")
+        if code.dtype.kind not in "iu" or (
+            code.size and (code.min() < 0 or code.max() >= len(labels))
+        ):
+            raise ValueError(
+                f"{where}: {key}_label{i} holds codes outside its {len(labels)} labels."
+            )
         levels.append(labels)
         codes.append(code)
         names.append(name)
@@ -288,7 +308,9 @@ def _read_fixed(group, where: str) -> PandasFrame:
         for k, label in enumerate(items):
             j = position.get(label)
             if j is None:
-                raise ValueError(f"{where}: block {i} holds a column {label!r} the table does not list.")
+                raise ValueError(
+                    f"{where}: block {i} holds a column {label!r} the table does not list."
+                )
             values[:, j] = block[:, k]
     index = np.asarray(rows) if row_kind in ("integer", "float") else None
     return PandasFrame(values, columns, names, index)
@@ -309,7 +331,9 @@ def _labels(value, where: str, key: str) -> list:
         elif isinstance(label, plain):
             out.append(label)
         else:
-            raise ValueError(f"{where}@{key}: a column label of type {type(label).__name__} is not supported.")
+            raise ValueError(
+                f"{where}@{key}: a column label of type {type(label).__name__} is not supported."
+            )
     return out
 
 
@@ -322,7 +346,9 @@ def _read_table(group, where: str) -> PandasFrame:
     twhere = f"{where}/table"
     table_type = _plain_attr(group, "table_type", where)
     if table_type != "appendable_frame":
-        raise ValueError(f"{where}: pandas tables of type {table_type!r} are not read; re-save it as a plain frame.")
+        raise ValueError(
+            f"{where}: pandas tables of type {table_type!r} are not read; re-save it as a plain frame."
+        )
     non_index = _pickled_attr(group, "non_index_axes", where)
     if (
         not isinstance(non_index, list)
@@ -331,12 +357,16 @@ def _read_table(group, where: str) -> PandasFrame:
         or len(non_index[0]) != 2
         or non_index[0][0] != 1
     ):
-        raise ValueError(f"{where}@non_index_axes: expected the column labels of a two-dimensional frame.")
+        raise ValueError(
+            f"{where}@non_index_axes: expected the column labels of a two-dimensional frame."
+        )
     columns = _labels(non_index[0][1], where, "non_index_axes")
     info = _pickled_attr(group, "info", where) if "info" in group.attrs else {}
     column_info = info.get(1, {}) if isinstance(info, dict) else {}
     names = column_info.get("names") if isinstance(column_info, dict) else None
-    if not isinstance(names, list | tuple) or not all(n is None or isinstance(n, str) for n in names):
+    if not isinstance(names, list | tuple) or not all(
+        n is None or isinstance(n, str) for n in names
+    ):
         names = None
     values_cols = _pickled_attr(group, "values_cols", where)
     if not isinstance(values_cols, list) or not all(isinstance(v, str) for v in values_cols):
@@ -350,17 +380,25 @@ def _read_table(group, where: str) -> PandasFrame:
     for block_name in values_cols:
         if block_name not in fields:
             raise ValueError(f"{where}: the table lacks the column block {block_name!r}.")
-        items = _labels(_pickled_attr(table, f"{block_name}_kind", twhere), twhere, f"{block_name}_kind")
+        items = _labels(
+            _pickled_attr(table, f"{block_name}_kind", twhere), twhere, f"{block_name}_kind"
+        )
         block = _numeric(data[block_name], f"{where}/table/{block_name}").reshape(n_rows, -1)
         if block.shape[1] != len(items):
-            raise ValueError(f"{where}: the block {block_name} has {block.shape[1]} columns for {len(items)} labels.")
+            raise ValueError(
+                f"{where}: the block {block_name} has {block.shape[1]} columns for {len(items)} labels."
+            )
         for k, label in enumerate(items):
             j = position.get(label)
             if j is not None:
                 values[:, j] = block[:, k]
     levels = _plain_attr(group, "levels", where, 1)
     index = None
-    if levels == 1 and "index" in fields and _plain_attr(table, "index_kind", twhere) in ("integer", "float"):
+    if (
+        levels == 1
+        and "index" in fields
+        and _plain_attr(table, "index_kind", twhere) in ("integer", "float")
+    ):
         index = np.asarray(data["index"]).ravel()
         if index.dtype.kind not in "iuf":
             index = None

@@ -12,8 +12,15 @@ from .._files import atomic_path
 __all__ = ["load_states", "save_states", "states_to_dataset", "write_annotation_csvs"]
 
 
-def states_to_dataset(states, probabilities=None, *, time=None, individuals=None, fps: float | None = None,
-                      source: str | None = None):
+def states_to_dataset(
+    states,
+    probabilities=None,
+    *,
+    time=None,
+    individuals=None,
+    fps: float | None = None,
+    source: str | None = None,
+):
     """Per-frame states (and probabilities) as an xarray dataset on the pose's time axis.
 
     Laid out like a ``movement`` dataset: a ``time`` dimension (seconds when
@@ -54,10 +61,14 @@ def states_to_dataset(states, probabilities=None, *, time=None, individuals=None
     if z.ndim == 1:
         z = z[:, None]
     if z.ndim != 2 or not np.issubdtype(z.dtype, np.integer):
-        raise ValueError(f"states must be integers of shape (n_time_bins,) or (n_time_bins, n_individuals), got "
-                         f"{z.dtype} {z.shape}.")
+        raise ValueError(
+            f"states must be integers of shape (n_time_bins,) or (n_time_bins, n_individuals), got "
+            f"{z.dtype} {z.shape}."
+        )
     n_time, n_ind = z.shape
-    names = [f"id_{i}" for i in range(n_ind)] if individuals is None else [str(i) for i in individuals]
+    names = (
+        [f"id_{i}" for i in range(n_ind)] if individuals is None else [str(i) for i in individuals]
+    )
     if len(names) != n_ind:
         raise ValueError(f"individuals has {len(names)} names for {n_ind} state columns.")
     if time is not None:
@@ -76,7 +87,9 @@ def states_to_dataset(states, probabilities=None, *, time=None, individuals=None
         if p.ndim == 2:
             p = p[:, None, :]
         if p.ndim != 3 or p.shape[:2] != (n_time, n_ind):
-            raise ValueError(f"probabilities must have shape ({n_time}, [{n_ind},] n_states), got {p.shape}.")
+            raise ValueError(
+                f"probabilities must have shape ({n_time}, [{n_ind},] n_states), got {p.shape}."
+            )
         data["state_probability"] = (("time", "individual", "state_id"), p)
         coords["state_id"] = np.arange(p.shape[2])
     attrs = {"ds_type": "states", "source_software": "behavhmm", "time_unit": unit}
@@ -117,8 +130,15 @@ def load_states(path: str | PathLike):
     return ds
 
 
-def write_annotation_csvs(folder: str | PathLike, states, n_states: int, *, session_starts=None, names=None,
-                          tag: str | None = None) -> list[Path]:
+def write_annotation_csvs(
+    folder: str | PathLike,
+    states,
+    n_states: int,
+    *,
+    session_starts=None,
+    names=None,
+    tag: str | None = None,
+) -> list[Path]:
     """LISBET-style one-hot annotation tables, one ``<name>/machineAnnotation_hmm{K}.csv`` per session.
 
     Parameters

@@ -22,16 +22,26 @@ from .._files import read_npz
 from ._initializers import describe_initializers
 from ._serialization import write_npz_atomic
 
-__all__ = ["CHECKPOINT_FORMAT", "RESUMABLE_CHANGES", "checkpoint_meta", "write_checkpoint", "read_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "RESUMABLE_CHANGES",
+    "checkpoint_meta",
+    "write_checkpoint",
+    "read_checkpoint",
+]
 
 CHECKPOINT_FORMAT = "behavhmm-checkpoint"
-RESUMABLE_CHANGES = frozenset({"n_iter", "progress_bar", "checkpoint_path", "checkpoint_every", "check_every"})
+RESUMABLE_CHANGES = frozenset(
+    {"n_iter", "progress_bar", "checkpoint_path", "checkpoint_every", "check_every"}
+)
 """Hyperparameters that may differ between a checkpointed fit and its resumption."""
 
 
 def checkpoint_meta(estimator, data_arrays, **fields) -> dict:
     """What identifies a fit: class, hyperparameters, a digest of ``data_arrays`` and ``fields``."""
-    params = {k: v for k, v in estimator.get_params(deep=False).items() if k not in RESUMABLE_CHANGES}
+    params = {
+        k: v for k, v in estimator.get_params(deep=False).items() if k not in RESUMABLE_CHANGES
+    }
     params["initialization_funcs"] = describe_initializers(params.get("initialization_funcs"))
     digest = hashlib.sha256()
     for array in data_arrays:
@@ -45,10 +55,14 @@ def checkpoint_meta(estimator, data_arrays, **fields) -> dict:
     }
 
 
-def write_checkpoint(path, meta: dict, state, n_done: int, history: Mapping, key, extra: Mapping | None = None):
+def write_checkpoint(
+    path, meta: dict, state, n_done: int, history: Mapping, key, extra: Mapping | None = None
+):
     """Write the state after ``n_done`` iterations atomically (a crash never leaves half a file)."""
     meta = {**meta, "iteration": int(n_done)}
-    arrays = {f"state_{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree_util.tree_leaves(state))}
+    arrays = {
+        f"state_{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree_util.tree_leaves(state))
+    }
     arrays.update({f"history__{k}": np.asarray(v) for k, v in history.items()})
     arrays.update({f"extra__{k}": np.asarray(v) for k, v in (extra or {}).items()})
     arrays["key"] = np.asarray(jax.random.key_data(key))
@@ -106,7 +120,9 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"{damaged}: its metadata is not valid JSON ({exc}).") from None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{damaged} (format {meta.get('format') if isinstance(meta, dict) else None!r}).")
+        raise ValueError(
+            f"{damaged} (format {meta.get('format') if isinstance(meta, dict) else None!r})."
+        )
     for field_name, value in expected_meta.items():
         if meta.get(field_name) != value:
             raise ValueError(
@@ -115,7 +131,9 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
             )
     iteration = meta.get("iteration")
     if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
-        raise ValueError(f"{damaged}: its iteration count {iteration!r} is not a non-negative integer.")
+        raise ValueError(
+            f"{damaged}: its iteration count {iteration!r} is not a non-negative integer."
+        )
     if iteration > n_iter:
         raise ValueError(
             f"The checkpoint at {path} holds {iteration} iterations, more than n_iter={n_iter}: a resumed fit "
@@ -123,7 +141,9 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
         )
     stored_key = arrays.get("key")
     if stored_key is None or not np.array_equal(stored_key, np.asarray(jax.random.key_data(key))):
-        raise ValueError(f"The checkpoint at {path} was written by a chain with another random key.")
+        raise ValueError(
+            f"The checkpoint at {path} was written by a chain with another random key."
+        )
     refs, treedef = jax.tree_util.tree_flatten(template)
     try:
         leaves = [jnp.asarray(arrays[f"state_{i}"]) for i in range(len(refs))]

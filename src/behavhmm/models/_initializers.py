@@ -57,7 +57,12 @@ class Initializer(Protocol):
     """Signature every initializer must accept: ``func(n_states, X, session_starts, random_key, **kwargs)``."""
 
     def __call__(
-        self, n_states: int, X: np.ndarray, session_starts: np.ndarray, random_key: jax.Array, **kwargs: Any
+        self,
+        n_states: int,
+        X: np.ndarray,
+        session_starts: np.ndarray,
+        random_key: jax.Array,
+        **kwargs: Any,
     ) -> Any:
         """Return initial parameters for one slot.
 
@@ -149,7 +154,9 @@ def uniform_initial_proba(n_states, X, session_starts, random_key, **kwargs):
 
 def random_initial_proba(n_states, X, session_starts, random_key, concentration=1.0, **kwargs):
     """Initial distribution drawn from ``Dir(concentration)``."""
-    return np.asarray(jax.random.dirichlet(random_key, np.full(n_states, float(concentration))), float)
+    return np.asarray(
+        jax.random.dirichlet(random_key, np.full(n_states, float(concentration))), float
+    )
 
 
 def sticky_transition_proba(n_states, X, session_starts, random_key, stickiness=0.95, **kwargs):
@@ -167,10 +174,13 @@ def uniform_transition_proba(n_states, X, session_starts, random_key, **kwargs):
     return np.full((n_states, n_states), 1.0 / n_states)
 
 
-def random_transition_proba(n_states, X, session_starts, random_key, concentration=1.0, stickiness=0.0, **kwargs):
+def random_transition_proba(
+    n_states, X, session_starts, random_key, concentration=1.0, stickiness=0.0, **kwargs
+):
     """Rows drawn from ``Dir(concentration)``, mixed with ``stickiness`` of the identity."""
     rows = np.asarray(
-        jax.random.dirichlet(random_key, np.full(n_states, float(concentration)), (n_states,)), float
+        jax.random.dirichlet(random_key, np.full(n_states, float(concentration)), (n_states,)),
+        float,
     )
     return (1.0 - stickiness) * rows + stickiness * np.eye(n_states)
 
@@ -193,7 +203,9 @@ def seed_from_key(random_key) -> int:
     return int(jax.random.bits(random_key, (), jnp.uint32))
 
 
-def kmeans_labels(features: np.ndarray, n_states: int, random_key, max_frames: int = 20000) -> np.ndarray:
+def kmeans_labels(
+    features: np.ndarray, n_states: int, random_key, max_frames: int = 20000
+) -> np.ndarray:
     """Cluster the rows of ``features`` into ``n_states`` groups with scikit-learn's ``KMeans``.
 
     Columns are z-scored; one k-means initialisation runs on at most
@@ -210,14 +222,20 @@ def kmeans_labels(features: np.ndarray, n_states: int, random_key, max_frames: i
     feats = (features - features.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
     seed = seed_from_key(random_key)
     rng = np.random.default_rng(seed)
-    subset = feats if len(feats) <= max_frames else feats[rng.choice(len(feats), max_frames, replace=False)]
+    subset = (
+        feats
+        if len(feats) <= max_frames
+        else feats[rng.choice(len(feats), max_frames, replace=False)]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         km = KMeans(n_clusters=n_states, n_init=1, random_state=seed).fit(subset)
     return km.predict(feats)
 
 
-def random_segment_labels(n_rows: int, n_states: int, random_key, segment_length: int = 10) -> np.ndarray:
+def random_segment_labels(
+    n_rows: int, n_states: int, random_key, segment_length: int = 10
+) -> np.ndarray:
     """Random state labels, constant over consecutive segments of ``segment_length`` rows."""
     n_segments = -(-n_rows // int(segment_length))
     seg_labels = np.random.default_rng(seed_from_key(random_key)).integers(0, n_states, n_segments)
@@ -306,10 +324,14 @@ def validate_setup(
         slot = key[: -len("_kwargs")] if key.endswith("_kwargs") else key
         if slot not in slots:
             valid = sorted(list(slots) + [f"{s}_kwargs" for s in slots])
-            raise TypeError(f"setup() got an unexpected keyword argument {key!r}; valid keywords: {valid}.")
+            raise TypeError(
+                f"setup() got an unexpected keyword argument {key!r}; valid keywords: {valid}."
+            )
         if key.endswith("_kwargs"):
             if value is not None and not isinstance(value, Mapping):
-                raise TypeError(f"{key} must be a dict of keyword arguments, got {type(value).__name__}.")
+                raise TypeError(
+                    f"{key} must be a dict of keyword arguments, got {type(value).__name__}."
+                )
             merged[key] = dict(value or {})
         else:
             merged[key] = value
@@ -326,12 +348,16 @@ def validate_setup(
                 )
             func = spec.registry[func]
         elif not callable(func):
-            raise TypeError(f"{slot} must be a registered name or a callable, got {type(func).__name__}.")
+            raise TypeError(
+                f"{slot} must be a registered name or a callable, got {type(func).__name__}."
+            )
         _check_callable(slot, func, spec, kwargs)
     return merged
 
 
-def call_initializer(spec: InitSlot, func: Callable, values: Mapping[str, Any], kwargs: Mapping[str, Any]):
+def call_initializer(
+    spec: InitSlot, func: Callable, values: Mapping[str, Any], kwargs: Mapping[str, Any]
+):
     """Call ``func`` with the slot's protocol arguments (by name for keyword slots).
 
     Parameters
@@ -355,7 +381,14 @@ def call_initializer(spec: InitSlot, func: Callable, values: Mapping[str, Any], 
     context = {name: values[name] for name in spec.context}
     if spec.keywords:
         return func(**{name: values[name] for name in spec.keywords}, **context, **kwargs)
-    return func(values["n_states"], values["X"], values["session_starts"], values["random_key"], **context, **kwargs)
+    return func(
+        values["n_states"],
+        values["X"],
+        values["session_starts"],
+        values["random_key"],
+        **context,
+        **kwargs,
+    )
 
 
 def resolve_initializers(
@@ -381,7 +414,9 @@ def describe_initializers(funcs: Mapping[str, Any] | None) -> dict[str, Any]:
         if isinstance(value, MissingInitializer):
             out[key] = {"custom": value.name}
         elif callable(value) and not isinstance(value, str):
-            name = f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+            name = (
+                f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+            )
             out[key] = {"custom": name}
         else:
             out[key] = value

@@ -166,10 +166,14 @@ def _is_type(value, kind: type) -> bool:
 def _check_metadata(meta, path: Path) -> None:
     """Check ``meta`` against `METADATA_SCHEMA`, `SCALAR_SCHEMA` and `ARRAY_ENTRY_SCHEMA`."""
     if not isinstance(meta, dict):
-        raise ValueError(f"{path} is not a behavhmm model file (its metadata is a {type(meta).__name__}).")
+        raise ValueError(
+            f"{path} is not a behavhmm model file (its metadata is a {type(meta).__name__})."
+        )
     unknown = sorted(set(meta) - set(METADATA_SCHEMA))
     if unknown:
-        raise ValueError(f"{path} has unknown metadata keys {unknown}; a model file holds {sorted(METADATA_SCHEMA)}.")
+        raise ValueError(
+            f"{path} has unknown metadata keys {unknown}; a model file holds {sorted(METADATA_SCHEMA)}."
+        )
     if meta.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a behavhmm model file (format {meta.get('format')!r}).")
     for key, (kind, required) in METADATA_SCHEMA.items():
@@ -198,10 +202,18 @@ def _check_metadata(meta, path: Path) -> None:
                 f"{sorted(ARRAY_ENTRY_SCHEMA)}."
             )
         shape = entry["shape"]
-        if not isinstance(shape, list) or not all(_is_type(n, int) and n >= 0 for n in shape) or len(shape) > 32:
-            raise ValueError(f"{path} is damaged: array {name!r} has an invalid shape {shape!r} in its metadata.")
+        if (
+            not isinstance(shape, list)
+            or not all(_is_type(n, int) and n >= 0 for n in shape)
+            or len(shape) > 32
+        ):
+            raise ValueError(
+                f"{path} is damaged: array {name!r} has an invalid shape {shape!r} in its metadata."
+            )
         if not isinstance(entry["dtype"], str):
-            raise ValueError(f"{path} is damaged: array {name!r} has an invalid dtype in its metadata.")
+            raise ValueError(
+                f"{path} is damaged: array {name!r} has an invalid dtype in its metadata."
+            )
 
 
 def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | None = None):
@@ -281,7 +293,9 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
         raise ValueError(f"{path} has parameters {sorted(unknown)} that {cls_name} does not take.")
     misplaced = set(meta.get("scalars", {})) - set(cls._saved_scalars)
     if misplaced:
-        raise ValueError(f"{path} has fitted scalars {sorted(misplaced)} that {cls_name} does not save.")
+        raise ValueError(
+            f"{path} has fitted scalars {sorted(misplaced)} that {cls_name} does not save."
+        )
     for name in NOT_RESTORED:
         if name in params:
             params[name] = None
@@ -297,15 +311,21 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
         )
     for name, arr in arrays.items():
         if list(arr.shape) != listed[name]["shape"]:
-            raise ValueError(f"{path} is damaged: {name} has shape {arr.shape}, metadata says {listed[name]['shape']}.")
+            raise ValueError(
+                f"{path} is damaged: {name} has shape {arr.shape}, metadata says {listed[name]['shape']}."
+            )
         if str(arr.dtype) != listed[name]["dtype"]:
-            raise ValueError(f"{path} is damaged: {name} has dtype {arr.dtype}, metadata says {listed[name]['dtype']}.")
+            raise ValueError(
+                f"{path} is damaged: {name} has dtype {arr.dtype}, metadata says {listed[name]['dtype']}."
+            )
     try:
         model._load_arrays(arrays)
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise ValueError(f"{path} {exc}") from None
     for name, value in meta.get("scalars", {}).items():
-        setattr(model, name, value)  # names checked against SCALAR_SCHEMA and the class's _saved_scalars
+        setattr(
+            model, name, value
+        )  # names checked against SCALAR_SCHEMA and the class's _saved_scalars
     try:
         model._validated_params()
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:

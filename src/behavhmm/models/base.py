@@ -175,7 +175,14 @@ class Real:
         closed = self.closed
         if self.low is None and closed == "left" or self.high is None and closed == "right":
             closed = "neither"  # scikit-learn refuses a closed side without a bound
-        check_scalar(value, name, numbers.Real, min_val=self.low, max_val=self.high, include_boundaries=closed)
+        check_scalar(
+            value,
+            name,
+            numbers.Real,
+            min_val=self.low,
+            max_val=self.high,
+            include_boundaries=closed,
+        )
 
     def interval(self) -> str:
         """The allowed interval, e.g. ``(0, inf)``."""
@@ -260,7 +267,11 @@ def check_random_key(random_key, name: str = "random_key") -> jax.Array:
             return jax.random.wrap_key_data(random_key)
     raise TypeError(
         f"{name} must be a jax.random.key(...) (or an int seed), got {type(random_key).__name__}"
-        + (f" of shape {getattr(random_key, 'shape', None)}" if hasattr(random_key, "shape") else "")
+        + (
+            f" of shape {getattr(random_key, 'shape', None)}"
+            if hasattr(random_key, "shape")
+            else ""
+        )
         + "."
     )
 
@@ -279,7 +290,9 @@ def check_probabilities(**arrays) -> None:
         if not np.all(np.isfinite(arr)) or np.any(arr < 0):
             raise ValueError(f"{name} must hold finite, non-negative probabilities.")
         if not np.allclose(arr.sum(axis=-1), 1.0, atol=1e-3):
-            raise ValueError(f"{name} must sum to 1 along its last axis; sums are {arr.sum(axis=-1)}.")
+            raise ValueError(
+                f"{name} must sum to 1 along its last axis; sums are {arr.sum(axis=-1)}."
+            )
 
 
 def check_initializer_output(checks: dict, hint: str = "") -> None:
@@ -354,7 +367,9 @@ class BaseHMM(BaseEstimator):
             For an unknown built-in name, or a callable whose signature does
             not accept ``(n_states, X, session_starts, random_key, **kwargs)``.
         """
-        self.initialization_funcs = validate_setup(self._init_slots, self.initialization_funcs, kwargs)
+        self.initialization_funcs = validate_setup(
+            self._init_slots, self.initialization_funcs, kwargs
+        )
         return self
 
     def _initializers(self):
@@ -376,11 +391,16 @@ class BaseHMM(BaseEstimator):
             arrays[slot] = np.asarray(func(n_states, X, session_starts, key, **kwargs), float)
         pi, trans = arrays["initial_proba_init"], arrays["transition_proba_init"]
         check_initializer_output(
-            {"initial_proba_init": (pi, (n_states,)), "transition_proba_init": (trans, (n_states, n_states))}
+            {
+                "initial_proba_init": (pi, (n_states,)),
+                "transition_proba_init": (trans, (n_states, n_states)),
+            }
         )
         for name, arr in arrays.items():
             if np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-4):
-                raise ValueError(f"{name} must return non-negative probabilities summing to 1 along the last axis.")
+                raise ValueError(
+                    f"{name} must return non-negative probabilities summing to 1 along the last axis."
+                )
         return pi, trans
 
     def _emission_init(self, slot: str, X, session_starts, key, n_outputs: int, **context) -> tuple:
@@ -396,7 +416,9 @@ class BaseHMM(BaseEstimator):
         if pi.ndim != 1:
             raise ValueError(f"initial_prob_ must have shape (n_states,), got {pi.shape}.")
         if pi.shape[0] != self.n_states:
-            raise ValueError(f"initial_prob_ has {pi.shape[0]} states but n_states={self.n_states}.")
+            raise ValueError(
+                f"initial_prob_ has {pi.shape[0]} states but n_states={self.n_states}."
+            )
         return pi.shape[0]
 
     # ------------------------------------------------------------------ files
@@ -435,11 +457,15 @@ class BaseHMM(BaseEstimator):
         return {k: jsonable(k, v) for k, v in params.items()}
 
     @classmethod
-    def _params_from_file(cls, params: dict[str, Any], mapping_dict: dict[str, Any]) -> dict[str, Any]:
+    def _params_from_file(
+        cls, params: dict[str, Any], mapping_dict: dict[str, Any]
+    ) -> dict[str, Any]:
         """Inverse of ``_params_for_file``; custom functions come from ``mapping_dict``."""
         for name in cls._init_params:
             if name in params:
-                by_slot = mapping_dict.get(name) if isinstance(mapping_dict.get(name), dict) else None
+                by_slot = (
+                    mapping_dict.get(name) if isinstance(mapping_dict.get(name), dict) else None
+                )
                 params[name] = restore_initializers(params[name], mapping_dict, by_slot) or None
         return params
 
@@ -459,9 +485,14 @@ class BaseHMM(BaseEstimator):
         for name, arr in arrays.items():
             if name == _MERGE_ATTRIBUTE:
                 n_states = self.n_states if isinstance(self.n_states, int) else -1
-                if arr.shape != (n_states,) or not np.issubdtype(arr.dtype, np.integer) or (
-                        arr.size and (arr.min() < 0 or arr.max() >= n_states)):
-                    raise ValueError(f"has a {name} that is not {n_states} labels in [0, {n_states}).")
+                if (
+                    arr.shape != (n_states,)
+                    or not np.issubdtype(arr.dtype, np.integer)
+                    or (arr.size and (arr.min() < 0 or arr.max() >= n_states))
+                ):
+                    raise ValueError(
+                        f"has a {name} that is not {n_states} labels in [0, {n_states})."
+                    )
             elif name not in self._saved_attributes():
                 raise ValueError(f"has an array {name!r} that {type(self).__name__} does not use.")
             setattr(self, name, arr)
@@ -516,7 +547,9 @@ class BaseHMM(BaseEstimator):
         )
         if not reset and n_features is not None and not hasattr(self, "n_features_in_"):
             if values.shape[1] != n_features:
-                raise ValueError(f"X has {values.shape[1]} features, but {source} describes {n_features}.")
+                raise ValueError(
+                    f"X has {values.shape[1]} features, but {source} describes {n_features}."
+                )
         return np.asarray(values, float), info
 
     def _saved_attributes(self) -> tuple[str, ...]:  # pragma: no cover - abstract
@@ -543,13 +576,17 @@ class BaseHMM(BaseEstimator):
         elif isinstance(seed, np.random.Generator):
             seed = int(seed.integers(2**63))
         elif not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
-            raise TypeError(f"random_state must be an int, None or a numpy Generator, got {type(seed).__name__}.")
+            raise TypeError(
+                f"random_state must be an int, None or a numpy Generator, got {type(seed).__name__}."
+            )
         return jax.random.key(int(seed))
 
     @staticmethod
     def _check_state_format(state_format: str):
         if state_format not in _STATE_FORMATS:
-            raise ValueError(f"Invalid state_format {state_format!r}: state_format must be one of {_STATE_FORMATS}.")
+            raise ValueError(
+                f"Invalid state_format {state_format!r}: state_format must be one of {_STATE_FORMATS}."
+            )
 
     @staticmethod
     def _expand(values, data: PreparedData, fill) -> np.ndarray:
@@ -566,7 +603,9 @@ class BaseHMM(BaseEstimator):
         if mapping is None:
             return states
         mapping = np.asarray(mapping)
-        return np.where(states >= 0, mapping[np.clip(states, 0, len(mapping) - 1)], states).astype(states.dtype)
+        return np.where(states >= 0, mapping[np.clip(states, 0, len(mapping) - 1)], states).astype(
+            states.dtype
+        )
 
     def _merged_probs(self, probs) -> np.ndarray:
         """Probabilities with merged syllables' columns summed into their new label's column."""

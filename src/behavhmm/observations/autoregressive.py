@@ -153,7 +153,9 @@ def _whitened_weights(coef, intercept, covariances):
     """
     n_states, n_features, _ = coef.shape
     chol = jnp.linalg.cholesky(covariances)
-    eye = jnp.broadcast_to(jnp.eye(n_features, dtype=coef.dtype), (n_states, n_features, n_features))
+    eye = jnp.broadcast_to(
+        jnp.eye(n_features, dtype=coef.dtype), (n_states, n_features, n_features)
+    )
     full = jnp.concatenate([eye, -coef, -intercept[..., None]], axis=-1)
     g = jsl.solve_triangular(chol, full, lower=True)
     log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
@@ -196,7 +198,9 @@ def ar_log_likelihoods(
     array of shape (n_time_bins, n_states)
         Log-densities in nats.
     """
-    coef, intercept, covariances, y, x = (jnp.asarray(a) for a in (coef, intercept, covariances, y, x))
+    coef, intercept, covariances, y, x = (
+        jnp.asarray(a) for a in (coef, intercept, covariances, y, x)
+    )
     n_states, n_features, _ = coef.shape
     g, log_det = _whitened_weights(coef, intercept, covariances)
     g_flat = g.reshape(n_states * n_features, -1).T  # (n_stat, K * D)
@@ -233,7 +237,9 @@ def ar_mahalanobis_all(coef, intercept, covariances, y, x, *, chunk: int | None 
     -------
     array of shape (n_time_bins, n_states)
     """
-    coef, intercept, covariances, y, x = (jnp.asarray(a) for a in (coef, intercept, covariances, y, x))
+    coef, intercept, covariances, y, x = (
+        jnp.asarray(a) for a in (coef, intercept, covariances, y, x)
+    )
     n_states, n_features, _ = coef.shape
     g, _ = _whitened_weights(coef, intercept, covariances)
     g_flat = g.reshape(n_states * n_features, -1).T
@@ -387,8 +393,12 @@ def sample_inverse_wishart(key, dof, scale):
     k_chi, k_norm = jax.random.split(key)
     shape_param = 0.5 * (dof[:, None] - jnp.arange(n_features, dtype=scale.dtype))
     chi2 = 2.0 * jnp.exp(log_gamma_variates(k_chi, shape_param))
-    normals = flat_random(jax.random.normal, k_norm, (n_states, n_features, n_features), scale.dtype)
-    bartlett = jnp.tril(normals, -1) + jnp.sqrt(chi2)[:, :, None] * jnp.eye(n_features, dtype=scale.dtype)
+    normals = flat_random(
+        jax.random.normal, k_norm, (n_states, n_features, n_features), scale.dtype
+    )
+    bartlett = jnp.tril(normals, -1) + jnp.sqrt(chi2)[:, :, None] * jnp.eye(
+        n_features, dtype=scale.dtype
+    )
     chol = jnp.linalg.cholesky(scale)
     eye = jnp.broadcast_to(jnp.eye(n_features, dtype=scale.dtype), scale.shape)
     a_inv = jsl.solve_triangular(bartlett, eye, lower=True)
@@ -429,7 +439,9 @@ def mniw_sample(key, stats: ARStatistics, prior: MNIWPrior):
     chol_x = jnp.linalg.cholesky(sxx_n)
     z = flat_random(jax.random.normal, k_w, mean.shape, mean.dtype)
     # W = M + L_Σ Z L_x^{-1}: row covariance Σ, column covariance S'_xx^{-1}
-    right = jnp.swapaxes(jsl.solve_triangular(chol_x, jnp.swapaxes(z, -1, -2), lower=True, trans=1), -1, -2)
+    right = jnp.swapaxes(
+        jsl.solve_triangular(chol_x, jnp.swapaxes(z, -1, -2), lower=True, trans=1), -1, -2
+    )
     w = mean + chol_sigma @ right
     return w[..., :-1], w[..., -1], sigma
 
@@ -512,7 +524,9 @@ def mniw_log_prior(
     _, log_det_k0inv = jnp.linalg.slogdet(prior.col_precision)
     # inverse-Wishart
     sigma_inv_s0 = jsl.cho_solve((chol, True), jnp.broadcast_to(prior.scale, covariances.shape))
-    log_iw = -0.5 * (nu + n_features + 1) * log_det - 0.5 * jnp.trace(sigma_inv_s0, axis1=-2, axis2=-1)
+    log_iw = -0.5 * (nu + n_features + 1) * log_det - 0.5 * jnp.trace(
+        sigma_inv_s0, axis1=-2, axis2=-1
+    )
     # matrix normal
     diff = w - prior.mean
     quad = jnp.trace(

@@ -119,7 +119,9 @@ class GaussianStatistics(NamedTuple):
 
 def _check_type(covariance_type: str):
     if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}.")
+        raise ValueError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
+        )
 
 
 def full_covariances(covariances, covariance_type: str, n_states: int, n_features: int):
@@ -148,7 +150,11 @@ def _whitener(means, covariances, covariance_type):
     ref = means.mean(axis=0)
     centred_means = means - ref
     if covariance_type in ("diag", "spherical"):
-        var = covariances if covariance_type == "diag" else covariances[:, None] * jnp.ones_like(means)
+        var = (
+            covariances
+            if covariance_type == "diag"
+            else covariances[:, None] * jnp.ones_like(means)
+        )
         inv_sd = jax.lax.rsqrt(var)
         log_det = jnp.sum(jnp.log(var), axis=-1)
 
@@ -174,7 +180,9 @@ def _whitener(means, covariances, covariance_type):
     log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
 
     def whiten(x):
-        y = jnp.matmul(x - ref, w_stack, precision=_HIGHEST).reshape(x.shape[0], n_states, n_features)
+        y = jnp.matmul(x - ref, w_stack, precision=_HIGHEST).reshape(
+            x.shape[0], n_states, n_features
+        )
         return y - m[None]
 
     return whiten, log_det
@@ -275,7 +283,9 @@ def gaussian_sufficient_statistics(
     n_states, n_features = centers.shape
     full = covariance_type in ("full", "tied")
     if chunk is None:
-        per_row = n_states * n_features * (n_features if full else 1) // 4 + 3 * n_states * n_features
+        per_row = (
+            n_states * n_features * (n_features if full else 1) // 4 + 3 * n_states * n_features
+        )
         chunk = rows_per_chunk(per_row * X.dtype.itemsize)
 
     def block(w, x):
@@ -302,8 +312,12 @@ def _clip_eigenvalues(cov, floor):
 
     def clip(c):
         vals, vecs = jnp.linalg.eigh(c)
-        clipped = jnp.einsum("...ij,...j,...kj->...ik", vecs, jnp.maximum(vals, floor), vecs, precision=_HIGHEST)
-        return jnp.where(needed[..., None, None], 0.5 * (clipped + jnp.swapaxes(clipped, -1, -2)), c)
+        clipped = jnp.einsum(
+            "...ij,...j,...kj->...ik", vecs, jnp.maximum(vals, floor), vecs, precision=_HIGHEST
+        )
+        return jnp.where(
+            needed[..., None, None], 0.5 * (clipped + jnp.swapaxes(clipped, -1, -2)), c
+        )
 
     return jax.lax.cond(needed.any(), clip, lambda c: c, cov)
 
@@ -353,7 +367,11 @@ def gaussian_map(
     denom_mean = lam + counts
     ok_mean = denom_mean > 0
     # shift of the mean away from its centre: μ - c = (λ_0 (m_0 - c) + Σ w (x - c)) / (λ_0 + N)
-    delta = jnp.where(ok_mean[:, None], (lam * (m0 - centers) + first) / jnp.where(ok_mean, denom_mean, 1.0)[:, None], 0.0)
+    delta = jnp.where(
+        ok_mean[:, None],
+        (lam * (m0 - centers) + first) / jnp.where(ok_mean, denom_mean, 1.0)[:, None],
+        0.0,
+    )
     means = centers + delta
     prior_diff = means - m0
     if covariance_type in ("full", "tied"):
@@ -369,7 +387,9 @@ def gaussian_map(
             denom = prior.weight + counts
             ok = denom > 0
             cov = (prior.scale + c_n) / jnp.where(ok, denom, 1.0)[:, None, None]
-            cov = jnp.where(ok[:, None, None], 0.5 * (cov + jnp.swapaxes(cov, -1, -2)), fallback_covariances)
+            cov = jnp.where(
+                ok[:, None, None], 0.5 * (cov + jnp.swapaxes(cov, -1, -2)), fallback_covariances
+            )
         return means, _clip_eigenvalues(cov, jnp.asarray(prior.min_covar, dtype))
     scatter = second - 2.0 * first * delta + counts[:, None] * delta * delta
     c_n = scatter + lam * prior_diff * prior_diff
@@ -409,7 +429,11 @@ def gaussian_log_prior(
     diff = means - prior.mean
     lam, a = prior.mean_weight, prior.weight
     if covariance_type in ("diag", "spherical"):
-        var = covariances if covariance_type == "diag" else covariances[:, None] * jnp.ones_like(means)
+        var = (
+            covariances
+            if covariance_type == "diag"
+            else covariances[:, None] * jnp.ones_like(means)
+        )
         terms = -0.5 * lam * diff * diff / var - 0.5 * a * jnp.log(var) - 0.5 * prior.scale / var
         return jnp.sum(terms)
     cov = covariances[None] if covariance_type == "tied" else covariances

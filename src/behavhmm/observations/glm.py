@@ -225,7 +225,9 @@ def resolve_inverse_link(inverse_link_function, family: str) -> Callable:
             )
         return link
     if link is softmax:
-        raise ValueError(f"The softmax inverse link is for the Categorical observation model, not {family}.")
+        raise ValueError(
+            f"The softmax inverse link is for the Categorical observation model, not {family}."
+        )
     if link not in INVERSE_LINKS.values():
         try:
             out = link(jnp.array([0.5, 1.0, 2.0]))
@@ -241,7 +243,9 @@ def resolve_inverse_link(inverse_link_function, family: str) -> Callable:
                 "(it is applied elementwise)."
             )
         if not bool(jnp.all(jnp.isfinite(grad))):
-            raise ValueError("The `inverse_link_function` has a non-finite derivative at 0.5, 1 or 2.")
+            raise ValueError(
+                "The `inverse_link_function` has a non-finite derivative at 0.5, 1 or 2."
+            )
     return link
 
 
@@ -303,7 +307,9 @@ def _elementwise_log_prob(family: str, link: Callable, y, eta, scale, include_co
         log_total = jnp.logaddexp(log_r, log_mu)
         out = r * (log_r - log_total) + y * (log_mu - log_total) + gammaln(y + r) - gammaln(r)
         return out - gammaln(y + 1.0) if include_constant else out
-    raise ValueError(f"Unknown observation family {family!r}; choose one of {FAMILIES}.")  # pragma: no cover
+    raise ValueError(
+        f"Unknown observation family {family!r}; choose one of {FAMILIES}."
+    )  # pragma: no cover
 
 
 def glm_log_likelihoods(
@@ -392,7 +398,9 @@ def glm_elementwise_log_prob(family: str, link: Callable, y, eta, scale):
     -------
     array of the shape of ``eta``
     """
-    return _elementwise_log_prob(family, link, y.astype(eta.dtype), eta, scale, include_constant=False)
+    return _elementwise_log_prob(
+        family, link, y.astype(eta.dtype), eta, scale, include_constant=False
+    )
 
 
 def glm_column_nll(family: str, link: Callable, coef, intercept, scale, X, y, weights, normalizer):
@@ -424,7 +432,9 @@ def glm_column_nll(family: str, link: Callable, coef, intercept, scale, X, y, we
         log_p = jax.nn.log_softmax(eta, axis=1)
         ll = jnp.take_along_axis(log_p, y.astype(jnp.int32)[:, None], axis=1)[:, 0]
     else:
-        ll = _elementwise_log_prob(family, link, y.astype(eta.dtype), eta, scale, include_constant=False)
+        ll = _elementwise_log_prob(
+            family, link, y.astype(eta.dtype), eta, scale, include_constant=False
+        )
     return -jnp.sum(weights * ll) / normalizer
 
 
@@ -519,7 +529,9 @@ def glm_sample(family: str, key, mean, scale):
         return mean + jnp.sqrt(scale) * jax.random.normal(key, mean.shape, dtype)
     if family == "Gamma":
         shape = 1.0 / scale
-        return jax.random.gamma(key, jnp.broadcast_to(shape, mean.shape), dtype=dtype) * mean / shape
+        return (
+            jax.random.gamma(key, jnp.broadcast_to(shape, mean.shape), dtype=dtype) * mean / shape
+        )
     if family == "NegativeBinomial":
         r = 1.0 / scale
         k_gamma, k_poisson = jax.random.split(key)
@@ -527,7 +539,9 @@ def glm_sample(family: str, key, mean, scale):
         return jax.random.poisson(k_poisson, rate).astype(dtype)
     if family == "Categorical":
         return jax.random.categorical(key, jnp.log(jnp.clip(mean, _tiny(dtype)))).astype(jnp.int32)
-    raise ValueError(f"Unknown observation family {family!r}; choose one of {FAMILIES}.")  # pragma: no cover
+    raise ValueError(
+        f"Unknown observation family {family!r}; choose one of {FAMILIES}."
+    )  # pragma: no cover
 
 
 # ----------------------------------------------------------------------------
@@ -587,7 +601,9 @@ def observation_family(observation_model) -> str:
     """
     if isinstance(observation_model, str):
         if observation_model not in FAMILIES:
-            raise ValueError(f"Unknown observation model: {observation_model!r}. Choose one of {FAMILIES}.")
+            raise ValueError(
+                f"Unknown observation model: {observation_model!r}. Choose one of {FAMILIES}."
+            )
         return observation_model
     name = type(observation_model).__name__
     if name.endswith("Observations") and name[: -len("Observations")] in FAMILIES:

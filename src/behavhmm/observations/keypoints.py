@@ -50,7 +50,9 @@ VON_MISES_PROPOSALS = 32
 VON_MISES_NORMAL_KAPPA = 1e3
 
 
-def rotate_xy(points: Float[Array, "n_time_bins n_keypoints n_dims"], angle: Float[Array, " n_time_bins"]):
+def rotate_xy(
+    points: Float[Array, "n_time_bins n_keypoints n_dims"], angle: Float[Array, " n_time_bins"]
+):
     """Rotate the x-y components of every frame counter-clockwise by ``angle`` (radians).
 
     Parameters
@@ -90,7 +92,9 @@ def sample_von_mises(key, mean, concentration):
     array
         Angles in (-π, π].
     """
-    mean, kappa = jnp.broadcast_arrays(jnp.asarray(mean), jnp.asarray(concentration, jnp.result_type(mean)))
+    mean, kappa = jnp.broadcast_arrays(
+        jnp.asarray(mean), jnp.asarray(concentration, jnp.result_type(mean))
+    )
     dtype = mean.dtype
     k_prop, k_acc, k_sign, k_norm = jax.random.split(key, 4)
     small = kappa < VON_MISES_NORMAL_KAPPA
@@ -141,7 +145,9 @@ def draw_by_rows(draw, key, arrays, *, bytes_per_row: int, chunk: int | None = N
     n = arrays[0].shape[0]
     chunk = min(chunk or rows_per_chunk(bytes_per_row), n)
     rows = jnp.arange(n)
-    return jax.lax.map(lambda a: draw(jax.random.fold_in(key, a[0]), *a[1:]), (rows, *arrays), batch_size=chunk)
+    return jax.lax.map(
+        lambda a: draw(jax.random.fold_in(key, a[0]), *a[1:]), (rows, *arrays), batch_size=chunk
+    )
 
 
 def heading_conditional(centred, pose, precision):

@@ -97,7 +97,9 @@ def sample_dof(key, dof, states, tau, weights, n_states):
 
     def log_target(nu):
         half = 0.5 * nu
-        lik = n * (half * jnp.log(half) - gammaln(half)) + (half - 1.0) * sum_log_tau - half * sum_tau
+        lik = (
+            n * (half * jnp.log(half) - gammaln(half)) + (half - 1.0) * sum_log_tau - half * sum_tau
+        )
         prior = (DOF_PRIOR[0] - 1.0) * jnp.log(nu) - DOF_PRIOR[1] * nu
         inside = (nu >= DOF_BOUNDS[0]) & (nu <= DOF_BOUNDS[1])
         return jnp.where(inside, lik + prior, -jnp.inf)

@@ -71,7 +71,9 @@ def plot_glm_weights(model, feature_names=None, state_names=None, ax=None):
     return ax
 
 
-def plot_psychometric(curves: PsychometricCurves, empirical=None, state_names=None, ax=None, xlabel="stimulus"):
+def plot_psychometric(
+    curves: PsychometricCurves, empirical=None, state_names=None, ax=None, xlabel="stimulus"
+):
     """Per-state psychometric curves, optionally with posterior-weighted choice fractions.
 
     Parameters
@@ -128,7 +130,14 @@ def plot_state_occupancy(occupancy, state_names=None, ax=None, xlabel="session")
     bottom = np.zeros(occ.shape[0])
     sessions = np.arange(occ.shape[0])
     for k, color in enumerate(_state_colors(occ.shape[1])):
-        ax.bar(sessions, np.nan_to_num(occ[:, k]), bottom=bottom, color=color, label=labels[k], width=0.85)
+        ax.bar(
+            sessions,
+            np.nan_to_num(occ[:, k]),
+            bottom=bottom,
+            color=color,
+            label=labels[k],
+            width=0.85,
+        )
         bottom += np.nan_to_num(occ[:, k])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("fraction of trials")

@@ -33,18 +33,44 @@ def graph_layout(graph, layout: str = "circular", seed: int = 0) -> dict:
 def _draw(graph, pos, ax, node_sizes, node_colors, edge_widths, edge_colors, cmap=None):
     nx = optional_import("networkx")
 
-    nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=node_sizes, node_color=node_colors, cmap=cmap,
-                           edgecolors="0.2", linewidths=0.5)
+    nx.draw_networkx_nodes(
+        graph,
+        pos,
+        ax=ax,
+        node_size=node_sizes,
+        node_color=node_colors,
+        cmap=cmap,
+        edgecolors="0.2",
+        linewidths=0.5,
+    )
     nx.draw_networkx_labels(graph, pos, ax=ax, font_size=7)
     if graph.number_of_edges():
-        nx.draw_networkx_edges(graph, pos, ax=ax, width=edge_widths, edge_color=edge_colors, arrows=True,
-                               arrowsize=8, connectionstyle="arc3,rad=0.15", node_size=node_sizes)
+        nx.draw_networkx_edges(
+            graph,
+            pos,
+            ax=ax,
+            width=edge_widths,
+            edge_color=edge_colors,
+            arrows=True,
+            arrowsize=8,
+            connectionstyle="arc3,rad=0.15",
+            node_size=node_sizes,
+        )
     ax.set_axis_off()
 
 
 def plot_transition_graph(
-    matrix, usage=None, ax=None, *, threshold: float = 0.05, max_syllables: int | None = 20, layout="circular",
-    pos: dict | None = None, max_width: float = 4.0, max_node_size: float = 600.0, min_usage: float = 0.005,
+    matrix,
+    usage=None,
+    ax=None,
+    *,
+    threshold: float = 0.05,
+    max_syllables: int | None = 20,
+    layout="circular",
+    pos: dict | None = None,
+    max_width: float = 4.0,
+    max_node_size: float = 600.0,
+    min_usage: float = 0.005,
 ):
     """Draw syllable transitions as a graph: nodes sized by usage, edges as wide as their probability.
 
@@ -87,7 +113,11 @@ def plot_transition_graph(
     pos = graph_layout(graph, layout) if pos is None else pos
     ax = _axes(ax, figsize=(4.5, 4.5))
     sizes = np.array([graph.nodes[k]["usage"] for k in graph.nodes])
-    sizes = max_node_size * sizes / sizes.max() if sizes.size and sizes.max() > 0 else np.full(len(sizes), 100.0)
+    sizes = (
+        max_node_size * sizes / sizes.max()
+        if sizes.size and sizes.max() > 0
+        else np.full(len(sizes), 100.0)
+    )
     weights = np.array([w for _, _, w in graph.edges(data="weight")])
     widths = max_width * weights / weights.max() if weights.size else []
     _draw(graph, pos, ax, np.maximum(sizes, 20), "0.85", widths, "0.3")
@@ -95,9 +125,20 @@ def plot_transition_graph(
 
 
 def plot_transition_graph_difference(
-    matrix_a, matrix_b, usage_a=None, usage_b=None, ax=None, *, threshold: float = 0.02,
-    max_syllables: int | None = 20, layout="circular", pos: dict | None = None, labels=("a", "b"),
-    max_width: float = 4.0, max_node_size: float = 600.0, min_usage: float = 0.005,
+    matrix_a,
+    matrix_b,
+    usage_a=None,
+    usage_b=None,
+    ax=None,
+    *,
+    threshold: float = 0.02,
+    max_syllables: int | None = 20,
+    layout="circular",
+    pos: dict | None = None,
+    labels=("a", "b"),
+    max_width: float = 4.0,
+    max_node_size: float = 600.0,
+    min_usage: float = 0.005,
 ):
     """Draw ``b - a``: edges and nodes coloured by the sign of the change, sized by its magnitude.
 
@@ -131,13 +172,21 @@ def plot_transition_graph_difference(
     if a.shape != b.shape:
         raise ValueError(f"matrix_a and matrix_b differ in shape: {a.shape} and {b.shape}.")
     n = a.shape[0]
-    diff_usage = None if usage_a is None or usage_b is None else np.asarray(usage_b, float) - np.asarray(usage_a, float)
+    diff_usage = (
+        None
+        if usage_a is None or usage_b is None
+        else np.asarray(usage_b, float) - np.asarray(usage_a, float)
+    )
     keep = np.arange(n if max_syllables is None else min(n, max_syllables))
     if usage_a is not None and usage_b is not None:
         used = np.maximum(np.asarray(usage_a, float), np.asarray(usage_b, float))
         keep = keep[used[keep] >= min_usage]
-    graph = transition_graph(b - a, None if diff_usage is None else np.abs(diff_usage), threshold=threshold,
-                             syllables=keep)
+    graph = transition_graph(
+        b - a,
+        None if diff_usage is None else np.abs(diff_usage),
+        threshold=threshold,
+        syllables=keep,
+    )
     pos = graph_layout(graph, layout) if pos is None else pos
     ax = _axes(ax, figsize=(4.5, 4.5))
     nodes = list(graph.nodes)

@@ -10,7 +10,13 @@ __all__ = ["plot_syllable_stats"]
 
 
 def plot_syllable_stats(
-    stats, statistic: str = "frequency", tests=None, ax=None, *, max_syllables: int | None = 30, alpha: float = 0.05
+    stats,
+    statistic: str = "frequency",
+    tests=None,
+    ax=None,
+    *,
+    max_syllables: int | None = 30,
+    alpha: float = 0.05,
 ):
     """Mean of a per-session statistic for each syllable and group, with the standard error.
 
@@ -59,8 +65,15 @@ def plot_syllable_stats(
         mean = values.mean().reindex(syllables).to_numpy(float)
         err = values.agg(lambda v: sem(v, nan_policy="omit") if v.notna().sum() > 1 else np.nan)
         err = np.asarray(err.reindex(syllables).to_numpy(float))
-        ax.errorbar(x + (i - (len(groups) - 1) / 2) * width, mean, yerr=np.nan_to_num(err), fmt="o", ms=4,
-                    capsize=2, label=str(group))
+        ax.errorbar(
+            x + (i - (len(groups) - 1) / 2) * width,
+            mean,
+            yerr=np.nan_to_num(err),
+            fmt="o",
+            ms=4,
+            capsize=2,
+            label=str(group),
+        )
         top = np.fmax(top, mean + np.nan_to_num(err))
     if tests is not None:
         omnibus = tests[tests["comparison"] == "omnibus"].set_index("syllable")["p_adjusted"]
@@ -68,7 +81,15 @@ def plot_syllable_stats(
         for j, syllable in enumerate(syllables):
             p = omnibus.get(syllable, np.nan)
             if np.isfinite(p) and p < alpha and np.isfinite(top[j]):
-                ax.text(x[j], top[j] + 0.04 * span, "*", ha="center", va="bottom", fontsize=12, color="C3")
+                ax.text(
+                    x[j],
+                    top[j] + 0.04 * span,
+                    "*",
+                    ha="center",
+                    va="bottom",
+                    fontsize=12,
+                    color="C3",
+                )
     ax.set_xticks(x, [str(s) for s in syllables], fontsize=7)
     ax.set_xlabel("syllable")
     ax.set_ylabel(statistic.replace("_", " "))

@@ -9,7 +9,9 @@ from ._common import _axes
 __all__ = ["plot_durations", "plot_usage", "plot_transition_matrix", "plot_fit_history"]
 
 
-def plot_durations(states, session_starts=None, fps: float | None = None, ax=None, *, max_duration=None, bins=50):
+def plot_durations(
+    states, session_starts=None, fps: float | None = None, ax=None, *, max_duration=None, bins=50
+):
     """Histogram of syllable durations with their median marked.
 
     Parameters
@@ -78,7 +80,9 @@ def plot_usage(usage, ax=None, *, max_syllables: int | None = 30, min_usage: flo
 
     from ..analysis.syllables import syllable_usage
 
-    table = usage if isinstance(usage, pd.DataFrame) else syllable_usage(usage).rename(index={0: "all"})
+    table = (
+        usage if isinstance(usage, pd.DataFrame) else syllable_usage(usage).rename(index={0: "all"})
+    )
     mean = table.mean(axis=0)
     order = mean[mean >= min_usage].sort_values(ascending=False).index
     if max_syllables is not None:
@@ -97,7 +101,9 @@ def plot_usage(usage, ax=None, *, max_syllables: int | None = 30, min_usage: flo
     return ax
 
 
-def plot_transition_matrix(matrix, ax=None, *, state_names=None, max_syllables: int | None = 30, log: bool = False):
+def plot_transition_matrix(
+    matrix, ax=None, *, state_names=None, max_syllables: int | None = 30, log: bool = False
+):
     """Heat map of a transition matrix: a fitted model's, or bigram counts / probabilities.
 
     Parameters
@@ -141,8 +147,15 @@ def plot_transition_matrix(matrix, ax=None, *, state_names=None, max_syllables: 
         top = np.nanmax(m) if m.size else 0.0
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize="small",
-                        color="k" if m[i, j] > 0.6 * top else "w")
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize="small",
+                    color="k" if m[i, j] > 0.6 * top else "w",
+                )
     if state_names is not None:
         ax.set_xticks(range(n), list(state_names)[:n], rotation=30, ha="right")
         ax.set_yticks(range(n), list(state_names)[:n])

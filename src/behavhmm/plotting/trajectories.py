@@ -14,7 +14,12 @@ import numpy as np
 
 from ._common import _axes
 
-__all__ = ["plot_typical_trajectories", "animate_typical_trajectories", "grid_movie", "plot_syllable_dendrogram"]
+__all__ = [
+    "plot_typical_trajectories",
+    "animate_typical_trajectories",
+    "grid_movie",
+    "plot_syllable_dendrogram",
+]
 
 
 def _grid(n_panels: int, ncols: int, size: float = 2.0):
@@ -22,7 +27,9 @@ def _grid(n_panels: int, ncols: int, size: float = 2.0):
 
     ncols = max(1, min(ncols, n_panels))
     nrows = int(np.ceil(n_panels / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat[n_panels:]:
         ax.set_axis_off()
     return fig, axes.flat[:n_panels]
@@ -48,12 +55,22 @@ def _draw_pose(ax, pose, edges, color, alpha=1.0, size=6):
 
 def _selected(traj, syllables, max_syllables):
     available = np.flatnonzero(np.isfinite(traj.trajectories).all(axis=(1, 2, 3)))
-    chosen = available if syllables is None else np.asarray([s for s in syllables if s in set(available)], int)
+    chosen = (
+        available
+        if syllables is None
+        else np.asarray([s for s in syllables if s in set(available)], int)
+    )
     return chosen[:max_syllables] if max_syllables is not None else chosen
 
 
 def plot_typical_trajectories(
-    trajectories, syllables=None, *, edges=None, n_poses: int = 6, ncols: int = 5, max_syllables: int | None = 20,
+    trajectories,
+    syllables=None,
+    *,
+    edges=None,
+    n_poses: int = 6,
+    ncols: int = 5,
+    max_syllables: int | None = 20,
     cmap: str = "viridis",
 ):
     """A grid of panels, one per syllable: poses along its typical trajectory, coloured by time.
@@ -86,10 +103,14 @@ def plot_typical_trajectories(
 
     chosen = _selected(trajectories, syllables, max_syllables)
     if not len(chosen):
-        raise ValueError("no syllable has a typical trajectory (too few instances): nothing to plot.")
+        raise ValueError(
+            "no syllable has a typical trajectory (too few instances): nothing to plot."
+        )
     traj = trajectories.trajectories
     start = int(np.flatnonzero(trajectories.offsets == 0)[0]) if 0 in trajectories.offsets else 0
-    frames = np.unique(np.linspace(start, len(trajectories.offsets) - 1, n_poses).round().astype(int))
+    frames = np.unique(
+        np.linspace(start, len(trajectories.offsets) - 1, n_poses).round().astype(int)
+    )
     colors = plt.get_cmap(cmap)(np.linspace(0.0, 1.0, len(frames)))
     xlim, ylim = _limits(traj[chosen][:, frames].reshape(-1, traj.shape[-1]))
     fig, axes = _grid(len(chosen), ncols)
@@ -117,7 +138,9 @@ def _save_animation(fig, update, n_frames, path, fps):
 
     anim = animation.FuncAnimation(fig, update, frames=n_frames, blit=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # the writers pick the format by suffix
+    partial = path.with_name(
+        f".{path.stem}.partial{path.suffix}"
+    )  # the writers pick the format by suffix
     try:
         anim.save(partial, writer=writer)
         os.replace(partial, path)  # atomic: no half-written movie under the final name
@@ -128,7 +151,13 @@ def _save_animation(fig, update, n_frames, path, fps):
 
 
 def animate_typical_trajectories(
-    trajectories, path, syllables=None, *, edges=None, fps: float | None = None, ncols: int = 5,
+    trajectories,
+    path,
+    syllables=None,
+    *,
+    edges=None,
+    fps: float | None = None,
+    ncols: int = 5,
     max_syllables: int | None = 20,
 ):
     """Animate the typical trajectories (one panel per syllable) to a GIF or MP4.
@@ -158,7 +187,9 @@ def animate_typical_trajectories(
 
     chosen = _selected(trajectories, syllables, max_syllables)
     if not len(chosen):
-        raise ValueError("no syllable has a typical trajectory (too few instances): nothing to animate.")
+        raise ValueError(
+            "no syllable has a typical trajectory (too few instances): nothing to animate."
+        )
     traj = trajectories.trajectories
     xlim, ylim = _limits(traj[chosen].reshape(-1, traj.shape[-1]))
     fig, axes = _grid(len(chosen), ncols)
@@ -178,8 +209,21 @@ def animate_typical_trajectories(
 
 
 def grid_movie(
-    states, coordinates, syllable: int, path, session_starts=None, *, anterior=0, posterior=-1, bodyparts=None,
-    edges=None, n_examples: int = 9, pre: int = 5, post: int = 15, fps: float = 10.0, ncols: int = 3,
+    states,
+    coordinates,
+    syllable: int,
+    path,
+    session_starts=None,
+    *,
+    anterior=0,
+    posterior=-1,
+    bodyparts=None,
+    edges=None,
+    n_examples: int = 9,
+    pre: int = 5,
+    post: int = 15,
+    fps: float = 10.0,
+    ncols: int = 3,
     random_state=0,
 ):
     """A keypoints-only "grid movie": example instances of one syllable, side by side, in their onset's body frame.
@@ -222,11 +266,19 @@ def grid_movie(
     coords = np.asarray(coordinates, float)
     onsets, labels, lengths = syllable_instances(states, session_starts, pre=pre, post=post)
     offsets = np.arange(-pre, post + 1)
-    keep = (labels == syllable) & np.isfinite(coords).all(axis=(1, 2))[onsets[:, None] + offsets].all(axis=1)
+    keep = (labels == syllable) & np.isfinite(coords).all(axis=(1, 2))[
+        onsets[:, None] + offsets
+    ].all(axis=1)
     onsets, lengths = onsets[keep], lengths[keep]
     if not len(onsets):
-        raise ValueError(f"syllable {syllable} has no instance with {pre} frames before and {post} after its onset.")
-    pick = np.sort(np.random.default_rng(random_state).choice(len(onsets), min(n_examples, len(onsets)), replace=False))
+        raise ValueError(
+            f"syllable {syllable} has no instance with {pre} frames before and {post} after its onset."
+        )
+    pick = np.sort(
+        np.random.default_rng(random_state).choice(
+            len(onsets), min(n_examples, len(onsets)), replace=False
+        )
+    )
     windows = _egocentric_windows(coords, onsets[pick], offsets, anterior, posterior, bodyparts)
     xlim, ylim = _limits(windows.reshape(-1, coords.shape[-1]))
     fig, axes = _grid(len(pick), ncols)
@@ -266,7 +318,9 @@ def plot_syllable_dendrogram(distance, ax=None, *, method: str = "average"):
 
     tree, kept = cluster_syllables(distance, method=method)
     ax = _axes(ax, figsize=(max(4.0, 0.25 * len(kept) + 1.5), 3.2))
-    dendrogram(tree, labels=[str(k) for k in kept], ax=ax, color_threshold=0, above_threshold_color="0.3")
+    dendrogram(
+        tree, labels=[str(k) for k in kept], ax=ax, color_threshold=0, above_threshold_color="0.3"
+    )
     ax.set_xlabel("syllable")
     ax.set_ylabel("trajectory distance (keypoint units)")
     return ax

@@ -106,8 +106,11 @@ def social_features(
             raise ValueError(f"individual {name!r} is never tracked (all NaN); leave it out.")
     ant = _indices(anterior, bodyparts, n_kp, "anterior")
     post = _indices(posterior, bodyparts, n_kp, "posterior")
-    cen = list(range(n_kp)) if centroid_bodyparts is None else _indices(
-        centroid_bodyparts, bodyparts, n_kp, "centroid_bodyparts")
+    cen = (
+        list(range(n_kp))
+        if centroid_bodyparts is None
+        else _indices(centroid_bodyparts, bodyparts, n_kp, "centroid_bodyparts")
+    )
     xy = arr[..., :2]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # frames with every point missing give NaN

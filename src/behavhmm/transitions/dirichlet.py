@@ -40,7 +40,9 @@ __all__ = [
 ]
 
 
-def sticky_concentration(n_states: int, alpha, kappa, dtype=None) -> Float[Array, "n_states n_states"]:
+def sticky_concentration(
+    n_states: int, alpha, kappa, dtype=None
+) -> Float[Array, "n_states n_states"]:
     """Pseudo-counts ``alpha / K + kappa δ_ij`` added to expected transition counts."""
     eye = jnp.eye(n_states, dtype=dtype)
     return alpha / n_states + kappa * eye

@@ -87,7 +87,9 @@ def transition_counts(
         valid = valid & (weights[1:] > 0)
     g = jnp.zeros_like(states[1:]) if groups is None else groups[1:]
     flat = (g * n_states + states[:-1]) * n_states + states[1:]
-    counts = jnp.zeros(n_groups * n_states * n_states).at[flat].add(valid.astype(jnp.result_type(float)))
+    counts = (
+        jnp.zeros(n_groups * n_states * n_states).at[flat].add(valid.astype(jnp.result_type(float)))
+    )
     return counts.reshape(n_groups, n_states, n_states)
 
 
@@ -177,9 +179,13 @@ def sample_corrected_table_counts(key, counts, alpha, beta, kappa, max_customers
     cell, new_table = _customer_tables(k_table, counts, alpha, beta, kappa, max_customers)
     row = (cell // n_states) % n_states
     diagonal = row == cell % n_states
-    overridden = diagonal & (jax.random.uniform(k_override, (max_customers,), dtype=beta.dtype) < p_override[row])
+    overridden = diagonal & (
+        jax.random.uniform(k_override, (max_customers,), dtype=beta.dtype) < p_override[row]
+    )
     tables = jnp.zeros(n_cells, beta.dtype).at[cell].add(new_table.astype(beta.dtype))
-    corrected = jnp.zeros(n_cells, beta.dtype).at[cell].add((new_table & ~overridden).astype(beta.dtype))
+    corrected = (
+        jnp.zeros(n_cells, beta.dtype).at[cell].add((new_table & ~overridden).astype(beta.dtype))
+    )
     return tables.reshape(counts.shape), corrected.reshape(counts.shape)
 
 
@@ -297,4 +303,3 @@ def hdp_log_prior(transition_prob, initial_prob, beta, alpha, gamma, kappa) -> F
     lp += dirichlet_log_density(transition_prob, jnp.broadcast_to(conc, transition_prob.shape))
     lp += dirichlet_log_density(initial_prob, alpha * beta)
     return lp
-

@@ -44,14 +44,18 @@ def models(d):
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out["arhmm_em"] = ARHMM(n_states=2, nlags=1, n_iter=5, progress_bar=False).fit(d["X"], session_starts=d["starts"])
-        out["arhmm_gibbs"] = ARHMM(n_states=3, nlags=1, algorithm="gibbs", kappa=50.0, n_iter=5, progress_bar=False).fit(
+        out["arhmm_em"] = ARHMM(n_states=2, nlags=1, n_iter=5, progress_bar=False).fit(
             d["X"], session_starts=d["starts"]
         )
+        out["arhmm_gibbs"] = ARHMM(
+            n_states=3, nlags=1, algorithm="gibbs", kappa=50.0, n_iter=5, progress_bar=False
+        ).fit(d["X"], session_starts=d["starts"])
         out["glmhmm"] = GLMHMM(2, observation_model="Bernoulli", maxiter=5, progress_bar=False).fit(
             d["Xg"], d["yg"], session_starts=d["starts"]
         )
-        out["gaussian_hmm"] = GaussianHMM(n_states=2, n_iter=5, progress_bar=False).fit(d["X"], session_starts=d["starts"])
+        out["gaussian_hmm"] = GaussianHMM(n_states=2, n_iter=5, progress_bar=False).fit(
+            d["X"], session_starts=d["starts"]
+        )
         out["keypoint_slds"] = KeypointSLDS(
             n_states=2, latent_dim=2, nlags=1, n_iter_ar=3, n_iter=3, progress_bar=False
         ).fit(d["kp"], confidence=d["conf"], session_starts=d["starts"])

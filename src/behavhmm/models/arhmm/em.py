@@ -37,8 +37,12 @@ def log_prior_map(params: ARHMMParams, hyper: Hyper, robust: bool):
     n_states = params.initial_prob.shape[0]
     conc = 1.0 + sticky_concentration(n_states, hyper.alpha, hyper.kappa, params.coef.dtype)
     lp = dirichlet_log_density(params.transition_prob, conc, include_constant=False)
-    lp += dirichlet_log_density(params.initial_prob, 1.0 + hyper.alpha / n_states, include_constant=False)
-    lp += mniw_log_prior(params.coef, params.intercept, params.covariances, hyper.prior, include_constant=False)
+    lp += dirichlet_log_density(
+        params.initial_prob, 1.0 + hyper.alpha / n_states, include_constant=False
+    )
+    lp += mniw_log_prior(
+        params.coef, params.intercept, params.covariances, hyper.prior, include_constant=False
+    )
     return lp
 
 
@@ -50,7 +54,9 @@ def m_step_program(params: ARHMMParams, post, data: ARData, hyper: Hyper, robust
     gamma = post.smoothed_probs * data.weights[:, None]
     initial_counts = (data.starts & (data.weights > 0)).astype(gamma.dtype) @ post.smoothed_probs
     if robust:
-        delta = ar_mahalanobis_all(params.coef, params.intercept, params.covariances, data.y, data.x)
+        delta = ar_mahalanobis_all(
+            params.coef, params.intercept, params.covariances, data.y, data.x
+        )
         e_tau = (params.dof + n_features) / (params.dof + delta)
         e_log_tau = digamma(0.5 * (params.dof + n_features)) - jnp.log(0.5 * (params.dof + delta))
         stats = ar_sufficient_statistics(gamma * e_tau, data.y, data.x, counts_weights=gamma)

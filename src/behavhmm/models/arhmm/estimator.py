@@ -109,7 +109,11 @@ def lagged_design(X: np.ndarray, session_starts: np.ndarray, nlags: int):
     position = np.arange(n_time_bins) - begin[sid]
     rows = np.flatnonzero(position >= nlags)
     y = X[rows]
-    x = np.concatenate([X[rows - lag] for lag in range(1, nlags + 1)], axis=1) if nlags else np.zeros((len(rows), 0), X.dtype)
+    x = (
+        np.concatenate([X[rows - lag] for lag in range(1, nlags + 1)], axis=1)
+        if nlags
+        else np.zeros((len(rows), 0), X.dtype)
+    )
     starts = position[rows] == nlags
     return y, x, rows, starts
 
@@ -128,12 +132,17 @@ def _regress_on_labels(labels, n_states, y, x, prior):
     dtype = float_dtype()
     weights = jax.nn.one_hot(jnp.asarray(labels), n_states, dtype=dtype)
     coef, intercept, covariances = _regress_on_weights(
-        weights, jnp.asarray(y, dtype), jnp.asarray(x, dtype), jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), prior)
+        weights,
+        jnp.asarray(y, dtype),
+        jnp.asarray(x, dtype),
+        jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), prior),
     )
     return np.asarray(coef), np.asarray(intercept), np.asarray(covariances)
 
 
-def kmeans_ar_params(n_states, X, session_starts, random_key, *, nlags, prior, max_frames=20000, **kwargs):
+def kmeans_ar_params(
+    n_states, X, session_starts, random_key, *, nlags, prior, max_frames=20000, **kwargs
+):
     """Cluster frames with their lags by k-means, then fit each cluster's AR model.
 
     Each frame is described by ``[y_t, y_{t-1}, ..., y_{t-nlags}]`` (columns
@@ -154,12 +163,16 @@ def kmeans_ar_params(n_states, X, session_starts, random_key, *, nlags, prior, m
     """
     y, x, _, _ = lagged_design(np.asarray(X, float), session_starts, nlags)
     if len(y) < n_states:
-        raise ValueError(f"k-means initialisation needs at least n_states={n_states} frames, got {len(y)}.")
+        raise ValueError(
+            f"k-means initialisation needs at least n_states={n_states} frames, got {len(y)}."
+        )
     labels = kmeans_labels(np.concatenate([y, x], axis=1), n_states, random_key, max_frames)
     return _regress_on_labels(labels, n_states, y, x, prior)
 
 
-def random_ar_params(n_states, X, session_starts, random_key, *, nlags, prior, segment_length=10, **kwargs):
+def random_ar_params(
+    n_states, X, session_starts, random_key, *, nlags, prior, segment_length=10, **kwargs
+):
     """Label consecutive segments of ``segment_length`` frames with random states, then fit.
 
     Returns
@@ -402,7 +415,9 @@ class ARHMM(BaseHMM):
     __metadata_request__predict_proba = {"session_starts": True, "groups": False}
 
     _init_slots = {
-        "initial_proba_init": InitSlot(PROBA_INITIAL_REGISTRY, "uniform", returns="an array of shape (n_states,)"),
+        "initial_proba_init": InitSlot(
+            PROBA_INITIAL_REGISTRY, "uniform", returns="an array of shape (n_states,)"
+        ),
         "transition_proba_init": InitSlot(
             PROBA_TRANSITION_REGISTRY, "sticky", returns="an array of shape (n_states, n_states)"
         ),
@@ -514,9 +529,13 @@ class ARHMM(BaseHMM):
         )
         if self.covariance_prior == "empirical" and y is not None:
             resid = y - (x[:, :n_features] if self.nlags else 0.0)
-            emp = np.atleast_2d(np.cov(resid, rowvar=False)) if len(resid) > 1 else np.eye(n_features)
+            emp = (
+                np.atleast_2d(np.cov(resid, rowvar=False)) if len(resid) > 1 else np.eye(n_features)
+            )
             emp = emp + 1e-6 * np.trace(emp) / n_features * np.eye(n_features)
-            prior = prior._replace(scale=jnp.asarray(self.covariance_prior_scale * emp, float_dtype()))
+            prior = prior._replace(
+                scale=jnp.asarray(self.covariance_prior_scale * emp, float_dtype())
+            )
         return prior
 
     def _saved_attributes(self):
@@ -577,9 +596,13 @@ class ARHMM(BaseHMM):
         }
         for name, (arr, shape) in expected.items():
             if arr.shape != shape:
-                raise ValueError(f"{name} must have shape {shape} (n_states={n_states}, nlags={self.nlags}), got {arr.shape}.")
+                raise ValueError(
+                    f"{name} must have shape {shape} (n_states={n_states}, nlags={self.nlags}), got {arr.shape}."
+                )
         if hasattr(self, "n_features_in_") and self.n_features_in_ != n_features:
-            raise ValueError(f"coef_ describes {n_features} features but n_features_in_ = {self.n_features_in_}.")
+            raise ValueError(
+                f"coef_ describes {n_features} features but n_features_in_ = {self.n_features_in_}."
+            )
         check_probabilities(initial_prob_=pi, transition_prob_=trans)
         for name, arr in (("coef_", coef), ("intercept_", intercept), ("covariances_", cov)):
             if not np.all(np.isfinite(arr)):
@@ -592,17 +615,23 @@ class ARHMM(BaseHMM):
             raise ValueError("covariances_ must be positive definite.") from None
         if self.robust:
             if not hasattr(self, "dof_"):
-                raise ValueError("robust=True needs dof_, the Student-t degrees of freedom of each state.")
+                raise ValueError(
+                    "robust=True needs dof_, the Student-t degrees of freedom of each state."
+                )
             dof = np.asarray(self.dof_, float)
             if dof.shape != (n_states,) or not np.all(np.isfinite(dof)) or np.any(dof <= 0):
-                raise ValueError(f"dof_ must hold {n_states} positive finite degrees of freedom, got {dof}.")
+                raise ValueError(
+                    f"dof_ must hold {n_states} positive finite degrees of freedom, got {dof}."
+                )
         else:
             dof = np.full(n_states, np.inf)
         if self.whiten == "all":
             mean = getattr(self, "whiten_mean_", None)
             matrix = getattr(self, "whiten_matrix_", None)
             if mean is None or matrix is None:
-                raise ValueError('whiten="all" needs whiten_mean_ and whiten_matrix_ (set them, or use whiten="none").')
+                raise ValueError(
+                    'whiten="all" needs whiten_mean_ and whiten_matrix_ (set them, or use whiten="none").'
+                )
             if np.shape(mean) != (n_features,) or np.shape(matrix) != (n_features, n_features):
                 raise ValueError(
                     f"whiten_mean_ and whiten_matrix_ must have shapes ({n_features},) and "
@@ -610,7 +639,9 @@ class ARHMM(BaseHMM):
                 )
         dtype = float_dtype()
         trans3 = trans if trans.ndim == 3 else trans[None]
-        return ARHMMParams(*(jnp.asarray(a, dtype) for a in (pi, trans3, coef, intercept, cov, dof)))
+        return ARHMMParams(
+            *(jnp.asarray(a, dtype) for a in (pi, trans3, coef, intercept, cov, dof))
+        )
 
     # ----------------------------------------------------------------- data
     def _validate_X(self, X, *, reset: bool):
@@ -624,7 +655,9 @@ class ARHMM(BaseHMM):
             if not self.separate_trans:
                 return None
             if groups is None:
-                raise ValueError("separate_trans=True needs groups: one label per session (e.g. genotype).")
+                raise ValueError(
+                    "separate_trans=True needs groups: one label per session (e.g. genotype)."
+                )
         else:
             n_matrices = np.ndim(self.transition_prob_) == 3 and np.shape(self.transition_prob_)[0]
             if not n_matrices:
@@ -657,7 +690,9 @@ class ARHMM(BaseHMM):
         index = np.searchsorted(known, per_bin)
         bad = (index >= len(known)) | (known[np.minimum(index, len(known) - 1)] != per_bin)
         if np.any(bad):
-            raise ValueError(f"groups holds label {per_bin[bad][0]!r}, unknown to this model (groups_ = {list(known)}).")
+            raise ValueError(
+                f"groups holds label {per_bin[bad][0]!r}, unknown to this model (groups_ = {list(known)})."
+            )
         return index.astype(np.int32)
 
     def _whiten_kept(self, kept: np.ndarray, starts: np.ndarray, *, fitting: bool):
@@ -675,13 +710,17 @@ class ARHMM(BaseHMM):
         begin, end = session_bounds(starts)
         for a, b in zip(begin, end, strict=True):
             if b - a < 2:
-                raise ValueError(f'whiten="each" needs at least 2 frames per session; session at {a} has {b - a}.')
+                raise ValueError(
+                    f'whiten="each" needs at least 2 frames per session; session at {a} has {b - a}.'
+                )
             mean, matrix, ld = _whitening(kept[a:b])
             out[a:b] = (kept[a:b] - mean) @ matrix.T
             log_det[a:b] = ld
         return out, log_det
 
-    def _build(self, kept, starts, group_index, log_det, rows_kept, n_time_bins, info) -> PreparedData:
+    def _build(
+        self, kept, starts, group_index, log_det, rows_kept, n_time_bins, info
+    ) -> PreparedData:
         """Lag, pad to a bucket length, and move to the device."""
         y, x, emit, emit_starts = lagged_design(kept, starts, self.nlags)
         n_frames = len(y)
@@ -714,7 +753,9 @@ class ARHMM(BaseHMM):
         keep, starts_kept = drop_nan_borders(values, mask, info=info)
         kept, log_det = self._whiten_kept(values[keep], starts_kept, fitting=False)
         group_kept = None if group_bins is None else group_bins[keep]
-        return self._build(kept, starts_kept, group_kept, log_det, np.flatnonzero(keep), values.shape[0], info)
+        return self._build(
+            kept, starts_kept, group_kept, log_det, np.flatnonzero(keep), values.shape[0], info
+        )
 
     def _heldout_split(self, starts: np.ndarray, key) -> np.ndarray:
         """Boolean mask of the held-out rows among the kept training frames."""
@@ -773,7 +814,9 @@ class ARHMM(BaseHMM):
         )
         vals = np.linalg.eigvalsh(cov)
         bad = vals.min(axis=-1) <= 0
-        if bad.any():  # float32 cancellation in the regression: say why (the Gibbs sampler redraws them)
+        if (
+            bad.any()
+        ):  # float32 cancellation in the regression: say why (the Gibbs sampler redraws them)
             warnings.warn(
                 f"ar_params_init gave {int(bad.sum())} covariance matrices that are not positive definite."
                 f"{self._scale_hint(kept)}",
@@ -783,7 +826,9 @@ class ARHMM(BaseHMM):
         dtype = float_dtype()
         trans3 = np.broadcast_to(trans, (n_groups, n_states, n_states))
         dof = np.full(n_states, INITIAL_DOF if self.robust else np.inf)
-        return ARHMMParams(*(jnp.asarray(a, dtype) for a in (pi, trans3, coef, intercept, cov, dof)))
+        return ARHMMParams(
+            *(jnp.asarray(a, dtype) for a in (pi, trans3, coef, intercept, cov, dof))
+        )
 
     def fit(self, X, y=None, session_starts=None, groups=None, resume: bool = False):
         """Fit the ARHMM by MAP-EM or Gibbs sampling (``algorithm``).
@@ -830,7 +875,14 @@ class ARHMM(BaseHMM):
         self._check_hyperparameters()
         if resume and self.checkpoint_path is None:
             raise ValueError("resume=True needs checkpoint_path.")
-        for name in ("dof_", "beta_", "groups_", "whiten_mean_", "whiten_matrix_", "heldout_log_likelihood_history_"):
+        for name in (
+            "dof_",
+            "beta_",
+            "groups_",
+            "whiten_mean_",
+            "whiten_matrix_",
+            "heldout_log_likelihood_history_",
+        ):
             if hasattr(self, name):
                 delattr(self, name)
         values, info = self._validate_X(X, reset=True)
@@ -846,23 +898,35 @@ class ARHMM(BaseHMM):
         train_starts = starts_kept[train_rows] | np.r_[True, held[:-1]][train_rows]
         train_raw, train_ld = self._whiten_kept(raw[train_rows], train_starts, fitting=True)
         train = self._build(
-            train_raw, train_starts, None if group_kept is None else group_kept[train_rows], train_ld,
-            rows_kept[train_rows], values.shape[0], info,
+            train_raw,
+            train_starts,
+            None if group_kept is None else group_kept[train_rows],
+            train_ld,
+            rows_kept[train_rows],
+            values.shape[0],
+            info,
         )
         heldout = None
         if held.any():
             held_starts = starts_kept[held] | np.r_[True, ~held[:-1]][held]
             held_raw, held_ld = self._whiten_kept(raw[held], held_starts, fitting=False)
             heldout = self._build(
-                held_raw, held_starts, None if group_kept is None else group_kept[held], held_ld,
-                rows_kept[held], values.shape[0], info,
+                held_raw,
+                held_starts,
+                None if group_kept is None else group_kept[held],
+                held_ld,
+                rows_kept[held],
+                values.shape[0],
+                info,
             )
         prior = self._prior(raw.shape[1], train.extra["y"], train.extra["x"])
         n_groups = 1 if group_bins is None else len(self.groups_)
         init = self._initial_params(train_raw, train_starts, prior, n_groups, key_init)
         if self.target_duration is None:
             kappa = float(self.kappa)
-            result = self._fit_chain(init, train, heldout, prior, kappa, key_chain, resume, self.progress_bar)
+            result = self._fit_chain(
+                init, train, heldout, prior, kappa, key_chain, resume, self.progress_bar
+            )
         else:
             kappa, result = self._tune_kappa(init, train, heldout, prior, key_chain)
         self._store(result, kappa)
@@ -870,7 +934,12 @@ class ARHMM(BaseHMM):
 
     def _hyper(self, prior, kappa) -> Hyper:
         dtype = float_dtype()
-        return Hyper(jnp.asarray(self.alpha, dtype), jnp.asarray(kappa, dtype), jnp.asarray(self.gamma, dtype), prior)
+        return Hyper(
+            jnp.asarray(self.alpha, dtype),
+            jnp.asarray(kappa, dtype),
+            jnp.asarray(self.gamma, dtype),
+            prior,
+        )
 
     def _fit_chain(self, init, train: PreparedData, heldout, prior, kappa, key, resume, progress):
         """Run EM or the Gibbs sampler once; returns a dict of results."""
@@ -906,23 +975,42 @@ class ARHMM(BaseHMM):
 
             try:
                 res = run_em(
-                    step, init if state is None else state, n_iter=self.n_iter, tol=self.tol,
-                    n_frames=train.n_frames, progress_bar=progress, desc=desc, check_every=self.check_every,
-                    evaluate=evaluate, start_iteration=start, history=history, checkpoint=checkpoint,
+                    step,
+                    init if state is None else state,
+                    n_iter=self.n_iter,
+                    tol=self.tol,
+                    n_frames=train.n_frames,
+                    progress_bar=progress,
+                    desc=desc,
+                    check_every=self.check_every,
+                    evaluate=evaluate,
+                    start_iteration=start,
+                    history=history,
+                    checkpoint=checkpoint,
                     checkpoint_every=self.checkpoint_every,
                 )
             except FloatingPointError as exc:
-                raise FloatingPointError(f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}") from None
+                raise FloatingPointError(
+                    f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}"
+                ) from None
             return {
-                "params": res.params, "log_likelihood": res.log_likelihood_history, "log_joint": res.log_joint_history,
-                "history": res.history, "n_iter": res.n_iter, "converged": res.converged, "beta": None,
-                "states": None, "train": train,
+                "params": res.params,
+                "log_likelihood": res.log_likelihood_history,
+                "log_joint": res.log_joint_history,
+                "history": res.history,
+                "n_iter": res.n_iter,
+                "converged": res.converged,
+                "beta": None,
+                "states": None,
+                "train": train,
             }
         if state is None:
             n_padded = data.y.shape[0]
             dtype = float_dtype()
             state = GibbsState(
-                init, jnp.full(self.n_states, 1.0 / self.n_states, dtype), jnp.zeros(n_padded, jnp.int32),
+                init,
+                jnp.full(self.n_states, 1.0 / self.n_states, dtype),
+                jnp.zeros(n_padded, jnp.int32),
                 jnp.ones(n_padded, dtype),
             )
 
@@ -933,28 +1021,52 @@ class ARHMM(BaseHMM):
         def evaluate(st):
             lj = log_joint_program(st, data, hyper, robust=robust)
             dur = median_duration_program(st.states, data.starts, data.weights)
-            return {"log_joint": float(lj) + jac, "median_duration": float(dur), **heldout_ll(st.params)}
+            return {
+                "log_joint": float(lj) + jac,
+                "median_duration": float(dur),
+                **heldout_ll(st.params),
+            }
 
         try:
             res = run_gibbs(
-                sweep, state, key, n_iter=self.n_iter, start_iteration=start, history=history,
-                check_every=self.check_every, evaluate=evaluate, n_frames=train.n_frames, progress_bar=progress,
-                desc=desc, checkpoint=checkpoint, checkpoint_every=self.checkpoint_every,
+                sweep,
+                state,
+                key,
+                n_iter=self.n_iter,
+                start_iteration=start,
+                history=history,
+                check_every=self.check_every,
+                evaluate=evaluate,
+                n_frames=train.n_frames,
+                progress_bar=progress,
+                desc=desc,
+                checkpoint=checkpoint,
+                checkpoint_every=self.checkpoint_every,
             )
         except FloatingPointError as exc:
-            raise FloatingPointError(f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}") from None
+            raise FloatingPointError(
+                f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}"
+            ) from None
         hist = dict(res.history)
         return {
-            "params": res.state.params, "log_likelihood": hist.pop("log_likelihood"),
-            "log_joint": hist.pop("log_joint", np.zeros(0)), "history": hist, "n_iter": res.n_iter,
-            "converged": False, "beta": res.state.beta, "states": res.state.states, "train": train,
+            "params": res.state.params,
+            "log_likelihood": hist.pop("log_likelihood"),
+            "log_joint": hist.pop("log_joint", np.zeros(0)),
+            "history": hist,
+            "n_iter": res.n_iter,
+            "converged": False,
+            "beta": res.state.beta,
+            "states": res.state.states,
+            "train": train,
         }
 
     def _median_duration(self, result) -> float:
         data = result["train"].arrays["ar"]
         states = result["states"]
         if states is None:
-            states = viterbi_program(result["params"], data, robust=bool(self.robust), method=self._method())
+            states = viterbi_program(
+                result["params"], data, robust=bool(self.robust), method=self._method()
+            )
         return float(median_duration_program(states, data.starts, data.weights))
 
     def _tune_kappa(self, init, train, heldout, prior, key):
@@ -996,8 +1108,8 @@ class ARHMM(BaseHMM):
         if abs(tried[best][0] - target) > 0.2 * target:
             warnings.warn(
                 f"target_duration={target:g} frames was not reached: the closest median duration was "
-                f"{tried[best][0]:g} frames, at kappa={10.0**best:.3g} (tried {10.0**min(tried):.3g} to "
-                f"{10.0**max(tried):.3g}). The data decide the syllable boundaries more than kappa does; "
+                f"{tried[best][0]:g} frames, at kappa={10.0**best:.3g} (tried {10.0 ** min(tried):.3g} to "
+                f"{10.0 ** max(tried):.3g}). The data decide the syllable boundaries more than kappa does; "
                 "consider fewer states or more data.",
                 UserWarning,
                 stacklevel=3,
@@ -1043,11 +1155,16 @@ class ARHMM(BaseHMM):
         return checkpoint_meta(self, (train.extra["y"], train.extra["x"]), kappa=float(kappa))
 
     def _write_checkpoint(self, state, n_done, history, *, train, kappa, key):
-        write_checkpoint(self.checkpoint_path, self._checkpoint_meta(train, kappa), state, n_done, history, key)
+        write_checkpoint(
+            self.checkpoint_path, self._checkpoint_meta(train, kappa), state, n_done, history, key
+        )
 
     def _read_checkpoint(self, train: PreparedData, kappa, key):
         state, start, history, _ = read_checkpoint(
-            self.checkpoint_path, self._checkpoint_meta(train, kappa), key, self._state_template(train),
+            self.checkpoint_path,
+            self._checkpoint_meta(train, kappa),
+            key,
+            self._state_template(train),
             n_iter=int(self.n_iter),
         )
         return state, start, history
@@ -1057,14 +1174,22 @@ class ARHMM(BaseHMM):
         n_states, n_features = self.n_states, self.n_features_in_
         n_groups = len(self.groups_) if self.separate_trans else 1
         params = ARHMMParams(
-            jnp.zeros(n_states, dtype), jnp.zeros((n_groups, n_states, n_states), dtype),
-            jnp.zeros((n_states, n_features, self.nlags * n_features), dtype), jnp.zeros((n_states, n_features), dtype),
-            jnp.zeros((n_states, n_features, n_features), dtype), jnp.zeros(n_states, dtype),
+            jnp.zeros(n_states, dtype),
+            jnp.zeros((n_groups, n_states, n_states), dtype),
+            jnp.zeros((n_states, n_features, self.nlags * n_features), dtype),
+            jnp.zeros((n_states, n_features), dtype),
+            jnp.zeros((n_states, n_features, n_features), dtype),
+            jnp.zeros(n_states, dtype),
         )
         if self.algorithm == "em":
             return params
         n_padded = train.arrays["ar"].y.shape[0]
-        return GibbsState(params, jnp.zeros(n_states, dtype), jnp.zeros(n_padded, jnp.int32), jnp.zeros(n_padded, dtype))
+        return GibbsState(
+            params,
+            jnp.zeros(n_states, dtype),
+            jnp.zeros(n_padded, jnp.int32),
+            jnp.zeros(n_padded, dtype),
+        )
 
     # -------------------------------------------------------------- predict
     def score(self, X, y=None, session_starts=None, groups=None) -> float:
@@ -1097,7 +1222,9 @@ class ARHMM(BaseHMM):
         """
         params = self._validated_params()
         data = self._prepare(X, session_starts, groups)
-        _, log_lik = filter_program(params, data.arrays["ar"], robust=bool(self.robust), method=self._method())
+        _, log_lik = filter_program(
+            params, data.arrays["ar"], robust=bool(self.robust), method=self._method()
+        )
         return float(log_lik) + data.extra["log_jacobian"]
 
     def smooth_proba(self, X, session_starts=None, groups=None):
@@ -1126,7 +1253,9 @@ class ARHMM(BaseHMM):
         """
         params = self._validated_params()
         data = self._prepare(X, session_starts, groups)
-        probs = posterior(params, data.arrays["ar"], bool(self.robust), self._method()).smoothed_probs
+        probs = posterior(
+            params, data.arrays["ar"], bool(self.robust), self._method()
+        ).smoothed_probs
         return self._proba_output(probs, data, params.initial_prob.shape[0])
 
     def emission_log_likelihood(self, X, session_starts=None, groups=None):
@@ -1188,7 +1317,9 @@ class ARHMM(BaseHMM):
         """
         params = self._validated_params()
         data = self._prepare(X, session_starts, groups)
-        probs, _ = filter_program(params, data.arrays["ar"], robust=bool(self.robust), method=self._method())
+        probs, _ = filter_program(
+            params, data.arrays["ar"], robust=bool(self.robust), method=self._method()
+        )
         return self._proba_output(probs, data, params.initial_prob.shape[0])
 
     def decode_state(self, X, session_starts=None, state_format: str = "one-hot", groups=None):
@@ -1221,7 +1352,9 @@ class ARHMM(BaseHMM):
         self._check_state_format(state_format)
         params = self._validated_params()
         data = self._prepare(X, session_starts, groups)
-        states = viterbi_program(params, data.arrays["ar"], robust=bool(self.robust), method=self._method())
+        states = viterbi_program(
+            params, data.arrays["ar"], robust=bool(self.robust), method=self._method()
+        )
         return self._state_output(states, data, state_format, params.initial_prob.shape[0])
 
     def predict(self, X, session_starts=None, groups=None):
@@ -1237,7 +1370,9 @@ class ARHMM(BaseHMM):
         -------
         ndarray of int32, shape (n_time_bins,)
         """
-        return self.decode_state(X, session_starts=session_starts, state_format="index", groups=groups)
+        return self.decode_state(
+            X, session_starts=session_starts, state_format="index", groups=groups
+        )
 
     def predict_proba(self, X, session_starts=None, groups=None):
         """Smoothed state probabilities; same as [`smooth_proba`][behavhmm.ARHMM.smooth_proba].
@@ -1254,7 +1389,9 @@ class ARHMM(BaseHMM):
         """
         return self.smooth_proba(X, session_starts=session_starts, groups=groups)
 
-    def simulate(self, random_key, n_time_bins: int, session_starts=None, init_frames=None, groups=None):
+    def simulate(
+        self, random_key, n_time_bins: int, session_starts=None, init_frames=None, groups=None
+    ):
         """Draw frames and states from the model.
 
         Parameters
@@ -1301,15 +1438,24 @@ class ARHMM(BaseHMM):
         else:
             init = np.asarray(init_frames, float)
             if init.shape != (self.nlags, n_features):
-                raise ValueError(f"init_frames must have shape ({self.nlags}, {n_features}), got {init.shape}.")
+                raise ValueError(
+                    f"init_frames must have shape ({self.nlags}, {n_features}), got {init.shape}."
+                )
             if not np.all(np.isfinite(init)):
                 raise ValueError("init_frames must be finite.")
         # the session's frame at position p < nlags is init_frames[p] (oldest first)
         frames, states = simulate_program(
-            key, params, jnp.asarray(mask), jnp.asarray(group_bins), jnp.asarray(init, params.coef.dtype),
-            self.nlags, bool(self.robust),
+            key,
+            params,
+            jnp.asarray(mask),
+            jnp.asarray(group_bins),
+            jnp.asarray(init, params.coef.dtype),
+            self.nlags,
+            bool(self.robust),
         )
         frames = np.asarray(frames)
         if self.whiten == "all":
-            frames = frames @ np.linalg.inv(np.asarray(self.whiten_matrix_)).T + np.asarray(self.whiten_mean_)
+            frames = frames @ np.linalg.inv(np.asarray(self.whiten_matrix_)).T + np.asarray(
+                self.whiten_mean_
+            )
         return frames, np.asarray(states)

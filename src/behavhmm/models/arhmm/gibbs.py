@@ -57,12 +57,18 @@ def gibbs_sweep(state: GibbsState, key, data: ARData, hyper: Hyper, robust: bool
     keys = jax.random.split(key, 8)
     ll = emission_log_likelihoods(params, data, robust)
     trans, groups = _transitions(params, data)
-    draw = hmm_sample(keys[0], params.initial_prob, trans, ll, data.starts, groups=groups, method=method)
+    draw = hmm_sample(
+        keys[0], params.initial_prob, trans, ll, data.starts, groups=groups, method=method
+    )
     z = draw.states
     valid = data.weights > 0
-    counts = transition_counts(z, data.starts, n_states, groups=data.groups, n_groups=n_groups, weights=data.weights)
+    counts = transition_counts(
+        z, data.starts, n_states, groups=data.groups, n_groups=n_groups, weights=data.weights
+    )
     initial_counts = jnp.zeros(n_states, ll.dtype).at[z].add((data.starts & valid).astype(ll.dtype))
-    _, corrected = sample_corrected_table_counts(keys[1], counts, hyper.alpha, state.beta, hyper.kappa, z.shape[0])
+    _, corrected = sample_corrected_table_counts(
+        keys[1], counts, hyper.alpha, state.beta, hyper.kappa, z.shape[0]
+    )
     beta = sample_global_weights(keys[2], corrected, hyper.gamma)
     transition_prob = sample_transition_rows(keys[3], counts, hyper.alpha, beta, hyper.kappa)
     initial_prob = sample_initial_probs(keys[4], initial_counts, hyper.alpha, beta)
@@ -71,7 +77,9 @@ def gibbs_sweep(state: GibbsState, key, data: ARData, hyper: Hyper, robust: bool
         nu = params.dof[z]
         tau = jnp.exp(log_gamma_variates(keys[5], 0.5 * (nu + n_features))) / (0.5 * (nu + delta))
         tau = jnp.where(valid, tau, 1.0)
-        stats = ar_state_statistics(z, data.y, data.x, n_states, weights=data.weights * tau, counts_weights=data.weights)
+        stats = ar_state_statistics(
+            z, data.y, data.x, n_states, weights=data.weights * tau, counts_weights=data.weights
+        )
     else:
         tau = state.tau
         stats = ar_state_statistics(z, data.y, data.x, n_states, weights=data.weights)
@@ -90,7 +98,9 @@ def log_joint_program(state: GibbsState, data: ARData, hyper: Hyper, robust: boo
     delta = ar_mahalanobis(params.coef, params.intercept, params.covariances, data.y, data.x, z)
     log_det = jnp.linalg.slogdet(params.covariances)[1][z]
     tau = state.tau if robust else jnp.ones_like(delta)
-    log_lik = -0.5 * (n_features * jnp.log(2 * jnp.pi) + log_det - n_features * jnp.log(tau) + tau * delta)
+    log_lik = -0.5 * (
+        n_features * jnp.log(2 * jnp.pi) + log_det - n_features * jnp.log(tau) + tau * delta
+    )
     total = jnp.sum(w * log_lik)
     if robust:
         nu = params.dof[z]
@@ -102,6 +112,13 @@ def log_joint_program(state: GibbsState, data: ARData, hyper: Hyper, robust: boo
     total += jnp.sum(jnp.where(starts[1:] | (w[1:] == 0), 0.0, jnp.log(trans)))
     total += jnp.sum(jnp.where(starts & (w > 0), jnp.log(params.initial_prob[z]), 0.0))
     # priors
-    total += hdp_log_prior(params.transition_prob, params.initial_prob, state.beta, hyper.alpha, hyper.gamma, hyper.kappa)
+    total += hdp_log_prior(
+        params.transition_prob,
+        params.initial_prob,
+        state.beta,
+        hyper.alpha,
+        hyper.gamma,
+        hyper.kappa,
+    )
     total += mniw_log_prior(params.coef, params.intercept, params.covariances, hyper.prior)
     return total

@@ -78,7 +78,12 @@ def _transitions(params: ARHMMParams, data: ARData):
 def emission_log_likelihoods(params: ARHMMParams, data: ARData, robust: bool):
     """(T, K) emission log-likelihoods, zero on padding."""
     ll = ar_log_likelihoods(
-        params.coef, params.intercept, params.covariances, data.y, data.x, dof=params.dof if robust else None
+        params.coef,
+        params.intercept,
+        params.covariances,
+        data.y,
+        data.x,
+        dof=params.dof if robust else None,
     )
     return jnp.where(data.weights[:, None] > 0, ll, 0.0)
 
@@ -146,7 +151,9 @@ def median_duration_program(states, starts, weights):
 
 
 @partial(jax.jit, static_argnames=("nlags", "robust"))
-def simulate_program(key, params: ARHMMParams, starts, groups, init_frames, nlags: int, robust: bool):
+def simulate_program(
+    key, params: ARHMMParams, starts, groups, init_frames, nlags: int, robust: bool
+):
     """Draw frames and states; the first ``nlags`` frames of each session copy ``init_frames``."""
     n_states, n_features, _ = params.coef.shape
     chol = jnp.linalg.cholesky(params.covariances)
@@ -167,7 +174,9 @@ def simulate_program(key, params: ARHMMParams, starts, groups, init_frames, nlag
             half = 0.5 * params.dof[z]
             noise = noise / jnp.sqrt(jnp.exp(log_gamma_variates(k_tau, half)) / half)
         conditioning = position < nlags
-        frame = jnp.where(conditioning, init_frames[jnp.minimum(position, max(nlags - 1, 0))], mean + noise)
+        frame = jnp.where(
+            conditioning, init_frames[jnp.minimum(position, max(nlags - 1, 0))], mean + noise
+        )
         lags = jnp.concatenate([frame[None], lags], axis=0)[:nlags]
         z_out = jnp.where(conditioning, -1, z)
         z_prev = jnp.where(conditioning, z_prev, z)

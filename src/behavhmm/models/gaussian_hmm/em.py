@@ -79,7 +79,9 @@ def posterior(params: GaussianHMMParams, data: GaussianData, covariance_type: st
     """E-step: smoothed posteriors and expected transition counts (float32 products at full precision)."""
     with jax.default_matmul_precision("highest"):
         ll = log_likelihood_program(params, data, covariance_type=covariance_type)
-        return hmm_smoother(params.initial_prob, params.transition_prob, ll, data.starts, method=method)
+        return hmm_smoother(
+            params.initial_prob, params.transition_prob, ll, data.starts, method=method
+        )
 
 
 def _concentrations(n_states: int, hyper: Hyper, dtype):
@@ -101,42 +103,56 @@ log_prior_program = jax.jit(log_prior_map, static_argnames=("covariance_type",))
 
 
 @partial(jax.jit, static_argnames=("covariance_type",))
-def m_step_program(params: GaussianHMMParams, post, data: GaussianData, hyper: Hyper, covariance_type: str):
+def m_step_program(
+    params: GaussianHMMParams, post, data: GaussianData, hyper: Hyper, covariance_type: str
+):
     """Exact MAP M-step from the E-step's posteriors."""
     n_states = params.initial_prob.shape[0]
     gamma = post.smoothed_probs * data.weights[:, None]
     initial_counts = (data.starts & (data.weights > 0)).astype(gamma.dtype) @ post.smoothed_probs
     stats = gaussian_sufficient_statistics(gamma, data.X, params.means, covariance_type)
-    means, covariances = gaussian_map(stats, params.means, hyper.prior, covariance_type, params.covariances)
+    means, covariances = gaussian_map(
+        stats, params.means, hyper.prior, covariance_type, params.covariances
+    )
     initial_conc, trans_conc = _concentrations(n_states, hyper, gamma.dtype)
     return GaussianHMMParams(
         initial_prob=dirichlet_map(initial_counts, initial_conc, params.initial_prob),
-        transition_prob=dirichlet_map(post.expected_transitions, trans_conc, params.transition_prob),
+        transition_prob=dirichlet_map(
+            post.expected_transitions, trans_conc, params.transition_prob
+        ),
         means=means,
         covariances=covariances,
     )
 
 
-def em_step(params: GaussianHMMParams, data: GaussianData, hyper: Hyper, covariance_type: str, method: str):
+def em_step(
+    params: GaussianHMMParams, data: GaussianData, hyper: Hyper, covariance_type: str, method: str
+):
     """One EM iteration: new parameters, and the log-likelihood and log prior of ``params``."""
     post = posterior(params, data, covariance_type, method)
     with jax.default_matmul_precision("highest"):
         # the log prior's Cholesky factorisations (LAPACK) run to completion before the M-step,
         # whose eigendecompositions (LAPACK) deadlocked on CPU when XLA ran both at once
-        log_prior = jax.block_until_ready(log_prior_program(params, hyper, covariance_type=covariance_type))
+        log_prior = jax.block_until_ready(
+            log_prior_program(params, hyper, covariance_type=covariance_type)
+        )
         new = m_step_program(params, post, data, hyper, covariance_type=covariance_type)
     return new, post.log_likelihood, log_prior
 
 
 @partial(jax.jit, static_argnames=("covariance_type", "method"))
-def filter_program(params: GaussianHMMParams, data: GaussianData, covariance_type: str, method: str):
+def filter_program(
+    params: GaussianHMMParams, data: GaussianData, covariance_type: str, method: str
+):
     ll = emission_log_likelihoods(params, data, covariance_type)
     res = hmm_filter(params.initial_prob, params.transition_prob, ll, data.starts, method=method)
     return res.filtered_probs, res.log_likelihood
 
 
 @partial(jax.jit, static_argnames=("covariance_type", "method"))
-def viterbi_program(params: GaussianHMMParams, data: GaussianData, covariance_type: str, method: str):
+def viterbi_program(
+    params: GaussianHMMParams, data: GaussianData, covariance_type: str, method: str
+):
     ll = emission_log_likelihoods(params, data, covariance_type)
     return hmm_viterbi(params.initial_prob, params.transition_prob, ll, data.starts, method=method)
 
@@ -154,4 +170,6 @@ def simulate(key, params: GaussianHMMParams, starts, covariance_type: str):
         dof=jnp.full(n_states, jnp.inf, dtype),
     )
     groups = jnp.zeros(starts.shape[0], jnp.int32)
-    return simulate_program(key, ar_params, starts, groups, jnp.zeros((1, n_features), dtype), 0, False)
+    return simulate_program(
+        key, ar_params, starts, groups, jnp.zeros((1, n_features), dtype), 0, False
+    )

@@ -206,7 +206,9 @@ class GaussianHMM(BaseHMM):
     """
 
     _init_slots = {
-        "initial_proba_init": InitSlot(PROBA_INITIAL_REGISTRY, "uniform", returns="an array of shape (n_states,)"),
+        "initial_proba_init": InitSlot(
+            PROBA_INITIAL_REGISTRY, "uniform", returns="an array of shape (n_states,)"
+        ),
         "transition_proba_init": InitSlot(
             PROBA_TRANSITION_REGISTRY, "sticky", returns="an array of shape (n_states, n_states)"
         ),
@@ -291,7 +293,9 @@ class GaussianHMM(BaseHMM):
                 f"got shape {scale.shape}."
             )
         if matrix:
-            if not np.allclose(scale, scale.T) or np.linalg.eigvalsh(scale).min() < -1e-12 * max(1.0, np.abs(scale).max()):
+            if not np.allclose(scale, scale.T) or np.linalg.eigvalsh(scale).min() < -1e-12 * max(
+                1.0, np.abs(scale).max()
+            ):
                 raise ValueError("covariance_prior_scale must be symmetric positive semi-definite.")
         elif np.any(scale < 0):
             raise ValueError("covariance_prior_scale must be non-negative.")
@@ -350,7 +354,9 @@ class GaussianHMM(BaseHMM):
         cov = np.asarray(self.covariances_, float)
         n_states = self._check_initial_prob(pi)
         if means.ndim != 2 or means.shape[0] != n_states:
-            raise ValueError(f"means_ must have shape (n_states, n_features) = ({n_states}, D), got {means.shape}.")
+            raise ValueError(
+                f"means_ must have shape (n_states, n_features) = ({n_states}, D), got {means.shape}."
+            )
         n_features = means.shape[1]
         expected = {
             "transition_prob_": (trans, (n_states, n_states)),
@@ -363,7 +369,9 @@ class GaussianHMM(BaseHMM):
                     f"covariance_type={self.covariance_type!r}), got {arr.shape}."
                 )
         if hasattr(self, "n_features_in_") and self.n_features_in_ != n_features:
-            raise ValueError(f"means_ describes {n_features} features but n_features_in_ = {self.n_features_in_}.")
+            raise ValueError(
+                f"means_ describes {n_features} features but n_features_in_ = {self.n_features_in_}."
+            )
         check_probabilities(initial_prob_=pi, transition_prob_=trans)
         if not np.all(np.isfinite(means)):
             raise ValueError("means_ must be finite.")
@@ -373,7 +381,11 @@ class GaussianHMM(BaseHMM):
 
     # ----------------------------------------------------------------- data
     def _validate_X(self, X, *, reset: bool):
-        n_features = np.shape(self.means_)[1] if hasattr(self, "means_") and np.ndim(self.means_) == 2 else None
+        n_features = (
+            np.shape(self.means_)[1]
+            if hasattr(self, "means_") and np.ndim(self.means_) == 2
+            else None
+        )
         return self._validate_frames(X, reset=reset, n_features=n_features, source="means_")
 
     def _build(self, kept, starts, rows_kept, n_time_bins, info) -> PreparedData:
@@ -387,8 +399,13 @@ class GaussianHMM(BaseHMM):
             weights=jnp.asarray(np.concatenate([np.ones(n_frames), np.zeros(pad)]), dtype),
         )
         return PreparedData(
-            arrays={"gaussian": data}, session_starts=data.starts, weights=data.weights, rows=rows_kept,
-            n_time_bins=n_time_bins, info=info, extra={"X": kept},
+            arrays={"gaussian": data},
+            session_starts=data.starts,
+            weights=data.weights,
+            rows=rows_kept,
+            n_time_bins=n_time_bins,
+            info=info,
+            extra={"X": kept},
         )
 
     def _prepare(self, X, session_starts) -> PreparedData:
@@ -407,12 +424,21 @@ class GaussianHMM(BaseHMM):
         keys = jax.random.split(key, 3)
         pi, trans = self._initial_chain(kept, starts_kept, keys[:2])
         means, cov = self._emission_init(
-            "gaussian_params_init", kept, starts_kept, keys[2], 2, covariance_type=self.covariance_type, prior=prior
+            "gaussian_params_init",
+            kept,
+            starts_kept,
+            keys[2],
+            2,
+            covariance_type=self.covariance_type,
+            prior=prior,
         )
         check_initializer_output(
             {
                 "gaussian_params_init means": (means, (n_states, n_features)),
-                "gaussian_params_init covariances": (cov, self._covariance_shape(n_states, n_features)),
+                "gaussian_params_init covariances": (
+                    cov,
+                    self._covariance_shape(n_states, n_features),
+                ),
             }
         )
         self._check_covariances(cov, "gaussian_params_init covariances")
@@ -473,7 +499,12 @@ class GaussianHMM(BaseHMM):
             return em_step(params, data, hyper, cov_type, method)
 
         res = run_em(
-            step, init, n_iter=self.n_iter, tol=self.tol, n_frames=train.n_frames, progress_bar=self.progress_bar,
+            step,
+            init,
+            n_iter=self.n_iter,
+            tol=self.tol,
+            n_frames=train.n_frames,
+            progress_bar=self.progress_bar,
             desc=f"GaussianHMM em (K={self.n_states})",
         )
         p = res.params
@@ -521,7 +552,9 @@ class GaussianHMM(BaseHMM):
         """
         params = self._validated_params()
         data = self._prepare(X, session_starts)
-        _, log_lik = filter_program(params, data.arrays["gaussian"], self.covariance_type, self._method())
+        _, log_lik = filter_program(
+            params, data.arrays["gaussian"], self.covariance_type, self._method()
+        )
         return float(log_lik)
 
     def smooth_proba(self, X, session_starts=None):
@@ -547,7 +580,9 @@ class GaussianHMM(BaseHMM):
         """
         params = self._validated_params()
         data = self._prepare(X, session_starts)
-        probs = posterior(params, data.arrays["gaussian"], self.covariance_type, self._method()).smoothed_probs
+        probs = posterior(
+            params, data.arrays["gaussian"], self.covariance_type, self._method()
+        ).smoothed_probs
         return self._proba_output(probs, data, self.n_states)
 
     def filter_proba(self, X, session_starts=None):
@@ -573,7 +608,9 @@ class GaussianHMM(BaseHMM):
         """
         params = self._validated_params()
         data = self._prepare(X, session_starts)
-        probs, _ = filter_program(params, data.arrays["gaussian"], self.covariance_type, self._method())
+        probs, _ = filter_program(
+            params, data.arrays["gaussian"], self.covariance_type, self._method()
+        )
         return self._proba_output(probs, data, self.n_states)
 
     def decode_state(self, X, session_starts=None, state_format: str = "one-hot"):
@@ -603,7 +640,9 @@ class GaussianHMM(BaseHMM):
         self._check_state_format(state_format)
         params = self._validated_params()
         data = self._prepare(X, session_starts)
-        states = viterbi_program(params, data.arrays["gaussian"], self.covariance_type, self._method())
+        states = viterbi_program(
+            params, data.arrays["gaussian"], self.covariance_type, self._method()
+        )
         return self._state_output(states, data, state_format, self.n_states)
 
     def predict(self, X, session_starts=None):

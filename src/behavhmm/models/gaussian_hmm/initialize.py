@@ -17,10 +17,17 @@ from ..._utils import float_dtype
 from ...observations.gaussian import GaussianPrior, gaussian_map, gaussian_sufficient_statistics
 from .._initializers import kmeans_labels, random_segment_labels
 
-__all__ = ["kmeans_gaussian_params", "random_gaussian_params", "GAUSSIAN_PARAMS_REGISTRY", "pooled_covariances"]
+__all__ = [
+    "kmeans_gaussian_params",
+    "random_gaussian_params",
+    "GAUSSIAN_PARAMS_REGISTRY",
+    "pooled_covariances",
+]
 
 
-def pooled_covariances(X: np.ndarray, n_states: int, covariance_type: str, min_covar: float) -> np.ndarray:
+def pooled_covariances(
+    X: np.ndarray, n_states: int, covariance_type: str, min_covar: float
+) -> np.ndarray:
     """The covariance of all frames in the shape of ``covariance_type`` (floored at ``min_covar``)."""
     n_features = X.shape[1]
     cov = np.atleast_2d(np.cov(X, rowvar=False)) if len(X) > 1 else np.eye(n_features)
@@ -35,7 +42,9 @@ def pooled_covariances(X: np.ndarray, n_states: int, covariance_type: str, min_c
 
 
 @partial(jax.jit, static_argnames=("n_states", "covariance_type"))
-def _fit_on_labels(labels, X, centers, fallback, prior: GaussianPrior, n_states: int, covariance_type: str):
+def _fit_on_labels(
+    labels, X, centers, fallback, prior: GaussianPrior, n_states: int, covariance_type: str
+):
     weights = jax.nn.one_hot(labels, n_states, dtype=X.dtype)
     stats = gaussian_sufficient_statistics(weights, X, centers, covariance_type)
     return gaussian_map(stats, centers, prior, covariance_type, fallback)
@@ -48,8 +57,13 @@ def _params_from_labels(labels, n_states, X, covariance_type, prior):
     fallback = pooled_covariances(X, n_states, covariance_type, float(prior.min_covar))
     with jax.default_matmul_precision("highest"):
         means, covariances = _fit_on_labels(
-            jnp.asarray(labels), jnp.asarray(X, dtype), jnp.asarray(centers, dtype), jnp.asarray(fallback, dtype),
-            jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), prior), n_states, covariance_type,
+            jnp.asarray(labels),
+            jnp.asarray(X, dtype),
+            jnp.asarray(centers, dtype),
+            jnp.asarray(fallback, dtype),
+            jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), prior),
+            n_states,
+            covariance_type,
         )
     return np.asarray(means, float), np.asarray(covariances, float)
 
@@ -76,7 +90,9 @@ def kmeans_gaussian_params(
     """
     X = np.asarray(X, float)
     if len(X) < n_states:
-        raise ValueError(f"k-means initialisation needs at least n_states={n_states} frames, got {len(X)}.")
+        raise ValueError(
+            f"k-means initialisation needs at least n_states={n_states} frames, got {len(X)}."
+        )
     labels = kmeans_labels(X, n_states, random_key, max_frames)
     return _params_from_labels(labels, n_states, X, covariance_type, prior)
 

@@ -82,7 +82,9 @@ def _glm(params: GLMHMMParams) -> GLMParams:
 # ----------------------------------------------------------------------------
 
 
-def masked_log_likelihoods(params: GLMHMMParams, X, y, ll_const, weights, family: str, link: Callable):
+def masked_log_likelihoods(
+    params: GLMHMMParams, X, y, ll_const, weights, family: str, link: Callable
+):
     """Per-state log-likelihoods, 0 on padding rows (weight 0).
 
     ``ll_const`` holds the terms that depend on ``y`` only (see
@@ -95,14 +97,18 @@ def masked_log_likelihoods(params: GLMHMMParams, X, y, ll_const, weights, family
 log_likelihood_program = jax.jit(masked_log_likelihoods, static_argnames=("family", "link"))
 
 
-def posterior(params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str):
+def posterior(
+    params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str
+):
     """E-step: smoothed posteriors and expected counts (two CPU threads when it pays off)."""
     ll = log_likelihood_program(params, X, y, ll_const, weights, family, link)
     return hmm_smoother(params.initial_prob, params.transition_prob, ll, starts, method=method)
 
 
 @partial(jax.jit, static_argnames=("family", "link", "method"))
-def filter_program(params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str):
+def filter_program(
+    params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str
+):
     """Filtered probabilities and the marginal log-likelihood."""
     ll = masked_log_likelihoods(params, X, y, ll_const, weights, family, link)
     res = hmm_filter(params.initial_prob, params.transition_prob, ll, starts, method=method)
@@ -110,7 +116,9 @@ def filter_program(params: GLMHMMParams, X, y, ll_const, starts, weights, family
 
 
 @partial(jax.jit, static_argnames=("family", "link", "method"))
-def viterbi_program(params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str):
+def viterbi_program(
+    params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str
+):
     """Most likely state path."""
     ll = masked_log_likelihoods(params, X, y, ll_const, weights, family, link)
     return hmm_viterbi(params.initial_prob, params.transition_prob, ll, starts, method=method)
@@ -173,7 +181,9 @@ def glm_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMC
     else:  # Gamma, NegativeBinomial: no closed form; L-BFGS on log(scale)
 
         def scale_objective(log_scale):
-            return glm_expected_nll(family, link, new_glm, jnp.exp(log_scale), X, y, gamma, hyper.normalizer)
+            return glm_expected_nll(
+                family, link, new_glm, jnp.exp(log_scale), X, y, gamma, hyper.normalizer
+            )
 
         solver = jaxopt.LBFGS(fun=scale_objective, **dict(config.scale_solver_kwargs))
         new_scale = jnp.exp(solver.run(jnp.log(scale)).params)
@@ -184,7 +194,11 @@ def _columnwise_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, conf
     """The M-step solved per state (and output), vectorised over them."""
     family, link, n = config.family, config.link, hyper.normalizer
     elementwise = config.regularizer != "GroupLasso"
-    reg = {k: jnp.broadcast_to(v, glm.coef.shape) for k, v in hyper.reg.items()} if elementwise else hyper.reg
+    reg = (
+        {k: jnp.broadcast_to(v, glm.coef.shape) for k, v in hyper.reg.items()}
+        if elementwise
+        else hyper.reg
+    )
 
     def objective(params, s, yc, g):
         return glm_column_nll(family, link, params.coef, params.intercept, s, X, yc, g, n)
@@ -193,8 +207,15 @@ def _columnwise_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, conf
         if config.solver == "Newton":
             y_float = yc.astype(X.dtype)  # once, outside the solver's loop
             (cw, cb), info = minimize_glm_newton(
-                lambda eta: glm_elementwise_log_prob(family, link, y_float, eta, s), w, b, X, g, n,
-                regularizer=config.regularizer, hyper=reg_col, solver_kwargs=config.solver_kwargs,
+                lambda eta: glm_elementwise_log_prob(family, link, y_float, eta, s),
+                w,
+                b,
+                X,
+                g,
+                n,
+                regularizer=config.regularizer,
+                hyper=reg_col,
+                solver_kwargs=config.solver_kwargs,
             )
             params = GLMParams(cw, cb)
         else:
@@ -211,25 +232,44 @@ def _columnwise_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, conf
             new_s = s
         elif family == "Gaussian":
             resid = yc - link(X @ params.coef + params.intercept)
-            new_s = jnp.maximum(jnp.sum(g * resid * resid) / jnp.maximum(jnp.sum(g), hyper.scale_floor), hyper.scale_floor)
+            new_s = jnp.maximum(
+                jnp.sum(g * resid * resid) / jnp.maximum(jnp.sum(g), hyper.scale_floor),
+                hyper.scale_floor,
+            )
         else:
 
             def scale_objective(log_s):
-                return glm_column_nll(family, link, params.coef, params.intercept, jnp.exp(log_s), X, yc, g, n)
+                return glm_column_nll(
+                    family, link, params.coef, params.intercept, jnp.exp(log_s), X, yc, g, n
+                )
 
-            new_s = jnp.exp(jaxopt.LBFGS(fun=scale_objective, **dict(config.scale_solver_kwargs)).run(jnp.log(s)).params)
+            new_s = jnp.exp(
+                jaxopt.LBFGS(fun=scale_objective, **dict(config.scale_solver_kwargs))
+                .run(jnp.log(s))
+                .params
+            )
         return params.coef, params.intercept, new_s, info
 
     reg_axes = lambda axis: {k: (axis if elementwise else None) for k in reg}  # noqa: E731
     if family == "Categorical" or glm.coef.ndim == 2:
         # one problem per state: coef[..., k], intercept[..., k], scale[k], gamma[:, k]
         axis = glm.coef.ndim - 1
-        solve_states = jax.vmap(solve, in_axes=(axis, axis - 1, 0, 1, None, reg_axes(axis)), out_axes=(axis, axis - 1, 0, 0))
-        coef, intercept, new_scale, info = solve_states(glm.coef, glm.intercept, scale, gamma, y, reg)
+        solve_states = jax.vmap(
+            solve,
+            in_axes=(axis, axis - 1, 0, 1, None, reg_axes(axis)),
+            out_axes=(axis, axis - 1, 0, 0),
+        )
+        coef, intercept, new_scale, info = solve_states(
+            glm.coef, glm.intercept, scale, gamma, y, reg
+        )
     else:
         # population: one problem per (neuron, state); gamma is shared by a state's neurons
-        solve_neurons = jax.vmap(solve, in_axes=(1, 0, 0, None, 1, reg_axes(1)), out_axes=(1, 0, 0, 0))
-        solve_all = jax.vmap(solve_neurons, in_axes=(2, 1, 1, 1, None, reg_axes(2)), out_axes=(2, 1, 1, 0))
+        solve_neurons = jax.vmap(
+            solve, in_axes=(1, 0, 0, None, 1, reg_axes(1)), out_axes=(1, 0, 0, 0)
+        )
+        solve_all = jax.vmap(
+            solve_neurons, in_axes=(2, 1, 1, 1, None, reg_axes(2)), out_axes=(2, 1, 1, 0)
+        )
         coef, intercept, new_scale, info = solve_all(glm.coef, glm.intercept, scale, gamma, y, reg)
     info = SolverInfo(jnp.max(info.iterations), jnp.max(info.error))
     return GLMParams(coef, intercept), new_scale, info
@@ -238,19 +278,25 @@ def _columnwise_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, conf
 def log_prior(params: GLMHMMParams, hyper: GLMHyper, config: GLMConfig):
     """Log prior up to a constant: Dirichlet terms minus the (unscaled) penalty."""
     lp = dirichlet_log_density(params.initial_prob, hyper.alpha_initial, include_constant=False)
-    lp += dirichlet_log_density(params.transition_prob, hyper.alpha_transition, include_constant=False)
+    lp += dirichlet_log_density(
+        params.transition_prob, hyper.alpha_transition, include_constant=False
+    )
     return lp - hyper.normalizer * regularizer_penalty(config.regularizer, params.coef, hyper.reg)
 
 
 @partial(jax.jit, static_argnames=("config",))
-def m_step_program(params: GLMHMMParams, post, X, y, ll_const, starts, weights, hyper: GLMHyper, config: GLMConfig):
+def m_step_program(
+    params: GLMHMMParams, post, X, y, ll_const, starts, weights, hyper: GLMHyper, config: GLMConfig
+):
     """MAP M-step; also returns the log prior of the parameters that entered it."""
     gamma = post.smoothed_probs * weights[:, None]
     initial_counts = (starts & (weights > 0)).astype(gamma.dtype) @ post.smoothed_probs
     glm, scale, info = glm_m_step(_glm(params), params.scale, gamma, X, y, hyper, config)
     new = GLMHMMParams(
         initial_prob=dirichlet_map(initial_counts, hyper.alpha_initial, params.initial_prob),
-        transition_prob=dirichlet_map(post.expected_transitions, hyper.alpha_transition, params.transition_prob),
+        transition_prob=dirichlet_map(
+            post.expected_transitions, hyper.alpha_transition, params.transition_prob
+        ),
         coef=glm.coef,
         intercept=glm.intercept,
         scale=scale,
@@ -258,7 +304,17 @@ def m_step_program(params: GLMHMMParams, post, X, y, ll_const, starts, weights, 
     return new, log_prior(params, hyper, config), info
 
 
-def em_step(params: GLMHMMParams, X, y, ll_const, starts, weights, hyper: GLMHyper, config: GLMConfig, method: str):
+def em_step(
+    params: GLMHMMParams,
+    X,
+    y,
+    ll_const,
+    starts,
+    weights,
+    hyper: GLMHyper,
+    config: GLMConfig,
+    method: str,
+):
     """One EM iteration (E-step programs, then the M-step program)."""
     post = posterior(params, X, y, ll_const, starts, weights, config.family, config.link, method)
     new, lp, _ = m_step_program(params, post, X, y, ll_const, starts, weights, hyper, config)
@@ -305,4 +361,3 @@ def simulate_program(key, params: GLMHMMParams, X, starts, family: str, link: Ca
     scale = jnp.moveaxis(params.scale, -1, 0)[states]  # (T, [C])
     y = glm_sample(family, k_obs, mean, scale)
     return y, mean, states
-

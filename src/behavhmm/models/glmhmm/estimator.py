@@ -105,7 +105,15 @@ __all__ = [
 ]
 
 _HMM_KEYWORDS = ("n_states", "X", "y", "session_starts", "random_key")
-_GLM_KEYWORDS = ("n_states", "X", "y", "inverse_link_function", "observation_model", "session_starts", "random_key")
+_GLM_KEYWORDS = (
+    "n_states",
+    "X",
+    "y",
+    "inverse_link_function",
+    "observation_model",
+    "session_starts",
+    "random_key",
+)
 _HMM_SLOTS = ("initial_proba_init", "transition_proba_init")
 _MODEL_SLOTS = ("glm_params_init", "scale_init")
 _PARAM_NAMES = ("coef", "intercept", "scale", "initial_prob", "transition_prob")
@@ -121,7 +129,15 @@ class HMMInitializer(Protocol):
     signature, even if unused (nemos' ``InitFunctionHMM``).
     """
 
-    def __call__(self, n_states: int, X: Any, y: np.ndarray, session_starts: np.ndarray, random_key: jax.Array, **kwargs: Any) -> Any:
+    def __call__(
+        self,
+        n_states: int,
+        X: Any,
+        y: np.ndarray,
+        session_starts: np.ndarray,
+        random_key: jax.Array,
+        **kwargs: Any,
+    ) -> Any:
         """Return the initial probabilities or the transition matrix."""
         ...
 
@@ -395,14 +411,32 @@ class GLMHMM(BaseHMM):
     """
 
     _init_slots: ClassVar[dict[str, InitSlot]] = {
-        "initial_proba_init": InitSlot(INITIAL_REGISTRY, "uniform", returns="an array of shape (n_states,)", keywords=_HMM_KEYWORDS),
-        "transition_proba_init": InitSlot(
-            TRANSITION_REGISTRY, "sticky", returns="an array of shape (n_states, n_states)", keywords=_HMM_KEYWORDS
+        "initial_proba_init": InitSlot(
+            INITIAL_REGISTRY,
+            "uniform",
+            returns="an array of shape (n_states,)",
+            keywords=_HMM_KEYWORDS,
         ),
-        "glm_params_init": InitSlot(GLM_PARAMS_REGISTRY, "random", returns="a tuple (coef, intercept)", keywords=_GLM_KEYWORDS),
-        "scale_init": InitSlot(SCALE_REGISTRY, "constant", returns="the scale array", keywords=_GLM_KEYWORDS),
+        "transition_proba_init": InitSlot(
+            TRANSITION_REGISTRY,
+            "sticky",
+            returns="an array of shape (n_states, n_states)",
+            keywords=_HMM_KEYWORDS,
+        ),
+        "glm_params_init": InitSlot(
+            GLM_PARAMS_REGISTRY,
+            "random",
+            returns="a tuple (coef, intercept)",
+            keywords=_GLM_KEYWORDS,
+        ),
+        "scale_init": InitSlot(
+            SCALE_REGISTRY, "constant", returns="the scale array", keywords=_GLM_KEYWORDS
+        ),
     }
-    _init_params: ClassVar[tuple[str, ...]] = ("hmm_initialization_funcs", "model_initialization_funcs")
+    _init_params: ClassVar[tuple[str, ...]] = (
+        "hmm_initialization_funcs",
+        "model_initialization_funcs",
+    )
     _saved_scalars: ClassVar[tuple[str, ...]] = ("n_iter_", "converged_", "n_features_in_")
 
     # scikit-learn metadata routing for the y-taking methods
@@ -518,7 +552,10 @@ class GLMHMM(BaseHMM):
             "glm_params_init": (glm_params_init, glm_params_init_kwargs),
             "scale_init": (scale_init, scale_init_kwargs),
         }
-        for param, slots in (("hmm_initialization_funcs", _HMM_SLOTS), ("model_initialization_funcs", _MODEL_SLOTS)):
+        for param, slots in (
+            ("hmm_initialization_funcs", _HMM_SLOTS),
+            ("model_initialization_funcs", _MODEL_SLOTS),
+        ):
             current = _check_init_dict(getattr(self, param), slots, param)
             updates = {}
             for slot in slots:
@@ -535,7 +572,10 @@ class GLMHMM(BaseHMM):
 
     def _initializers(self):
         out = {}
-        for param, slots in (("hmm_initialization_funcs", _HMM_SLOTS), ("model_initialization_funcs", _MODEL_SLOTS)):
+        for param, slots in (
+            ("hmm_initialization_funcs", _HMM_SLOTS),
+            ("model_initialization_funcs", _MODEL_SLOTS),
+        ):
             funcs = _check_init_dict(getattr(self, param), slots, param)
             merged = validate_setup({s: self._init_slots[s] for s in slots}, funcs, {})
             for slot in slots:
@@ -583,7 +623,10 @@ class GLMHMM(BaseHMM):
                 "seed must be a JAX PRNG key (jax.random.key or jax.random.PRNGKey) or an int, "
                 f"got {type(self.seed).__name__}."
             ) from None
-        for param, slots in (("hmm_initialization_funcs", _HMM_SLOTS), ("model_initialization_funcs", _MODEL_SLOTS)):
+        for param, slots in (
+            ("hmm_initialization_funcs", _HMM_SLOTS),
+            ("model_initialization_funcs", _MODEL_SLOTS),
+        ):
             _check_init_dict(getattr(self, param), slots, param)
         return _Spec(
             n_states=n_states,
@@ -592,7 +635,9 @@ class GLMHMM(BaseHMM):
             regularizer=regularizer,
             solver=solver,
             solver_kwargs=dict(self.solver_kwargs or {}),
-            alpha_initial=_check_dirichlet(self.dirichlet_initial_proba, (n_states,), "dirichlet_initial_proba"),
+            alpha_initial=_check_dirichlet(
+                self.dirichlet_initial_proba, (n_states,), "dirichlet_initial_proba"
+            ),
             alpha_transition=_check_dirichlet(
                 self.dirichlet_transition_proba, (n_states, n_states), "dirichlet_transition_proba"
             ),
@@ -617,7 +662,11 @@ class GLMHMM(BaseHMM):
         n = float(max(data.prepared.n_frames, 1))
         reg = spec.regularizer.hyperparameters(self.regularizer_strength, coef_shape, dtype)
         reg = {k: (v / n if k == "strength" else v) for k, v in reg.items()}
-        floor = 1e-6 * float(np.var(data.y_kept)) if spec.family == "Gaussian" and len(data.y_kept) > 1 else 0.0
+        floor = (
+            1e-6 * float(np.var(data.y_kept))
+            if spec.family == "Gaussian" and len(data.y_kept) > 1
+            else 0.0
+        )
         return GLMHyper(
             reg=reg,
             normalizer=jnp.asarray(n, dtype),
@@ -629,13 +678,19 @@ class GLMHMM(BaseHMM):
     # ----------------------------------------------------------------- data
     def _prepare(self, X, y, session_starts, *, reset: bool, spec: _Spec) -> _Data:
         if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
         X_values, info_x = _split_design(X)
         y_values, info_y = split_pynapple(y)
-        if info_x is not None and info_y is not None and not (
-            info_x.t.shape == info_y.t.shape and np.allclose(info_x.t, info_y.t)
+        if (
+            info_x is not None
+            and info_y is not None
+            and not (info_x.t.shape == info_y.t.shape and np.allclose(info_x.t, info_y.t))
         ):
-            raise ValueError("Time axis mismatch. X and y pynapple objects have mismatching time axis.")
+            raise ValueError(
+                "Time axis mismatch. X and y pynapple objects have mismatching time axis."
+            )
         info = info_x if info_x is not None else info_y
         X_flat, structure = self._validate_design(X_values, reset=reset)
         y_arr = np.asarray(y_values)
@@ -655,18 +710,24 @@ class GLMHMM(BaseHMM):
         y_float = y_arr.astype(float) if y_arr.dtype.kind in "biuf" else _not_numeric(y_arr)
         mask = session_mask(session_starts, n_time_bins, info=info)
         y2d = y_float.reshape(n_time_bins, -1)
-        keep, starts_kept = drop_nan_borders(np.concatenate([X_flat, y2d], axis=1), mask, info=info, name="X or y")
+        keep, starts_kept = drop_nan_borders(
+            np.concatenate([X_flat, y2d], axis=1), mask, info=info, name="X or y"
+        )
         if not keep.any():
             raise ValueError("X and y hold no time bin without NaN.")
         y_kept = _check_y(y_float[keep], spec.family, self, reset=reset)
         n_outputs = _n_outputs(y_kept, spec.family, self)
         X_kept_flat = X_flat[keep]
-        X_kept = X_kept_flat if structure is None else unflatten_coef(structure, X_kept_flat, axis=1)
+        X_kept = (
+            X_kept_flat if structure is None else unflatten_coef(structure, X_kept_flat, axis=1)
+        )
         n_frames = int(keep.sum())
         pad = bucket_length(n_frames) - n_frames
         dtype = float_dtype()
         y_pad_value = 1.0 if spec.family == "Gamma" else 0.0
-        y_padded = np.concatenate([y_kept, np.full((pad,) + y_kept.shape[1:], y_pad_value, y_kept.dtype)])
+        y_padded = np.concatenate(
+            [y_kept, np.full((pad,) + y_kept.shape[1:], y_pad_value, y_kept.dtype)]
+        )
         y_jax = jnp.asarray(y_padded, jnp.int32 if spec.family == "Categorical" else dtype)
         prepared = PreparedData(
             arrays={
@@ -688,7 +749,10 @@ class GLMHMM(BaseHMM):
             if not X:
                 raise ValueError("X is an empty dict.")
             leaves, treedef = jax.tree_util.tree_flatten(dict(X))
-            arrays = [np.asarray(leaf.values if hasattr(leaf, "time_support") else leaf, dtype=float) for leaf in leaves]
+            arrays = [
+                np.asarray(leaf.values if hasattr(leaf, "time_support") else leaf, dtype=float)
+                for leaf in leaves
+            ]
             if any(a.ndim != 2 for a in arrays):
                 raise ValueError(
                     "X must be 2-dimensional: every array of a dict X must have shape (n_time_bins, n_features), "
@@ -696,7 +760,9 @@ class GLMHMM(BaseHMM):
                 )
             n_samples = {a.shape[0] for a in arrays}
             if len(n_samples) > 1:
-                raise ValueError(f"X pytree contains arrays with different number of samples: {n_samples}.")
+                raise ValueError(
+                    f"X pytree contains arrays with different number of samples: {n_samples}."
+                )
             structure = jax.tree_util.tree_unflatten(treedef, [a[:0] for a in arrays])
             flat = np.concatenate(arrays, axis=1)
             if reset:
@@ -714,7 +780,12 @@ class GLMHMM(BaseHMM):
         if not reset:
             self._check_structure(None, np.shape(X)[1])
         flat = validate_data(
-            self, X, reset=reset, ensure_all_finite="allow-nan", dtype=[np.float64, np.float32], ensure_min_samples=1
+            self,
+            X,
+            reset=reset,
+            ensure_all_finite="allow-nan",
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=1,
         )
         return np.asarray(flat, float), None
 
@@ -730,13 +801,19 @@ class GLMHMM(BaseHMM):
                 "X must have the structure the model was fitted with: "
                 + (f"a dict with keys {sorted(coef)}" if isinstance(coef, Mapping) else "an array")
                 + ", got "
-                + (f"a dict with keys {sorted(structure)}." if isinstance(structure, Mapping) else "an array.")
+                + (
+                    f"a dict with keys {sorted(structure)}."
+                    if isinstance(structure, Mapping)
+                    else "an array."
+                )
             )
         if isinstance(coef, Mapping):
             widths = {k: np.shape(coef[k])[0] for k in coef}
             got = {k: np.shape(structure[k])[1] for k in structure}
             if widths != got:
-                raise ValueError(f"Inconsistent number of features per key of X: coef_ has {widths}, X has {got}.")
+                raise ValueError(
+                    f"Inconsistent number of features per key of X: coef_ has {widths}, X has {got}."
+                )
             return
         if expected is None:
             expected = np.shape(coef)[0]
@@ -760,20 +837,34 @@ class GLMHMM(BaseHMM):
         }
         shared_kmeans = None
         if any(func in KMEANS_FUNCTIONS for func, _ in inits.values()):
-            shared_kmeans = KMeansInitializer(spec.n_states, data.X_kept, data.y_kept, data.starts_kept, keys[4])
+            shared_kmeans = KMeansInitializer(
+                spec.n_states, data.X_kept, data.y_kept, data.starts_kept, keys[4]
+            )
         out = {}
-        for i, slot in enumerate(("initial_proba_init", "transition_proba_init", "glm_params_init", "scale_init")):
+        for i, slot in enumerate(
+            ("initial_proba_init", "transition_proba_init", "glm_params_init", "scale_init")
+        ):
             func, kwargs = inits[slot]
             if func in KMEANS_FUNCTIONS and "initializer" not in kwargs:
                 kwargs = {**kwargs, "initializer": shared_kmeans}
-            out[slot] = call_initializer(self._init_slots[slot], func, {**values, "random_key": keys[i]}, kwargs)
+            out[slot] = call_initializer(
+                self._init_slots[slot], func, {**values, "random_key": keys[i]}, kwargs
+            )
         glm = out["glm_params_init"]
         if not isinstance(glm, tuple | list) or len(glm) != 2:
             raise ValueError("glm_params_init must return a tuple (coef, intercept).")
-        user = (glm[0], glm[1], out["scale_init"], out["initial_proba_init"], out["transition_proba_init"])
+        user = (
+            glm[0],
+            glm[1],
+            out["scale_init"],
+            out["initial_proba_init"],
+            out["transition_proba_init"],
+        )
         return self._to_internal(user, spec, data, source="the initializers")
 
-    def _to_internal(self, params, spec: _Spec, data: _Data | None, source: str = "params") -> GLMHMMParams:
+    def _to_internal(
+        self, params, spec: _Spec, data: _Data | None, source: str = "params"
+    ) -> GLMHMMParams:
         """Validate a user tuple (coef, intercept, scale, initial_prob, transition_prob)."""
         if not isinstance(params, tuple | list):
             raise TypeError(
@@ -781,11 +872,15 @@ class GLMHMM(BaseHMM):
                 f"got {type(params).__name__}."
             )
         if len(params) != 5:
-            raise ValueError(f"Params must have length 5: ({', '.join(_PARAM_NAMES)}); got length {len(params)}.")
+            raise ValueError(
+                f"Params must have length 5: ({', '.join(_PARAM_NAMES)}); got length {len(params)}."
+            )
         coef, intercept, scale, pi, trans = params
         try:
             coef_leaves = [np.asarray(c, float) for c in jax.tree_util.tree_leaves(coef)]
-            intercept, scale, pi, trans = (np.asarray(a, float) for a in (intercept, scale, pi, trans))
+            intercept, scale, pi, trans = (
+                np.asarray(a, float) for a in (intercept, scale, pi, trans)
+            )
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 "Failed to convert parameters to arrays. Parameters must be array-like objects (or a dict of "
@@ -801,7 +896,11 @@ class GLMHMM(BaseHMM):
             shapes = [c.shape for c in coef_leaves]
             raise ValueError(
                 "Invalid parameter dimensionality.\n- coef must be an array (or dict of arrays) of shape "
-                + ("``(n_features, n_states)``" if want_ndim == 2 else "``(n_features, n_outputs, n_states)``")
+                + (
+                    "``(n_features, n_states)``"
+                    if want_ndim == 2
+                    else "``(n_features, n_outputs, n_states)``"
+                )
                 + ".\n- intercept must be of shape "
                 + ("``(n_states,)``" if want_ndim == 2 else "``(n_outputs, n_states)``")
                 + f".\nThe provided coef and intercept have shapes {shapes} and {intercept.shape} instead ({source})."
@@ -830,7 +929,9 @@ class GLMHMM(BaseHMM):
             if isinstance(structure, Mapping) != isinstance(coef, Mapping) or (
                 isinstance(coef, Mapping) and sorted(coef) != sorted(structure)
             ):
-                raise ValueError(f"coef must have the structure of X (an array, or a dict with X's keys) ({source}).")
+                raise ValueError(
+                    f"coef must have the structure of X (an array, or a dict with X's keys) ({source})."
+                )
             n_features = flatten_design(structure).shape[1]
             if flat_coef.shape[0] != n_features:
                 raise ValueError(
@@ -871,7 +972,18 @@ class GLMHMM(BaseHMM):
         if np.any(scale <= 0):
             raise ValueError(f"scale must be positive ({source}).")
         dtype = float_dtype()
-        return GLMHMMParams(*(jnp.asarray(a, dtype) for a in (pi / pi.sum(), trans / trans.sum(1, keepdims=True), flat_coef, intercept, scale)))
+        return GLMHMMParams(
+            *(
+                jnp.asarray(a, dtype)
+                for a in (
+                    pi / pi.sum(),
+                    trans / trans.sum(1, keepdims=True),
+                    flat_coef,
+                    intercept,
+                    scale,
+                )
+            )
+        )
 
     def _to_user(self, params: GLMHMMParams, template):
         coef = np.asarray(params.coef)
@@ -974,7 +1086,9 @@ class GLMHMM(BaseHMM):
             result = self._run_em(params, data, hyper, config, spec, run)
             if best is None or result.log_joint_history[-1] > best.log_joint_history[-1]:
                 best = result
-        self._set_params_attributes(best.params, data.X_kept if isinstance(data.X_kept, Mapping) else None)
+        self._set_params_attributes(
+            best.params, data.X_kept if isinstance(data.X_kept, Mapping) else None
+        )
         self.log_likelihood_history_ = best.log_likelihood_history
         self.log_joint_history_ = best.log_joint_history
         self.n_iter_ = best.n_iter
@@ -983,7 +1097,9 @@ class GLMHMM(BaseHMM):
         history[: best.n_iter] = best.log_likelihood_history
         self.solver_state_ = EMState(
             data_log_likelihood=float(best.log_likelihood_history[-1]),
-            previous_data_log_likelihood=float(best.log_likelihood_history[-2]) if best.n_iter > 1 else -np.inf,
+            previous_data_log_likelihood=float(best.log_likelihood_history[-2])
+            if best.n_iter > 1
+            else -np.inf,
             log_likelihood_history=history,
             iterations=best.n_iter,
             converged=self.converged_,
@@ -1006,7 +1122,9 @@ class GLMHMM(BaseHMM):
         def step(p):
             return core.em_step(p, *args, hyper, config, spec.method)
 
-        desc = f"GLMHMM EM (K={spec.n_states})" + (f" run {run + 1}/{self.n_init}" if self.n_init > 1 else "")
+        desc = f"GLMHMM EM (K={spec.n_states})" + (
+            f" run {run + 1}/{self.n_init}" if self.n_init > 1 else ""
+        )
         return run_em(
             step,
             params,
@@ -1023,13 +1141,18 @@ class GLMHMM(BaseHMM):
         n_out = 1 if coef.ndim == 2 else coef.shape[1]
         n_samples = data.prepared.n_frames
         hmm = (n_states - 1) + n_states * (n_states - 1)
-        if isinstance(spec.regularizer, Lasso | GroupLasso) or spec.regularizer.name == "ElasticNet":
+        if (
+            isinstance(spec.regularizer, Lasso | GroupLasso)
+            or spec.regularizer.name == "ElasticNet"
+        ):
             c = coef.reshape(coef.shape[0], n_out, n_states)
             n_coef = np.sum(~np.isclose(c, 0.0), axis=(0, 2)).astype(float)
         elif spec.regularizer.name == "Ridge":
             n_coef = np.full(n_out, float(coef.shape[0] * n_states))
         else:
-            rank = np.linalg.matrix_rank(flatten_design(data.X_kept)) if data.prepared.n_frames else 0
+            rank = (
+                np.linalg.matrix_rank(flatten_design(data.X_kept)) if data.prepared.n_frames else 0
+            )
             n_coef = np.full(n_out, float(rank * n_states))
         return n_samples - n_coef - n_states - hmm
 
@@ -1088,7 +1211,9 @@ class GLMHMM(BaseHMM):
             For invalid parameters or input.
         """
         spec = self._spec()
-        data = self._prepare(X, y, session_starts, reset=not hasattr(self, "n_features_in_"), spec=spec)
+        data = self._prepare(
+            X, y, session_starts, reset=not hasattr(self, "n_features_in_"), spec=spec
+        )
         internal = self._to_internal(params, spec, data)
         _, log_lik = core.filter_program(internal, *data.args, spec.family, spec.link, spec.method)
         return -float(log_lik)
@@ -1169,7 +1294,9 @@ class GLMHMM(BaseHMM):
         states = core.viterbi_program(params, *data.args, spec.family, spec.link, spec.method)
         return self._state_output(states, data.prepared, state_format, spec.n_states)
 
-    def simulate(self, random_key, feedforward_input, state_format: str = "index", session_starts=None):
+    def simulate(
+        self, random_key, feedforward_input, state_format: str = "index", session_starts=None
+    ):
         """Draw states and observations given a design matrix.
 
         Parameters
@@ -1261,11 +1388,15 @@ class GLMHMM(BaseHMM):
             For inconsistent parameters or input.
         """
         spec = self._spec()
-        data = self._prepare(X, y, session_starts, reset=not hasattr(self, "n_features_in_"), spec=spec)
+        data = self._prepare(
+            X, y, session_starts, reset=not hasattr(self, "n_features_in_"), spec=spec
+        )
         self._to_internal(init_params, spec, data)
         return EMState(-np.inf, -np.inf, np.full(int(self.maxiter), np.nan), 0, False)
 
-    def update(self, params, opt_state: EMState, X, y, *args, session_starts=None, n_samples=None, **kwargs):
+    def update(
+        self, params, opt_state: EMState, X, y, *args, session_starts=None, n_samples=None, **kwargs
+    ):
         """Run one EM iteration from ``params`` and store the result as the fitted attributes.
 
         Parameters
@@ -1297,10 +1428,16 @@ class GLMHMM(BaseHMM):
         ValueError
             For inconsistent parameters or input.
         """
-        if n_samples is not None and (not isinstance(n_samples, numbers.Integral) or isinstance(n_samples, bool)):
-            raise TypeError(f"`n_samples` must either `None` or of type `int`. Type {type(n_samples)} provided instead!")
+        if n_samples is not None and (
+            not isinstance(n_samples, numbers.Integral) or isinstance(n_samples, bool)
+        ):
+            raise TypeError(
+                f"`n_samples` must either `None` or of type `int`. Type {type(n_samples)} provided instead!"
+            )
         spec = self._spec()
-        data = self._prepare(X, y, session_starts, reset=not hasattr(self, "n_features_in_"), spec=spec)
+        data = self._prepare(
+            X, y, session_starts, reset=not hasattr(self, "n_features_in_"), spec=spec
+        )
         internal = self._to_internal(params, spec, data)
         hyper = self._hyper(spec, data, internal.coef.shape)
         new, log_lik, _ = core.em_step(internal, *data.args, hyper, self._config(spec), spec.method)
@@ -1310,7 +1447,10 @@ class GLMHMM(BaseHMM):
         history = np.array(opt_state.log_likelihood_history, float, copy=True)
         if iterations <= history.shape[0]:
             history[iterations - 1] = log_lik
-        converged = bool(np.isfinite(previous) and abs(log_lik - previous) / max(data.prepared.n_frames, 1) < self.tol)
+        converged = bool(
+            np.isfinite(previous)
+            and abs(log_lik - previous) / max(data.prepared.n_frames, 1) < self.tol
+        )
         state = EMState(log_lik, previous, history, iterations, converged)
         template = data.X_kept if isinstance(data.X_kept, Mapping) else None
         self._set_params_attributes(new, template)
@@ -1329,11 +1469,15 @@ class GLMHMM(BaseHMM):
         link = params["inverse_link_function"]
         if callable(link):
             name = inverse_link_name(link)
-            params["inverse_link_function"] = name if name is not None else describe_initializers({"f": link})["f"]
+            params["inverse_link_function"] = (
+                name if name is not None else describe_initializers({"f": link})["f"]
+            )
         reg = params["regularizer"]
         if isinstance(reg, Regularizer):
             params["regularizer"] = (
-                {"GroupLasso": {"mask": jsonable("mask", reg.mask)}} if isinstance(reg, GroupLasso) else reg.name
+                {"GroupLasso": {"mask": jsonable("mask", reg.mask)}}
+                if isinstance(reg, GroupLasso)
+                else reg.name
             )
         seed = params["seed"]
         if isinstance(seed, jax.Array):
@@ -1347,7 +1491,10 @@ class GLMHMM(BaseHMM):
         link = params.get("inverse_link_function")
         if isinstance(link, dict):
             name = link["custom"]
-            func = mapping_dict.get("inverse_link_function", mapping_dict.get(name, mapping_dict.get(name.rsplit(".", 1)[-1])))
+            func = mapping_dict.get(
+                "inverse_link_function",
+                mapping_dict.get(name, mapping_dict.get(name.rsplit(".", 1)[-1])),
+            )
             if not callable(func):
                 raise ValueError(
                     f"the custom inverse_link_function {name!r} was saved by name only; pass "
@@ -1375,7 +1522,11 @@ class GLMHMM(BaseHMM):
         return arrays
 
     def _load_arrays(self, arrays):
-        parts = {k[len("coef_[") : -1]: v for k, v in arrays.items() if k.startswith("coef_[") and k.endswith("]")}
+        parts = {
+            k[len("coef_[") : -1]: v
+            for k, v in arrays.items()
+            if k.startswith("coef_[") and k.endswith("]")
+        }
         rest = {k: v for k, v in arrays.items() if not (k.startswith("coef_[") and k.endswith("]"))}
         super()._load_arrays(rest)
         if parts:
@@ -1405,7 +1556,9 @@ def _split_design(X):
         for key, leaf in X.items():
             leaf_values, leaf_info = split_pynapple(leaf)
             if leaf_info is not None:
-                if info is not None and not (leaf_info.t.shape == info.t.shape and np.allclose(leaf_info.t, info.t)):
+                if info is not None and not (
+                    leaf_info.t.shape == info.t.shape and np.allclose(leaf_info.t, info.t)
+                ):
                     raise ValueError("Time axis mismatch between the pynapple arrays of X.")
                 info = leaf_info if info is None else info
             values[key] = leaf_values
@@ -1424,9 +1577,13 @@ def _check_y(y: np.ndarray, family: str, model: GLMHMM, *, reset: bool) -> np.nd
     """Family constraints on the kept rows; class labels become indices for Categorical."""
     if family == "Bernoulli" and not np.all((y == 0) | (y == 1)):
         bad = np.unique(y[(y != 0) & (y != 1)])[:5]
-        raise ValueError(f"The Bernoulli observation model needs y in {{0, 1}} (or booleans); got values such as {bad}.")
+        raise ValueError(
+            f"The Bernoulli observation model needs y in {{0, 1}} (or booleans); got values such as {bad}."
+        )
     if family in ("Poisson", "NegativeBinomial") and np.any(y < 0):
-        raise ValueError(f"The {family} observation model needs counts y >= 0; got a minimum of {y.min()}.")
+        raise ValueError(
+            f"The {family} observation model needs counts y >= 0; got a minimum of {y.min()}."
+        )
     if family == "Gamma" and np.any(y <= 0):
         raise ValueError(f"The Gamma observation model needs y > 0; got a minimum of {y.min()}.")
     if family != "Categorical":
@@ -1454,7 +1611,11 @@ def _classes(model: GLMHMM, params: GLMHMMParams) -> np.ndarray:
 
 def _n_outputs(y_kept: np.ndarray, family: str, model: GLMHMM) -> int | None:
     if family == "Categorical":
-        return len(model.classes_) if hasattr(model, "classes_") else int(np.shape(model.intercept_)[0])
+        return (
+            len(model.classes_)
+            if hasattr(model, "classes_")
+            else int(np.shape(model.intercept_)[0])
+        )
     return None if y_kept.ndim == 1 else y_kept.shape[1]
 
 
@@ -1462,7 +1623,11 @@ def _expected_outputs(data: _Data | None, spec: _Spec, model: GLMHMM) -> int | N
     if data is not None:
         return data.n_outputs
     if spec.family == "Categorical":
-        return len(model.classes_) if hasattr(model, "classes_") else int(np.shape(model.intercept_)[0])
+        return (
+            len(model.classes_)
+            if hasattr(model, "classes_")
+            else int(np.shape(model.intercept_)[0])
+        )
     intercept_ndim = np.ndim(getattr(model, "intercept_", np.zeros(1)))
     return None if intercept_ndim == 1 else int(np.shape(model.intercept_)[0])
 
@@ -1499,9 +1664,13 @@ def _check_dirichlet(alphas, shape, name) -> np.ndarray:
             f"or an array-like object of shape ``{shape}``."
         ) from None
     if arr.shape != shape:
-        raise ValueError(f"Dirichlet prior alpha parameters ({name}) must have shape ``{shape}``, but got shape ``{arr.shape}``.")
+        raise ValueError(
+            f"Dirichlet prior alpha parameters ({name}) must have shape ``{shape}``, but got shape ``{arr.shape}``."
+        )
     if not np.all(np.isfinite(arr)) or np.any(arr < 1):
-        raise ValueError(f"Dirichlet prior alpha parameters ({name}) must be >= 1, but got values < 1:\n{arr}")
+        raise ValueError(
+            f"Dirichlet prior alpha parameters ({name}) must be >= 1, but got values < 1:\n{arr}"
+        )
     return arr
 
 
@@ -1517,7 +1686,12 @@ def _check_init_dict(funcs, slots, param) -> dict:
         lines = []
         for key in unknown:
             close = difflib.get_close_matches(key, sorted(valid), n=1)
-            lines.append(f" Unexpected key: '{key}'. Did you mean '{close[0]}'?" if close else f" Unknown key: '{key}'.")
-        raise KeyError(f"Unexpected or unknown keys found in {param!r} dictionary.\n" + "\n".join(lines))
+            lines.append(
+                f" Unexpected key: '{key}'. Did you mean '{close[0]}'?"
+                if close
+                else f" Unknown key: '{key}'."
+            )
+        raise KeyError(
+            f"Unexpected or unknown keys found in {param!r} dictionary.\n" + "\n".join(lines)
+        )
     return {k: v for k, v in funcs.items() if not k.endswith("_custom")}
-

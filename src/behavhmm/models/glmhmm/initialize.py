@@ -93,7 +93,9 @@ def random_initial_proba_init(n_states, X=None, y=None, session_starts=None, ran
     return p / p.sum()
 
 
-def dirichlet_initial_proba_init(n_states, X=None, y=None, session_starts=None, random_key=None, alphas=None):
+def dirichlet_initial_proba_init(
+    n_states, X=None, y=None, session_starts=None, random_key=None, alphas=None
+):
     """A draw from ``Dir(alphas)`` (default all ones)."""
     alphas = np.ones(n_states) if alphas is None else np.asarray(alphas, float)
     if alphas.shape != (n_states,):
@@ -101,7 +103,9 @@ def dirichlet_initial_proba_init(n_states, X=None, y=None, session_starts=None, 
     return np.asarray(jax.random.dirichlet(_key(random_key), alphas), float)
 
 
-def sticky_transition_proba_init(n_states, X=None, y=None, session_starts=None, random_key=None, prob_stay=0.95):
+def sticky_transition_proba_init(
+    n_states, X=None, y=None, session_starts=None, random_key=None, prob_stay=0.95
+):
     """``prob_stay`` on the diagonal, the rest spread evenly over the other states."""
     if not 0.0 <= prob_stay <= 1.0:
         raise ValueError(f"prob_stay must lie in [0, 1], got {prob_stay}.")
@@ -122,7 +126,9 @@ def random_transition_proba_init(n_states, X=None, y=None, session_starts=None, 
     return p / p.sum(axis=1, keepdims=True)
 
 
-def dirichlet_transition_proba_init(n_states, X=None, y=None, session_starts=None, random_key=None, alphas=None):
+def dirichlet_transition_proba_init(
+    n_states, X=None, y=None, session_starts=None, random_key=None, alphas=None
+):
     """Rows drawn from ``Dir(alphas[i])`` (default all ones)."""
     alphas = np.ones((n_states, n_states)) if alphas is None else np.asarray(alphas, float)
     if alphas.shape != (n_states, n_states):
@@ -266,9 +272,15 @@ class KMeansInitializer:
         feats = (feats - feats.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
         seed = int(jax.random.bits(_key(random_key), (), jnp.uint32))
         rng = np.random.default_rng(seed)
-        subset = feats if len(feats) <= max_samples else feats[rng.choice(len(feats), max_samples, replace=False)]
+        subset = (
+            feats
+            if len(feats) <= max_samples
+            else feats[rng.choice(len(feats), max_samples, replace=False)]
+        )
         if len(subset) < n_states:
-            raise ValueError(f"k-means initialisation needs at least n_states={n_states} samples, got {len(subset)}.")
+            raise ValueError(
+                f"k-means initialisation needs at least n_states={n_states} samples, got {len(subset)}."
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             km = KMeans(n_clusters=n_states, n_init=1, random_state=seed).fit(subset)
@@ -279,7 +291,9 @@ class KMeansInitializer:
 
     def initial_probability(self, minimum_prob: float = 0.02) -> np.ndarray:
         """State frequencies at session starts, plus ``minimum_prob``, normalised."""
-        counts = np.bincount(self.labels[self.session_starts], minlength=self.n_states).astype(float)
+        counts = np.bincount(self.labels[self.session_starts], minlength=self.n_states).astype(
+            float
+        )
         p = counts / max(counts.sum(), 1.0) + minimum_prob
         return p / p.sum()
 
@@ -289,7 +303,10 @@ class KMeansInitializer:
         counts = np.zeros((self.n_states, self.n_states))
         np.add.at(counts, (self.labels[:-1][within], self.labels[1:][within]), 1.0)
         rows = counts.sum(axis=1, keepdims=True)
-        p = np.where(rows > 0, counts / np.where(rows > 0, rows, 1.0), 1.0 / self.n_states) + minimum_prob
+        p = (
+            np.where(rows > 0, counts / np.where(rows > 0, rows, 1.0), 1.0 / self.n_states)
+            + minimum_prob
+        )
         return p / p.sum(axis=1, keepdims=True)
 
     def glm_fit(self, X, y, inverse_link_function, observation_model, glm_kwargs=None):
@@ -304,13 +321,24 @@ class KMeansInitializer:
         cache_key = repr(sorted(glm_kwargs.items()))
         if cache_key not in self._glm:
             self._glm[cache_key] = _fit_cluster_glms(
-                self.labels, self.n_states, X, y, inverse_link_function, observation_model, glm_kwargs
+                self.labels,
+                self.n_states,
+                X,
+                y,
+                inverse_link_function,
+                observation_model,
+                glm_kwargs,
             )
         return self._glm[cache_key]
 
 
 def _fit_cluster_glms(labels, n_states, X, y, link, family, glm_kwargs):
-    unknown = set(glm_kwargs) - {"regularizer", "regularizer_strength", "solver_name", "solver_kwargs"}
+    unknown = set(glm_kwargs) - {
+        "regularizer",
+        "regularizer_strength",
+        "solver_name",
+        "solver_kwargs",
+    }
     if unknown:
         raise ValueError(
             f"glm_kwargs accepts regularizer, regularizer_strength, solver_name and solver_kwargs; got {sorted(unknown)}."
@@ -332,7 +360,9 @@ def _fit_cluster_glms(labels, n_states, X, y, link, family, glm_kwargs):
     else:
         scale0 = np.ones(intercept0.shape)
     n = float(len(flat))
-    reg = regularizer.hyperparameters(glm_kwargs.get("regularizer_strength", 1.0), coef0.shape, dtype)
+    reg = regularizer.hyperparameters(
+        glm_kwargs.get("regularizer_strength", 1.0), coef0.shape, dtype
+    )
     reg = {k: (v / n if k == "strength" else v) for k, v in reg.items()}
     gamma = np.full((len(flat), n_states), 0.1 / n_states)
     gamma[np.arange(len(flat)), labels] += 1.0
@@ -365,21 +395,29 @@ def _fit_cluster_glms(labels, n_states, X, y, link, family, glm_kwargs):
 
 
 def _kmeans(initializer, n_states, X, y, session_starts, random_key):
-    return initializer if initializer is not None else KMeansInitializer(n_states, X, y, session_starts, random_key)
+    return (
+        initializer
+        if initializer is not None
+        else KMeansInitializer(n_states, X, y, session_starts, random_key)
+    )
 
 
 def kmeans_initial_proba_init(
     n_states, X, y, session_starts=None, random_key=None, minimum_prob=0.02, initializer=None
 ):
     """Frequency of each k-means cluster at session starts (plus ``minimum_prob``)."""
-    return _kmeans(initializer, n_states, X, y, session_starts, random_key).initial_probability(minimum_prob)
+    return _kmeans(initializer, n_states, X, y, session_starts, random_key).initial_probability(
+        minimum_prob
+    )
 
 
 def kmeans_transition_proba_init(
     n_states, X, y, session_starts=None, random_key=None, minimum_prob=0.02, initializer=None
 ):
     """Transition frequencies between k-means clusters (plus ``minimum_prob``)."""
-    return _kmeans(initializer, n_states, X, y, session_starts, random_key).transition_probability(minimum_prob)
+    return _kmeans(initializer, n_states, X, y, session_starts, random_key).transition_probability(
+        minimum_prob
+    )
 
 
 def kmeans_glm_params_init(

@@ -385,16 +385,40 @@ class KeypointSLDS(BaseHMM):
 
     def _saved_attributes(self):
         return (
-            "initial_prob_", "transition_prob_", "coef_", "intercept_", "covariances_", "beta_", "noise_variance_",
-            "pca_components_", "pca_mean_", "pca_explained_variance_", "scale_", "centroid_variance_",
-            "latent_variance_", "n_keypoints_", "n_dims_", "log_likelihood_history_", "ar_log_likelihood_history_",
-            "median_duration_history_", "check_iterations_",
+            "initial_prob_",
+            "transition_prob_",
+            "coef_",
+            "intercept_",
+            "covariances_",
+            "beta_",
+            "noise_variance_",
+            "pca_components_",
+            "pca_mean_",
+            "pca_explained_variance_",
+            "scale_",
+            "centroid_variance_",
+            "latent_variance_",
+            "n_keypoints_",
+            "n_dims_",
+            "log_likelihood_history_",
+            "ar_log_likelihood_history_",
+            "median_duration_history_",
+            "check_iterations_",
         )
 
     def _required_attributes(self):
         return (
-            "initial_prob_", "transition_prob_", "coef_", "intercept_", "covariances_", "noise_variance_",
-            "pca_components_", "pca_mean_", "scale_", "centroid_variance_", "latent_variance_",
+            "initial_prob_",
+            "transition_prob_",
+            "coef_",
+            "intercept_",
+            "covariances_",
+            "noise_variance_",
+            "pca_components_",
+            "pca_mean_",
+            "scale_",
+            "centroid_variance_",
+            "latent_variance_",
         )
 
     def _validated_params(self) -> ARHMMParams:
@@ -407,7 +431,9 @@ class KeypointSLDS(BaseHMM):
             raise ValueError(f"initial_prob_ must have shape ({self.n_states},), got {pi.shape}.")
         comps = np.asarray(self.pca_components_, float)
         if comps.ndim != 2:
-            raise ValueError(f"pca_components_ must have shape (latent_dim, n_keypoints * n_dims), got {comps.shape}.")
+            raise ValueError(
+                f"pca_components_ must have shape (latent_dim, n_keypoints * n_dims), got {comps.shape}."
+            )
         d = comps.shape[0]
         n_kp = int(np.shape(self.noise_variance_)[0]) if np.ndim(self.noise_variance_) == 1 else -1
         if n_kp < 2 or comps.shape[1] % n_kp or comps.shape[1] // n_kp not in (2, 3):
@@ -426,13 +452,21 @@ class KeypointSLDS(BaseHMM):
         for name, shape in expected.items():
             arr = np.asarray(getattr(self, name), float)
             if arr.shape != shape:
-                raise ValueError(f"{name} must have shape {shape} (n_states={n_states}, nlags={self.nlags}), got {arr.shape}.")
+                raise ValueError(
+                    f"{name} must have shape {shape} (n_states={n_states}, nlags={self.nlags}), got {arr.shape}."
+                )
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"{name} must be finite.")
         trans = np.asarray(self.transition_prob_, float)
         for name, arr in (("initial_prob_", pi), ("transition_prob_", trans)):
-            if not np.all(np.isfinite(arr)) or np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-3):
-                raise ValueError(f"{name} must hold non-negative probabilities summing to 1 along its last axis.")
+            if (
+                not np.all(np.isfinite(arr))
+                or np.any(arr < 0)
+                or not np.allclose(arr.sum(-1), 1.0, atol=1e-3)
+            ):
+                raise ValueError(
+                    f"{name} must hold non-negative probabilities summing to 1 along its last axis."
+                )
         cov = np.asarray(self.covariances_, float)
         try:
             np.linalg.cholesky(0.5 * (cov + np.swapaxes(cov, -1, -2)))
@@ -447,7 +481,14 @@ class KeypointSLDS(BaseHMM):
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive finite number, got {value}.")
         dtype = float_dtype()
-        arrays = (pi, trans[None], np.asarray(self.coef_), np.asarray(self.intercept_), cov, np.full(n_states, np.inf))
+        arrays = (
+            pi,
+            trans[None],
+            np.asarray(self.coef_),
+            np.asarray(self.intercept_),
+            cov,
+            np.full(n_states, np.inf),
+        )
         return ARHMMParams(*(jnp.asarray(a, dtype) for a in arrays))
 
     # ----------------------------------------------------------------- data
@@ -457,7 +498,9 @@ class KeypointSLDS(BaseHMM):
         try:
             coords = np.asarray(values, float)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"X must be a numeric array of shape (n_time_bins, n_keypoints, n_dims): {exc}") from None
+            raise TypeError(
+                f"X must be a numeric array of shape (n_time_bins, n_keypoints, n_dims): {exc}"
+            ) from None
         if coords.ndim != 3 or coords.shape[2] not in (2, 3) or coords.shape[1] < 2:
             raise ValueError(
                 f"X must have shape (n_time_bins, n_keypoints >= 2, n_dims in (2, 3)), got {coords.shape}."
@@ -468,7 +511,9 @@ class KeypointSLDS(BaseHMM):
             raise ValueError("X holds infinite values; mark missing keypoints with NaN.")
         n_time_bins, n_kp, n_dims = coords.shape
         if not fitting:
-            if n_kp != int(np.asarray(self.n_keypoints_)) or n_dims != int(np.asarray(self.n_dims_)):
+            if n_kp != int(np.asarray(self.n_keypoints_)) or n_dims != int(
+                np.asarray(self.n_dims_)
+            ):
                 raise ValueError(
                     f"X has {n_kp} keypoints in {n_dims}-D but the model was fitted on "
                     f"{int(np.asarray(self.n_keypoints_))} in {int(np.asarray(self.n_dims_))}-D."
@@ -478,7 +523,9 @@ class KeypointSLDS(BaseHMM):
         else:
             conf = np.asarray(split_pynapple(confidence)[0], float)
             if conf.shape != (n_time_bins, n_kp):
-                raise ValueError(f"confidence must have shape (n_time_bins, n_keypoints) = {(n_time_bins, n_kp)}, got {conf.shape}.")
+                raise ValueError(
+                    f"confidence must have shape (n_time_bins, n_keypoints) = {(n_time_bins, n_kp)}, got {conf.shape}."
+                )
             if np.any(conf[np.isfinite(conf)] < 0):
                 raise ValueError("confidence must be non-negative.")
         observed = np.all(np.isfinite(coords), axis=2) & np.isfinite(conf)
@@ -509,7 +556,9 @@ class KeypointSLDS(BaseHMM):
         front = np.atleast_1d(np.asarray(self.anterior_bodyparts)).astype(int) % n_kp
         back = np.atleast_1d(np.asarray(self.posterior_bodyparts)).astype(int) % n_kp
         if set(front.tolist()) == set(back.tolist()):
-            raise ValueError("anterior_bodyparts and posterior_bodyparts must be different keypoints.")
+            raise ValueError(
+                "anterior_bodyparts and posterior_bodyparts must be different keypoints."
+            )
         with np.errstate(invalid="ignore", divide="ignore"):
             w = observed[..., None].astype(float)
             centroid = (y * w).sum(1) / w.sum(1)
@@ -536,11 +585,17 @@ class KeypointSLDS(BaseHMM):
         begin, _ = session_bounds(mask)
         sid = np.cumsum(mask) - 1
         position = np.arange(n_time_bins) - begin[sid]
-        prior_scale = float(self.noise_prior_scale) / np.clip(conf, float(self.confidence_floor), 1.0)
+        prior_scale = float(self.noise_prior_scale) / np.clip(
+            conf, float(self.confidence_floor), 1.0
+        )
         return KPData(
-            y=jnp.asarray(np.pad(np.where(observed[..., None], y, 0.0), ((0, pad), (0, 0), (0, 0))), dtype),
+            y=jnp.asarray(
+                np.pad(np.where(observed[..., None], y, 0.0), ((0, pad), (0, 0), (0, 0))), dtype
+            ),
             observed=jnp.asarray(np.pad(observed.astype(float), ((0, pad), (0, 0))), dtype),
-            prior_scale=jnp.asarray(np.pad(prior_scale, ((0, pad), (0, 0)), constant_values=1.0), dtype),
+            prior_scale=jnp.asarray(
+                np.pad(prior_scale, ((0, pad), (0, 0)), constant_values=1.0), dtype
+            ),
             starts=jnp.asarray(np.concatenate([mask, np.ones(pad, bool)])),
             position=jnp.asarray(np.concatenate([position, np.zeros(pad, int)]), jnp.int32),
             valid=jnp.asarray(np.concatenate([np.ones(n_time_bins), np.zeros(pad)]), dtype),
@@ -565,8 +620,11 @@ class KeypointSLDS(BaseHMM):
 
     def _prior(self):
         return default_mniw_prior(
-            int(self.latent_dim), int(self.nlags), scale=float(self.covariance_prior_scale),
-            coef_variance=float(self.coef_prior_variance), dtype=float_dtype(),
+            int(self.latent_dim),
+            int(self.nlags),
+            scale=float(self.covariance_prior_scale),
+            coef_variance=float(self.coef_prior_variance),
+            dtype=float_dtype(),
         )
 
     # ------------------------------------------------------------------ fit
@@ -594,7 +652,9 @@ class KeypointSLDS(BaseHMM):
         }
         for name, (arr, shape) in expected.items():
             if arr.shape != shape or not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} must return finite values of shape {shape}, got shape {arr.shape}.")
+                raise ValueError(
+                    f"{name} must return finite values of shape {shape}, got shape {arr.shape}."
+                )
         return pi, trans, coef, intercept, cov
 
     def _init_rows(self, mask: np.ndarray) -> np.ndarray:
@@ -608,8 +668,12 @@ class KeypointSLDS(BaseHMM):
         if n_time_bins <= INIT_FRAMES:
             return np.arange(n_time_bins)
         begin, end = session_bounds(mask)
-        take = np.maximum(np.ceil(INIT_FRAMES * (end - begin) / n_time_bins).astype(int), self.nlags + 1)
-        return np.concatenate([np.arange(a, min(a + k, b)) for a, b, k in zip(begin, end, take, strict=True)])
+        take = np.maximum(
+            np.ceil(INIT_FRAMES * (end - begin) / n_time_bins).astype(int), self.nlags + 1
+        )
+        return np.concatenate(
+            [np.arange(a, min(a + k, b)) for a, b, k in zip(begin, end, take, strict=True)]
+        )
 
     def fit(self, X, confidence=None, session_starts=None, y=None, resume: bool = False):
         """Fit the keypoint SLDS: PCA, AR-only stage, then full-model Gibbs sweeps.
@@ -688,7 +752,9 @@ class KeypointSLDS(BaseHMM):
         vals, vecs = np.linalg.eigh(np.cov(flat[complete], rowvar=False))
         order = np.argsort(vals)[::-1][: self.latent_dim]
         comps = vecs[:, order].T
-        comps *= np.where(comps[np.arange(len(comps)), np.abs(comps).argmax(1)] < 0, -1.0, 1.0)[:, None]
+        comps *= np.where(comps[np.arange(len(comps)), np.abs(comps).argmax(1)] < 0, -1.0, 1.0)[
+            :, None
+        ]
         self.pca_components_, self.pca_mean_ = comps, mean
         self.pca_explained_variance_ = vals[order]
         filled = np.where(np.repeat(observed, n_dims, axis=1), flat, mean[None])
@@ -715,17 +781,34 @@ class KeypointSLDS(BaseHMM):
             latents[init_rows], mask[init_rows], k_init, k_trans, prior
         )
         params = ARHMMParams(
-            *(jnp.asarray(a, dtype) for a in (pi, np.asarray(trans)[None], coef, intercept, cov,
-                                               np.full(self.n_states, np.inf)))
+            *(
+                jnp.asarray(a, dtype)
+                for a in (
+                    pi,
+                    np.asarray(trans)[None],
+                    coef,
+                    intercept,
+                    cov,
+                    np.full(self.n_states, np.inf),
+                )
+            )
         )
         ar_state = GibbsState(
-            params, jnp.full(self.n_states, 1.0 / self.n_states, dtype), jnp.zeros(n, jnp.int32), jnp.ones(n, dtype)
+            params,
+            jnp.full(self.n_states, 1.0 / self.n_states, dtype),
+            jnp.zeros(n, jnp.int32),
+            jnp.ones(n, dtype),
         )
         latents_dev = jnp.asarray(np.pad(latents, ((0, pad), (0, 0))), dtype)
         recon = (latents @ comps + mean).reshape(n_time_bins, n_kp, n_dims)
         resid = y - self._rotate(recon, heading) - centroid[:, None, :]
         sq = np.sum(resid**2, axis=2)
-        sigmasq = np.array([sq[observed[:, i], i].mean() / n_dims if observed[:, i].any() else 1e-2 for i in range(n_kp)])
+        sigmasq = np.array(
+            [
+                sq[observed[:, i], i].mean() / n_dims if observed[:, i].any() else 1e-2
+                for i in range(n_kp)
+            ]
+        )
         state = SLDSState(
             ar=ar_state,
             latents=latents_dev,
@@ -740,7 +823,12 @@ class KeypointSLDS(BaseHMM):
 
             def checkpoint(st, n_done, hist):
                 write_checkpoint(
-                    self.checkpoint_path, meta, st, n_done, hist, key_chain,
+                    self.checkpoint_path,
+                    meta,
+                    st,
+                    n_done,
+                    hist,
+                    key_chain,
                     extra={"ar_log_likelihood_history": self.ar_log_likelihood_history_},
                 )
 
@@ -749,13 +837,19 @@ class KeypointSLDS(BaseHMM):
                 self.checkpoint_path, meta, key_chain, state, n_iter=int(self.n_iter)
             )
             if "ar_log_likelihood_history" not in extra:
-                raise ValueError(f"The checkpoint at {self.checkpoint_path} lacks the AR-only stage's history.")
+                raise ValueError(
+                    f"The checkpoint at {self.checkpoint_path} lacks the AR-only stage's history."
+                )
             self.ar_log_likelihood_history_ = np.asarray(extra["ar_log_likelihood_history"])
         elif self.n_iter_ar:
             ardata = ar_data_program(latents_dev, data, int(self.nlags))
             res_ar = run_gibbs(
-                lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method), ar_state, key_ar_chain,
-                n_iter=int(self.n_iter_ar), n_frames=n_time_bins, progress_bar=self.progress_bar,
+                lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method),
+                ar_state,
+                key_ar_chain,
+                n_iter=int(self.n_iter_ar),
+                n_frames=n_time_bins,
+                progress_bar=self.progress_bar,
                 desc=f"KeypointSLDS AR-only (K={self.n_states})",
             )
             state = state._replace(ar=res_ar.state)
@@ -768,38 +862,58 @@ class KeypointSLDS(BaseHMM):
 
         def evaluate(st):
             ad = ar_data_program(st.latents, data, int(self.nlags))
-            return {"median_duration": float(median_duration_program(st.ar.states, ad.starts, ad.weights))}
+            return {
+                "median_duration": float(
+                    median_duration_program(st.ar.states, ad.starts, ad.weights)
+                )
+            }
 
         try:
             res = run_gibbs(
-                sweep, state, key_chain, n_iter=int(self.n_iter), start_iteration=start, history=history,
-                check_every=int(self.check_every), evaluate=evaluate, n_frames=n_time_bins,
-                progress_bar=self.progress_bar, desc=f"KeypointSLDS gibbs (K={self.n_states})",
-                checkpoint=checkpoint, checkpoint_every=self.checkpoint_every,
+                sweep,
+                state,
+                key_chain,
+                n_iter=int(self.n_iter),
+                start_iteration=start,
+                history=history,
+                check_every=int(self.check_every),
+                evaluate=evaluate,
+                n_frames=n_time_bins,
+                progress_bar=self.progress_bar,
+                desc=f"KeypointSLDS gibbs (K={self.n_states})",
+                checkpoint=checkpoint,
+                checkpoint_every=self.checkpoint_every,
             )
         except FloatingPointError as exc:
             sparse = [
-                i for i, (a, b) in enumerate(zip(*session_bounds(mask), strict=True))
+                i
+                for i, (a, b) in enumerate(zip(*session_bounds(mask), strict=True))
                 if observed[a:b].any(axis=1).mean() < 0.5
             ]
             hint = (
                 f" Sessions {sparse[:10]} have keypoints in less than half of their frames: long unobserved "
                 "stretches let the latent dynamics diverge. Drop such track fragments or split sessions at long "
-                "gaps (behavhmm.workflows.load_and_clean drops them)." if sparse else ""
+                "gaps (behavhmm.workflows.load_and_clean drops them)."
+                if sparse
+                else ""
             )
             raise FloatingPointError(f"{exc}{hint}") from None
         st = res.state
         p = st.ar.params
         self.initial_prob_ = np.asarray(p.initial_prob)
         self.transition_prob_ = np.asarray(p.transition_prob)[0]
-        self.coef_, self.intercept_, self.covariances_ = (np.asarray(a) for a in (p.coef, p.intercept, p.covariances))
+        self.coef_, self.intercept_, self.covariances_ = (
+            np.asarray(a) for a in (p.coef, p.intercept, p.covariances)
+        )
         self.beta_ = np.asarray(st.ar.beta)
         self.noise_variance_ = np.asarray(st.sigmasq)
         self.latents_ = np.asarray(st.latents)[:n_time_bins]
         self.headings_ = np.asarray(st.heading)[:n_time_bins]
         self.centroids_ = np.asarray(st.centroid)[:n_time_bins] * self.scale_ + offset
         states = np.asarray(st.ar.states)[:n_time_bins].astype(np.int32)
-        self.states_ = np.where(np.asarray(data.position)[:n_time_bins] >= self.nlags, states, -1).astype(np.int32)
+        self.states_ = np.where(
+            np.asarray(data.position)[:n_time_bins] >= self.nlags, states, -1
+        ).astype(np.int32)
         hist = dict(res.history)
         self.log_likelihood_history_ = hist.pop("log_likelihood")
         self.median_duration_history_ = hist.get("median_duration", np.zeros(0))
@@ -810,7 +924,9 @@ class KeypointSLDS(BaseHMM):
     # -------------------------------------------------------------- decode
     def _decode(self, X, confidence, session_starts):
         params = self._validated_params()
-        coords, observed, conf, mask, info = self._read(X, confidence, session_starts, fitting=False)
+        coords, observed, conf, mask, info = self._read(
+            X, confidence, session_starts, fitting=False
+        )
         n_time_bins, _, n_dims = coords.shape
         scale = float(np.asarray(self.scale_))
         offset = np.array([coords[..., i][observed].mean() for i in range(n_dims)])
@@ -820,20 +936,44 @@ class KeypointSLDS(BaseHMM):
         n = data.y.shape[0]
         pad = n - n_time_bins
         dtype = float_dtype()
-        weights = np.asarray(getattr(self, "beta_", np.full(self.n_states, 1.0 / self.n_states)), float)
+        weights = np.asarray(
+            getattr(self, "beta_", np.full(self.n_states, 1.0 / self.n_states)), float
+        )
         latents, heading, centroid, states, kp_ll = decode_program(
-            params, jnp.asarray(weights, dtype), jnp.asarray(self.noise_variance_, dtype), data, self._hyper(self._prior()),
-            jnp.asarray(np.pad(heading, (0, pad)), dtype), jnp.asarray(np.pad(centroid, ((0, pad), (0, 0))), dtype),
-            self._method(), self.block_size, int(self.n_decode_rounds),
+            params,
+            jnp.asarray(weights, dtype),
+            jnp.asarray(self.noise_variance_, dtype),
+            data,
+            self._hyper(self._prior()),
+            jnp.asarray(np.pad(heading, (0, pad)), dtype),
+            jnp.asarray(np.pad(centroid, ((0, pad), (0, 0))), dtype),
+            self._method(),
+            self.block_size,
+            int(self.n_decode_rounds),
         )
         prepared = PreparedData(
-            arrays={"ar": ar_data(latents, data, self.nlags)}, session_starts=data.starts, weights=data.valid,
-            rows=np.arange(n_time_bins), n_time_bins=n_time_bins, info=info, extra={"kp_ll": float(kp_ll)},
+            arrays={"ar": ar_data(latents, data, self.nlags)},
+            session_starts=data.starts,
+            weights=data.valid,
+            rows=np.arange(n_time_bins),
+            n_time_bins=n_time_bins,
+            info=info,
+            extra={"kp_ll": float(kp_ll)},
         )
         conditioning = np.asarray(data.position)[:n_time_bins] < self.nlags
-        return params, prepared, latents, heading, centroid * scale + jnp.asarray(offset, dtype), states, conditioning
+        return (
+            params,
+            prepared,
+            latents,
+            heading,
+            centroid * scale + jnp.asarray(offset, dtype),
+            states,
+            conditioning,
+        )
 
-    def decode(self, X, confidence=None, session_starts=None, *, smoothed_proba: bool = False) -> KeypointDecoding:
+    def decode(
+        self, X, confidence=None, session_starts=None, *, smoothed_proba: bool = False
+    ) -> KeypointDecoding:
         """Latent pose, heading, centroid and Viterbi states of keypoints, deterministically.
 
         Parameters
@@ -858,7 +998,9 @@ class KeypointSLDS(BaseHMM):
             For invalid input (see [`fit`][behavhmm.KeypointSLDS.fit]) or a
             different number of keypoints or dimensions than in ``fit``.
         """
-        params, data, latents, heading, centroid, states, cond = self._decode(X, confidence, session_starts)
+        params, data, latents, heading, centroid, states, cond = self._decode(
+            X, confidence, session_starts
+        )
         t = data.n_time_bins
         probs = None
         if smoothed_proba:  # the smoother's pass yields the log-likelihood too
@@ -867,12 +1009,18 @@ class KeypointSLDS(BaseHMM):
             probs = np.array(post.smoothed_probs[:t])
             probs[cond] = np.nan
         else:
-            _, hmm_ll = filter_program(params, data.arrays["ar"], robust=False, method=self._method())
+            _, hmm_ll = filter_program(
+                params, data.arrays["ar"], robust=False, method=self._method()
+            )
         states = self._merged_states(np.where(cond, -1, np.asarray(states)[:t]).astype(np.int32))
         probs = None if probs is None else self._merged_probs(probs)
         return KeypointDecoding(
-            np.asarray(latents)[:t], np.asarray(heading)[:t], np.asarray(centroid)[:t], states,
-            float(hmm_ll) + data.extra["kp_ll"], probs,
+            np.asarray(latents)[:t],
+            np.asarray(heading)[:t],
+            np.asarray(centroid)[:t],
+            states,
+            float(hmm_ll) + data.extra["kp_ll"],
+            probs,
         )
 
     def score(self, X, confidence=None, session_starts=None, y=None) -> float:
@@ -908,7 +1056,9 @@ class KeypointSLDS(BaseHMM):
         if smooth:
             probs = posterior(params, data.arrays["ar"], False, self._method()).smoothed_probs
         else:
-            probs, _ = filter_program(params, data.arrays["ar"], robust=False, method=self._method())
+            probs, _ = filter_program(
+                params, data.arrays["ar"], robust=False, method=self._method()
+            )
         probs = np.array(probs[: data.n_time_bins])
         probs[cond] = np.nan
         return self._proba_output(probs, data, self.n_states)
@@ -998,10 +1148,14 @@ class KeypointSLDS(BaseHMM):
         -------
         ndarray of int32, shape (n_time_bins,)
         """
-        return self.decode_state(X, confidence=confidence, session_starts=session_starts, state_format="index")
+        return self.decode_state(
+            X, confidence=confidence, session_starts=session_starts, state_format="index"
+        )
 
     # ------------------------------------------------------------ simulate
-    def simulate(self, random_key, n_time_bins: int, session_starts=None, heading_step: float = 0.05) -> KeypointSimulation:
+    def simulate(
+        self, random_key, n_time_bins: int, session_starts=None, heading_step: float = 0.05
+    ) -> KeypointSimulation:
         """Draw keypoints, latents and states from the model.
 
         The AR-HMM draws states and latents (the first ``nlags`` latents of a
@@ -1044,16 +1198,32 @@ class KeypointSLDS(BaseHMM):
         dtype = float_dtype()
         d = params.coef.shape[1]
         latents, states = simulate_program(
-            k_ar, params, jnp.asarray(mask), jnp.zeros(int(n_time_bins), jnp.int32), jnp.zeros((self.nlags, d), dtype),
-            int(self.nlags), False,
+            k_ar,
+            params,
+            jnp.asarray(mask),
+            jnp.zeros(int(n_time_bins), jnp.int32),
+            jnp.zeros((self.nlags, d), dtype),
+            int(self.nlags),
+            False,
         )
         hyper = self._hyper(self._prior())
         kp, heading, centroid = simulate_poses_program(
-            k_pose, latents, jnp.asarray(heading_step, dtype), jnp.asarray(float(np.asarray(self.centroid_variance_)), dtype),
-            jnp.asarray(self.noise_variance_, dtype), jnp.asarray(self.noise_prior_scale, dtype),
-            jnp.asarray(self.noise_dof, dtype), jnp.asarray(mask), hyper, int(self.nlags),
+            k_pose,
+            latents,
+            jnp.asarray(heading_step, dtype),
+            jnp.asarray(float(np.asarray(self.centroid_variance_)), dtype),
+            jnp.asarray(self.noise_variance_, dtype),
+            jnp.asarray(self.noise_prior_scale, dtype),
+            jnp.asarray(self.noise_dof, dtype),
+            jnp.asarray(mask),
+            hyper,
+            int(self.nlags),
         )
         scale = float(np.asarray(self.scale_))
         return KeypointSimulation(
-            np.asarray(kp) * scale, np.asarray(latents), np.asarray(states), np.asarray(heading), np.asarray(centroid) * scale
+            np.asarray(kp) * scale,
+            np.asarray(latents),
+            np.asarray(states),
+            np.asarray(heading),
+            np.asarray(centroid) * scale,
         )

@@ -86,7 +86,10 @@ def nlags_of(params: ARHMMParams) -> int:
 def ar_data(latents, data: KPData, nlags: int) -> ARData:
     """The AR-HMM's view of the latents: the first ``nlags`` frames of a session only condition."""
     n, d = latents.shape
-    lags = [jnp.concatenate([jnp.zeros((lag, d), latents.dtype), latents[:-lag]]) for lag in range(1, nlags + 1)]
+    lags = [
+        jnp.concatenate([jnp.zeros((lag, d), latents.dtype), latents[:-lag]])
+        for lag in range(1, nlags + 1)
+    ]
     emitted = (data.position >= nlags) & (data.valid > 0)
     return ARData(
         y=latents,
@@ -104,7 +107,9 @@ def latent_dynamics(params: ARHMMParams, hyper: KPHyper, nlags: int) -> ARDynami
     coef = jnp.concatenate([params.coef, jnp.zeros((1, d, n_lagged), var.dtype)])
     intercept = jnp.concatenate([params.intercept, hyper.latent_mean[None]])
     cov = jnp.concatenate([params.covariances, jnp.diag(var)[None]])
-    return ARDynamics(coef, intercept, cov, jnp.tile(hyper.latent_mean, nlags), jnp.diag(jnp.tile(var, nlags)))
+    return ARDynamics(
+        coef, intercept, cov, jnp.tile(hyper.latent_mean, nlags), jnp.diag(jnp.tile(var, nlags))
+    )
 
 
 def dynamics_index(states, data: KPData, n_states: int, nlags: int):
@@ -129,19 +134,26 @@ def pose_of(latents, hyper: KPHyper, n_keypoints: int):
 def centroid_observations(data: KPData, rotated, precision):
     """Per-frame Gaussian evidence on the centroid: weighted mean of ``y - R p`` and its precision."""
     lam = jnp.sum(precision, axis=1)
-    u = jnp.sum(precision[..., None] * (data.y - rotated), axis=1) / jnp.where(lam > 0, lam, 1.0)[:, None]
+    u = (
+        jnp.sum(precision[..., None] * (data.y - rotated), axis=1)
+        / jnp.where(lam > 0, lam, 1.0)[:, None]
+    )
     return u, lam
 
 
 def sample_centroid(key, data: KPData, rotated, precision, hyper: KPHyper):
     """Centroid path from its conditional: FFBS on the Gaussian random walk."""
     u, lam = centroid_observations(data, rotated, precision)
-    return random_walk_sample(key, u, lam, hyper.centroid_variance, hyper.centroid_prior_variance, data.starts)
+    return random_walk_sample(
+        key, u, lam, hyper.centroid_variance, hyper.centroid_prior_variance, data.starts
+    )
 
 
 def smooth_centroid(data: KPData, rotated, precision, hyper: KPHyper):
     u, lam = centroid_observations(data, rotated, precision)
-    return random_walk_smoother(u, lam, hyper.centroid_variance, hyper.centroid_prior_variance, data.starts).means
+    return random_walk_smoother(
+        u, lam, hyper.centroid_variance, hyper.centroid_prior_variance, data.starts
+    ).means
 
 
 def residuals(data: KPData, latents, heading, centroid, hyper: KPHyper):
@@ -167,14 +179,22 @@ def continuous_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, block_
     n, n_kp, n_dims = data.y.shape
     keys = jax.random.split(key, 5)
     _, _, sq0 = residuals(data, state.latents, state.heading, state.centroid, hyper)
-    kp_ll = keypoint_log_likelihood(sq0, state.scales * state.sigmasq[None, :], data.observed, n_dims)
+    kp_ll = keypoint_log_likelihood(
+        sq0, state.scales * state.sigmasq[None, :], data.observed, n_dims
+    )
     # latent pose by Kalman FFBS
     precision = keypoint_precision(data, state.scales, state.sigmasq)
     dyn = latent_dynamics(params, hyper, nlags)
     idx = dynamics_index(state.ar.states, data, n_states, nlags)
     latents = ar_kalman_sample(
-        keys[0], dyn, hyper.emission, egocentric_observations(data, state.heading, state.centroid),
-        jnp.repeat(precision, n_dims, axis=1), idx, data.starts, block_size=block_size,
+        keys[0],
+        dyn,
+        hyper.emission,
+        egocentric_observations(data, state.heading, state.centroid),
+        jnp.repeat(precision, n_dims, axis=1),
+        idx,
+        data.starts,
+        block_size=block_size,
     ).latents
     # heading (von Mises)
     pose = pose_of(latents, hyper, n_kp)
@@ -189,11 +209,18 @@ def continuous_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, block_
     # noise scales and variances
     resid = data.y - rotated - centroid[:, None, :]
     sq = jnp.sum(resid * resid, axis=-1)
-    shape, scale = noise_scale_conditional(sq, state.sigmasq, data.prior_scale, hyper.noise_dof, data.observed, n_dims)
-    scales = draw_by_rows(
-        sample_inverse_gamma, keys[3], (shape, scale), bytes_per_row=8 * GAMMA_PROPOSALS * n_kp * itemsize
+    shape, scale = noise_scale_conditional(
+        sq, state.sigmasq, data.prior_scale, hyper.noise_dof, data.observed, n_dims
     )
-    shape, scale = noise_variance_conditional(sq, scales, data.observed, hyper.noise_prior_shape, hyper.noise_prior_scale, n_dims)
+    scales = draw_by_rows(
+        sample_inverse_gamma,
+        keys[3],
+        (shape, scale),
+        bytes_per_row=8 * GAMMA_PROPOSALS * n_kp * itemsize,
+    )
+    shape, scale = noise_variance_conditional(
+        sq, scales, data.observed, hyper.noise_prior_shape, hyper.noise_prior_scale, n_dims
+    )
     sigmasq = sample_inverse_gamma(keys[4], shape, scale)
     return SLDSState(state.ar, latents, heading, centroid, scales, sigmasq), kp_ll
 
@@ -201,7 +228,9 @@ def continuous_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, block_
 ar_data_program = jax.jit(ar_data, static_argnames=("nlags",))
 
 
-def slds_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, method: str, block_size: int | None):
+def slds_sweep(
+    state: SLDSState, key, data: KPData, hyper: KPHyper, method: str, block_size: int | None
+):
     """One Gibbs sweep of the keypoint SLDS: two compiled programs shared by every instance.
 
     First the AR-HMM's sweep (states, HDP auxiliary variables, β, transitions,
@@ -212,7 +241,9 @@ def slds_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, method: str,
     """
     k_ar, k_cont = jax.random.split(key)
     nlags = nlags_of(state.ar.params)
-    ar_state, hmm_ll = gibbs_sweep(state.ar, k_ar, ar_data_program(state.latents, data, nlags), hyper.ar, False, method)
+    ar_state, hmm_ll = gibbs_sweep(
+        state.ar, k_ar, ar_data_program(state.latents, data, nlags), hyper.ar, False, method
+    )
     new, kp_ll = continuous_sweep(state._replace(ar=ar_state), k_cont, data, hyper, block_size)
     return new, hmm_ll + kp_ll
 
@@ -226,16 +257,27 @@ def mean_dynamics(params: ARHMMParams, weights):
     """One AR model: the ``weights``-average of the states' coefficients, intercepts and covariances."""
     w = weights / jnp.sum(weights)
     return ARHMMParams(
-        params.initial_prob, params.transition_prob, jnp.einsum("k,kij->ij", w, params.coef)[None],
-        jnp.einsum("k,ki->i", w, params.intercept)[None], jnp.einsum("k,kij->ij", w, params.covariances)[None],
+        params.initial_prob,
+        params.transition_prob,
+        jnp.einsum("k,kij->ij", w, params.coef)[None],
+        jnp.einsum("k,ki->i", w, params.intercept)[None],
+        jnp.einsum("k,kij->ij", w, params.covariances)[None],
         params.dof[:1],
     )
 
 
 @partial(jax.jit, static_argnames=("method", "block_size", "n_rounds"))
 def decode_program(
-    params: ARHMMParams, weights, sigmasq, data: KPData, hyper: KPHyper, heading0, centroid0,
-    method: str, block_size: int | None, n_rounds: int,
+    params: ARHMMParams,
+    weights,
+    sigmasq,
+    data: KPData,
+    hyper: KPHyper,
+    heading0,
+    centroid0,
+    method: str,
+    block_size: int | None,
+    n_rounds: int,
 ):
     """Latents, heading, centroid and Viterbi states by deterministic alternation.
 
@@ -252,8 +294,11 @@ def decode_program(
     # entries 0..K-1: states; K: the averaged dynamics; K+1: a session's first frames
     avg = mean_dynamics(params, weights)
     both = ARHMMParams(
-        params.initial_prob, params.transition_prob, jnp.concatenate([params.coef, avg.coef]),
-        jnp.concatenate([params.intercept, avg.intercept]), jnp.concatenate([params.covariances, avg.covariances]),
+        params.initial_prob,
+        params.transition_prob,
+        jnp.concatenate([params.coef, avg.coef]),
+        jnp.concatenate([params.intercept, avg.intercept]),
+        jnp.concatenate([params.covariances, avg.covariances]),
         params.dof,
     )
     dyn = latent_dynamics(both, hyper, nlags)
@@ -264,8 +309,13 @@ def decode_program(
         idx = jnp.where(r == 0, n_states, states)
         idx = jnp.where(data.position >= nlags, idx, n_states + 1).astype(jnp.int32)
         sm = ar_kalman_smoother(
-            dyn, hyper.emission, egocentric_observations(data, heading, centroid),
-            jnp.repeat(precision, n_dims, axis=1), idx, data.starts, block_size=block_size,
+            dyn,
+            hyper.emission,
+            egocentric_observations(data, heading, centroid),
+            jnp.repeat(precision, n_dims, axis=1),
+            idx,
+            data.starts,
+            block_size=block_size,
         )
         latents = sm.smoothed_means[:, :latent_dim]
         pose = pose_of(latents, hyper, n_kp)
@@ -275,12 +325,20 @@ def decode_program(
         centroid = smooth_centroid(data, rotated, precision, hyper)
         resid = data.y - rotated - centroid[:, None, :]
         sq = jnp.sum(resid * resid, axis=-1)
-        shape, scale = noise_scale_conditional(sq, sigmasq, data.prior_scale, nu, data.observed, n_dims)
+        shape, scale = noise_scale_conditional(
+            sq, sigmasq, data.prior_scale, nu, data.observed, n_dims
+        )
         scales = scale / jnp.maximum(shape - 1.0, 0.5)
         states = viterbi_program(params, ar_data(latents, data, nlags), robust=False, method=method)
         return heading, centroid, scales, states.astype(jnp.int32), latents
 
-    init = (heading0, centroid0, data.prior_scale, jnp.zeros(n, jnp.int32), jnp.zeros((n, latent_dim), heading0.dtype))
+    init = (
+        heading0,
+        centroid0,
+        data.prior_scale,
+        jnp.zeros(n, jnp.int32),
+        jnp.zeros((n, latent_dim), heading0.dtype),
+    )
     heading, centroid, scales, states, latents = jax.lax.fori_loop(0, n_rounds + 1, one_round, init)
     _, _, sq = residuals(data, latents, heading, centroid, hyper)
     kp_ll = keypoint_log_likelihood(sq, scales * sigmasq[None, :], data.observed, n_dims)
@@ -288,8 +346,18 @@ def decode_program(
 
 
 @partial(jax.jit, static_argnames=("nlags",))
-def simulate_poses_program(key, latents, heading_step, centroid_variance, sigmasq, noise_scale, noise_dof, starts,
-                           hyper: KPHyper, nlags: int):
+def simulate_poses_program(
+    key,
+    latents,
+    heading_step,
+    centroid_variance,
+    sigmasq,
+    noise_scale,
+    noise_dof,
+    starts,
+    hyper: KPHyper,
+    nlags: int,
+):
     """Heading and centroid random walks, and noisy keypoints around the rotated poses."""
     n = latents.shape[0]
     n_kp = sigmasq.shape[0]
@@ -310,7 +378,11 @@ def simulate_poses_program(key, latents, heading_step, centroid_variance, sigmas
     heading = seg_cumsum(dh)
     heading = jnp.arctan2(jnp.sin(heading), jnp.cos(heading))
     centroid = seg_cumsum(dv)
-    scales = sample_inverse_gamma(k_s, 0.5 * noise_dof, 0.5 * noise_dof * noise_scale * jnp.ones((n, n_kp), latents.dtype))
+    scales = sample_inverse_gamma(
+        k_s, 0.5 * noise_dof, 0.5 * noise_dof * noise_scale * jnp.ones((n, n_kp), latents.dtype)
+    )
     pose = pose_of(latents, hyper, n_kp)
-    noise = jnp.sqrt(scales * sigmasq[None, :])[..., None] * jax.random.normal(k_e, pose.shape, latents.dtype)
+    noise = jnp.sqrt(scales * sigmasq[None, :])[..., None] * jax.random.normal(
+        k_e, pose.shape, latents.dtype
+    )
     return rotate_xy(pose, heading) + centroid[:, None, :] + noise, heading, centroid
