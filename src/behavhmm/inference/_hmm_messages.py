@@ -397,3 +397,65 @@ def _backward_program(inp: _Inputs, b):
 @jax.jit
 def _combine_program(inp: _Inputs, alphas, c, log_c, b, betas):
     return _combine(inp, alphas, c, log_c, b, betas)
+
+
+# ----------------------------------------------------------------------------
+# the public kernels' check of the log-likelihoods (outside jit)
+# ----------------------------------------------------------------------------
+
+
+@jax.jit
+def _non_finite_summary(log_likelihoods):
+    """Whether any entry is NaN or +inf and the first one (flat index); same for all -inf rows."""
+    bad = (jnp.isnan(log_likelihoods) | (log_likelihoods == jnp.inf)).reshape(-1)
+    empty = jnp.all(log_likelihoods == -jnp.inf, axis=1)
+    return jnp.any(bad), jnp.argmax(bad), jnp.any(empty), jnp.argmax(empty)
+
+
+def check_log_likelihoods(log_likelihoods):
+    """Refuse NaN, +inf and all -inf rows in concrete log-likelihoods; pass tracers through.
+
+    ``-inf`` marks an impossible state and is allowed, as long as every time bin
+    keeps one possible state. The check is one reduction and one host sync; under
+    ``jax.jit`` (a tracer) nothing is checked, so compiled callers pay nothing.
+
+    Parameters
+    ----------
+    log_likelihoods : array-like of shape (n_time_bins, n_states)
+        ``log p(y_t | z_t = k)`` in nats.
+
+    Returns
+    -------
+    jax.Array or tracer
+        ``log_likelihoods`` as a JAX array (unchanged if it is a tracer, or if its
+        shape is not 2-D: the kernels' own shape check reports that).
+
+    Raises
+    ------
+    ValueError
+        If an entry is NaN or +inf (naming the first, ``[t, k]``), or if every
+        state of some time bin ``t`` is ``-inf`` (naming the first such ``t``).
+    """
+    if isinstance(log_likelihoods, jax.core.Tracer):
+        return log_likelihoods
+    # concrete values closed over by a jitted function are checked too, eagerly, while it traces
+    with jax.ensure_compile_time_eval():
+        ll = jnp.asarray(log_likelihoods)
+        if ll.ndim != 2 or ll.size == 0 or not jnp.issubdtype(ll.dtype, jnp.floating):
+            return ll
+        any_bad, first_bad, any_empty, first_empty = jax.device_get(_non_finite_summary(ll))
+        if any_bad:
+            t, k = divmod(int(first_bad), ll.shape[1])
+            nan = bool(jnp.isnan(ll[t, k]))
+    if any_bad:
+        what = "NaN" if nan else "+inf"
+        raise ValueError(
+            f"log_likelihoods must be finite or -inf (an impossible state), but "
+            f"log_likelihoods[{t}, {k}] (time bin {t}, state {k}) is {what}."
+        )
+    if any_empty:
+        t = int(first_empty)
+        raise ValueError(
+            f"log_likelihoods[{t}] is -inf for every state: no state is possible at time bin {t}."
+        )
+    return ll

@@ -26,6 +26,11 @@ Messages are normalised at every step and likelihoods are shifted by their
 per-step maximum before exponentiation, so float32 stays accurate over 10^6+
 time steps.
 
+Called with concrete arrays, the public kernels refuse NaN and ``+inf`` in
+``log_likelihoods`` and time bins where every state is ``-inf`` (a ValueError
+naming the first such entry); ``-inf`` for some states is allowed. Under
+``jax.jit`` the values are tracers and are not checked.
+
 References
 ----------
 L. R. Rabiner (1989). A tutorial on hidden Markov models and selected
@@ -59,6 +64,7 @@ from ._hmm_messages import (
     _forward,
     _forward_program,
     _prepare_program,
+    check_log_likelihoods,
 )
 from ._hmm_paths import (
     _sample_parallel,
@@ -179,6 +185,23 @@ def resolve_method(method: str) -> str:
 
 
 @partial(jax.jit, static_argnames=("method", "block_size"))
+def _filter_program(
+    initial_probs: Float[Array, " n_states"],
+    transition_matrix: Float[Array, "... n_states n_states"],
+    log_likelihoods: Float[Array, "n_time_bins n_states"],
+    session_starts: Bool[Array, " n_time_bins"] | None = None,
+    *,
+    groups: Int[Array, " n_time_bins"] | None = None,
+    method: str = "sequential",
+    block_size: int | None = None,
+) -> HMMFilterResult:
+    """`hmm_filter` for callers under ``jax.jit``: no check of ``log_likelihoods``."""
+    method = resolve_method(method)
+    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    alphas, _, log_c, _ = _forward(inp, method, block_size)
+    return HMMFilterResult(jnp.sum(log_c), alphas, log_c)
+
+
 def hmm_filter(
     initial_probs: Float[Array, " n_states"],
     transition_matrix: Float[Array, "... n_states n_states"],
@@ -199,7 +222,8 @@ def hmm_filter(
         Row-stochastic; ``[i, j] = p(z_t = j | z_{t-1} = i)``. A 3-D array holds
         one matrix per group, selected per step by ``groups``.
     log_likelihoods : array of shape (n_time_bins, n_states)
-        ``log p(y_t | z_t = k)`` in nats. ``-inf`` marks an impossible state.
+        ``log p(y_t | z_t = k)`` in nats: finite, or ``-inf`` for an
+        impossible state (every time bin needs one possible state).
     session_starts : bool array of shape (n_time_bins,), optional
         True where a session begins; the chain resets there. Index 0 is
         always a start. None means one session.
@@ -221,20 +245,34 @@ def hmm_filter(
     Raises
     ------
     ValueError
-        If shapes disagree or ``method`` is unknown.
+        If shapes disagree or ``method`` is unknown; if ``log_likelihoods``
+        holds NaN or ``+inf`` (the message names the first ``[t, k]``), or a
+        time bin where every state is ``-inf``. The values are checked when
+        the kernel is called with concrete arrays (one reduction and one host
+        synchronisation), not under ``jax.jit``, where they are tracers.
 
     Notes
     -----
     With scaled likelihoods ``b_t = exp(ll_t - max_k ll_t)``, the recursion is
     ``alpha_t ∝ (alpha_{t-1} A) ⊙ b_t``, or ``initial_probs ⊙ b_t`` at a
     session start, normalised each step (Rabiner, 1989). If an observation
-    has zero probability under the model its log normalizer is ``-inf`` and
-    the filtered probabilities keep the prediction, so no NaN is produced.
+    has zero probability under the model (its possible states are ruled out
+    by the transitions) its log normalizer is ``-inf`` and the filtered
+    probabilities keep the prediction, so no NaN is produced.
     """
-    method = resolve_method(method)
-    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
-    alphas, _, log_c, _ = _forward(inp, method, block_size)
-    return HMMFilterResult(jnp.sum(log_c), alphas, log_c)
+    log_likelihoods = check_log_likelihoods(log_likelihoods)
+    return _filter_program(
+        initial_probs,
+        transition_matrix,
+        log_likelihoods,
+        session_starts,
+        groups=groups,
+        method=method,
+        block_size=block_size,
+    )
+
+
+hmm_filter.lower = _filter_program.lower  # ahead-of-time lowering, as for any jitted function
 
 
 def hmm_smoother(
@@ -262,7 +300,11 @@ def hmm_smoother(
     Raises
     ------
     ValueError
-        If shapes disagree or ``method`` is unknown.
+        If shapes disagree or ``method`` is unknown; if ``log_likelihoods``
+        holds NaN or ``+inf`` (the message names the first ``[t, k]``), or a
+        time bin where every state is ``-inf``. The values are checked when
+        the kernel is called with concrete arrays (one reduction and one host
+        synchronisation), not under ``jax.jit``, where they are tracers.
 
     Notes
     -----
@@ -282,6 +324,7 @@ def hmm_smoother(
     ``behavhmm.inference.hmm.CONCURRENT_PASSES = False`` to always use one
     program.
     """
+    log_likelihoods = check_log_likelihoods(log_likelihoods)
     method = resolve_method(method)
     args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
     if method == "sequential" and _concurrent_passes_pay_off(args):
@@ -351,6 +394,28 @@ def _smoother_two_threads(
 
 
 @partial(jax.jit, static_argnames=("method", "block_size"))
+def _viterbi_program(
+    initial_probs: Float[Array, " n_states"],
+    transition_matrix: Float[Array, "... n_states n_states"],
+    log_likelihoods: Float[Array, "n_time_bins n_states"],
+    session_starts: Bool[Array, " n_time_bins"] | None = None,
+    *,
+    groups: Int[Array, " n_time_bins"] | None = None,
+    method: str = "sequential",
+    block_size: int | None = None,
+) -> Int[Array, " n_time_bins"]:
+    """`hmm_viterbi` for callers under ``jax.jit``: no check of ``log_likelihoods``."""
+    method = resolve_method(method)
+    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    log_pi = jnp.log(inp.initial_probs)
+    log_A = jnp.log(inp.transition_matrix)
+    if method == "sequential":
+        deltas = _viterbi_forward_sequential(inp, log_pi, log_A)
+        return _viterbi_backtrace_sequential(inp, deltas, log_A)
+    deltas = _viterbi_forward_parallel(inp, log_pi, log_A, block_size)
+    return _viterbi_backtrace_parallel(inp, deltas, log_A, block_size)
+
+
 def hmm_viterbi(
     initial_probs: Float[Array, " n_states"],
     transition_matrix: Float[Array, "... n_states n_states"],
@@ -375,7 +440,11 @@ def hmm_viterbi(
     Raises
     ------
     ValueError
-        If shapes disagree or ``method`` is unknown.
+        If shapes disagree or ``method`` is unknown; if ``log_likelihoods``
+        holds NaN or ``+inf`` (the message names the first ``[t, k]``), or a
+        time bin where every state is ``-inf``. The values are checked when
+        the kernel is called with concrete arrays (one reduction and one host
+        synchronisation), not under ``jax.jit``, where they are tracers.
 
     Notes
     -----
@@ -384,18 +453,46 @@ def hmm_viterbi(
     (O(K) per step) instead of storing back-pointers from an O(K^2) argmax.
     Ties go to the lowest state index.
     """
-    method = resolve_method(method)
-    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
-    log_pi = jnp.log(inp.initial_probs)
-    log_A = jnp.log(inp.transition_matrix)
-    if method == "sequential":
-        deltas = _viterbi_forward_sequential(inp, log_pi, log_A)
-        return _viterbi_backtrace_sequential(inp, deltas, log_A)
-    deltas = _viterbi_forward_parallel(inp, log_pi, log_A, block_size)
-    return _viterbi_backtrace_parallel(inp, deltas, log_A, block_size)
+    log_likelihoods = check_log_likelihoods(log_likelihoods)
+    return _viterbi_program(
+        initial_probs,
+        transition_matrix,
+        log_likelihoods,
+        session_starts,
+        groups=groups,
+        method=method,
+        block_size=block_size,
+    )
+
+
+hmm_viterbi.lower = _viterbi_program.lower  # ahead-of-time lowering, as for any jitted function
 
 
 @partial(jax.jit, static_argnames=("method", "block_size"))
+def _sample_program(
+    key: Array,
+    initial_probs: Float[Array, " n_states"],
+    transition_matrix: Float[Array, "... n_states n_states"],
+    log_likelihoods: Float[Array, "n_time_bins n_states"],
+    session_starts: Bool[Array, " n_time_bins"] | None = None,
+    *,
+    groups: Int[Array, " n_time_bins"] | None = None,
+    method: str = "sequential",
+    block_size: int | None = None,
+) -> HMMSample:
+    """`hmm_sample` for callers under ``jax.jit``: no check of ``log_likelihoods``."""
+    method = resolve_method(method)
+    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    alphas, _, log_c, _ = _forward(inp, method, block_size)
+    n_time_bins = alphas.shape[0]
+    uniforms = jax.random.uniform(key, (n_time_bins,), dtype=alphas.dtype)
+    if method == "sequential":
+        states = _sample_sequential(inp, alphas, uniforms)
+    else:
+        states = _sample_parallel(inp, alphas, uniforms, block_size)
+    return HMMSample(states.astype(jnp.int32), jnp.sum(log_c))
+
+
 def hmm_sample(
     key: Array,
     initial_probs: Float[Array, " n_states"],
@@ -427,7 +524,11 @@ def hmm_sample(
     Raises
     ------
     ValueError
-        If shapes disagree or ``method`` is unknown.
+        If shapes disagree or ``method`` is unknown; if ``log_likelihoods``
+        holds NaN or ``+inf`` (the message names the first ``[t, k]``), or a
+        time bin where every state is ``-inf``. The values are checked when
+        the kernel is called with concrete arrays (one reduction and one host
+        synchronisation), not under ``jax.jit``, where they are tracers.
 
     Notes
     -----
@@ -437,13 +538,17 @@ def hmm_sample(
     The parallel method writes each step as a map ``z_{t+1} -> z_t`` and
     composes the maps with an associative scan.
     """
-    method = resolve_method(method)
-    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
-    alphas, _, log_c, _ = _forward(inp, method, block_size)
-    n_time_bins = alphas.shape[0]
-    uniforms = jax.random.uniform(key, (n_time_bins,), dtype=alphas.dtype)
-    if method == "sequential":
-        states = _sample_sequential(inp, alphas, uniforms)
-    else:
-        states = _sample_parallel(inp, alphas, uniforms, block_size)
-    return HMMSample(states.astype(jnp.int32), jnp.sum(log_c))
+    log_likelihoods = check_log_likelihoods(log_likelihoods)
+    return _sample_program(
+        key,
+        initial_probs,
+        transition_matrix,
+        log_likelihoods,
+        session_starts,
+        groups=groups,
+        method=method,
+        block_size=block_size,
+    )
+
+
+hmm_sample.lower = _sample_program.lower  # ahead-of-time lowering, as for any jitted function
