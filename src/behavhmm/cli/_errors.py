@@ -95,7 +95,7 @@ def load_model_file(path, kinds: tuple[str, ...], command: str):
         wanted = " or ".join(kinds)
         raise FileError(
             path,
-            f"holds a {type(model).__name__} model; {command} needs a {wanted} model file.",
+            f"holds {type(model).__name__} parameters; {command} needs a {wanted} model file.",
         )
     return model
 
