@@ -325,6 +325,28 @@ def hmm_smoother(
     program.
     """
     log_likelihoods = check_log_likelihoods(log_likelihoods)
+    return _smoother_unchecked(
+        initial_probs,
+        transition_matrix,
+        log_likelihoods,
+        session_starts,
+        groups=groups,
+        method=method,
+        block_size=block_size,
+    )
+
+
+def _smoother_unchecked(
+    initial_probs,
+    transition_matrix,
+    log_likelihoods,
+    session_starts=None,
+    *,
+    groups=None,
+    method="sequential",
+    block_size=None,
+) -> HMMPosterior:
+    """`hmm_smoother` without the check of ``log_likelihoods`` (for the models' E-steps)."""
     method = resolve_method(method)
     args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
     if method == "sequential" and _concurrent_passes_pay_off(args):
