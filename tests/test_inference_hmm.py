@@ -339,6 +339,9 @@ def test_kernels_refuse_nan_and_plus_inf_naming_the_first_entry(kernel, value, n
     # a JAX array on the device is checked the same way
     with pytest.raises(ValueError, match=r"log_likelihoods\[3, 1\]"):
         call_kernel(kernel, initial, trans, jnp.asarray(ll))
+    # also a FloatingPointError: a model whose emissions overflowed adds its own hint to it
+    with pytest.raises(FloatingPointError, match=r"log_likelihoods\[3, 1\]"):
+        call_kernel(kernel, initial, trans, ll)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -404,6 +404,15 @@ def _combine_program(inp: _Inputs, alphas, c, log_c, b, betas):
 # ----------------------------------------------------------------------------
 
 
+class NonFiniteLogLikelihoodError(ValueError, FloatingPointError):
+    """``log_likelihoods`` hold NaN, ``+inf``, or a time bin where no state is possible.
+
+    Both a ValueError (a bad argument of a kernel) and a FloatingPointError (a
+    numerical failure, when a model's emission log-likelihoods overflowed), so a
+    caller that catches either sees it.
+    """
+
+
 @jax.jit
 def _non_finite_summary(log_likelihoods):
     """Whether any entry is NaN or +inf and the first one (flat index); same for all -inf rows."""
@@ -432,9 +441,10 @@ def check_log_likelihoods(log_likelihoods):
 
     Raises
     ------
-    ValueError
-        If an entry is NaN or +inf (naming the first, ``[t, k]``), or if every
-        state of some time bin ``t`` is ``-inf`` (naming the first such ``t``).
+    NonFiniteLogLikelihoodError
+        A ValueError and FloatingPointError: if an entry is NaN or +inf (naming
+        the first, ``[t, k]``), or if every state of some time bin ``t`` is
+        ``-inf`` (naming the first such ``t``).
     """
     if isinstance(log_likelihoods, jax.core.Tracer):
         return log_likelihoods
@@ -449,13 +459,13 @@ def check_log_likelihoods(log_likelihoods):
             nan = bool(jnp.isnan(ll[t, k]))
     if any_bad:
         what = "NaN" if nan else "+inf"
-        raise ValueError(
+        raise NonFiniteLogLikelihoodError(
             f"log_likelihoods must be finite or -inf (an impossible state), but "
             f"log_likelihoods[{t}, {k}] (time bin {t}, state {k}) is {what}."
         )
     if any_empty:
         t = int(first_empty)
-        raise ValueError(
+        raise NonFiniteLogLikelihoodError(
             f"log_likelihoods[{t}] is -inf for every state: no state is possible at time bin {t}."
         )
     return ll

@@ -55,6 +55,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from ._hmm_messages import (
     DEFAULT_BLOCK_BYTES,
+    NonFiniteLogLikelihoodError,
     _backward_parallel,
     _backward_program,
     _backward_sequential,
@@ -79,6 +80,7 @@ __all__ = [
     "HMMFilterResult",
     "HMMPosterior",
     "HMMSample",
+    "NonFiniteLogLikelihoodError",
     "hmm_filter",
     "hmm_smoother",
     "hmm_viterbi",
@@ -247,7 +249,8 @@ def hmm_filter(
     ValueError
         If shapes disagree or ``method`` is unknown; if ``log_likelihoods``
         holds NaN or ``+inf`` (the message names the first ``[t, k]``), or a
-        time bin where every state is ``-inf``. The values are checked when
+        time bin where every state is ``-inf`` (this error is also a
+        FloatingPointError, as a model's numerical failures are). The values are checked when
         the kernel is called with concrete arrays (one reduction and one host
         synchronisation), not under ``jax.jit``, where they are tracers.
 
@@ -302,7 +305,8 @@ def hmm_smoother(
     ValueError
         If shapes disagree or ``method`` is unknown; if ``log_likelihoods``
         holds NaN or ``+inf`` (the message names the first ``[t, k]``), or a
-        time bin where every state is ``-inf``. The values are checked when
+        time bin where every state is ``-inf`` (this error is also a
+        FloatingPointError, as a model's numerical failures are). The values are checked when
         the kernel is called with concrete arrays (one reduction and one host
         synchronisation), not under ``jax.jit``, where they are tracers.
 
@@ -464,7 +468,8 @@ def hmm_viterbi(
     ValueError
         If shapes disagree or ``method`` is unknown; if ``log_likelihoods``
         holds NaN or ``+inf`` (the message names the first ``[t, k]``), or a
-        time bin where every state is ``-inf``. The values are checked when
+        time bin where every state is ``-inf`` (this error is also a
+        FloatingPointError, as a model's numerical failures are). The values are checked when
         the kernel is called with concrete arrays (one reduction and one host
         synchronisation), not under ``jax.jit``, where they are tracers.
 
@@ -548,7 +553,8 @@ def hmm_sample(
     ValueError
         If shapes disagree or ``method`` is unknown; if ``log_likelihoods``
         holds NaN or ``+inf`` (the message names the first ``[t, k]``), or a
-        time bin where every state is ``-inf``. The values are checked when
+        time bin where every state is ``-inf`` (this error is also a
+        FloatingPointError, as a model's numerical failures are). The values are checked when
         the kernel is called with concrete arrays (one reduction and one host
         synchronisation), not under ``jax.jit``, where they are tracers.
 
