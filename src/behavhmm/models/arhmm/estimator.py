@@ -37,12 +37,13 @@ from ..base import (
     Bool,
     Integer,
     OneOf,
+    Prediction,
     PreparedData,
     Real,
     check_initializer_output,
     check_probabilities,
-    check_random_key,
 )
+from ._hooks import ARKernels
 from .em import em_step
 from .gibbs import GibbsState, gibbs_sweep, log_joint_program
 from .model import (
@@ -52,7 +53,6 @@ from .model import (
     filter_program,
     log_likelihood_program,
     median_duration_program,
-    posterior,
     simulate_program,
     viterbi_program,
 )
@@ -211,7 +211,7 @@ def _whitening(frames: np.ndarray):
     return mean, matrix, -0.5 * float(np.sum(np.log(vals)))
 
 
-class ARHMM(BaseHMM):
+class ARHMM(ARKernels, BaseHMM):
     """Autoregressive hidden Markov model (MoSeq's AR-HMM), fitted by MAP-EM or Gibbs sampling.
 
     Each hidden state (a behavioural *syllable*) has its own linear
@@ -1191,6 +1191,13 @@ class ARHMM(BaseHMM):
             jnp.zeros(n_padded, dtype),
         )
 
+    # ---------------------------------------------------------- kernel hooks
+    def _prediction(self, X, session_starts, groups) -> Prediction:
+        params = self._validated_params()
+        data = self._prepare(X, session_starts, groups)
+        n_states = params.initial_prob.shape[0]
+        return Prediction(params, data, n_states, log_lik_offset=data.extra["log_jacobian"])
+
     # -------------------------------------------------------------- predict
     def score(self, X, y=None, session_starts=None, groups=None) -> float:
         """Marginal log-likelihood of ``X`` summed over its modelled frames.
@@ -1220,12 +1227,7 @@ class ARHMM(BaseHMM):
         ValueError
             For invalid input, as in [`fit`][behavhmm.ARHMM.fit].
         """
-        params = self._validated_params()
-        data = self._prepare(X, session_starts, groups)
-        _, log_lik = filter_program(
-            params, data.arrays["ar"], robust=bool(self.robust), method=self._method()
-        )
-        return float(log_lik) + data.extra["log_jacobian"]
+        return self._score_of(X, session_starts, groups)
 
     def smooth_proba(self, X, session_starts=None, groups=None):
         """Posterior state probabilities ``p(z_t | all frames of its session)``.
@@ -1251,12 +1253,7 @@ class ARHMM(BaseHMM):
         ValueError
             For invalid input.
         """
-        params = self._validated_params()
-        data = self._prepare(X, session_starts, groups)
-        probs = posterior(
-            params, data.arrays["ar"], bool(self.robust), self._method()
-        ).smoothed_probs
-        return self._proba_output(probs, data, params.initial_prob.shape[0])
+        return self._smooth_of(X, session_starts, groups)
 
     def emission_log_likelihood(self, X, session_starts=None, groups=None):
         """Log-likelihood of each frame under each state's emission, ``log p(x_t | z_t = k, past)``.
@@ -1315,12 +1312,7 @@ class ARHMM(BaseHMM):
         ValueError
             For invalid input.
         """
-        params = self._validated_params()
-        data = self._prepare(X, session_starts, groups)
-        probs, _ = filter_program(
-            params, data.arrays["ar"], robust=bool(self.robust), method=self._method()
-        )
-        return self._proba_output(probs, data, params.initial_prob.shape[0])
+        return self._filter_of(X, session_starts, groups)
 
     def decode_state(self, X, session_starts=None, state_format: str = "one-hot", groups=None):
         """Most likely state sequence (Viterbi), jointly over each session.
@@ -1349,13 +1341,7 @@ class ARHMM(BaseHMM):
         ValueError
             For invalid input or an unknown ``state_format``.
         """
-        self._check_state_format(state_format)
-        params = self._validated_params()
-        data = self._prepare(X, session_starts, groups)
-        states = viterbi_program(
-            params, data.arrays["ar"], robust=bool(self.robust), method=self._method()
-        )
-        return self._state_output(states, data, state_format, params.initial_prob.shape[0])
+        return self._decode_of(X, session_starts, groups, state_format=state_format)
 
     def predict(self, X, session_starts=None, groups=None):
         """Viterbi state indices; ``decode_state(X, state_format="index")``.
@@ -1426,11 +1412,8 @@ class ARHMM(BaseHMM):
         ValueError
             For invalid ``n_time_bins``, ``session_starts``, ``init_frames`` or ``groups``.
         """
-        params = self._validated_params()
-        key = check_random_key(random_key)
-        check_scalar(n_time_bins, "n_time_bins", numbers.Integral, min_val=1)
+        params, key, mask = self._simulation_start(random_key, n_time_bins, session_starts)
         n_features = params.coef.shape[1]
-        mask = session_mask(session_starts, int(n_time_bins))
         group_bins = self._group_labels(groups, mask, fitting=False)
         group_bins = np.zeros(int(n_time_bins), np.int32) if group_bins is None else group_bins
         if init_frames is None:

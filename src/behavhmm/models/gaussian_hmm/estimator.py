@@ -7,7 +7,6 @@ compiled programs are in ``em.py`` and its built-in initializers in
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import ClassVar
 
@@ -15,24 +14,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_scalar
 
 from ..._utils import bucket_length, float_dtype
 from ...fitting import run_em
 from ...observations.gaussian import COVARIANCE_TYPES, GaussianPrior
-from .._initializers import PROBA_INITIAL_REGISTRY, PROBA_TRANSITION_REGISTRY, InitSlot
 from ...sessions import drop_nan_borders, session_mask
+from .._initializers import PROBA_INITIAL_REGISTRY, PROBA_TRANSITION_REGISTRY, InitSlot
 from ..base import (
     INFERENCE_METHODS,
     BaseHMM,
     Bool,
     Integer,
     OneOf,
+    Prediction,
     PreparedData,
     Real,
     check_initializer_output,
     check_probabilities,
-    check_random_key,
 )
 from .em import (
     GaussianData,
@@ -418,6 +416,23 @@ class GaussianHMM(BaseHMM):
         keep, starts_kept = drop_nan_borders(values, mask, info=info)
         return self._build(values[keep], starts_kept, np.flatnonzero(keep), values.shape[0], info)
 
+    # ---------------------------------------------------------- kernel hooks
+    def _prediction(self, X, session_starts) -> Prediction:
+        params = self._validated_params()
+        return Prediction(params, self._prepare(X, session_starts), self.n_states)
+
+    def _filter(self, pred: Prediction):
+        data = pred.data.arrays["gaussian"]
+        return filter_program(pred.params, data, self.covariance_type, self._method())
+
+    def _smooth(self, pred: Prediction):
+        data = pred.data.arrays["gaussian"]
+        return posterior(pred.params, data, self.covariance_type, self._method())
+
+    def _viterbi(self, pred: Prediction):
+        data = pred.data.arrays["gaussian"]
+        return viterbi_program(pred.params, data, self.covariance_type, self._method())
+
     # ------------------------------------------------------------------ fit
     def _initial_params(self, kept, starts_kept, prior, key) -> GaussianHMMParams:
         n_states, n_features = self.n_states, kept.shape[1]
@@ -550,12 +565,7 @@ class GaussianHMM(BaseHMM):
         ValueError
             For invalid input, as in [`fit`][behavhmm.GaussianHMM.fit].
         """
-        params = self._validated_params()
-        data = self._prepare(X, session_starts)
-        _, log_lik = filter_program(
-            params, data.arrays["gaussian"], self.covariance_type, self._method()
-        )
-        return float(log_lik)
+        return self._score_of(X, session_starts)
 
     def smooth_proba(self, X, session_starts=None):
         """Posterior state probabilities ``p(z_t | all frames of its session)``.
@@ -578,12 +588,7 @@ class GaussianHMM(BaseHMM):
         ValueError
             For invalid input.
         """
-        params = self._validated_params()
-        data = self._prepare(X, session_starts)
-        probs = posterior(
-            params, data.arrays["gaussian"], self.covariance_type, self._method()
-        ).smoothed_probs
-        return self._proba_output(probs, data, self.n_states)
+        return self._smooth_of(X, session_starts)
 
     def filter_proba(self, X, session_starts=None):
         """Causal state probabilities ``p(z_t | frames up to t of its session)``.
@@ -606,12 +611,7 @@ class GaussianHMM(BaseHMM):
         ValueError
             For invalid input.
         """
-        params = self._validated_params()
-        data = self._prepare(X, session_starts)
-        probs, _ = filter_program(
-            params, data.arrays["gaussian"], self.covariance_type, self._method()
-        )
-        return self._proba_output(probs, data, self.n_states)
+        return self._filter_of(X, session_starts)
 
     def decode_state(self, X, session_starts=None, state_format: str = "one-hot"):
         """Most likely state sequence (Viterbi), jointly over each session.
@@ -637,13 +637,7 @@ class GaussianHMM(BaseHMM):
         ValueError
             For invalid input or an unknown ``state_format``.
         """
-        self._check_state_format(state_format)
-        params = self._validated_params()
-        data = self._prepare(X, session_starts)
-        states = viterbi_program(
-            params, data.arrays["gaussian"], self.covariance_type, self._method()
-        )
-        return self._state_output(states, data, state_format, self.n_states)
+        return self._decode_of(X, session_starts, state_format=state_format)
 
     def predict(self, X, session_starts=None):
         """Viterbi state indices; ``decode_state(X, state_format="index")``.
@@ -703,9 +697,6 @@ class GaussianHMM(BaseHMM):
         ValueError
             For invalid ``n_time_bins`` or ``session_starts``.
         """
-        params = self._validated_params()
-        key = check_random_key(random_key)
-        check_scalar(n_time_bins, "n_time_bins", numbers.Integral, min_val=1)
-        mask = session_mask(session_starts, int(n_time_bins))
+        params, key, mask = self._simulation_start(random_key, n_time_bins, session_starts)
         frames, states = simulate(key, params, jnp.asarray(mask), self.covariance_type)
         return np.asarray(frames), np.asarray(states)

@@ -51,6 +51,7 @@ from ..base import (
     Bool,
     Integer,
     OneOf,
+    Prediction,
     PreparedData,
     Real,
     check_random_key,
@@ -1157,11 +1158,23 @@ class GLMHMM(BaseHMM):
         return n_samples - n_coef - n_states - hmm
 
     # -------------------------------------------------------------- predict
-    def _predict_inputs(self, X, y, session_starts):
+    def _prediction(self, X, y, session_starts) -> Prediction:
         spec = self._spec()
         params = self._validated_params(spec)
         data = self._prepare(X, y, session_starts, reset=False, spec=spec)
-        return spec, params, data
+        return Prediction(params, data.prepared, spec.n_states, context=(spec, data))
+
+    def _filter(self, pred: Prediction):
+        spec, data = pred.context
+        return core.filter_program(pred.params, *data.args, spec.family, spec.link, spec.method)
+
+    def _smooth(self, pred: Prediction):
+        spec, data = pred.context
+        return core.posterior(pred.params, *data.args, spec.family, spec.link, spec.method)
+
+    def _viterbi(self, pred: Prediction):
+        spec, data = pred.context
+        return core.viterbi_program(pred.params, *data.args, spec.family, spec.link, spec.method)
 
     def score(self, X, y, session_starts=None) -> float:
         """Marginal log-likelihood ``log p(y | X)`` in nats, summed over time bins and sessions.
@@ -1186,9 +1199,7 @@ class GLMHMM(BaseHMM):
         ValueError
             For invalid input, as in ``fit``.
         """
-        spec, params, data = self._predict_inputs(X, y, session_starts)
-        _, log_lik = core.filter_program(params, *data.args, spec.family, spec.link, spec.method)
-        return float(log_lik)
+        return self._score_of(X, y, session_starts)
 
     def compute_loss(self, params, X, y, session_starts=None) -> float:
         """Negative marginal log-likelihood (nats) of ``params`` on ``(X, y)``.
@@ -1215,7 +1226,8 @@ class GLMHMM(BaseHMM):
             X, y, session_starts, reset=not hasattr(self, "n_features_in_"), spec=spec
         )
         internal = self._to_internal(params, spec, data)
-        _, log_lik = core.filter_program(internal, *data.args, spec.family, spec.link, spec.method)
+        pred = Prediction(internal, data.prepared, spec.n_states, context=(spec, data))
+        _, log_lik = self._filter(pred)
         return -float(log_lik)
 
     def smooth_proba(self, X, y, session_starts=None):
@@ -1238,9 +1250,7 @@ class GLMHMM(BaseHMM):
         ValueError
             For invalid input (NaN inside a session, inconsistent shapes).
         """
-        spec, params, data = self._predict_inputs(X, y, session_starts)
-        post = core.posterior(params, *data.args, spec.family, spec.link, spec.method)
-        return self._proba_output(post.smoothed_probs, data.prepared, spec.n_states)
+        return self._smooth_of(X, y, session_starts)
 
     def filter_proba(self, X, y, session_starts=None):
         """Causal state probabilities ``p(z_t | data up to t of its session)``.
@@ -1262,9 +1272,7 @@ class GLMHMM(BaseHMM):
         ValueError
             For invalid input.
         """
-        spec, params, data = self._predict_inputs(X, y, session_starts)
-        probs, _ = core.filter_program(params, *data.args, spec.family, spec.link, spec.method)
-        return self._proba_output(probs, data.prepared, spec.n_states)
+        return self._filter_of(X, y, session_starts)
 
     def decode_state(self, X, y, session_starts=None, state_format: str = "one-hot"):
         """Most likely state sequence (Viterbi), jointly over each session.
@@ -1289,10 +1297,7 @@ class GLMHMM(BaseHMM):
         ValueError
             For invalid input or an unknown ``state_format``.
         """
-        self._check_state_format(state_format)
-        spec, params, data = self._predict_inputs(X, y, session_starts)
-        states = core.viterbi_program(params, *data.args, spec.family, spec.link, spec.method)
-        return self._state_output(states, data.prepared, state_format, spec.n_states)
+        return self._decode_of(X, y, session_starts, state_format=state_format)
 
     def simulate(
         self, random_key, feedforward_input, state_format: str = "index", session_starts=None

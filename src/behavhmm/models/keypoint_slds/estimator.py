@@ -23,13 +23,12 @@ from ...observations import default_mniw_prior
 from ...sessions import session_bounds, session_mask, split_pynapple
 from .._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
 from ..arhmm import ARHMM
+from ..arhmm._hooks import ARKernels
 from ..arhmm.gibbs import GibbsState, gibbs_sweep
 from ..arhmm.model import (
     ARHMMParams,
     Hyper,
-    filter_program,
     median_duration_program,
-    posterior,
     simulate_program,
 )
 from ..base import (
@@ -38,9 +37,9 @@ from ..base import (
     Bool,
     Integer,
     OneOf,
+    Prediction,
     PreparedData,
     Real,
-    check_random_key,
 )
 from .gibbs import (
     KPData,
@@ -126,7 +125,16 @@ def _fill_gaps(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return out
 
 
-class KeypointSLDS(BaseHMM):
+class _Decoded(NamedTuple):
+    """The deterministic decoding behind KeypointSLDS's predictions (padded time axis)."""
+
+    latents: jax.Array
+    heading: jax.Array
+    centroid: jax.Array
+    states: jax.Array
+
+
+class KeypointSLDS(ARKernels, BaseHMM):
     """Keypoint SLDS (Keypoint-MoSeq): syllables from noisy 2-D or 3-D keypoints.
 
     Generative model, for frame ``t`` of a session and keypoint ``n``:
@@ -922,7 +930,8 @@ class KeypointSLDS(BaseHMM):
         return self
 
     # -------------------------------------------------------------- decode
-    def _decode(self, X, confidence, session_starts):
+    def _prediction(self, X, confidence, session_starts) -> Prediction:
+        """Deterministic decoding of the latents; the AR-HMM hooks then run on them."""
         params = self._validated_params()
         coords, observed, conf, mask, info = self._read(
             X, confidence, session_starts, fitting=False
@@ -961,15 +970,19 @@ class KeypointSLDS(BaseHMM):
             extra={"kp_ll": float(kp_ll)},
         )
         conditioning = np.asarray(data.position)[:n_time_bins] < self.nlags
-        return (
+        decoded = _Decoded(latents, heading, centroid * scale + jnp.asarray(offset, dtype), states)
+        return Prediction(
             params,
             prepared,
-            latents,
-            heading,
-            centroid * scale + jnp.asarray(offset, dtype),
-            states,
-            conditioning,
+            self.n_states,
+            log_lik_offset=float(kp_ll),
+            blank=conditioning,
+            context=decoded,
         )
+
+    def _viterbi(self, pred: Prediction):
+        """The Viterbi states of the decoding (no second pass)."""
+        return pred.context.states
 
     def decode(
         self, X, confidence=None, session_starts=None, *, smoothed_proba: bool = False
@@ -998,28 +1011,22 @@ class KeypointSLDS(BaseHMM):
             For invalid input (see [`fit`][behavhmm.KeypointSLDS.fit]) or a
             different number of keypoints or dimensions than in ``fit``.
         """
-        params, data, latents, heading, centroid, states, cond = self._decode(
-            X, confidence, session_starts
-        )
-        t = data.n_time_bins
+        pred = self._prediction(X, confidence, session_starts)
+        t, decoded = pred.data.n_time_bins, pred.context
         probs = None
         if smoothed_proba:  # the smoother's pass yields the log-likelihood too
-            post = posterior(params, data.arrays["ar"], False, self._method())
+            post = self._smooth(pred)
             hmm_ll = post.log_likelihood
-            probs = np.array(post.smoothed_probs[:t])
-            probs[cond] = np.nan
+            probs = self._merged_probs(self._blanked(post.smoothed_probs, pred, np.nan))
         else:
-            _, hmm_ll = filter_program(
-                params, data.arrays["ar"], robust=False, method=self._method()
-            )
-        states = self._merged_states(np.where(cond, -1, np.asarray(states)[:t]).astype(np.int32))
-        probs = None if probs is None else self._merged_probs(probs)
+            _, hmm_ll = self._filter(pred)
+        states = self._merged_states(self._blanked(decoded.states, pred, -1).astype(np.int32))
         return KeypointDecoding(
-            np.asarray(latents)[:t],
-            np.asarray(heading)[:t],
-            np.asarray(centroid)[:t],
+            np.asarray(decoded.latents)[:t],
+            np.asarray(decoded.heading)[:t],
+            np.asarray(decoded.centroid)[:t],
             states,
-            float(hmm_ll) + data.extra["kp_ll"],
+            float(hmm_ll) + pred.log_lik_offset,
             probs,
         )
 
@@ -1049,19 +1056,7 @@ class KeypointSLDS(BaseHMM):
         ValueError
             For invalid input.
         """
-        return self.decode(X, confidence=confidence, session_starts=session_starts).log_likelihood
-
-    def _probs(self, X, confidence, session_starts, smooth: bool):
-        params, data, _, _, _, _, cond = self._decode(X, confidence, session_starts)
-        if smooth:
-            probs = posterior(params, data.arrays["ar"], False, self._method()).smoothed_probs
-        else:
-            probs, _ = filter_program(
-                params, data.arrays["ar"], robust=False, method=self._method()
-            )
-        probs = np.array(probs[: data.n_time_bins])
-        probs[cond] = np.nan
-        return self._proba_output(probs, data, self.n_states)
+        return self._score_of(X, confidence, session_starts)
 
     def smooth_proba(self, X, confidence=None, session_starts=None):
         """Posterior state probabilities given the decoded latents of each session.
@@ -1083,7 +1078,7 @@ class KeypointSLDS(BaseHMM):
         ValueError
             For invalid input.
         """
-        return self._probs(X, confidence, session_starts, smooth=True)
+        return self._smooth_of(X, confidence, session_starts)
 
     def filter_proba(self, X, confidence=None, session_starts=None):
         """Causal state probabilities given the decoded latents (forward filter).
@@ -1107,7 +1102,7 @@ class KeypointSLDS(BaseHMM):
         ValueError
             For invalid input.
         """
-        return self._probs(X, confidence, session_starts, smooth=False)
+        return self._filter_of(X, confidence, session_starts)
 
     def decode_state(self, X, confidence=None, session_starts=None, state_format: str = "one-hot"):
         """Viterbi syllables of keypoints (deterministic decoding, see the class notes).
@@ -1131,10 +1126,7 @@ class KeypointSLDS(BaseHMM):
         ValueError
             For invalid input or ``state_format``.
         """
-        self._check_state_format(state_format)
-        _, data, _, _, _, states, cond = self._decode(X, confidence, session_starts)
-        states = np.where(cond, -1, np.asarray(states)[: data.n_time_bins])
-        return self._state_output(states, data, state_format, self.n_states)
+        return self._decode_of(X, confidence, session_starts, state_format=state_format)
 
     def predict(self, X, confidence=None, session_starts=None):
         """Viterbi state indices; ``decode_state(X, state_format="index")``.
@@ -1189,11 +1181,8 @@ class KeypointSLDS(BaseHMM):
         ValueError
             For invalid ``n_time_bins`` or ``session_starts``.
         """
-        params = self._validated_params()
-        key = check_random_key(random_key)
-        check_scalar(n_time_bins, "n_time_bins", numbers.Integral, min_val=1)
+        params, key, mask = self._simulation_start(random_key, n_time_bins, session_starts)
         check_scalar(heading_step, "heading_step", numbers.Real, min_val=0)
-        mask = session_mask(session_starts, int(n_time_bins))
         k_ar, k_pose = jax.random.split(key)
         dtype = float_dtype()
         d = params.coef.shape[1]
