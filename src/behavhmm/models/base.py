@@ -292,6 +292,69 @@ class BaseHMM(PredictionMixin, BaseEstimator):
                 raise ValueError(f"has an array {name!r} that {type(self).__name__} does not use.")
             setattr(self, name, arr)
 
+    # ------------------------------------------------------------------- fit
+    #: Optional fitted attributes a new fit removes before it starts (set only by some fits).
+    _optional_fitted: ClassVar[tuple[str, ...]] = ()
+
+    def _fit_skeleton(self, *inputs, resume: bool = False):
+        """The life of one ``fit``: validate -> prepare -> initialise -> run the loop -> store.
+
+        Every estimator's public ``fit`` (whose signature and docstring are its
+        own) is this call. The model supplies four hooks:
+
+        - ``_fit_data(*inputs)``: the validated training data on the model's
+          time axis (sessions, NaN borders, padding buckets) and the random
+          keys drawn from ``random_state``;
+        - ``_initialize(train)``: the starting point, from the ``setup()``
+          slots (or a resumed checkpoint's template);
+        - ``_run_loop(init, train, resume)``: `behavhmm.fitting.run_em` or
+          `behavhmm.fitting.run_gibbs` over the model's jitted step; returns a
+          NamedTuple;
+        - ``_store(result, train)``: the fitted ``*_`` attributes (and the
+          convergence warning).
+
+        Parameters
+        ----------
+        *inputs
+            The arguments of the model's ``fit`` (``X``, ``y``, ``confidence``,
+            ``session_starts``, ``groups``, ...), passed to ``_fit_data``.
+        resume : bool, default False
+            Continue the fit saved at ``checkpoint_path``.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError, ValueError
+            For invalid hyperparameters (before any work), ``resume`` without
+            ``checkpoint_path``, or invalid input.
+        """
+        self._check_hyperparameters()
+        if resume and getattr(self, "checkpoint_path", None) is None:
+            raise ValueError("resume=True needs checkpoint_path.")
+        for name in self._optional_fitted:
+            if hasattr(self, name):
+                delattr(self, name)
+        train = self._fit_data(*inputs)
+        init = self._initialize(train)
+        result = self._run_loop(init, train, resume)
+        self._store(result, train)
+        return self
+
+    def _fit_data(self, *inputs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _initialize(self, train):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _run_loop(self, init, train, resume: bool):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _store(self, result, train) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     # ------------------------------------------------------------ validation
     def _check_hyperparameters(self) -> None:
         """Check every constructor argument in ``_hyperparameters``, then the cross-argument rules.

@@ -8,7 +8,7 @@ compiled programs are in ``em.py`` and its built-in initializers in
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..._utils import bucket_length, float_dtype
-from ...fitting import run_em
+from ...fitting import EMResult, run_em
 from ...observations.gaussian import COVARIANCE_TYPES, GaussianPrior
 from ...sessions import drop_nan_borders, session_mask
 from .._initializers import PROBA_INITIAL_REGISTRY, PROBA_TRANSITION_REGISTRY, InitSlot
@@ -45,6 +45,14 @@ from .em import (
 from .initialize import GAUSSIAN_PARAMS_REGISTRY
 
 __all__ = ["GaussianHMM"]
+
+
+class _FitData(NamedTuple):
+    """Training data of one fit: the prepared frames, the emission prior and the fit's key."""
+
+    data: PreparedData
+    prior: GaussianPrior
+    key: jax.Array
 
 
 class GaussianHMM(BaseHMM):
@@ -495,50 +503,58 @@ class GaussianHMM(BaseHMM):
         sklearn.exceptions.ConvergenceWarning
             If EM stops at ``n_iter`` before meeting ``tol``.
         """
-        self._check_hyperparameters()
+        return self._fit_skeleton(X, session_starts)
+
+    def _fit_data(self, X, session_starts) -> _FitData:
         values, info = self._validate_X(X, reset=True)
         train = self._layout(values, session_starts, info)
-        kept = train.extra["X"]
         if train.n_frames < self.n_states:
             raise ValueError(
-                f"X has n_samples={train.n_frames} modelled frame(s), fewer than n_states={self.n_states}."
+                f"X has n_samples={train.n_frames} modelled frame(s), "
+                f"fewer than n_states={self.n_states}."
             )
-        prior = self._prior(values.shape[1])
-        starts_kept = np.asarray(train.session_starts)[: train.n_frames]
-        init = self._initial_params(kept, starts_kept, prior, self._fit_key())
+        return _FitData(train, self._prior(values.shape[1]), self._fit_key())
+
+    def _initialize(self, train: _FitData) -> GaussianHMMParams:
+        data = train.data
+        starts_kept = np.asarray(data.session_starts)[: data.n_frames]
+        return self._initial_params(data.extra["X"], starts_kept, train.prior, train.key)
+
+    def _run_loop(self, init: GaussianHMMParams, train: _FitData, resume: bool) -> EMResult:
         dtype = float_dtype()
-        hyper = Hyper(jnp.asarray(self.alpha, dtype), jnp.asarray(self.kappa, dtype), prior)
-        data, method, cov_type = train.arrays["gaussian"], self._method(), self.covariance_type
+        hyper = Hyper(jnp.asarray(self.alpha, dtype), jnp.asarray(self.kappa, dtype), train.prior)
+        data, method, cov_type = train.data.arrays["gaussian"], self._method(), self.covariance_type
 
         def step(params):
             return em_step(params, data, hyper, cov_type, method)
 
-        res = run_em(
+        return run_em(
             step,
             init,
             n_iter=self.n_iter,
             tol=self.tol,
-            n_frames=train.n_frames,
+            n_frames=train.data.n_frames,
             progress_bar=self.progress_bar,
             desc=f"GaussianHMM em (K={self.n_states})",
         )
-        p = res.params
+
+    def _store(self, result: EMResult, train: _FitData) -> None:
+        p = result.params
         self.initial_prob_ = np.asarray(p.initial_prob)
         self.transition_prob_ = np.asarray(p.transition_prob)
         self.means_ = np.asarray(p.means)
         self.covariances_ = np.asarray(p.covariances)
-        self.log_likelihood_history_ = np.asarray(res.log_likelihood_history)
-        self.log_joint_history_ = np.asarray(res.log_joint_history)
-        self.n_iter_ = int(res.n_iter)
-        self.converged_ = bool(res.converged)
-        if not res.converged:
+        self.log_likelihood_history_ = np.asarray(result.log_likelihood_history)
+        self.log_joint_history_ = np.asarray(result.log_joint_history)
+        self.n_iter_ = int(result.n_iter)
+        self.converged_ = bool(result.converged)
+        if not result.converged:
             warnings.warn(
                 f"EM did not converge in n_iter={self.n_iter} iterations (tol={self.tol} nats per "
                 "frame); increase n_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
-        return self
 
     # -------------------------------------------------------------- predict
     def score(self, X, y=None, session_starts=None) -> float:
