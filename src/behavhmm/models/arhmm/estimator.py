@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from functools import partial
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -209,6 +209,55 @@ def _whitening(frames: np.ndarray):
     vals = np.maximum(vals, floor)
     matrix = (vecs / np.sqrt(vals)) @ vecs.T
     return mean, matrix, -0.5 * float(np.sum(np.log(vals)))
+
+
+class ChainResult(NamedTuple):
+    """One EM run or Gibbs chain of ARHMM at one ``kappa``.
+
+    Attributes
+    ----------
+    params : ARHMMParams
+        Final parameters.
+    log_likelihood, log_joint : ndarray of shape (n_iter,)
+        Training histories (nats; ``log_joint`` empty for a Gibbs chain without checks).
+    history : dict of str to ndarray
+        The loop's check-time records (``iteration``, ``median_duration``, ...).
+    n_iter : int
+    converged : bool
+        EM met ``tol`` (always False for Gibbs).
+    beta : jax.Array or None
+        Global state weights of the HDP (Gibbs only).
+    states : jax.Array or None
+        Last sampled states (Gibbs only).
+    train : PreparedData
+        The training data the chain ran on.
+    kappa : float
+        Stickiness of this chain.
+    """
+
+    params: ARHMMParams
+    log_likelihood: np.ndarray
+    log_joint: np.ndarray
+    history: dict
+    n_iter: int
+    converged: bool
+    beta: jax.Array | None
+    states: jax.Array | None
+    train: PreparedData
+    kappa: float
+
+
+class _ARFitData(NamedTuple):
+    """Training data of one ARHMM fit: laid-out train/held-out parts, prior, initial frames, keys."""
+
+    train: PreparedData
+    heldout: PreparedData | None
+    prior: MNIWPrior
+    n_groups: int
+    train_raw: np.ndarray
+    train_starts: np.ndarray
+    key_init: jax.Array
+    key_chain: jax.Array
 
 
 class ARHMM(ARKernels, BaseHMM):
@@ -821,7 +870,7 @@ class ARHMM(ARKernels, BaseHMM):
                 f"ar_params_init gave {int(bad.sum())} covariance matrices that are not positive definite."
                 f"{self._scale_hint(kept)}",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
         dtype = float_dtype()
         trans3 = np.broadcast_to(trans, (n_groups, n_states, n_states))
@@ -872,19 +921,19 @@ class ARHMM(ARKernels, BaseHMM):
         sklearn.exceptions.ConvergenceWarning
             If EM stops at ``n_iter`` before meeting ``tol``.
         """
-        self._check_hyperparameters()
-        if resume and self.checkpoint_path is None:
-            raise ValueError("resume=True needs checkpoint_path.")
-        for name in (
-            "dof_",
-            "beta_",
-            "groups_",
-            "whiten_mean_",
-            "whiten_matrix_",
-            "heldout_log_likelihood_history_",
-        ):
-            if hasattr(self, name):
-                delattr(self, name)
+        return self._fit_skeleton(X, session_starts, groups, resume=resume)
+
+    _optional_fitted = (
+        "dof_",
+        "beta_",
+        "groups_",
+        "whiten_mean_",
+        "whiten_matrix_",
+        "heldout_log_likelihood_history_",
+    )
+
+    def _fit_data(self, X, session_starts, groups) -> _ARFitData:
+        """Training (and held-out) data, whitened and laid out, and the fit's keys."""
         values, info = self._validate_X(X, reset=True)
         mask = session_mask(session_starts, values.shape[0], info=info)
         group_bins = self._group_labels(groups, mask, fitting=True)
@@ -894,43 +943,47 @@ class ARHMM(ARKernels, BaseHMM):
         group_kept = None if group_bins is None else group_bins[keep]
         key_init, key_split, key_chain = jax.random.split(self._fit_key(), 3)
         held = self._heldout_split(starts_kept, key_split)
+
+        def part(rows, starts, fitting):
+            frames, log_jac = self._whiten_kept(raw[rows], starts, fitting=fitting)
+            groups_part = None if group_kept is None else group_kept[rows]
+            built = self._build(
+                frames, starts, groups_part, log_jac, rows_kept[rows], values.shape[0], info
+            )
+            return frames, built
+
         train_rows = ~held
         train_starts = starts_kept[train_rows] | np.r_[True, held[:-1]][train_rows]
-        train_raw, train_ld = self._whiten_kept(raw[train_rows], train_starts, fitting=True)
-        train = self._build(
-            train_raw,
-            train_starts,
-            None if group_kept is None else group_kept[train_rows],
-            train_ld,
-            rows_kept[train_rows],
-            values.shape[0],
-            info,
-        )
+        train_raw, train = part(train_rows, train_starts, True)
         heldout = None
         if held.any():
             held_starts = starts_kept[held] | np.r_[True, ~held[:-1]][held]
-            held_raw, held_ld = self._whiten_kept(raw[held], held_starts, fitting=False)
-            heldout = self._build(
-                held_raw,
-                held_starts,
-                None if group_kept is None else group_kept[held],
-                held_ld,
-                rows_kept[held],
-                values.shape[0],
-                info,
-            )
+            heldout = part(held, held_starts, False)[1]
         prior = self._prior(raw.shape[1], train.extra["y"], train.extra["x"])
         n_groups = 1 if group_bins is None else len(self.groups_)
-        init = self._initial_params(train_raw, train_starts, prior, n_groups, key_init)
+        return _ARFitData(
+            train, heldout, prior, n_groups, train_raw, train_starts, key_init, key_chain
+        )
+
+    def _initialize(self, fd: _ARFitData) -> ARHMMParams:
+        return self._initial_params(
+            fd.train_raw, fd.train_starts, fd.prior, fd.n_groups, fd.key_init
+        )
+
+    def _run_loop(self, init: ARHMMParams, fd: _ARFitData, resume: bool) -> ChainResult:
+        """One chain at ``kappa``, or the bisection over kappa for ``target_duration``."""
         if self.target_duration is None:
-            kappa = float(self.kappa)
-            result = self._fit_chain(
-                init, train, heldout, prior, kappa, key_chain, resume, self.progress_bar
+            return self._fit_chain(
+                init,
+                fd.train,
+                fd.heldout,
+                fd.prior,
+                float(self.kappa),
+                fd.key_chain,
+                resume,
+                self.progress_bar,
             )
-        else:
-            kappa, result = self._tune_kappa(init, train, heldout, prior, key_chain)
-        self._store(result, kappa)
-        return self
+        return self._tune_kappa(init, fd.train, fd.heldout, fd.prior, fd.key_chain)
 
     def _hyper(self, prior, kappa) -> Hyper:
         dtype = float_dtype()
@@ -942,7 +995,7 @@ class ARHMM(ARKernels, BaseHMM):
         )
 
     def _fit_chain(self, init, train: PreparedData, heldout, prior, kappa, key, resume, progress):
-        """Run EM or the Gibbs sampler once; returns a dict of results."""
+        """Run EM or the Gibbs sampler once at ``kappa``."""
         hyper = self._hyper(prior, kappa)
         method = self._method()
         data = train.arrays["ar"]
@@ -993,17 +1046,18 @@ class ARHMM(ARKernels, BaseHMM):
                 raise FloatingPointError(
                     f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}"
                 ) from None
-            return {
-                "params": res.params,
-                "log_likelihood": res.log_likelihood_history,
-                "log_joint": res.log_joint_history,
-                "history": res.history,
-                "n_iter": res.n_iter,
-                "converged": res.converged,
-                "beta": None,
-                "states": None,
-                "train": train,
-            }
+            return ChainResult(
+                params=res.params,
+                log_likelihood=res.log_likelihood_history,
+                log_joint=res.log_joint_history,
+                history=res.history,
+                n_iter=res.n_iter,
+                converged=res.converged,
+                beta=None,
+                states=None,
+                train=train,
+                kappa=kappa,
+            )
         if state is None:
             n_padded = data.y.shape[0]
             dtype = float_dtype()
@@ -1048,31 +1102,32 @@ class ARHMM(ARKernels, BaseHMM):
                 f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}"
             ) from None
         hist = dict(res.history)
-        return {
-            "params": res.state.params,
-            "log_likelihood": hist.pop("log_likelihood"),
-            "log_joint": hist.pop("log_joint", np.zeros(0)),
-            "history": hist,
-            "n_iter": res.n_iter,
-            "converged": False,
-            "beta": res.state.beta,
-            "states": res.state.states,
-            "train": train,
-        }
+        return ChainResult(
+            params=res.state.params,
+            log_likelihood=hist.pop("log_likelihood"),
+            log_joint=hist.pop("log_joint", np.zeros(0)),
+            history=hist,
+            n_iter=res.n_iter,
+            converged=False,
+            beta=res.state.beta,
+            states=res.state.states,
+            train=train,
+            kappa=kappa,
+        )
 
-    def _median_duration(self, result) -> float:
-        data = result["train"].arrays["ar"]
-        states = result["states"]
+    def _median_duration(self, result: ChainResult) -> float:
+        data = result.train.arrays["ar"]
+        states = result.states
         if states is None:
             states = viterbi_program(
-                result["params"], data, robust=bool(self.robust), method=self._method()
+                result.params, data, robust=bool(self.robust), method=self._method()
             )
         return float(median_duration_program(states, data.starts, data.weights))
 
     def _tune_kappa(self, init, train, heldout, prior, key):
         """Bisection in log10(kappa) for the target median duration."""
         target = float(self.target_duration)
-        tried: dict[float, tuple[float, dict]] = {}
+        tried: dict[float, tuple[float, ChainResult]] = {}
 
         def evaluate(log_k):
             log_k = round(float(log_k), 6)
@@ -1112,16 +1167,16 @@ class ARHMM(ARKernels, BaseHMM):
                 f"{10.0 ** max(tried):.3g}). The data decide the syllable boundaries more than kappa does; "
                 "consider fewer states or more data.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
         self.kappa_search_ = {
             "kappa": np.asarray([10.0**k for k in sorted(tried)]),
             "median_duration": np.asarray([tried[k][0] for k in sorted(tried)]),
         }
-        return 10.0**best, tried[best][1]
+        return tried[best][1]
 
-    def _store(self, result, kappa):
-        p = result["params"]
+    def _store(self, result: ChainResult, fd: _ARFitData) -> None:
+        p = result.params
         self.initial_prob_ = np.asarray(p.initial_prob)
         trans = np.asarray(p.transition_prob)
         self.transition_prob_ = trans if self.separate_trans else trans[0]
@@ -1130,24 +1185,24 @@ class ARHMM(ARKernels, BaseHMM):
         self.covariances_ = np.asarray(p.covariances)
         if self.robust:
             self.dof_ = np.asarray(p.dof)
-        if result["beta"] is not None:
-            self.beta_ = np.asarray(result["beta"])
-        self.kappa_ = float(kappa)
-        history = result["history"]
-        self.log_likelihood_history_ = np.asarray(result["log_likelihood"])
-        self.log_joint_history_ = np.asarray(result["log_joint"])
+        if result.beta is not None:
+            self.beta_ = np.asarray(result.beta)
+        self.kappa_ = float(result.kappa)
+        history = result.history
+        self.log_likelihood_history_ = np.asarray(result.log_likelihood)
+        self.log_joint_history_ = np.asarray(result.log_joint)
         self.check_iterations_ = np.asarray(history.get("iteration", np.zeros(0)), int)
         self.median_duration_history_ = np.asarray(history.get("median_duration", np.zeros(0)))
         if "heldout_log_likelihood" in history:
             self.heldout_log_likelihood_history_ = np.asarray(history["heldout_log_likelihood"])
-        self.n_iter_ = int(result["n_iter"])
-        self.converged_ = bool(result["converged"])
-        if self.algorithm == "em" and not result["converged"]:
+        self.n_iter_ = int(result.n_iter)
+        self.converged_ = bool(result.converged)
+        if self.algorithm == "em" and not result.converged:
             warnings.warn(
                 f"EM did not converge in n_iter={self.n_iter} iterations (tol={self.tol} nats per "
                 "frame); increase n_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     # ---------------------------------------------------------- checkpoints
