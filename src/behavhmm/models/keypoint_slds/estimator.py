@@ -9,7 +9,8 @@ reuses the ARHMM's sticky-HDP Gibbs sweep.
 from __future__ import annotations
 
 import numbers
-from typing import ClassVar, NamedTuple
+from functools import partial
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -123,6 +124,22 @@ def _fill_gaps(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         idx[idx < 0] = np.flatnonzero(ok)[0]
         out[a:b] = block[idx]
     return out
+
+
+class _SLDSFitData(NamedTuple):
+    """Training data of one KeypointSLDS fit after the normalising stage."""
+
+    coords: np.ndarray  # (n_time_bins, n_keypoints, n_dims), the user's units
+    observed: np.ndarray  # (n_time_bins, n_keypoints) bool
+    conf: np.ndarray  # (n_time_bins, n_keypoints)
+    mask: np.ndarray  # (n_time_bins,) session starts
+    offset: np.ndarray  # (n_dims,) mean position subtracted
+    y: np.ndarray  # normalised keypoints (0 where unobserved)
+    centroid: np.ndarray  # (n_time_bins, n_dims) initial centroid
+    heading: np.ndarray  # (n_time_bins,) initial heading
+    key_ar: jax.Array  # the AR-only stage's and the initializers' key (split, never used itself)
+    key_chain: jax.Array  # the full chain's key
+    data: Any  # the keypoints on the device (padded, see ``_to_device``)
 
 
 class _Decoded(NamedTuple):
@@ -726,9 +743,11 @@ class KeypointSLDS(ARKernels, BaseHMM):
         FloatingPointError
             If a sweep produces a non-finite log-likelihood.
         """
-        self._check_hyperparameters()
-        if resume and self.checkpoint_path is None:
-            raise ValueError("resume=True needs checkpoint_path.")
+        return self._fit_skeleton(X, confidence, session_starts, resume=resume)
+
+    # ------------------------------------------------------- the fit's stages
+    def _fit_data(self, X, confidence, session_starts) -> _SLDSFitData:
+        """Stage 1, normalise: subtract the mean position, divide by the RMS spread of keypoints."""
         coords, observed, conf, mask, _ = self._read(X, confidence, session_starts, fitting=True)
         n_time_bins, n_kp, n_dims = coords.shape
         if self.latent_dim > (n_kp - 1) * n_dims:
@@ -738,7 +757,6 @@ class KeypointSLDS(ARKernels, BaseHMM):
             )
         key_ar, key_chain = jax.random.split(self._fit_key())
         self.n_keypoints_, self.n_dims_ = n_kp, n_dims
-        # normalise: subtract the mean position, divide by the RMS distance to the frame centroid
         offset = np.array([coords[..., i][observed].mean() for i in range(n_dims)])
         y0 = np.where(observed[..., None], coords - offset, np.nan)
         with np.errstate(invalid="ignore"):
@@ -748,12 +766,25 @@ class KeypointSLDS(ARKernels, BaseHMM):
             raise ValueError("X has no spread between keypoints (all keypoints coincide).")
         y = np.where(observed[..., None], y0 / self.scale_, 0.0)
         centroid, heading = self._align(y, observed, mask)
-        ego = self._rotate(y - centroid[:, None, :], -heading)
-        complete = observed.all(axis=1)
+        data = self._to_device(y, observed, conf, mask)
+        return _SLDSFitData(
+            coords, observed, conf, mask, offset, y, centroid, heading, key_ar, key_chain, data
+        )
+
+    def _initialize(self, fd: _SLDSFitData) -> SLDSState:
+        """Stages 2 and 3: the initial pose (PCA of aligned poses), then the initial states."""
+        latents = self._initial_pose(fd)
+        return self._initial_states(fd, latents)
+
+    def _initial_pose(self, fd: _SLDSFitData) -> np.ndarray:
+        """PCA of egocentric poses on complete frames; sets ``pca_*`` and the latents' scales."""
+        n_time_bins, n_kp, n_dims = fd.coords.shape
+        ego = self._rotate(fd.y - fd.centroid[:, None, :], -fd.heading)
+        complete = fd.observed.all(axis=1)
         if complete.sum() <= self.latent_dim:
             raise ValueError(
-                f"Only {int(complete.sum())} frames have every keypoint observed; the PCA of latent_dim="
-                f"{self.latent_dim} components needs more."
+                f"Only {int(complete.sum())} frames have every keypoint observed; the PCA of "
+                f"latent_dim={self.latent_dim} components needs more."
             )
         flat = ego.reshape(n_time_bins, -1)
         mean = flat[complete].mean(0)
@@ -765,40 +796,35 @@ class KeypointSLDS(ARKernels, BaseHMM):
         ]
         self.pca_components_, self.pca_mean_ = comps, mean
         self.pca_explained_variance_ = vals[order]
-        filled = np.where(np.repeat(observed, n_dims, axis=1), flat, mean[None])
+        filled = np.where(np.repeat(fd.observed, n_dims, axis=1), flat, mean[None])
         latents = (filled - mean) @ comps.T
         self.latent_variance_ = 4.0 * np.maximum(latents.var(0), 1e-6)
         if self.centroid_variance is None:
-            diffs = np.diff(centroid, axis=0)[~mask[1:]]
+            diffs = np.diff(fd.centroid, axis=0)[~fd.mask[1:]]
             self.centroid_variance_ = float(max(np.mean(diffs**2) if len(diffs) else 1e-2, 1e-6))
         else:
             self.centroid_variance_ = float(self.centroid_variance)
-        # AR-only stage (warm start): the ARHMM's Gibbs sweep on the PC scores, with the same
-        # compiled program (same layout and shapes) as the discrete half of the full sweep
-        data = self._to_device(y, observed, conf, mask)
+        return latents
+
+    def _initial_states(self, fd: _SLDSFitData, latents: np.ndarray) -> SLDSState:
+        """AR-HMM parameters from the ``setup()`` slots on the latents, and the noise scales."""
+        n_time_bins, n_kp, n_dims = fd.coords.shape
+        data = fd.data
         n = data.y.shape[0]
         pad = n - n_time_bins
         dtype = float_dtype()
-        prior = self._prior()
-        hyper = self._hyper(prior)
-        method, block_size = self._method(), self.block_size
         # the AR-only chain gets its own key: key_ar is split, never used again itself
-        k_init, k_trans, key_ar_chain = jax.random.split(key_ar, 3)
-        init_rows = self._init_rows(mask)
-        pi, trans, coef, intercept, cov = self._initial_ar_params(
-            latents[init_rows], mask[init_rows], k_init, k_trans, prior
+        k_init, k_trans, _ = jax.random.split(fd.key_ar, 3)
+        init_rows = self._init_rows(fd.mask)
+        ar_params = self._initial_ar_params(
+            latents[init_rows], fd.mask[init_rows], k_init, k_trans, self._prior()
         )
+        pi, trans, coef, intercept, cov = ar_params
+        infinite_dof = np.full(self.n_states, np.inf)
         params = ARHMMParams(
             *(
                 jnp.asarray(a, dtype)
-                for a in (
-                    pi,
-                    np.asarray(trans)[None],
-                    coef,
-                    intercept,
-                    cov,
-                    np.full(self.n_states, np.inf),
-                )
+                for a in (pi, np.asarray(trans)[None], coef, intercept, cov, infinite_dof)
             )
         )
         ar_state = GibbsState(
@@ -807,106 +833,122 @@ class KeypointSLDS(ARKernels, BaseHMM):
             jnp.zeros(n, jnp.int32),
             jnp.ones(n, dtype),
         )
-        latents_dev = jnp.asarray(np.pad(latents, ((0, pad), (0, 0))), dtype)
-        recon = (latents @ comps + mean).reshape(n_time_bins, n_kp, n_dims)
-        resid = y - self._rotate(recon, heading) - centroid[:, None, :]
+        recon = (latents @ self.pca_components_ + self.pca_mean_).reshape(n_time_bins, n_kp, n_dims)
+        resid = fd.y - self._rotate(recon, fd.heading) - fd.centroid[:, None, :]
         sq = np.sum(resid**2, axis=2)
         sigmasq = np.array(
             [
-                sq[observed[:, i], i].mean() / n_dims if observed[:, i].any() else 1e-2
+                sq[fd.observed[:, i], i].mean() / n_dims if fd.observed[:, i].any() else 1e-2
                 for i in range(n_kp)
             ]
         )
-        state = SLDSState(
+        return SLDSState(
             ar=ar_state,
-            latents=latents_dev,
-            heading=jnp.asarray(np.pad(heading, (0, pad)), dtype),
-            centroid=jnp.asarray(np.pad(centroid, ((0, pad), (0, 0))), dtype),
+            latents=jnp.asarray(np.pad(latents, ((0, pad), (0, 0))), dtype),
+            heading=jnp.asarray(np.pad(fd.heading, (0, pad)), dtype),
+            centroid=jnp.asarray(np.pad(fd.centroid, ((0, pad), (0, 0))), dtype),
             scales=data.prior_scale,
             sigmasq=jnp.asarray(np.maximum(sigmasq, 1e-6), dtype),
         )
-        start, history, checkpoint = 0, None, None
+
+    def _run_loop(self, state: SLDSState, fd: _SLDSFitData, resume: bool):
+        """Stages 4 and 5: the AR-only stage (or the resumed checkpoint), then the full chain."""
+        data = fd.data
+        checkpoint, meta = None, None
         if self.checkpoint_path is not None:
-            meta = checkpoint_meta(self, (coords, observed, conf, mask))
-
-            def checkpoint(st, n_done, hist):
-                write_checkpoint(
-                    self.checkpoint_path,
-                    meta,
-                    st,
-                    n_done,
-                    hist,
-                    key_chain,
-                    extra={"ar_log_likelihood_history": self.ar_log_likelihood_history_},
-                )
-
+            meta = checkpoint_meta(self, (fd.coords, fd.observed, fd.conf, fd.mask))
+            checkpoint = partial(self._write_checkpoint, meta=meta, key=fd.key_chain)
+        start, history = 0, None
         if resume:  # the AR-only stage ran before the checkpoint was written
-            state, start, history, extra = read_checkpoint(
-                self.checkpoint_path, meta, key_chain, state, n_iter=int(self.n_iter)
-            )
-            if "ar_log_likelihood_history" not in extra:
-                raise ValueError(
-                    f"The checkpoint at {self.checkpoint_path} lacks the AR-only stage's history."
-                )
-            self.ar_log_likelihood_history_ = np.asarray(extra["ar_log_likelihood_history"])
-        elif self.n_iter_ar:
-            ardata = ar_data_program(latents_dev, data, int(self.nlags))
-            res_ar = run_gibbs(
-                lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method),
-                ar_state,
-                key_ar_chain,
-                n_iter=int(self.n_iter_ar),
-                n_frames=n_time_bins,
-                progress_bar=self.progress_bar,
-                desc=f"KeypointSLDS AR-only (K={self.n_states})",
-            )
-            state = state._replace(ar=res_ar.state)
-            self.ar_log_likelihood_history_ = np.asarray(res_ar.history["log_likelihood"])
+            state, start, history = self._resume(state, meta, fd.key_chain)
         else:
+            state = self._ar_only_stage(state, data, fd)
+        return self._full_chain(state, data, fd, start, history, checkpoint)
+
+    def _write_checkpoint(self, st, n_done, hist, *, meta, key):
+        extra = {"ar_log_likelihood_history": self.ar_log_likelihood_history_}
+        write_checkpoint(self.checkpoint_path, meta, st, n_done, hist, key, extra=extra)
+
+    def _resume(self, state: SLDSState, meta, key):
+        state, start, history, extra = read_checkpoint(
+            self.checkpoint_path, meta, key, state, n_iter=int(self.n_iter)
+        )
+        if "ar_log_likelihood_history" not in extra:
+            raise ValueError(
+                f"The checkpoint at {self.checkpoint_path} lacks the AR-only stage's history."
+            )
+        self.ar_log_likelihood_history_ = np.asarray(extra["ar_log_likelihood_history"])
+        return state, start, history
+
+    def _ar_only_stage(self, state: SLDSState, data, fd: _SLDSFitData) -> SLDSState:
+        """Warm start: the ARHMM's Gibbs sweep on the PC scores, with the same compiled program
+        (same layout and shapes) as the discrete half of the full sweep."""
+        if not self.n_iter_ar:
             self.ar_log_likelihood_history_ = np.zeros(0)
+            return state
+        key_ar_chain = jax.random.split(fd.key_ar, 3)[2]
+        hyper, method = self._hyper(self._prior()), self._method()
+        ardata = ar_data_program(state.latents, data, int(self.nlags))
+        res_ar = run_gibbs(
+            lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method),
+            state.ar,
+            key_ar_chain,
+            n_iter=int(self.n_iter_ar),
+            n_frames=fd.coords.shape[0],
+            progress_bar=self.progress_bar,
+            desc=f"KeypointSLDS AR-only (K={self.n_states})",
+        )
+        self.ar_log_likelihood_history_ = np.asarray(res_ar.history["log_likelihood"])
+        return state._replace(ar=res_ar.state)
+
+    def _full_chain(self, state, data, fd: _SLDSFitData, start, history, checkpoint):
+        """The keypoint SLDS's Gibbs chain; a non-finite sweep names the sparse sessions."""
+        hyper, method, block_size = self._hyper(self._prior()), self._method(), self.block_size
 
         def sweep(st, k):
             return slds_sweep(st, k, data, hyper, method, block_size)
 
         def evaluate(st):
             ad = ar_data_program(st.latents, data, int(self.nlags))
-            return {
-                "median_duration": float(
-                    median_duration_program(st.ar.states, ad.starts, ad.weights)
-                )
-            }
+            duration = median_duration_program(st.ar.states, ad.starts, ad.weights)
+            return {"median_duration": float(duration)}
 
         try:
             res = run_gibbs(
                 sweep,
                 state,
-                key_chain,
+                fd.key_chain,
                 n_iter=int(self.n_iter),
                 start_iteration=start,
                 history=history,
                 check_every=int(self.check_every),
                 evaluate=evaluate,
-                n_frames=n_time_bins,
+                n_frames=fd.coords.shape[0],
                 progress_bar=self.progress_bar,
                 desc=f"KeypointSLDS gibbs (K={self.n_states})",
                 checkpoint=checkpoint,
                 checkpoint_every=self.checkpoint_every,
             )
         except FloatingPointError as exc:
-            sparse = [
-                i
-                for i, (a, b) in enumerate(zip(*session_bounds(mask), strict=True))
-                if observed[a:b].any(axis=1).mean() < 0.5
-            ]
-            hint = (
-                f" Sessions {sparse[:10]} have keypoints in less than half of their frames: long unobserved "
-                "stretches let the latent dynamics diverge. Drop such track fragments or split sessions at long "
-                "gaps (behavhmm.workflows.load_and_clean drops them)."
-                if sparse
-                else ""
-            )
-            raise FloatingPointError(f"{exc}{hint}") from None
-        st = res.state
+            raise FloatingPointError(f"{exc}{self._sparse_hint(fd)}") from None
+        return res
+
+    @staticmethod
+    def _sparse_hint(fd: _SLDSFitData) -> str:
+        bounds = zip(*session_bounds(fd.mask), strict=True)
+        sparse = [i for i, (a, b) in enumerate(bounds) if fd.observed[a:b].any(axis=1).mean() < 0.5]
+        if not sparse:
+            return ""
+        return (
+            f" Sessions {sparse[:10]} have keypoints in less than half of their frames: long "
+            "unobserved stretches let the latent dynamics diverge. Drop such track fragments or "
+            "split sessions at long gaps (behavhmm.workflows.load_and_clean drops them)."
+        )
+
+    def _store(self, res, fd: _SLDSFitData) -> None:
+        """Stage 6: the fitted attributes from the chain's last sample."""
+        st, position = res.state, np.asarray(fd.data.position)
+        n_time_bins = fd.coords.shape[0]
         p = st.ar.params
         self.initial_prob_ = np.asarray(p.initial_prob)
         self.transition_prob_ = np.asarray(p.transition_prob)[0]
@@ -917,17 +959,14 @@ class KeypointSLDS(ARKernels, BaseHMM):
         self.noise_variance_ = np.asarray(st.sigmasq)
         self.latents_ = np.asarray(st.latents)[:n_time_bins]
         self.headings_ = np.asarray(st.heading)[:n_time_bins]
-        self.centroids_ = np.asarray(st.centroid)[:n_time_bins] * self.scale_ + offset
+        self.centroids_ = np.asarray(st.centroid)[:n_time_bins] * self.scale_ + fd.offset
         states = np.asarray(st.ar.states)[:n_time_bins].astype(np.int32)
-        self.states_ = np.where(
-            np.asarray(data.position)[:n_time_bins] >= self.nlags, states, -1
-        ).astype(np.int32)
+        self.states_ = np.where(position[:n_time_bins] >= self.nlags, states, -1).astype(np.int32)
         hist = dict(res.history)
         self.log_likelihood_history_ = hist.pop("log_likelihood")
         self.median_duration_history_ = hist.get("median_duration", np.zeros(0))
         self.check_iterations_ = np.asarray(hist.get("iteration", np.zeros(0)), int)
         self.n_iter_ = int(res.n_iter)
-        return self
 
     # -------------------------------------------------------------- decode
     def _prediction(self, X, confidence, session_starts) -> Prediction:
