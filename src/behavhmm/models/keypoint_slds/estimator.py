@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numbers
 from functools import partial
-from typing import Any, ClassVar, NamedTuple
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -25,12 +25,11 @@ from ...sessions import session_bounds, session_mask, split_pynapple
 from .._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
 from ..arhmm import ARHMM
 from ..arhmm._hooks import ARKernels
-from ..arhmm.gibbs import GibbsState, gibbs_sweep
+from ..arhmm.gibbs import gibbs_sweep
 from ..arhmm.model import (
     ARHMMParams,
     Hyper,
     median_duration_program,
-    simulate_program,
 )
 from ..base import (
     INFERENCE_METHODS,
@@ -38,75 +37,22 @@ from ..base import (
     Bool,
     Integer,
     OneOf,
-    Prediction,
-    PreparedData,
     Real,
 )
 from .gibbs import (
     KPData,
     KPHyper,
     SLDSState,
-    ar_data,
     ar_data_program,
-    decode_program,
-    simulate_poses_program,
     slds_sweep,
 )
+from .initialize import INIT_FRAMES as INIT_FRAMES
+from .initialize import SLDSInitialization, _SLDSFitData
+from .prediction import KeypointDecoding as KeypointDecoding
+from .prediction import KeypointSimulation as KeypointSimulation
+from .prediction import KeypointSLDSPrediction
 
 __all__ = ["KeypointSLDS", "KeypointDecoding", "KeypointSimulation"]
-
-#: At most about this many frames seed the AR parameters by k-means (the Gibbs stages use all frames).
-INIT_FRAMES = 20000
-
-
-class KeypointDecoding(NamedTuple):
-    """Deterministic decoding of keypoints by [`KeypointSLDS.decode`][behavhmm.KeypointSLDS.decode].
-
-    Attributes
-    ----------
-    latents : ndarray of shape (n_time_bins, latent_dim)
-        Smoothed latent pose (PC scores in units of ``scale_``).
-    heading : ndarray of shape (n_time_bins,)
-        Heading in radians, (-π, π], counter-clockwise from +x (the
-        convention of [`egocentric_align`][behavhmm.preprocessing.egocentric_align]).
-    centroid : ndarray of shape (n_time_bins, n_dims)
-        Centroid in the keypoints' units.
-    states : ndarray of int32, shape (n_time_bins,)
-        Viterbi states; -1 for the first ``nlags`` frames of each session.
-    log_likelihood : float
-        ``log p(X | decoded latents, heading, centroid, noise) + log p(latents | θ)``
-        (states marginalised), in nats, in normalised units.
-    smoothed_probs : ndarray of shape (n_time_bins, n_states) or None
-        ``p(z_t | decoded latents of the session)``, NaN rows for the first
-        ``nlags`` frames; only with ``decode(..., smoothed_proba=True)``.
-    """
-
-    latents: np.ndarray
-    heading: np.ndarray
-    centroid: np.ndarray
-    states: np.ndarray
-    log_likelihood: float
-    smoothed_probs: np.ndarray | None = None
-
-
-class KeypointSimulation(NamedTuple):
-    """Output of [`KeypointSLDS.simulate`][behavhmm.KeypointSLDS.simulate].
-
-    Attributes
-    ----------
-    keypoints : ndarray of shape (n_time_bins, n_keypoints, n_dims)
-    latents : ndarray of shape (n_time_bins, latent_dim)
-    states : ndarray of int32, shape (n_time_bins,)
-        -1 for the first ``nlags`` frames of each session.
-    heading : ndarray of shape (n_time_bins,)
-    centroid : ndarray of shape (n_time_bins, n_dims)
-    """
-
-    keypoints: np.ndarray
-    latents: np.ndarray
-    states: np.ndarray
-    heading: np.ndarray
-    centroid: np.ndarray
 
 
 def _fill_gaps(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -126,32 +72,7 @@ def _fill_gaps(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return out
 
 
-class _SLDSFitData(NamedTuple):
-    """Training data of one KeypointSLDS fit after the normalising stage."""
-
-    coords: np.ndarray  # (n_time_bins, n_keypoints, n_dims), the user's units
-    observed: np.ndarray  # (n_time_bins, n_keypoints) bool
-    conf: np.ndarray  # (n_time_bins, n_keypoints)
-    mask: np.ndarray  # (n_time_bins,) session starts
-    offset: np.ndarray  # (n_dims,) mean position subtracted
-    y: np.ndarray  # normalised keypoints (0 where unobserved)
-    centroid: np.ndarray  # (n_time_bins, n_dims) initial centroid
-    heading: np.ndarray  # (n_time_bins,) initial heading
-    key_ar: jax.Array  # the AR-only stage's and the initializers' key (split, never used itself)
-    key_chain: jax.Array  # the full chain's key
-    data: Any  # the keypoints on the device (padded, see ``_to_device``)
-
-
-class _Decoded(NamedTuple):
-    """The deterministic decoding behind KeypointSLDS's predictions (padded time axis)."""
-
-    latents: jax.Array
-    heading: jax.Array
-    centroid: jax.Array
-    states: jax.Array
-
-
-class KeypointSLDS(ARKernels, BaseHMM):
+class KeypointSLDS(KeypointSLDSPrediction, ARKernels, SLDSInitialization, BaseHMM):
     """Keypoint SLDS (Keypoint-MoSeq): syllables from noisy 2-D or 3-D keypoints.
 
     Generative model, for frame ``t`` of a session and keypoint ``n``:
@@ -652,54 +573,6 @@ class KeypointSLDS(ARKernels, BaseHMM):
             dtype=float_dtype(),
         )
 
-    # ------------------------------------------------------------------ fit
-    def _initial_ar_params(self, latents, mask, k_init, k_trans, prior):
-        """Initial AR-HMM parameters of the AR-only stage, from the ``setup()`` initializers."""
-        inits = self._initializers()
-        n = self.n_states
-        k_pi, k_ar = jax.random.split(k_init)
-        func, kwargs = inits["initial_proba_init"]
-        pi = np.asarray(func(n, latents, mask, k_pi, **kwargs), float)
-        func, kwargs = inits["transition_proba_init"]
-        trans = np.asarray(func(n, latents, mask, k_trans, **kwargs), float)
-        func, kwargs = inits["ar_params_init"]
-        out = func(n, latents, mask, k_ar, nlags=self.nlags, prior=prior, **kwargs)
-        if not isinstance(out, tuple | list) or len(out) != 3:
-            raise ValueError("ar_params_init must return a tuple (coef, intercept, covariances).")
-        coef, intercept, cov = (np.asarray(a, float) for a in out)
-        d = latents.shape[1]
-        expected = {
-            "initial_proba_init": (pi, (n,)),
-            "transition_proba_init": (trans, (n, n)),
-            "ar_params_init coef": (coef, (n, d, self.nlags * d)),
-            "ar_params_init intercept": (intercept, (n, d)),
-            "ar_params_init covariances": (cov, (n, d, d)),
-        }
-        for name, (arr, shape) in expected.items():
-            if arr.shape != shape or not np.all(np.isfinite(arr)):
-                raise ValueError(
-                    f"{name} must return finite values of shape {shape}, got shape {arr.shape}."
-                )
-        return pi, trans, coef, intercept, cov
-
-    def _init_rows(self, mask: np.ndarray) -> np.ndarray:
-        """Frames for the k-means initialisation: all, or the opening stretch of every session.
-
-        At most about :data:`INIT_FRAMES` frames, each session contributing in
-        proportion to its length (and at least ``nlags + 1`` frames), so the
-        initialisation's memory does not grow with the recording.
-        """
-        n_time_bins = len(mask)
-        if n_time_bins <= INIT_FRAMES:
-            return np.arange(n_time_bins)
-        begin, end = session_bounds(mask)
-        take = np.maximum(
-            np.ceil(INIT_FRAMES * (end - begin) / n_time_bins).astype(int), self.nlags + 1
-        )
-        return np.concatenate(
-            [np.arange(a, min(a + k, b)) for a, b, k in zip(begin, end, take, strict=True)]
-        )
-
     def fit(self, X, confidence=None, session_starts=None, y=None, resume: bool = False):
         """Fit the keypoint SLDS: PCA, AR-only stage, then full-model Gibbs sweeps.
 
@@ -744,112 +617,6 @@ class KeypointSLDS(ARKernels, BaseHMM):
             If a sweep produces a non-finite log-likelihood.
         """
         return self._fit_skeleton(X, confidence, session_starts, resume=resume)
-
-    # ------------------------------------------------------- the fit's stages
-    def _fit_data(self, X, confidence, session_starts) -> _SLDSFitData:
-        """Stage 1, normalise: subtract the mean position, divide by the RMS spread of keypoints."""
-        coords, observed, conf, mask, _ = self._read(X, confidence, session_starts, fitting=True)
-        n_time_bins, n_kp, n_dims = coords.shape
-        if self.latent_dim > (n_kp - 1) * n_dims:
-            raise ValueError(
-                f"latent_dim={self.latent_dim} exceeds the dimension of centred poses, "
-                f"(n_keypoints - 1) * n_dims = {(n_kp - 1) * n_dims}."
-            )
-        key_ar, key_chain = jax.random.split(self._fit_key())
-        self.n_keypoints_, self.n_dims_ = n_kp, n_dims
-        offset = np.array([coords[..., i][observed].mean() for i in range(n_dims)])
-        y0 = np.where(observed[..., None], coords - offset, np.nan)
-        with np.errstate(invalid="ignore"):
-            spread = y0 - np.nanmean(y0, axis=1, keepdims=True)
-        self.scale_ = float(np.sqrt(np.nanmean(np.sum(spread**2, axis=2))))
-        if not np.isfinite(self.scale_) or self.scale_ <= 0:
-            raise ValueError("X has no spread between keypoints (all keypoints coincide).")
-        y = np.where(observed[..., None], y0 / self.scale_, 0.0)
-        centroid, heading = self._align(y, observed, mask)
-        data = self._to_device(y, observed, conf, mask)
-        return _SLDSFitData(
-            coords, observed, conf, mask, offset, y, centroid, heading, key_ar, key_chain, data
-        )
-
-    def _initialize(self, fd: _SLDSFitData) -> SLDSState:
-        """Stages 2 and 3: the initial pose (PCA of aligned poses), then the initial states."""
-        latents = self._initial_pose(fd)
-        return self._initial_states(fd, latents)
-
-    def _initial_pose(self, fd: _SLDSFitData) -> np.ndarray:
-        """PCA of egocentric poses on complete frames; sets ``pca_*`` and the latents' scales."""
-        n_time_bins, n_kp, n_dims = fd.coords.shape
-        ego = self._rotate(fd.y - fd.centroid[:, None, :], -fd.heading)
-        complete = fd.observed.all(axis=1)
-        if complete.sum() <= self.latent_dim:
-            raise ValueError(
-                f"Only {int(complete.sum())} frames have every keypoint observed; the PCA of "
-                f"latent_dim={self.latent_dim} components needs more."
-            )
-        flat = ego.reshape(n_time_bins, -1)
-        mean = flat[complete].mean(0)
-        vals, vecs = np.linalg.eigh(np.cov(flat[complete], rowvar=False))
-        order = np.argsort(vals)[::-1][: self.latent_dim]
-        comps = vecs[:, order].T
-        comps *= np.where(comps[np.arange(len(comps)), np.abs(comps).argmax(1)] < 0, -1.0, 1.0)[
-            :, None
-        ]
-        self.pca_components_, self.pca_mean_ = comps, mean
-        self.pca_explained_variance_ = vals[order]
-        filled = np.where(np.repeat(fd.observed, n_dims, axis=1), flat, mean[None])
-        latents = (filled - mean) @ comps.T
-        self.latent_variance_ = 4.0 * np.maximum(latents.var(0), 1e-6)
-        if self.centroid_variance is None:
-            diffs = np.diff(fd.centroid, axis=0)[~fd.mask[1:]]
-            self.centroid_variance_ = float(max(np.mean(diffs**2) if len(diffs) else 1e-2, 1e-6))
-        else:
-            self.centroid_variance_ = float(self.centroid_variance)
-        return latents
-
-    def _initial_states(self, fd: _SLDSFitData, latents: np.ndarray) -> SLDSState:
-        """AR-HMM parameters from the ``setup()`` slots on the latents, and the noise scales."""
-        n_time_bins, n_kp, n_dims = fd.coords.shape
-        data = fd.data
-        n = data.y.shape[0]
-        pad = n - n_time_bins
-        dtype = float_dtype()
-        # the AR-only chain gets its own key: key_ar is split, never used again itself
-        k_init, k_trans, _ = jax.random.split(fd.key_ar, 3)
-        init_rows = self._init_rows(fd.mask)
-        ar_params = self._initial_ar_params(
-            latents[init_rows], fd.mask[init_rows], k_init, k_trans, self._prior()
-        )
-        pi, trans, coef, intercept, cov = ar_params
-        infinite_dof = np.full(self.n_states, np.inf)
-        params = ARHMMParams(
-            *(
-                jnp.asarray(a, dtype)
-                for a in (pi, np.asarray(trans)[None], coef, intercept, cov, infinite_dof)
-            )
-        )
-        ar_state = GibbsState(
-            params,
-            jnp.full(self.n_states, 1.0 / self.n_states, dtype),
-            jnp.zeros(n, jnp.int32),
-            jnp.ones(n, dtype),
-        )
-        recon = (latents @ self.pca_components_ + self.pca_mean_).reshape(n_time_bins, n_kp, n_dims)
-        resid = fd.y - self._rotate(recon, fd.heading) - fd.centroid[:, None, :]
-        sq = np.sum(resid**2, axis=2)
-        sigmasq = np.array(
-            [
-                sq[fd.observed[:, i], i].mean() / n_dims if fd.observed[:, i].any() else 1e-2
-                for i in range(n_kp)
-            ]
-        )
-        return SLDSState(
-            ar=ar_state,
-            latents=jnp.asarray(np.pad(latents, ((0, pad), (0, 0))), dtype),
-            heading=jnp.asarray(np.pad(fd.heading, (0, pad)), dtype),
-            centroid=jnp.asarray(np.pad(fd.centroid, ((0, pad), (0, 0))), dtype),
-            scales=data.prior_scale,
-            sigmasq=jnp.asarray(np.maximum(sigmasq, 1e-6), dtype),
-        )
 
     def _run_loop(self, state: SLDSState, fd: _SLDSFitData, resume: bool):
         """Stages 4 and 5: the AR-only stage (or the resumed checkpoint), then the full chain."""
@@ -967,291 +734,3 @@ class KeypointSLDS(ARKernels, BaseHMM):
         self.median_duration_history_ = hist.get("median_duration", np.zeros(0))
         self.check_iterations_ = np.asarray(hist.get("iteration", np.zeros(0)), int)
         self.n_iter_ = int(res.n_iter)
-
-    # -------------------------------------------------------------- decode
-    def _prediction(self, X, confidence, session_starts) -> Prediction:
-        """Deterministic decoding of the latents; the AR-HMM hooks then run on them."""
-        params = self._validated_params()
-        coords, observed, conf, mask, info = self._read(
-            X, confidence, session_starts, fitting=False
-        )
-        n_time_bins, _, n_dims = coords.shape
-        scale = float(np.asarray(self.scale_))
-        offset = np.array([coords[..., i][observed].mean() for i in range(n_dims)])
-        y = np.where(observed[..., None], (coords - offset) / scale, 0.0)
-        centroid, heading = self._align(y, observed, mask)
-        data = self._to_device(y, observed, conf, mask)
-        n = data.y.shape[0]
-        pad = n - n_time_bins
-        dtype = float_dtype()
-        weights = np.asarray(
-            getattr(self, "beta_", np.full(self.n_states, 1.0 / self.n_states)), float
-        )
-        latents, heading, centroid, states, kp_ll = decode_program(
-            params,
-            jnp.asarray(weights, dtype),
-            jnp.asarray(self.noise_variance_, dtype),
-            data,
-            self._hyper(self._prior()),
-            jnp.asarray(np.pad(heading, (0, pad)), dtype),
-            jnp.asarray(np.pad(centroid, ((0, pad), (0, 0))), dtype),
-            self._method(),
-            self.block_size,
-            int(self.n_decode_rounds),
-        )
-        prepared = PreparedData(
-            arrays={"ar": ar_data(latents, data, self.nlags)},
-            session_starts=data.starts,
-            weights=data.valid,
-            rows=np.arange(n_time_bins),
-            n_time_bins=n_time_bins,
-            info=info,
-            extra={"kp_ll": float(kp_ll)},
-        )
-        conditioning = np.asarray(data.position)[:n_time_bins] < self.nlags
-        decoded = _Decoded(latents, heading, centroid * scale + jnp.asarray(offset, dtype), states)
-        return Prediction(
-            params,
-            prepared,
-            self.n_states,
-            log_lik_offset=float(kp_ll),
-            blank=conditioning,
-            context=decoded,
-        )
-
-    def _viterbi(self, pred: Prediction):
-        """The Viterbi states of the decoding (no second pass)."""
-        return pred.context.states
-
-    def decode(
-        self, X, confidence=None, session_starts=None, *, smoothed_proba: bool = False
-    ) -> KeypointDecoding:
-        """Latent pose, heading, centroid and Viterbi states of keypoints, deterministically.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_time_bins, n_keypoints, n_dims)
-            Keypoints, as in [`fit`][behavhmm.KeypointSLDS.fit].
-        confidence : array-like of shape (n_time_bins, n_keypoints), optional
-        session_starts : array-like or pynapple IntervalSet, optional
-        smoothed_proba : bool, default False
-            Also return the smoothed state probabilities (what `smooth_proba`
-            gives), from the same decoding instead of decoding again.
-
-        Returns
-        -------
-        KeypointDecoding
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input (see [`fit`][behavhmm.KeypointSLDS.fit]) or a
-            different number of keypoints or dimensions than in ``fit``.
-        """
-        pred = self._prediction(X, confidence, session_starts)
-        t, decoded = pred.data.n_time_bins, pred.context
-        probs = None
-        if smoothed_proba:  # the smoother's pass yields the log-likelihood too
-            post = self._smooth(pred)
-            hmm_ll = post.log_likelihood
-            probs = self._merged_probs(self._blanked(post.smoothed_probs, pred, np.nan))
-        else:
-            _, hmm_ll = self._filter(pred)
-        states = self._merged_states(self._blanked(decoded.states, pred, -1).astype(np.int32))
-        return KeypointDecoding(
-            np.asarray(decoded.latents)[:t],
-            np.asarray(decoded.heading)[:t],
-            np.asarray(decoded.centroid)[:t],
-            states,
-            float(hmm_ll) + pred.log_lik_offset,
-            probs,
-        )
-
-    def score(self, X, confidence=None, session_starts=None, y=None) -> float:
-        """Log-likelihood of keypoints under the model with the decoded latent variables.
-
-        ``log p(X | x̂, ĥ, v̂, ŝ) + log p(x̂ | θ)``: the keypoints given the
-        decoded latents, heading, centroid and noise scales, plus the AR-HMM
-        marginal log-likelihood (states summed out) of the decoded latents.
-        In nats, in normalised units (``scale_``).
-
-        Parameters
-        ----------
-        X, confidence, session_starts
-            As in [`decode`][behavhmm.KeypointSLDS.decode].
-        y : Ignored
-            Present for scikit-learn compatibility.
-
-        Returns
-        -------
-        float
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input.
-        """
-        return self._score_of(X, confidence, session_starts)
-
-    def smooth_proba(self, X, confidence=None, session_starts=None):
-        """Posterior state probabilities given the decoded latents of each session.
-
-        Parameters
-        ----------
-        X, confidence, session_starts
-            As in [`decode`][behavhmm.KeypointSLDS.decode].
-
-        Returns
-        -------
-        ndarray of shape (n_time_bins, n_states) or pynapple TsdFrame
-            Rows sum to 1; NaN for the first ``nlags`` frames of each session.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input.
-        """
-        return self._smooth_of(X, confidence, session_starts)
-
-    def filter_proba(self, X, confidence=None, session_starts=None):
-        """Causal state probabilities given the decoded latents (forward filter).
-
-        The latents themselves are smoothed over the session; only the state
-        inference is causal.
-
-        Parameters
-        ----------
-        X, confidence, session_starts
-            As in [`decode`][behavhmm.KeypointSLDS.decode].
-
-        Returns
-        -------
-        ndarray of shape (n_time_bins, n_states) or pynapple TsdFrame
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input.
-        """
-        return self._filter_of(X, confidence, session_starts)
-
-    def decode_state(self, X, confidence=None, session_starts=None, state_format: str = "one-hot"):
-        """Viterbi syllables of keypoints (deterministic decoding, see the class notes).
-
-        Parameters
-        ----------
-        X, confidence, session_starts
-            As in [`decode`][behavhmm.KeypointSLDS.decode].
-        state_format : {"one-hot", "index"}, default "one-hot"
-            ``"index"``: int32 of shape (n_time_bins,), -1 for the first
-            ``nlags`` frames of each session; ``"one-hot"``: (n_time_bins, n_states).
-
-        Returns
-        -------
-        ndarray or pynapple Tsd / TsdFrame
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input or ``state_format``.
-        """
-        return self._decode_of(X, confidence, session_starts, state_format=state_format)
-
-    def predict(self, X, confidence=None, session_starts=None):
-        """Viterbi state indices; ``decode_state(X, state_format="index")``.
-
-        Parameters
-        ----------
-        X, confidence, session_starts
-            As in [`decode`][behavhmm.KeypointSLDS.decode].
-
-        Returns
-        -------
-        ndarray of int32, shape (n_time_bins,)
-        """
-        return self.decode_state(
-            X, confidence=confidence, session_starts=session_starts, state_format="index"
-        )
-
-    # ------------------------------------------------------------ simulate
-    def simulate(
-        self, random_key, n_time_bins: int, session_starts=None, heading_step: float = 0.05
-    ) -> KeypointSimulation:
-        """Draw keypoints, latents and states from the model.
-
-        The AR-HMM draws states and latents (the first ``nlags`` latents of a
-        session are 0); the heading follows a Gaussian random walk with step
-        ``heading_step`` radians from a uniform start (the model's prior on the
-        heading is uniform per frame, which gives no smooth motion), the
-        centroid a random walk with ``centroid_variance_`` from 0; the noise
-        scales are drawn from their prior at confidence 1.
-
-        Parameters
-        ----------
-        random_key : jax.random key or int
-        n_time_bins : int
-        session_starts : array-like, optional
-            Boolean mask or start indices (default: one session).
-        heading_step : float, default 0.05
-            Standard deviation of the heading's frame-to-frame change (radians).
-
-        Returns
-        -------
-        KeypointSimulation
-            ``(keypoints, latents, states, heading, centroid)``; keypoints and
-            centroid in the data's units (``scale_``), centred on 0.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        TypeError
-            If ``random_key`` is not a key or int.
-        ValueError
-            For invalid ``n_time_bins`` or ``session_starts``.
-        """
-        params, key, mask = self._simulation_start(random_key, n_time_bins, session_starts)
-        check_scalar(heading_step, "heading_step", numbers.Real, min_val=0)
-        k_ar, k_pose = jax.random.split(key)
-        dtype = float_dtype()
-        d = params.coef.shape[1]
-        latents, states = simulate_program(
-            k_ar,
-            params,
-            jnp.asarray(mask),
-            jnp.zeros(int(n_time_bins), jnp.int32),
-            jnp.zeros((self.nlags, d), dtype),
-            int(self.nlags),
-            False,
-        )
-        hyper = self._hyper(self._prior())
-        kp, heading, centroid = simulate_poses_program(
-            k_pose,
-            latents,
-            jnp.asarray(heading_step, dtype),
-            jnp.asarray(float(np.asarray(self.centroid_variance_)), dtype),
-            jnp.asarray(self.noise_variance_, dtype),
-            jnp.asarray(self.noise_prior_scale, dtype),
-            jnp.asarray(self.noise_dof, dtype),
-            jnp.asarray(mask),
-            hyper,
-            int(self.nlags),
-        )
-        scale = float(np.asarray(self.scale_))
-        return KeypointSimulation(
-            np.asarray(kp) * scale,
-            np.asarray(latents),
-            np.asarray(states),
-            np.asarray(heading),
-            np.asarray(centroid) * scale,
-        )
