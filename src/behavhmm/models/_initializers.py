@@ -54,7 +54,10 @@ __all__ = [
 
 @runtime_checkable
 class Initializer(Protocol):
-    """Signature every initializer must accept: ``func(n_states, X, session_starts, random_key, **kwargs)``."""
+    """Signature every initializer must accept.
+
+    ``func(n_states, X, session_starts, random_key, **kwargs)``.
+    """
 
     def __call__(
         self,

@@ -65,7 +65,8 @@ __all__ = [
 INFERENCE_METHODS = ("auto", "sequential", "parallel")
 
 _STATE_FORMATS = ("one-hot", "index")
-#: Optional fitted attribute set by `behavhmm.analysis.merge_syllables`: ``[old] = merged`` label of each
+#: Optional fitted attribute set by `behavhmm.analysis.merge_syllables`: ``[old] = merged`` label
+#: of each
 #: state, applied to every label and probability a model outputs (its parameters are untouched).
 _MERGE_ATTRIBUTE = "syllable_mapping_"
 
@@ -115,7 +116,8 @@ class BaseHMM(PredictionMixin, BaseEstimator):
     """
 
     _init_slots: ClassVar[dict[str, InitSlot]] = {}
-    #: The declarative hyperparameter table: constructor argument -> constraint (checked first in fit).
+    #: The declarative hyperparameter table: constructor argument -> constraint (checked first in
+    #: fit).
     _hyperparameters: ClassVar[dict[str, Integer | Real | OneOf | Bool]] = {}
     #: Constructor parameters holding initializer choices (described by name in model files).
     _init_params: ClassVar[tuple[str, ...]] = ("initialization_funcs",)
@@ -141,7 +143,8 @@ class BaseHMM(PredictionMixin, BaseEstimator):
 
         Each keyword names an initializer slot of this estimator (see its
         class docstring) and takes a built-in name or a callable following
-        [`behavhmm.models.Initializer`][behavhmm.models.Initializer]; ``<slot>_kwargs`` passes keyword
+        [`behavhmm.models.Initializer`][behavhmm.models.Initializer]; ``<slot>_kwargs`` passes
+        keyword
         arguments to it. The choice is stored in the ``initialization_funcs``
         parameter, so ``sklearn.clone`` and ``set_params`` keep it.
 
@@ -194,12 +197,13 @@ class BaseHMM(PredictionMixin, BaseEstimator):
         for name, arr in arrays.items():
             if np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-4):
                 raise ValueError(
-                    f"{name} must return non-negative probabilities summing to 1 along the last axis."
+                    f"{name} must return non-negative probabilities summing to 1 along the last "
+                    "axis."
                 )
         return pi, trans
 
     def _emission_init(self, slot: str, X, session_starts, key, n_outputs: int, **context) -> tuple:
-        """Call the emission initializer ``slot``; it must return a tuple of ``n_outputs`` arrays."""
+        """Call the emission initializer ``slot``; it returns a tuple of ``n_outputs`` arrays."""
         func, kwargs = self._initializers()[slot]
         out = func(self.n_states, X, session_starts, key, **context, **kwargs)
         if not isinstance(out, tuple | list) or len(out) != n_outputs:
@@ -435,7 +439,8 @@ class BaseHMM(PredictionMixin, BaseEstimator):
             seed = int(seed.integers(2**63))
         elif not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
             raise TypeError(
-                f"random_state must be an int, None or a numpy Generator, got {type(seed).__name__}."
+                "random_state must be an int, None or a numpy Generator, got "
+                f"{type(seed).__name__}."
             )
         return jax.random.key(int(seed))
 
@@ -443,7 +448,8 @@ class BaseHMM(PredictionMixin, BaseEstimator):
     def _check_state_format(state_format: str):
         if state_format not in _STATE_FORMATS:
             raise ValueError(
-                f"Invalid state_format {state_format!r}: state_format must be one of {_STATE_FORMATS}."
+                f"Invalid state_format {state_format!r}: state_format must be one of "
+                f"{_STATE_FORMATS}."
             )
 
     @staticmethod
@@ -455,7 +461,10 @@ class BaseHMM(PredictionMixin, BaseEstimator):
         return out
 
     def _merged_states(self, states) -> np.ndarray:
-        """Labels after `behavhmm.analysis.merge_syllables`'s mapping (-1 stays -1); unchanged without one."""
+        """Labels after `behavhmm.analysis.merge_syllables`'s mapping (-1 stays -1).
+
+        Unchanged without a mapping.
+        """
         states = np.asarray(states)
         mapping = getattr(self, _MERGE_ATTRIBUTE, None)
         if mapping is None:

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from ..._utils import float_dtype
 from ...fitting._progress import progress
@@ -17,6 +18,7 @@ from .._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
 from ..base import (
     PreparedData,
 )
+from ._data import _ARFitData
 from .gibbs import GibbsState
 from .model import (
     ARHMMParams,
@@ -111,9 +113,12 @@ class ARChain:
         best = min(tried, key=lambda k: abs(tried[k][0] - target))
         if abs(tried[best][0] - target) > 0.2 * target:
             warnings.warn(
-                f"target_duration={target:g} frames was not reached: the closest median duration was "
-                f"{tried[best][0]:g} frames, at kappa={10.0**best:.3g} (tried {10.0 ** min(tried):.3g} to "
-                f"{10.0 ** max(tried):.3g}). The data decide the syllable boundaries more than kappa does; "
+                f"target_duration={target:g} frames was not reached: the closest median duration "
+                "was "
+                f"{tried[best][0]:g} frames, at kappa={10.0**best:.3g} (tried "
+                f"{10.0 ** min(tried):.3g} to "
+                f"{10.0 ** max(tried):.3g}). The data decide the syllable boundaries more than "
+                "kappa does; "
                 "consider fewer states or more data.",
                 UserWarning,
                 stacklevel=5,
@@ -164,3 +169,33 @@ class ARChain:
             jnp.zeros(n_padded, jnp.int32),
             jnp.zeros(n_padded, dtype),
         )
+
+    def _store(self, result: ChainResult, fd: _ARFitData) -> None:
+        p = result.params
+        self.initial_prob_ = np.asarray(p.initial_prob)
+        trans = np.asarray(p.transition_prob)
+        self.transition_prob_ = trans if self.separate_trans else trans[0]
+        self.coef_ = np.asarray(p.coef)
+        self.intercept_ = np.asarray(p.intercept)
+        self.covariances_ = np.asarray(p.covariances)
+        if self.robust:
+            self.dof_ = np.asarray(p.dof)
+        if result.beta is not None:
+            self.beta_ = np.asarray(result.beta)
+        self.kappa_ = float(result.kappa)
+        history = result.history
+        self.log_likelihood_history_ = np.asarray(result.log_likelihood)
+        self.log_joint_history_ = np.asarray(result.log_joint)
+        self.check_iterations_ = np.asarray(history.get("iteration", np.zeros(0)), int)
+        self.median_duration_history_ = np.asarray(history.get("median_duration", np.zeros(0)))
+        if "heldout_log_likelihood" in history:
+            self.heldout_log_likelihood_history_ = np.asarray(history["heldout_log_likelihood"])
+        self.n_iter_ = int(result.n_iter)
+        self.converged_ = bool(result.converged)
+        if self.algorithm == "em" and not result.converged:
+            warnings.warn(
+                f"EM did not converge in n_iter={self.n_iter} iterations (tol={self.tol} nats per "
+                "frame); increase n_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )

@@ -4,10 +4,14 @@ padded buckets, and the held-out split.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..._utils import bucket_length, float_dtype
+from ...observations import MNIWPrior
 from ...sessions import drop_nan_borders, session_bounds, session_ids, session_mask
 from .._initializers import (
     seed_from_key,
@@ -30,6 +34,19 @@ def _whitening(frames: np.ndarray):
     vals = np.maximum(vals, floor)
     matrix = (vecs / np.sqrt(vals)) @ vecs.T
     return mean, matrix, -0.5 * float(np.sum(np.log(vals)))
+
+
+class _ARFitData(NamedTuple):
+    """Training data of one ARHMM fit: train/held-out parts, prior, initial frames, keys."""
+
+    train: PreparedData
+    heldout: PreparedData | None
+    prior: MNIWPrior
+    n_groups: int
+    train_raw: np.ndarray
+    train_starts: np.ndarray
+    key_init: jax.Array
+    key_chain: jax.Array
 
 
 class ARDataLayout:
@@ -58,7 +75,8 @@ class ARDataLayout:
                 if n_matrices == 1:
                     return np.zeros(n_time_bins, np.int32)
                 raise ValueError(
-                    f"This model has one transition matrix per group ({list(self.groups_)}): pass groups, "
+                    f"This model has one transition matrix per group ({list(self.groups_)}): pass "
+                    "groups, "
                     "one label per session."
                 )
         labels = np.asarray(groups)
@@ -66,7 +84,8 @@ class ARDataLayout:
         n_sessions = int(sid[-1]) + 1 if n_time_bins else 0
         if labels.ndim != 1 or len(labels) not in (n_sessions, n_time_bins):
             raise ValueError(
-                f"groups must hold one label per session ({n_sessions}) or per time bin ({n_time_bins}), "
+                f"groups must hold one label per session ({n_sessions}) or per time bin "
+                f"({n_time_bins}), "
                 f"got shape {labels.shape}."
             )
         if len(labels) == n_time_bins and n_time_bins != n_sessions:
@@ -83,7 +102,8 @@ class ARDataLayout:
         bad = (index >= len(known)) | (known[np.minimum(index, len(known) - 1)] != per_bin)
         if np.any(bad):
             raise ValueError(
-                f"groups holds label {per_bin[bad][0]!r}, unknown to this model (groups_ = {list(known)})."
+                f"groups holds label {per_bin[bad][0]!r}, unknown to this model (groups_ = "
+                f"{list(known)})."
             )
         return index.astype(np.int32)
 
@@ -103,7 +123,8 @@ class ARDataLayout:
         for a, b in zip(begin, end, strict=True):
             if b - a < 2:
                 raise ValueError(
-                    f'whiten="each" needs at least 2 frames per session; session at {a} has {b - a}.'
+                    'whiten="each" needs at least 2 frames per session; '
+                    f"session at {a} has {b - a}."
                 )
             mean, matrix, ld = _whitening(kept[a:b])
             out[a:b] = (kept[a:b] - mean) @ matrix.T
@@ -172,7 +193,8 @@ class ARDataLayout:
             what = f"{self.heldout_fraction:g} of {n_sessions} whole sessions"
         if not heldout.any():
             raise ValueError(
-                f"heldout_fraction={self.heldout_fraction} holds out nothing ({what} is too short for "
+                f"heldout_fraction={self.heldout_fraction} holds out nothing ({what} is too short "
+                "for "
                 f"nlags={self.nlags}); raise heldout_fraction or use heldout_by='sessions'."
             )
         return heldout
@@ -183,8 +205,42 @@ class ARDataLayout:
         if self.whiten != "none":
             return ""
         return (
-            f" The features have scales up to {float(np.max(kept.std(axis=0))):.3g} and offsets up to "
+            f" The features have scales up to {float(np.max(kept.std(axis=0))):.3g} and offsets up "
+            "to "
             f"{float(np.max(np.abs(kept.mean(axis=0)))):.3g}, while the AR prior (S_0 = 0.01 I, "
             "K_0 = 10 I) assumes features of unit scale, which float32 regressions need: use "
             'whiten="all" (moseq2-model\'s default) or z-score the features.'
+        )
+
+    def _fit_data(self, X, session_starts, groups) -> _ARFitData:
+        """Training (and held-out) data, whitened and laid out, and the fit's keys."""
+        values, info = self._validate_X(X, reset=True)
+        mask = session_mask(session_starts, values.shape[0], info=info)
+        group_bins = self._group_labels(groups, mask, fitting=True)
+        keep, starts_kept = drop_nan_borders(values, mask, info=info)
+        raw = values[keep]
+        rows_kept = np.flatnonzero(keep)
+        group_kept = None if group_bins is None else group_bins[keep]
+        key_init, key_split, key_chain = jax.random.split(self._fit_key(), 3)
+        held = self._heldout_split(starts_kept, key_split)
+
+        def part(rows, starts, fitting):
+            frames, log_jac = self._whiten_kept(raw[rows], starts, fitting=fitting)
+            groups_part = None if group_kept is None else group_kept[rows]
+            built = self._build(
+                frames, starts, groups_part, log_jac, rows_kept[rows], values.shape[0], info
+            )
+            return frames, built
+
+        train_rows = ~held
+        train_starts = starts_kept[train_rows] | np.r_[True, held[:-1]][train_rows]
+        train_raw, train = part(train_rows, train_starts, True)
+        heldout = None
+        if held.any():
+            held_starts = starts_kept[held] | np.r_[True, ~held[:-1]][held]
+            heldout = part(held, held_starts, False)[1]
+        prior = self._prior(raw.shape[1], train.extra["y"], train.extra["x"])
+        n_groups = 1 if group_bins is None else len(self.groups_)
+        return _ARFitData(
+            train, heldout, prior, n_groups, train_raw, train_starts, key_init, key_chain
         )

@@ -8,19 +8,14 @@ simulation), ``em.py`` (MAP-EM) and ``gibbs.py`` (Gibbs).
 
 from __future__ import annotations
 
-import warnings
 from functools import partial
 from typing import ClassVar, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 from ..._utils import float_dtype
 from ...fitting import run_em, run_gibbs
-from ...observations import MNIWPrior
-from ...sessions import drop_nan_borders, session_mask
 from .._initializers import (
     PROBA_INITIAL_REGISTRY,
     PROBA_TRANSITION_REGISTRY,
@@ -36,7 +31,7 @@ from ..base import (
     Real,
 )
 from ._chain import ARChain, ChainResult
-from ._data import ARDataLayout
+from ._data import ARDataLayout, _ARFitData
 from ._hooks import ARKernels
 from .em import em_step
 from .gibbs import GibbsState, gibbs_sweep, log_joint_program
@@ -65,17 +60,16 @@ _HELDOUT_BY = ("frames", "sessions")
 _COVARIANCE_PRIORS = ("fixed", "empirical")
 
 
-class _ARFitData(NamedTuple):
-    """Training data of one ARHMM fit: laid-out train/held-out parts, prior, initial frames, keys."""
+class _Loop(NamedTuple):
+    """What one EM run or Gibbs chain of ARHMM needs besides its start."""
 
+    hyper: Hyper
+    method: str
+    robust: bool
     train: PreparedData
     heldout: PreparedData | None
-    prior: MNIWPrior
-    n_groups: int
-    train_raw: np.ndarray
-    train_starts: np.ndarray
-    key_init: jax.Array
-    key_chain: jax.Array
+    progress: bool
+    desc: str
 
 
 class ARHMM(
@@ -432,39 +426,6 @@ class ARHMM(
         "heldout_log_likelihood_history_",
     )
 
-    def _fit_data(self, X, session_starts, groups) -> _ARFitData:
-        """Training (and held-out) data, whitened and laid out, and the fit's keys."""
-        values, info = self._validate_X(X, reset=True)
-        mask = session_mask(session_starts, values.shape[0], info=info)
-        group_bins = self._group_labels(groups, mask, fitting=True)
-        keep, starts_kept = drop_nan_borders(values, mask, info=info)
-        raw = values[keep]
-        rows_kept = np.flatnonzero(keep)
-        group_kept = None if group_bins is None else group_bins[keep]
-        key_init, key_split, key_chain = jax.random.split(self._fit_key(), 3)
-        held = self._heldout_split(starts_kept, key_split)
-
-        def part(rows, starts, fitting):
-            frames, log_jac = self._whiten_kept(raw[rows], starts, fitting=fitting)
-            groups_part = None if group_kept is None else group_kept[rows]
-            built = self._build(
-                frames, starts, groups_part, log_jac, rows_kept[rows], values.shape[0], info
-            )
-            return frames, built
-
-        train_rows = ~held
-        train_starts = starts_kept[train_rows] | np.r_[True, held[:-1]][train_rows]
-        train_raw, train = part(train_rows, train_starts, True)
-        heldout = None
-        if held.any():
-            held_starts = starts_kept[held] | np.r_[True, ~held[:-1]][held]
-            heldout = part(held, held_starts, False)[1]
-        prior = self._prior(raw.shape[1], train.extra["y"], train.extra["x"])
-        n_groups = 1 if group_bins is None else len(self.groups_)
-        return _ARFitData(
-            train, heldout, prior, n_groups, train_raw, train_starts, key_init, key_chain
-        )
-
     def _initialize(self, fd: _ARFitData) -> ARHMMParams:
         return self._initial_params(
             fd.train_raw, fd.train_starts, fd.prior, fd.n_groups, fd.key_init
@@ -496,68 +457,87 @@ class ARHMM(
 
     def _fit_chain(self, init, train: PreparedData, heldout, prior, kappa, key, resume, progress):
         """Run EM or the Gibbs sampler once at ``kappa``."""
-        hyper = self._hyper(prior, kappa)
-        method = self._method()
-        data = train.arrays["ar"]
-        jac = train.extra["log_jacobian"]
-        robust = bool(self.robust)
-
-        def heldout_ll(params):
-            if heldout is None:
-                return {}
-            _, ll = filter_program(params, heldout.arrays["ar"], robust=robust, method=method)
-            return {"heldout_log_likelihood": float(ll) + heldout.extra["log_jacobian"]}
-
+        loop = _Loop(
+            hyper=self._hyper(prior, kappa),
+            method=self._method(),
+            robust=bool(self.robust),
+            train=train,
+            heldout=heldout,
+            progress=progress,
+            desc=f"ARHMM {self.algorithm} (K={self.n_states})",
+        )
         start, history, state = 0, None, None
         checkpoint = None
         if self.checkpoint_path is not None:
             checkpoint = partial(self._write_checkpoint, train=train, kappa=kappa, key=key)
             if resume:
                 state, start, history = self._read_checkpoint(train, kappa, key)
-        desc = f"ARHMM {self.algorithm} (K={self.n_states})"
-        if self.algorithm == "em":
+        resumed = (state, start, history, checkpoint)
+        try:
+            if self.algorithm == "em":
+                return self._em_chain(init, loop, resumed, kappa)
+            return self._gibbs_chain(init, loop, resumed, kappa, key)
+        except FloatingPointError as exc:
+            raise FloatingPointError(
+                f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}"
+            ) from None
 
-            def step(params):
-                new, ll, lp = em_step(params, data, hyper, robust, method)
-                return new, ll + jac, lp
+    @staticmethod
+    def _heldout_ll(params, loop: _Loop) -> dict:
+        if loop.heldout is None:
+            return {}
+        data = loop.heldout.arrays["ar"]
+        _, ll = filter_program(params, data, robust=loop.robust, method=loop.method)
+        return {"heldout_log_likelihood": float(ll) + loop.heldout.extra["log_jacobian"]}
 
-            def evaluate(params):
-                states = viterbi_program(params, data, robust=robust, method=method)
-                dur = median_duration_program(states, data.starts, data.weights)
-                return {"median_duration": float(dur), **heldout_ll(params)}
+    def _em_chain(self, init, loop: _Loop, resumed, kappa) -> ChainResult:
+        """MAP-EM with ``run_em`` over ``em_step`` (looked up in this module)."""
+        state, start, history, checkpoint = resumed
+        data, jac = loop.train.arrays["ar"], loop.train.extra["log_jacobian"]
+        hyper, robust, method = loop.hyper, loop.robust, loop.method
 
-            try:
-                res = run_em(
-                    step,
-                    init if state is None else state,
-                    n_iter=self.n_iter,
-                    tol=self.tol,
-                    n_frames=train.n_frames,
-                    progress_bar=progress,
-                    desc=desc,
-                    check_every=self.check_every,
-                    evaluate=evaluate,
-                    start_iteration=start,
-                    history=history,
-                    checkpoint=checkpoint,
-                    checkpoint_every=self.checkpoint_every,
-                )
-            except FloatingPointError as exc:
-                raise FloatingPointError(
-                    f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}"
-                ) from None
-            return ChainResult(
-                params=res.params,
-                log_likelihood=res.log_likelihood_history,
-                log_joint=res.log_joint_history,
-                history=res.history,
-                n_iter=res.n_iter,
-                converged=res.converged,
-                beta=None,
-                states=None,
-                train=train,
-                kappa=kappa,
-            )
+        def step(params):
+            new, ll, lp = em_step(params, data, hyper, robust, method)
+            return new, ll + jac, lp
+
+        def evaluate(params):
+            states = viterbi_program(params, data, robust=robust, method=method)
+            dur = median_duration_program(states, data.starts, data.weights)
+            return {"median_duration": float(dur), **self._heldout_ll(params, loop)}
+
+        res = run_em(
+            step,
+            init if state is None else state,
+            n_iter=self.n_iter,
+            tol=self.tol,
+            n_frames=loop.train.n_frames,
+            progress_bar=loop.progress,
+            desc=loop.desc,
+            check_every=self.check_every,
+            evaluate=evaluate,
+            start_iteration=start,
+            history=history,
+            checkpoint=checkpoint,
+            checkpoint_every=self.checkpoint_every,
+        )
+        return ChainResult(
+            params=res.params,
+            log_likelihood=res.log_likelihood_history,
+            log_joint=res.log_joint_history,
+            history=res.history,
+            n_iter=res.n_iter,
+            converged=res.converged,
+            beta=None,
+            states=None,
+            train=loop.train,
+            kappa=kappa,
+        )
+
+    def _gibbs_chain(self, init, loop: _Loop, resumed, kappa, key) -> ChainResult:
+        """The sticky-HDP Gibbs chain with ``run_gibbs`` over ``gibbs_sweep`` (this module's)."""
+        state, start, history, checkpoint = resumed
+        data, jac = loop.train.arrays["ar"], loop.train.extra["log_jacobian"]
+        hyper, robust, method = loop.hyper, loop.robust, loop.method
         if state is None:
             n_padded = data.y.shape[0]
             dtype = float_dtype()
@@ -578,29 +558,24 @@ class ARHMM(
             return {
                 "log_joint": float(lj) + jac,
                 "median_duration": float(dur),
-                **heldout_ll(st.params),
+                **self._heldout_ll(st.params, loop),
             }
 
-        try:
-            res = run_gibbs(
-                sweep,
-                state,
-                key,
-                n_iter=self.n_iter,
-                start_iteration=start,
-                history=history,
-                check_every=self.check_every,
-                evaluate=evaluate,
-                n_frames=train.n_frames,
-                progress_bar=progress,
-                desc=desc,
-                checkpoint=checkpoint,
-                checkpoint_every=self.checkpoint_every,
-            )
-        except FloatingPointError as exc:
-            raise FloatingPointError(
-                f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}"
-            ) from None
+        res = run_gibbs(
+            sweep,
+            state,
+            key,
+            n_iter=self.n_iter,
+            start_iteration=start,
+            history=history,
+            check_every=self.check_every,
+            evaluate=evaluate,
+            n_frames=loop.train.n_frames,
+            progress_bar=loop.progress,
+            desc=loop.desc,
+            checkpoint=checkpoint,
+            checkpoint_every=self.checkpoint_every,
+        )
         hist = dict(res.history)
         return ChainResult(
             params=res.state.params,
@@ -611,36 +586,6 @@ class ARHMM(
             converged=False,
             beta=res.state.beta,
             states=res.state.states,
-            train=train,
+            train=loop.train,
             kappa=kappa,
         )
-
-    def _store(self, result: ChainResult, fd: _ARFitData) -> None:
-        p = result.params
-        self.initial_prob_ = np.asarray(p.initial_prob)
-        trans = np.asarray(p.transition_prob)
-        self.transition_prob_ = trans if self.separate_trans else trans[0]
-        self.coef_ = np.asarray(p.coef)
-        self.intercept_ = np.asarray(p.intercept)
-        self.covariances_ = np.asarray(p.covariances)
-        if self.robust:
-            self.dof_ = np.asarray(p.dof)
-        if result.beta is not None:
-            self.beta_ = np.asarray(result.beta)
-        self.kappa_ = float(result.kappa)
-        history = result.history
-        self.log_likelihood_history_ = np.asarray(result.log_likelihood)
-        self.log_joint_history_ = np.asarray(result.log_joint)
-        self.check_iterations_ = np.asarray(history.get("iteration", np.zeros(0)), int)
-        self.median_duration_history_ = np.asarray(history.get("median_duration", np.zeros(0)))
-        if "heldout_log_likelihood" in history:
-            self.heldout_log_likelihood_history_ = np.asarray(history["heldout_log_likelihood"])
-        self.n_iter_ = int(result.n_iter)
-        self.converged_ = bool(result.converged)
-        if self.algorithm == "em" and not result.converged:
-            warnings.warn(
-                f"EM did not converge in n_iter={self.n_iter} iterations (tol={self.tol} nats per "
-                "frame); increase n_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )

@@ -178,7 +178,8 @@ class ARInitialization:
             bad.any()
         ):  # float32 cancellation in the regression: say why (the Gibbs sampler redraws them)
             warnings.warn(
-                f"ar_params_init gave {int(bad.sum())} covariance matrices that are not positive definite."
+                f"ar_params_init gave {int(bad.sum())} covariance matrices that are not positive "
+                "definite."
                 f"{self._scale_hint(kept)}",
                 RuntimeWarning,
                 stacklevel=5,

@@ -30,7 +30,8 @@ class ARValidation:
     def _prior(self, n_features: int, y=None, x=None) -> MNIWPrior:
         if self.covariance_prior_dof is not None and self.covariance_prior_dof <= n_features - 1:
             raise ValueError(
-                f"covariance_prior_dof must exceed n_features - 1 = {n_features - 1}, got {self.covariance_prior_dof}."
+                f"covariance_prior_dof must exceed n_features - 1 = {n_features - 1}, got "
+                f"{self.covariance_prior_dof}."
             )
         prior = default_mniw_prior(
             n_features,
@@ -87,7 +88,8 @@ class ARValidation:
         n_states = self._check_initial_prob(pi)
         if coef.ndim != 3 or coef.shape[0] != n_states:
             raise ValueError(
-                f"coef_ must have shape (n_states, n_features, nlags * n_features) = ({n_states}, D, "
+                f"coef_ must have shape (n_states, n_features, nlags * n_features) = ({n_states}, "
+                "D, "
                 f"{self.nlags}*D), got {coef.shape}."
             )
         n_features = coef.shape[1]
@@ -96,7 +98,8 @@ class ARValidation:
             groups = getattr(self, "groups_", None)
             if groups is None or len(groups) != n_groups:
                 raise ValueError(
-                    f"transition_prob_ holds {n_groups} matrices: set groups_ to their {n_groups} group labels."
+                    f"transition_prob_ holds {n_groups} matrices: set groups_ to their {n_groups} "
+                    "group labels."
                 )
             trans_shape = (n_groups, n_states, n_states)
         else:
@@ -110,7 +113,8 @@ class ARValidation:
         for name, (arr, shape) in expected.items():
             if arr.shape != shape:
                 raise ValueError(
-                    f"{name} must have shape {shape} (n_states={n_states}, nlags={self.nlags}), got {arr.shape}."
+                    f"{name} must have shape {shape} (n_states={n_states}, nlags={self.nlags}), "
+                    f"got {arr.shape}."
                 )
         if hasattr(self, "n_features_in_") and self.n_features_in_ != n_features:
             raise ValueError(
@@ -126,6 +130,16 @@ class ARValidation:
             np.linalg.cholesky(cov)
         except np.linalg.LinAlgError:
             raise ValueError("covariances_ must be positive definite.") from None
+        dof = self._checked_dof(n_states)
+        self._check_whitening(n_features)
+        dtype = float_dtype()
+        trans3 = trans if trans.ndim == 3 else trans[None]
+        return ARHMMParams(
+            *(jnp.asarray(a, dtype) for a in (pi, trans3, coef, intercept, cov, dof))
+        )
+
+    def _checked_dof(self, n_states: int) -> np.ndarray:
+        """``dof_`` checked (robust fits), or infinite degrees of freedom (Gaussian emissions)."""
         if self.robust:
             if not hasattr(self, "dof_"):
                 raise ValueError(
@@ -138,20 +152,20 @@ class ARValidation:
                 )
         else:
             dof = np.full(n_states, np.inf)
+        return dof
+
+    def _check_whitening(self, n_features: int) -> None:
+        """With ``whiten="all"``: the fitted whitening arrays exist with the right shapes."""
         if self.whiten == "all":
             mean = getattr(self, "whiten_mean_", None)
             matrix = getattr(self, "whiten_matrix_", None)
             if mean is None or matrix is None:
                 raise ValueError(
-                    'whiten="all" needs whiten_mean_ and whiten_matrix_ (set them, or use whiten="none").'
+                    'whiten="all" needs whiten_mean_ and whiten_matrix_ '
+                    '(set them, or use whiten="none").'
                 )
             if np.shape(mean) != (n_features,) or np.shape(matrix) != (n_features, n_features):
                 raise ValueError(
                     f"whiten_mean_ and whiten_matrix_ must have shapes ({n_features},) and "
                     f"({n_features}, {n_features}), got {np.shape(mean)} and {np.shape(matrix)}."
                 )
-        dtype = float_dtype()
-        trans3 = trans if trans.ndim == 3 else trans[None]
-        return ARHMMParams(
-            *(jnp.asarray(a, dtype) for a in (pi, trans3, coef, intercept, cov, dof))
-        )

@@ -279,7 +279,8 @@ class GaussianHMM(GaussianHMMPrediction, BaseHMM):
             mean = np.full(n_features, float(mean))
         if mean.shape != (n_features,) or not np.all(np.isfinite(mean)):
             raise ValueError(
-                f"mean_prior must be a finite float or an array of shape ({n_features},), got shape {mean.shape}."
+                f"mean_prior must be a finite float or an array of shape ({n_features},), got "
+                f"shape {mean.shape}."
             )
         scale = np.asarray(self.covariance_prior_scale, float)
         matrix = self.covariance_type in ("full", "tied")
@@ -357,7 +358,8 @@ class GaussianHMM(GaussianHMMPrediction, BaseHMM):
         n_states = self._check_initial_prob(pi)
         if means.ndim != 2 or means.shape[0] != n_states:
             raise ValueError(
-                f"means_ must have shape (n_states, n_features) = ({n_states}, D), got {means.shape}."
+                f"means_ must have shape (n_states, n_features) = ({n_states}, D), got "
+                f"{means.shape}."
             )
         n_features = means.shape[1]
         expected = {
@@ -367,12 +369,14 @@ class GaussianHMM(GaussianHMMPrediction, BaseHMM):
         for name, (arr, shape) in expected.items():
             if arr.shape != shape:
                 raise ValueError(
-                    f"{name} must have shape {shape} (n_states={n_states}, n_features={n_features}, "
+                    f"{name} must have shape {shape} (n_states={n_states}, "
+                    f"n_features={n_features}, "
                     f"covariance_type={self.covariance_type!r}), got {arr.shape}."
                 )
         if hasattr(self, "n_features_in_") and self.n_features_in_ != n_features:
             raise ValueError(
-                f"means_ describes {n_features} features but n_features_in_ = {self.n_features_in_}."
+                f"means_ describes {n_features} features but n_features_in_ = "
+                f"{self.n_features_in_}."
             )
         check_probabilities(initial_prob_=pi, transition_prob_=trans)
         if not np.all(np.isfinite(means)):

@@ -153,7 +153,9 @@ class GaussianHMMPrediction:
         return self.decode_state(X, session_starts=session_starts, state_format="index")
 
     def predict_proba(self, X, session_starts=None):
-        """Smoothed state probabilities; same as [`smooth_proba`][behavhmm.GaussianHMM.smooth_proba].
+        """Smoothed state probabilities.
+
+        The same as [`smooth_proba`][behavhmm.GaussianHMM.smooth_proba].
 
         Parameters
         ----------

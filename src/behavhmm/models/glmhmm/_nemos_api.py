@@ -72,7 +72,8 @@ class NemosSolverAPI:
         params : tuple
             ``(coef, intercept, scale, initial_prob, transition_prob)``.
         opt_state : EMState
-            From [`initialize_optimizer_and_state`][behavhmm.GLMHMM.initialize_optimizer_and_state] or the previous ``update``.
+            From [`initialize_optimizer_and_state`][behavhmm.GLMHMM.initialize_optimizer_and_state]
+            or the previous ``update``.
         X, y
             As in [`fit`][behavhmm.GLMHMM.fit].
         session_starts : optional
@@ -100,7 +101,8 @@ class NemosSolverAPI:
             not isinstance(n_samples, numbers.Integral) or isinstance(n_samples, bool)
         ):
             raise TypeError(
-                f"`n_samples` must either `None` or of type `int`. Type {type(n_samples)} provided instead!"
+                f"`n_samples` must either `None` or of type `int`. Type {type(n_samples)} provided "
+                "instead!"
             )
         spec = self._spec()
         data = self._prepare(
@@ -131,7 +133,9 @@ class NemosSolverAPI:
 
 
 class EMState(NamedTuple):
-    """State of the EM iterations, as nemos' ``EMState`` (``solver_state_``, and ``update``'s state).
+    """State of the EM iterations, as nemos' ``EMState``.
+
+    The fitted ``solver_state_``, and the state ``update`` carries.
 
     Attributes
     ----------

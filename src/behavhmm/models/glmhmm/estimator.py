@@ -9,14 +9,12 @@ compiled programs shared across fits, and model files without pickle.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Mapping
-from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import jax
 import numpy as np
 
-from ...fitting import EMConvergenceWarning, EMResult, run_em
+from ...fitting import EMResult
 from .._initializers import InitSlot, validate_setup
 from ..base import (
     INFERENCE_METHODS,
@@ -26,7 +24,6 @@ from ..base import (
     OneOf,
     Real,
 )
-from . import em as core
 from ._nemos_api import EMState as EMState
 from ._nemos_api import NemosSolverAPI
 from ._params import GLMParameters
@@ -58,8 +55,7 @@ from .validation import (
     _MODEL_SLOTS,
     GLMValidation,
     _check_init_dict,
-    _Data,
-    _Spec,
+    _GLMFitData,
 )
 
 __all__ = [
@@ -146,14 +142,6 @@ class GLMInitializer(Protocol):
         ...
 
 
-class _GLMFitData(NamedTuple):
-    """Training data of one GLMHMM fit: validated hyperparameters, data and user start."""
-
-    spec: _Spec
-    data: _Data
-    init_params: tuple | None
-
-
 class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, BaseHMM):
     """Hidden Markov model with one generalized linear model per state (nemos-compatible).
 
@@ -174,8 +162,9 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
     ----------
     n_states : int
         Number of hidden states.
-    observation_model : {"Bernoulli", "Poisson", "Gamma", "NegativeBinomial", "Gaussian", "Categorical"}, default "Bernoulli"
-        Distribution of ``y`` in each state (see
+    observation_model : str, default "Bernoulli"
+        One of ``"Bernoulli"``, ``"Poisson"``, ``"Gamma"``, ``"NegativeBinomial"``,
+        ``"Gaussian"``, ``"Categorical"``. Distribution of ``y`` in each state (see
         [`behavhmm.observations.glm`][behavhmm.observations.glm] for the
         scale of each). ``"Categorical"`` is a multinomial-logit model for
         tasks with more than two choices: ``y`` holds class labels and
@@ -184,7 +173,8 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
     inverse_link_function : None, str or callable, default None
         Maps the linear predictor to the mean: ``None`` uses the family's
         default (logistic, exp, ``1/x``, exp, identity, softmax); a name from
-        [`INVERSE_LINKS`][behavhmm.observations.glm.INVERSE_LINKS]; or a differentiable JAX function.
+        [`INVERSE_LINKS`][behavhmm.observations.glm.INVERSE_LINKS]; or a differentiable JAX
+        function.
     regularizer : str or Regularizer, default "Ridge"
         Penalty on the coefficients (not the intercepts): ``"UnRegularized"``,
         ``"Ridge"``, ``"Lasso"``, ``"ElasticNet"``, ``"GroupLasso"`` or an
@@ -448,7 +438,9 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
         glm_params_init, scale_init : str or callable, optional
             A built-in name or a function following
             [`GLMInitializer`][behavhmm.models.glm_hmm.GLMInitializer].
-        initial_proba_init_kwargs, transition_proba_init_kwargs, glm_params_init_kwargs, scale_init_kwargs : dict, optional
+        initial_proba_init_kwargs, transition_proba_init_kwargs : dict, optional
+            Keyword arguments of the corresponding initializer.
+        glm_params_init_kwargs, scale_init_kwargs : dict, optional
             Keyword arguments of the corresponding initializer.
 
         Returns
@@ -515,7 +507,7 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
 
         Parameters
         ----------
-        X : array-like or pynapple TsdFrame of shape (n_time_bins, n_features), or dict of such arrays
+        X : array-like, pynapple TsdFrame or dict of arrays, shape (n_time_bins, n_features)
             Design matrix (regressors), sessions concatenated in time. A
             dict of arrays sharing the time axis gives a dict ``coef_``.
         y : array-like or pynapple Tsd/TsdFrame of shape (n_time_bins,) or (n_time_bins, n_neurons)
@@ -579,57 +571,6 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
             if best is None or result.log_joint_history[-1] > best.log_joint_history[-1]:
                 best = result
         return best
-
-    def _store(self, best: EMResult, fd: _GLMFitData) -> None:
-        data = fd.data
-        self._set_params_attributes(
-            best.params, data.X_kept if isinstance(data.X_kept, Mapping) else None
-        )
-        self.log_likelihood_history_ = best.log_likelihood_history
-        self.log_joint_history_ = best.log_joint_history
-        self.n_iter_ = best.n_iter
-        self.converged_ = bool(best.converged)
-        history = np.full(int(self.maxiter), np.nan)
-        history[: best.n_iter] = best.log_likelihood_history
-        self.solver_state_ = EMState(
-            data_log_likelihood=float(best.log_likelihood_history[-1]),
-            previous_data_log_likelihood=float(best.log_likelihood_history[-2])
-            if best.n_iter > 1
-            else -np.inf,
-            log_likelihood_history=history,
-            iterations=best.n_iter,
-            converged=self.converged_,
-        )
-        self.dof_resid_ = self._dof_resid(fd.spec, data, best.params)
-        if not best.converged:
-            warnings.warn(
-                "The fit did not converge. Consider the following:"
-                "\n1) Enable float64 with ``jax.config.update('jax_enable_x64', True)``"
-                "\n2) Increase the ``maxiter`` parameter (max number of iterations of the EM, "
-                f"now {self.maxiter}) or increase the ``tol`` parameter (tolerance, now "
-                f"{self.tol} nats per time bin).",
-                EMConvergenceWarning,
-                stacklevel=4,
-            )
-
-    def _run_em(self, params, data: _Data, hyper, config, spec: _Spec, run: int = 0):
-        args = data.args
-
-        def step(p):
-            return core.em_step(p, *args, hyper, config, spec.method)
-
-        desc = f"GLMHMM EM (K={spec.n_states})" + (
-            f" run {run + 1}/{self.n_init}" if self.n_init > 1 else ""
-        )
-        return run_em(
-            step,
-            params,
-            n_iter=int(self.maxiter),
-            tol=float(self.tol),
-            n_frames=data.prepared.n_frames,
-            progress_bar=bool(self.progress_bar),
-            desc=desc,
-        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

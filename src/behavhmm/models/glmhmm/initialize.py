@@ -171,7 +171,9 @@ def _inverse_of_link(link, mean: np.ndarray) -> np.ndarray:
 
 
 def intercept_matching_mean(y, inverse_link_function, observation_model) -> np.ndarray:
-    """Intercepts whose predicted mean equals the mean of ``y`` (per output); log class frequencies for Categorical.
+    """Intercepts whose predicted mean equals the mean of ``y`` (per output).
+
+    Log class frequencies for Categorical.
 
     Returns
     -------
@@ -202,7 +204,7 @@ def random_glm_params_init(
     random_key=None,
     std_dev=0.001,
 ):
-    """Small Gaussian weights (standard deviation ``std_dev``), intercepts matching the mean of ``y``.
+    """Small Gaussian weights (standard deviation ``std_dev``), intercepts matching ``y``'s mean.
 
     Returns
     -------
@@ -230,7 +232,9 @@ def constant_scale_init(
     random_key=None,
     scale_val=1.0,
 ):
-    """Every state's scale equal to ``scale_val`` (variance for Gaussian, dispersion for Gamma / NegativeBinomial).
+    """Every state's scale equal to ``scale_val``.
+
+    The variance for Gaussian, the dispersion for Gamma / NegativeBinomial.
 
     Returns
     -------
@@ -279,7 +283,8 @@ class KMeansInitializer:
         )
         if len(subset) < n_states:
             raise ValueError(
-                f"k-means initialisation needs at least n_states={n_states} samples, got {len(subset)}."
+                f"k-means initialisation needs at least n_states={n_states} samples, got "
+                f"{len(subset)}."
             )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -341,7 +346,8 @@ def _fit_cluster_glms(labels, n_states, X, y, link, family, glm_kwargs):
     }
     if unknown:
         raise ValueError(
-            f"glm_kwargs accepts regularizer, regularizer_strength, solver_name and solver_kwargs; got {sorted(unknown)}."
+            "glm_kwargs accepts regularizer, regularizer_strength, solver_name and solver_kwargs; "
+            f"got {sorted(unknown)}."
         )
     dtype = float_dtype()
     flat = flatten_design(X)
@@ -431,7 +437,9 @@ def kmeans_glm_params_init(
     glm_kwargs=None,
     initializer=None,
 ):
-    """One GLM per k-means cluster of ``[X, y]`` (see [`KMeansInitializer`][behavhmm.models.glm_hmm.KMeansInitializer]).
+    """One GLM per k-means cluster of ``[X, y]``.
+
+    See [`KMeansInitializer`][behavhmm.models.glm_hmm.KMeansInitializer].
 
     Parameters
     ----------

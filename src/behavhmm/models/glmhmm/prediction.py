@@ -185,8 +185,9 @@ class GLMHMMPrediction:
         -------
         simulated_activity : ndarray of shape (n_time_bins,) or (n_time_bins, n_neurons)
             Observations (class labels from ``classes_`` for Categorical).
-        firing_rates : ndarray of shape (n_time_bins,), (n_time_bins, n_neurons) or (n_time_bins, n_classes)
-            Predicted mean (class probabilities) in the drawn state.
+        firing_rates : ndarray
+            Predicted mean (class probabilities) in the drawn state, of shape
+            (n_time_bins,), (n_time_bins, n_neurons) or (n_time_bins, n_classes).
         simulated_states : ndarray of int32, shape (n_time_bins,) or (n_time_bins, n_states)
         Pynapple input gives pynapple outputs on its timestamps.
 

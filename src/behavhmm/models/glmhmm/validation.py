@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -106,7 +106,8 @@ def _check_y(y: np.ndarray, family: str, model: BaseHMM, *, reset: bool) -> np.n
     if family == "Bernoulli" and not np.all((y == 0) | (y == 1)):
         bad = np.unique(y[(y != 0) & (y != 1)])[:5]
         raise ValueError(
-            f"The Bernoulli observation model needs y in {{0, 1}} (or booleans); got values such as {bad}."
+            f"The Bernoulli observation model needs y in {{0, 1}} (or booleans); got values such "
+            f"as {bad}."
         )
     if family in ("Poisson", "NegativeBinomial") and np.any(y < 0):
         raise ValueError(
@@ -188,12 +189,14 @@ def _check_dirichlet(alphas, shape, name) -> np.ndarray:
         arr = np.asarray(alphas, float)
     except (TypeError, ValueError):
         raise TypeError(
-            f"Invalid type for Dirichlet prior alpha parameters ({name}): ``{type(alphas).__name__}``. Must be None "
+            f"Invalid type for Dirichlet prior alpha parameters ({name}): "
+            f"``{type(alphas).__name__}``. Must be None "
             f"or an array-like object of shape ``{shape}``."
         ) from None
     if arr.shape != shape:
         raise ValueError(
-            f"Dirichlet prior alpha parameters ({name}) must have shape ``{shape}``, but got shape ``{arr.shape}``."
+            f"Dirichlet prior alpha parameters ({name}) must have shape ``{shape}``, but got shape "
+            f"``{arr.shape}``."
         )
     if not np.all(np.isfinite(arr)) or np.any(arr < 1):
         raise ValueError(
@@ -203,7 +206,10 @@ def _check_dirichlet(alphas, shape, name) -> np.ndarray:
 
 
 def _check_init_dict(funcs, slots, param) -> dict:
-    """A nemos-style initialization dict: known keys only (``*_custom`` flags are accepted and ignored)."""
+    """A nemos-style initialization dict: known keys only.
+
+    ``*_custom`` flags are accepted and ignored.
+    """
     if funcs is None:
         return {}
     if not isinstance(funcs, Mapping):
@@ -253,7 +259,8 @@ class GLMValidation:
         regularizer.check_solver(solver)
         if solver == "Newton" and family == "Categorical":
             raise ValueError(
-                "solver_name='Newton' needs one linear predictor per output; the Categorical model has one per "
+                "solver_name='Newton' needs one linear predictor per output; the Categorical model "
+                "has one per "
                 "class. Use 'LBFGS' (or leave solver_name as None)."
             )
         check_solver_kwargs(solver, self.solver_kwargs)
@@ -339,8 +346,10 @@ class GLMValidation:
             raise TypeError("y must be numeric.")
         if y_arr.ndim not in (1, 2) or (spec.family == "Categorical" and y_arr.ndim != 1):
             raise ValueError(
-                "y must be 1-dimensional, shape (n_time_bins,), or for a population 2-dimensional, shape "
-                f"(n_time_bins, n_neurons) (Categorical: 1-dimensional class labels); got shape {y_arr.shape}."
+                "y must be 1-dimensional, shape (n_time_bins,), or for a population 2-dimensional, "
+                "shape "
+                "(n_time_bins, n_neurons) (Categorical: 1-dimensional class labels); got shape "
+                f"{y_arr.shape}."
             )
         n_time_bins = X_flat.shape[0]
         if y_arr.shape[0] != n_time_bins:
@@ -362,26 +371,7 @@ class GLMValidation:
         X_kept = (
             X_kept_flat if structure is None else unflatten_coef(structure, X_kept_flat, axis=1)
         )
-        n_frames = int(keep.sum())
-        pad = bucket_length(n_frames) - n_frames
-        dtype = float_dtype()
-        y_pad_value = 1.0 if spec.family == "Gamma" else 0.0
-        y_padded = np.concatenate(
-            [y_kept, np.full((pad,) + y_kept.shape[1:], y_pad_value, y_kept.dtype)]
-        )
-        y_jax = jnp.asarray(y_padded, jnp.int32 if spec.family == "Categorical" else dtype)
-        prepared = PreparedData(
-            arrays={
-                "X": jnp.asarray(np.pad(X_kept_flat, ((0, pad), (0, 0))), dtype),
-                "y": y_jax,
-                "ll_const": _ll_constant_program(spec.family, y_jax),
-            },
-            session_starts=jnp.asarray(np.concatenate([starts_kept, np.ones(pad, bool)])),
-            weights=jnp.asarray(np.concatenate([np.ones(n_frames), np.zeros(pad)]), dtype),
-            rows=np.flatnonzero(keep),
-            n_time_bins=n_time_bins,
-            info=info,
-        )
+        prepared = _padded(X_kept_flat, y_kept, keep, starts_kept, n_time_bins, info, spec)
         return _Data(prepared, X_kept, y_kept, starts_kept, n_outputs)
 
     def _validate_design(self, X, *, reset: bool):
@@ -396,7 +386,8 @@ class GLMValidation:
             ]
             if any(a.ndim != 2 for a in arrays):
                 raise ValueError(
-                    "X must be 2-dimensional: every array of a dict X must have shape (n_time_bins, n_features), "
+                    "X must be 2-dimensional: every array of a dict X must have shape "
+                    "(n_time_bins, n_features), "
                     f"got shapes {[a.shape for a in arrays]}."
                 )
             n_samples = {a.shape[0] for a in arrays}
@@ -415,7 +406,8 @@ class GLMValidation:
             return flat, structure
         if np.ndim(X) != 2:
             raise ValueError(
-                f"X must be 2-dimensional, shape (n_time_bins, n_features), got an array with {np.ndim(X)} "
+                "X must be 2-dimensional, shape (n_time_bins, n_features), got an array with "
+                f"{np.ndim(X)} "
                 "dimension(s); reshape a single feature with X.reshape(-1, 1)."
             )
         if not reset:
@@ -453,14 +445,16 @@ class GLMValidation:
             got = {k: np.shape(structure[k])[1] for k in structure}
             if widths != got:
                 raise ValueError(
-                    f"Inconsistent number of features per key of X: coef_ has {widths}, X has {got}."
+                    f"Inconsistent number of features per key of X: coef_ has {widths}, X has "
+                    f"{got}."
                 )
             return
         if expected is None:
             expected = np.shape(coef)[0]
         if n_features != expected:
             raise ValueError(
-                f"Inconsistent number of features. X has {n_features} features, but {type(self).__name__} "
+                f"Inconsistent number of features. X has {n_features} features, but "
+                f"{type(self).__name__} "
                 f"is expecting {expected} features as input."
             )
 
@@ -490,3 +484,36 @@ class GLMValidation:
 
 
 _ll_constant_program = jax.jit(glm_log_likelihood_constant, static_argnums=0)
+
+
+def _padded(X_kept_flat, y_kept, keep, starts_kept, n_time_bins, info, spec: _Spec) -> PreparedData:
+    """The kept bins padded to a bucket length, on the device."""
+    n_frames = int(keep.sum())
+    pad = bucket_length(n_frames) - n_frames
+    dtype = float_dtype()
+    y_pad_value = 1.0 if spec.family == "Gamma" else 0.0
+    y_padded = np.concatenate(
+        [y_kept, np.full((pad,) + y_kept.shape[1:], y_pad_value, y_kept.dtype)]
+    )
+    y_jax = jnp.asarray(y_padded, jnp.int32 if spec.family == "Categorical" else dtype)
+    prepared = PreparedData(
+        arrays={
+            "X": jnp.asarray(np.pad(X_kept_flat, ((0, pad), (0, 0))), dtype),
+            "y": y_jax,
+            "ll_const": _ll_constant_program(spec.family, y_jax),
+        },
+        session_starts=jnp.asarray(np.concatenate([starts_kept, np.ones(pad, bool)])),
+        weights=jnp.asarray(np.concatenate([np.ones(n_frames), np.zeros(pad)]), dtype),
+        rows=np.flatnonzero(keep),
+        n_time_bins=n_time_bins,
+        info=info,
+    )
+    return prepared
+
+
+class _GLMFitData(NamedTuple):
+    """Training data of one GLMHMM fit: validated hyperparameters, data and user start."""
+
+    spec: _Spec
+    data: _Data
+    init_params: tuple | None

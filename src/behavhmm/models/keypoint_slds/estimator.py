@@ -8,27 +8,19 @@ reuses the ARHMM's sticky-HDP Gibbs sweep.
 
 from __future__ import annotations
 
-import numbers
 from functools import partial
 from typing import ClassVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from sklearn.utils import check_scalar
 
-from ..._utils import bucket_length, float_dtype
 from ...fitting import run_gibbs
-from ...inference import LinearEmission
-from ...observations import default_mniw_prior
-from ...sessions import session_bounds, session_mask, split_pynapple
+from ...sessions import session_bounds
 from .._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
 from ..arhmm import ARHMM
 from ..arhmm._hooks import ARKernels
 from ..arhmm.gibbs import gibbs_sweep
 from ..arhmm.model import (
-    ARHMMParams,
-    Hyper,
     median_duration_program,
 )
 from ..base import (
@@ -39,9 +31,8 @@ from ..base import (
     OneOf,
     Real,
 )
+from ._data import SLDSDataLayout
 from .gibbs import (
-    KPData,
-    KPHyper,
     SLDSState,
     ar_data_program,
     slds_sweep,
@@ -51,28 +42,14 @@ from .initialize import SLDSInitialization, _SLDSFitData
 from .prediction import KeypointDecoding as KeypointDecoding
 from .prediction import KeypointSimulation as KeypointSimulation
 from .prediction import KeypointSLDSPrediction
+from .validation import SLDSValidation
 
 __all__ = ["KeypointSLDS", "KeypointDecoding", "KeypointSimulation"]
 
 
-def _fill_gaps(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Forward- then backward-fill NaN rows within sessions (0 where a session has none)."""
-    out = values.copy()
-    begin, end = session_bounds(starts)
-    for a, b in zip(begin, end, strict=True):
-        block = out[a:b]
-        ok = ~np.isnan(block.reshape(b - a, -1)).any(axis=1)
-        if not ok.any():
-            block[:] = 0.0
-            continue
-        idx = np.where(ok, np.arange(b - a), -1)
-        idx = np.maximum.accumulate(idx)
-        idx[idx < 0] = np.flatnonzero(ok)[0]
-        out[a:b] = block[idx]
-    return out
-
-
-class KeypointSLDS(KeypointSLDSPrediction, ARKernels, SLDSInitialization, BaseHMM):
+class KeypointSLDS(
+    KeypointSLDSPrediction, ARKernels, SLDSValidation, SLDSDataLayout, SLDSInitialization, BaseHMM
+):
     """Keypoint SLDS (Keypoint-MoSeq): syllables from noisy 2-D or 3-D keypoints.
 
     Generative model, for frame ``t`` of a session and keypoint ``n``:
@@ -324,254 +301,6 @@ class KeypointSLDS(KeypointSLDSPrediction, ARKernels, SLDSInitialization, BaseHM
         "progress_bar": Bool(),
         "checkpoint_every": Integer(1, optional=True),
     }
-
-    def _check_hyperparameter_rules(self):
-        if self.checkpoint_every is not None and self.checkpoint_path is None:
-            raise ValueError("checkpoint_every needs checkpoint_path.")
-
-    def _saved_attributes(self):
-        return (
-            "initial_prob_",
-            "transition_prob_",
-            "coef_",
-            "intercept_",
-            "covariances_",
-            "beta_",
-            "noise_variance_",
-            "pca_components_",
-            "pca_mean_",
-            "pca_explained_variance_",
-            "scale_",
-            "centroid_variance_",
-            "latent_variance_",
-            "n_keypoints_",
-            "n_dims_",
-            "log_likelihood_history_",
-            "ar_log_likelihood_history_",
-            "median_duration_history_",
-            "check_iterations_",
-        )
-
-    def _required_attributes(self):
-        return (
-            "initial_prob_",
-            "transition_prob_",
-            "coef_",
-            "intercept_",
-            "covariances_",
-            "noise_variance_",
-            "pca_components_",
-            "pca_mean_",
-            "scale_",
-            "centroid_variance_",
-            "latent_variance_",
-        )
-
-    def _validated_params(self) -> ARHMMParams:
-        """AR-HMM parameters as JAX arrays, after checking every fitted array."""
-        self._check_fitted()
-        check_scalar(self.nlags, "nlags", numbers.Integral, min_val=1)
-        pi = np.asarray(self.initial_prob_, float)
-        n_states = pi.shape[0] if pi.ndim == 1 else -1
-        if n_states != self.n_states:
-            raise ValueError(f"initial_prob_ must have shape ({self.n_states},), got {pi.shape}.")
-        comps = np.asarray(self.pca_components_, float)
-        if comps.ndim != 2:
-            raise ValueError(
-                f"pca_components_ must have shape (latent_dim, n_keypoints * n_dims), got {comps.shape}."
-            )
-        d = comps.shape[0]
-        n_kp = int(np.shape(self.noise_variance_)[0]) if np.ndim(self.noise_variance_) == 1 else -1
-        if n_kp < 2 or comps.shape[1] % n_kp or comps.shape[1] // n_kp not in (2, 3):
-            raise ValueError(
-                f"noise_variance_ (shape {np.shape(self.noise_variance_)}) and pca_components_ (shape {comps.shape}) "
-                "must describe n_keypoints >= 2 keypoints of 2 or 3 dimensions."
-            )
-        expected = {
-            "transition_prob_": (n_states, n_states),
-            "coef_": (n_states, d, self.nlags * d),
-            "intercept_": (n_states, d),
-            "covariances_": (n_states, d, d),
-            "pca_mean_": (comps.shape[1],),
-            "latent_variance_": (d,),
-        }
-        for name, shape in expected.items():
-            arr = np.asarray(getattr(self, name), float)
-            if arr.shape != shape:
-                raise ValueError(
-                    f"{name} must have shape {shape} (n_states={n_states}, nlags={self.nlags}), got {arr.shape}."
-                )
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} must be finite.")
-        trans = np.asarray(self.transition_prob_, float)
-        for name, arr in (("initial_prob_", pi), ("transition_prob_", trans)):
-            if (
-                not np.all(np.isfinite(arr))
-                or np.any(arr < 0)
-                or not np.allclose(arr.sum(-1), 1.0, atol=1e-3)
-            ):
-                raise ValueError(
-                    f"{name} must hold non-negative probabilities summing to 1 along its last axis."
-                )
-        cov = np.asarray(self.covariances_, float)
-        try:
-            np.linalg.cholesky(0.5 * (cov + np.swapaxes(cov, -1, -2)))
-        except np.linalg.LinAlgError:
-            raise ValueError("covariances_ must be positive definite.") from None
-        for name in ("noise_variance_", "latent_variance_"):
-            arr = np.asarray(getattr(self, name), float)
-            if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-                raise ValueError(f"{name} must be positive and finite.")
-        for name in ("scale_", "centroid_variance_"):
-            value = float(np.asarray(getattr(self, name)))
-            if not np.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive finite number, got {value}.")
-        dtype = float_dtype()
-        arrays = (
-            pi,
-            trans[None],
-            np.asarray(self.coef_),
-            np.asarray(self.intercept_),
-            cov,
-            np.full(n_states, np.inf),
-        )
-        return ARHMMParams(*(jnp.asarray(a, dtype) for a in arrays))
-
-    # ----------------------------------------------------------------- data
-    def _read(self, X, confidence, session_starts, *, fitting: bool):
-        """Validated keypoints, observed mask, confidences and session mask (host arrays)."""
-        values, info = split_pynapple(X)
-        try:
-            coords = np.asarray(values, float)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"X must be a numeric array of shape (n_time_bins, n_keypoints, n_dims): {exc}"
-            ) from None
-        if coords.ndim != 3 or coords.shape[2] not in (2, 3) or coords.shape[1] < 2:
-            raise ValueError(
-                f"X must have shape (n_time_bins, n_keypoints >= 2, n_dims in (2, 3)), got {coords.shape}."
-            )
-        if coords.shape[0] == 0:
-            raise ValueError("X has n_time_bins == 0.")
-        if np.any(np.isinf(coords)):
-            raise ValueError("X holds infinite values; mark missing keypoints with NaN.")
-        n_time_bins, n_kp, n_dims = coords.shape
-        if not fitting:
-            if n_kp != int(np.asarray(self.n_keypoints_)) or n_dims != int(
-                np.asarray(self.n_dims_)
-            ):
-                raise ValueError(
-                    f"X has {n_kp} keypoints in {n_dims}-D but the model was fitted on "
-                    f"{int(np.asarray(self.n_keypoints_))} in {int(np.asarray(self.n_dims_))}-D."
-                )
-        if confidence is None:
-            conf = np.ones((n_time_bins, n_kp))
-        else:
-            conf = np.asarray(split_pynapple(confidence)[0], float)
-            if conf.shape != (n_time_bins, n_kp):
-                raise ValueError(
-                    f"confidence must have shape (n_time_bins, n_keypoints) = {(n_time_bins, n_kp)}, got {conf.shape}."
-                )
-            if np.any(conf[np.isfinite(conf)] < 0):
-                raise ValueError("confidence must be non-negative.")
-        observed = np.all(np.isfinite(coords), axis=2) & np.isfinite(conf)
-        conf = np.where(np.isfinite(conf), conf, 0.0)
-        mask = session_mask(session_starts, n_time_bins, info=info)
-        begin, end = session_bounds(mask)
-        short = (end - begin) <= self.nlags
-        if np.any(short):
-            i = int(np.flatnonzero(short)[0])
-            raise ValueError(
-                f"Session {i} (time bins {begin[i]}-{end[i] - 1}) has {end[i] - begin[i]} frame(s); nlags={self.nlags} "
-                f"needs at least {self.nlags + 1} per session."
-            )
-        if not observed.any():
-            raise ValueError("X has no observed keypoint (all NaN).")
-        seen = np.logical_or.reduceat(observed.any(axis=1), begin)
-        if not seen.all():
-            i = int(np.flatnonzero(~seen)[0])
-            raise ValueError(
-                f"Session {i} (time bins {begin[i]}-{end[i] - 1}) has no observed keypoint (all NaN); drop it "
-                "(an empty track) before fitting."
-            )
-        return coords, observed, conf, mask, info
-
-    def _align(self, y, observed, mask):
-        """Initial centroid and heading per frame (normalised units), gaps filled within sessions."""
-        n_kp = y.shape[1]
-        front = np.atleast_1d(np.asarray(self.anterior_bodyparts)).astype(int) % n_kp
-        back = np.atleast_1d(np.asarray(self.posterior_bodyparts)).astype(int) % n_kp
-        if set(front.tolist()) == set(back.tolist()):
-            raise ValueError(
-                "anterior_bodyparts and posterior_bodyparts must be different keypoints."
-            )
-        with np.errstate(invalid="ignore", divide="ignore"):
-            w = observed[..., None].astype(float)
-            centroid = (y * w).sum(1) / w.sum(1)
-            fm = (y[:, front] * w[:, front]).sum(1) / w[:, front].sum(1)
-            bm = (y[:, back] * w[:, back]).sum(1) / w[:, back].sum(1)
-        heading = np.arctan2(fm[:, 1] - bm[:, 1], fm[:, 0] - bm[:, 0])
-        centroid = _fill_gaps(centroid, mask)
-        heading = _fill_gaps(heading[:, None], mask)[:, 0]
-        return centroid, heading
-
-    @staticmethod
-    def _rotate(points, angle):
-        c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
-        out = points.copy()
-        out[..., 0] = c * points[..., 0] - s * points[..., 1]
-        out[..., 1] = s * points[..., 0] + c * points[..., 1]
-        return out
-
-    def _to_device(self, y, observed, conf, mask):
-        n_time_bins, n_kp, _ = y.shape
-        n = bucket_length(n_time_bins)
-        pad = n - n_time_bins
-        dtype = float_dtype()
-        begin, _ = session_bounds(mask)
-        sid = np.cumsum(mask) - 1
-        position = np.arange(n_time_bins) - begin[sid]
-        prior_scale = float(self.noise_prior_scale) / np.clip(
-            conf, float(self.confidence_floor), 1.0
-        )
-        return KPData(
-            y=jnp.asarray(
-                np.pad(np.where(observed[..., None], y, 0.0), ((0, pad), (0, 0), (0, 0))), dtype
-            ),
-            observed=jnp.asarray(np.pad(observed.astype(float), ((0, pad), (0, 0))), dtype),
-            prior_scale=jnp.asarray(
-                np.pad(prior_scale, ((0, pad), (0, 0)), constant_values=1.0), dtype
-            ),
-            starts=jnp.asarray(np.concatenate([mask, np.ones(pad, bool)])),
-            position=jnp.asarray(np.concatenate([position, np.zeros(pad, int)]), jnp.int32),
-            valid=jnp.asarray(np.concatenate([np.ones(n_time_bins), np.zeros(pad)]), dtype),
-        )
-
-    def _hyper(self, prior, kappa=None) -> KPHyper:
-        dtype = float_dtype()
-        f = lambda v: jnp.asarray(v, dtype)  # noqa: E731
-        ar = Hyper(f(self.alpha), f(self.kappa if kappa is None else kappa), f(self.gamma), prior)
-        comps = np.asarray(self.pca_components_, float)
-        return KPHyper(
-            ar=ar,
-            emission=LinearEmission(f(comps.T), f(self.pca_mean_)),
-            latent_mean=jnp.zeros(comps.shape[0], dtype),
-            latent_variance=f(self.latent_variance_),
-            noise_dof=f(self.noise_dof),
-            noise_prior_shape=f(self.noise_variance_prior_shape),
-            noise_prior_scale=f(self.noise_variance_prior_scale),
-            centroid_variance=f(np.asarray(self.centroid_variance_)),
-            centroid_prior_variance=f(1e4),
-        )
-
-    def _prior(self):
-        return default_mniw_prior(
-            int(self.latent_dim),
-            int(self.nlags),
-            scale=float(self.covariance_prior_scale),
-            coef_variance=float(self.coef_prior_variance),
-            dtype=float_dtype(),
-        )
 
     def fit(self, X, confidence=None, session_starts=None, y=None, resume: bool = False):
         """Fit the keypoint SLDS: PCA, AR-only stage, then full-model Gibbs sweeps.

@@ -196,5 +196,6 @@ class SLDSInitialization:
         )
 
 
-#: At most about this many frames seed the AR parameters by k-means (the Gibbs stages use all frames).
+#: At most about this many frames seed the AR parameters by k-means (the Gibbs stages use all
+#: frames).
 INIT_FRAMES = 20000
