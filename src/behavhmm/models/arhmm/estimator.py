@@ -17,8 +17,7 @@ import numpy as np
 from ..._utils import float_dtype
 from ...fitting import run_em, run_gibbs
 from .._initializers import (
-    PROBA_INITIAL_REGISTRY,
-    PROBA_TRANSITION_REGISTRY,
+    CHAIN_SLOTS,
     InitSlot,
 )
 from ..base import (
@@ -278,12 +277,7 @@ class ARHMM(
     __metadata_request__predict_proba = {"session_starts": True, "groups": False}
 
     _init_slots = {
-        "initial_proba_init": InitSlot(
-            PROBA_INITIAL_REGISTRY, "uniform", returns="an array of shape (n_states,)"
-        ),
-        "transition_proba_init": InitSlot(
-            PROBA_TRANSITION_REGISTRY, "sticky", returns="an array of shape (n_states, n_states)"
-        ),
+        **CHAIN_SLOTS,
         "ar_params_init": InitSlot(
             AR_PARAMS_REGISTRY,
             "kmeans",

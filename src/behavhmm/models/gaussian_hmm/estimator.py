@@ -19,7 +19,7 @@ from ..._utils import bucket_length, float_dtype
 from ...fitting import EMResult, run_em
 from ...observations.gaussian import COVARIANCE_TYPES, GaussianPrior
 from ...sessions import drop_nan_borders, session_mask
-from .._initializers import PROBA_INITIAL_REGISTRY, PROBA_TRANSITION_REGISTRY, InitSlot
+from .._initializers import CHAIN_SLOTS, InitSlot
 from ..base import (
     INFERENCE_METHODS,
     BaseHMM,
@@ -208,12 +208,7 @@ class GaussianHMM(GaussianHMMPrediction, BaseHMM):
     """
 
     _init_slots = {
-        "initial_proba_init": InitSlot(
-            PROBA_INITIAL_REGISTRY, "uniform", returns="an array of shape (n_states,)"
-        ),
-        "transition_proba_init": InitSlot(
-            PROBA_TRANSITION_REGISTRY, "sticky", returns="an array of shape (n_states, n_states)"
-        ),
+        **CHAIN_SLOTS,
         "gaussian_params_init": InitSlot(
             GAUSSIAN_PARAMS_REGISTRY,
             "kmeans",

@@ -24,6 +24,7 @@ from ..base import (
     OneOf,
     Real,
 )
+from . import em as core  # noqa: F401  (the module the programs are read from: em, via core)
 from ._nemos_api import EMState as EMState
 from ._nemos_api import NemosSolverAPI
 from ._params import GLMParameters
@@ -423,9 +424,9 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
 
         - ``initial_proba_init``: ``"uniform"``, ``"random"``, ``"dirichlet"``
           (``alphas``), ``"kmeans"`` (``minimum_prob``);
-        - ``transition_proba_init``: ``"sticky"`` (``prob_stay=0.95``),
-          ``"uniform"``, ``"random"``, ``"dirichlet"`` (``alphas``),
-          ``"kmeans"`` (``minimum_prob``);
+        - ``transition_proba_init``: ``"sticky"`` (``stickiness=0.95``;
+          ``prob_stay``, nemos' name, is a deprecated alias), ``"uniform"``,
+          ``"random"``, ``"dirichlet"`` (``alphas``), ``"kmeans"`` (``minimum_prob``);
         - ``glm_params_init``: ``"random"`` (``std_dev=0.001``, intercepts
           matching the mean of ``y``), ``"kmeans"`` (``glm_kwargs``);
         - ``scale_init``: ``"constant"`` (``scale_val=1.0``), ``"kmeans"``.
@@ -461,7 +462,7 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
         --------
         >>> from behavhmm import GLMHMM
         >>> model = GLMHMM(n_states=3).setup(transition_proba_init="sticky",
-        ...                                  transition_proba_init_kwargs={"prob_stay": 0.9},
+        ...                                  transition_proba_init_kwargs={"stickiness": 0.9},
         ...                                  glm_params_init="kmeans")
         >>> model.model_initialization_funcs["glm_params_init"]
         'kmeans'
