@@ -226,6 +226,39 @@ class _Data:
         return p.arrays["X"], p.arrays["y"], p.arrays["ll_const"], p.session_starts, p.weights
 
 
+#: Largest feature magnitude below which unchanged GLM weights may be an optimum, not a failure.
+_STALL_SCALE = 1e4
+
+
+def _check_glm_progress(start: GLMHMMParams, result, X_kept) -> None:
+    """Refuse an EM run whose M-steps never moved the GLM weights because X is badly scaled.
+
+    With features of huge magnitude the GLM objective saturates and every
+    line search fails, so EM "converges" in two iterations with the initial
+    weights; that is a numerical failure, not a fit.
+    """
+    if result.n_iter < 2:
+        return
+    before = jax.tree_util.tree_leaves((start.coef, start.intercept))
+    after = jax.tree_util.tree_leaves((result.params.coef, result.params.intercept))
+    if any(
+        not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(before, after, strict=True)
+    ):
+        return
+    X = flatten_design(X_kept)
+    if X.size == 0:
+        return
+    scale = np.nanmax(np.abs(X), axis=0)
+    worst = int(np.argmax(scale))
+    if scale[worst] > _STALL_SCALE:
+        raise FloatingPointError(
+            f"EM made no progress: the M-step left every GLM weight at its initial value after "
+            f"{result.n_iter} iterations, because X is badly scaled (largest |X| = "
+            f"{scale[worst]:.3g}, in feature {worst}). Standardize X (e.g. "
+            "sklearn.preprocessing.StandardScaler) or rescale it to values of order 1."
+        )
+
+
 class GLMHMM(BaseHMM):
     """Hidden Markov model with one generalized linear model per state (nemos-compatible).
 
@@ -1061,7 +1094,9 @@ class GLMHMM(BaseHMM):
         TypeError
             For inputs or hyperparameters of the wrong type.
         FloatingPointError
-            If EM reaches a non-finite objective.
+            If EM reaches a non-finite objective, or if the M-step cannot move
+            the GLM weights from their start while X has features of large
+            scale (standardize X).
 
         Warns
         -----
@@ -1085,7 +1120,8 @@ class GLMHMM(BaseHMM):
         for run, params in enumerate(starts):
             result = self._run_em(params, data, hyper, config, spec, run)
             if best is None or result.log_joint_history[-1] > best.log_joint_history[-1]:
-                best = result
+                best, best_start = result, params
+        _check_glm_progress(best_start, best, data.X_kept)
         self._set_params_attributes(
             best.params, data.X_kept if isinstance(data.X_kept, Mapping) else None
         )

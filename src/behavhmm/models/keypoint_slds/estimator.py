@@ -126,6 +126,25 @@ def _fill_gaps(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return out
 
 
+def _keypoint_indices(name: str, value, n_keypoints: int) -> np.ndarray:
+    """Indices in [0, n_keypoints) of ``value``: an int or a list of ints, negative from the end."""
+    idx = np.atleast_1d(np.asarray(value))
+    if (
+        idx.ndim != 1
+        or idx.size == 0
+        or idx.dtype == bool
+        or not np.issubdtype(idx.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must be an int or a non-empty list of ints, got {value!r}.")
+    bad = idx[(idx < -n_keypoints) | (idx >= n_keypoints)]
+    if bad.size:
+        raise ValueError(
+            f"{name}={value!r} names keypoint {int(bad[0])}, but X has {n_keypoints} keypoints "
+            f"(valid indices: {-n_keypoints} to {n_keypoints - 1})."
+        )
+    return idx.astype(int) % n_keypoints
+
+
 class KeypointSLDS(BaseHMM):
     """Keypoint SLDS (Keypoint-MoSeq): syllables from noisy 2-D or 3-D keypoints.
 
@@ -553,8 +572,8 @@ class KeypointSLDS(BaseHMM):
     def _align(self, y, observed, mask):
         """Initial centroid and heading per frame (normalised units), gaps filled within sessions."""
         n_kp = y.shape[1]
-        front = np.atleast_1d(np.asarray(self.anterior_bodyparts)).astype(int) % n_kp
-        back = np.atleast_1d(np.asarray(self.posterior_bodyparts)).astype(int) % n_kp
+        front = _keypoint_indices("anterior_bodyparts", self.anterior_bodyparts, n_kp)
+        back = _keypoint_indices("posterior_bodyparts", self.posterior_bodyparts, n_kp)
         if set(front.tolist()) == set(back.tolist()):
             raise ValueError(
                 "anterior_bodyparts and posterior_bodyparts must be different keypoints."
