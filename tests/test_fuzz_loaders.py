@@ -9,13 +9,15 @@ written to pytest's temporary folder only.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from behavhmm.io import load_keypoints
+from behavhmm.io import load_keypoints, load_pc_scores
 
 pytestmark = pytest.mark.shared_data
 
@@ -34,7 +36,7 @@ DLC_CSV = (
 )
 
 FUZZ = settings(
-    max_examples=12,
+    max_examples=15,
     derandomize=True,
     deadline=None,
     database=None,
@@ -108,3 +110,91 @@ def test_dlc_file_read_as_other_format_names_file(shared_data, kind, fmt):
     path = shared_data / REAL_FILES[kind]
     with pytest.raises(ValueError, match=path.name):
         load_keypoints(path, format=fmt)
+
+
+# ----------------------------------------------------------------- property-based fuzzing
+CASES: dict[str, dict[str, int]] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_case_counts():
+    yield
+    for suite, counts in sorted(CASES.items()):
+        print(f"\nfuzz cases {suite}: {sum(counts.values())} tried, {counts}")
+
+
+@pytest.fixture(scope="module")
+def real_bytes(shared_data):
+    """Contents of one real file of each kind (read once)."""
+
+    class Blobs(dict):
+        def __repr__(self):
+            return f"<{len(self)} real files>"
+
+    return Blobs({kind: (shared_data / rel).read_bytes() for kind, rel in REAL_FILES.items()})
+
+
+def _damage(blob: bytes, damage) -> bytes:
+    kind, where = damage
+    if kind == "truncate":
+        return blob[: int(len(blob) * where)]
+    out = bytearray(blob)
+    for w in where:
+        i = int(len(out) * w)
+        out[i] = (out[i] + 1 + int(w * 1e6) % 255) % 256
+    return bytes(out)
+
+
+DAMAGE = st.one_of(
+    st.tuples(st.just("truncate"), st.floats(0.0, 0.9999)),
+    st.tuples(st.just("flip"), st.lists(st.floats(0.0, 0.9999), min_size=1, max_size=8)),
+)
+
+
+def _check_loaded(load, path: Path, suite: str) -> None:
+    """A damaged file loads with consistent arrays, or fails with an allowed error naming it."""
+    counts = CASES.setdefault(suite, {})
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = load(path)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        assert path.name in str(exc), f"{type(exc).__name__} does not name the file: {exc}"
+        counts[type(exc).__name__] = counts.get(type(exc).__name__, 0) + 1
+        return
+    except (TypeError, ImportError) as exc:
+        assert str(exc).strip()
+        counts[type(exc).__name__] = counts.get(type(exc).__name__, 0) + 1
+        return
+    counts["loaded"] = counts.get("loaded", 0) + 1
+    for array in result:
+        assert not np.isinf(array).any(), "a loader returned infinite values"
+        assert np.all(np.isnan(array) | np.isfinite(array))
+
+
+def _keypoint_arrays(sessions):
+    xy, conf = sessions.coordinates, sessions.confidence
+    assert xy.ndim == 3 and xy.shape[2] in (2, 3)
+    assert conf.shape == xy.shape[:2]
+    assert len(sessions.session_starts) == len(xy)
+    finite = conf[np.isfinite(conf)]
+    assert np.all((finite >= 0) & (finite <= 1)), "confidence outside [0, 1]"
+    return xy, conf
+
+
+@pytest.mark.parametrize("kind", sorted(k for k in REAL_FILES if k != "moseq_pcs"))
+@FUZZ
+@given(damage=DAMAGE)
+def test_fuzz_keypoint_files(real_bytes, tmp_path_factory, kind, damage):
+    name = Path(REAL_FILES[kind]).name
+    path = tmp_path_factory.mktemp("fuzz") / f"damaged_{name}"
+    path.write_bytes(_damage(real_bytes[kind], damage))
+    _check_loaded(lambda p: _keypoint_arrays(load_keypoints(p)), path, f"load_keypoints {kind}")
+
+
+@FUZZ
+@given(damage=DAMAGE)
+def test_fuzz_pc_score_file(real_bytes, tmp_path_factory, damage):
+    path = tmp_path_factory.mktemp("fuzz") / "damaged_pca_scores.h5"
+    path.write_bytes(_damage(real_bytes["moseq_pcs"], damage))
+    _check_loaded(lambda p: (load_pc_scores(p).scores,), path, "load_pc_scores")
