@@ -393,3 +393,12 @@ def test_fuzz_keypoint_slds(case, conf_name):
         return model
 
     _outcome("KeypointSLDS", fit)
+
+
+@pytest.mark.parametrize("value", [np.array([np.inf, 1.0]), np.array([np.nan, 2.0])])
+def test_glmhmm_non_finite_dirichlet_prior_is_called_non_finite(value):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(T, D)), (rng.random(T) < 0.5).astype(float)
+    model = GLMHMM(2, dirichlet_initial_proba=value, progress_bar=False)
+    with pytest.raises(ValueError, match=r"dirichlet_initial_proba\) must be finite"):
+        model.fit(X, y)

@@ -1703,7 +1703,12 @@ def _check_dirichlet(alphas, shape, name) -> np.ndarray:
         raise ValueError(
             f"Dirichlet prior alpha parameters ({name}) must have shape ``{shape}``, but got shape ``{arr.shape}``."
         )
-    if not np.all(np.isfinite(arr)) or np.any(arr < 1):
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(
+            f"Dirichlet prior alpha parameters ({name}) must be finite, but got NaN or "
+            f"infinite values:\n{arr}"
+        )
+    if np.any(arr < 1):
         raise ValueError(
             f"Dirichlet prior alpha parameters ({name}) must be >= 1, but got values < 1:\n{arr}"
         )
