@@ -31,7 +31,7 @@ CHILD = textwrap.dedent(
     import os, signal, sys, warnings
     import numpy as np
     warnings.simplefilter("ignore")
-    kind, out, ckpt, n_iter, kill_mode, kill_at, resume = sys.argv[1:8]
+    kind, out, ckpt, n_iter, kill_mode, kill_at, resume, reference_out = sys.argv[1:9]
     n_iter, kill_at, resume = int(n_iter), int(kill_at), resume == "1"
     from behavhmm import ARHMM, KeypointSLDS
 
@@ -50,22 +50,32 @@ CHILD = textwrap.dedent(
 
     os.replace = replace
     rng = np.random.default_rng(0)
-    common = dict(n_iter=n_iter, progress_bar=False, random_state=3)
-    if ckpt != "-":
-        common.update(checkpoint_path=ckpt, checkpoint_every=1)
     if kind == "slds":
         X = rng.normal(size=(80, 5, 2)) + np.linspace(0, 3, 5)[None, :, None]
-        model = KeypointSLDS(2, latent_dim=2, nlags=1, n_iter_ar=2, kappa=10.0, **common)
     else:
         X = np.cumsum(rng.normal(size=(120, 2)), axis=0) * 0.1
-        model = ARHMM(2, 1, algorithm=kind, kappa=10.0, tol=0.0, **common)
-    model.fit(X, resume=resume)
-    arrays = {
-        k: np.asarray(v)
-        for k, v in vars(model).items()
-        if k.endswith("_") and isinstance(v, np.ndarray) and v.dtype.kind in "fiu"
-    }
-    np.savez(out, **arrays)
+
+
+    def fit_and_save(path, checkpoint, resume):
+        common = dict(n_iter=n_iter, progress_bar=False, random_state=3)
+        if checkpoint != "-":
+            common.update(checkpoint_path=checkpoint, checkpoint_every=1)
+        if kind == "slds":
+            model = KeypointSLDS(2, latent_dim=2, nlags=1, n_iter_ar=2, kappa=10.0, **common)
+        else:
+            model = ARHMM(2, 1, algorithm=kind, kappa=10.0, tol=0.0, **common)
+        model.fit(X, resume=resume)
+        arrays = {
+            k: np.asarray(v)
+            for k, v in vars(model).items()
+            if k.endswith("_") and isinstance(v, np.ndarray) and v.dtype.kind in "fiu"
+        }
+        np.savez(path, **arrays)
+
+
+    fit_and_save(out, ckpt, resume)
+    if reference_out != "-":  # a fresh, uninterrupted fit without checkpoints (same process)
+        fit_and_save(reference_out, "-", False)
     """
 )
 
@@ -104,14 +114,13 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path, kind, n_iter):
     kill_at = int(seeded.integers(2, n_iter))  # the 2nd .. (n_iter - 1)-th checkpoint write
     reference, resumed = tmp_path / "reference.npz", tmp_path / "resumed.npz"
     ckpt = tmp_path / "fit.ckpt.npz"
-    _run(tmp_path, kind, reference, "-", n_iter, "none", 0, 0)
-    _run(tmp_path, kind, tmp_path / "never.npz", ckpt, n_iter, kill_mode, kill_at, 0,
+    _run(tmp_path, kind, tmp_path / "never.npz", ckpt, n_iter, kill_mode, kill_at, 0, "-",
          expect_killed=True)  # fmt: skip
     assert ckpt.is_file(), "no checkpoint survived the kill"
     assert not (tmp_path / "never.npz").exists()
     leftovers = list(tmp_path.glob(".fit.ckpt.npz.*.tmp"))
     assert (len(leftovers) == 1) == (kill_mode == "before")  # killed mid-write: a stale temp file
-    _run(tmp_path, kind, resumed, ckpt, n_iter, "none", 0, 1)
+    _run(tmp_path, kind, resumed, ckpt, n_iter, "none", 0, 1, reference)
     want, got = _load(reference), _load(resumed)
     assert sorted(want) == sorted(got)
     assert "log_likelihood_history_" in want and len(want["log_likelihood_history_"]) == n_iter
