@@ -17,10 +17,12 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_scalar
 
+from ..._precision import pinned_jit
 from ..._utils import bucket_length, float_dtype
 from ...fitting import run_em, run_gibbs
 from ...fitting._progress import progress
-from ...observations import MNIWPrior, ar_sufficient_statistics, default_mniw_prior, mniw_map
+from ...observations import MNIWPrior, default_mniw_prior
+from ...observations.ar_conditioned import ar_map_update
 from ...sessions import drop_nan_borders, session_bounds, session_ids, session_mask, wrap_output
 from .._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
 from .._initializers import (
@@ -123,9 +125,9 @@ def lagged_design(X: np.ndarray, session_starts: np.ndarray, nlags: int):
 # ----------------------------------------------------------------------------
 
 
-@jax.jit
+@pinned_jit
 def _regress_on_weights(weights, y, x, prior: MNIWPrior):
-    return mniw_map(ar_sufficient_statistics(weights, y, x), prior)
+    return ar_map_update(weights, y, x, prior)  # float32-stable (issue 14)
 
 
 def _regress_on_labels(labels, n_states, y, x, prior):
@@ -289,6 +291,10 @@ class ARHMM(BaseHMM):
         newest lag).
     inference_method : {"auto", "sequential", "parallel"}, default "auto"
         HMM kernels: sequential scans (CPU) or associative scans (GPU).
+    block_size : int, optional
+        Memory knob: frames per block of the sums over frames (sufficient
+        statistics, residual scatter). Default: blocks of about 64 MiB. See
+        the Scale page of the docs for the bytes per frame of a fit.
     random_state : int, numpy Generator or None, default 0
         Seed of the initialisation and of the Gibbs chain.
     progress_bar : bool, default True
@@ -454,6 +460,7 @@ class ARHMM(BaseHMM):
         covariance_prior_dof: float | None = None,
         coef_prior_variance: float = 10.0,
         inference_method: str = "auto",
+        block_size: int | None = None,
         random_state=0,
         progress_bar: bool = True,
         initialization_funcs: dict | None = None,
@@ -480,6 +487,7 @@ class ARHMM(BaseHMM):
         self.covariance_prior_dof = covariance_prior_dof
         self.coef_prior_variance = coef_prior_variance
         self.inference_method = inference_method
+        self.block_size = block_size
         self.random_state = random_state
         self.progress_bar = progress_bar
         self.initialization_funcs = initialization_funcs
@@ -507,6 +515,7 @@ class ARHMM(BaseHMM):
         "coef_prior_variance": Real(0, closed="neither"),
         "covariance_prior_dof": Real(optional=True),
         "inference_method": OneOf(INFERENCE_METHODS),
+        "block_size": Integer(1, optional=True),
         "progress_bar": Bool(),
     }
 
@@ -965,7 +974,7 @@ class ARHMM(BaseHMM):
         if self.algorithm == "em":
 
             def step(params):
-                new, ll, lp = em_step(params, data, hyper, robust, method)
+                new, ll, lp = em_step(params, data, hyper, robust, method, self.block_size)
                 return new, ll + jac, lp
 
             def evaluate(params):
@@ -1015,7 +1024,9 @@ class ARHMM(BaseHMM):
             )
 
         def sweep(st, k):
-            new, ll = gibbs_sweep(st, k, data, hyper, robust=robust, method=method)
+            new, ll = gibbs_sweep(
+                st, k, data, hyper, robust=robust, method=method, block_size=self.block_size
+            )
             return new, ll + jac
 
         def evaluate(st):

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import jaxopt
 
+from ..._precision import pinned, pinned_jit
 from ...fitting.regularizers import regularizer_penalty
 from ...fitting.solvers import SolverInfo, minimize, minimize_glm_newton
 from ...inference import hmm_filter, hmm_smoother, hmm_viterbi
@@ -94,9 +95,10 @@ def masked_log_likelihoods(
     return jnp.where(weights[:, None] > 0, ll + ll_const[:, None], 0.0)
 
 
-log_likelihood_program = jax.jit(masked_log_likelihoods, static_argnames=("family", "link"))
+log_likelihood_program = pinned_jit(masked_log_likelihoods, static_argnames=("family", "link"))
 
 
+@pinned
 def posterior(
     params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str
 ):
@@ -105,7 +107,7 @@ def posterior(
     return hmm_smoother(params.initial_prob, params.transition_prob, ll, starts, method=method)
 
 
-@partial(jax.jit, static_argnames=("family", "link", "method"))
+@pinned_jit(static_argnames=("family", "link", "method"))
 def filter_program(
     params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str
 ):
@@ -115,7 +117,7 @@ def filter_program(
     return res.filtered_probs, res.log_likelihood
 
 
-@partial(jax.jit, static_argnames=("family", "link", "method"))
+@pinned_jit(static_argnames=("family", "link", "method"))
 def viterbi_program(
     params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str
 ):
@@ -284,7 +286,7 @@ def log_prior(params: GLMHMMParams, hyper: GLMHyper, config: GLMConfig):
     return lp - hyper.normalizer * regularizer_penalty(config.regularizer, params.coef, hyper.reg)
 
 
-@partial(jax.jit, static_argnames=("config",))
+@pinned_jit(static_argnames=("config",))
 def m_step_program(
     params: GLMHMMParams, post, X, y, ll_const, starts, weights, hyper: GLMHyper, config: GLMConfig
 ):
@@ -304,6 +306,7 @@ def m_step_program(
     return new, log_prior(params, hyper, config), info
 
 
+@pinned
 def em_step(
     params: GLMHMMParams,
     X,
@@ -321,7 +324,7 @@ def em_step(
     return new, post.log_likelihood, lp
 
 
-@partial(jax.jit, static_argnames=("config",))
+@pinned_jit(static_argnames=("config",))
 def weighted_glm_program(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMConfig):
     """Fit each state's GLM to fixed weights ``gamma`` (k-means initialisation, 1-state baselines)."""
     return glm_m_step(glm, scale, gamma, X, y, hyper, config)
@@ -332,7 +335,7 @@ def weighted_glm_program(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, co
 # ----------------------------------------------------------------------------
 
 
-@partial(jax.jit, static_argnames=("family", "link"))
+@pinned_jit(static_argnames=("family", "link"))
 def simulate_program(key, params: GLMHMMParams, X, starts, family: str, link: Callable):
     """Draw states (resetting at session starts) and one observation per time bin.
 
