@@ -42,7 +42,7 @@ def test_conditioned_map_update_equals_mniw_map(rng, nlags):
     prior = default_mniw_prior(n_features, nlags)
     want = mniw_map(ar_sufficient_statistics(w, y, x), prior)
     got = ar_map_update(jnp.asarray(w), jnp.asarray(y), jnp.asarray(x), prior, chunk=37)
-    for a, b in zip(want, got):
+    for a, b in zip(want, got, strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-9, atol=1e-11)
 
 
