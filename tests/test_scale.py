@@ -1,11 +1,13 @@
 """Scale: float32 fits that hold at a million frames, pinned matmul precision, memory estimates.
 
-The heavy tests (``slow``) fit N = 200 tiled copies of the golden-mouse
-recording (972,000 frames) as ``benchmarks/bench_scale.py`` prepares it.
+The heavy tests (``slow``, run by ``pytest -m slow``) fit N = 200 tiled copies
+of the golden-mouse recording (972,000 frames) as ``benchmarks/bench_scale.py``
+prepares it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +26,8 @@ from behavhmm.observations import (
 from behavhmm.observations.ar_conditioned import ar_map_update, ar_sample_update
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-N_COPIES = 200
+#: Tiled copies of the 4,860-frame recording (200: 972,000 frames); smaller to try the plumbing.
+N_COPIES = int(os.environ.get("BEHAVHMM_SCALE_COPIES", "200"))
 
 
 # ----------------------------------------------------------------------------
