@@ -292,3 +292,33 @@ def test_keypoint_slds_float32_finite_and_close_at_a_million_frames(golden_input
     ll32, ll64 = _fit_both(fit)
     assert len(ll32) >= 3 and np.all(np.isfinite(ll32)), ll32
     assert abs(ll32[-1] - ll64[-1]) / abs(ll64[-1]) < 0.02, (ll32, ll64)
+
+
+# ----------------------------------------------------------------------------
+# memory estimates and the check before a fit
+# ----------------------------------------------------------------------------
+
+
+def test_fit_that_would_not_fit_in_memory_raises_before_it_starts(rng, monkeypatch):
+    import behavhmm._memory as memory
+    from behavhmm.models.arhmm import estimator
+
+    calls = []
+    monkeypatch.setattr(memory, "available_memory", lambda: (1000, "test"))
+    monkeypatch.setattr(estimator, "_regress_on_weights", lambda *a: calls.append(a))
+    X = _small_pcs(rng)
+    with pytest.raises(MemoryError, match=r"ARHMM.fit needs about .* bytes per frame"):
+        behavhmm.ARHMM(n_states=3, nlags=2, n_iter=1, progress_bar=False).fit(X)
+    assert not calls  # nothing started
+
+
+def test_memory_estimates_grow_with_frames_states_and_dtype():
+    from behavhmm._memory import arhmm_fit_memory, keypoint_slds_fit_memory
+
+    small = arhmm_fit_memory(1000, 10, 10, 3, itemsize=4, algorithm="gibbs")
+    assert small.total == 1000 * small.bytes_per_frame
+    assert arhmm_fit_memory(1000, 100, 10, 3, itemsize=4).bytes_per_frame > small.bytes_per_frame
+    assert arhmm_fit_memory(1000, 10, 10, 3, itemsize=8, algorithm="gibbs").total > small.total
+    full = keypoint_slds_fit_memory(10**6, 100, 16, 2, 10, 3, itemsize=4)
+    blocked = keypoint_slds_fit_memory(10**6, 100, 16, 2, 10, 3, itemsize=4, block_size=1000)
+    assert blocked.per_frame["kalman"] < full.per_frame["kalman"] / 100

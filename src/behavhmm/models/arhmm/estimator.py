@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_scalar
 
+from ..._memory import arhmm_fit_memory, check_fit_memory
 from ..._precision import pinned_jit
 from ..._utils import bucket_length, float_dtype
 from ...fitting import run_em, run_gibbs
@@ -895,6 +896,11 @@ class ARHMM(BaseHMM):
             if hasattr(self, name):
                 delattr(self, name)
         values, info = self._validate_X(X, reset=True)
+        need = arhmm_fit_memory(
+            values.shape[0], self.n_states, values.shape[1], self.nlags,
+            itemsize=np.dtype(float_dtype()).itemsize, algorithm=self.algorithm,
+        )  # fmt: skip
+        check_fit_memory(need, "ARHMM.fit", "Fit fewer frames or states, or use float32.")
         mask = session_mask(session_starts, values.shape[0], info=info)
         group_bins = self._group_labels(groups, mask, fitting=True)
         keep, starts_kept = drop_nan_borders(values, mask, info=info)

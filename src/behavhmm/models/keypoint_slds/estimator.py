@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.utils import check_scalar
 
+from ..._memory import check_fit_memory, keypoint_slds_fit_memory
 from ..._utils import bucket_length, float_dtype
 from ...fitting import run_gibbs
 from ...inference import LinearEmission
@@ -723,6 +724,11 @@ class KeypointSLDS(BaseHMM):
             raise ValueError("resume=True needs checkpoint_path.")
         coords, observed, conf, mask, _ = self._read(X, confidence, session_starts, fitting=True)
         n_time_bins, n_kp, n_dims = coords.shape
+        need = keypoint_slds_fit_memory(
+            n_time_bins, self.n_states, n_kp, n_dims, self.latent_dim, self.nlags,
+            itemsize=np.dtype(float_dtype()).itemsize, block_size=self.block_size,
+        )  # fmt: skip
+        check_fit_memory(need, "KeypointSLDS.fit", "Set block_size, or fit fewer frames.")
         if self.latent_dim > (n_kp - 1) * n_dims:
             raise ValueError(
                 f"latent_dim={self.latent_dim} exceeds the dimension of centred poses, "
