@@ -60,7 +60,7 @@ def gibbs_sweep(
     Returns the new state and the marginal log-likelihood of the parameters
     that entered the sweep (a by-product of forward filtering). Traced at full
     float32 matmul precision; the AR parameters are drawn by the float32-stable
-    [`ar_sample_update`][behavhmm.observations.ar_conditioned.ar_sample_update]
+    `behavhmm.observations.ar_conditioned.ar_sample_update`
     with ``block_size`` frames per block of its sums (None: the default budget).
     """
     params = state.params
