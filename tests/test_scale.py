@@ -322,3 +322,23 @@ def test_memory_estimates_grow_with_frames_states_and_dtype():
     full = keypoint_slds_fit_memory(10**6, 100, 16, 2, 10, 3, itemsize=4)
     blocked = keypoint_slds_fit_memory(10**6, 100, 16, 2, 10, 3, itemsize=4, block_size=1000)
     assert blocked.per_frame["kalman"] < full.per_frame["kalman"] / 100
+
+
+def test_block_size_changes_memory_not_results(rng):
+    X = _small_pcs(rng)
+    kw = dict(n_states=3, nlags=2, n_iter=3, tol=0.0, progress_bar=False)
+    with pytest.warns(Warning):
+        whole = behavhmm.ARHMM(**kw).fit(X)
+    with pytest.warns(Warning):
+        blocked = behavhmm.ARHMM(block_size=37, **kw).fit(X)
+    np.testing.assert_allclose(
+        blocked.log_likelihood_history_, whole.log_likelihood_history_, rtol=1e-5
+    )
+    Xg = rng.normal(size=(300, 2))
+    yg = (Xg[:, 0] + rng.normal(size=300) > 0).astype(float)
+    with pytest.warns(Warning):
+        g_whole = behavhmm.GLMHMM(n_states=2, maxiter=3, progress_bar=False).fit(Xg, yg)
+    with pytest.warns(Warning):
+        g_blocked = behavhmm.GLMHMM(n_states=2, maxiter=3, block_size=41, progress_bar=False)
+        g_blocked.fit(Xg, yg)
+    np.testing.assert_allclose(g_blocked.coef_, g_whole.coef_, rtol=1e-4, atol=1e-6)

@@ -83,27 +83,68 @@ def _glm(params: GLMHMMParams) -> GLMParams:
 # ----------------------------------------------------------------------------
 
 
+def _blocked_rows(fn, arrays, block_size: int | None):
+    """``fn(*arrays)`` computed ``block_size`` rows at a time (``lax.map`` over blocks)."""
+    n = arrays[0].shape[0]
+    if block_size is None or block_size >= n:
+        return fn(*arrays)
+    n_blocks = -(-n // block_size)
+    pad = n_blocks * block_size - n
+    blocks = [
+        jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]).reshape(
+            (n_blocks, block_size) + a.shape[1:]
+        )
+        for a in arrays
+    ]
+    out = jax.lax.map(lambda b: fn(*b), blocks)
+    return out.reshape((n_blocks * block_size,) + out.shape[2:])[:n]
+
+
 def masked_log_likelihoods(
-    params: GLMHMMParams, X, y, ll_const, weights, family: str, link: Callable
+    params: GLMHMMParams,
+    X,
+    y,
+    ll_const,
+    weights,
+    family: str,
+    link: Callable,
+    block_size: int | None = None,
 ):
     """Per-state log-likelihoods, 0 on padding rows (weight 0).
 
     ``ll_const`` holds the terms that depend on ``y`` only (see
-    ``glm_log_likelihood_constant``), computed once per data set.
+    ``glm_log_likelihood_constant``), computed once per data set;
+    ``block_size`` rows are computed at a time (None: all).
     """
-    ll = glm_log_likelihoods(family, link, _glm(params), params.scale, X, y, include_constant=False)
+
+    def rows(xb, yb):
+        glm = _glm(params)
+        return glm_log_likelihoods(family, link, glm, params.scale, xb, yb, include_constant=False)
+
+    ll = _blocked_rows(rows, (X, y), block_size)
     return jnp.where(weights[:, None] > 0, ll + ll_const[:, None], 0.0)
 
 
-log_likelihood_program = pinned_jit(masked_log_likelihoods, static_argnames=("family", "link"))
+log_likelihood_program = pinned_jit(
+    masked_log_likelihoods, static_argnames=("family", "link", "block_size")
+)
 
 
 @pinned
 def posterior(
-    params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str
+    params: GLMHMMParams,
+    X,
+    y,
+    ll_const,
+    starts,
+    weights,
+    family: str,
+    link: Callable,
+    method: str,
+    block_size: int | None = None,
 ):
     """E-step: smoothed posteriors and expected counts (two CPU threads when it pays off)."""
-    ll = log_likelihood_program(params, X, y, ll_const, weights, family, link)
+    ll = log_likelihood_program(params, X, y, ll_const, weights, family, link, block_size)
     return hmm_smoother(params.initial_prob, params.transition_prob, ll, starts, method=method)
 
 
@@ -317,9 +358,11 @@ def em_step(
     hyper: GLMHyper,
     config: GLMConfig,
     method: str,
+    block_size: int | None = None,
 ):
-    """One EM iteration (E-step programs, then the M-step program)."""
-    post = posterior(params, X, y, ll_const, starts, weights, config.family, config.link, method)
+    """One EM iteration (E-step programs, then the M-step program), at full matmul precision."""
+    family, link = config.family, config.link
+    post = posterior(params, X, y, ll_const, starts, weights, family, link, method, block_size)
     new, lp, _ = m_step_program(params, post, X, y, ll_const, starts, weights, hyper, config)
     return new, post.log_likelihood, lp
 

@@ -310,6 +310,11 @@ class GLMHMM(BaseHMM):
         penalised log-likelihood) is kept. Not in nemos.
     inference_method : {"auto", "sequential", "parallel"}, default "auto"
         HMM kernels: sequential scans (CPU) or associative scans (GPU).
+    block_size : int, optional
+        Memory knob: the E-step computes the GLM log-likelihoods of
+        ``block_size`` time bins at a time (bounding the
+        ``(n_time_bins, n_outputs, n_states)`` temporaries of multi-output
+        GLMs). Default: all at once.
     progress_bar : bool, default True
         Show progress while fitting: a tqdm bar on a terminal, a plain line
         every 10 % of the iterations when stderr is not a terminal (logs).
@@ -461,6 +466,7 @@ class GLMHMM(BaseHMM):
         *,
         n_init: int = 1,
         inference_method: str = "auto",
+        block_size: int | None = None,
         progress_bar: bool = True,
     ):
         self.n_states = n_states
@@ -478,6 +484,7 @@ class GLMHMM(BaseHMM):
         self.hmm_initialization_funcs = hmm_initialization_funcs
         self.model_initialization_funcs = model_initialization_funcs
         self.n_init = n_init
+        self.block_size = block_size
         self.inference_method = inference_method
         self.progress_bar = progress_bar
 
@@ -593,6 +600,7 @@ class GLMHMM(BaseHMM):
         "tol": Real(0, closed="neither"),
         "n_init": Integer(1),
         "inference_method": OneOf(INFERENCE_METHODS),
+        "block_size": Integer(1, optional=True),
         "progress_bar": Bool(),
     }
 
@@ -1120,7 +1128,7 @@ class GLMHMM(BaseHMM):
         args = data.args
 
         def step(p):
-            return core.em_step(p, *args, hyper, config, spec.method)
+            return core.em_step(p, *args, hyper, config, spec.method, self.block_size)
 
         desc = f"GLMHMM EM (K={spec.n_states})" + (
             f" run {run + 1}/{self.n_init}" if self.n_init > 1 else ""
