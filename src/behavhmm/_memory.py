@@ -25,6 +25,10 @@ __all__ = [
 ]
 
 _MIB = 2**20
+#: ``(L d)^2 + L d`` blocks per frame the Kalman sampler holds (filtered covariances and means,
+#: and its backward pass's temporaries): 1.5, measured by peak RSS on the CPU (float32,
+#: latent_dim 10, nlags 3: 8,487 bytes per frame between 97,200 and 972,000 frames).
+KALMAN_MATRICES = 1.5
 
 
 class MemoryEstimate(NamedTuple):
@@ -130,8 +134,8 @@ def keypoint_slds_fit_memory(
         scales and the float64 host copies), ``latents`` (latents, heading,
         centroid and the AR view of the latents), ``hmm`` (log-likelihoods and
         messages of the discrete states, 3 K per frame), ``kalman`` (filtered
-        means and covariances of the ``nlags * latent_dim`` state, and the
-        smoother's gains: 3 of those matrices per frame).
+        means and covariances of the ``nlags * latent_dim`` state and the
+        sampler's temporaries: ``KALMAN_MATRICES`` of those per frame).
     """
     n = int(n_frames)
     kd = int(n_keypoints) * int(n_dims)
@@ -141,7 +145,7 @@ def keypoint_slds_fit_memory(
         "keypoints": itemsize * (kd + 4 * int(n_keypoints)) + 8 * 2 * (kd + int(n_keypoints)),
         "latents": itemsize * (3 * int(latent_dim) + s + 2 + int(n_dims) + kd),
         "hmm": itemsize * 3 * int(n_states) + 4,
-        "kalman": itemsize * 3 * (s * s + s) * kalman_rows / max(n, 1),
+        "kalman": itemsize * KALMAN_MATRICES * (s * s + s) * kalman_rows / max(n, 1),
     }
     return MemoryEstimate(n, per_frame)
 
