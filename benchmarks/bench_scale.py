@@ -270,10 +270,15 @@ def configs(args) -> list[dict]:
                 len(args.models),  # right after the N=1 float32 rows
                 dict(model=model, dtype="float32", n_copies=args.n_copies[0], precision="highest"),
             )
-    # the largest KeypointSLDS rows are the slowest: run them last
+    # the largest KeypointSLDS row of each dtype is the slowest: run it last within its dtype,
+    # so every float32 row runs before the float64 rows (a budget cut loses float64 first)
     big = max(args.n_copies)
-    slow = [r for r in rows if r["model"] == "kpslds" and r["n_copies"] == big]
-    return [r for r in rows if r not in slow] + slow
+    ordered = []
+    for dtype in args.dtypes:
+        mine = [r for r in rows if r["dtype"] == dtype]
+        slow = [r for r in mine if r["model"] == "kpslds" and r["n_copies"] == big]
+        ordered += [r for r in mine if r not in slow] + slow
+    return ordered
 
 
 def run_row(row, args, env, tmp: Path, deadline: float) -> dict:

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._precision import blocked_sum
 from .._utils import log_gamma_variates, rows_per_chunk
 
 __all__ = [
@@ -220,12 +221,12 @@ def noise_variance_conditional(sq_resid, scales, observed, prior_shape, prior_sc
     shape, scale : arrays of shape (n_keypoints,)
         ``Inv-Gamma(a_0 + D N_n / 2, b_0 + Σ_t ||e_{t,n}||² / (2 s_{t,n}))``.
     """
-    shape = prior_shape + 0.5 * n_dims * jnp.sum(observed, axis=0)
-    scale = prior_scale + 0.5 * jnp.sum(observed * sq_resid / scales, axis=0)
+    shape = prior_shape + 0.5 * n_dims * blocked_sum(observed)
+    scale = prior_scale + 0.5 * blocked_sum(observed * sq_resid / scales)
     return shape, scale
 
 
 def keypoint_log_likelihood(sq_resid, variance, observed, n_dims: int):
     """``Σ log N(y_{t,n} | mean, variance I)`` over observed keypoints, in nats."""
     ll = -0.5 * (n_dims * jnp.log(2 * jnp.pi * variance) + sq_resid / variance)
-    return jnp.sum(jnp.where(observed > 0, ll, 0.0))
+    return jnp.sum(blocked_sum(jnp.where(observed > 0, ll, 0.0)))

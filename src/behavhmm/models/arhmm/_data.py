@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..._memory import arhmm_fit_memory, check_fit_memory
 from ..._utils import bucket_length, float_dtype
 from ...observations import MNIWPrior
 from ...sessions import drop_nan_borders, session_bounds, session_ids, session_mask
@@ -215,6 +216,11 @@ class ARDataLayout:
     def _fit_data(self, X, session_starts, groups) -> _ARFitData:
         """Training (and held-out) data, whitened and laid out, and the fit's keys."""
         values, info = self._validate_X(X, reset=True)
+        need = arhmm_fit_memory(
+            values.shape[0], self.n_states, values.shape[1], self.nlags,
+            itemsize=np.dtype(float_dtype()).itemsize, algorithm=self.algorithm,
+        )  # fmt: skip
+        check_fit_memory(need, "ARHMM.fit", "Fit fewer frames or states, or use float32.")
         mask = session_mask(session_starts, values.shape[0], info=info)
         group_bins = self._group_labels(groups, mask, fitting=True)
         keep, starts_kept = drop_nan_borders(values, mask, info=info)

@@ -8,18 +8,12 @@ and its extensions, ECM and ECME. Statistica Sinica 5, 19-39.
 
 from __future__ import annotations
 
-from functools import partial
-
-import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma
 
-from ...observations import (
-    ar_mahalanobis_all,
-    ar_sufficient_statistics,
-    mniw_log_prior,
-    mniw_map,
-)
+from ..._precision import pinned, pinned_jit
+from ...observations import ar_mahalanobis_all, mniw_log_prior
+from ...observations.ar_conditioned import ar_map_update
 from ...observations.student_t import solve_dof
 from ...transitions import (
     dirichlet_log_density,
@@ -46,8 +40,10 @@ def log_prior_map(params: ARHMMParams, hyper: Hyper, robust: bool):
     return lp
 
 
-@partial(jax.jit, static_argnames=("robust",))
-def m_step_program(params: ARHMMParams, post, data: ARData, hyper: Hyper, robust: bool):
+@pinned_jit(static_argnames=("robust", "block_size"))
+def m_step_program(
+    params: ARHMMParams, post, data: ARData, hyper: Hyper, robust: bool, block_size=None
+):
     """Exact MAP M-step (conditional maximisation for Student-t), and the old log prior."""
     n_states, n_features = params.coef.shape[0], params.coef.shape[1]
     n_groups = params.transition_prob.shape[0]
@@ -59,14 +55,16 @@ def m_step_program(params: ARHMMParams, post, data: ARData, hyper: Hyper, robust
         )
         e_tau = (params.dof + n_features) / (params.dof + delta)
         e_log_tau = digamma(0.5 * (params.dof + n_features)) - jnp.log(0.5 * (params.dof + delta))
-        stats = ar_sufficient_statistics(gamma * e_tau, data.y, data.x, counts_weights=gamma)
+        weights, counts_weights = gamma * e_tau, gamma
         n = jnp.maximum(gamma.sum(0), jnp.finfo(gamma.dtype).tiny)
         c = jnp.sum(gamma * (e_log_tau - e_tau), axis=0) / n
         dof = jnp.where(gamma.sum(0) > 0, solve_dof(c), params.dof)
     else:
-        stats = ar_sufficient_statistics(gamma, data.y, data.x)
+        weights, counts_weights = gamma, gamma
         dof = params.dof
-    coef, intercept, covariances = mniw_map(stats, hyper.prior)
+    coef, intercept, covariances = ar_map_update(
+        weights, data.y, data.x, hyper.prior, counts_weights=counts_weights, chunk=block_size
+    )
     expected = post.expected_transitions.reshape(n_groups, n_states, n_states)
     new = ARHMMParams(
         initial_prob=initial_dirichlet_map(initial_counts, hyper.alpha / n_states),
@@ -79,8 +77,20 @@ def m_step_program(params: ARHMMParams, post, data: ARData, hyper: Hyper, robust
     return new, log_prior_map(params, hyper, robust)
 
 
-def em_step(params: ARHMMParams, data: ARData, hyper: Hyper, robust: bool, method: str):
-    """One EM (ECM) iteration: returns new parameters, the log-likelihood and log prior of ``params``."""
+@pinned
+def em_step(
+    params: ARHMMParams,
+    data: ARData,
+    hyper: Hyper,
+    robust: bool,
+    method: str,
+    block_size: int | None = None,
+):
+    """One EM (ECM) iteration: new parameters, the log-likelihood and log prior of ``params``.
+
+    Runs at full float32 matmul precision (`behavhmm._precision`); ``block_size``
+    frames per block of the M-step's sums (None: about 64 MiB per block).
+    """
     post = posterior(params, data, robust, method)
-    new, log_prior = m_step_program(params, post, data, hyper, robust=robust)
+    new, log_prior = m_step_program(params, post, data, hyper, robust=robust, block_size=block_size)
     return new, post.log_likelihood, log_prior

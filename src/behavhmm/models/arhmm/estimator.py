@@ -151,6 +151,10 @@ class ARHMM(
         newest lag).
     inference_method : {"auto", "sequential", "parallel"}, default "auto"
         HMM kernels: sequential scans (CPU) or associative scans (GPU).
+    block_size : int, optional
+        Memory knob: frames per block of the sums over frames (sufficient
+        statistics, residual scatter). Default: blocks of about 64 MiB. See
+        the Scale page of the docs for the bytes per frame of a fit.
     random_state : int, numpy Generator or None, default 0
         Seed of the initialisation and of the Gibbs chain.
     progress_bar : bool, default True
@@ -311,6 +315,7 @@ class ARHMM(
         covariance_prior_dof: float | None = None,
         coef_prior_variance: float = 10.0,
         inference_method: str = "auto",
+        block_size: int | None = None,
         random_state=0,
         progress_bar: bool = True,
         initialization_funcs: dict | None = None,
@@ -337,6 +342,7 @@ class ARHMM(
         self.covariance_prior_dof = covariance_prior_dof
         self.coef_prior_variance = coef_prior_variance
         self.inference_method = inference_method
+        self.block_size = block_size
         self.random_state = random_state
         self.progress_bar = progress_bar
         self.initialization_funcs = initialization_funcs
@@ -364,6 +370,7 @@ class ARHMM(
         "coef_prior_variance": Real(0, closed="neither"),
         "covariance_prior_dof": Real(optional=True),
         "inference_method": OneOf(INFERENCE_METHODS),
+        "block_size": Integer(1, optional=True),
         "progress_bar": Bool(),
     }
 
@@ -491,7 +498,7 @@ class ARHMM(
         hyper, robust, method = loop.hyper, loop.robust, loop.method
 
         def step(params):
-            new, ll, lp = em_step(params, data, hyper, robust, method)
+            new, ll, lp = em_step(params, data, hyper, robust, method, self.block_size)
             return new, ll + jac, lp
 
         def evaluate(params):
@@ -543,7 +550,9 @@ class ARHMM(
             )
 
         def sweep(st, k):
-            new, ll = gibbs_sweep(st, k, data, hyper, robust=robust, method=method)
+            new, ll = gibbs_sweep(
+                st, k, data, hyper, robust=robust, method=method, block_size=self.block_size
+            )
             return new, ll + jac
 
         def evaluate(st):

@@ -12,15 +12,16 @@ panel data based on skew-t distributions. J. Business & Economic Statistics
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from ..._precision import pinned_jit
 from ..._utils import log_gamma_variates
 from ...inference import hmm_sample
-from ...observations import ar_mahalanobis, ar_state_statistics, mniw_log_prior, mniw_sample
+from ...observations import ar_mahalanobis, mniw_log_prior
+from ...observations.ar_conditioned import ar_sample_update
 from ...observations.student_t import DOF_PRIOR, log_gamma_density, sample_dof
 from ...transitions import (
     hdp_log_prior,
@@ -44,12 +45,23 @@ class GibbsState(NamedTuple):
     tau: jax.Array  # (T,) auxiliary precisions (ones unless robust)
 
 
-@partial(jax.jit, static_argnames=("robust", "method"))
-def gibbs_sweep(state: GibbsState, key, data: ARData, hyper: Hyper, robust: bool, method: str):
+@pinned_jit(static_argnames=("robust", "method", "block_size"))
+def gibbs_sweep(
+    state: GibbsState,
+    key,
+    data: ARData,
+    hyper: Hyper,
+    robust: bool,
+    method: str,
+    block_size: int | None = None,
+):
     """One sweep: states, HDP auxiliary variables, β, transitions, (precisions), AR parameters, (ν).
 
     Returns the new state and the marginal log-likelihood of the parameters
-    that entered the sweep (a by-product of forward filtering).
+    that entered the sweep (a by-product of forward filtering). Traced at full
+    float32 matmul precision; the AR parameters are drawn by the float32-stable
+    `behavhmm.observations.ar_conditioned.ar_sample_update`
+    with ``block_size`` frames per block of its sums (None: the default budget).
     """
     params = state.params
     n_states, n_features = params.coef.shape[0], params.coef.shape[1]
@@ -77,19 +89,26 @@ def gibbs_sweep(state: GibbsState, key, data: ARData, hyper: Hyper, robust: bool
         nu = params.dof[z]
         tau = jnp.exp(log_gamma_variates(keys[5], 0.5 * (nu + n_features))) / (0.5 * (nu + delta))
         tau = jnp.where(valid, tau, 1.0)
-        stats = ar_state_statistics(
-            z, data.y, data.x, n_states, weights=data.weights * tau, counts_weights=data.weights
-        )
+        weights = data.weights * tau
     else:
-        tau = state.tau
-        stats = ar_state_statistics(z, data.y, data.x, n_states, weights=data.weights)
-    coef, intercept, covariances = mniw_sample(keys[6], stats, hyper.prior)
+        tau, weights = state.tau, data.weights
+    coef, intercept, covariances = ar_sample_update(
+        keys[6],
+        z,
+        data.y,
+        data.x,
+        n_states,
+        hyper.prior,
+        weights=weights,
+        counts_weights=data.weights,
+        chunk=block_size,
+    )
     dof = sample_dof(keys[7], params.dof, z, tau, data.weights, n_states) if robust else params.dof
     new_params = ARHMMParams(initial_prob, transition_prob, coef, intercept, covariances, dof)
     return GibbsState(new_params, beta, z, tau), draw.log_likelihood
 
 
-@partial(jax.jit, static_argnames=("robust",))
+@pinned_jit(static_argnames=("robust",))
 def log_joint_program(state: GibbsState, data: ARData, hyper: Hyper, robust: bool):
     """``log p(y, z, τ, θ)`` of the chain's current state, in nats (with normalisers)."""
     params, z = state.params, state.states

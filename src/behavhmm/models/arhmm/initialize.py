@@ -13,8 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..._precision import pinned_jit
 from ..._utils import float_dtype
-from ...observations import MNIWPrior, ar_sufficient_statistics, mniw_map
+from ...observations import MNIWPrior
+from ...observations.ar_conditioned import ar_map_update
 from ...sessions import session_bounds
 from .._initializers import (
     kmeans_labels,
@@ -86,9 +88,9 @@ def lagged_design(X: np.ndarray, session_starts: np.ndarray, nlags: int):
     return y, x, rows, starts
 
 
-@jax.jit
+@pinned_jit
 def _regress_on_weights(weights, y, x, prior: MNIWPrior):
-    return mniw_map(ar_sufficient_statistics(weights, y, x), prior)
+    return ar_map_update(weights, y, x, prior)  # float32-stable (issue 14)
 
 
 def _regress_on_labels(labels, n_states, y, x, prior):

@@ -13,12 +13,12 @@ scale mixture: ``y_t | z_t = k, τ_t ~ N(A_k x_t + b_k, Σ_k / τ_t)`` with
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from ..._precision import pinned, pinned_jit
 from ..._utils import log_gamma_variates
 from ...inference import hmm_filter, hmm_smoother, hmm_viterbi
 from ...observations import MNIWPrior, ar_log_likelihoods
@@ -88,9 +88,10 @@ def emission_log_likelihoods(params: ARHMMParams, data: ARData, robust: bool):
     return jnp.where(data.weights[:, None] > 0, ll, 0.0)
 
 
-log_likelihood_program = jax.jit(emission_log_likelihoods, static_argnames=("robust",))
+log_likelihood_program = pinned_jit(emission_log_likelihoods, static_argnames=("robust",))
 
 
+@pinned
 def posterior(params: ARHMMParams, data: ARData, robust: bool, method: str):
     """E-step: on CPUs the smoother's two passes run on two threads."""
     ll = log_likelihood_program(params, data, robust=robust)
@@ -103,7 +104,7 @@ def posterior(params: ARHMMParams, data: ARData, robust: bool, method: str):
 # ----------------------------------------------------------------------------
 
 
-@partial(jax.jit, static_argnames=("robust", "method"))
+@pinned_jit(static_argnames=("robust", "method"))
 def filter_program(params: ARHMMParams, data: ARData, robust: bool, method: str):
     ll = emission_log_likelihoods(params, data, robust)
     trans, groups = _transitions(params, data)
@@ -111,7 +112,7 @@ def filter_program(params: ARHMMParams, data: ARData, robust: bool, method: str)
     return res.filtered_probs, res.log_likelihood
 
 
-@partial(jax.jit, static_argnames=("robust", "method"))
+@pinned_jit(static_argnames=("robust", "method"))
 def viterbi_program(params: ARHMMParams, data: ARData, robust: bool, method: str):
     ll = emission_log_likelihoods(params, data, robust)
     trans, groups = _transitions(params, data)
@@ -140,7 +141,7 @@ def run_lengths(states, starts, weights=None):
     return jnp.where(new_run & valid, lengths[run_id], 0)
 
 
-@jax.jit
+@pinned_jit
 def median_duration_program(states, starts, weights):
     """Median run length in frames (lower median) of the runs within sessions."""
     lengths = run_lengths(states, starts, weights)
@@ -150,7 +151,7 @@ def median_duration_program(states, starts, weights):
     return ordered[jnp.maximum((n_runs - 1) // 2, 0)].astype(jnp.float32)
 
 
-@partial(jax.jit, static_argnames=("nlags", "robust"))
+@pinned_jit(static_argnames=("nlags", "robust"))
 def simulate_program(
     key, params: ARHMMParams, starts, groups, init_frames, nlags: int, robust: bool
 ):

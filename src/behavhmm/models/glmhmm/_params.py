@@ -342,7 +342,7 @@ class GLMParameters:
         args = data.args
 
         def step(p):
-            return core.em_step(p, *args, hyper, config, spec.method)
+            return core.em_step(p, *args, hyper, config, spec.method, self.block_size)
 
         desc = f"GLMHMM EM (K={spec.n_states})" + (
             f" run {run + 1}/{self.n_init}" if self.n_init > 1 else ""

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import jaxopt
 
+from ..._precision import pinned, pinned_jit
 from ...fitting.regularizers import regularizer_penalty
 from ...fitting.solvers import SolverInfo, minimize, minimize_glm_newton
 from ...inference import hmm_filter, hmm_smoother, hmm_viterbi
@@ -82,30 +83,72 @@ def _glm(params: GLMHMMParams) -> GLMParams:
 # ----------------------------------------------------------------------------
 
 
+def _blocked_rows(fn, arrays, block_size: int | None):
+    """``fn(*arrays)`` computed ``block_size`` rows at a time (``lax.map`` over blocks)."""
+    n = arrays[0].shape[0]
+    if block_size is None or block_size >= n:
+        return fn(*arrays)
+    n_blocks = -(-n // block_size)
+    pad = n_blocks * block_size - n
+    blocks = [
+        jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]).reshape(
+            (n_blocks, block_size) + a.shape[1:]
+        )
+        for a in arrays
+    ]
+    out = jax.lax.map(lambda b: fn(*b), blocks)
+    return out.reshape((n_blocks * block_size,) + out.shape[2:])[:n]
+
+
 def masked_log_likelihoods(
-    params: GLMHMMParams, X, y, ll_const, weights, family: str, link: Callable
+    params: GLMHMMParams,
+    X,
+    y,
+    ll_const,
+    weights,
+    family: str,
+    link: Callable,
+    block_size: int | None = None,
 ):
     """Per-state log-likelihoods, 0 on padding rows (weight 0).
 
     ``ll_const`` holds the terms that depend on ``y`` only (see
-    ``glm_log_likelihood_constant``), computed once per data set.
+    ``glm_log_likelihood_constant``), computed once per data set;
+    ``block_size`` rows are computed at a time (None: all).
     """
-    ll = glm_log_likelihoods(family, link, _glm(params), params.scale, X, y, include_constant=False)
+
+    def rows(xb, yb):
+        glm = _glm(params)
+        return glm_log_likelihoods(family, link, glm, params.scale, xb, yb, include_constant=False)
+
+    ll = _blocked_rows(rows, (X, y), block_size)
     return jnp.where(weights[:, None] > 0, ll + ll_const[:, None], 0.0)
 
 
-log_likelihood_program = jax.jit(masked_log_likelihoods, static_argnames=("family", "link"))
+log_likelihood_program = pinned_jit(
+    masked_log_likelihoods, static_argnames=("family", "link", "block_size")
+)
 
 
+@pinned
 def posterior(
-    params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str
+    params: GLMHMMParams,
+    X,
+    y,
+    ll_const,
+    starts,
+    weights,
+    family: str,
+    link: Callable,
+    method: str,
+    block_size: int | None = None,
 ):
     """E-step: smoothed posteriors and expected counts (two CPU threads when it pays off)."""
-    ll = log_likelihood_program(params, X, y, ll_const, weights, family, link)
+    ll = log_likelihood_program(params, X, y, ll_const, weights, family, link, block_size)
     return hmm_smoother(params.initial_prob, params.transition_prob, ll, starts, method=method)
 
 
-@partial(jax.jit, static_argnames=("family", "link", "method"))
+@pinned_jit(static_argnames=("family", "link", "method"))
 def filter_program(
     params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str
 ):
@@ -115,7 +158,7 @@ def filter_program(
     return res.filtered_probs, res.log_likelihood
 
 
-@partial(jax.jit, static_argnames=("family", "link", "method"))
+@pinned_jit(static_argnames=("family", "link", "method"))
 def viterbi_program(
     params: GLMHMMParams, X, y, ll_const, starts, weights, family: str, link: Callable, method: str
 ):
@@ -284,7 +327,7 @@ def log_prior(params: GLMHMMParams, hyper: GLMHyper, config: GLMConfig):
     return lp - hyper.normalizer * regularizer_penalty(config.regularizer, params.coef, hyper.reg)
 
 
-@partial(jax.jit, static_argnames=("config",))
+@pinned_jit(static_argnames=("config",))
 def m_step_program(
     params: GLMHMMParams, post, X, y, ll_const, starts, weights, hyper: GLMHyper, config: GLMConfig
 ):
@@ -304,6 +347,7 @@ def m_step_program(
     return new, log_prior(params, hyper, config), info
 
 
+@pinned
 def em_step(
     params: GLMHMMParams,
     X,
@@ -314,14 +358,16 @@ def em_step(
     hyper: GLMHyper,
     config: GLMConfig,
     method: str,
+    block_size: int | None = None,
 ):
-    """One EM iteration (E-step programs, then the M-step program)."""
-    post = posterior(params, X, y, ll_const, starts, weights, config.family, config.link, method)
+    """One EM iteration (E-step programs, then the M-step program), at full matmul precision."""
+    family, link = config.family, config.link
+    post = posterior(params, X, y, ll_const, starts, weights, family, link, method, block_size)
     new, lp, _ = m_step_program(params, post, X, y, ll_const, starts, weights, hyper, config)
     return new, post.log_likelihood, lp
 
 
-@partial(jax.jit, static_argnames=("config",))
+@pinned_jit(static_argnames=("config",))
 def weighted_glm_program(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMConfig):
     """Fit each state's GLM to fixed weights ``gamma`` (k-means initialisation, 1-state baselines)."""
     return glm_m_step(glm, scale, gamma, X, y, hyper, config)
@@ -332,7 +378,7 @@ def weighted_glm_program(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, co
 # ----------------------------------------------------------------------------
 
 
-@partial(jax.jit, static_argnames=("family", "link"))
+@pinned_jit(static_argnames=("family", "link"))
 def simulate_program(key, params: GLMHMMParams, X, starts, family: str, link: Callable):
     """Draw states (resetting at session starts) and one observation per time bin.
 

@@ -230,6 +230,11 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
         penalised log-likelihood) is kept. Not in nemos.
     inference_method : {"auto", "sequential", "parallel"}, default "auto"
         HMM kernels: sequential scans (CPU) or associative scans (GPU).
+    block_size : int, optional
+        Memory knob: the E-step computes the GLM log-likelihoods of
+        ``block_size`` time bins at a time (bounding the
+        ``(n_time_bins, n_outputs, n_states)`` temporaries of multi-output
+        GLMs). Default: all at once.
     progress_bar : bool, default True
         Show progress while fitting: a tqdm bar on a terminal, a plain line
         every 10 % of the iterations when stderr is not a terminal (logs).
@@ -381,6 +386,7 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
         *,
         n_init: int = 1,
         inference_method: str = "auto",
+        block_size: int | None = None,
         progress_bar: bool = True,
     ):
         self.n_states = n_states
@@ -398,6 +404,7 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
         self.hmm_initialization_funcs = hmm_initialization_funcs
         self.model_initialization_funcs = model_initialization_funcs
         self.n_init = n_init
+        self.block_size = block_size
         self.inference_method = inference_method
         self.progress_bar = progress_bar
 
@@ -500,6 +507,7 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
         "tol": Real(0, closed="neither"),
         "n_init": Integer(1),
         "inference_method": OneOf(INFERENCE_METHODS),
+        "block_size": Integer(1, optional=True),
         "progress_bar": Bool(),
     }
 

@@ -13,12 +13,12 @@ tracking to pose dynamics. Nature Methods 21, 1329-1339.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from ..._precision import pinned, pinned_jit
 from ..._utils import GAMMA_PROPOSALS
 from ...inference import (
     ARDynamics,
@@ -164,7 +164,7 @@ def residuals(data: KPData, latents, heading, centroid, hyper: KPHyper):
     return pose, rotated, jnp.sum(resid * resid, axis=-1)
 
 
-@partial(jax.jit, static_argnames=("block_size",))
+@pinned_jit(static_argnames=("block_size",))
 def continuous_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, block_size: int | None):
     """Gibbs updates of the continuous variables given the discrete states and AR parameters.
 
@@ -225,9 +225,10 @@ def continuous_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, block_
     return SLDSState(state.ar, latents, heading, centroid, scales, sigmasq), kp_ll
 
 
-ar_data_program = jax.jit(ar_data, static_argnames=("nlags",))
+ar_data_program = pinned_jit(ar_data, static_argnames=("nlags",))
 
 
+@pinned
 def slds_sweep(
     state: SLDSState, key, data: KPData, hyper: KPHyper, method: str, block_size: int | None
 ):
@@ -242,7 +243,13 @@ def slds_sweep(
     k_ar, k_cont = jax.random.split(key)
     nlags = nlags_of(state.ar.params)
     ar_state, hmm_ll = gibbs_sweep(
-        state.ar, k_ar, ar_data_program(state.latents, data, nlags), hyper.ar, False, method
+        state.ar,
+        k_ar,
+        ar_data_program(state.latents, data, nlags),
+        hyper.ar,
+        False,
+        method,
+        block_size,
     )
     new, kp_ll = continuous_sweep(state._replace(ar=ar_state), k_cont, data, hyper, block_size)
     return new, hmm_ll + kp_ll
@@ -266,7 +273,7 @@ def mean_dynamics(params: ARHMMParams, weights):
     )
 
 
-@partial(jax.jit, static_argnames=("method", "block_size", "n_rounds"))
+@pinned_jit(static_argnames=("method", "block_size", "n_rounds"))
 def decode_program(
     params: ARHMMParams,
     weights,
@@ -345,7 +352,7 @@ def decode_program(
     return latents, heading, centroid, states, kp_ll
 
 
-@partial(jax.jit, static_argnames=("nlags",))
+@pinned_jit(static_argnames=("nlags",))
 def simulate_poses_program(
     key,
     latents,

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..._memory import check_fit_memory, keypoint_slds_fit_memory
 from ..._utils import float_dtype
 from ...sessions import session_bounds
 from ..arhmm.gibbs import GibbsState
@@ -46,6 +47,11 @@ class SLDSInitialization:
         """Stage 1, normalise: subtract the mean position, divide by the RMS spread of keypoints."""
         coords, observed, conf, mask, _ = self._read(X, confidence, session_starts, fitting=True)
         n_time_bins, n_kp, n_dims = coords.shape
+        need = keypoint_slds_fit_memory(
+            n_time_bins, self.n_states, n_kp, n_dims, self.latent_dim, self.nlags,
+            itemsize=np.dtype(float_dtype()).itemsize, block_size=self.block_size,
+        )  # fmt: skip
+        check_fit_memory(need, "KeypointSLDS.fit", "Set block_size, or fit fewer frames.")
         if self.latent_dim > (n_kp - 1) * n_dims:
             raise ValueError(
                 f"latent_dim={self.latent_dim} exceeds the dimension of centred poses, "
