@@ -42,6 +42,8 @@ __all__ = [
     "complete_labels",
     "labelled_transition_proba",
     "labelled_initial_proba",
+    "initializer_labels",
+    "padded_log_evidence",
 ]
 
 
@@ -331,13 +333,14 @@ def restrict_evidence(evidence: LabelEvidence, rows: np.ndarray, why: str) -> La
 
 
 def complete_labels(features: np.ndarray, labels: np.ndarray, n_states: int, seed: int):
-    """A state for every frame: the labels where given, k-means clusters elsewhere.
+    """A state for every frame: the labels where given, seeded k-means elsewhere.
 
-    scikit-learn's ``KMeans`` (``n_states`` clusters, z-scored columns) runs
-    on all frames; the labelled classes ``0..C-1`` are matched one-to-one to
-    clusters by the Hungarian method on their overlap with the labelled
-    frames, the unmatched clusters become the free states ``C..n_states-1``,
-    and each unlabelled frame takes its cluster's state.
+    Seeded k-means (Basu et al. 2002): the centre of class ``c`` starts at the
+    mean of the frames labelled ``c`` (z-scored columns); the centres of the
+    free states ``C..n_states-1`` (and of classes without frames) are added
+    by k-means++ sampling given those centres; scikit-learn's ``KMeans``
+    then runs from these centres on all frames, so cluster ``k`` keeps the
+    identity of state ``k``. Labelled frames keep their labels.
 
     Parameters
     ----------
@@ -346,34 +349,39 @@ def complete_labels(features: np.ndarray, labels: np.ndarray, n_states: int, see
         -1 for unlabelled frames.
     n_states : int
     seed : int
-        Seed of k-means.
+        Seed of the k-means++ draws.
 
     Returns
     -------
     ndarray of int64, shape (n_frames,)
         In ``[0, n_states)``.
+
+    References
+    ----------
+    S. Basu, A. Banerjee and R. J. Mooney (2002). Semi-supervised clustering
+    by seeding. Proc. 19th International Conference on Machine Learning, 27-34.
     """
-    from scipy.optimize import linear_sum_assignment
     from sklearn.cluster import KMeans
 
     labels = np.asarray(labels, np.int64)
-    n_classes = int(labels.max(initial=-1) + 1)
     scale = features.std(axis=0)
     feats = (features - features.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-    n_clusters = min(n_states, len(feats))
+    rng = np.random.default_rng(seed)
+    centers = np.full((n_states, feats.shape[1]), np.nan)
+    for c in np.unique(labels[labels >= 0]):
+        centers[c] = feats[labels == c].mean(axis=0)
+    for k in np.flatnonzero(np.isnan(centers[:, 0])):  # k-means++ given the seeded centres
+        known = centers[~np.isnan(centers[:, 0])]
+        if len(known):
+            d2 = ((feats[:, None, :] - known[None]) ** 2).sum(-1).min(axis=1)
+            p = d2 / d2.sum() if d2.sum() > 0 else None
+        else:
+            p = None
+        centers[k] = feats[rng.choice(len(feats), p=p)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clusters = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit_predict(feats)
-    overlap = np.zeros((max(n_classes, 1), n_clusters))
-    lab = labels >= 0
-    np.add.at(overlap, (labels[lab], clusters[lab]), 1.0)
-    rows, cols = linear_sum_assignment(-overlap[:n_classes])
-    state_of = np.full(n_clusters, -1)
-    state_of[cols] = rows
-    free = np.flatnonzero(state_of < 0)
-    state_of[free] = n_classes + np.arange(len(free))
-    state_of = np.minimum(state_of, n_states - 1)
-    return np.where(lab, labels, state_of[clusters])
+        km = KMeans(n_clusters=n_states, init=centers, n_init=1).fit(feats)
+    return np.where(labels >= 0, labels, km.labels_)
 
 
 def _transition_counts(states: np.ndarray, starts: np.ndarray, n_states: int) -> np.ndarray:
@@ -440,3 +448,22 @@ def labelled_initial_proba(
     first = labels[np.asarray(session_starts, bool) & (labels >= 0)]
     counts = np.bincount(first, minlength=n_states)[:n_states] + float(pseudo_count)
     return counts / counts.sum()
+
+
+def initializer_labels(func, labels) -> dict:
+    """``{"labels": labels}`` for an initializer with a ``labels`` parameter, else ``{}``."""
+    import inspect
+
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"labels": labels} if "labels" in params else {}
+
+
+def padded_log_evidence(evidence: LabelEvidence | None, n_padded: int):
+    """The log-evidence padded with zero rows to ``n_padded`` frames (None stays None)."""
+    if evidence is None:
+        return None
+    pad = n_padded - evidence.log_evidence.shape[0]
+    return np.pad(evidence.log_evidence, ((0, pad), (0, 0)))

@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..labels import labelled_initial_proba, labelled_transition_proba
+
 __all__ = [
     "Initializer",
     "InitSlot",
@@ -185,11 +187,16 @@ def random_transition_proba(
     return (1.0 - stickiness) * rows + stickiness * np.eye(n_states)
 
 
-PROBA_INITIAL_REGISTRY = {"uniform": uniform_initial_proba, "random": random_initial_proba}
+PROBA_INITIAL_REGISTRY = {
+    "uniform": uniform_initial_proba,
+    "random": random_initial_proba,
+    "labels": labelled_initial_proba,
+}
 PROBA_TRANSITION_REGISTRY = {
     "sticky": sticky_transition_proba,
     "uniform": uniform_transition_proba,
     "random": random_transition_proba,
+    "labels": labelled_transition_proba,
 }
 
 

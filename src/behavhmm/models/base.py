@@ -27,6 +27,8 @@ from sklearn.utils import check_scalar
 from sklearn.utils.validation import validate_data
 
 from ..inference.hmm import resolve_method
+from ..labels import initializer_labels
+from ..sessions import PynappleInfo, split_pynapple, wrap_output
 from ._initializers import (
     InitSlot,
     describe_initializers,
@@ -35,7 +37,6 @@ from ._initializers import (
     validate_setup,
 )
 from ._serialization import MODEL_REGISTRY, NOT_RESTORED, jsonable, save_model
-from ..sessions import PynappleInfo, split_pynapple, wrap_output
 
 __all__ = [
     "INFERENCE_METHODS",
@@ -330,7 +331,7 @@ class BaseHMM(BaseEstimator):
     # scikit-learn metadata routing: with ``sklearn.set_config(enable_metadata_routing=True)``,
     # GridSearchCV / cross_validate pass each fold's slice of ``session_starts`` to these
     # methods without further configuration.
-    __metadata_request__fit = {"session_starts": True}
+    __metadata_request__fit = {"session_starts": True, "labels": True, "label_weight": True}
     __metadata_request__score = {"session_starts": True}
     __metadata_request__predict = {"session_starts": True}
     __metadata_request__predict_proba = {"session_starts": True}
@@ -372,11 +373,20 @@ class BaseHMM(BaseEstimator):
         )
         return self
 
-    def _initializers(self):
-        return resolve_initializers(self._init_slots, self.initialization_funcs)
+    def _initializers(self, labels=None):
+        """``{slot: (func, kwargs)}``; with ``labels``, default slots use their "labels" built-in."""
+        inits = resolve_initializers(self._init_slots, self.initialization_funcs)
+        if labels is not None:
+            chosen = self.initialization_funcs or {}
+            for slot, spec in self._init_slots.items():
+                if chosen.get(slot) is None and "labels" in spec.registry:
+                    inits[slot] = (spec.registry["labels"], inits[slot][1])
+        return inits
 
-    def _initial_chain(self, X, session_starts, keys):
+    def _initial_chain(self, X, session_starts, keys, labels=None):
         """Initial distribution and transition matrix from their initializers, checked.
+
+        ``labels`` (hand labels on the frames of ``X``) go to initializers with that parameter.
 
         Raises
         ------
@@ -384,11 +394,14 @@ class BaseHMM(BaseEstimator):
             For a wrong shape, non-finite values or rows that are not probabilities.
         """
         n_states = self.n_states
-        inits = self._initializers()
+        inits = self._initializers(labels)
         arrays = {}
         for slot, key in zip(("initial_proba_init", "transition_proba_init"), keys, strict=True):
             func, kwargs = inits[slot]
-            arrays[slot] = np.asarray(func(n_states, X, session_starts, key, **kwargs), float)
+            extra = initializer_labels(func, labels)
+            arrays[slot] = np.asarray(
+                func(n_states, X, session_starts, key, **extra, **kwargs), float
+            )
         pi, trans = arrays["initial_proba_init"], arrays["transition_proba_init"]
         check_initializer_output(
             {
@@ -403,10 +416,16 @@ class BaseHMM(BaseEstimator):
                 )
         return pi, trans
 
-    def _emission_init(self, slot: str, X, session_starts, key, n_outputs: int, **context) -> tuple:
-        """Call the emission initializer ``slot``; it must return a tuple of ``n_outputs`` arrays."""
-        func, kwargs = self._initializers()[slot]
-        out = func(self.n_states, X, session_starts, key, **context, **kwargs)
+    def _emission_init(
+        self, slot: str, X, session_starts, key, n_outputs: int, labels=None, **context
+    ) -> tuple:
+        """Call the emission initializer ``slot``; it must return a tuple of ``n_outputs`` arrays.
+
+        ``labels`` (hand labels on the frames of ``X``) go to an initializer with that parameter.
+        """
+        func, kwargs = self._initializers(labels)[slot]
+        extra = initializer_labels(func, labels)
+        out = func(self.n_states, X, session_starts, key, **context, **extra, **kwargs)
         if not isinstance(out, tuple | list) or len(out) != n_outputs:
             raise ValueError(f"{slot} must return {self._init_slots[slot].returns}.")
         return tuple(np.asarray(a, float) for a in out)

@@ -20,6 +20,7 @@ from sklearn.utils import check_scalar
 from ..._utils import bucket_length, float_dtype
 from ...fitting import run_em, run_gibbs
 from ...fitting._progress import progress
+from ...labels import complete_labels, label_evidence, padded_log_evidence, restrict_evidence
 from ...observations import MNIWPrior, ar_sufficient_statistics, default_mniw_prior, mniw_map
 from ...sessions import drop_nan_borders, session_bounds, session_ids, session_mask, wrap_output
 from .._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
@@ -185,7 +186,38 @@ def random_ar_params(
     return _regress_on_labels(labels, n_states, y, x, prior)
 
 
-AR_PARAMS_REGISTRY = {"kmeans": kmeans_ar_params, "random": random_ar_params}
+def labels_ar_params(
+    n_states, X, session_starts, random_key, *, nlags, prior, labels=None, **kwargs
+):
+    """Each labelled class's AR model from its frames; free states from seeded k-means.
+
+    Frames ``[y_t, y_{t-1}, ..., y_{t-nlags}]`` get a state by
+    [`behavhmm.labels.complete_labels`][behavhmm.labels.complete_labels] (``labels``
+    are on the frames of ``X``; those of a session's first ``nlags`` frames are
+    unused), then each state's MNIW posterior mode is fitted as in
+    [`kmeans_ar_params`][behavhmm.models.arhmm.estimator.kmeans_ar_params].
+    ``setup(ar_params_init="labels")``, the default when ``fit`` has labels.
+
+    Raises
+    ------
+    ValueError
+        If no labels were passed.
+    """
+    if labels is None:
+        raise ValueError('ar_params_init="labels" needs labels: call fit(..., labels=...).')
+    y, x, rows, _ = lagged_design(np.asarray(X, float), session_starts, nlags)
+    features = np.concatenate([y, x], axis=1)
+    states = complete_labels(
+        features, np.asarray(labels)[rows], n_states, seed_from_key(random_key)
+    )
+    return _regress_on_labels(states, n_states, y, x, prior)
+
+
+AR_PARAMS_REGISTRY = {
+    "kmeans": kmeans_ar_params,
+    "random": random_ar_params,
+    "labels": labels_ar_params,
+}
 
 
 # ----------------------------------------------------------------------------
@@ -797,12 +829,19 @@ class ARHMM(BaseHMM):
             'whiten="all" (moseq2-model\'s default) or z-score the features.'
         )
 
-    def _initial_params(self, kept, starts_kept, prior, n_groups, key) -> ARHMMParams:
+    def _initial_params(self, kept, starts_kept, prior, n_groups, key, labels=None) -> ARHMMParams:
         n_states, n_features = self.n_states, kept.shape[1]
         keys = jax.random.split(key, 3)
-        pi, trans = self._initial_chain(kept, starts_kept, keys[:2])
+        pi, trans = self._initial_chain(kept, starts_kept, keys[:2], labels=labels)
         coef, intercept, cov = self._emission_init(
-            "ar_params_init", kept, starts_kept, keys[2], 3, nlags=self.nlags, prior=prior
+            "ar_params_init",
+            kept,
+            starts_kept,
+            keys[2],
+            3,
+            labels=labels,
+            nlags=self.nlags,
+            prior=prior,
         )
         check_initializer_output(
             {
@@ -830,8 +869,17 @@ class ARHMM(BaseHMM):
             *(jnp.asarray(a, dtype) for a in (pi, trans3, coef, intercept, cov, dof))
         )
 
-    def fit(self, X, y=None, session_starts=None, groups=None, resume: bool = False):
-        """Fit the ARHMM by MAP-EM or Gibbs sampling (``algorithm``).
+    def fit(
+        self,
+        X,
+        y=None,
+        session_starts=None,
+        groups=None,
+        resume: bool = False,
+        labels=None,
+        label_weight=1.0,
+    ):
+        """Fit the ARHMM by MAP-EM or Gibbs sampling (``algorithm``), optionally given hand labels.
 
         Parameters
         ----------
@@ -849,6 +897,17 @@ class ARHMM(BaseHMM):
         resume : bool, default False
             Continue the chain (or EM run) saved at ``checkpoint_path`` up to
             ``n_iter`` iterations, bit for bit as if it had not stopped.
+        labels : array-like of int of shape (n_time_bins,) or pynapple Tsd, optional
+            Hand labels: ``c`` ties frame ``t`` to state ``c`` (states
+            ``0..C-1`` are the labelled classes, the others stay free), -1
+            leaves it unlabelled; or a non-negative evidence array of shape
+            (n_time_bins, n_states). Labels on a session's first ``nlags``
+            frames (which have no state) or on held-out frames are ignored
+            with a warning. Routed like ``session_starts``.
+        label_weight : float in [0, 1], default 1.0
+            ``e_t(k) = 1`` for the label and ``1 - label_weight`` for the
+            other states: 1 clamps the state (EM conditions on it; Gibbs never
+            changes it), 0 ignores the labels.
 
         Returns
         -------
@@ -861,7 +920,9 @@ class ARHMM(BaseHMM):
             For bad shapes, non-finite values, NaN inside a session,
             out-of-range ``session_starts``, sessions with ``nlags`` frames or
             fewer, missing or unknown ``groups``, a checkpoint that does not
-            match, or invalid hyperparameters.
+            match, or invalid hyperparameters; labels of the wrong length,
+            outside ``[-1, n_states)`` or on NaN frames, or ``label_weight``
+            outside [0, 1].
         TypeError
             For hyperparameters of the wrong type.
         FloatingPointError
@@ -871,6 +932,16 @@ class ARHMM(BaseHMM):
         -----
         sklearn.exceptions.ConvergenceWarning
             If EM stops at ``n_iter`` before meeting ``tol``.
+
+        Notes
+        -----
+        With labels, ``log e_t(k)`` is added to the emission log-likelihoods
+        before the forward-backward (EM) or forward-filtering
+        backward-sampling (Gibbs) kernels (derivation in
+        [`behavhmm.labels.label_evidence`][behavhmm.labels.label_evidence]); the
+        fit is the MAP estimate (or posterior draw) given the evidence, and
+        ``log_likelihood_history_`` is the evidence-conditioned
+        ``log p(X, labels | θ)``. Prediction methods do not use labels.
         """
         self._check_hyperparameters()
         if resume and self.checkpoint_path is None:
@@ -919,9 +990,27 @@ class ARHMM(BaseHMM):
                 values.shape[0],
                 info,
             )
+        evidence = label_evidence(
+            labels, label_weight, self.n_states, values, np.ones(len(values), bool), info=info
+        )
+        init_labels = None
+        if evidence is not None:
+            init_labels = evidence.labels[rows_kept[train_rows]]
+            on_train = restrict_evidence(
+                evidence,
+                train.rows,
+                f"the first nlags={self.nlags} frames of a session have no state, nor do "
+                "held-out frames",
+            )
+            log_ev = padded_log_evidence(on_train, train.arrays["ar"].y.shape[0])
+            train.arrays["ar"] = train.arrays["ar"]._replace(
+                log_evidence=jnp.asarray(log_ev, float_dtype())
+            )
         prior = self._prior(raw.shape[1], train.extra["y"], train.extra["x"])
         n_groups = 1 if group_bins is None else len(self.groups_)
-        init = self._initial_params(train_raw, train_starts, prior, n_groups, key_init)
+        init = self._initial_params(
+            train_raw, train_starts, prior, n_groups, key_init, labels=init_labels
+        )
         if self.target_duration is None:
             kappa = float(self.kappa)
             result = self._fit_chain(

@@ -19,9 +19,10 @@ from sklearn.utils import check_scalar
 
 from ..._utils import bucket_length, float_dtype
 from ...fitting import run_em
+from ...labels import label_evidence, padded_log_evidence
 from ...observations.gaussian import COVARIANCE_TYPES, GaussianPrior
-from .._initializers import PROBA_INITIAL_REGISTRY, PROBA_TRANSITION_REGISTRY, InitSlot
 from ...sessions import drop_nan_borders, session_mask
+from .._initializers import PROBA_INITIAL_REGISTRY, PROBA_TRANSITION_REGISTRY, InitSlot
 from ..base import (
     INFERENCE_METHODS,
     BaseHMM,
@@ -96,11 +97,12 @@ class GaussianHMM(BaseHMM):
         Show a tqdm progress bar while fitting.
     initialization_funcs : dict, optional
         Initializers chosen with [`setup`][behavhmm.GaussianHMM.setup]: slots
-        ``initial_proba_init`` ("uniform" | "random"), ``transition_proba_init``
-        ("sticky" | "uniform" | "random") and ``gaussian_params_init``
-        ("kmeans" | "random", or a callable returning ``(means, covariances)``;
-        it receives the keywords ``covariance_type`` and ``prior``), each with
-        ``<slot>_kwargs``.
+        ``initial_proba_init`` ("uniform" | "random" | "labels"), ``transition_proba_init``
+        ("sticky" | "uniform" | "random" | "labels") and ``gaussian_params_init``
+        ("kmeans" | "random" | "labels", or a callable returning ``(means, covariances)``;
+        it receives the keywords ``covariance_type`` and ``prior``, and ``labels``
+        if it has that parameter), each with ``<slot>_kwargs``. "labels" starts
+        from ``fit``'s hand labels (see [`behavhmm.labels`][behavhmm.labels]).
 
     Attributes
     ----------
@@ -419,16 +421,17 @@ class GaussianHMM(BaseHMM):
         return self._build(values[keep], starts_kept, np.flatnonzero(keep), values.shape[0], info)
 
     # ------------------------------------------------------------------ fit
-    def _initial_params(self, kept, starts_kept, prior, key) -> GaussianHMMParams:
+    def _initial_params(self, kept, starts_kept, prior, key, labels=None) -> GaussianHMMParams:
         n_states, n_features = self.n_states, kept.shape[1]
         keys = jax.random.split(key, 3)
-        pi, trans = self._initial_chain(kept, starts_kept, keys[:2])
+        pi, trans = self._initial_chain(kept, starts_kept, keys[:2], labels=labels)
         means, cov = self._emission_init(
             "gaussian_params_init",
             kept,
             starts_kept,
             keys[2],
             2,
+            labels=labels,
             covariance_type=self.covariance_type,
             prior=prior,
         )
@@ -445,8 +448,8 @@ class GaussianHMM(BaseHMM):
         dtype = float_dtype()
         return GaussianHMMParams(*(jnp.asarray(a, dtype) for a in (pi, trans, means, cov)))
 
-    def fit(self, X, y=None, session_starts=None):
-        """Fit the Gaussian HMM by MAP-EM.
+    def fit(self, X, y=None, session_starts=None, labels=None, label_weight=1.0):
+        """Fit the Gaussian HMM by MAP-EM, optionally given hand labels of some frames.
 
         Parameters
         ----------
@@ -458,6 +461,16 @@ class GaussianHMM(BaseHMM):
             Boolean mask of shape (n_time_bins,) marking session starts, or
             their integer indices, or (with pynapple ``X``) an IntervalSet.
             Default: one session, or one per epoch of ``X.time_support``.
+        labels : array-like of int of shape (n_time_bins,) or pynapple Tsd, optional
+            Hand labels: ``c`` ties frame ``t`` to state ``c`` (states
+            ``0..C-1`` are the labelled classes, the others stay free), -1
+            leaves it unlabelled. A non-negative array of shape
+            (n_time_bins, n_states) gives evidence ``e_t(k)`` directly.
+            Routed like ``session_starts`` by scikit-learn's metadata routing.
+        label_weight : float in [0, 1], default 1.0
+            Evidence of a labelled frame: ``e_t(k) = 1`` for the label and
+            ``1 - label_weight`` for the other states; 1 clamps the state,
+            0 ignores the labels.
 
         Returns
         -------
@@ -469,7 +482,18 @@ class GaussianHMM(BaseHMM):
         ValueError
             For bad shapes, non-finite values, NaN inside a session,
             out-of-range ``session_starts``, fewer frames than states, or
-            invalid hyperparameters or initializer output.
+            invalid hyperparameters or initializer output; for labels of the
+            wrong length, outside ``[-1, n_states)`` or on NaN frames, and a
+            ``label_weight`` outside [0, 1].
+
+        Notes
+        -----
+        With labels the E-step conditions on them: the emission
+        log-likelihoods get ``log e_t(k)`` added before the forward-backward
+        (derivation in [`behavhmm.labels.label_evidence`][behavhmm.labels.label_evidence]),
+        and EM maximises ``log p(X, labels | θ) + log p(θ)``, the MAP estimate
+        given the evidence; ``log_likelihood_history_`` then holds this
+        evidence-conditioned log-likelihood. Prediction methods do not use labels.
         TypeError
             For hyperparameters of the wrong type.
         FloatingPointError
@@ -488,12 +512,19 @@ class GaussianHMM(BaseHMM):
             raise ValueError(
                 f"X has n_samples={train.n_frames} modelled frame(s), fewer than n_states={self.n_states}."
             )
+        keep = np.zeros(values.shape[0], bool)
+        keep[train.rows] = True
+        evidence = label_evidence(labels, label_weight, self.n_states, values, keep, info=info)
         prior = self._prior(values.shape[1])
         starts_kept = np.asarray(train.session_starts)[: train.n_frames]
-        init = self._initial_params(kept, starts_kept, prior, self._fit_key())
+        hard = None if evidence is None else evidence.labels
+        init = self._initial_params(kept, starts_kept, prior, self._fit_key(), labels=hard)
         dtype = float_dtype()
         hyper = Hyper(jnp.asarray(self.alpha, dtype), jnp.asarray(self.kappa, dtype), prior)
         data, method, cov_type = train.arrays["gaussian"], self._method(), self.covariance_type
+        log_ev = padded_log_evidence(evidence, data.X.shape[0])
+        if log_ev is not None:
+            data = data._replace(log_evidence=jnp.asarray(log_ev, dtype))
 
         def step(params):
             return em_step(params, data, hyper, cov_type, method)
