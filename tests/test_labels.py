@@ -144,6 +144,7 @@ def test_label_evidence_on_kept_rows_and_warnings():
         sub = restrict_evidence(ev, np.arange(1, 5), "the first nlags frames")
     np.testing.assert_array_equal(sub.labels, [-1, 0, -1, -1])
     assert label_evidence(None, 1.0, 3, values, keep) is None
+    assert label_evidence(np.array([-1, 1, -1, 0, -1, -1]), 0.0, 3, values, keep) is None
 
 
 @pytest.mark.parametrize(

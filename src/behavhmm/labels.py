@@ -236,7 +236,8 @@ def label_evidence(
     Returns
     -------
     LabelEvidence or None
-        On the kept rows; None when ``labels`` is None.
+        On the kept rows; None when ``labels`` is None or no frame carries
+        evidence (e.g. ``label_weight=0``), so that the fit is the unsupervised one.
 
     Raises
     ------
@@ -294,6 +295,8 @@ def label_evidence(
         raise ValueError(
             f"{name} labels frame {t}, where X is NaN (not modelled); set it to -1 (unlabelled)."
         )
+    if not informative.any():  # label_weight 0 or flat evidence: an unsupervised fit
+        return None
     hard = np.where(informative, np.argmax(log_ev, axis=1), -1)
     if checked.ndim == 1:
         hard = np.where(checked >= 0, checked, -1)
