@@ -224,8 +224,9 @@ def label_evidence(
     label_weight : float
         ``w`` in [0, 1].
     n_states : int
-    values : ndarray of shape (n_time_bins, ...)
-        The model's input on the user's time axis; rows with a NaN are not modelled.
+    values : ndarray of shape (n_time_bins, ...) or None
+        The model's input on the user's time axis; rows with a NaN are not
+        modelled. None: every row outside ``keep`` is a NaN row.
     keep : ndarray of bool, shape (n_time_bins,)
         Rows the model keeps (NaN session borders dropped).
     info : PynappleInfo, optional
@@ -285,11 +286,14 @@ def label_evidence(
     if labels is None:
         return None
     weight = check_label_weight(label_weight)
-    n_time_bins = values.shape[0]
+    n_time_bins = keep.shape[0]
     checked = check_labels(labels, n_time_bins, n_states, info=info, name=name)
     log_ev = log_evidence(checked, n_states, weight)
     informative = np.any(log_ev < 0, axis=1)
-    nan_rows = np.isnan(values.reshape(n_time_bins, -1)).any(axis=1)
+    if values is None:
+        nan_rows = ~keep
+    else:
+        nan_rows = np.isnan(values.reshape(n_time_bins, -1)).any(axis=1)
     if np.any(informative & nan_rows):
         t = int(np.flatnonzero(informative & nan_rows)[0])
         raise ValueError(

@@ -88,10 +88,12 @@ def masked_log_likelihoods(
     """Per-state log-likelihoods, 0 on padding rows (weight 0).
 
     ``ll_const`` holds the terms that depend on ``y`` only (see
-    ``glm_log_likelihood_constant``), computed once per data set.
+    ``glm_log_likelihood_constant``), computed once per data set; shape
+    (T,), or (T, K) when it also holds the log-evidence of hand labels.
     """
     ll = glm_log_likelihoods(family, link, _glm(params), params.scale, X, y, include_constant=False)
-    return jnp.where(weights[:, None] > 0, ll + ll_const[:, None], 0.0)
+    const = ll_const if ll_const.ndim == 2 else ll_const[:, None]
+    return jnp.where(weights[:, None] > 0, ll + const, 0.0)
 
 
 log_likelihood_program = jax.jit(masked_log_likelihoods, static_argnames=("family", "link"))

@@ -32,6 +32,7 @@ from ...fitting.solvers import (
     solver_accepted_arguments,
 )
 from ...inference import resolve_method
+from ...labels import label_evidence, padded_log_evidence
 from ...observations.glm import (
     FIXED_SCALE_FAMILIES,
     exp,
@@ -1028,8 +1029,8 @@ class GLMHMM(BaseHMM):
         return self._to_internal(user, spec, None, source="the fitted attributes")
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, init_params=None, session_starts=None):
-        """Fit the GLM-HMM by MAP expectation-maximisation.
+    def fit(self, X, y, init_params=None, session_starts=None, labels=None, label_weight=1.0):
+        """Fit the GLM-HMM by MAP expectation-maximisation, optionally given hand labels.
 
         Parameters
         ----------
@@ -1048,6 +1049,17 @@ class GLMHMM(BaseHMM):
             session, their integer indices, or (with pynapple input) an
             IntervalSet. Default: one session, or one per epoch of the
             pynapple input's ``time_support``.
+        labels : array-like of int of shape (n_time_bins,) or pynapple Tsd, optional
+            Hand labels of the states: ``c`` ties time bin ``t`` to state
+            ``c``, -1 leaves it free; or non-negative evidence of shape
+            (n_time_bins, n_states). Routed like ``session_starts``.
+        label_weight : float in [0, 1], default 1.0
+            ``e_t(k) = 1`` for the label and ``1 - label_weight`` for the
+            other states (1 clamps, 0 ignores the labels). EM then maximises
+            ``log p(y, labels | X, θ) + log p(θ)`` and
+            ``log_likelihood_history_`` is that evidence-conditioned
+            log-likelihood (derivation in
+            [`behavhmm.labels.label_evidence`][behavhmm.labels.label_evidence]).
 
         Returns
         -------
@@ -1074,6 +1086,15 @@ class GLMHMM(BaseHMM):
             if hasattr(self, name):
                 delattr(self, name)
         data = self._prepare(X, y, session_starts, reset=True, spec=spec)
+        keep = np.zeros(data.prepared.n_time_bins, bool)
+        keep[data.prepared.rows] = True
+        evidence = label_evidence(
+            labels, label_weight, spec.n_states, None, keep, info=data.prepared.info
+        )
+        if evidence is not None:
+            arrays = data.prepared.arrays
+            log_ev = padded_log_evidence(evidence, arrays["ll_const"].shape[0])
+            arrays["ll_const"] = arrays["ll_const"][:, None] + jnp.asarray(log_ev, float_dtype())
         config = self._config(spec)
         if init_params is not None:
             starts = [self._to_internal(init_params, spec, data)]

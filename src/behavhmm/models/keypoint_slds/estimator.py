@@ -19,6 +19,13 @@ from sklearn.utils import check_scalar
 from ..._utils import bucket_length, float_dtype
 from ...fitting import run_gibbs
 from ...inference import LinearEmission
+from ...labels import (
+    LabelEvidence,
+    initializer_labels,
+    label_evidence,
+    padded_log_evidence,
+    restrict_evidence,
+)
 from ...observations import default_mniw_prior
 from ...sessions import session_bounds, session_mask, split_pynapple
 from .._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
@@ -628,17 +635,20 @@ class KeypointSLDS(BaseHMM):
         )
 
     # ------------------------------------------------------------------ fit
-    def _initial_ar_params(self, latents, mask, k_init, k_trans, prior):
+    def _initial_ar_params(self, latents, mask, k_init, k_trans, prior, labels=None):
         """Initial AR-HMM parameters of the AR-only stage, from the ``setup()`` initializers."""
-        inits = self._initializers()
+        inits = self._initializers(labels)
         n = self.n_states
         k_pi, k_ar = jax.random.split(k_init)
         func, kwargs = inits["initial_proba_init"]
-        pi = np.asarray(func(n, latents, mask, k_pi, **kwargs), float)
+        extra = initializer_labels(func, labels)
+        pi = np.asarray(func(n, latents, mask, k_pi, **extra, **kwargs), float)
         func, kwargs = inits["transition_proba_init"]
-        trans = np.asarray(func(n, latents, mask, k_trans, **kwargs), float)
+        extra = initializer_labels(func, labels)
+        trans = np.asarray(func(n, latents, mask, k_trans, **extra, **kwargs), float)
         func, kwargs = inits["ar_params_init"]
-        out = func(n, latents, mask, k_ar, nlags=self.nlags, prior=prior, **kwargs)
+        extra = {"nlags": self.nlags, "prior": prior, **initializer_labels(func, labels)}
+        out = func(n, latents, mask, k_ar, **extra, **kwargs)
         if not isinstance(out, tuple | list) or len(out) != 3:
             raise ValueError("ar_params_init must return a tuple (coef, intercept, covariances).")
         coef, intercept, cov = (np.asarray(a, float) for a in out)
@@ -656,6 +666,25 @@ class KeypointSLDS(BaseHMM):
                     f"{name} must return finite values of shape {shape}, got shape {arr.shape}."
                 )
         return pi, trans, coef, intercept, cov
+
+    def _label_evidence(self, labels, label_weight, mask, info):
+        """Hand labels on every frame; a session's first ``nlags`` frames get none (warned)."""
+        n_time_bins = len(mask)
+        evidence = label_evidence(
+            labels, label_weight, self.n_states, None, np.ones(n_time_bins, bool), info=info
+        )
+        if evidence is None:
+            return None
+        begin, _ = session_bounds(mask)
+        position = np.arange(n_time_bins) - begin[np.cumsum(mask) - 1]
+        rows = np.flatnonzero(position >= self.nlags)
+        emitted = restrict_evidence(
+            evidence, rows, f"the first nlags={self.nlags} frames of a session have no state"
+        )
+        log_ev = np.zeros_like(evidence.log_evidence)
+        log_ev[rows] = emitted.log_evidence
+        hard = np.where(position >= self.nlags, evidence.labels, -1)
+        return LabelEvidence(log_ev, hard, evidence.n_classes)
 
     def _init_rows(self, mask: np.ndarray) -> np.ndarray:
         """Frames for the k-means initialisation: all, or the opening stretch of every session.
@@ -675,7 +704,16 @@ class KeypointSLDS(BaseHMM):
             [np.arange(a, min(a + k, b)) for a, b, k in zip(begin, end, take, strict=True)]
         )
 
-    def fit(self, X, confidence=None, session_starts=None, y=None, resume: bool = False):
+    def fit(
+        self,
+        X,
+        confidence=None,
+        session_starts=None,
+        y=None,
+        resume: bool = False,
+        labels=None,
+        label_weight=1.0,
+    ):
         """Fit the keypoint SLDS: PCA, AR-only stage, then full-model Gibbs sweeps.
 
         Parameters
@@ -698,6 +736,19 @@ class KeypointSLDS(BaseHMM):
             ``random_state`` as the interrupted fit; ``n_iter``,
             ``check_every``, ``checkpoint_every`` and ``progress_bar`` may
             differ).
+        labels : array-like of int of shape (n_time_bins,) or pynapple Tsd, optional
+            Hand labels: ``c`` ties frame ``t`` to state ``c`` (states
+            ``0..C-1`` are the labelled classes), -1 leaves it free; or
+            non-negative evidence of shape (n_time_bins, n_states). Frames
+            with missing keypoints are modelled, so their labels count;
+            labels on a session's first ``nlags`` frames (no state) are
+            ignored with a warning. Routed like ``session_starts``.
+        label_weight : float in [0, 1], default 1.0
+            ``e_t(k) = 1`` for the label and ``1 - label_weight`` for the
+            other states: 1 clamps the state (the sampler never changes it),
+            0 ignores the labels. Both stages sample the states given the
+            evidence (derivation in
+            [`behavhmm.labels.label_evidence`][behavhmm.labels.label_evidence]).
 
         Returns
         -------
@@ -721,7 +772,7 @@ class KeypointSLDS(BaseHMM):
         self._check_hyperparameters()
         if resume and self.checkpoint_path is None:
             raise ValueError("resume=True needs checkpoint_path.")
-        coords, observed, conf, mask, _ = self._read(X, confidence, session_starts, fitting=True)
+        coords, observed, conf, mask, info = self._read(X, confidence, session_starts, fitting=True)
         n_time_bins, n_kp, n_dims = coords.shape
         if self.latent_dim > (n_kp - 1) * n_dims:
             raise ValueError(
@@ -771,6 +822,10 @@ class KeypointSLDS(BaseHMM):
         n = data.y.shape[0]
         pad = n - n_time_bins
         dtype = float_dtype()
+        evidence = self._label_evidence(labels, label_weight, mask, info)
+        if evidence is not None:
+            log_ev = padded_log_evidence(evidence, n)
+            data = data._replace(log_evidence=jnp.asarray(log_ev, dtype))
         prior = self._prior()
         hyper = self._hyper(prior)
         method, block_size = self._method(), self.block_size
@@ -778,7 +833,12 @@ class KeypointSLDS(BaseHMM):
         k_init, k_trans, key_ar_chain = jax.random.split(key_ar, 3)
         init_rows = self._init_rows(mask)
         pi, trans, coef, intercept, cov = self._initial_ar_params(
-            latents[init_rows], mask[init_rows], k_init, k_trans, prior
+            latents[init_rows],
+            mask[init_rows],
+            k_init,
+            k_trans,
+            prior,
+            labels=None if evidence is None else evidence.labels[init_rows],
         )
         params = ARHMMParams(
             *(
