@@ -1,13 +1,8 @@
 """Hand labels as evidence on the hidden states: validation, log-evidence, initialisation.
 
 A labelled frame ``t`` with label ``c`` multiplies the emission likelihood of
-state ``k`` by
-
-.. math::
-
-    e_t(k) = 1 \\text{ if } k = c, \\quad 1 - w \\text{ otherwise},
-
-where ``w`` is ``label_weight``; unlabelled frames have ``e_t(k) = 1``. The
+state ``k`` by ``e_t(k) = 1`` if ``k = c`` and ``1 - w`` otherwise, where ``w``
+is ``label_weight``; unlabelled frames have ``e_t(k) = 1``. The
 models add ``log e_t(k)`` (0, ``log(1 - w)``, or ``-inf`` when ``w = 1``) to
 their ``(n_time_bins, n_states)`` emission log-likelihoods before the
 forward-backward, Viterbi or forward-filtering backward-sampling kernels, so
@@ -255,10 +250,7 @@ def label_evidence(
     (Rabiner 1989's HMM with the observation ``(x_t, ℓ_t)``; the partially
     labelled HMM of Scheffer et al. 2001). The joint is
 
-    .. math::
-
-        p(x, ℓ, z) ∝ π_{z_1} b_1(z_1) e_1(z_1) ∏_{t>1} A_{z_{t-1} z_t} b_t(z_t) e_t(z_t),
-
+    ``p(x, ℓ, z) ∝ π_{z_1} b_1(z_1) e_1(z_1) ∏_{t>1} A_{z_{t-1} z_t} b_t(z_t) e_t(z_t)``,
     so the forward and backward recursions are the usual ones with
     ``b_t(k) e_t(k)`` in place of ``b_t(k)``:
     ``α_t(k) = b_t(k) e_t(k) Σ_j α_{t-1}(j) A_{jk}`` and
