@@ -264,3 +264,26 @@ def test_bad_labels_through_fit(model, kwargs, error, match, rng):
     X[0] = np.nan
     with pytest.raises(error, match=match):
         model.fit(X, **kwargs)
+
+
+def test_class_names_are_kept_in_the_model_file(rng, tmp_path):
+    from behavhmm import load_model
+
+    X = np.r_[rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + 3.0]
+    labels = np.full(120, -1)
+    labels[[5, 70]] = [0, 1]
+    model = GaussianHMM(3, "diag", n_iter=5, progress_bar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, labels=labels, class_names=["still", "run"])
+    np.testing.assert_array_equal(model.class_names_, ["still", "run"])
+    loaded = load_model(model.save_params(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(loaded.class_names_, ["still", "run"])
+    with pytest.raises(ValueError, match="class_names must name the labelled classes"):
+        model.fit(X, labels=labels, class_names=["still"])
+    with pytest.raises(ValueError, match="must not repeat"):
+        model.fit(X, labels=labels, class_names=["a", "a"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)  # a refit without names forgets them
+    assert not hasattr(model, "class_names_")

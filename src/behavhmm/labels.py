@@ -39,6 +39,7 @@ __all__ = [
     "labelled_initial_proba",
     "initializer_labels",
     "padded_log_evidence",
+    "check_class_names",
 ]
 
 
@@ -466,3 +467,41 @@ def padded_log_evidence(evidence: LabelEvidence | None, n_padded: int):
         return None
     pad = n_padded - evidence.log_evidence.shape[0]
     return np.pad(evidence.log_evidence, ((0, pad), (0, 0)))
+
+
+def check_class_names(class_names, n_states: int, n_classes: int = 0) -> np.ndarray | None:
+    """``class_names`` as a unicode array, after checking it names classes ``0..C-1``.
+
+    Parameters
+    ----------
+    class_names : sequence of str or None
+        Name of labelled class ``c`` at position ``c``.
+    n_states : int
+    n_classes : int
+        Number of classes the labels use (largest label + 1).
+
+    Returns
+    -------
+    ndarray of str, shape (len(class_names),), or None
+
+    Raises
+    ------
+    TypeError
+        If a name is not a string.
+    ValueError
+        If names repeat, there are more names than states, or fewer than the
+        labels use.
+    """
+    if class_names is None:
+        return None
+    names = list(class_names)
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError("class_names must be a sequence of str.")
+    if len(set(names)) != len(names):
+        raise ValueError("class_names must not repeat a name.")
+    if not n_classes <= len(names) <= n_states:
+        raise ValueError(
+            f"class_names must name the labelled classes 0..C-1 (C={n_classes} in labels) and at "
+            f"most n_states={n_states} states; got {len(names)} names."
+        )
+    return np.asarray(names, dtype=str)

@@ -27,7 +27,7 @@ from sklearn.utils import check_scalar
 from sklearn.utils.validation import validate_data
 
 from ..inference.hmm import resolve_method
-from ..labels import initializer_labels
+from ..labels import check_class_names, initializer_labels
 from ..sessions import PynappleInfo, split_pynapple, wrap_output
 from ._initializers import (
     InitSlot,
@@ -59,6 +59,8 @@ _STATE_FORMATS = ("one-hot", "index")
 #: Optional fitted attribute set by `behavhmm.analysis.merge_syllables`: ``[old] = merged`` label of each
 #: state, applied to every label and probability a model outputs (its parameters are untouched).
 _MERGE_ATTRIBUTE = "syllable_mapping_"
+#: Optional fitted attribute: names of the hand-labelled classes 0..C-1 (``fit(class_names=)``).
+_CLASS_NAMES = "class_names_"
 
 
 @dataclass
@@ -430,6 +432,15 @@ class BaseHMM(BaseEstimator):
             raise ValueError(f"{slot} must return {self._init_slots[slot].returns}.")
         return tuple(np.asarray(a, float) for a in out)
 
+    def _store_class_names(self, class_names, evidence) -> None:
+        """Set (or remove) ``class_names_`` after checking ``class_names`` against the labels."""
+        if hasattr(self, _CLASS_NAMES):
+            delattr(self, _CLASS_NAMES)
+        n_classes = 0 if evidence is None else evidence.n_classes
+        names = check_class_names(class_names, self.n_states, n_classes)
+        if names is not None:
+            self.class_names_ = names
+
     def _check_initial_prob(self, pi: np.ndarray) -> int:
         """Number of states of a hand-set ``initial_prob_`` (checked against ``n_states``)."""
         if pi.ndim != 1:
@@ -490,7 +501,7 @@ class BaseHMM(BaseEstimator):
 
     def _arrays_for_file(self) -> dict[str, np.ndarray]:
         """Fitted arrays to write, by attribute name."""
-        names = (*self._saved_attributes(), _MERGE_ATTRIBUTE)
+        names = (*self._saved_attributes(), _MERGE_ATTRIBUTE, _CLASS_NAMES)
         return {name: np.asarray(getattr(self, name)) for name in names if hasattr(self, name)}
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
@@ -512,6 +523,10 @@ class BaseHMM(BaseEstimator):
                     raise ValueError(
                         f"has a {name} that is not {n_states} labels in [0, {n_states})."
                     )
+            elif name == _CLASS_NAMES:
+                n_states = self.n_states if isinstance(self.n_states, int) else 0
+                if arr.ndim != 1 or arr.dtype.kind != "U" or len(arr) > n_states:
+                    raise ValueError(f"has a {name} that is not at most {n_states} names.")
             elif name not in self._saved_attributes():
                 raise ValueError(f"has an array {name!r} that {type(self).__name__} does not use.")
             setattr(self, name, arr)

@@ -878,6 +878,7 @@ class ARHMM(BaseHMM):
         resume: bool = False,
         labels=None,
         label_weight=1.0,
+        class_names=None,
     ):
         """Fit the ARHMM by MAP-EM or Gibbs sampling (``algorithm``), optionally given hand labels.
 
@@ -908,6 +909,9 @@ class ARHMM(BaseHMM):
             ``e_t(k) = 1`` for the label and ``1 - label_weight`` for the
             other states: 1 clamps the state (EM conditions on it; Gibbs never
             changes it), 0 ignores the labels.
+        class_names : sequence of str, optional
+            Names of the labelled classes ``0..C-1``, kept as ``class_names_``
+            and in model files.
 
         Returns
         -------
@@ -993,6 +997,7 @@ class ARHMM(BaseHMM):
         evidence = label_evidence(
             labels, label_weight, self.n_states, values, np.ones(len(values), bool), info=info
         )
+        self._store_class_names(class_names, evidence)
         init_labels = None
         if evidence is not None:
             init_labels = evidence.labels[rows_kept[train_rows]]

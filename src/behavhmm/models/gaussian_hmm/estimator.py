@@ -448,7 +448,7 @@ class GaussianHMM(BaseHMM):
         dtype = float_dtype()
         return GaussianHMMParams(*(jnp.asarray(a, dtype) for a in (pi, trans, means, cov)))
 
-    def fit(self, X, y=None, session_starts=None, labels=None, label_weight=1.0):
+    def fit(self, X, y=None, session_starts=None, labels=None, label_weight=1.0, class_names=None):
         """Fit the Gaussian HMM by MAP-EM, optionally given hand labels of some frames.
 
         Parameters
@@ -471,6 +471,9 @@ class GaussianHMM(BaseHMM):
             Evidence of a labelled frame: ``e_t(k) = 1`` for the label and
             ``1 - label_weight`` for the other states; 1 clamps the state,
             0 ignores the labels.
+        class_names : sequence of str, optional
+            Names of the labelled classes ``0..C-1``, kept as ``class_names_``
+            and in model files.
 
         Returns
         -------
@@ -515,6 +518,7 @@ class GaussianHMM(BaseHMM):
         keep = np.zeros(values.shape[0], bool)
         keep[train.rows] = True
         evidence = label_evidence(labels, label_weight, self.n_states, values, keep, info=info)
+        self._store_class_names(class_names, evidence)
         prior = self._prior(values.shape[1])
         starts_kept = np.asarray(train.session_starts)[: train.n_frames]
         hard = None if evidence is None else evidence.labels

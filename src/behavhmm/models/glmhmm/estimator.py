@@ -1029,7 +1029,16 @@ class GLMHMM(BaseHMM):
         return self._to_internal(user, spec, None, source="the fitted attributes")
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, init_params=None, session_starts=None, labels=None, label_weight=1.0):
+    def fit(
+        self,
+        X,
+        y,
+        init_params=None,
+        session_starts=None,
+        labels=None,
+        label_weight=1.0,
+        class_names=None,
+    ):
         """Fit the GLM-HMM by MAP expectation-maximisation, optionally given hand labels.
 
         Parameters
@@ -1060,6 +1069,9 @@ class GLMHMM(BaseHMM):
             ``log_likelihood_history_`` is that evidence-conditioned
             log-likelihood (derivation in
             [`behavhmm.labels.label_evidence`][behavhmm.labels.label_evidence]).
+        class_names : sequence of str, optional
+            Names of the labelled classes ``0..C-1``, kept as ``class_names_``
+            and in model files.
 
         Returns
         -------
@@ -1091,6 +1103,7 @@ class GLMHMM(BaseHMM):
         evidence = label_evidence(
             labels, label_weight, spec.n_states, None, keep, info=data.prepared.info
         )
+        self._store_class_names(class_names, evidence)
         if evidence is not None:
             arrays = data.prepared.arrays
             log_ev = padded_log_evidence(evidence, arrays["ll_const"].shape[0])

@@ -713,6 +713,7 @@ class KeypointSLDS(BaseHMM):
         resume: bool = False,
         labels=None,
         label_weight=1.0,
+        class_names=None,
     ):
         """Fit the keypoint SLDS: PCA, AR-only stage, then full-model Gibbs sweeps.
 
@@ -749,6 +750,9 @@ class KeypointSLDS(BaseHMM):
             0 ignores the labels. Both stages sample the states given the
             evidence (derivation in
             [`behavhmm.labels.label_evidence`][behavhmm.labels.label_evidence]).
+        class_names : sequence of str, optional
+            Names of the labelled classes ``0..C-1``, kept as ``class_names_``
+            and in model files.
 
         Returns
         -------
@@ -823,6 +827,7 @@ class KeypointSLDS(BaseHMM):
         pad = n - n_time_bins
         dtype = float_dtype()
         evidence = self._label_evidence(labels, label_weight, mask, info)
+        self._store_class_names(class_names, evidence)
         if evidence is not None:
             log_ev = padded_log_evidence(evidence, n)
             data = data._replace(log_evidence=jnp.asarray(log_ev, dtype))
