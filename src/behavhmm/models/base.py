@@ -437,6 +437,8 @@ class BaseHMM(BaseEstimator):
         if hasattr(self, _CLASS_NAMES):
             delattr(self, _CLASS_NAMES)
         n_classes = 0 if evidence is None else evidence.n_classes
+        if class_names is None and n_classes:  # a fit with labels always names its classes
+            class_names = [str(c) for c in range(n_classes)]
         names = check_class_names(class_names, self.n_states, n_classes)
         if names is not None:
             self.class_names_ = names

@@ -473,7 +473,8 @@ class GaussianHMM(BaseHMM):
             0 ignores the labels.
         class_names : sequence of str, optional
             Names of the labelled classes ``0..C-1``, kept as ``class_names_``
-            and in model files.
+            and in model files (default with labels: "0", ..., "C-1");
+            relabelling by usage keeps these states' numbers.
 
         Returns
         -------
