@@ -294,7 +294,7 @@ def test_relabel_by_usage_keeps_labelled_classes():
 
     states = np.array([0, 1, 2, 2, 2, 3, 3, 3, 3, 1])
     _, order = relabel_by_usage(states, 4)
-    np.testing.assert_array_equal(order, [3, 2, 0, 1])
+    np.testing.assert_array_equal(order, [3, 2, 1, 0])
     new, order = relabel_by_usage(states, 4, fixed=2)  # classes 0 and 1 stay, 3 before 2
     np.testing.assert_array_equal(order, [0, 1, 3, 2])
     np.testing.assert_array_equal(new, [0, 1, 3, 3, 3, 2, 2, 2, 2, 1])
