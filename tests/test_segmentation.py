@@ -64,3 +64,25 @@ def test_bad_input():
         segmentation_report([0, 1], [0, 1, 1])
     with pytest.raises(ValueError, match="no frame"):
         segmentation_report([-1, -1], [0, 1])
+
+
+@pytest.mark.shared_data
+def test_bsoid_heuristic_labels_example(shared_data, tmp_path):
+    """docs/scripts/labels_bsoid.py: soft heuristic labels beat unsupervised fits in macro F1."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    if not (shared_data / "pose-bsoid-openfield-mouse").is_dir():
+        pytest.skip("pose-bsoid-openfield-mouse is not in the shared data")
+    script = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "labels_bsoid.py"
+    spec = importlib.util.spec_from_file_location("labels_bsoid", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.data = shared_data / "pose-bsoid-openfield-mouse"
+    module.main(tmp_path / "out.json", tmp_path / "out.png")
+    summary = json.loads((tmp_path / "out.json").read_text())
+    semi, free = summary["semi_supervised"], summary["unsupervised_hungarian"]
+    assert summary["heldout_frames"] == 7200
+    assert semi["macro_f1"] > free["macro_f1"] + 0.1
+    assert semi["f1"]["still"] > 0.5  # the labelled class keeps its name without matching
