@@ -776,6 +776,35 @@ def _load(r) -> str:
     return f"{r['loadavg_before'][0]} → {r['loadavg_after'][0]}"
 
 
+def _gibbs_row(r) -> str:
+    """One row of the Gibbs table (or the failure of a run)."""
+    if r.get("failed"):
+        why = "; ".join(r["warnings"]) or "no sweep completed"
+        failed = f"failed after {r['completed_sweeps']} sweep(s): {why}"
+        blank = [""] * (len(GIBBS_COLUMNS) - 4)
+        return _row(f"{r['library']} {r['version']}", r["dtype"], failed, *blank, _load(r))
+    sw = r["sweeps"]
+    init_c = r["init_compiles"]["trace_lower_compile_s"]
+    after = sw["backend_compiles_after_first"]
+    if r["library"] == "behavhmm":
+        direct = r["direct_sweeps"]["backend_compiles_after_first"]
+        refit = r["refit_compiles"]["n_backend_compiles"]
+        after = f"{after} (+{direct} in the direct loop, {refit} in a refit)"
+    chain = r["chain"]
+    return _row(
+        f"{r['library']} {r['version']}",
+        r["dtype"],
+        f"{_f(_steady(r))} ({_f(sw['steady_q25_s'])}–{_f(sw['steady_q75_s'])})",
+        _f(sw["steady_cpu_median_s"]),
+        _f(sw["compile_s"], 1),
+        f"{_f(init_c, 1)} / {_f(sw['first_call_jax_compile_s'], 1)}",
+        _f(r["time_to_first_sample_s"], 1),
+        str(after),
+        f"{chain['used_states']} / {chain['median_duration_frames']:g}",
+        _load(r),
+    )
+
+
 def render_markdown(result) -> str:
     m, d, s = result["machine"], result["data"], result["summary"]
     cfg = result["config"]
@@ -823,35 +852,7 @@ def render_markdown(result) -> str:
         _row(*GIBBS_COLUMNS),
         _row(*["---"] * len(GIBBS_COLUMNS)),
     ]
-    for r in result["gibbs"]:
-        if r.get("failed"):
-            why = "; ".join(r["warnings"]) or "no sweep completed"
-            failed = f"failed after {r['completed_sweeps']} sweep(s): {why}"
-            blank = [""] * (len(GIBBS_COLUMNS) - 4)
-            md.append(_row(f"{r['library']} {r['version']}", r["dtype"], failed, *blank, _load(r)))
-            continue
-        sw = r["sweeps"]
-        init_c = r["init_compiles"]["trace_lower_compile_s"]
-        after = sw["backend_compiles_after_first"]
-        if r["library"] == "behavhmm":
-            direct = r["direct_sweeps"]["backend_compiles_after_first"]
-            refit = r["refit_compiles"]["n_backend_compiles"]
-            after = f"{after} (+{direct} in the direct loop, {refit} in a refit)"
-        chain = r["chain"]
-        md.append(
-            _row(
-                f"{r['library']} {r['version']}",
-                r["dtype"],
-                f"{_f(_steady(r))} ({_f(sw['steady_q25_s'])}–{_f(sw['steady_q75_s'])})",
-                _f(sw["steady_cpu_median_s"]),
-                _f(sw["compile_s"], 1),
-                f"{_f(init_c, 1)} / {_f(sw['first_call_jax_compile_s'], 1)}",
-                _f(r["time_to_first_sample_s"], 1),
-                str(after),
-                f"{chain['used_states']} / {chain['median_duration_frames']:g}",
-                _load(r),
-            )
-        )
+    md += [_gibbs_row(r) for r in result["gibbs"]]
     b_rows = [r for r in result["gibbs"] if r["library"] == "behavhmm"]
     if b_rows:
         md += [

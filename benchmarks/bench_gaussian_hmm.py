@@ -331,13 +331,14 @@ def render_markdown(result) -> str:
         f"Command: `{result['command']}`",
         "",
         hk.machine_markdown(m),
-        f"- 1-minute load average (1, 5, 15 min): {result['loadavg_start']} at the start, {result['loadavg_end']} "
-        "at the end; samples every 5 s per process below. The machine (2 cores) was shared with other "
-        "agents' jobs during the run, so absolute times carry that contention; every library ran under it.",
+        f"- 1-minute load average (1, 5, 15 min): {result['loadavg_start']} at the start, "
+        f"{result['loadavg_end']} at the end; samples every 5 s per process below. The machine (2 "
+        "cores) was shared with other agents' jobs during the run, so absolute times carry that "
+        "contention; every library ran under it.",
         "",
         f"{N_ITER} EM iterations, full covariances, T = {result['data']['n_time_bins']:,}, D = "
-        f"{result['data']['n_features']}, same starting parameters; behavhmm times are the second fit "
-        "(compile = first fit minus second).",
+        f"{result['data']['n_features']}, same starting parameters; behavhmm times are the second "
+        "fit (compile = first fit minus second).",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -369,11 +370,12 @@ def render_markdown(result) -> str:
         lines.append(f"- K = {row['n_states']}: {diffs}")
     lines += [
         "",
-        "A trajectory that leaves hmmlearn's (difference above 1e-6) had a covariance reach behavhmm's "
-        f"`min_covar` = {MIN_COVAR:g} eigenvalue floor, a constraint of its M-step that hmmlearn does not "
-        "apply during EM (hmmlearn's `covars_prior` adds a rank-one matrix to full covariances, so a state "
-        "left with fewer than D frames' worth of weight becomes nearly singular). Smallest covariance "
-        "eigenvalue at the end of each behavhmm fit:",
+        "A trajectory that leaves hmmlearn's (difference above 1e-6) had a covariance reach "
+        f"behavhmm's `min_covar` = {MIN_COVAR:g} eigenvalue floor, a constraint of its M-step "
+        "that hmmlearn does not apply during EM (hmmlearn's `covars_prior` adds a rank-one "
+        "matrix to full covariances, so a state left with fewer than D frames' worth of weight "
+        "becomes nearly singular). Smallest covariance eigenvalue at the end of each behavhmm "
+        "fit:",
         "",
     ]
     for r in result["results"]:
@@ -394,8 +396,8 @@ def render_markdown(result) -> str:
     goal = "met" if s["goal_met"] else "NOT met"
     lines += [
         "",
-        f"Goal (behavhmm >= {GOAL_SPEEDUP:g}x faster than hmmlearn's default per fit at every K): {goal}; "
-        f"smallest ratio {s['min_speedup_vs_default']:.1f}x.",
+        f"Goal (behavhmm >= {GOAL_SPEEDUP:g}x faster than hmmlearn's default per fit at every K): "
+        f"{goal}; smallest ratio {s['min_speedup_vs_default']:.1f}x.",
         "",
     ]
     return "\n".join(lines)

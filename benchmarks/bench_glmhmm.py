@@ -94,7 +94,8 @@ def simulate_problem(name, spec, folder: Path, seed: int) -> dict:
         if family == "Bernoulli"
         else rng.poisson(np.exp(eta_z))
     )
-    # nemos' default initialisation: uniform, sticky 0.95, coef ~ N(0, 0.001), intercept matching the mean
+    # nemos' default initialisation: uniform, sticky 0.95, coef ~ N(0, 0.001), intercept matching
+    # the mean
     init_coef = 0.001 * rng.normal(size=coef.shape)
     mean = (
         np.clip(y.mean(axis=0), 1e-3, 1 - 1e-3)
@@ -383,26 +384,44 @@ def drive(problems: dict, out_prefix: Path | None, dtype: str) -> dict:
     return results
 
 
+def ratio(slow: dict, fast: dict, fit: int) -> float:
+    """Seconds of ``slow``'s fit number ``fit`` over ``fast``'s."""
+    return slow["fits"][fit]["seconds"] / fast["fits"][fit]["seconds"]
+
+
+def per_iteration(run: dict) -> float:
+    """Seconds per EM iteration of a run's second fit."""
+    return run["fits"][1]["seconds"] / max(run["fits"][1]["iterations"], 1)
+
+
 def render(results: dict) -> str:
     m = results["machine"]
     lines = [
         "# GLM-HMM fits: behavhmm vs nemos",
         "",
-        f"{results['date']}; {m['cpu']}, {m['cores']} cores; {results['dtype']}; both libraries from the same",
-        f"initialisation (nemos' defaults), Ridge strength 1, maxiter {results['maxiter']}; M-step solvers: nemos LBFGS (its",
-        "default), behavhmm its default (Newton's method on the exact GLM Hessian for these canonical links) and, in a",
+        f"{results['date']}; {m['cpu']}, {m['cores']} cores; {results['dtype']}; both libraries "
+        "from the same",
+        f"initialisation (nemos' defaults), Ridge strength 1, maxiter {results['maxiter']}; M-step "
+        "solvers: nemos LBFGS (its",
+        "default), behavhmm its default (Newton's method on the exact GLM Hessian for these "
+        "canonical links) and, in a",
         "second row, LBFGS like nemos.",
-        f"Tolerance: behavhmm stops when the EM objective changes by less than {results['tol']:g} nats per time bin;",
-        "nemos stops when |exp(LL_new/T) - exp(LL_old/T)| < tol, run once with the equivalent tolerance",
-        f"({results['tol']:g} x exp(LL/T)) and once with its default (1e-8). Log-likelihoods: one evaluator",
-        "(behavhmm's filter, float64) on every fitted model; 'penalized' subtracts the Ridge penalty (the EM objective).",
+        f"Tolerance: behavhmm stops when the EM objective changes by less than {results['tol']:g} "
+        "nats per time bin;",
+        "nemos stops when |exp(LL_new/T) - exp(LL_old/T)| < tol, run once with the equivalent "
+        "tolerance",
+        f"({results['tol']:g} x exp(LL/T)) and once with its default (1e-8). Log-likelihoods: one "
+        "evaluator",
+        "(behavhmm's filter, float64) on every fitted model; 'penalized' subtracts the Ridge "
+        "penalty (the EM objective).",
         "First fit includes compilation; the second fit is a new estimator on the same data.",
     ]
     if "load_average_start" in results:
         start, end = results["load_average_start"], results["load_average_end"]
         lines.append(
-            f"Load average (1, 5, 15 min) at the start {start[0]:.2f}, {start[1]:.2f}, {start[2]:.2f}; "
-            f"at the end {end[0]:.2f}, {end[1]:.2f}, {end[2]:.2f} (a shared machine: other jobs ran alongside)."
+            f"Load average (1, 5, 15 min) at the start {start[0]:.2f}, {start[1]:.2f}, "
+            f"{start[2]:.2f}; at the end {end[0]:.2f}, {end[1]:.2f}, {end[2]:.2f} (a shared "
+            "machine: other jobs ran alongside)."
         )
     lines.append("")
     for prob in results["problems"]:
@@ -415,30 +434,34 @@ def render(results: dict) -> str:
         lines += [
             f"## {meta['family']}: {shape}, {meta['n_sessions']} session(s)",
             "",
-            "| run | first fit (s) | second fit (s) | iterations | ms / iteration | log-likelihood | penalized | state accuracy |",
+            "| run | first fit (s) | second fit (s) | iterations | ms / iteration | "
+            "log-likelihood | penalized | state accuracy |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for label, run in prob["runs"].items():
             f1, f2 = run["fits"]
             per_iter = 1000 * f2["seconds"] / max(f2["iterations"], 1)
             lines.append(
-                f"| {label} | {f1['seconds']:.2f} | {f2['seconds']:.2f} | {f2['iterations']} | {per_iter:.1f} | "
-                f"{run['log_likelihood']:.2f} | {run['penalized']:.2f} | {run['state_accuracy']:.4f} |"
+                f"| {label} | {f1['seconds']:.2f} | {f2['seconds']:.2f} | {f2['iterations']} | "
+                f"{per_iter:.1f} | {run['log_likelihood']:.2f} | {run['penalized']:.2f} | "
+                f"{run['state_accuracy']:.4f} |"
             )
         ours = prob["runs"]["behavhmm"]
         same = prob["runs"]["nemos (same tolerance)"]
         lines += [
             "",
-            f"Ratios (nemos / behavhmm, same tolerance): second fit {same['fits'][1]['seconds'] / ours['fits'][1]['seconds']:.1f}x, "
-            f"first fit {same['fits'][0]['seconds'] / ours['fits'][0]['seconds']:.1f}x, "
-            f"time per iteration {(same['fits'][1]['seconds'] / max(same['fits'][1]['iterations'], 1)) / (ours['fits'][1]['seconds'] / max(ours['fits'][1]['iterations'], 1)):.1f}x; "
-            f"final log-likelihood behavhmm - nemos = {ours['log_likelihood'] - same['log_likelihood']:+.2f} nats.",
+            f"Ratios (nemos / behavhmm, same tolerance): second fit {ratio(same, ours, 1):.1f}x, "
+            f"first fit {ratio(same, ours, 0):.1f}x, "
+            f"time per iteration {per_iteration(same) / per_iteration(ours):.1f}x; "
+            "final log-likelihood behavhmm - nemos = "
+            f"{ours['log_likelihood'] - same['log_likelihood']:+.2f} nats.",
         ]
         lbfgs = prob["runs"].get("behavhmm (LBFGS, nemos' solver)")
         if lbfgs is not None:
             lines.append(
-                f"With L-BFGS M-steps like nemos: second fit {same['fits'][1]['seconds'] / lbfgs['fits'][1]['seconds']:.1f}x, "
-                f"final log-likelihood behavhmm - nemos = {lbfgs['log_likelihood'] - same['log_likelihood']:+.2f} nats."
+                f"With L-BFGS M-steps like nemos: second fit {ratio(same, lbfgs, 1):.1f}x, "
+                "final log-likelihood behavhmm - nemos = "
+                f"{lbfgs['log_likelihood'] - same['log_likelihood']:+.2f} nats."
             )
         lines.append("")
     return "\n".join(lines)

@@ -1,18 +1,22 @@
-"""LISBET's n_states scan: behavhmm.model_selection.scan_n_states vs hmmlearn run the way LISBET runs it.
+"""LISBET's n_states scan: behavhmm.model_selection.scan_n_states vs hmmlearn run the way LISBET
+runs it.
 
-For every K in 2..32 (31 models): full covariances, 10 EM iterations from the same starting parameters for both
-libraries (``bench_gaussian_hmm.simulate_problem``: means K random frames, covariances the data covariance +
-1e-3 I, uniform initial distribution, 0.9 self-transitions), then the log-likelihood and the Viterbi labels of
-all frames. T = 100,000 frames x 32 features (simulated embeddings, a sticky 16-state Gaussian HMM).
+For every K in 2..32 (31 models): full covariances, 10 EM iterations from the same starting
+parameters for both libraries (``bench_gaussian_hmm.simulate_problem``: means K random frames,
+covariances the data covariance + 1e-3 I, uniform initial distribution, 0.9 self-transitions), then
+the log-likelihood and the Viterbi labels of all frames. T = 100,000 frames x 32 features (simulated
+embeddings, a sticky 16-state Gaussian HMM).
 
-- hmmlearn 0.3 ``GaussianHMM(covariance_type="full", init_params="", n_iter=10, tol=-inf)`` (LISBET uses
-  ``tol=1e-3`` on the total log-likelihood, which never stops 10 iterations on 1e5 frames), one K per task in
-  ``joblib.Parallel(n_jobs, prefer="threads")`` as LISBET's ``segment_hmm`` does, then ``score`` and ``predict``.
-- behavhmm ``scan_n_states(GaussianHMM(..., hmmlearn's MLE priors), n_jobs=n_jobs)`` (threads), which fits,
-  scores and decodes every K; its wall time includes JAX compilation (one program per K).
+- hmmlearn 0.3 ``GaussianHMM(covariance_type="full", init_params="", n_iter=10, tol=-inf)`` (LISBET
+  uses ``tol=1e-3`` on the total log-likelihood, which never stops 10 iterations on 1e5 frames), one
+  K per task in ``joblib.Parallel(n_jobs, prefer="threads")`` as LISBET's ``segment_hmm`` does, then
+  ``score`` and ``predict``.
+- behavhmm ``scan_n_states(GaussianHMM(..., hmmlearn's MLE priors), n_jobs=n_jobs)`` (threads),
+  which fits, scores and decodes every K; its wall time includes JAX compilation (one program per
+  K).
 
-One run each, wall time of the whole scan; the log-likelihood of every K is compared (goal: 1e-4 relative) and
-the speedup (goal: >= 3x).
+One run each, wall time of the whole scan; the log-likelihood of every K is compared (goal: 1e-4
+relative) and the speedup (goal: >= 3x).
 
 Usage::
 
@@ -128,8 +132,8 @@ def main(argv=None):
         "--reuse-hmmlearn",
         type=Path,
         default=None,
-        help="JSON of an earlier run on the same problem: take hmmlearn's time and log-likelihoods from it "
-        "instead of rerunning hmmlearn (no label agreement then).",
+        help="JSON of an earlier run on the same problem: take hmmlearn's time and "
+        "log-likelihoods from it instead of rerunning hmmlearn (no label agreement then).",
     )
     p.add_argument("--out-prefix", type=Path, default=None)
     args = p.parse_args(argv)
@@ -185,26 +189,29 @@ def main(argv=None):
     result["goal_met"] = bool(
         result["speedup"] >= GOAL_SPEEDUP and result["max_rel_ll_diff"] <= GOAL_RTOL
     )
+    reused = f" (from {args.reuse_hmmlearn})" if args.reuse_hmmlearn else ""
+    min_agree = min(agree.values()) if agree else float("nan")
+    goal = "met" if result["goal_met"] else "NOT met"
     lines = [
         "# n_states scan (LISBET's segment_hmm): behavhmm vs hmmlearn",
         "",
-        f"Command: `{result['command']}`; {platform.platform()}, {os.cpu_count()} CPUs (shared), load "
-        f"{load_start[0]:.1f} -> {result['loadavg_end'][0]:.1f}.",
+        f"Command: `{result['command']}`; {platform.platform()}, {os.cpu_count()} CPUs (shared), "
+        f"load {load_start[0]:.1f} -> {result['loadavg_end'][0]:.1f}.",
         "",
-        f"K = {min(args.states)}..{max(args.states)} ({len(args.states)} models), full covariances, "
-        f"{bg.N_ITER} EM iterations from the same start, T = {args.n_time_bins:,}, D = {bg.N_FEATURES}, "
-        f"hmmlearn n_jobs = {args.n_jobs} threads, behavhmm n_jobs = {args.behavhmm_n_jobs}, one run; fit + "
-        "log-likelihood + Viterbi labels of every K.",
+        f"K = {min(args.states)}..{max(args.states)} ({len(args.states)} models), full "
+        f"covariances, {bg.N_ITER} EM iterations from the same start, T = {args.n_time_bins:,}, D "
+        f"= {bg.N_FEATURES}, hmmlearn n_jobs = {args.n_jobs} threads, behavhmm n_jobs = "
+        f"{args.behavhmm_n_jobs}, one run; fit + log-likelihood + Viterbi labels of every K.",
         "",
         "| | wall time (s) |",
         "|---|---|",
-        f"| behavhmm `scan_n_states` ({args.dtype}, min_covar {args.min_covar:g}, compile included) | {ours_s:.1f} |",
-        f"| hmmlearn, joblib threads (LISBET){' (from ' + str(args.reuse_hmmlearn) + ')' if args.reuse_hmmlearn else ''} "
-        f"| {ref_s:.1f} |",
+        f"| behavhmm `scan_n_states` ({args.dtype}, min_covar {args.min_covar:g}, compile "
+        f"included) | {ours_s:.1f} |",
+        f"| hmmlearn, joblib threads (LISBET){reused} | {ref_s:.1f} |",
         "",
-        f"Speedup {result['speedup']:.1f}x (goal {GOAL_SPEEDUP:g}x). Largest relative log-likelihood difference "
-        f"over K: {result['max_rel_ll_diff']:.1e} (goal {GOAL_RTOL:g}); smallest Viterbi label agreement "
-        f"{min(agree.values()) if agree else float('nan'):.4f}. Goal {'met' if result['goal_met'] else 'NOT met'}.",
+        f"Speedup {result['speedup']:.1f}x (goal {GOAL_SPEEDUP:g}x). Largest relative "
+        f"log-likelihood difference over K: {result['max_rel_ll_diff']:.1e} (goal {GOAL_RTOL:g}); "
+        f"smallest Viterbi label agreement {min_agree:.4f}. Goal {goal}.",
         "",
     ]
     text = "\n".join(lines)

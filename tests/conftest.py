@@ -97,7 +97,8 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         if REQUIRE_SHARED_DATA:
             pytest.fail(
-                f"real recordings not found at {SHARED_DATA}, and BEHAVHMM_REQUIRE_SHARED_DATA is set"
+                f"real recordings not found at {SHARED_DATA}, and BEHAVHMM_REQUIRE_SHARED_DATA is "
+                "set"
             )
         pytest.skip(f"real recordings not found at {SHARED_DATA} (../shared/data is CI-only)")
     return SHARED_DATA

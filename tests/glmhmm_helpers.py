@@ -46,7 +46,8 @@ def mean_per_state(family, X, coef, intercept):
 
 
 def sample_y(rng, family, mean, scale):
-    """One draw per entry; ``mean`` already in the drawn state ((T,), (T, C) or class probabilities (T, C))."""
+    """One draw per entry; ``mean`` already in the drawn state ((T,), (T, C) or class probabilities
+    (T, C))."""
     if family == "Bernoulli":
         return rng.binomial(1, mean).astype(float)
     if family == "Poisson":

@@ -1,4 +1,5 @@
-"""After the fit: frame tables, syllable statistics, group tests, label comparison, transitions, merging."""
+"""After the fit: frame tables, syllable statistics, group tests, label comparison, transitions,
+merging."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from behavhmm.analysis import frame_table, syllable_stats
 
 
 def _circle(n, radius, omega, half_length=2.0, phase=0.3):
-    """Two sessions' worth of keypoints moving on a circle, facing along the tangent (counter-clockwise)."""
+    """Two sessions' worth of keypoints moving on a circle, facing along the tangent
+    (counter-clockwise)."""
     theta = phase + omega * np.arange(n)
     centre = radius * np.c_[np.cos(theta), np.sin(theta)]
     heading = theta + np.pi / 2
@@ -337,9 +339,11 @@ def test_transition_graphs_sizes_and_difference():
 
 
 def _walkers(rng, n_instances=40, length=12):
-    """Keypoints of instances of two syllables: 0 walks forward at 1 unit/frame, 1 turns on the spot.
+    """Keypoints of instances of two syllables: 0 walks forward at 1 unit/frame, 1 turns on the
+    spot.
 
-    Each instance starts at a random place and heading; three keypoints on the body axis (nose, centre, tail).
+    Each instance starts at a random place and heading; three keypoints on the body axis (nose,
+    centre, tail).
     """
     coords, states = [], []
     for i in range(n_instances):
@@ -459,7 +463,8 @@ def test_merged_labels_keep_every_table_consistent(rng):
         after.groupby("session")["n_instances"].sum()
         <= before.groupby("session")["n_instances"].sum()
     ).all()
-    # usage and frame-to-frame transitions of the merged labels are the originals' summed over blocks
+    # usage and frame-to-frame transitions of the merged labels are the originals' summed over
+    # blocks
     zo = table["syllable"].to_numpy()
     onto = np.zeros((5, 5))
     onto[np.arange(5), mapping] = 1

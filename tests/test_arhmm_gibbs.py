@@ -1,4 +1,5 @@
-"""ARHMM Gibbs sampler and the MoSeq features: recovery, kappa, robust, groups, whitening, checkpoints."""
+"""ARHMM Gibbs sampler and the MoSeq features: recovery, kappa, robust, groups, whitening,
+checkpoints."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""GaussianHMM: brute-force conformance, hmmlearn agreement, EM, recovery, sklearn, files, pynapple, errors."""
+"""GaussianHMM: brute-force conformance, hmmlearn agreement, EM, recovery, sklearn, files, pynapple,
+errors."""
 
 from __future__ import annotations
 
@@ -474,10 +475,13 @@ EXPECTED_FAILED_CHECKS = {
     "check_methods_sample_order_invariance": (
         "An HMM labels a frame from its context: reordering time bins changes the sequence."
     ),
-    "check_methods_subset_invariance": "Predictions of one frame depend on the other frames of its session.",
+    "check_methods_subset_invariance": (
+        "Predictions of one frame depend on the other frames of its session."
+    ),
     "check_estimators_nan_inf": (
-        "NaN rows at a session's border are dropped by design (pynapple convention); the check puts "
-        "its NaN at time bin 0. NaN inside a session and inf raise ValueError (tested below)."
+        "NaN rows at a session's border are dropped by design (pynapple convention); the check "
+        "puts its NaN at time bin 0. NaN inside a session and inf raise ValueError (tested "
+        "below)."
     ),
 }
 

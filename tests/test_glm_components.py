@@ -446,7 +446,8 @@ def test_newton_reaches_the_weighted_glm_optimum_in_few_iterations(rng, case, re
 
 @pytest.mark.requires_x64
 def test_newton_objective_never_increases_from_a_far_start(rng):
-    """From coefficients whose rates overflow-scale (exp(12)), every accepted step lowers the objective."""
+    """From coefficients whose rates overflow-scale (exp(12)), every accepted step lowers the
+    objective."""
     from behavhmm.fitting.solvers import minimize_glm_newton
     from behavhmm.observations.glm import exp as exp_link
     from behavhmm.observations.glm import glm_elementwise_log_prob

@@ -1,4 +1,5 @@
-"""GLMHMM: brute-force agreement, EM, recovery, nemos' API and errors, and the nemos defects it must not have."""
+"""GLMHMM: brute-force agreement, EM, recovery, nemos' API and errors, and the nemos defects it must
+not have."""
 
 from __future__ import annotations
 
@@ -215,7 +216,8 @@ def test_em_objective_never_decreases(fitted, family):
 
 
 def test_analytic_hmm_m_step_equals_numerical_maximisation(fitted):
-    """The closed-form MAP update of (initial, transition) maximises the expected complete-data log posterior."""
+    """The closed-form MAP update of (initial, transition) maximises the expected complete-data log
+    posterior."""
     rng = np.random.default_rng(4)
     fit, X, y, starts, _, (coef, intercept, _, _) = fitted("Bernoulli")
     a_init, a_trans = np.array([2.0, 3.0]), np.array([[4.0, 1.5], [2.0, 6.0]])
@@ -285,7 +287,8 @@ def test_recovers_simulated_parameters(fitted, family):
 
 
 def test_population_poisson_recovery_and_convergence(fitted):
-    """Population y works, and EM runs to its tolerance (nemos stops population fits after two iterations)."""
+    """Population y works, and EM runs to its tolerance (nemos stops population fits after two
+    iterations)."""
     model, X, y, starts, z, (coef, intercept, _, transition) = fitted("Poisson", 4)
     assert model.coef_.shape == (N_FEATURES, 4, N_STATES) and model.intercept_.shape == (
         4,

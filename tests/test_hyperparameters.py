@@ -1,4 +1,4 @@
-"""The declarative hyperparameter tables: one checker, every numeric argument finite and in range."""
+"""Declarative hyperparameter tables: one checker, every numeric argument finite and in range."""
 
 from __future__ import annotations
 

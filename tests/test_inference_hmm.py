@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -297,16 +298,101 @@ def test_impossible_observation_gives_minus_inf_not_nan():
     assert np.all(np.isfinite(post.expected_transitions))
 
 
-def test_all_states_impossible_at_one_step_is_finite_elsewhere():
+def test_all_states_impossible_at_one_step_is_finite_elsewhere_under_jit():
+    """Compiled callers (no check): a time bin with no possible state gives -inf, never NaN."""
     initial = np.array([0.5, 0.5], np.float32)
     trans = np.array([[0.9, 0.1], [0.1, 0.9]], np.float32)
     ll = np.zeros((4, 2), np.float32)
     ll[2] = -np.inf
+    smoother = jax.jit(lambda *a, method: hmm_smoother(*a, method=method), static_argnames="method")
+    viterbi = jax.jit(lambda *a, method: hmm_viterbi(*a, method=method), static_argnames="method")
     for method in METHODS:
-        res = hmm_smoother(initial, trans, ll, method=method)
+        res = smoother(initial, trans, ll, method=method)
         assert res.log_likelihood == -np.inf
         assert np.all(np.isfinite(res.smoothed_probs))
-        assert np.all(np.isin(np.asarray(hmm_viterbi(initial, trans, ll, method=method)), [0, 1]))
+        assert np.all(np.isin(np.asarray(viterbi(initial, trans, ll, method=method)), [0, 1]))
+
+
+def call_kernel(kernel, initial, trans, ll, method="sequential"):
+    if kernel == "sample":
+        return hmm_sample(jax.random.key(0), initial, trans, ll, method=method)
+    return {"filter": hmm_filter, "smoother": hmm_smoother, "viterbi": hmm_viterbi}[kernel](
+        initial, trans, ll, method=method
+    )
+
+
+KERNELS = ["filter", "smoother", "viterbi", "sample"]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("value, name", [(np.inf, "+inf"), (np.nan, "NaN")])
+def test_kernels_refuse_nan_and_plus_inf_naming_the_first_entry(kernel, value, name):
+    """Issue 20 item 3: +inf gave NaN probabilities, NaN gave -inf and a Viterbi path."""
+    initial = np.array([0.5, 0.5], np.float32)
+    trans = np.array([[0.9, 0.1], [0.1, 0.9]], np.float32)
+    ll = np.zeros((6, 2), np.float32)
+    ll[3, 1] = value
+    ll[5, 0] = value
+    for method in METHODS:
+        with pytest.raises(ValueError, match=rf"log_likelihoods\[3, 1\] .*is {re.escape(name)}"):
+            call_kernel(kernel, initial, trans, ll, method)
+    # a JAX array on the device is checked the same way
+    with pytest.raises(ValueError, match=r"log_likelihoods\[3, 1\]"):
+        call_kernel(kernel, initial, trans, jnp.asarray(ll))
+    # also a FloatingPointError: a model whose emissions overflowed adds its own hint to it
+    with pytest.raises(FloatingPointError, match=r"log_likelihoods\[3, 1\]"):
+        call_kernel(kernel, initial, trans, ll)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kernels_refuse_a_time_bin_where_no_state_is_possible(kernel):
+    initial = np.array([0.5, 0.5], np.float32)
+    trans = np.array([[0.9, 0.1], [0.1, 0.9]], np.float32)
+    ll = np.zeros((5, 2), np.float32)
+    ll[1, 0] = -np.inf  # one impossible state is fine
+    ll[2] = -np.inf
+    with pytest.raises(ValueError, match=r"log_likelihoods\[2\] is -inf for every state"):
+        call_kernel(kernel, initial, trans, ll)
+
+
+def test_minus_inf_clamps_states_as_a_semi_supervised_fit_does(rng):
+    """-inf evidence on all states but one (a hand label) forces that state, with finite outputs."""
+    initial, trans, ll, mask, _ = random_problem(rng, 3, 6, starts=(4,))
+    clamped = ll.copy()
+    clamped[[1, 4], :] = -np.inf
+    clamped[1, 2] = ll[1, 2]
+    clamped[4, 0] = ll[4, 0]
+    with np.errstate(invalid="ignore"):  # the brute force's filtered part subtracts -inf
+        ref = brute_force(initial, trans, clamped, mask)["log_lik"]
+    for method in METHODS:
+        post = hmm_smoother(initial, trans, clamped, mask, method=method)
+        np.testing.assert_allclose(post.log_likelihood, ref, rtol=1e-5)
+        np.testing.assert_allclose(
+            np.asarray(post.smoothed_probs)[[1, 4]], np.eye(3)[[2, 0]], atol=1e-6
+        )
+        assert np.all(np.isfinite(post.smoothed_probs))
+        assert np.all(np.isfinite(post.expected_transitions))
+        path = np.asarray(hmm_viterbi(initial, trans, clamped, mask, method=method))
+        assert path[1] == 2 and path[4] == 0
+        draw = hmm_sample(jax.random.key(3), initial, trans, clamped, mask, method=method)
+        assert draw.states[1] == 2 and draw.states[4] == 0
+
+
+def test_the_check_leaves_the_numbers_unchanged(rng):
+    """Public kernels equal the unchecked compiled programs bit for bit on valid input."""
+    initial, trans, ll, mask, _ = random_problem(rng, 4, 300, starts=(120,))
+    args = tuple(np.asarray(a, np.float32) for a in (initial, trans, ll)) + (mask,)
+    for got, want in [
+        (hmm_filter(*args), hmm_module._filter_program(*args)),
+        (hmm_smoother(*args), hmm_module._smoother_program(*args, None, method="sequential")),
+        ((hmm_viterbi(*args),), (hmm_module._viterbi_program(*args),)),
+        (
+            hmm_sample(jax.random.key(1), *args),
+            hmm_module._sample_program(jax.random.key(1), *args),
+        ),
+    ]:
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 @pytest.mark.parametrize(
@@ -360,7 +446,7 @@ def test_kernels_jit_and_do_not_retrace(rng):
 @pytest.mark.parametrize("kernel", ["filter", "smoother", "viterbi", "sample"])
 @pytest.mark.parametrize("method", METHODS)
 def test_memory_never_scales_with_time_times_states_squared(kernel, method):
-    """Compiled temporaries stay O(T K) (+ one bounded block); a (T, K, K) array would be 2 GB here."""
+    """Compiled temporaries stay O(T K) (+ one bounded block); a (T, K, K) array would be 2 GB."""
     n_time_bins, n_states = 100_000, 50
     pi = jnp.ones(n_states) / n_states
     trans = jnp.ones((n_states, n_states)) / n_states

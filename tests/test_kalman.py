@@ -145,7 +145,7 @@ def test_smoother_and_filter_match_dense_gaussian(nlags, block_size):
 
 @pytest.mark.requires_x64
 def test_sessions_are_independent():
-    """Two sessions on one axis give the sum of the log-likelihoods and the same moments as apart."""
+    """Two sessions on one axis: the sum of the log-likelihoods, the same moments as apart."""
     p = _problem(np.random.default_rng(5), n_time_bins=8, starts=(0, 5))
     both = ar_kalman_smoother(*_args(p))
     parts = []
@@ -214,8 +214,9 @@ def test_float32_long_sequence_is_finite():
 
 
 def test_float32_draws_stay_finite_under_unstable_switching_dynamics():
-    """Explosive dynamics (spectral radius 1.3) over 2,000 steps: a draw simulated from the prior would
-    overflow float32; the filter-error simulation smoother stays finite and near the smoothed path."""
+    """Explosive dynamics (spectral radius 1.3) over 2,000 steps: a draw simulated from the prior
+    would overflow float32; the filter-error simulation smoother stays finite and near the smoothed
+    path."""
     rng = np.random.default_rng(4)
     p = _problem(rng, latent_dim=3, nlags=2, obs_dim=8, n_time_bins=2000, starts=(0,), n_dyn=3)
     p["coef"][:] = 0.0

@@ -1,4 +1,5 @@
-"""KeypointSLDS: Gibbs conditionals vs conjugate posteriors, recovery, files, determinism, real data."""
+"""KeypointSLDS: Gibbs conditionals vs conjugate posteriors, recovery, files, determinism, real
+data."""
 
 from __future__ import annotations
 
@@ -359,7 +360,8 @@ def test_checkpoint_resume_is_bit_identical(simulated, tmp_path):
         "ar_log_likelihood_history_",
     ):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(straight, name), err_msg=name)
-    # the resumed fit continued the saved chain (its diagnostics include the interrupted run's last sweep)
+    # the resumed fit continued the saved chain (its diagnostics include the interrupted run's last
+    # sweep)
     assert straight.check_iterations_.tolist() == [2, 4, 6]
     assert resumed.check_iterations_.tolist() == [2, 3, 4, 6]
     with pytest.raises(ValueError, match="does not match this fit"):

@@ -1,4 +1,5 @@
-"""moseq2 PC-score files, results files, and the learn-model / apply-model / kappa-scan / count-frames CLI."""
+"""moseq2 PC-score files, results files, and the learn-model / apply-model / kappa-scan /
+count-frames CLI."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ pytest.importorskip("yaml")
 
 from behavhmm import load_model  # noqa: E402
 from behavhmm.cli import main  # noqa: E402
-from behavhmm.io import (
+from behavhmm.io import (  # noqa: E402
     load_index_groups,
     load_pc_scores,
     read_syllable_results,
     write_syllable_results,
-)  # noqa: E402
+)
 
 PC_FILE = "moseq2-depth-testdata/pca_pca_scores.h5"
 

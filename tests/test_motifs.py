@@ -119,7 +119,8 @@ def test_prototypes_predict_reuses_cached_models(scan, data):
 
 # ---------------------------------------------------------------- hand-built columns
 def _hand_scan(seed=0):
-    """Three behaviours A, B, C in 60-frame bouts; K=3 late, K=4 exact plus a rare state, K=5 permuted."""
+    """Three behaviours A, B, C in 60-frame bouts; K=3 late, K=4 exact plus a rare state, K=5
+    permuted."""
     rng = np.random.default_rng(seed)
     truth = np.repeat(rng.permutation(np.tile([0, 1, 2], 20)), 60)  # 3600 frames
     noisy = np.r_[truth[:5], truth[:-5]]  # bouts detected 5 frames late
@@ -164,7 +165,8 @@ def test_select_prototypes_hand_built_clusters():
 
 def test_select_prototypes_filters_and_errors():
     scan, _ = _hand_scan()
-    # bouts of 60 frames (a few merged runs of 120-180) at 30 fps last 2-6 s: 30 s drops every column
+    # bouts of 60 frames (a few merged runs of 120-180) at 30 fps last 2-6 s: 30 s drops every
+    # column
     with pytest.raises(ValueError, match="No state passes"):
         select_prototypes(scan, fps=30, min_bout_s=30.0)
     # at 1 fps they last 60 s or more and all pass
@@ -239,7 +241,8 @@ def test_load_features_lisbet_layout_and_plain_files(tmp_path):
 
 # ---------------------------------------------------------------- CLI
 def _real_features_folder(root):
-    """LISBET-layout folder of egocentric features of the bundled DeepLabCut mouse, cut in 3 sequences."""
+    """LISBET-layout folder of egocentric features of the bundled DeepLabCut mouse, cut in 3
+    sequences."""
     from behavhmm.datasets import demo_recording
     from behavhmm.io import load_keypoints
     from behavhmm.preprocessing import egocentric_align, interpolate_nans

@@ -1,4 +1,4 @@
-"""Multi-animal poses: stacked layout, social features, states written back on the pose's time axis."""
+"""Multi-animal poses: stacked layout, social features, states written back on the poses' time."""
 
 import numpy as np
 import pandas as pd

@@ -74,7 +74,7 @@ def test_fit_loops_write_plain_lines_to_a_non_terminal_stderr(capsys):
 
 
 def test_a_piped_cli_fit_logs_plain_lines():
-    """The simulated demo with progress on, its output not a terminal (CliRunner): no tqdm frames."""
+    """The simulated demo with progress on, output not a terminal (CliRunner): no tqdm frames."""
     result = CliRunner().invoke(main, ["demo", "--simulated", "--sessions", "2", "--frames", "600"])
     assert result.exit_code == 0, result.output
     text = result.output  # stdout and stderr as a terminal would show them

@@ -202,6 +202,7 @@ def test_layers_import_only_downward():
     root = Path(behavhmm.__file__).parent
     order = {
         "sessions": 0,
+        "labels": 1,  # hand labels' checks and evidence (imports sessions)
         "inference": 0,
         "observations": 1,
         "transitions": 1,
@@ -314,7 +315,8 @@ def test_emission_log_likelihood_is_nan_only_on_conditioning_frames(model_and_da
 
 
 def test_arhmm_package_and_the_old_module_paths(model_and_data, monkeypatch):
-    """ARHMM lives in models/arhmm/; ar_hmm and _ar_programs re-export it; benchmarks patch the estimator module."""
+    """ARHMM lives in models/arhmm/; ar_hmm and _ar_programs re-export it; benchmarks patch the
+    estimator module."""
     from behavhmm.models import _ar_programs, ar_hmm, arhmm
     from behavhmm.models.arhmm import em, estimator, gibbs, model
     from behavhmm.observations import student_t
@@ -355,7 +357,7 @@ def test_keypoint_slds_package_and_the_old_module_paths():
 
 
 def test_glmhmm_package_and_the_old_module_paths():
-    """GLMHMM lives in models/glmhmm/; glm_hmm re-exports it; _glm_core and _glm_init are aliases."""
+    """GLMHMM lives in models/glmhmm/; glm_hmm re-exports it; _glm_core, _glm_init are aliases."""
     import behavhmm
     from behavhmm.models import _glm_core, _glm_init, glm_hmm
     from behavhmm.models.glmhmm import em, estimator, initialize

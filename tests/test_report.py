@@ -1,4 +1,5 @@
-"""`behavhmm report` and `merge-syllables` on a small real fit (DeepOF's MIT-licensed mice, three sessions)."""
+"""`behavhmm report` and `merge-syllables` on a small real fit (DeepOF's MIT-licensed mice, three
+sessions)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ SESSIONS = {
 
 @pytest.fixture(scope="module")
 def fitted(shared_data, tmp_path_factory):
-    """One small keypoint fit of the three DeepOF sessions (single mouse + the pair), shared by the tests."""
+    """One small keypoint fit of the three DeepOF sessions (single mouse + the pair), shared by the
+    tests."""
     out = tmp_path_factory.mktemp("deepof") / "fit"
     result = CliRunner().invoke(
         main,
@@ -169,7 +171,8 @@ def test_merged_model_applied_to_a_real_file_gives_the_merged_labels(fitted, sha
         outputs["plain"].probabilities[ok, 0] + outputs["plain"].probabilities[ok, 2],
         atol=1e-6,
     )
-    # the report of apply-keypoints results finds the model they name: its 10 syllables, 2 and 3 never used
+    # the report of apply-keypoints results finds the model they name: its 10 syllables, 2 and 3
+    # never used
     from behavhmm.report import write_report
 
     write_report(tmp_path / "merged", tmp_path / "report", keypoints=False)

@@ -675,7 +675,8 @@ def test_damaged_and_crafted_checkpoints_name_the_file(fitted, tmp_path):
 
 
 def test_resume_semantics_for_n_iter(fitted, tmp_path):
-    """A resumed fit runs up to n_iter in all: fewer than the checkpoint holds is refused, equal stops."""
+    """A resumed fit runs up to n_iter in all: fewer than the checkpoint holds is refused, equal
+    stops."""
     with pytest.raises(
         ValueError, match=r"holds 4 iterations, more than n_iter=3.*n_iter >= 4"
     ) as info:

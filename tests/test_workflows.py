@@ -1,4 +1,5 @@
-"""The keypoint workflow: fit-keypoints / apply-keypoints end to end on a real file, results files, relabelling."""
+"""The keypoint workflow: fit-keypoints / apply-keypoints end to end on a real file, results files,
+relabelling."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ pytest.importorskip("tables")
 pytest.importorskip("matplotlib")
 
 from behavhmm import load_model  # noqa: E402
+from behavhmm.analysis import permute_states  # noqa: E402
 from behavhmm.cli import main  # noqa: E402
 from behavhmm.datasets import demo_keypoint_slds  # noqa: E402
-from behavhmm.analysis import permute_states  # noqa: E402
 from behavhmm.workflows import KeypointResults, read_keypoint_results, write_keypoint_results  # noqa: E402
 
 DLC_FILE = "pose-dlc-openfield-mouse/m3v1mp4DLC_resnet50_openfieldAug20shuffle1_30000.h5"

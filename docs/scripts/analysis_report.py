@@ -1,15 +1,18 @@
-"""Build the figures of docs/guide/from-syllables-to-results.md, and run `behavhmm report` on three real data sets.
+"""Build the figures of docs/guide/from-syllables-to-results.md, and run `behavhmm report` on three
+real data sets.
 
 Run from the repository root:  python docs/scripts/analysis_report.py [OUT_DIR]
 
-1. Small keypoint fits (and a second B-SOiD fit with another seed, compared with `compare_labelings`) (few sweeps, latent_dim 4: the point is the analysis, not the model) of
+1. Small keypoint fits (and a second B-SOiD fit with another seed, compared with
+   `compare_labelings`) (few sweeps, latent_dim 4: the point is the analysis, not the model) of
    - the B-SOiD open-field clips (2 sessions, 60 fps; GPL-3.0),
-   - the DeepOF mice (1 single-mouse table + 1 two-mouse table = 3 sessions; fps not stated, 25 assumed; MIT),
+   - the DeepOF mice (1 single-mouse table + 1 two-mouse table = 3 sessions; fps not stated, 25
+     assumed; MIT),
    - the DeepLabCut golden mouse (1 session, 30 fps; LGPL-3.0).
 2. `behavhmm report` on each, with MADE-UP group indices (the recordings have no real groups).
-3. With the Python API on the B-SOiD fit: each clip cut into 30-s pieces treated as sessions (group = clip), so that
-   the group tests have several sessions per group. This only exercises the statistics: pieces of one recording
-   are not independent animals.
+3. With the Python API on the B-SOiD fit: each clip cut into 30-s pieces treated as sessions (group
+   = clip), so that the group tests have several sessions per group. This only exercises the
+   statistics: pieces of one recording are not independent animals.
 
 Only derived figures (plots) are copied into docs/guide/img; no recording or table is.
 """

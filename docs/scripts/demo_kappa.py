@@ -96,8 +96,8 @@ print("\n| method | kappa | seed | median duration (frames) | (ms) | syllables >
 print("|---|---|---|---|---|---|")
 for r in rows:
     print(
-        f"| {r['method']} | {r['kappa']:.3g} | {r['seed']} | {r['median_frames']:.1f} | {r['median_ms']:.0f} "
-        f"| {r['n_used_2pct']} |"
+        f"| {r['method']} | {r['kappa']:.3g} | {r['seed']} | {r['median_frames']:.1f} | "
+        f"{r['median_ms']:.0f} | {r['n_used_2pct']} |"
     )
 with open(args.out, "w") as fh:
     json.dump({"settings": settings, "fps": fps, "rows": rows}, fh, indent=1)

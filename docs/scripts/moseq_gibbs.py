@@ -26,7 +26,8 @@ root = Path(__file__).resolve().parents[2]
 data = root.parent / "shared" / "data" / "moseq2-depth-testdata" / "pca_pca_scores.h5"
 out = root / "docs" / "guide" / "img"
 n_iter = 10 if quick else 300
-N_STATES = 20  # a 1-minute recording: 100 states (MoSeq's default for hours of data) would leave ~18 frames each
+# a 1-minute recording: 100 states (MoSeq's default for hours of data) would leave ~18 frames each
+N_STATES = 20
 
 scores = load_pc_scores(data, n_components=10)
 print("frames", scores.scores.shape, "filled", int(scores.filled.sum()))

@@ -2,19 +2,19 @@
 
 Run from the repository root:  python docs/scripts/motifs_multi_animal.py [OUT_DIR]
 
-There are no LISBET embeddings here (no LISBET model is trained in this repository), so pose-derived features stand
-in for them: for each animal its egocentric keypoints, plus social features (inter-animal distance, facing angles,
-relative heading, each animal's position in the other's body frame). Both files are loaded with
-``individual_layout="stack"``: one feature vector per frame holding both animals. Identity swaps of the trackers are
-not corrected.
+There are no LISBET embeddings here (no LISBET model is trained in this repository), so pose-derived
+features stand in for them: for each animal its egocentric keypoints, plus social features
+(inter-animal distance, facing angles, relative heading, each animal's position in the other's body
+frame). Both files are loaded with ``individual_layout="stack"``: one feature vector per frame
+holding both animals. Identity swaps of the trackers are not corrected.
 
-1. SLEAP courtship flies (``courtship_3000f.predictions.slp``: 3,000 frames x 2 flies x 13 nodes, 25 fps;
-   BSD-3-Clause-Clear), cut into 4 sequences of 750 frames.
-2. DeepOF two-mouse table (``testDLC_h5_table_madlc.h5``: 100 frames x 2 mice x 14 bodyparts; fps not stated,
-   25 assumed; MIT), one sequence.
+1. SLEAP courtship flies (``courtship_3000f.predictions.slp``: 3,000 frames x 2 flies x 13 nodes, 25
+   fps; BSD-3-Clause-Clear), cut into 4 sequences of 750 frames.
+2. DeepOF two-mouse table (``testDLC_h5_table_madlc.h5``: 100 frames x 2 mice x 14 bodyparts; fps
+   not stated, 25 assumed; MIT), one sequence.
 
-Each: ``scan_n_states`` (GaussianHMM, 10 EM iterations, LISBET's setting) then ``select_prototypes``. Only derived
-figures go to docs/guide/img; no recording is copied.
+Each: ``scan_n_states`` (GaussianHMM, 10 EM iterations, LISBET's setting) then
+``select_prototypes``. Only derived figures go to docs/guide/img; no recording is copied.
 """
 
 import json

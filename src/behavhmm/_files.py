@@ -111,7 +111,8 @@ def atomic_path(path: str | os.PathLike):
         raise
 
 
-#: Largest expansion of a compressed .npz member behavhmm accepts (its own files are not compressed).
+#: Largest expansion of a compressed .npz member behavhmm accepts (its own files are not
+#: compressed).
 MAX_NPZ_EXPANSION = 20
 #: Uncompressed bytes always accepted, whatever the compression ratio.
 _NPZ_FREE_BYTES = 2**20
@@ -163,7 +164,6 @@ def read_npz(
     import zipfile
 
     import numpy as np
-    from numpy.lib import format as npy_format
 
     path = Path(path)
     if not path.is_file():
@@ -185,41 +185,11 @@ def read_npz(
             if expanded > _NPZ_FREE_BYTES + MAX_NPZ_EXPANSION * compressed:
                 raise ValueError(
                     f"{bad}: its {compressed} compressed bytes claim to expand to {expanded} bytes "
-                    f"(more than {MAX_NPZ_EXPANSION} times); behavhmm does not unpack such archives."
+                    f"(more than {MAX_NPZ_EXPANSION} times); behavhmm does not unpack such "
+                    "archives."
                 )
             for info in infos:
-                if not info.filename.endswith(".npy"):
-                    raise ValueError(f"{bad}: the member {info.filename!r} is not a .npy array.")
-                key = info.filename[: -len(".npy")]
-                with archive.open(info) as member:
-                    version = npy_format.read_magic(member)
-                    if version == (1, 0):
-                        shape, _, dtype = npy_format.read_array_header_1_0(
-                            member, max_header_size=10_000
-                        )
-                    elif version in ((2, 0), (3, 0)):
-                        shape, _, dtype = npy_format.read_array_header_2_0(
-                            member, max_header_size=10_000
-                        )
-                    else:
-                        raise ValueError(f"{bad}: {key} has an unknown .npy version {version}.")
-                    header = member.tell()
-                if dtype.hasobject:
-                    raise ValueError(
-                        f"{path} holds object arrays ({key}) that need pickle; behavhmm never loads pickled data."
-                    )
-                if dtype.kind in "US" and key not in string_keys:
-                    raise ValueError(f"{bad}: {key} holds strings where numbers are expected.")
-                if dtype.kind not in "biufcUS" or dtype.fields is not None:
-                    raise ValueError(f"{bad}: {key} has the unsupported dtype {dtype}.")
-                nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                if header + nbytes != info.file_size:
-                    raise ValueError(
-                        f"{bad}: {key} declares {nbytes} bytes of data but the member holds "
-                        f"{info.file_size - header}; the file is damaged."
-                    )
-                if dtype.kind in "US" and nbytes > max_string_bytes:
-                    raise ValueError(f"{bad}: {key} is a string of {nbytes} bytes.")
+                _check_npy_member(archive, info, path, bad, string_keys, max_string_bytes)
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
     except ValueError as exc:
@@ -235,3 +205,39 @@ def read_npz(
         NotImplementedError,
     ) as exc:
         raise ValueError(f"{bad}: {type(exc).__name__}: {exc}") from None
+
+
+def _check_npy_member(archive, info, path, bad: str, string_keys, max_string_bytes: int) -> None:
+    """Check one member's ``.npy`` header against the zip directory (see `read_npz`)."""
+    import numpy as np
+    from numpy.lib import format as npy_format
+
+    if not info.filename.endswith(".npy"):
+        raise ValueError(f"{bad}: the member {info.filename!r} is not a .npy array.")
+    key = info.filename[: -len(".npy")]
+    with archive.open(info) as member:
+        version = npy_format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = npy_format.read_array_header_1_0(member, max_header_size=10_000)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = npy_format.read_array_header_2_0(member, max_header_size=10_000)
+        else:
+            raise ValueError(f"{bad}: {key} has an unknown .npy version {version}.")
+        header = member.tell()
+    if dtype.hasobject:
+        raise ValueError(
+            f"{path} holds object arrays ({key}) that need pickle; behavhmm never "
+            "loads pickled data."
+        )
+    if dtype.kind in "US" and key not in string_keys:
+        raise ValueError(f"{bad}: {key} holds strings where numbers are expected.")
+    if dtype.kind not in "biufcUS" or dtype.fields is not None:
+        raise ValueError(f"{bad}: {key} has the unsupported dtype {dtype}.")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if header + nbytes != info.file_size:
+        raise ValueError(
+            f"{bad}: {key} declares {nbytes} bytes of data but the member holds "
+            f"{info.file_size - header}; the file is damaged."
+        )
+    if dtype.kind in "US" and nbytes > max_string_bytes:
+        raise ValueError(f"{bad}: {key} is a string of {nbytes} bytes.")

@@ -1,4 +1,5 @@
-"""Example data: the recording bundled for ``behavhmm demo``, known models to simulate from, real choice data.
+"""Example data: the recording bundled for ``behavhmm demo``, known models to simulate from, real
+choice data.
 
 One real recording ships inside the package (`demo_recording`): DeepLabCut's
 open-field mouse (MIT licence, attribution in
@@ -83,7 +84,8 @@ def demo_recording() -> Path:
     path = Path(str(files("behavhmm") / "data" / "dlc_openfield_mouse" / _DEMO_FILE))
     if not path.is_file():
         raise FileNotFoundError(
-            f"the bundled demo recording is missing from this installation ({path}); reinstall behavhmm."
+            f"the bundled demo recording is missing from this installation ({path}); reinstall "
+            "behavhmm."
         )
     return path
 
@@ -171,7 +173,8 @@ def simulate_demo_sessions(
     *,
     seed: int = 0,
 ):
-    """Simulate several sessions from ``truth`` (default [`demo_arhmm`][behavhmm.datasets.demo_arhmm]).
+    """Simulate several sessions from ``truth`` (default
+    [`demo_arhmm`][behavhmm.datasets.demo_arhmm]).
 
     Returns
     -------
@@ -192,7 +195,8 @@ def simulate_demo_sessions(
 def demo_keypoint_slds(
     n_states: int = 3, latent_dim: int = 4, *, stickiness: float = 0.98, seed: int = 0
 ):
-    """A ground-truth keypoint SLDS on a 6-keypoint 2-D "mouse" (``behavhmm demo --simulated --model keypoints``).
+    """A ground-truth keypoint SLDS on a 6-keypoint 2-D "mouse" (``behavhmm demo --simulated --model
+    keypoints``).
 
     The body is a fixed outline (snout, two ears, body centre, hips, tail
     base; about 40 pixels long) deformed along ``latent_dim`` random
@@ -296,7 +300,8 @@ def _data_root(path) -> Path:
     if env:
         return Path(env)
     raise FileNotFoundError(
-        "Pass the folder holding the recordings, or set BEHAVHMM_SHARED_DATA (e.g. to ../shared/data)."
+        "Pass the folder holding the recordings, or set BEHAVHMM_SHARED_DATA (e.g. to "
+        "../shared/data)."
     )
 
 

@@ -1,16 +1,18 @@
 """Cross-validation with whole sessions.
 
 Splitting a recording frame by frame would leak information between train
-and test frames and would cut chains mid-session. [`SessionKFold`][behavhmm.model_selection.SessionKFold]
-keeps every session whole. With scikit-learn's metadata routing switched on,
-``session_starts`` reaches the splitter, ``fit`` and ``score`` automatically:
+and test frames and would cut chains mid-session.
+[`SessionKFold`][behavhmm.model_selection.SessionKFold] keeps every session whole. With
+scikit-learn's metadata routing switched on, ``session_starts`` reaches the splitter, ``fit`` and
+``score`` automatically:
 
 >>> import sklearn
 >>> from sklearn.model_selection import GridSearchCV
 >>> from behavhmm import ARHMM
 >>> from behavhmm.model_selection import SessionKFold
 >>> sklearn.set_config(enable_metadata_routing=True)  # doctest: +SKIP
->>> search = GridSearchCV(ARHMM(nlags=1), {"n_states": [2, 4, 8]}, cv=SessionKFold(3))  # doctest: +SKIP
+>>> grid = {"n_states": [2, 4, 8]}
+>>> search = GridSearchCV(ARHMM(nlags=1), grid, cv=SessionKFold(3))  # doctest: +SKIP
 >>> search.fit(X, session_starts=mask)  # mask: bool array of shape (n_time_bins,)  # doctest: +SKIP
 
 Use the boolean-mask form of ``session_starts``: scikit-learn indexes it with
@@ -130,13 +132,14 @@ class SessionKFold(BaseCrossValidator):
         else:
             raise ValueError(
                 "SessionKFold needs the sessions: enable metadata routing "
-                "(sklearn.set_config(enable_metadata_routing=True)) and pass session_starts to fit, "
-                "or pass groups=behavhmm.model_selection.session_labels(session_starts)."
+                "(sklearn.set_config(enable_metadata_routing=True)) and pass session_starts to "
+                "fit, or pass groups=behavhmm.model_selection.session_labels(session_starts)."
             )
         n_sessions = len(np.unique(labels))
         if n_sessions < self.n_splits:
             raise ValueError(
-                f"SessionKFold(n_splits={self.n_splits}) needs at least {self.n_splits} sessions, got {n_sessions}."
+                f"SessionKFold(n_splits={self.n_splits}) needs at least {self.n_splits} sessions, "
+                f"got {n_sessions}."
             )
         folds = GroupKFold(
             self.n_splits,

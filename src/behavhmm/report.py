@@ -30,7 +30,8 @@ _PAGE = string.Template("""<!DOCTYPE html>
 <style>
 body { font-family: sans-serif; max-width: 70em; margin: 2em auto; color: #222; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
-table { border-collapse: collapse; font-size: 0.85em; } td, th { border: 1px solid #ccc; padding: 2px 6px; }
+table { border-collapse: collapse; font-size: 0.85em; }
+td, th { border: 1px solid #ccc; padding: 2px 6px; }
 .note { color: #555; font-size: 0.9em; }
 </style></head>
 <body>
@@ -64,7 +65,8 @@ def read_group_index(path) -> dict:
     key = "session" if "session" in table.columns else "name" if "name" in table.columns else None
     if key is None or "group" not in table.columns:
         raise ValueError(
-            f"{path}: a group index needs columns 'session' (or 'name') and 'group', got {list(table)}."
+            f"{path}: a group index needs columns 'session' (or 'name') and 'group', got "
+            f"{list(table)}."
         )
     if table[key].duplicated().any():
         raise ValueError(
@@ -225,27 +227,7 @@ def write_report(
     save_figure(ax.figure, "syllable_usage.png", "usage per group")
     ax = pl.plot_durations(z, starts, fps=results[0].fps)
     save_figure(ax.figure, "syllable_durations.png", "syllable durations")
-    tests = None
-    if len(labels) >= 2:
-        parts = []
-        for name in dict.fromkeys(
-            [statistic, "frequency", "usage", "duration_median", "speed_mean"]
-        ):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                table = an.compare_groups(stats, name, correction=correction)
-            parts.append(table.assign(statistic_name=name))
-            if name == statistic:
-                tests = table
-        save_table(
-            pd.concat(parts, ignore_index=True),
-            "group_tests.csv",
-            "Kruskal-Wallis per syllable, Dunn's post-hoc pairs, corrected p-values",
-        )
-        if tests["p_value"].isna().all():
-            notes.append("no group test could be computed: each group needs at least two sessions")
-    else:
-        notes.append("one group only: no group tests")
+    tests = _group_tests(stats, labels, statistic, correction, save_table, notes)
     ax = pl.plot_syllable_stats(stats, statistic, tests, max_syllables=max_syllables)
     save_figure(
         ax.figure,
@@ -254,138 +236,29 @@ def write_report(
     )
 
     # ---- transitions
-    matrices = an.transition_matrix(z, starts, n_states=n_states, groups=session_groups)
-    # graphs show joint bigram probabilities (normalize="all", as keypoint-moseq's graphs): a rarely used
-    # syllable's rows hold probabilities of 0 or 1 that would otherwise dominate the picture
-    joint = an.transition_matrix(
-        z, starts, n_states=n_states, groups=session_groups, normalize="all"
+    _transition_figures(
+        z, starts, n_states, session_groups, labels, usage, max_syllables, save_table, save_figure
     )
-    group_usage = usage.reindex(columns=range(n_states)).fillna(0)
-    pos = None
-    for g in labels:
-        save_table(
-            pd.DataFrame(matrices[g]).rename_axis(index="from", columns="to"),
-            f"transitions_{_slug(g)}.csv",
-            f"bigram transition probabilities, group {g}",
-            index=True,
-        )
-        if pos is None:
-            used = np.flatnonzero(group_usage.max(axis=0).to_numpy()[:max_syllables] >= 0.005)
-            pos = pl.graph_layout(an.transition_graph(joint[g], syllables=used))
-        ax = pl.plot_transition_graph(
-            joint[g],
-            group_usage.loc[g].to_numpy(),
-            max_syllables=max_syllables,
-            pos=pos,
-            threshold=0.005,
-        )
-        ax.set_title(f"transitions, group {g}")
-        save_figure(
-            ax.figure,
-            f"transition_graph_{_slug(g)}.png",
-            f"transition graph, group {g}: nodes sized by usage, edges by bigram probability (> 0.005)",
-        )
-    for g in labels[1:]:
-        ax = pl.plot_transition_graph_difference(
-            joint[labels[0]],
-            joint[g],
-            group_usage.loc[labels[0]].to_numpy(),
-            group_usage.loc[g].to_numpy(),
-            max_syllables=max_syllables,
-            pos=pos,
-            labels=(str(labels[0]), str(g)),
-            threshold=0.002,
-        )
-        save_figure(
-            ax.figure,
-            f"transition_difference_{_slug(labels[0])}_{_slug(g)}.png",
-            f"difference of bigram probabilities and usage, {g} - {labels[0]} (edges > 0.002)",
-        )
 
     # ---- trajectories, similarity, movies
-    if keypoints:
-        if coords is None:
-            notes.append(reason)
-        else:
-            front = getattr(fitted, "anterior_bodyparts", 0)
-            back = getattr(fitted, "posterior_bodyparts", -1)
-            fps = results[0].fps
-            traj = an.typical_trajectories(
-                z,
-                coords,
-                starts,
-                anterior=front,
-                posterior=back,
-                pre=pre,
-                post=post,
-                n_states=n_states,
-                fps=fps,
-            )
-            axis = [
-                (
-                    int(np.atleast_1d(back)[0]) % coords.shape[1],
-                    int(np.atleast_1d(front)[0]) % coords.shape[1],
-                )
-            ]
-            fig = (
-                pl.plot_typical_trajectories(traj, edges=axis, max_syllables=max_syllables)
-                if np.isfinite(traj.trajectories).any()
-                else None
-            )
-            if fig is None:
-                notes.append("no syllable has enough complete instances for a typical trajectory")
-            else:
-                save_figure(
-                    fig,
-                    "typical_trajectories.png",
-                    "typical trajectories (body frame of the onset; purple: "
-                    "onset, yellow: end; line: posterior to anterior)",
-                )
-                distance = an.syllable_similarity(traj)
-                save_table(
-                    pd.DataFrame(distance).rename_axis(index="syllable", columns="syllable"),
-                    "syllable_similarity.csv",
-                    "distance between typical trajectories (keypoint units)",
-                    index=True,
-                )
-                if np.isfinite(distance).any(axis=1).sum() >= 2:
-                    ax = pl.plot_syllable_dendrogram(distance)
-                    save_figure(
-                        ax.figure,
-                        "syllable_dendrogram.png",
-                        "syllables clustered by trajectory distance",
-                    )
-                if movies:
-                    pl.animate_typical_trajectories(
-                        traj,
-                        out / "typical_trajectories.gif",
-                        edges=axis,
-                        max_syllables=max_syllables,
-                    )
-                    files.append(
-                        ("figure", "typical_trajectories.gif", "typical trajectories, animated")
-                    )
-                    top = int(np.argmax(traj.n_instances))
-                    pl.grid_movie(
-                        z,
-                        coords,
-                        top,
-                        out / f"grid_movie_syllable_{top}.gif",
-                        starts,
-                        anterior=front,
-                        posterior=back,
-                        edges=axis,
-                        pre=pre,
-                        post=post,
-                        fps=fps or 10.0,
-                    )
-                    files.append(
-                        (
-                            "figure",
-                            f"grid_movie_syllable_{top}.gif",
-                            f"keypoints-only grid movie of syllable {top} (grey: before onset, red: syllable)",
-                        )
-                    )
+    if keypoints and coords is None:
+        notes.append(reason)
+    elif keypoints:
+        trajectory = {"pre": pre, "post": post, "movies": movies, "max_syllables": max_syllables}
+        _trajectory_figures(
+            z,
+            coords,
+            starts,
+            fitted,
+            n_states,
+            results,
+            out,
+            trajectory,
+            save_table,
+            save_figure,
+            files,
+            notes,
+        )
 
     # ---- the page
     for kind, name, caption in files:
@@ -420,9 +293,11 @@ def write_report(
 
 
 def _reload_keypoints(results, h5):
-    """The results' keypoints reloaded and cleaned as for the fit, in the results' order, and each session's animal.
+    """The results' keypoints reloaded and cleaned as for the fit, in the results' order, and each
+    session's animal.
 
-    Returns ``(coordinates, individuals, "")``, or ``(None, None, reason)`` when the files cannot be matched.
+    Returns ``(coordinates, individuals, "")``, or ``(None, None, reason)`` when the files cannot be
+    matched.
     """
     import h5py
 
@@ -454,3 +329,188 @@ def _reload_keypoints(results, h5):
         )
     animal = dict(zip(names, (s.individual or "" for s in sessions), strict=True))
     return np.concatenate([pieces[r.name] for r in results]), [animal[r.name] for r in results], ""
+
+
+def _group_tests(stats, labels, statistic, correction, save_table, notes):
+    """Group tests of ``statistic`` and the usual statistics (saved); None for one group."""
+    from . import analysis as an
+
+    tests = None
+    if len(labels) >= 2:
+        parts = []
+        for name in dict.fromkeys(
+            [statistic, "frequency", "usage", "duration_median", "speed_mean"]
+        ):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                table = an.compare_groups(stats, name, correction=correction)
+            parts.append(table.assign(statistic_name=name))
+            if name == statistic:
+                tests = table
+        save_table(
+            pd.concat(parts, ignore_index=True),
+            "group_tests.csv",
+            "Kruskal-Wallis per syllable, Dunn's post-hoc pairs, corrected p-values",
+        )
+        if tests["p_value"].isna().all():
+            notes.append("no group test could be computed: each group needs at least two sessions")
+    else:
+        notes.append("one group only: no group tests")
+    return tests
+
+
+def _transition_figures(
+    z, starts, n_states, session_groups, labels, usage, max_syllables, save_table, save_figure
+):
+    """Transition tables per group, transition graphs and their differences between groups."""
+    from . import analysis as an
+    from . import plotting as pl
+
+    matrices = an.transition_matrix(z, starts, n_states=n_states, groups=session_groups)
+    # graphs show joint bigram probabilities (normalize="all", as keypoint-moseq's graphs): a
+    # rarely used syllable's rows hold probabilities of 0 or 1 that would otherwise dominate
+    joint = an.transition_matrix(
+        z, starts, n_states=n_states, groups=session_groups, normalize="all"
+    )
+    group_usage = usage.reindex(columns=range(n_states)).fillna(0)
+    pos = None
+    for g in labels:
+        save_table(
+            pd.DataFrame(matrices[g]).rename_axis(index="from", columns="to"),
+            f"transitions_{_slug(g)}.csv",
+            f"bigram transition probabilities, group {g}",
+            index=True,
+        )
+        if pos is None:
+            used = np.flatnonzero(group_usage.max(axis=0).to_numpy()[:max_syllables] >= 0.005)
+            pos = pl.graph_layout(an.transition_graph(joint[g], syllables=used))
+        ax = pl.plot_transition_graph(
+            joint[g],
+            group_usage.loc[g].to_numpy(),
+            max_syllables=max_syllables,
+            pos=pos,
+            threshold=0.005,
+        )
+        ax.set_title(f"transitions, group {g}")
+        save_figure(
+            ax.figure,
+            f"transition_graph_{_slug(g)}.png",
+            f"transition graph, group {g}: nodes sized by usage, edges by bigram probability (> "
+            "0.005)",
+        )
+    for g in labels[1:]:
+        ax = pl.plot_transition_graph_difference(
+            joint[labels[0]],
+            joint[g],
+            group_usage.loc[labels[0]].to_numpy(),
+            group_usage.loc[g].to_numpy(),
+            max_syllables=max_syllables,
+            pos=pos,
+            labels=(str(labels[0]), str(g)),
+            threshold=0.002,
+        )
+        save_figure(
+            ax.figure,
+            f"transition_difference_{_slug(labels[0])}_{_slug(g)}.png",
+            f"difference of bigram probabilities and usage, {g} - {labels[0]} (edges > 0.002)",
+        )
+
+
+def _trajectory_figures(
+    z,
+    coords,
+    starts,
+    fitted,
+    n_states,
+    results,
+    out,
+    options,
+    save_table,
+    save_figure,
+    files,
+    notes,
+):
+    """Typical trajectories, their distances and dendrogram, and (optionally) movies."""
+    from . import analysis as an
+    from . import plotting as pl
+
+    pre, post, movies = options["pre"], options["post"], options["movies"]
+    max_syllables = options["max_syllables"]
+    front = getattr(fitted, "anterior_bodyparts", 0)
+    back = getattr(fitted, "posterior_bodyparts", -1)
+    fps = results[0].fps
+    traj = an.typical_trajectories(
+        z,
+        coords,
+        starts,
+        anterior=front,
+        posterior=back,
+        pre=pre,
+        post=post,
+        n_states=n_states,
+        fps=fps,
+    )
+    axis = [
+        (
+            int(np.atleast_1d(back)[0]) % coords.shape[1],
+            int(np.atleast_1d(front)[0]) % coords.shape[1],
+        )
+    ]
+    fig = (
+        pl.plot_typical_trajectories(traj, edges=axis, max_syllables=max_syllables)
+        if np.isfinite(traj.trajectories).any()
+        else None
+    )
+    if fig is None:
+        notes.append("no syllable has enough complete instances for a typical trajectory")
+    else:
+        save_figure(
+            fig,
+            "typical_trajectories.png",
+            "typical trajectories (body frame of the onset; purple: "
+            "onset, yellow: end; line: posterior to anterior)",
+        )
+        distance = an.syllable_similarity(traj)
+        save_table(
+            pd.DataFrame(distance).rename_axis(index="syllable", columns="syllable"),
+            "syllable_similarity.csv",
+            "distance between typical trajectories (keypoint units)",
+            index=True,
+        )
+        if np.isfinite(distance).any(axis=1).sum() >= 2:
+            ax = pl.plot_syllable_dendrogram(distance)
+            save_figure(
+                ax.figure,
+                "syllable_dendrogram.png",
+                "syllables clustered by trajectory distance",
+            )
+        if movies:
+            pl.animate_typical_trajectories(
+                traj,
+                out / "typical_trajectories.gif",
+                edges=axis,
+                max_syllables=max_syllables,
+            )
+            files.append(("figure", "typical_trajectories.gif", "typical trajectories, animated"))
+            top = int(np.argmax(traj.n_instances))
+            pl.grid_movie(
+                z,
+                coords,
+                top,
+                out / f"grid_movie_syllable_{top}.gif",
+                starts,
+                anterior=front,
+                posterior=back,
+                edges=axis,
+                pre=pre,
+                post=post,
+                fps=fps or 10.0,
+            )
+            files.append(
+                (
+                    "figure",
+                    f"grid_movie_syllable_{top}.gif",
+                    f"keypoints-only grid movie of syllable {top} (grey: before onset, "
+                    "red: syllable)",
+                )
+            )

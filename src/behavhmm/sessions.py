@@ -130,7 +130,8 @@ def session_mask(
         arr = np.asarray(session_starts)
     except Exception as exc:  # pragma: no cover - exotic objects
         raise TypeError(
-            f"{name} must be a boolean mask or integer indices, got {type(session_starts).__name__}."
+            f"{name} must be a boolean mask or integer indices, got "
+            f"{type(session_starts).__name__}."
         ) from exc
     if arr.dtype == bool:
         if arr.shape != (n_time_bins,):
@@ -141,6 +142,12 @@ def session_mask(
         return mask | arr
     if arr.size == 0:
         return mask
+    mask[_start_indices(arr, n_time_bins, name)] = True
+    return mask
+
+
+def _start_indices(arr: np.ndarray, n_time_bins: int, name: str) -> np.ndarray:
+    """Check integer (or integral float) start indices in ``[0, n_time_bins)``; 1-D int64 array."""
     if not np.issubdtype(arr.dtype, np.integer):
         if (
             np.issubdtype(arr.dtype, np.floating)
@@ -161,8 +168,7 @@ def session_mask(
             f"{name} contains index {int(arr[bad][0])}, outside [0, {n_time_bins}) "
             f"(X has {n_time_bins} time bins)."
         )
-    mask[arr] = True
-    return mask
+    return arr
 
 
 def session_ids(mask: np.ndarray) -> np.ndarray:

@@ -190,8 +190,8 @@ def _screen(sessions, min_observed: float, min_frames: int):
         label = f"{Path(s.source).name if s.source else 'session'} / {s.individual}"
         if s.n_frames < min_frames or observed.mean() < min_observed:
             warnings.warn(
-                f"dropped {label}: {s.n_frames} frames with {100 * observed.mean():.0f}% of points observed "
-                f"(need at least {min_frames} frames and {100 * min_observed:.0f}%).",
+                f"dropped {label}: {s.n_frames} frames with {100 * observed.mean():.0f}% of points "
+                f"observed (need at least {min_frames} frames and {100 * min_observed:.0f}%).",
                 UserWarning,
                 stacklevel=3,
             )
@@ -199,7 +199,8 @@ def _screen(sessions, min_observed: float, min_frames: int):
         kept.append(s)
     if not kept:
         raise ValueError(
-            f"no session has at least {min_frames} frames and {100 * min_observed:.0f}% of its points observed."
+            f"no session has at least {min_frames} frames and {100 * min_observed:.0f}% of its "
+            "points observed."
         )
     sessions = KeypointSessions(kept)
     seen = np.zeros(len(sessions.bodyparts), bool)

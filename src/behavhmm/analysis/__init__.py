@@ -1,5 +1,6 @@
-"""Analysis of fitted models: state alignment; syllable usage, durations, transitions, confusability,
-kappa scans; frame tables of kinematics and per-group syllable statistics; choice measures (bits per trial, psychometric curves, occupancy, dwell times)."""
+"""Analysis of fitted models: state alignment; syllable usage, durations, transitions,
+confusability, kappa scans; frame tables of kinematics and per-group syllable statistics; choice
+measures (bits per trial, psychometric curves, occupancy, dwell times)."""
 
 from .alignment import (
     align_states,

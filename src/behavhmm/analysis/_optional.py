@@ -1,4 +1,5 @@
-"""Imports of the ``analysis`` extra (statsmodels, networkx, scikit-posthocs), made when a function runs."""
+"""Imports of the ``analysis`` extra (statsmodels, networkx, scikit-posthocs), made when a function
+runs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Matching the states of two fits (or of a fit and the truth) by the Hungarian method, and relabelling fits."""
+"""Matching the states of two fits (or of a fit and the truth) by the Hungarian method, and
+relabelling fits."""
 
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ def state_accuracy(reference, states, n_states: int | None = None) -> float:
 
 
 def compare_labelings(a, b, n_states: int | None = None) -> dict:
-    """How well two labelings of the same frames agree (two models, two runs, a model and hand labels).
+    """How well two labelings of the same frames agree (two models, two runs, a model and hand
+    labels).
 
     Frames where either label is negative are ignored. ``b``'s labels are
     matched to ``a``'s by the Hungarian method
@@ -131,7 +133,8 @@ def compare_labelings(a, b, n_states: int | None = None) -> dict:
     --------
     >>> import numpy as np
     >>> a = np.array([0, 0, 1, 1, 2, 2])
-    >>> out = compare_labelings(a, np.array([2, 0, 1, 0, 0, 1])[a])  # the same partition, other names
+    >>> renamed = np.array([2, 0, 1, 0, 0, 1])[a]  # the same partition, other names
+    >>> out = compare_labelings(a, renamed)
     >>> out["adjusted_rand"], out["nmi"], out["accuracy"]
     (1.0, 1.0, 1.0)
     """

@@ -1,4 +1,5 @@
-"""Transition graphs: syllables as nodes (sized by usage), bigram probabilities as directed edges (networkx)."""
+"""Transition graphs: syllables as nodes (sized by usage), bigram probabilities as directed edges
+(networkx)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Per-syllable comparisons between groups of sessions: an omnibus test, post-hoc pairs, multiple-testing correction.
+"""Per-syllable comparisons between groups of sessions: an omnibus test, post-hoc pairs,
+multiple-testing correction.
 
 Every test statistic comes from scipy, scikit-posthocs or statsmodels; this
 module only arranges the sessions' numbers and tabulates the results.

@@ -184,7 +184,8 @@ def frame_table(
     --------
     >>> import numpy as np
     >>> t = np.arange(5.0)
-    >>> coords = np.stack([np.c_[t + 1, 0 * t], np.c_[t - 1, 0 * t]], axis=1)  # moving along +x at 1 unit/frame
+    >>> # two keypoints moving along +x at 1 unit/frame
+    >>> coords = np.stack([np.c_[t + 1, 0 * t], np.c_[t - 1, 0 * t]], axis=1)
     >>> table = frame_table(np.zeros(5, int), coords, fps=10.0, smooth_sigma=0)
     >>> table["speed"].round(6).tolist(), table["heading"].tolist()
     ([10.0, 10.0, 10.0, 10.0, 10.0], [0.0, 0.0, 0.0, 0.0, 0.0])
@@ -219,7 +220,8 @@ def frame_table(
         coords = np.asarray(coordinates, float)
         if coords.ndim != 3 or coords.shape[2] not in (2, 3) or coords.shape[0] != len(z):
             raise ValueError(
-                f"coordinates must have shape (n_time_bins={len(z)}, n_keypoints, 2 or 3), got {coords.shape}."
+                f"coordinates must have shape (n_time_bins={len(z)}, n_keypoints, 2 or 3), got "
+                f"{coords.shape}."
             )
         starts = session_mask(session_starts, len(z))
         import warnings
@@ -336,7 +338,8 @@ def syllable_stats(
     labelled = table[table["syllable"] >= 0].copy()
     z_max = int(table["syllable"].max()) if len(table) else -1
     n_states = z_max + 1 if n_states is None else int(n_states)
-    # syllable instances: runs start at onsets; -1 frames are gone, so a cumulative sum numbers the runs
+    # syllable instances: runs start at onsets; -1 frames are gone, so a cumulative sum numbers the
+    # runs
     labelled["instance"] = np.cumsum(labelled["onset"].to_numpy())
     sessions = table.drop_duplicates("session")[["group", "session"]]
     grid = sessions.merge(pd.DataFrame({"syllable": np.arange(n_states)}), how="cross")

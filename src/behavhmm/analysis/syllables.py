@@ -38,13 +38,15 @@ __all__ = [
 
 
 def _states(states, name="states") -> np.ndarray:
-    """Integer state indices of shape (n_time_bins,) from indices or one-hot rows (-1 for all-zero rows)."""
+    """Integer state indices of shape (n_time_bins,) from indices or one-hot rows (-1 for all-zero
+    rows)."""
     arr = np.asarray(states)
     if arr.ndim == 2:  # one-hot
         arr = np.where(arr.any(axis=1), arr.argmax(axis=1), -1)
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(
-            f"{name} must be integer state indices of shape (n_time_bins,) or one-hot, got {arr.shape}."
+            f"{name} must be integer state indices of shape (n_time_bins,) or one-hot, got "
+            f"{arr.shape}."
         )
     return arr
 
@@ -218,7 +220,8 @@ def syllable_usage(
 
 
 def _bigram_counts(z: np.ndarray, begin, end, n_states: int, collapse_runs: bool) -> np.ndarray:
-    """Transition counts of the sessions ``z[begin[i]:end[i]]``, shape (n_sessions, n_states, n_states)."""
+    """Transition counts of the sessions ``z[begin[i]:end[i]]``, shape (n_sessions, n_states,
+    n_states)."""
     counts = np.zeros((len(begin), n_states, n_states))
     for s, (a, b) in enumerate(zip(begin, end, strict=True)):
         seg = z[a:b]

@@ -1,4 +1,5 @@
-"""Typical pose trajectories of syllables, their similarity, clustering, and merging syllables into one.
+"""Typical pose trajectories of syllables, their similarity, clustering, and merging syllables into
+one.
 
 A syllable's typical trajectory is the average of its instances' keypoints
 in a window around their onsets, each instance seen in the body frame of its
@@ -118,7 +119,8 @@ def typical_trajectories(
     fps: float | None = None,
     random_state=0,
 ) -> TypicalTrajectories:
-    """Average keypoint trajectory of each syllable around its onsets, in the body frame of the onset.
+    """Average keypoint trajectory of each syllable around its onsets, in the body frame of the
+    onset.
 
     Parameters
     ----------
@@ -159,7 +161,8 @@ def typical_trajectories(
     coords = np.asarray(coordinates, float)
     if coords.ndim != 3 or coords.shape[0] != len(z) or coords.shape[2] not in (2, 3):
         raise ValueError(
-            f"coordinates must have shape (n_time_bins={len(z)}, n_keypoints, 2 or 3), got {coords.shape}."
+            f"coordinates must have shape (n_time_bins={len(z)}, n_keypoints, 2 or 3), got "
+            f"{coords.shape}."
         )
     if pre < 0 or post < 0:
         raise ValueError(f"pre and post must be >= 0, got {pre} and {post}.")
@@ -205,7 +208,8 @@ def syllable_similarity(trajectories) -> np.ndarray:
     traj = np.asarray(getattr(trajectories, "trajectories", trajectories), float)
     if traj.ndim != 4:
         raise ValueError(
-            f"trajectories must have shape (n_states, n_window, n_keypoints, n_dims), got {traj.shape}."
+            "trajectories must have shape (n_states, n_window, n_keypoints, n_dims), got "
+            f"{traj.shape}."
         )
     diff = traj[:, None] - traj[None, :]
     return np.linalg.norm(diff, axis=-1).mean(axis=(-2, -1))
@@ -250,7 +254,8 @@ def cluster_syllables(distance, *, method: str = "average"):
 
 
 def merge_groups(distance, threshold: float, *, method: str = "average") -> list[list[int]]:
-    """Groups of syllables to merge: clusters of the dendrogram cut at a distance (automatic merging).
+    """Groups of syllables to merge: clusters of the dendrogram cut at a distance (automatic
+    merging).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Fitting loops shared by every model (EM and Gibbs sampling), and the GLM M-step's regularizers."""
+"""Fitting loops shared by every model (EM and Gibbs sampling); the GLM M-step's regularizers."""
 
 from .em import EMConvergenceWarning, EMResult, run_em
 from .gibbs import GibbsResult, run_gibbs

@@ -115,7 +115,7 @@ class PlainProgress:
         print(line, file=stream, flush=True)
 
     def close(self) -> None:
-        """Print the last count if no line shows it yet (a fit that stopped early, e.g. converged)."""
+        """Print the last count if no line shows it yet (a fit that stopped early: converged)."""
         if self.n > self._initial:
             self._print()
 

@@ -116,8 +116,8 @@ def run_gibbs(
             log_lik = float(log_lik)
             if math.isnan(log_lik):
                 raise FloatingPointError(
-                    f"Gibbs sweep {iteration} gave a NaN log-likelihood; the chain failed numerically "
-                    "(check the scale of X, or use a larger covariance prior)."
+                    f"Gibbs sweep {iteration} gave a NaN log-likelihood; the chain failed "
+                    "numerically (check the scale of X, or use a larger covariance prior)."
                 )
             hist["log_likelihood"].append(log_lik)
             done = iteration + 1

@@ -244,12 +244,14 @@ class GroupLasso(Regularizer):
                 )
         elif mask.shape[1:] != tuple(coef_shape):
             raise ValueError(
-                "GroupLasso mask shape mismatch: the mask must have shape (n_groups, n_features) or "
-                f"(n_groups, *coef.shape) = (n_groups, {', '.join(map(str, coef_shape))}), got {mask.shape}."
+                "GroupLasso mask shape mismatch: the mask must have shape (n_groups, n_features) "
+                f"or (n_groups, *coef.shape) = (n_groups, {', '.join(map(str, coef_shape))}), "
+                f"got {mask.shape}."
             )
         if np.any(mask.sum(axis=0) > 1):
             raise ValueError(
-                "Incorrect group assignment. Some of the features are assigned to more than one group."
+                "Incorrect group assignment. Some of the features are assigned to more than one "
+                "group."
             )
         n_groups = mask.shape[0]
         strength = 1.0 if strength is None else strength
@@ -335,7 +337,8 @@ def _elementwise_strength(strength, coef_shape, dtype, name: str = "regularizer_
             np.broadcast_shapes(arr.shape, tuple(coef_shape))
         except ValueError:
             raise ValueError(
-                f"{name} of shape {arr.shape} does not broadcast to the coefficients' shape {tuple(coef_shape)}."
+                f"{name} of shape {arr.shape} does not broadcast to the coefficients' shape "
+                f"{tuple(coef_shape)}."
             ) from None
     return jnp.asarray(arr, dtype)
 
@@ -346,7 +349,8 @@ def _elementwise_strength(strength, coef_shape, dtype, name: str = "regularizer_
 
 
 def _group_norms(coef, mask):
-    """Per-group L2 norms: (n_groups, [n_outputs,] n_states) for a feature mask, (n_groups,) for a full one."""
+    """Per-group L2 norms: (n_groups, [n_outputs,] n_states) for a feature mask, (n_groups,) for a
+    full one."""
     sq = coef * coef
     if mask.ndim == 2:
         return jnp.sqrt(jnp.tensordot(mask, sq, axes=(1, 0)))

@@ -6,15 +6,16 @@
 | ``"BFGS"`` | ``jaxopt.BFGS`` | smooth |
 | ``"LBFGS"`` | ``jaxopt.LBFGS`` | smooth |
 | ``"NonlinearCG"`` | ``jaxopt.NonlinearCG`` | smooth |
-| ``"ProximalGradient"`` | ``jaxopt.ProximalGradient`` (FISTA) | all, through the penalty's proximal operator |
-| ``"Newton"`` | behavhmm's [`GLMNewton`][behavhmm.fitting.solvers.GLMNewton] (exact GLM Hessian, line search) | smooth; GLMs with one linear predictor per output |
+| ``"ProximalGradient"`` | ``jaxopt.ProximalGradient`` (FISTA) | all (proximal operator) |
+| ``"Newton"`` | [`GLMNewton`][behavhmm.fitting.solvers.GLMNewton] (exact Hessian) | GLMs (*) |
 
-[`minimize`][behavhmm.fitting.solvers.minimize] runs inside ``jax.jit``: the solver's name and keyword
-arguments are static (hashable), the data and the penalty's hyperparameters
-are traced, so one compiled program serves every fit with the same shapes.
-EM calls it warm-started from the previous M-step, so a few iterations per
-EM step usually suffice; every solver decreases the objective from its
-starting point, which keeps EM's objective non-decreasing.
+(*) behavhmm's damped Newton with a line search, for GLMs with one linear predictor per output.
+
+[`minimize`][behavhmm.fitting.solvers.minimize] runs inside ``jax.jit``: the solver's name and
+keyword arguments are static (hashable), the data and the penalty's hyperparameters are traced, so
+one compiled program serves every fit with the same shapes. EM calls it warm-started from the
+previous M-step, so a few iterations per EM step usually suffice; every solver decreases the
+objective from its starting point, which keeps EM's objective non-decreasing.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class GLMNewton:
-    """Settings of behavhmm's damped Newton solver for one GLM (see [`minimize_glm_newton`][behavhmm.fitting.solvers.minimize_glm_newton]).
+    """Settings of behavhmm's damped Newton solver for one GLM (see
+    [`minimize_glm_newton`][behavhmm.fitting.solvers.minimize_glm_newton]).
 
     Attributes
     ----------
@@ -202,11 +204,11 @@ def minimize_glm_newton(
     squares). Its eigenvalues are replaced by their absolute values, floored
     at a small positive value (Newton's method with eigenvalue modification),
     so every step is a descent direction, and the exact Newton step wherever
-    the Hessian is positive definite (always, for canonical links). A backtracking (Armijo) line search halves the step
-    until the objective decreases enough; the objective therefore never
-    increases (EM stays monotone), and from EM's warm start the full step is
-    usually accepted and convergence is quadratic (a few iterations against
-    tens for L-BFGS, whose curvature memory restarts every M-step).
+    the Hessian is positive definite (always, for canonical links). A backtracking (Armijo) line
+    search halves the step until the objective decreases enough; the objective therefore never
+    increases (EM stays monotone), and from EM's warm start the full step is usually accepted and
+    convergence is quadratic (a few iterations against tens for L-BFGS, whose curvature memory
+    restarts every M-step).
 
     Parameters
     ----------
@@ -259,7 +261,7 @@ def minimize_glm_newton(
         return jax.grad(lambda v: jnp.sum(log_prob(v)))(e)
 
     def derivatives(eta, w):
-        """Gradient of the objective and the elementwise curvature ``d²log p/dη²``, from one pass."""
+        """Gradient of the objective and the elementwise curvature ``d²log p/dη²`` (one pass)."""
         d1, d2 = jax.jvp(score, (eta,), (jnp.ones_like(eta),))
         r = weights * d1
         g = jnp.concatenate([-(r @ X) / normalizer + pen_grad(w), -jnp.sum(r)[None] / normalizer])
@@ -379,7 +381,8 @@ def minimize(
     solver_name : str
         A key of [`SOLVERS`][behavhmm.fitting.solvers.SOLVERS].
     solver_kwargs : tuple of (str, value)
-        Frozen keyword arguments of the solver (see [`freeze_kwargs`][behavhmm.fitting.solvers.freeze_kwargs]).
+        Frozen keyword arguments of the solver (see
+        [`freeze_kwargs`][behavhmm.fitting.solvers.freeze_kwargs]).
     regularizer : str
         Name of the penalty (see [`behavhmm.fitting.regularizers`][behavhmm.fitting.regularizers]).
     hyper : dict of arrays

@@ -126,7 +126,8 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
     for field_name, value in expected_meta.items():
         if meta.get(field_name) != value:
             raise ValueError(
-                f"The checkpoint at {path} does not match this fit ({field_name} differs): resume with the "
+                f"The checkpoint at {path} does not match this fit ({field_name} differs): resume "
+                "with the "
                 "same data, hyperparameters and random_state as the interrupted fit."
             )
     iteration = meta.get("iteration")
@@ -136,7 +137,8 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
         )
     if iteration > n_iter:
         raise ValueError(
-            f"The checkpoint at {path} holds {iteration} iterations, more than n_iter={n_iter}: a resumed fit "
+            f"The checkpoint at {path} holds {iteration} iterations, more than n_iter={n_iter}: a "
+            "resumed fit "
             f"continues the chain up to n_iter in all; resume with n_iter >= {iteration}."
         )
     stored_key = arrays.get("key")
@@ -152,7 +154,8 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
     for leaf, ref in zip(leaves, refs, strict=True):
         if leaf.shape != ref.shape or leaf.dtype != ref.dtype:
             raise ValueError(
-                f"The checkpoint at {path} holds arrays of shape {leaf.shape} / dtype {leaf.dtype} where "
+                f"The checkpoint at {path} holds arrays of shape {leaf.shape} / dtype {leaf.dtype} "
+                "where "
                 f"{ref.shape} / {ref.dtype} is expected (was it written with another precision?)."
             )
     history = {k[len("history__") :]: v for k, v in arrays.items() if k.startswith("history__")}

@@ -41,8 +41,13 @@ __all__ = [
     "sticky_transition_proba",
     "uniform_transition_proba",
     "random_transition_proba",
+    "dirichlet_initial_proba",
+    "dirichlet_transition_proba",
+    "normalized_uniform_initial_proba",
+    "normalized_uniform_transition_proba",
     "PROBA_INITIAL_REGISTRY",
     "PROBA_TRANSITION_REGISTRY",
+    "CHAIN_SLOTS",
     "seed_from_key",
     "kmeans_labels",
     "random_segment_labels",
@@ -56,7 +61,10 @@ __all__ = [
 
 @runtime_checkable
 class Initializer(Protocol):
-    """Signature every initializer must accept: ``func(n_states, X, session_starts, random_key, **kwargs)``."""
+    """Signature every initializer must accept.
+
+    ``func(n_states, X, session_starts, random_key, **kwargs)``.
+    """
 
     def __call__(
         self,
@@ -187,16 +195,56 @@ def random_transition_proba(
     return (1.0 - stickiness) * rows + stickiness * np.eye(n_states)
 
 
+def dirichlet_initial_proba(n_states, X, session_starts, random_key, alphas=None, **kwargs):
+    """A draw from ``Dir(alphas)`` (default all ones), ``alphas`` of shape (n_states,)."""
+    alphas = np.ones(n_states) if alphas is None else np.asarray(alphas, float)
+    if alphas.shape != (n_states,):
+        raise ValueError(f"alphas must have shape ({n_states},), got {alphas.shape}.")
+    return np.asarray(jax.random.dirichlet(random_key, alphas), float)
+
+
+def dirichlet_transition_proba(n_states, X, session_starts, random_key, alphas=None, **kwargs):
+    """Rows drawn from ``Dir(alphas[i])`` (default all ones), ``alphas`` (n_states, n_states)."""
+    alphas = np.ones((n_states, n_states)) if alphas is None else np.asarray(alphas, float)
+    if alphas.shape != (n_states, n_states):
+        raise ValueError(f"alphas must have shape ({n_states}, {n_states}), got {alphas.shape}.")
+    return np.asarray(jax.random.dirichlet(random_key, alphas), float)
+
+
+def normalized_uniform_initial_proba(n_states, X, session_starts, random_key, **kwargs):
+    """Uniform random numbers on [0, 1), normalised (nemos' ``random`` initial distribution)."""
+    p = np.asarray(jax.random.uniform(random_key, (n_states,)), float)
+    return p / p.sum()
+
+
+def normalized_uniform_transition_proba(n_states, X, session_starts, random_key, **kwargs):
+    """Rows of uniform random numbers on [0, 1), normalised (nemos' ``random`` transitions)."""
+    p = np.asarray(jax.random.uniform(random_key, (n_states, n_states)), float)
+    return p / p.sum(axis=1, keepdims=True)
+
+
 PROBA_INITIAL_REGISTRY = {
     "uniform": uniform_initial_proba,
     "random": random_initial_proba,
+    "dirichlet": dirichlet_initial_proba,
     "labels": labelled_initial_proba,
 }
 PROBA_TRANSITION_REGISTRY = {
     "sticky": sticky_transition_proba,
     "uniform": uniform_transition_proba,
     "random": random_transition_proba,
+    "dirichlet": dirichlet_transition_proba,
     "labels": labelled_transition_proba,
+}
+#: The chain's two ``setup()`` slots, shared by the models that use the positional protocol
+#: (GaussianHMM, ARHMM, KeypointSLDS); each adds its emission slot.
+CHAIN_SLOTS = {
+    "initial_proba_init": InitSlot(
+        PROBA_INITIAL_REGISTRY, "uniform", returns="an array of shape (n_states,)"
+    ),
+    "transition_proba_init": InitSlot(
+        PROBA_TRANSITION_REGISTRY, "sticky", returns="an array of shape (n_states, n_states)"
+    ),
 }
 
 

@@ -138,7 +138,8 @@ def save_model(model, path: str | os.PathLike) -> Path:
     return write_npz_atomic(path, arrays)
 
 
-#: The schema of a model file's ``__metadata__`` JSON: key -> (type, required). Nothing else is accepted.
+#: The schema of a model file's ``__metadata__`` JSON: key -> (type, required). Nothing else is
+#: accepted.
 METADATA_SCHEMA: dict[str, tuple[type, bool]] = {
     "format": (str, True),
     "format_version": (int, True),
@@ -148,7 +149,8 @@ METADATA_SCHEMA: dict[str, tuple[type, bool]] = {
     "scalars": (dict, False),
     "arrays": (dict, True),
 }
-#: Fitted scalars a model file may hold, with their types; ``BaseHMM._saved_scalars`` lists a class's.
+#: Fitted scalars a model file may hold, with their types; ``BaseHMM._saved_scalars`` lists a
+#: class's.
 SCALAR_SCHEMA: dict[str, type] = {"n_iter_": int, "converged_": bool, "n_features_in_": int}
 #: The fields describing each array in ``__metadata__["arrays"]``.
 ARRAY_ENTRY_SCHEMA: dict[str, type] = {"shape": list, "dtype": str}
@@ -172,7 +174,8 @@ def _check_metadata(meta, path: Path) -> None:
     unknown = sorted(set(meta) - set(METADATA_SCHEMA))
     if unknown:
         raise ValueError(
-            f"{path} has unknown metadata keys {unknown}; a model file holds {sorted(METADATA_SCHEMA)}."
+            f"{path} has unknown metadata keys {unknown}; a model file holds "
+            f"{sorted(METADATA_SCHEMA)}."
         )
     if meta.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a behavhmm model file (format {meta.get('format')!r}).")
@@ -183,17 +186,20 @@ def _check_metadata(meta, path: Path) -> None:
             continue
         if not _is_type(meta[key], kind):
             raise ValueError(
-                f"{path} is damaged: metadata {key!r} must be of type {kind.__name__}, got {type(meta[key]).__name__}."
+                f"{path} is damaged: metadata {key!r} must be of type {kind.__name__}, got "
+                f"{type(meta[key]).__name__}."
             )
     for name, value in meta.get("scalars", {}).items():
         kind = SCALAR_SCHEMA.get(name)
         if kind is None:
             raise ValueError(
-                f"{path} has an unknown fitted scalar {name!r} in its metadata; known: {sorted(SCALAR_SCHEMA)}."
+                f"{path} has an unknown fitted scalar {name!r} in its metadata; known: "
+                f"{sorted(SCALAR_SCHEMA)}."
             )
         if not _is_type(value, kind) or (kind is int and value < 0):
             raise ValueError(
-                f"{path} is damaged: the scalar {name} must be of type {kind.__name__} (ints >= 0), got {value!r}."
+                f"{path} is damaged: the scalar {name} must be of type {kind.__name__} (ints >= "
+                f"0), got {value!r}."
             )
     for name, entry in meta["arrays"].items():
         if not isinstance(entry, dict) or set(entry) != set(ARRAY_ENTRY_SCHEMA):
@@ -307,16 +313,19 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
     listed = meta["arrays"]
     if set(listed) != set(arrays):
         raise ValueError(
-            f"{path} is damaged: its arrays {sorted(arrays)} differ from its metadata {sorted(listed)}."
+            f"{path} is damaged: its arrays {sorted(arrays)} differ from its metadata "
+            f"{sorted(listed)}."
         )
     for name, arr in arrays.items():
         if list(arr.shape) != listed[name]["shape"]:
             raise ValueError(
-                f"{path} is damaged: {name} has shape {arr.shape}, metadata says {listed[name]['shape']}."
+                f"{path} is damaged: {name} has shape {arr.shape}, metadata says "
+                f"{listed[name]['shape']}."
             )
         if str(arr.dtype) != listed[name]["dtype"]:
             raise ValueError(
-                f"{path} is damaged: {name} has dtype {arr.dtype}, metadata says {listed[name]['dtype']}."
+                f"{path} is damaged: {name} has dtype {arr.dtype}, metadata says "
+                f"{listed[name]['dtype']}."
             )
     try:
         model._load_arrays(arrays)

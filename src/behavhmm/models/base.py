@@ -12,7 +12,6 @@ kernels, and the public methods with their own signatures and docstrings.
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ import jax
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import check_scalar
 from sklearn.utils.validation import validate_data
 
 from ..inference.hmm import resolve_method
@@ -36,7 +34,18 @@ from ._initializers import (
     restore_initializers,
     validate_setup,
 )
+from ._predict import Prediction, PredictionMixin
 from ._serialization import MODEL_REGISTRY, NOT_RESTORED, jsonable, save_model
+from .validation import (
+    Bool,
+    Integer,
+    OneOf,
+    Real,
+    check_hyperparameters,
+    check_initializer_output,
+    check_probabilities,
+    check_random_key,
+)
 
 __all__ = [
     "INFERENCE_METHODS",
@@ -44,6 +53,7 @@ __all__ = [
     "Bool",
     "Integer",
     "OneOf",
+    "Prediction",
     "PreparedData",
     "Real",
     "check_hyperparameters",
@@ -56,7 +66,8 @@ __all__ = [
 INFERENCE_METHODS = ("auto", "sequential", "parallel")
 
 _STATE_FORMATS = ("one-hot", "index")
-#: Optional fitted attribute set by `behavhmm.analysis.merge_syllables`: ``[old] = merged`` label of each
+#: Optional fitted attribute set by `behavhmm.analysis.merge_syllables`: ``[old] = merged`` label
+#: of each
 #: state, applied to every label and probability a model outputs (its parameters are untouched).
 _MERGE_ATTRIBUTE = "syllable_mapping_"
 #: Optional fitted attribute: names of the hand-labelled classes 0..C-1 (``fit(class_names=)``).
@@ -99,222 +110,7 @@ class PreparedData:
         return int(self.rows.shape[0])
 
 
-# ------------------------------------------------------------ hyperparameter table
-_BOUNDS = {"both": ("[", "]"), "left": ("[", ")"), "right": ("(", "]"), "neither": ("(", ")")}
-
-
-@dataclass(frozen=True)
-class Integer:
-    """An integer hyperparameter in ``[low, high]``.
-
-    Attributes
-    ----------
-    low, high : int or None
-        Inclusive bounds (None: unbounded).
-    optional : bool
-        Whether None is accepted.
-    integral_floats : bool
-        Whether integer-valued floats (``10.0``) are accepted (nemos' GLMHMM does).
-    """
-
-    low: int | None = None
-    high: int | None = None
-    optional: bool = False
-    integral_floats: bool = False
-
-    def check(self, name: str, value) -> None:
-        """Raise TypeError/ValueError naming ``name`` unless ``value`` satisfies the constraint."""
-        if value is None and self.optional:
-            return
-        if (
-            self.integral_floats
-            and isinstance(value, numbers.Real)
-            and not isinstance(value, bool | numbers.Integral)
-            and math.isfinite(value)
-            and value == int(value)
-        ):
-            value = int(value)
-        if isinstance(value, bool | np.bool_):
-            raise TypeError(f"{name} must be an instance of int, not bool.")
-        check_scalar(value, name, numbers.Integral, min_val=self.low, max_val=self.high)
-
-    def describe(self) -> str:
-        """The expected values, in words."""
-        low = "-inf" if self.low is None else self.low
-        high = "inf" if self.high is None else self.high
-        return f"an integer in [{low}, {high}]" + (" or None" if self.optional else "")
-
-
-@dataclass(frozen=True)
-class Real:
-    """A finite real hyperparameter in an interval.
-
-    Attributes
-    ----------
-    low, high : float or None
-        Bounds (None: unbounded).
-    closed : {"both", "left", "right", "neither"}
-        Which bounds are included (scikit-learn's ``include_boundaries``).
-    optional : bool
-        Whether None is accepted.
-    """
-
-    low: float | None = None
-    high: float | None = None
-    closed: str = "both"
-    optional: bool = False
-
-    def check(self, name: str, value) -> None:
-        """Raise TypeError/ValueError naming ``name`` unless ``value`` satisfies the constraint.
-
-        NaN and infinity are refused for every real hyperparameter.
-        """
-        if value is None and self.optional:
-            return
-        if isinstance(value, bool | np.bool_):
-            raise TypeError(f"{name} must be an instance of float, not bool.")
-        if isinstance(value, numbers.Real) and not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number in {self.interval()}, got {value}.")
-        closed = self.closed
-        if self.low is None and closed == "left" or self.high is None and closed == "right":
-            closed = "neither"  # scikit-learn refuses a closed side without a bound
-        check_scalar(
-            value,
-            name,
-            numbers.Real,
-            min_val=self.low,
-            max_val=self.high,
-            include_boundaries=closed,
-        )
-
-    def interval(self) -> str:
-        """The allowed interval, e.g. ``(0, inf)``."""
-        left, right = _BOUNDS[self.closed]
-        if self.low is None:
-            left = "("
-        if self.high is None:
-            right = ")"
-        low = "-inf" if self.low is None else self.low
-        high = "inf" if self.high is None else self.high
-        return f"{left}{low}, {high}{right}"
-
-    def describe(self) -> str:
-        """The expected values, in words."""
-        return f"a finite number in {self.interval()}" + (" or None" if self.optional else "")
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """A hyperparameter taking one of a few values."""
-
-    values: tuple
-
-    def check(self, name: str, value) -> None:
-        """Raise ValueError naming ``name`` unless ``value`` is one of ``values``."""
-        if isinstance(value, np.ndarray) or value not in self.values:
-            raise ValueError(f"{name} must be one of {self.values}, got {value!r}.")
-
-    def describe(self) -> str:
-        """The expected values, in words."""
-        return f"one of {self.values}"
-
-
-@dataclass(frozen=True)
-class Bool:
-    """A boolean hyperparameter."""
-
-    def check(self, name: str, value) -> None:
-        """Raise TypeError naming ``name`` unless ``value`` is a bool."""
-        if not isinstance(value, bool | np.bool_):
-            raise TypeError(f"{name} must be a bool, got {type(value).__name__}.")
-
-    def describe(self) -> str:
-        """The expected values, in words."""
-        return "True or False"
-
-
-def check_hyperparameters(estimator, table: dict) -> None:
-    """Check each constructor argument named in ``table`` against its constraint, in table order.
-
-    Parameters
-    ----------
-    estimator : BaseHMM
-        The estimator whose attributes are checked.
-    table : dict of str to Integer, Real, OneOf or Bool
-        Argument name -> constraint.
-
-    Raises
-    ------
-    TypeError, ValueError
-        For the first argument that breaks its constraint; the message names
-        the argument and the values it accepts.
-    """
-    for name, constraint in table.items():
-        constraint.check(name, getattr(estimator, name))
-
-
-def check_random_key(random_key, name: str = "random_key") -> jax.Array:
-    """Return a ``jax.random`` key from a key, a legacy ``PRNGKey`` or an int.
-
-    Raises
-    ------
-    TypeError
-        For anything else.
-    """
-    if isinstance(random_key, numbers.Integral) and not isinstance(random_key, bool):
-        return jax.random.key(int(random_key))
-    if isinstance(random_key, jax.Array):
-        if jax.dtypes.issubdtype(random_key.dtype, jax.dtypes.prng_key) and random_key.shape == ():
-            return random_key
-        if random_key.dtype == np.uint32 and random_key.shape == (2,):
-            return jax.random.wrap_key_data(random_key)
-    raise TypeError(
-        f"{name} must be a jax.random.key(...) (or an int seed), got {type(random_key).__name__}"
-        + (
-            f" of shape {getattr(random_key, 'shape', None)}"
-            if hasattr(random_key, "shape")
-            else ""
-        )
-        + "."
-    )
-
-
-def check_probabilities(**arrays) -> None:
-    """Check that each named array holds probabilities summing to 1 along its last axis.
-
-    Raises
-    ------
-    ValueError
-        Naming the first array with a negative or non-finite entry, or whose
-        rows do not sum to 1 (to 1e-3).
-    """
-    for name, arr in arrays.items():
-        arr = np.asarray(arr, float)
-        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-            raise ValueError(f"{name} must hold finite, non-negative probabilities.")
-        if not np.allclose(arr.sum(axis=-1), 1.0, atol=1e-3):
-            raise ValueError(
-                f"{name} must sum to 1 along its last axis; sums are {arr.sum(axis=-1)}."
-            )
-
-
-def check_initializer_output(checks: dict, hint: str = "") -> None:
-    """Check initializer outputs ``{name: (array, expected_shape)}`` for shape and finiteness.
-
-    Raises
-    ------
-    ValueError
-        ``"<name> returned shape ..., expected ..."`` or ``"<name> returned
-        non-finite values."`` followed by ``hint``.
-    """
-    for name, (arr, shape) in checks.items():
-        if arr.shape != shape:
-            raise ValueError(f"{name} returned shape {arr.shape}, expected {shape}.")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} returned non-finite values.{hint}")
-
-
-class BaseHMM(BaseEstimator):
+class BaseHMM(PredictionMixin, BaseEstimator):
     """Shared shell of behavhmm's estimators (not used directly).
 
     Subclasses declare ``_init_slots`` (the initializers ``setup()`` accepts)
@@ -323,7 +119,8 @@ class BaseHMM(BaseEstimator):
     """
 
     _init_slots: ClassVar[dict[str, InitSlot]] = {}
-    #: The declarative hyperparameter table: constructor argument -> constraint (checked first in fit).
+    #: The declarative hyperparameter table: constructor argument -> constraint (checked first in
+    #: fit).
     _hyperparameters: ClassVar[dict[str, Integer | Real | OneOf | Bool]] = {}
     #: Constructor parameters holding initializer choices (described by name in model files).
     _init_params: ClassVar[tuple[str, ...]] = ("initialization_funcs",)
@@ -349,7 +146,8 @@ class BaseHMM(BaseEstimator):
 
         Each keyword names an initializer slot of this estimator (see its
         class docstring) and takes a built-in name or a callable following
-        [`behavhmm.models.Initializer`][behavhmm.models.Initializer]; ``<slot>_kwargs`` passes keyword
+        [`behavhmm.models.Initializer`][behavhmm.models.Initializer]; ``<slot>_kwargs`` passes
+        keyword
         arguments to it. The choice is stored in the ``initialization_funcs``
         parameter, so ``sklearn.clone`` and ``set_params`` keep it.
 
@@ -376,7 +174,7 @@ class BaseHMM(BaseEstimator):
         return self
 
     def _initializers(self, labels=None):
-        """``{slot: (func, kwargs)}``; with ``labels``, default slots use their "labels" built-in."""
+        """``{slot: (func, kwargs)}``; with ``labels``, default slots take their "labels" one."""
         inits = resolve_initializers(self._init_slots, self.initialization_funcs)
         if labels is not None:
             chosen = self.initialization_funcs or {}
@@ -414,14 +212,15 @@ class BaseHMM(BaseEstimator):
         for name, arr in arrays.items():
             if np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-4):
                 raise ValueError(
-                    f"{name} must return non-negative probabilities summing to 1 along the last axis."
+                    f"{name} must return non-negative probabilities summing to 1 along the last "
+                    "axis."
                 )
         return pi, trans
 
     def _emission_init(
         self, slot: str, X, session_starts, key, n_outputs: int, labels=None, **context
     ) -> tuple:
-        """Call the emission initializer ``slot``; it must return a tuple of ``n_outputs`` arrays.
+        """Call the emission initializer ``slot``; it returns a tuple of ``n_outputs`` arrays.
 
         ``labels`` (hand labels on the frames of ``X``) go to an initializer with that parameter.
         """
@@ -533,6 +332,88 @@ class BaseHMM(BaseEstimator):
                 raise ValueError(f"has an array {name!r} that {type(self).__name__} does not use.")
             setattr(self, name, arr)
 
+    # ------------------------------------------------------------------- fit
+    #: Optional fitted attributes a new fit removes before it starts (set only by some fits).
+    _optional_fitted: ClassVar[tuple[str, ...]] = ()
+
+    def _fit_skeleton(
+        self, *inputs, resume: bool = False, labels=None, label_weight=1.0, class_names=None
+    ):
+        """The life of one ``fit``: validate -> prepare -> initialise -> run the loop -> store.
+
+        Every estimator's public ``fit`` (whose signature and docstring are its
+        own) is this call. The model supplies four hooks:
+
+        - ``_fit_data(*inputs)``: the validated training data on the model's
+          time axis (sessions, NaN borders, padding buckets) and the random
+          keys drawn from ``random_state``;
+        - ``_fit_labels(train, labels, label_weight)``: the hand labels'
+          evidence (`behavhmm.labels.label_evidence`) on the training frames:
+          returns ``(train, evidence)``, ``train`` carrying ``log e_t(k)`` in
+          the arrays whose emission log-likelihoods it is added to and the
+          hard labels for the initializers (``train`` unchanged and ``None``
+          without labels);
+        - ``_initialize(train)``: the starting point, from the ``setup()``
+          slots (or a resumed checkpoint's template);
+        - ``_run_loop(init, train, resume)``: `behavhmm.fitting.run_em` or
+          `behavhmm.fitting.run_gibbs` over the model's jitted step; returns a
+          NamedTuple;
+        - ``_store(result, train)``: the fitted ``*_`` attributes (and the
+          convergence warning).
+
+        Parameters
+        ----------
+        *inputs
+            The arguments of the model's ``fit`` (``X``, ``y``, ``confidence``,
+            ``session_starts``, ``groups``, ...), passed to ``_fit_data``.
+        resume : bool, default False
+            Continue the fit saved at ``checkpoint_path``.
+        labels, label_weight, class_names
+            Hand labels of ``fit`` (see `behavhmm.labels`); ``class_names_`` is
+            set from ``class_names`` (or the labelled classes) or removed.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError, ValueError
+            For invalid hyperparameters (before any work), ``resume`` without
+            ``checkpoint_path``, or invalid input.
+        """
+        self._check_hyperparameters()
+        if resume and getattr(self, "checkpoint_path", None) is None:
+            raise ValueError("resume=True needs checkpoint_path.")
+        for name in self._optional_fitted:
+            if hasattr(self, name):
+                delattr(self, name)
+        train = self._fit_data(*inputs)
+        train, evidence = self._fit_labels(train, labels, label_weight)
+        self._store_class_names(class_names, evidence)
+        init = self._initialize(train)
+        result = self._run_loop(init, train, resume)
+        self._store(result, train)
+        return self
+
+    def _fit_data(self, *inputs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fit_labels(self, train, labels, label_weight):
+        """``(train, evidence)`` with the labels' evidence; this default takes no labels."""
+        if labels is not None:
+            raise TypeError(f"{type(self).__name__}.fit does not take labels.")
+        return train, None
+
+    def _initialize(self, train):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _run_loop(self, init, train, resume: bool):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _store(self, result, train) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     # ------------------------------------------------------------ validation
     def _check_hyperparameters(self) -> None:
         """Check every constructor argument in ``_hyperparameters``, then the cross-argument rules.
@@ -613,7 +494,8 @@ class BaseHMM(BaseEstimator):
             seed = int(seed.integers(2**63))
         elif not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
             raise TypeError(
-                f"random_state must be an int, None or a numpy Generator, got {type(seed).__name__}."
+                "random_state must be an int, None or a numpy Generator, got "
+                f"{type(seed).__name__}."
             )
         return jax.random.key(int(seed))
 
@@ -621,7 +503,8 @@ class BaseHMM(BaseEstimator):
     def _check_state_format(state_format: str):
         if state_format not in _STATE_FORMATS:
             raise ValueError(
-                f"Invalid state_format {state_format!r}: state_format must be one of {_STATE_FORMATS}."
+                f"Invalid state_format {state_format!r}: state_format must be one of "
+                f"{_STATE_FORMATS}."
             )
 
     @staticmethod
@@ -633,7 +516,10 @@ class BaseHMM(BaseEstimator):
         return out
 
     def _merged_states(self, states) -> np.ndarray:
-        """Labels after `behavhmm.analysis.merge_syllables`'s mapping (-1 stays -1); unchanged without one."""
+        """Labels after `behavhmm.analysis.merge_syllables`'s mapping (-1 stays -1).
+
+        Unchanged without a mapping.
+        """
         states = np.asarray(states)
         mapping = getattr(self, _MERGE_ATTRIBUTE, None)
         if mapping is None:

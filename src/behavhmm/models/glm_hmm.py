@@ -4,8 +4,8 @@ The estimator looks its programs up in `behavhmm.models.glmhmm.estimator`: patch
 """
 
 from .glmhmm.estimator import (  # noqa: F401
-    EMState,
     GLMHMM,
+    EMState,
     GLMInitializer,
     HMMInitializer,
     KMeansInitializer,

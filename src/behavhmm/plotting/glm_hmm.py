@@ -82,7 +82,8 @@ def plot_psychometric(
         From [`psychometric_curves`][behavhmm.analysis.choice.psychometric_curves]
         (Bernoulli: probability of ``y = 1``).
     empirical : dict, optional
-        From [`empirical_psychometric`][behavhmm.analysis.choice.empirical_psychometric]; drawn as dots.
+        From [`empirical_psychometric`][behavhmm.analysis.choice.empirical_psychometric]; drawn as
+        dots.
     state_names : list of str, optional
     ax : matplotlib Axes, optional
     xlabel : str, default "stimulus"

@@ -72,7 +72,8 @@ def plot_transition_graph(
     max_node_size: float = 600.0,
     min_usage: float = 0.005,
 ):
-    """Draw syllable transitions as a graph: nodes sized by usage, edges as wide as their probability.
+    """Draw syllable transitions as a graph: nodes sized by usage, edges as wide as their
+    probability.
 
     Parameters
     ----------

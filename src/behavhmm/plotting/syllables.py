@@ -45,7 +45,9 @@ def plot_durations(
     ax = _axes(ax, figsize=(5.0, 3.2))
     if max_duration is not None:
         top = float(max_duration)
-    else:  # a long tail would squash the histogram: cut at the 99th percentile once there are enough instances
+    # a long tail would squash the histogram: cut at the 99th percentile once there are enough
+    # instances
+    else:
         top = float(np.quantile(durations, 0.99) if len(durations) >= 200 else durations.max())
     ax.hist(durations[durations <= top], bins=bins, color="0.45")
     med = float(np.median(durations))

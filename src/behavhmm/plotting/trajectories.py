@@ -1,4 +1,5 @@
-"""Syllables without video: typical keypoint trajectories, a dendrogram of their distances, and grid movies.
+"""Syllables without video: typical keypoint trajectories, a dendrogram of their distances, and grid
+movies.
 
 Everything is drawn from keypoints alone, in the body frame of each
 syllable's onset (centred on the centroid, heading along +x). Animations go
@@ -226,7 +227,8 @@ def grid_movie(
     ncols: int = 3,
     random_state=0,
 ):
-    """A keypoints-only "grid movie": example instances of one syllable, side by side, in their onset's body frame.
+    """A keypoints-only "grid movie": example instances of one syllable, side by side, in their
+    onset's body frame.
 
     Parameters
     ----------
@@ -272,7 +274,8 @@ def grid_movie(
     onsets, lengths = onsets[keep], lengths[keep]
     if not len(onsets):
         raise ValueError(
-            f"syllable {syllable} has no instance with {pre} frames before and {post} after its onset."
+            f"syllable {syllable} has no instance with {pre} frames before and {post} after its "
+            "onset."
         )
     pick = np.sort(
         np.random.default_rng(random_state).choice(

@@ -1,4 +1,5 @@
-"""Social features of several animals: distance, relative heading, position in each other's body frame."""
+"""Social features of several animals: distance, relative heading, position in each other's body
+frame."""
 
 from __future__ import annotations
 
@@ -76,8 +77,10 @@ def social_features(
     Examples
     --------
     >>> kp = load_keypoints("flies.slp", individual_layout="stack")  # doctest: +SKIP
-    >>> social = social_features(kp.coordinates, "head", "thorax", bodyparts=["head", "thorax", ...],
-    ...                          n_individuals=2, individuals=["female", "male"])  # doctest: +SKIP
+    >>> social = social_features(
+    ...     kp.coordinates, "head", "thorax", bodyparts=["head", "thorax", ...],
+    ...     n_individuals=2, individuals=["female", "male"],
+    ... )  # doctest: +SKIP
     """
     import pandas as pd
 
@@ -85,15 +88,16 @@ def social_features(
     if arr.ndim == 3:
         if n_individuals is None or arr.shape[1] % int(n_individuals):
             raise ValueError(
-                "a stacked coordinates array (n_time_bins, n_individuals * n_keypoints, n_dims) needs "
-                f"n_individuals dividing its {arr.shape[1]} keypoints, got n_individuals={n_individuals!r}."
+                "a stacked coordinates array (n_time_bins, n_individuals * n_keypoints, n_dims) "
+                f"needs n_individuals dividing its {arr.shape[1]} keypoints, got "
+                f"n_individuals={n_individuals!r}."
             )
         n = int(n_individuals)
         arr = arr.reshape(arr.shape[0], n, arr.shape[1] // n, arr.shape[2])
     if arr.ndim != 4 or arr.shape[-1] not in (2, 3):
         raise ValueError(
-            "coordinates must have shape (n_time_bins, n_individuals, n_keypoints, n_dims) with n_dims 2 "
-            f"or 3, got {arr.shape}."
+            "coordinates must have shape (n_time_bins, n_individuals, n_keypoints, n_dims) with "
+            f"n_dims 2 or 3, got {arr.shape}."
         )
     n_time, n_ind, n_kp, _ = arr.shape
     if n_ind < 2:

@@ -1,5 +1,12 @@
 """Transition priors: sticky Dirichlet MAP updates (sticky HDP draws slot in here)."""
 
+from .dirichlet import (
+    dirichlet_log_density,
+    dirichlet_map,
+    initial_dirichlet_map,
+    sticky_concentration,
+    sticky_dirichlet_map,
+)
 from .hdp import (
     hdp_log_prior,
     sample_corrected_table_counts,
@@ -9,13 +16,6 @@ from .hdp import (
     sample_table_counts,
     sample_transition_rows,
     transition_counts,
-)
-from .dirichlet import (
-    dirichlet_log_density,
-    dirichlet_map,
-    initial_dirichlet_map,
-    sticky_concentration,
-    sticky_dirichlet_map,
 )
 
 __all__ = [

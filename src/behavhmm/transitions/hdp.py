@@ -152,11 +152,12 @@ def _customer_tables(key, counts, alpha, beta, kappa, max_customers: int):
 def sample_corrected_table_counts(key, counts, alpha, beta, kappa, max_customers: int):
     """Table counts ``m`` and override-corrected counts ``m̄`` in one pass.
 
-    Equivalent in distribution to [`sample_table_counts`][behavhmm.transitions.hdp.sample_table_counts]
-    followed by [`sample_override_counts`][behavhmm.transitions.hdp.sample_override_counts]:
-    every table opened on the diagonal is, independently, an override table
-    with probability ``ρ / (ρ + β_j (1 - ρ))``, so removing each with that
-    probability draws ``w_j ~ Binomial(m_jj, ·)`` exactly, from uniforms only.
+    Equivalent in distribution to
+    [`sample_table_counts`][behavhmm.transitions.hdp.sample_table_counts] followed by
+    [`sample_override_counts`][behavhmm.transitions.hdp.sample_override_counts]: every table opened
+    on the diagonal is, independently, an override table with probability ``ρ / (ρ + β_j (1 - ρ))``,
+    so removing each with that probability draws ``w_j ~ Binomial(m_jj, ·)`` exactly, from uniforms
+    only.
 
     Parameters
     ----------

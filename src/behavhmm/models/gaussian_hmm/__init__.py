@@ -1,4 +1,8 @@
-"""The Gaussian HMM: estimator (``estimator.py``), EM programs (``em.py``), initializers (``initialize.py``)."""
+"""The Gaussian HMM.
+
+Estimator (``estimator.py``), prediction methods (``prediction.py``), EM programs (``em.py``),
+initializers (``initialize.py``).
+"""
 
 from .em import GaussianHMMParams
 from .estimator import GaussianHMM

@@ -7,22 +7,21 @@ compiled programs are in ``em.py`` and its built-in initializers in
 
 from __future__ import annotations
 
-import numbers
+import dataclasses
 import warnings
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_scalar
 
 from ..._utils import bucket_length, float_dtype
-from ...fitting import run_em
+from ...fitting import EMResult, run_em
 from ...labels import label_evidence, padded_log_evidence
 from ...observations.gaussian import COVARIANCE_TYPES, GaussianPrior
 from ...sessions import drop_nan_borders, session_mask
-from .._initializers import PROBA_INITIAL_REGISTRY, PROBA_TRANSITION_REGISTRY, InitSlot
+from .._initializers import CHAIN_SLOTS, InitSlot
 from ..base import (
     INFERENCE_METHODS,
     BaseHMM,
@@ -33,24 +32,29 @@ from ..base import (
     Real,
     check_initializer_output,
     check_probabilities,
-    check_random_key,
 )
 from .em import (
     GaussianData,
     GaussianHMMParams,
     Hyper,
     em_step,
-    filter_program,
-    posterior,
-    simulate,
-    viterbi_program,
 )
 from .initialize import GAUSSIAN_PARAMS_REGISTRY
+from .prediction import GaussianHMMPrediction
 
 __all__ = ["GaussianHMM"]
 
 
-class GaussianHMM(BaseHMM):
+class _FitData(NamedTuple):
+    """Training data of one fit: the prepared frames, the emission prior and the fit's key."""
+
+    data: PreparedData
+    prior: GaussianPrior
+    key: jax.Array
+    init_labels: np.ndarray | None = None  # hand labels on the modelled frames (``_fit_labels``)
+
+
+class GaussianHMM(GaussianHMMPrediction, BaseHMM):
     """Hidden Markov model with Gaussian emissions, fitted by MAP-EM.
 
     In state ``k`` a frame (a feature vector or a learned embedding) follows
@@ -208,12 +212,7 @@ class GaussianHMM(BaseHMM):
     """
 
     _init_slots = {
-        "initial_proba_init": InitSlot(
-            PROBA_INITIAL_REGISTRY, "uniform", returns="an array of shape (n_states,)"
-        ),
-        "transition_proba_init": InitSlot(
-            PROBA_TRANSITION_REGISTRY, "sticky", returns="an array of shape (n_states, n_states)"
-        ),
+        **CHAIN_SLOTS,
         "gaussian_params_init": InitSlot(
             GAUSSIAN_PARAMS_REGISTRY,
             "kmeans",
@@ -279,7 +278,8 @@ class GaussianHMM(BaseHMM):
             mean = np.full(n_features, float(mean))
         if mean.shape != (n_features,) or not np.all(np.isfinite(mean)):
             raise ValueError(
-                f"mean_prior must be a finite float or an array of shape ({n_features},), got shape {mean.shape}."
+                f"mean_prior must be a finite float or an array of shape ({n_features},), got "
+                f"shape {mean.shape}."
             )
         scale = np.asarray(self.covariance_prior_scale, float)
         matrix = self.covariance_type in ("full", "tied")
@@ -357,7 +357,8 @@ class GaussianHMM(BaseHMM):
         n_states = self._check_initial_prob(pi)
         if means.ndim != 2 or means.shape[0] != n_states:
             raise ValueError(
-                f"means_ must have shape (n_states, n_features) = ({n_states}, D), got {means.shape}."
+                f"means_ must have shape (n_states, n_features) = ({n_states}, D), got "
+                f"{means.shape}."
             )
         n_features = means.shape[1]
         expected = {
@@ -367,12 +368,14 @@ class GaussianHMM(BaseHMM):
         for name, (arr, shape) in expected.items():
             if arr.shape != shape:
                 raise ValueError(
-                    f"{name} must have shape {shape} (n_states={n_states}, n_features={n_features}, "
+                    f"{name} must have shape {shape} (n_states={n_states}, "
+                    f"n_features={n_features}, "
                     f"covariance_type={self.covariance_type!r}), got {arr.shape}."
                 )
         if hasattr(self, "n_features_in_") and self.n_features_in_ != n_features:
             raise ValueError(
-                f"means_ describes {n_features} features but n_features_in_ = {self.n_features_in_}."
+                f"means_ describes {n_features} features but n_features_in_ = "
+                f"{self.n_features_in_}."
             )
         check_probabilities(initial_prob_=pi, transition_prob_=trans)
         if not np.all(np.isfinite(means)):
@@ -489,15 +492,6 @@ class GaussianHMM(BaseHMM):
             invalid hyperparameters or initializer output; for labels of the
             wrong length, outside ``[-1, n_states)`` or on NaN frames, and a
             ``label_weight`` outside [0, 1].
-
-        Notes
-        -----
-        With labels the E-step conditions on them: the emission
-        log-likelihoods get ``log e_t(k)`` added before the forward-backward
-        (derivation in [`behavhmm.labels.label_evidence`][behavhmm.labels.label_evidence]),
-        and EM maximises ``log p(X, labels | θ) + log p(θ)``, the MAP estimate
-        given the evidence; ``log_likelihood_history_`` then holds this
-        evidence-conditioned log-likelihood. Prediction methods do not use labels.
         TypeError
             For hyperparameters of the wrong type.
         FloatingPointError
@@ -507,241 +501,87 @@ class GaussianHMM(BaseHMM):
         -----
         sklearn.exceptions.ConvergenceWarning
             If EM stops at ``n_iter`` before meeting ``tol``.
+
+        Notes
+        -----
+        With labels the E-step conditions on them: the emission
+        log-likelihoods get ``log e_t(k)`` added before the forward-backward
+        (derivation in [`behavhmm.labels.label_evidence`][behavhmm.labels.label_evidence]),
+        and EM maximises ``log p(X, labels | θ) + log p(θ)``, the MAP estimate
+        given the evidence; ``log_likelihood_history_`` then holds this
+        evidence-conditioned log-likelihood. Prediction methods do not use labels.
         """
-        self._check_hyperparameters()
+        return self._fit_skeleton(
+            X,
+            session_starts,
+            labels=labels,
+            label_weight=label_weight,
+            class_names=class_names,
+        )
+
+    def _fit_data(self, X, session_starts) -> _FitData:
         values, info = self._validate_X(X, reset=True)
         train = self._layout(values, session_starts, info)
-        kept = train.extra["X"]
         if train.n_frames < self.n_states:
             raise ValueError(
-                f"X has n_samples={train.n_frames} modelled frame(s), fewer than n_states={self.n_states}."
+                f"X has n_samples={train.n_frames} modelled frame(s), "
+                f"fewer than n_states={self.n_states}."
             )
-        keep = np.zeros(values.shape[0], bool)
-        keep[train.rows] = True
-        evidence = label_evidence(labels, label_weight, self.n_states, values, keep, info=info)
-        self._store_class_names(class_names, evidence)
-        prior = self._prior(values.shape[1])
-        starts_kept = np.asarray(train.session_starts)[: train.n_frames]
-        hard = None if evidence is None else evidence.labels
-        init = self._initial_params(kept, starts_kept, prior, self._fit_key(), labels=hard)
+        return _FitData(train, self._prior(values.shape[1]), self._fit_key())
+
+    def _fit_labels(self, train: _FitData, labels, label_weight):
+        """Hand labels' evidence on the modelled frames (``_fit_skeleton``'s labels hook)."""
+        data = train.data
+        keep = np.zeros(data.n_time_bins, bool)
+        keep[data.rows] = True
+        evidence = label_evidence(labels, label_weight, self.n_states, None, keep, info=data.info)
+        if evidence is None:
+            return train, None
+        gaussian = data.arrays["gaussian"]
+        log_ev = padded_log_evidence(evidence, gaussian.X.shape[0])
+        gaussian = gaussian._replace(log_evidence=jnp.asarray(log_ev, gaussian.X.dtype))
+        data = dataclasses.replace(data, arrays={**data.arrays, "gaussian": gaussian})
+        return train._replace(data=data, init_labels=evidence.labels), evidence
+
+    def _initialize(self, train: _FitData) -> GaussianHMMParams:
+        data = train.data
+        starts_kept = np.asarray(data.session_starts)[: data.n_frames]
+        return self._initial_params(
+            data.extra["X"], starts_kept, train.prior, train.key, train.init_labels
+        )
+
+    def _run_loop(self, init: GaussianHMMParams, train: _FitData, resume: bool) -> EMResult:
         dtype = float_dtype()
-        hyper = Hyper(jnp.asarray(self.alpha, dtype), jnp.asarray(self.kappa, dtype), prior)
-        data, method, cov_type = train.arrays["gaussian"], self._method(), self.covariance_type
-        log_ev = padded_log_evidence(evidence, data.X.shape[0])
-        if log_ev is not None:
-            data = data._replace(log_evidence=jnp.asarray(log_ev, dtype))
+        hyper = Hyper(jnp.asarray(self.alpha, dtype), jnp.asarray(self.kappa, dtype), train.prior)
+        data, method, cov_type = train.data.arrays["gaussian"], self._method(), self.covariance_type
 
         def step(params):
             return em_step(params, data, hyper, cov_type, method)
 
-        res = run_em(
+        return run_em(
             step,
             init,
             n_iter=self.n_iter,
             tol=self.tol,
-            n_frames=train.n_frames,
+            n_frames=train.data.n_frames,
             progress_bar=self.progress_bar,
             desc=f"GaussianHMM em (K={self.n_states})",
         )
-        p = res.params
+
+    def _store(self, result: EMResult, train: _FitData) -> None:
+        p = result.params
         self.initial_prob_ = np.asarray(p.initial_prob)
         self.transition_prob_ = np.asarray(p.transition_prob)
         self.means_ = np.asarray(p.means)
         self.covariances_ = np.asarray(p.covariances)
-        self.log_likelihood_history_ = np.asarray(res.log_likelihood_history)
-        self.log_joint_history_ = np.asarray(res.log_joint_history)
-        self.n_iter_ = int(res.n_iter)
-        self.converged_ = bool(res.converged)
-        if not res.converged:
+        self.log_likelihood_history_ = np.asarray(result.log_likelihood_history)
+        self.log_joint_history_ = np.asarray(result.log_joint_history)
+        self.n_iter_ = int(result.n_iter)
+        self.converged_ = bool(result.converged)
+        if not result.converged:
             warnings.warn(
                 f"EM did not converge in n_iter={self.n_iter} iterations (tol={self.tol} nats per "
                 "frame); increase n_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
-        return self
-
-    # -------------------------------------------------------------- predict
-    def score(self, X, y=None, session_starts=None) -> float:
-        """Marginal log-likelihood of ``X`` summed over its frames.
-
-        Parameters
-        ----------
-        X : array-like or pynapple TsdFrame of shape (n_time_bins, n_features)
-            Data to score; sessions as in [`fit`][behavhmm.GaussianHMM.fit].
-        y : Ignored
-        session_starts : array-like or pynapple IntervalSet, optional
-            As in [`fit`][behavhmm.GaussianHMM.fit].
-
-        Returns
-        -------
-        float
-            ``log p(X | θ)`` in nats, summed over sessions (dropped NaN borders
-            are not scored).
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit`` (or hand-set parameters).
-        ValueError
-            For invalid input, as in [`fit`][behavhmm.GaussianHMM.fit].
-        """
-        params = self._validated_params()
-        data = self._prepare(X, session_starts)
-        _, log_lik = filter_program(
-            params, data.arrays["gaussian"], self.covariance_type, self._method()
-        )
-        return float(log_lik)
-
-    def smooth_proba(self, X, session_starts=None):
-        """Posterior state probabilities ``p(z_t | all frames of its session)``.
-
-        Parameters
-        ----------
-        X : array-like or pynapple TsdFrame of shape (n_time_bins, n_features)
-        session_starts : array-like or pynapple IntervalSet, optional
-            As in [`fit`][behavhmm.GaussianHMM.fit].
-
-        Returns
-        -------
-        ndarray of shape (n_time_bins, n_states) or pynapple TsdFrame
-            Rows sum to 1; NaN rows for dropped NaN borders.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input.
-        """
-        params = self._validated_params()
-        data = self._prepare(X, session_starts)
-        probs = posterior(
-            params, data.arrays["gaussian"], self.covariance_type, self._method()
-        ).smoothed_probs
-        return self._proba_output(probs, data, self.n_states)
-
-    def filter_proba(self, X, session_starts=None):
-        """Causal state probabilities ``p(z_t | frames up to t of its session)``.
-
-        Parameters
-        ----------
-        X : array-like or pynapple TsdFrame of shape (n_time_bins, n_features)
-        session_starts : array-like or pynapple IntervalSet, optional
-            As in [`fit`][behavhmm.GaussianHMM.fit].
-
-        Returns
-        -------
-        ndarray of shape (n_time_bins, n_states) or pynapple TsdFrame
-            Rows sum to 1; NaN rows for dropped NaN borders.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input.
-        """
-        params = self._validated_params()
-        data = self._prepare(X, session_starts)
-        probs, _ = filter_program(
-            params, data.arrays["gaussian"], self.covariance_type, self._method()
-        )
-        return self._proba_output(probs, data, self.n_states)
-
-    def decode_state(self, X, session_starts=None, state_format: str = "one-hot"):
-        """Most likely state sequence (Viterbi), jointly over each session.
-
-        Parameters
-        ----------
-        X : array-like or pynapple TsdFrame of shape (n_time_bins, n_features)
-        session_starts : array-like or pynapple IntervalSet, optional
-            As in [`fit`][behavhmm.GaussianHMM.fit].
-        state_format : {"one-hot", "index"}, default "one-hot"
-            ``"index"``: int32 array of shape (n_time_bins,), -1 for dropped
-            NaN borders. ``"one-hot"``: int32 array of shape
-            (n_time_bins, n_states), zero rows there.
-
-        Returns
-        -------
-        ndarray or pynapple Tsd / TsdFrame
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input or an unknown ``state_format``.
-        """
-        self._check_state_format(state_format)
-        params = self._validated_params()
-        data = self._prepare(X, session_starts)
-        states = viterbi_program(
-            params, data.arrays["gaussian"], self.covariance_type, self._method()
-        )
-        return self._state_output(states, data, state_format, self.n_states)
-
-    def predict(self, X, session_starts=None):
-        """Viterbi state indices; ``decode_state(X, state_format="index")``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_time_bins, n_features)
-        session_starts : array-like, optional
-
-        Returns
-        -------
-        ndarray of int32, shape (n_time_bins,)
-        """
-        return self.decode_state(X, session_starts=session_starts, state_format="index")
-
-    def predict_proba(self, X, session_starts=None):
-        """Smoothed state probabilities; same as [`smooth_proba`][behavhmm.GaussianHMM.smooth_proba].
-
-        Parameters
-        ----------
-        X : array-like of shape (n_time_bins, n_features)
-        session_starts : array-like, optional
-
-        Returns
-        -------
-        ndarray of shape (n_time_bins, n_states)
-        """
-        return self.smooth_proba(X, session_starts=session_starts)
-
-    def simulate(self, random_key, n_time_bins: int, session_starts=None):
-        """Draw frames and states from the model.
-
-        Parameters
-        ----------
-        random_key : jax.random key or int
-            Randomness of the draw; the same key gives the same output.
-        n_time_bins : int
-            Number of frames to draw (all sessions together).
-        session_starts : array-like, optional
-            Boolean mask or start indices of sessions within the
-            ``n_time_bins`` frames (the chain restarts from ``initial_prob_``
-            there); default one session.
-
-        Returns
-        -------
-        X : ndarray of shape (n_time_bins, n_features)
-            Simulated frames.
-        states : ndarray of int32, shape (n_time_bins,)
-            The states that generated them.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        TypeError
-            If ``random_key`` is not a key or int.
-        ValueError
-            For invalid ``n_time_bins`` or ``session_starts``.
-        """
-        params = self._validated_params()
-        key = check_random_key(random_key)
-        check_scalar(n_time_bins, "n_time_bins", numbers.Integral, min_val=1)
-        mask = session_mask(session_starts, int(n_time_bins))
-        frames, states = simulate(key, params, jnp.asarray(mask), self.covariance_type)
-        return np.asarray(frames), np.asarray(states)

@@ -30,7 +30,7 @@ __all__ = [
 def pooled_covariances(
     X: np.ndarray, n_states: int, covariance_type: str, min_covar: float
 ) -> np.ndarray:
-    """The covariance of all frames in the shape of ``covariance_type`` (floored at ``min_covar``)."""
+    """The covariance of all frames, shaped for ``covariance_type`` (floored at ``min_covar``)."""
     n_features = X.shape[1]
     cov = np.atleast_2d(np.cov(X, rowvar=False)) if len(X) > 1 else np.eye(n_features)
     cov = cov + min_covar * np.eye(n_features)
@@ -107,7 +107,8 @@ def random_gaussian_params(
     Returns
     -------
     means, covariances : ndarrays
-        As [`kmeans_gaussian_params`][behavhmm.models.gaussian_hmm.initialize.kmeans_gaussian_params].
+        As
+        [`kmeans_gaussian_params`][behavhmm.models.gaussian_hmm.initialize.kmeans_gaussian_params].
     """
     labels = random_segment_labels(len(X), n_states, random_key, segment_length)
     return _params_from_labels(labels, n_states, X, covariance_type, prior)

@@ -42,6 +42,15 @@ from ...observations.glm import (
     softplus,
     unflatten_coef,
 )
+from .._initializers import (
+    dirichlet_initial_proba,
+    dirichlet_transition_proba,
+    normalized_uniform_initial_proba,
+    normalized_uniform_transition_proba,
+    sticky_transition_proba,
+    uniform_initial_proba,
+    uniform_transition_proba,
+)
 from .em import GLMConfig, GLMHyper, weighted_glm_program
 
 __all__ = [
@@ -82,58 +91,68 @@ def _n_outputs(y, observation_model) -> int | None:
 # ----------------------------------------------------------------------------
 
 
+# nemos passes the protocol arguments by keyword (``X``, ``y``, ``session_starts``,
+# ``random_key``); each built-in below maps them onto the shared built-in of
+# `behavhmm.models._initializers` (positional ``(n_states, X, session_starts, random_key)``).
+
+
 def uniform_initial_proba_init(n_states, X=None, y=None, session_starts=None, random_key=None):
     """Every state equally likely at a session start."""
-    return np.full(n_states, 1.0 / n_states)
+    return uniform_initial_proba(n_states, X, session_starts, random_key)
 
 
 def random_initial_proba_init(n_states, X=None, y=None, session_starts=None, random_key=None):
     """Uniform random numbers, normalised."""
-    p = np.asarray(jax.random.uniform(_key(random_key), (n_states,)), float)
-    return p / p.sum()
+    return normalized_uniform_initial_proba(n_states, X, session_starts, _key(random_key))
 
 
 def dirichlet_initial_proba_init(
     n_states, X=None, y=None, session_starts=None, random_key=None, alphas=None
 ):
     """A draw from ``Dir(alphas)`` (default all ones)."""
-    alphas = np.ones(n_states) if alphas is None else np.asarray(alphas, float)
-    if alphas.shape != (n_states,):
-        raise ValueError(f"alphas must have shape ({n_states},), got {alphas.shape}.")
-    return np.asarray(jax.random.dirichlet(_key(random_key), alphas), float)
+    return dirichlet_initial_proba(n_states, X, session_starts, _key(random_key), alphas=alphas)
 
 
 def sticky_transition_proba_init(
-    n_states, X=None, y=None, session_starts=None, random_key=None, prob_stay=0.95
+    n_states, X=None, y=None, session_starts=None, random_key=None, stickiness=0.95, **kwargs
 ):
-    """``prob_stay`` on the diagonal, the rest spread evenly over the other states."""
-    if not 0.0 <= prob_stay <= 1.0:
-        raise ValueError(f"prob_stay must lie in [0, 1], got {prob_stay}.")
-    if n_states == 1:
-        return np.ones((1, 1))
-    leave = (1.0 - prob_stay) / (n_states - 1)
-    return np.full((n_states, n_states), leave) + (prob_stay - leave) * np.eye(n_states)
+    """``stickiness`` on the diagonal, the rest spread evenly over the other states.
+
+    ``prob_stay`` (nemos' name) is a deprecated alias of ``stickiness``.
+
+    Warns
+    -----
+    FutureWarning
+        When ``prob_stay`` is passed.
+    """
+    if "prob_stay" in kwargs:
+        warnings.warn(
+            "prob_stay is deprecated: pass stickiness (the same number), the keyword of every "
+            "behavhmm model's sticky transition initializer.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        stickiness = kwargs.pop("prob_stay")
+    if kwargs:
+        raise TypeError(f"Unexpected keyword arguments {sorted(kwargs)}.")
+    return sticky_transition_proba(n_states, X, session_starts, random_key, stickiness=stickiness)
 
 
 def uniform_transition_proba_init(n_states, X=None, y=None, session_starts=None, random_key=None):
     """Every transition equally likely."""
-    return np.full((n_states, n_states), 1.0 / n_states)
+    return uniform_transition_proba(n_states, X, session_starts, random_key)
 
 
 def random_transition_proba_init(n_states, X=None, y=None, session_starts=None, random_key=None):
     """Uniform random rows, normalised."""
-    p = np.asarray(jax.random.uniform(_key(random_key), (n_states, n_states)), float)
-    return p / p.sum(axis=1, keepdims=True)
+    return normalized_uniform_transition_proba(n_states, X, session_starts, _key(random_key))
 
 
 def dirichlet_transition_proba_init(
     n_states, X=None, y=None, session_starts=None, random_key=None, alphas=None
 ):
     """Rows drawn from ``Dir(alphas[i])`` (default all ones)."""
-    alphas = np.ones((n_states, n_states)) if alphas is None else np.asarray(alphas, float)
-    if alphas.shape != (n_states, n_states):
-        raise ValueError(f"alphas must have shape ({n_states}, {n_states}), got {alphas.shape}.")
-    return np.asarray(jax.random.dirichlet(_key(random_key), alphas), float)
+    return dirichlet_transition_proba(n_states, X, session_starts, _key(random_key), alphas=alphas)
 
 
 def _key(random_key):
@@ -171,7 +190,9 @@ def _inverse_of_link(link, mean: np.ndarray) -> np.ndarray:
 
 
 def intercept_matching_mean(y, inverse_link_function, observation_model) -> np.ndarray:
-    """Intercepts whose predicted mean equals the mean of ``y`` (per output); log class frequencies for Categorical.
+    """Intercepts whose predicted mean equals the mean of ``y`` (per output).
+
+    Log class frequencies for Categorical.
 
     Returns
     -------
@@ -202,7 +223,7 @@ def random_glm_params_init(
     random_key=None,
     std_dev=0.001,
 ):
-    """Small Gaussian weights (standard deviation ``std_dev``), intercepts matching the mean of ``y``.
+    """Small Gaussian weights (standard deviation ``std_dev``), intercepts matching ``y``'s mean.
 
     Returns
     -------
@@ -230,7 +251,9 @@ def constant_scale_init(
     random_key=None,
     scale_val=1.0,
 ):
-    """Every state's scale equal to ``scale_val`` (variance for Gaussian, dispersion for Gamma / NegativeBinomial).
+    """Every state's scale equal to ``scale_val``.
+
+    The variance for Gaussian, the dispersion for Gamma / NegativeBinomial.
 
     Returns
     -------
@@ -279,7 +302,8 @@ class KMeansInitializer:
         )
         if len(subset) < n_states:
             raise ValueError(
-                f"k-means initialisation needs at least n_states={n_states} samples, got {len(subset)}."
+                f"k-means initialisation needs at least n_states={n_states} samples, got "
+                f"{len(subset)}."
             )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -341,7 +365,8 @@ def _fit_cluster_glms(labels, n_states, X, y, link, family, glm_kwargs):
     }
     if unknown:
         raise ValueError(
-            f"glm_kwargs accepts regularizer, regularizer_strength, solver_name and solver_kwargs; got {sorted(unknown)}."
+            "glm_kwargs accepts regularizer, regularizer_strength, solver_name and solver_kwargs; "
+            f"got {sorted(unknown)}."
         )
     dtype = float_dtype()
     flat = flatten_design(X)
@@ -431,7 +456,9 @@ def kmeans_glm_params_init(
     glm_kwargs=None,
     initializer=None,
 ):
-    """One GLM per k-means cluster of ``[X, y]`` (see [`KMeansInitializer`][behavhmm.models.glm_hmm.KMeansInitializer]).
+    """One GLM per k-means cluster of ``[X, y]``.
+
+    See [`KMeansInitializer`][behavhmm.models.glm_hmm.KMeansInitializer].
 
     Parameters
     ----------

@@ -7,8 +7,8 @@ here. The estimator looks its programs up in `behavhmm.models.keypoint_slds.esti
 from .estimator import (  # noqa: F401
     INIT_FRAMES,
     KeypointDecoding,
-    KeypointSLDS,
     KeypointSimulation,
+    KeypointSLDS,
 )
 
 __all__ = ["KeypointSLDS", "KeypointDecoding", "KeypointSimulation"]

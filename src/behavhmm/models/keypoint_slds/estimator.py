@@ -8,36 +8,20 @@ reuses the ARHMM's sticky-HDP Gibbs sweep.
 
 from __future__ import annotations
 
-import numbers
-from typing import ClassVar, NamedTuple
+from functools import partial
+from typing import ClassVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from sklearn.utils import check_scalar
 
-from ..._utils import bucket_length, float_dtype
 from ...fitting import run_gibbs
-from ...inference import LinearEmission
-from ...labels import (
-    LabelEvidence,
-    initializer_labels,
-    label_evidence,
-    padded_log_evidence,
-    restrict_evidence,
-)
-from ...observations import default_mniw_prior
-from ...sessions import session_bounds, session_mask, split_pynapple
+from ...sessions import session_bounds
 from .._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
 from ..arhmm import ARHMM
-from ..arhmm.gibbs import GibbsState, gibbs_sweep
+from ..arhmm._hooks import ARKernels
+from ..arhmm.gibbs import gibbs_sweep
 from ..arhmm.model import (
-    ARHMMParams,
-    Hyper,
-    filter_program,
     median_duration_program,
-    posterior,
-    simulate_program,
 )
 from ..base import (
     INFERENCE_METHODS,
@@ -45,95 +29,27 @@ from ..base import (
     Bool,
     Integer,
     OneOf,
-    PreparedData,
     Real,
-    check_random_key,
 )
+from ._data import SLDSDataLayout
 from .gibbs import (
-    KPData,
-    KPHyper,
     SLDSState,
-    ar_data,
     ar_data_program,
-    decode_program,
-    simulate_poses_program,
     slds_sweep,
 )
+from .initialize import INIT_FRAMES as INIT_FRAMES
+from .initialize import SLDSInitialization, _SLDSFitData
+from .prediction import KeypointDecoding as KeypointDecoding
+from .prediction import KeypointSimulation as KeypointSimulation
+from .prediction import KeypointSLDSPrediction
+from .validation import SLDSValidation
 
 __all__ = ["KeypointSLDS", "KeypointDecoding", "KeypointSimulation"]
 
-#: At most about this many frames seed the AR parameters by k-means (the Gibbs stages use all frames).
-INIT_FRAMES = 20000
 
-
-class KeypointDecoding(NamedTuple):
-    """Deterministic decoding of keypoints by [`KeypointSLDS.decode`][behavhmm.KeypointSLDS.decode].
-
-    Attributes
-    ----------
-    latents : ndarray of shape (n_time_bins, latent_dim)
-        Smoothed latent pose (PC scores in units of ``scale_``).
-    heading : ndarray of shape (n_time_bins,)
-        Heading in radians, (-π, π], counter-clockwise from +x (the
-        convention of [`egocentric_align`][behavhmm.preprocessing.egocentric_align]).
-    centroid : ndarray of shape (n_time_bins, n_dims)
-        Centroid in the keypoints' units.
-    states : ndarray of int32, shape (n_time_bins,)
-        Viterbi states; -1 for the first ``nlags`` frames of each session.
-    log_likelihood : float
-        ``log p(X | decoded latents, heading, centroid, noise) + log p(latents | θ)``
-        (states marginalised), in nats, in normalised units.
-    smoothed_probs : ndarray of shape (n_time_bins, n_states) or None
-        ``p(z_t | decoded latents of the session)``, NaN rows for the first
-        ``nlags`` frames; only with ``decode(..., smoothed_proba=True)``.
-    """
-
-    latents: np.ndarray
-    heading: np.ndarray
-    centroid: np.ndarray
-    states: np.ndarray
-    log_likelihood: float
-    smoothed_probs: np.ndarray | None = None
-
-
-class KeypointSimulation(NamedTuple):
-    """Output of [`KeypointSLDS.simulate`][behavhmm.KeypointSLDS.simulate].
-
-    Attributes
-    ----------
-    keypoints : ndarray of shape (n_time_bins, n_keypoints, n_dims)
-    latents : ndarray of shape (n_time_bins, latent_dim)
-    states : ndarray of int32, shape (n_time_bins,)
-        -1 for the first ``nlags`` frames of each session.
-    heading : ndarray of shape (n_time_bins,)
-    centroid : ndarray of shape (n_time_bins, n_dims)
-    """
-
-    keypoints: np.ndarray
-    latents: np.ndarray
-    states: np.ndarray
-    heading: np.ndarray
-    centroid: np.ndarray
-
-
-def _fill_gaps(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Forward- then backward-fill NaN rows within sessions (0 where a session has none)."""
-    out = values.copy()
-    begin, end = session_bounds(starts)
-    for a, b in zip(begin, end, strict=True):
-        block = out[a:b]
-        ok = ~np.isnan(block.reshape(b - a, -1)).any(axis=1)
-        if not ok.any():
-            block[:] = 0.0
-            continue
-        idx = np.where(ok, np.arange(b - a), -1)
-        idx = np.maximum.accumulate(idx)
-        idx[idx < 0] = np.flatnonzero(ok)[0]
-        out[a:b] = block[idx]
-    return out
-
-
-class KeypointSLDS(BaseHMM):
+class KeypointSLDS(
+    KeypointSLDSPrediction, ARKernels, SLDSValidation, SLDSDataLayout, SLDSInitialization, BaseHMM
+):
     """Keypoint SLDS (Keypoint-MoSeq): syllables from noisy 2-D or 3-D keypoints.
 
     Generative model, for frame ``t`` of a session and keypoint ``n``:
@@ -386,324 +302,6 @@ class KeypointSLDS(BaseHMM):
         "checkpoint_every": Integer(1, optional=True),
     }
 
-    def _check_hyperparameter_rules(self):
-        if self.checkpoint_every is not None and self.checkpoint_path is None:
-            raise ValueError("checkpoint_every needs checkpoint_path.")
-
-    def _saved_attributes(self):
-        return (
-            "initial_prob_",
-            "transition_prob_",
-            "coef_",
-            "intercept_",
-            "covariances_",
-            "beta_",
-            "noise_variance_",
-            "pca_components_",
-            "pca_mean_",
-            "pca_explained_variance_",
-            "scale_",
-            "centroid_variance_",
-            "latent_variance_",
-            "n_keypoints_",
-            "n_dims_",
-            "log_likelihood_history_",
-            "ar_log_likelihood_history_",
-            "median_duration_history_",
-            "check_iterations_",
-        )
-
-    def _required_attributes(self):
-        return (
-            "initial_prob_",
-            "transition_prob_",
-            "coef_",
-            "intercept_",
-            "covariances_",
-            "noise_variance_",
-            "pca_components_",
-            "pca_mean_",
-            "scale_",
-            "centroid_variance_",
-            "latent_variance_",
-        )
-
-    def _validated_params(self) -> ARHMMParams:
-        """AR-HMM parameters as JAX arrays, after checking every fitted array."""
-        self._check_fitted()
-        check_scalar(self.nlags, "nlags", numbers.Integral, min_val=1)
-        pi = np.asarray(self.initial_prob_, float)
-        n_states = pi.shape[0] if pi.ndim == 1 else -1
-        if n_states != self.n_states:
-            raise ValueError(f"initial_prob_ must have shape ({self.n_states},), got {pi.shape}.")
-        comps = np.asarray(self.pca_components_, float)
-        if comps.ndim != 2:
-            raise ValueError(
-                f"pca_components_ must have shape (latent_dim, n_keypoints * n_dims), got {comps.shape}."
-            )
-        d = comps.shape[0]
-        n_kp = int(np.shape(self.noise_variance_)[0]) if np.ndim(self.noise_variance_) == 1 else -1
-        if n_kp < 2 or comps.shape[1] % n_kp or comps.shape[1] // n_kp not in (2, 3):
-            raise ValueError(
-                f"noise_variance_ (shape {np.shape(self.noise_variance_)}) and pca_components_ (shape {comps.shape}) "
-                "must describe n_keypoints >= 2 keypoints of 2 or 3 dimensions."
-            )
-        expected = {
-            "transition_prob_": (n_states, n_states),
-            "coef_": (n_states, d, self.nlags * d),
-            "intercept_": (n_states, d),
-            "covariances_": (n_states, d, d),
-            "pca_mean_": (comps.shape[1],),
-            "latent_variance_": (d,),
-        }
-        for name, shape in expected.items():
-            arr = np.asarray(getattr(self, name), float)
-            if arr.shape != shape:
-                raise ValueError(
-                    f"{name} must have shape {shape} (n_states={n_states}, nlags={self.nlags}), got {arr.shape}."
-                )
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} must be finite.")
-        trans = np.asarray(self.transition_prob_, float)
-        for name, arr in (("initial_prob_", pi), ("transition_prob_", trans)):
-            if (
-                not np.all(np.isfinite(arr))
-                or np.any(arr < 0)
-                or not np.allclose(arr.sum(-1), 1.0, atol=1e-3)
-            ):
-                raise ValueError(
-                    f"{name} must hold non-negative probabilities summing to 1 along its last axis."
-                )
-        cov = np.asarray(self.covariances_, float)
-        try:
-            np.linalg.cholesky(0.5 * (cov + np.swapaxes(cov, -1, -2)))
-        except np.linalg.LinAlgError:
-            raise ValueError("covariances_ must be positive definite.") from None
-        for name in ("noise_variance_", "latent_variance_"):
-            arr = np.asarray(getattr(self, name), float)
-            if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-                raise ValueError(f"{name} must be positive and finite.")
-        for name in ("scale_", "centroid_variance_"):
-            value = float(np.asarray(getattr(self, name)))
-            if not np.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive finite number, got {value}.")
-        dtype = float_dtype()
-        arrays = (
-            pi,
-            trans[None],
-            np.asarray(self.coef_),
-            np.asarray(self.intercept_),
-            cov,
-            np.full(n_states, np.inf),
-        )
-        return ARHMMParams(*(jnp.asarray(a, dtype) for a in arrays))
-
-    # ----------------------------------------------------------------- data
-    def _read(self, X, confidence, session_starts, *, fitting: bool):
-        """Validated keypoints, observed mask, confidences and session mask (host arrays)."""
-        values, info = split_pynapple(X)
-        try:
-            coords = np.asarray(values, float)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"X must be a numeric array of shape (n_time_bins, n_keypoints, n_dims): {exc}"
-            ) from None
-        if coords.ndim != 3 or coords.shape[2] not in (2, 3) or coords.shape[1] < 2:
-            raise ValueError(
-                f"X must have shape (n_time_bins, n_keypoints >= 2, n_dims in (2, 3)), got {coords.shape}."
-            )
-        if coords.shape[0] == 0:
-            raise ValueError("X has n_time_bins == 0.")
-        if np.any(np.isinf(coords)):
-            raise ValueError("X holds infinite values; mark missing keypoints with NaN.")
-        n_time_bins, n_kp, n_dims = coords.shape
-        if not fitting:
-            if n_kp != int(np.asarray(self.n_keypoints_)) or n_dims != int(
-                np.asarray(self.n_dims_)
-            ):
-                raise ValueError(
-                    f"X has {n_kp} keypoints in {n_dims}-D but the model was fitted on "
-                    f"{int(np.asarray(self.n_keypoints_))} in {int(np.asarray(self.n_dims_))}-D."
-                )
-        if confidence is None:
-            conf = np.ones((n_time_bins, n_kp))
-        else:
-            conf = np.asarray(split_pynapple(confidence)[0], float)
-            if conf.shape != (n_time_bins, n_kp):
-                raise ValueError(
-                    f"confidence must have shape (n_time_bins, n_keypoints) = {(n_time_bins, n_kp)}, got {conf.shape}."
-                )
-            if np.any(conf[np.isfinite(conf)] < 0):
-                raise ValueError("confidence must be non-negative.")
-        observed = np.all(np.isfinite(coords), axis=2) & np.isfinite(conf)
-        conf = np.where(np.isfinite(conf), conf, 0.0)
-        mask = session_mask(session_starts, n_time_bins, info=info)
-        begin, end = session_bounds(mask)
-        short = (end - begin) <= self.nlags
-        if np.any(short):
-            i = int(np.flatnonzero(short)[0])
-            raise ValueError(
-                f"Session {i} (time bins {begin[i]}-{end[i] - 1}) has {end[i] - begin[i]} frame(s); nlags={self.nlags} "
-                f"needs at least {self.nlags + 1} per session."
-            )
-        if not observed.any():
-            raise ValueError("X has no observed keypoint (all NaN).")
-        seen = np.logical_or.reduceat(observed.any(axis=1), begin)
-        if not seen.all():
-            i = int(np.flatnonzero(~seen)[0])
-            raise ValueError(
-                f"Session {i} (time bins {begin[i]}-{end[i] - 1}) has no observed keypoint (all NaN); drop it "
-                "(an empty track) before fitting."
-            )
-        return coords, observed, conf, mask, info
-
-    def _align(self, y, observed, mask):
-        """Initial centroid and heading per frame (normalised units), gaps filled within sessions."""
-        n_kp = y.shape[1]
-        front = np.atleast_1d(np.asarray(self.anterior_bodyparts)).astype(int) % n_kp
-        back = np.atleast_1d(np.asarray(self.posterior_bodyparts)).astype(int) % n_kp
-        if set(front.tolist()) == set(back.tolist()):
-            raise ValueError(
-                "anterior_bodyparts and posterior_bodyparts must be different keypoints."
-            )
-        with np.errstate(invalid="ignore", divide="ignore"):
-            w = observed[..., None].astype(float)
-            centroid = (y * w).sum(1) / w.sum(1)
-            fm = (y[:, front] * w[:, front]).sum(1) / w[:, front].sum(1)
-            bm = (y[:, back] * w[:, back]).sum(1) / w[:, back].sum(1)
-        heading = np.arctan2(fm[:, 1] - bm[:, 1], fm[:, 0] - bm[:, 0])
-        centroid = _fill_gaps(centroid, mask)
-        heading = _fill_gaps(heading[:, None], mask)[:, 0]
-        return centroid, heading
-
-    @staticmethod
-    def _rotate(points, angle):
-        c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
-        out = points.copy()
-        out[..., 0] = c * points[..., 0] - s * points[..., 1]
-        out[..., 1] = s * points[..., 0] + c * points[..., 1]
-        return out
-
-    def _to_device(self, y, observed, conf, mask):
-        n_time_bins, n_kp, _ = y.shape
-        n = bucket_length(n_time_bins)
-        pad = n - n_time_bins
-        dtype = float_dtype()
-        begin, _ = session_bounds(mask)
-        sid = np.cumsum(mask) - 1
-        position = np.arange(n_time_bins) - begin[sid]
-        prior_scale = float(self.noise_prior_scale) / np.clip(
-            conf, float(self.confidence_floor), 1.0
-        )
-        return KPData(
-            y=jnp.asarray(
-                np.pad(np.where(observed[..., None], y, 0.0), ((0, pad), (0, 0), (0, 0))), dtype
-            ),
-            observed=jnp.asarray(np.pad(observed.astype(float), ((0, pad), (0, 0))), dtype),
-            prior_scale=jnp.asarray(
-                np.pad(prior_scale, ((0, pad), (0, 0)), constant_values=1.0), dtype
-            ),
-            starts=jnp.asarray(np.concatenate([mask, np.ones(pad, bool)])),
-            position=jnp.asarray(np.concatenate([position, np.zeros(pad, int)]), jnp.int32),
-            valid=jnp.asarray(np.concatenate([np.ones(n_time_bins), np.zeros(pad)]), dtype),
-        )
-
-    def _hyper(self, prior, kappa=None) -> KPHyper:
-        dtype = float_dtype()
-        f = lambda v: jnp.asarray(v, dtype)  # noqa: E731
-        ar = Hyper(f(self.alpha), f(self.kappa if kappa is None else kappa), f(self.gamma), prior)
-        comps = np.asarray(self.pca_components_, float)
-        return KPHyper(
-            ar=ar,
-            emission=LinearEmission(f(comps.T), f(self.pca_mean_)),
-            latent_mean=jnp.zeros(comps.shape[0], dtype),
-            latent_variance=f(self.latent_variance_),
-            noise_dof=f(self.noise_dof),
-            noise_prior_shape=f(self.noise_variance_prior_shape),
-            noise_prior_scale=f(self.noise_variance_prior_scale),
-            centroid_variance=f(np.asarray(self.centroid_variance_)),
-            centroid_prior_variance=f(1e4),
-        )
-
-    def _prior(self):
-        return default_mniw_prior(
-            int(self.latent_dim),
-            int(self.nlags),
-            scale=float(self.covariance_prior_scale),
-            coef_variance=float(self.coef_prior_variance),
-            dtype=float_dtype(),
-        )
-
-    # ------------------------------------------------------------------ fit
-    def _initial_ar_params(self, latents, mask, k_init, k_trans, prior, labels=None):
-        """Initial AR-HMM parameters of the AR-only stage, from the ``setup()`` initializers."""
-        inits = self._initializers(labels)
-        n = self.n_states
-        k_pi, k_ar = jax.random.split(k_init)
-        func, kwargs = inits["initial_proba_init"]
-        extra = initializer_labels(func, labels)
-        pi = np.asarray(func(n, latents, mask, k_pi, **extra, **kwargs), float)
-        func, kwargs = inits["transition_proba_init"]
-        extra = initializer_labels(func, labels)
-        trans = np.asarray(func(n, latents, mask, k_trans, **extra, **kwargs), float)
-        func, kwargs = inits["ar_params_init"]
-        extra = {"nlags": self.nlags, "prior": prior, **initializer_labels(func, labels)}
-        out = func(n, latents, mask, k_ar, **extra, **kwargs)
-        if not isinstance(out, tuple | list) or len(out) != 3:
-            raise ValueError("ar_params_init must return a tuple (coef, intercept, covariances).")
-        coef, intercept, cov = (np.asarray(a, float) for a in out)
-        d = latents.shape[1]
-        expected = {
-            "initial_proba_init": (pi, (n,)),
-            "transition_proba_init": (trans, (n, n)),
-            "ar_params_init coef": (coef, (n, d, self.nlags * d)),
-            "ar_params_init intercept": (intercept, (n, d)),
-            "ar_params_init covariances": (cov, (n, d, d)),
-        }
-        for name, (arr, shape) in expected.items():
-            if arr.shape != shape or not np.all(np.isfinite(arr)):
-                raise ValueError(
-                    f"{name} must return finite values of shape {shape}, got shape {arr.shape}."
-                )
-        return pi, trans, coef, intercept, cov
-
-    def _label_evidence(self, labels, label_weight, mask, info):
-        """Hand labels on every frame; a session's first ``nlags`` frames get none (warned)."""
-        n_time_bins = len(mask)
-        evidence = label_evidence(
-            labels, label_weight, self.n_states, None, np.ones(n_time_bins, bool), info=info
-        )
-        if evidence is None:
-            return None
-        begin, _ = session_bounds(mask)
-        position = np.arange(n_time_bins) - begin[np.cumsum(mask) - 1]
-        rows = np.flatnonzero(position >= self.nlags)
-        emitted = restrict_evidence(
-            evidence, rows, f"the first nlags={self.nlags} frames of a session have no state"
-        )
-        log_ev = np.zeros_like(evidence.log_evidence)
-        log_ev[rows] = emitted.log_evidence
-        hard = np.where(position >= self.nlags, evidence.labels, -1)
-        return LabelEvidence(log_ev, hard, evidence.n_classes)
-
-    def _init_rows(self, mask: np.ndarray) -> np.ndarray:
-        """Frames for the k-means initialisation: all, or the opening stretch of every session.
-
-        At most about :data:`INIT_FRAMES` frames, each session contributing in
-        proportion to its length (and at least ``nlags + 1`` frames), so the
-        initialisation's memory does not grow with the recording.
-        """
-        n_time_bins = len(mask)
-        if n_time_bins <= INIT_FRAMES:
-            return np.arange(n_time_bins)
-        begin, end = session_bounds(mask)
-        take = np.maximum(
-            np.ceil(INIT_FRAMES * (end - begin) / n_time_bins).astype(int), self.nlags + 1
-        )
-        return np.concatenate(
-            [np.arange(a, min(a + k, b)) for a, b, k in zip(begin, end, take, strict=True)]
-        )
-
     def fit(
         self,
         X,
@@ -774,197 +372,114 @@ class KeypointSLDS(BaseHMM):
         FloatingPointError
             If a sweep produces a non-finite log-likelihood.
         """
-        self._check_hyperparameters()
-        if resume and self.checkpoint_path is None:
-            raise ValueError("resume=True needs checkpoint_path.")
-        coords, observed, conf, mask, info = self._read(X, confidence, session_starts, fitting=True)
-        n_time_bins, n_kp, n_dims = coords.shape
-        if self.latent_dim > (n_kp - 1) * n_dims:
-            raise ValueError(
-                f"latent_dim={self.latent_dim} exceeds the dimension of centred poses, "
-                f"(n_keypoints - 1) * n_dims = {(n_kp - 1) * n_dims}."
-            )
-        key_ar, key_chain = jax.random.split(self._fit_key())
-        self.n_keypoints_, self.n_dims_ = n_kp, n_dims
-        # normalise: subtract the mean position, divide by the RMS distance to the frame centroid
-        offset = np.array([coords[..., i][observed].mean() for i in range(n_dims)])
-        y0 = np.where(observed[..., None], coords - offset, np.nan)
-        with np.errstate(invalid="ignore"):
-            spread = y0 - np.nanmean(y0, axis=1, keepdims=True)
-        self.scale_ = float(np.sqrt(np.nanmean(np.sum(spread**2, axis=2))))
-        if not np.isfinite(self.scale_) or self.scale_ <= 0:
-            raise ValueError("X has no spread between keypoints (all keypoints coincide).")
-        y = np.where(observed[..., None], y0 / self.scale_, 0.0)
-        centroid, heading = self._align(y, observed, mask)
-        ego = self._rotate(y - centroid[:, None, :], -heading)
-        complete = observed.all(axis=1)
-        if complete.sum() <= self.latent_dim:
-            raise ValueError(
-                f"Only {int(complete.sum())} frames have every keypoint observed; the PCA of latent_dim="
-                f"{self.latent_dim} components needs more."
-            )
-        flat = ego.reshape(n_time_bins, -1)
-        mean = flat[complete].mean(0)
-        vals, vecs = np.linalg.eigh(np.cov(flat[complete], rowvar=False))
-        order = np.argsort(vals)[::-1][: self.latent_dim]
-        comps = vecs[:, order].T
-        comps *= np.where(comps[np.arange(len(comps)), np.abs(comps).argmax(1)] < 0, -1.0, 1.0)[
-            :, None
-        ]
-        self.pca_components_, self.pca_mean_ = comps, mean
-        self.pca_explained_variance_ = vals[order]
-        filled = np.where(np.repeat(observed, n_dims, axis=1), flat, mean[None])
-        latents = (filled - mean) @ comps.T
-        self.latent_variance_ = 4.0 * np.maximum(latents.var(0), 1e-6)
-        if self.centroid_variance is None:
-            diffs = np.diff(centroid, axis=0)[~mask[1:]]
-            self.centroid_variance_ = float(max(np.mean(diffs**2) if len(diffs) else 1e-2, 1e-6))
-        else:
-            self.centroid_variance_ = float(self.centroid_variance)
-        # AR-only stage (warm start): the ARHMM's Gibbs sweep on the PC scores, with the same
-        # compiled program (same layout and shapes) as the discrete half of the full sweep
-        data = self._to_device(y, observed, conf, mask)
-        n = data.y.shape[0]
-        pad = n - n_time_bins
-        dtype = float_dtype()
-        evidence = self._label_evidence(labels, label_weight, mask, info)
-        self._store_class_names(class_names, evidence)
-        if evidence is not None:
-            log_ev = padded_log_evidence(evidence, n)
-            data = data._replace(log_evidence=jnp.asarray(log_ev, dtype))
-        prior = self._prior()
-        hyper = self._hyper(prior)
-        method, block_size = self._method(), self.block_size
-        # the AR-only chain gets its own key: key_ar is split, never used again itself
-        k_init, k_trans, key_ar_chain = jax.random.split(key_ar, 3)
-        init_rows = self._init_rows(mask)
-        pi, trans, coef, intercept, cov = self._initial_ar_params(
-            latents[init_rows],
-            mask[init_rows],
-            k_init,
-            k_trans,
-            prior,
-            labels=None if evidence is None else evidence.labels[init_rows],
+        return self._fit_skeleton(
+            X,
+            confidence,
+            session_starts,
+            resume=resume,
+            labels=labels,
+            label_weight=label_weight,
+            class_names=class_names,
         )
-        params = ARHMMParams(
-            *(
-                jnp.asarray(a, dtype)
-                for a in (
-                    pi,
-                    np.asarray(trans)[None],
-                    coef,
-                    intercept,
-                    cov,
-                    np.full(self.n_states, np.inf),
-                )
-            )
-        )
-        ar_state = GibbsState(
-            params,
-            jnp.full(self.n_states, 1.0 / self.n_states, dtype),
-            jnp.zeros(n, jnp.int32),
-            jnp.ones(n, dtype),
-        )
-        latents_dev = jnp.asarray(np.pad(latents, ((0, pad), (0, 0))), dtype)
-        recon = (latents @ comps + mean).reshape(n_time_bins, n_kp, n_dims)
-        resid = y - self._rotate(recon, heading) - centroid[:, None, :]
-        sq = np.sum(resid**2, axis=2)
-        sigmasq = np.array(
-            [
-                sq[observed[:, i], i].mean() / n_dims if observed[:, i].any() else 1e-2
-                for i in range(n_kp)
-            ]
-        )
-        state = SLDSState(
-            ar=ar_state,
-            latents=latents_dev,
-            heading=jnp.asarray(np.pad(heading, (0, pad)), dtype),
-            centroid=jnp.asarray(np.pad(centroid, ((0, pad), (0, 0))), dtype),
-            scales=data.prior_scale,
-            sigmasq=jnp.asarray(np.maximum(sigmasq, 1e-6), dtype),
-        )
-        start, history, checkpoint = 0, None, None
+
+    def _run_loop(self, state: SLDSState, fd: _SLDSFitData, resume: bool):
+        """Stages 4 and 5: the AR-only stage (or the resumed checkpoint), then the full chain."""
+        data = fd.data
+        checkpoint, meta = None, None
         if self.checkpoint_path is not None:
-            meta = checkpoint_meta(self, (coords, observed, conf, mask))
-
-            def checkpoint(st, n_done, hist):
-                write_checkpoint(
-                    self.checkpoint_path,
-                    meta,
-                    st,
-                    n_done,
-                    hist,
-                    key_chain,
-                    extra={"ar_log_likelihood_history": self.ar_log_likelihood_history_},
-                )
-
+            meta = checkpoint_meta(self, (fd.coords, fd.observed, fd.conf, fd.mask))
+            checkpoint = partial(self._write_checkpoint, meta=meta, key=fd.key_chain)
+        start, history = 0, None
         if resume:  # the AR-only stage ran before the checkpoint was written
-            state, start, history, extra = read_checkpoint(
-                self.checkpoint_path, meta, key_chain, state, n_iter=int(self.n_iter)
-            )
-            if "ar_log_likelihood_history" not in extra:
-                raise ValueError(
-                    f"The checkpoint at {self.checkpoint_path} lacks the AR-only stage's history."
-                )
-            self.ar_log_likelihood_history_ = np.asarray(extra["ar_log_likelihood_history"])
-        elif self.n_iter_ar:
-            ardata = ar_data_program(latents_dev, data, int(self.nlags))
-            res_ar = run_gibbs(
-                lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method),
-                ar_state,
-                key_ar_chain,
-                n_iter=int(self.n_iter_ar),
-                n_frames=n_time_bins,
-                progress_bar=self.progress_bar,
-                desc=f"KeypointSLDS AR-only (K={self.n_states})",
-            )
-            state = state._replace(ar=res_ar.state)
-            self.ar_log_likelihood_history_ = np.asarray(res_ar.history["log_likelihood"])
+            state, start, history = self._resume(state, meta, fd.key_chain)
         else:
+            state = self._ar_only_stage(state, data, fd)
+        return self._full_chain(state, data, fd, start, history, checkpoint)
+
+    def _write_checkpoint(self, st, n_done, hist, *, meta, key):
+        extra = {"ar_log_likelihood_history": self.ar_log_likelihood_history_}
+        write_checkpoint(self.checkpoint_path, meta, st, n_done, hist, key, extra=extra)
+
+    def _resume(self, state: SLDSState, meta, key):
+        state, start, history, extra = read_checkpoint(
+            self.checkpoint_path, meta, key, state, n_iter=int(self.n_iter)
+        )
+        if "ar_log_likelihood_history" not in extra:
+            raise ValueError(
+                f"The checkpoint at {self.checkpoint_path} lacks the AR-only stage's history."
+            )
+        self.ar_log_likelihood_history_ = np.asarray(extra["ar_log_likelihood_history"])
+        return state, start, history
+
+    def _ar_only_stage(self, state: SLDSState, data, fd: _SLDSFitData) -> SLDSState:
+        """Warm start: the ARHMM's Gibbs sweep on the PC scores, with the same compiled program
+        (same layout and shapes) as the discrete half of the full sweep."""
+        if not self.n_iter_ar:
             self.ar_log_likelihood_history_ = np.zeros(0)
+            return state
+        key_ar_chain = jax.random.split(fd.key_ar, 3)[2]
+        hyper, method = self._hyper(self._prior()), self._method()
+        ardata = ar_data_program(state.latents, data, int(self.nlags))
+        res_ar = run_gibbs(
+            lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method),
+            state.ar,
+            key_ar_chain,
+            n_iter=int(self.n_iter_ar),
+            n_frames=fd.coords.shape[0],
+            progress_bar=self.progress_bar,
+            desc=f"KeypointSLDS AR-only (K={self.n_states})",
+        )
+        self.ar_log_likelihood_history_ = np.asarray(res_ar.history["log_likelihood"])
+        return state._replace(ar=res_ar.state)
+
+    def _full_chain(self, state, data, fd: _SLDSFitData, start, history, checkpoint):
+        """The keypoint SLDS's Gibbs chain; a non-finite sweep names the sparse sessions."""
+        hyper, method, block_size = self._hyper(self._prior()), self._method(), self.block_size
 
         def sweep(st, k):
             return slds_sweep(st, k, data, hyper, method, block_size)
 
         def evaluate(st):
             ad = ar_data_program(st.latents, data, int(self.nlags))
-            return {
-                "median_duration": float(
-                    median_duration_program(st.ar.states, ad.starts, ad.weights)
-                )
-            }
+            duration = median_duration_program(st.ar.states, ad.starts, ad.weights)
+            return {"median_duration": float(duration)}
 
         try:
             res = run_gibbs(
                 sweep,
                 state,
-                key_chain,
+                fd.key_chain,
                 n_iter=int(self.n_iter),
                 start_iteration=start,
                 history=history,
                 check_every=int(self.check_every),
                 evaluate=evaluate,
-                n_frames=n_time_bins,
+                n_frames=fd.coords.shape[0],
                 progress_bar=self.progress_bar,
                 desc=f"KeypointSLDS gibbs (K={self.n_states})",
                 checkpoint=checkpoint,
                 checkpoint_every=self.checkpoint_every,
             )
         except FloatingPointError as exc:
-            sparse = [
-                i
-                for i, (a, b) in enumerate(zip(*session_bounds(mask), strict=True))
-                if observed[a:b].any(axis=1).mean() < 0.5
-            ]
-            hint = (
-                f" Sessions {sparse[:10]} have keypoints in less than half of their frames: long unobserved "
-                "stretches let the latent dynamics diverge. Drop such track fragments or split sessions at long "
-                "gaps (behavhmm.workflows.load_and_clean drops them)."
-                if sparse
-                else ""
-            )
-            raise FloatingPointError(f"{exc}{hint}") from None
-        st = res.state
+            raise FloatingPointError(f"{exc}{self._sparse_hint(fd)}") from None
+        return res
+
+    @staticmethod
+    def _sparse_hint(fd: _SLDSFitData) -> str:
+        bounds = zip(*session_bounds(fd.mask), strict=True)
+        sparse = [i for i, (a, b) in enumerate(bounds) if fd.observed[a:b].any(axis=1).mean() < 0.5]
+        if not sparse:
+            return ""
+        return (
+            f" Sessions {sparse[:10]} have keypoints in less than half of their frames: long "
+            "unobserved stretches let the latent dynamics diverge. Drop such track fragments or "
+            "split sessions at long gaps (behavhmm.workflows.load_and_clean drops them)."
+        )
+
+    def _store(self, res, fd: _SLDSFitData) -> None:
+        """Stage 6: the fitted attributes from the chain's last sample."""
+        st, position = res.state, np.asarray(fd.data.position)
+        n_time_bins = fd.coords.shape[0]
         p = st.ar.params
         self.initial_prob_ = np.asarray(p.initial_prob)
         self.transition_prob_ = np.asarray(p.transition_prob)[0]
@@ -975,321 +490,11 @@ class KeypointSLDS(BaseHMM):
         self.noise_variance_ = np.asarray(st.sigmasq)
         self.latents_ = np.asarray(st.latents)[:n_time_bins]
         self.headings_ = np.asarray(st.heading)[:n_time_bins]
-        self.centroids_ = np.asarray(st.centroid)[:n_time_bins] * self.scale_ + offset
+        self.centroids_ = np.asarray(st.centroid)[:n_time_bins] * self.scale_ + fd.offset
         states = np.asarray(st.ar.states)[:n_time_bins].astype(np.int32)
-        self.states_ = np.where(
-            np.asarray(data.position)[:n_time_bins] >= self.nlags, states, -1
-        ).astype(np.int32)
+        self.states_ = np.where(position[:n_time_bins] >= self.nlags, states, -1).astype(np.int32)
         hist = dict(res.history)
         self.log_likelihood_history_ = hist.pop("log_likelihood")
         self.median_duration_history_ = hist.get("median_duration", np.zeros(0))
         self.check_iterations_ = np.asarray(hist.get("iteration", np.zeros(0)), int)
         self.n_iter_ = int(res.n_iter)
-        return self
-
-    # -------------------------------------------------------------- decode
-    def _decode(self, X, confidence, session_starts):
-        params = self._validated_params()
-        coords, observed, conf, mask, info = self._read(
-            X, confidence, session_starts, fitting=False
-        )
-        n_time_bins, _, n_dims = coords.shape
-        scale = float(np.asarray(self.scale_))
-        offset = np.array([coords[..., i][observed].mean() for i in range(n_dims)])
-        y = np.where(observed[..., None], (coords - offset) / scale, 0.0)
-        centroid, heading = self._align(y, observed, mask)
-        data = self._to_device(y, observed, conf, mask)
-        n = data.y.shape[0]
-        pad = n - n_time_bins
-        dtype = float_dtype()
-        weights = np.asarray(
-            getattr(self, "beta_", np.full(self.n_states, 1.0 / self.n_states)), float
-        )
-        latents, heading, centroid, states, kp_ll = decode_program(
-            params,
-            jnp.asarray(weights, dtype),
-            jnp.asarray(self.noise_variance_, dtype),
-            data,
-            self._hyper(self._prior()),
-            jnp.asarray(np.pad(heading, (0, pad)), dtype),
-            jnp.asarray(np.pad(centroid, ((0, pad), (0, 0))), dtype),
-            self._method(),
-            self.block_size,
-            int(self.n_decode_rounds),
-        )
-        prepared = PreparedData(
-            arrays={"ar": ar_data(latents, data, self.nlags)},
-            session_starts=data.starts,
-            weights=data.valid,
-            rows=np.arange(n_time_bins),
-            n_time_bins=n_time_bins,
-            info=info,
-            extra={"kp_ll": float(kp_ll)},
-        )
-        conditioning = np.asarray(data.position)[:n_time_bins] < self.nlags
-        return (
-            params,
-            prepared,
-            latents,
-            heading,
-            centroid * scale + jnp.asarray(offset, dtype),
-            states,
-            conditioning,
-        )
-
-    def decode(
-        self, X, confidence=None, session_starts=None, *, smoothed_proba: bool = False
-    ) -> KeypointDecoding:
-        """Latent pose, heading, centroid and Viterbi states of keypoints, deterministically.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_time_bins, n_keypoints, n_dims)
-            Keypoints, as in [`fit`][behavhmm.KeypointSLDS.fit].
-        confidence : array-like of shape (n_time_bins, n_keypoints), optional
-        session_starts : array-like or pynapple IntervalSet, optional
-        smoothed_proba : bool, default False
-            Also return the smoothed state probabilities (what `smooth_proba`
-            gives), from the same decoding instead of decoding again.
-
-        Returns
-        -------
-        KeypointDecoding
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input (see [`fit`][behavhmm.KeypointSLDS.fit]) or a
-            different number of keypoints or dimensions than in ``fit``.
-        """
-        params, data, latents, heading, centroid, states, cond = self._decode(
-            X, confidence, session_starts
-        )
-        t = data.n_time_bins
-        probs = None
-        if smoothed_proba:  # the smoother's pass yields the log-likelihood too
-            post = posterior(params, data.arrays["ar"], False, self._method())
-            hmm_ll = post.log_likelihood
-            probs = np.array(post.smoothed_probs[:t])
-            probs[cond] = np.nan
-        else:
-            _, hmm_ll = filter_program(
-                params, data.arrays["ar"], robust=False, method=self._method()
-            )
-        states = self._merged_states(np.where(cond, -1, np.asarray(states)[:t]).astype(np.int32))
-        probs = None if probs is None else self._merged_probs(probs)
-        return KeypointDecoding(
-            np.asarray(latents)[:t],
-            np.asarray(heading)[:t],
-            np.asarray(centroid)[:t],
-            states,
-            float(hmm_ll) + data.extra["kp_ll"],
-            probs,
-        )
-
-    def score(self, X, confidence=None, session_starts=None, y=None) -> float:
-        """Log-likelihood of keypoints under the model with the decoded latent variables.
-
-        ``log p(X | x̂, ĥ, v̂, ŝ) + log p(x̂ | θ)``: the keypoints given the
-        decoded latents, heading, centroid and noise scales, plus the AR-HMM
-        marginal log-likelihood (states summed out) of the decoded latents.
-        In nats, in normalised units (``scale_``).
-
-        Parameters
-        ----------
-        X, confidence, session_starts
-            As in [`decode`][behavhmm.KeypointSLDS.decode].
-        y : Ignored
-            Present for scikit-learn compatibility.
-
-        Returns
-        -------
-        float
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input.
-        """
-        return self.decode(X, confidence=confidence, session_starts=session_starts).log_likelihood
-
-    def _probs(self, X, confidence, session_starts, smooth: bool):
-        params, data, _, _, _, _, cond = self._decode(X, confidence, session_starts)
-        if smooth:
-            probs = posterior(params, data.arrays["ar"], False, self._method()).smoothed_probs
-        else:
-            probs, _ = filter_program(
-                params, data.arrays["ar"], robust=False, method=self._method()
-            )
-        probs = np.array(probs[: data.n_time_bins])
-        probs[cond] = np.nan
-        return self._proba_output(probs, data, self.n_states)
-
-    def smooth_proba(self, X, confidence=None, session_starts=None):
-        """Posterior state probabilities given the decoded latents of each session.
-
-        Parameters
-        ----------
-        X, confidence, session_starts
-            As in [`decode`][behavhmm.KeypointSLDS.decode].
-
-        Returns
-        -------
-        ndarray of shape (n_time_bins, n_states) or pynapple TsdFrame
-            Rows sum to 1; NaN for the first ``nlags`` frames of each session.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input.
-        """
-        return self._probs(X, confidence, session_starts, smooth=True)
-
-    def filter_proba(self, X, confidence=None, session_starts=None):
-        """Causal state probabilities given the decoded latents (forward filter).
-
-        The latents themselves are smoothed over the session; only the state
-        inference is causal.
-
-        Parameters
-        ----------
-        X, confidence, session_starts
-            As in [`decode`][behavhmm.KeypointSLDS.decode].
-
-        Returns
-        -------
-        ndarray of shape (n_time_bins, n_states) or pynapple TsdFrame
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input.
-        """
-        return self._probs(X, confidence, session_starts, smooth=False)
-
-    def decode_state(self, X, confidence=None, session_starts=None, state_format: str = "one-hot"):
-        """Viterbi syllables of keypoints (deterministic decoding, see the class notes).
-
-        Parameters
-        ----------
-        X, confidence, session_starts
-            As in [`decode`][behavhmm.KeypointSLDS.decode].
-        state_format : {"one-hot", "index"}, default "one-hot"
-            ``"index"``: int32 of shape (n_time_bins,), -1 for the first
-            ``nlags`` frames of each session; ``"one-hot"``: (n_time_bins, n_states).
-
-        Returns
-        -------
-        ndarray or pynapple Tsd / TsdFrame
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        ValueError
-            For invalid input or ``state_format``.
-        """
-        self._check_state_format(state_format)
-        _, data, _, _, _, states, cond = self._decode(X, confidence, session_starts)
-        states = np.where(cond, -1, np.asarray(states)[: data.n_time_bins])
-        return self._state_output(states, data, state_format, self.n_states)
-
-    def predict(self, X, confidence=None, session_starts=None):
-        """Viterbi state indices; ``decode_state(X, state_format="index")``.
-
-        Parameters
-        ----------
-        X, confidence, session_starts
-            As in [`decode`][behavhmm.KeypointSLDS.decode].
-
-        Returns
-        -------
-        ndarray of int32, shape (n_time_bins,)
-        """
-        return self.decode_state(
-            X, confidence=confidence, session_starts=session_starts, state_format="index"
-        )
-
-    # ------------------------------------------------------------ simulate
-    def simulate(
-        self, random_key, n_time_bins: int, session_starts=None, heading_step: float = 0.05
-    ) -> KeypointSimulation:
-        """Draw keypoints, latents and states from the model.
-
-        The AR-HMM draws states and latents (the first ``nlags`` latents of a
-        session are 0); the heading follows a Gaussian random walk with step
-        ``heading_step`` radians from a uniform start (the model's prior on the
-        heading is uniform per frame, which gives no smooth motion), the
-        centroid a random walk with ``centroid_variance_`` from 0; the noise
-        scales are drawn from their prior at confidence 1.
-
-        Parameters
-        ----------
-        random_key : jax.random key or int
-        n_time_bins : int
-        session_starts : array-like, optional
-            Boolean mask or start indices (default: one session).
-        heading_step : float, default 0.05
-            Standard deviation of the heading's frame-to-frame change (radians).
-
-        Returns
-        -------
-        KeypointSimulation
-            ``(keypoints, latents, states, heading, centroid)``; keypoints and
-            centroid in the data's units (``scale_``), centred on 0.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        TypeError
-            If ``random_key`` is not a key or int.
-        ValueError
-            For invalid ``n_time_bins`` or ``session_starts``.
-        """
-        params = self._validated_params()
-        key = check_random_key(random_key)
-        check_scalar(n_time_bins, "n_time_bins", numbers.Integral, min_val=1)
-        check_scalar(heading_step, "heading_step", numbers.Real, min_val=0)
-        mask = session_mask(session_starts, int(n_time_bins))
-        k_ar, k_pose = jax.random.split(key)
-        dtype = float_dtype()
-        d = params.coef.shape[1]
-        latents, states = simulate_program(
-            k_ar,
-            params,
-            jnp.asarray(mask),
-            jnp.zeros(int(n_time_bins), jnp.int32),
-            jnp.zeros((self.nlags, d), dtype),
-            int(self.nlags),
-            False,
-        )
-        hyper = self._hyper(self._prior())
-        kp, heading, centroid = simulate_poses_program(
-            k_pose,
-            latents,
-            jnp.asarray(heading_step, dtype),
-            jnp.asarray(float(np.asarray(self.centroid_variance_)), dtype),
-            jnp.asarray(self.noise_variance_, dtype),
-            jnp.asarray(self.noise_prior_scale, dtype),
-            jnp.asarray(self.noise_dof, dtype),
-            jnp.asarray(mask),
-            hyper,
-            int(self.nlags),
-        )
-        scale = float(np.asarray(self.scale_))
-        return KeypointSimulation(
-            np.asarray(kp) * scale,
-            np.asarray(latents),
-            np.asarray(states),
-            np.asarray(heading),
-            np.asarray(centroid) * scale,
-        )

@@ -1,0 +1,5 @@
+"""``python -m behavhmm.cli``: the ``behavhmm`` command."""
+
+from . import main
+
+main()
