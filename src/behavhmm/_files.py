@@ -91,6 +91,12 @@ def atomic_path(path: str | os.PathLike):
     ------
     Path
         The temporary file to write (it exists, empty).
+
+    Raises
+    ------
+    OSError
+        If writing fails (a full disk, a failed rename): the message names
+        ``path``, which is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,9 +111,13 @@ def atomic_path(path: str | os.PathLike):
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and str(path) not in str(exc):  # e.g. a full disk
+            raise type(exc)(
+                exc.errno, f"could not write {path} (left unchanged): {exc.strerror or exc}"
+            ) from exc
         raise
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -113,11 +114,68 @@ def _csv_layout(path: Path) -> tuple[int, int]:
     return len(rows), n_index
 
 
+def _ragged_rows(path: Path, n_header: int) -> tuple[list[list[str]], list[int], list[int]]:
+    """Header rows, and the line numbers of data rows shorter and longer than the header."""
+    short, long = [], []
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = [next(reader) for _ in range(n_header)]
+        width = len(header[-1])
+        for row in reader:
+            if not row:
+                continue
+            if len(row) < width:
+                short.append(reader.line_num)
+            elif len(row) > width:
+                long.append(reader.line_num)
+    return header, short, long
+
+
 def read_dlc_csv(path: Path):
-    """The DataFrame of a DeepLabCut .csv file with 3 or 4 header rows."""
+    """The DataFrame of a DeepLabCut .csv file with 3 or 4 header rows.
+
+    Raises
+    ------
+    ValueError
+        If a data row has more fields than the header (the message names the
+        file and the line).
+
+    Warns
+    -----
+    UserWarning
+        If data rows have fewer fields than the header (a truncated file): the
+        message names the file and the lines, whose missing values are NaN.
+    """
     pd = _require_pandas()
     n_header, n_index = _csv_layout(path)
-    df = pd.read_csv(path, header=list(range(n_header)), index_col=list(range(n_index)))
+    header, short, long = _ragged_rows(path, n_header)
+    width = len(header[-1])
+    if long:
+        raise ValueError(
+            f"{path}: line {long[0]} has more fields than the {width} columns of the header "
+            f"({len(long)} such line(s)); the file is not a valid DeepLabCut CSV."
+        )
+    if not short:
+        return pd.read_csv(path, header=list(range(n_header)), index_col=list(range(n_index)))
+    warnings.warn(
+        f"{path}: {len(short)} data row(s) have fewer fields than the {width} columns of the "
+        f"header (line(s) {', '.join(map(str, short[:5]))}{', ...' if len(short) > 5 else ''}); "
+        "their missing values are read as NaN.",
+        UserWarning,
+        stacklevel=6,  # the caller of load_keypoints
+    )
+    # With a short first data row, pandas would drop the columns that row lacks from every row;
+    # explicit column names keep them, and short rows are padded with NaN.
+    df = pd.read_csv(
+        path,
+        header=None,
+        skiprows=n_header,
+        names=list(range(width)),
+        index_col=list(range(n_index)),
+    )
+    df.columns = pd.MultiIndex.from_arrays(
+        [row[n_index:width] for row in header], names=[row[0] for row in header]
+    )
     return df
 
 

@@ -49,7 +49,13 @@ def _sniff_hdf5(path: Path) -> str | None:
             f"detecting the format of {path.name} needs h5py (or pass format=): pip install "
             "'behavhmm[io]'."
         ) from exc
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(
+            f"{path} has an HDF5 signature but cannot be opened (truncated or damaged?): {exc}"
+        ) from exc
+    with f:
         attrs = f.attrs
         if "nwb_version" in attrs or ("specifications" in f and "processing" in f):
             return "nwb"
@@ -165,6 +171,29 @@ def _read(path: Path, fmt: str, fps: float | None) -> list[KeypointData]:
     from ._anipose import load_anipose
 
     return load_anipose(path)
+
+
+def _read_named(path: Path, fmt: str, fps: float | None) -> list[KeypointData]:
+    """`_read`, with every failure of a reader turned into a ValueError that names the file.
+
+    Readers (h5py, pandas, sleap-io, pynwb, xarray) fail on a truncated,
+    damaged or foreign file with their own types (``OSError``, ``KeyError``,
+    ``IndexError``, ``TypeError``...) and messages that do not say which file;
+    the user can act on neither. ImportError (a missing extra) passes as is.
+    """
+    try:
+        return _read(path, fmt, fps)
+    except (ImportError, MemoryError, RecursionError):
+        raise
+    except ValueError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path}: {exc}") from exc
+    except Exception as exc:
+        raise ValueError(
+            f"{path} could not be read as a {fmt} file (truncated, damaged, or another "
+            f"format?): {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _is_xarray_dataset(obj) -> bool:
@@ -344,12 +373,7 @@ def load_keypoints(
             if not p.is_file():
                 raise FileNotFoundError(f"keypoint file not found: {p}")
             this_fmt = fmt if fmt is not None else detect_format(p)
-            try:
-                found = _read(p, this_fmt, fps)
-            except ValueError as exc:
-                if str(p) in str(exc):
-                    raise
-                raise ValueError(f"{p}: {exc}") from exc
+            found = _read_named(p, this_fmt, fps)
         if individuals is None:
             if this_fmt == "deeplabcut" and len(found) > 1:
                 from ._deeplabcut import UNIQUE_BODYPARTS_INDIVIDUAL

@@ -109,8 +109,10 @@ def load_pc_scores(
     FileNotFoundError
         If ``path`` (or ``index``) does not exist.
     ValueError
-        If the file has no ``scores`` group, a session is missing, sessions
-        differ in their number of PCs, or ``n_components`` is too large.
+        If the file is not a readable HDF5 file (truncated or damaged), has
+        no ``scores`` group, a session is missing or is not a 2-D table of
+        finite-or-NaN scores, sessions differ in their number of PCs, or
+        ``n_components`` is too large. The message names the file.
     """
     import h5py
 
@@ -119,17 +121,28 @@ def load_pc_scores(
         raise FileNotFoundError(f"No PC-score file at {path}.")
     if nan_policy not in _NAN_POLICIES:
         raise ValueError(f"nan_policy must be one of {_NAN_POLICIES}, got {nan_policy!r}.")
-    with h5py.File(path, "r") as f:
-        if "scores" not in f:
-            raise ValueError(
-                f"{path} has no 'scores' group (expected moseq2-pca's layout scores/<uuid>)."
-            )
-        available = sorted(f["scores"].keys())
-        names = available if sessions is None else list(sessions)
-        missing = [s for s in names if s not in available]
-        if missing:
-            raise ValueError(f"{path} has no session(s) {missing}; available: {available}.")
-        blocks = [np.asarray(f["scores"][name][()], float) for name in names]
+    try:
+        with h5py.File(path, "r") as f:
+            if "scores" not in f or not isinstance(f["scores"], h5py.Group):
+                raise ValueError(
+                    f"{path} has no 'scores' group (expected moseq2-pca's layout scores/<uuid>)."
+                )
+            available = sorted(f["scores"].keys())
+            names = available if sessions is None else list(sessions)
+            missing = [s for s in names if s not in available]
+            if missing:
+                raise ValueError(f"{path} has no session(s) {missing}; available: {available}.")
+            blocks = [np.asarray(f["scores"][name][()], float) for name in names]
+    except (OSError, KeyError, TypeError, RuntimeError) as exc:  # h5py on a damaged file
+        raise ValueError(
+            f"{path} is not a readable HDF5 PC-score file (truncated or damaged?): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    bad = [name for name, b in zip(names, blocks, strict=True) if b.ndim != 2 or not len(b)]
+    if bad:
+        raise ValueError(f"{path}: scores/{bad[0]} is not a (n_frames, n_pcs) table.")
+    if any(np.isinf(b).any() for b in blocks):
+        raise ValueError(f"{path} holds infinite PC scores (damaged file?).")
     widths = {b.shape[1] for b in blocks}
     if len(widths) != 1:
         raise ValueError(f"sessions of {path} have different numbers of PCs: {sorted(widths)}.")

@@ -103,7 +103,8 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
         If there is no file at ``path``.
     ValueError
         If the file is not a readable checkpoint (empty, truncated,
-        corrupted, crafted: the message names the file), was written by a
+        corrupted, crafted, NaN in its state or history: the message
+        names the file), was written by a
         fit with other data, hyperparameters, random key, precision or
         shapes, or holds more iterations than ``n_iter``.
     """
@@ -158,10 +159,19 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
                 "where "
                 f"{ref.shape} / {ref.dtype} is expected (was it written with another precision?)."
             )
+    for i, leaf in enumerate(leaves):  # +inf can be meant (a Gaussian's dof); NaN never is
+        if jnp.issubdtype(leaf.dtype, jnp.inexact) and bool(jnp.any(jnp.isnan(leaf))):
+            raise ValueError(f"{damaged}: its state array state_{i} holds NaN values.")
     history = {k[len("history__") :]: v for k, v in arrays.items() if k.startswith("history__")}
     extra = {k[len("extra__") :]: v for k, v in arrays.items() if k.startswith("extra__")}
     if any(v.ndim != 1 for v in history.values()):
         raise ValueError(f"{damaged}: its history arrays are not one-dimensional.")
+    for name in ("log_likelihood", "log_joint"):
+        values = history.get(name)
+        if values is not None and not (
+            np.issubdtype(values.dtype, np.floating) and np.all(np.isfinite(values))
+        ):
+            raise ValueError(f"{damaged}: its {name} history is not all finite numbers.")
     n_recorded = len(history.get("log_likelihood", ()))
     if n_recorded != iteration:
         raise ValueError(

@@ -25,6 +25,7 @@ from .model import (
     median_duration_program,
     viterbi_program,
 )
+from .validation import _check_checkpoint_params
 
 
 class ChainResult(NamedTuple):
@@ -145,6 +146,9 @@ class ARChain:
             key,
             self._state_template(train),
             n_iter=int(self.n_iter),
+        )
+        _check_checkpoint_params(
+            self.checkpoint_path, state if self.algorithm == "em" else state.params
         )
         return state, start, history
 

@@ -110,7 +110,7 @@ class ARHMM(
     separate_trans : bool, default False
         One transition matrix per group of sessions (``groups`` in ``fit``),
         shared autoregressive dynamics.
-    whiten : {"all", "each", "none"}, default "all"
+    whiten : {"all", "each", "none"}, default "none"
         Whiten the input: with the mean and covariance of all training frames
         (stored, applied again to new data), or of each session on its own
         (moseq2-model's default is "all"). The fitted dynamics then live in

@@ -20,6 +20,25 @@ from .model import (
 )
 
 
+def _check_checkpoint_params(path, params: ARHMMParams) -> None:
+    """Refuse checkpointed parameters a fit cannot continue from (a damaged or edited file)."""
+    damaged = f"{path} is not a readable behavhmm checkpoint"
+    for name, value in params._asdict().items():  # dof is +inf for Gaussian noise
+        bad = ~np.isfinite(value) if name != "dof" else ~(np.asarray(value) > 0)
+        if np.any(bad):
+            raise ValueError(f"{damaged}: its {name} holds invalid values.")
+    try:
+        check_probabilities(
+            initial_prob=params.initial_prob, transition_prob=params.transition_prob
+        )
+    except ValueError as exc:
+        raise ValueError(f"{damaged}: {exc}") from None
+    try:
+        np.linalg.cholesky(np.asarray(params.covariances, float))
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{damaged}: its covariances are not positive definite.") from None
+
+
 class ARValidation:
     """ARHMM's checks of hyperparameters and parameters."""
 

@@ -55,6 +55,7 @@ from .validation import (
     _HMM_SLOTS,
     _MODEL_SLOTS,
     GLMValidation,
+    _check_glm_progress,
     _check_init_dict,
     _GLMFitData,
 )
@@ -601,7 +602,8 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
         for run, params in enumerate(starts):
             result = self._run_em(params, data, hyper, config, spec, run)
             if best is None or result.log_joint_history[-1] > best.log_joint_history[-1]:
-                best = result
+                best, best_start = result, params
+        _check_glm_progress(best_start, best, data.X_kept)
         return best
 
     def __sklearn_tags__(self):

@@ -28,6 +28,7 @@ from ...inference import resolve_method
 from ...labels import label_evidence, padded_log_evidence
 from ...observations.glm import (
     exp,
+    flatten_design,
     glm_log_likelihood_constant,
     identity,
     logistic,
@@ -200,7 +201,12 @@ def _check_dirichlet(alphas, shape, name) -> np.ndarray:
             f"Dirichlet prior alpha parameters ({name}) must have shape ``{shape}``, but got shape "
             f"``{arr.shape}``."
         )
-    if not np.all(np.isfinite(arr)) or np.any(arr < 1):
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(
+            f"Dirichlet prior alpha parameters ({name}) must be finite, but got NaN or "
+            f"infinite values:\n{arr}"
+        )
+    if np.any(arr < 1):
         raise ValueError(
             f"Dirichlet prior alpha parameters ({name}) must be >= 1, but got values < 1:\n{arr}"
         )
@@ -535,3 +541,36 @@ class _GLMFitData(NamedTuple):
     spec: _Spec
     data: _Data
     init_params: tuple | None
+
+
+#: Largest feature magnitude below which unchanged GLM weights may be an optimum, not a failure.
+_STALL_SCALE = 1e4
+
+
+def _check_glm_progress(start: GLMHMMParams, result, X_kept) -> None:
+    """Refuse an EM run whose M-steps never moved the GLM weights because X is badly scaled.
+
+    With features of huge magnitude the GLM objective saturates and every
+    line search fails, so EM "converges" in two iterations with the initial
+    weights; that is a numerical failure, not a fit.
+    """
+    if result.n_iter < 2:
+        return
+    before = jax.tree_util.tree_leaves((start.coef, start.intercept))
+    after = jax.tree_util.tree_leaves((result.params.coef, result.params.intercept))
+    if any(
+        not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(before, after, strict=True)
+    ):
+        return
+    X = flatten_design(X_kept)
+    if X.size == 0:
+        return
+    scale = np.nanmax(np.abs(X), axis=0)
+    worst = int(np.argmax(scale))
+    if scale[worst] > _STALL_SCALE:
+        raise FloatingPointError(
+            f"EM made no progress: the M-step left every GLM weight at its initial value after "
+            f"{result.n_iter} iterations, because X is badly scaled (largest |X| = "
+            f"{scale[worst]:.3g}, in feature {worst}). Standardize X (e.g. "
+            "sklearn.preprocessing.StandardScaler) or rescale it to values of order 1."
+        )

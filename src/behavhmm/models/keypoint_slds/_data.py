@@ -15,6 +15,7 @@ from .gibbs import (
 from .initialize import INIT_FRAMES as INIT_FRAMES
 from .prediction import KeypointDecoding as KeypointDecoding
 from .prediction import KeypointSimulation as KeypointSimulation
+from .validation import _keypoint_indices
 
 
 def _fill_gaps(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -103,8 +104,8 @@ class SLDSDataLayout:
     def _align(self, y, observed, mask):
         """Initial centroid and heading per frame (normalised units), gaps filled per session."""
         n_kp = y.shape[1]
-        front = np.atleast_1d(np.asarray(self.anterior_bodyparts)).astype(int) % n_kp
-        back = np.atleast_1d(np.asarray(self.posterior_bodyparts)).astype(int) % n_kp
+        front = _keypoint_indices("anterior_bodyparts", self.anterior_bodyparts, n_kp)
+        back = _keypoint_indices("posterior_bodyparts", self.posterior_bodyparts, n_kp)
         if set(front.tolist()) == set(back.tolist()):
             raise ValueError(
                 "anterior_bodyparts and posterior_bodyparts must be different keypoints."

@@ -172,3 +172,22 @@ class SLDSValidation:
             coef_variance=float(self.coef_prior_variance),
             dtype=float_dtype(),
         )
+
+
+def _keypoint_indices(name: str, value, n_keypoints: int) -> np.ndarray:
+    """Indices in [0, n_keypoints) of ``value``: an int or a list of ints, negative from the end."""
+    idx = np.atleast_1d(np.asarray(value))
+    if (
+        idx.ndim != 1
+        or idx.size == 0
+        or idx.dtype == bool
+        or not np.issubdtype(idx.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must be an int or a non-empty list of ints, got {value!r}.")
+    bad = idx[(idx < -n_keypoints) | (idx >= n_keypoints)]
+    if bad.size:
+        raise ValueError(
+            f"{name}={value!r} names keypoint {int(bad[0])}, but X has {n_keypoints} keypoints "
+            f"(valid indices: {-n_keypoints} to {n_keypoints - 1})."
+        )
+    return idx.astype(int) % n_keypoints
