@@ -202,6 +202,7 @@ def test_layers_import_only_downward():
     root = Path(behavhmm.__file__).parent
     order = {
         "sessions": 0,
+        "labels": 1,  # hand labels' checks and evidence (imports sessions)
         "inference": 0,
         "observations": 1,
         "transitions": 1,

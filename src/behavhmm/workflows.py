@@ -330,7 +330,8 @@ def keypoint_results(
         )
     probs = np.asarray(dec.smoothed_probs)
     if order is None:
-        _, order = relabel_by_usage(dec.states, model.n_states)
+        fixed = len(getattr(model, "class_names_", ()))  # hand-labelled classes keep their numbers
+        _, order = relabel_by_usage(dec.states, model.n_states, fixed=fixed)
     order = np.asarray(order)
     syllables = relabel_states(dec.states, order).astype(np.int32)
     probs = probs[:, order]

@@ -22,6 +22,7 @@ from .choice import (
 from .graphs import transition_graph
 from .groups import compare_groups
 from .kinematics import frame_table, syllable_stats
+from .segmentation import segmentation_report
 from .syllables import (
     cross_likelihoods,
     kappa_scan,
@@ -71,6 +72,7 @@ __all__ = [
     "psychometric_curves",
     "relabel_by_usage",
     "relabel_states",
+    "segmentation_report",
     "state_accuracy",
     "state_confusion",
     "state_occupancy",

@@ -63,7 +63,7 @@ def _runs(states: np.ndarray, session_starts):
     return labels[keep], lengths[keep], first[keep]
 
 
-def relabel_by_usage(states, n_states: int | None = None):
+def relabel_by_usage(states, n_states: int | None = None, *, fixed: int = 0):
     """Renumber syllables so that 0 is the most used (by frames), 1 the next, ...
 
     Parameters
@@ -72,6 +72,10 @@ def relabel_by_usage(states, n_states: int | None = None):
         Decoded states; -1 is kept as -1.
     n_states : int, optional
         Number of states; default ``max(states) + 1``.
+    fixed : int, default 0
+        States ``0..fixed-1`` keep their numbers and the others follow them
+        by usage: the hand-labelled classes of a fit with labels
+        (``len(model.class_names_)``).
 
     Returns
     -------
@@ -83,7 +87,8 @@ def relabel_by_usage(states, n_states: int | None = None):
     z = _states(states)
     n_states = int(z.max(initial=-1) + 1) if n_states is None else int(n_states)
     counts = np.bincount(z[z >= 0], minlength=n_states)
-    order = np.argsort(-counts, kind="stable")
+    fixed = min(int(fixed), n_states)
+    order = np.r_[np.arange(fixed), fixed + np.argsort(-counts[fixed:], kind="stable")]
     return relabel_states(z, order), order
 
 

@@ -93,7 +93,8 @@ def _write_results(dest, model, scores, labels, attrs):
     from ..analysis import relabel_by_usage
     from ..io import write_syllable_results
 
-    by_usage, order = relabel_by_usage(labels, model.n_states)
+    fixed = len(getattr(model, "class_names_", ()))  # hand-labelled classes keep their numbers
+    by_usage, order = relabel_by_usage(labels, model.n_states, fixed=fixed)
     per_session, per_session_usage = {}, {}
     for i, name in enumerate(scores.sessions):
         rows = scores.session_of_row == i

@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..labels import labelled_initial_proba, labelled_transition_proba
+
 __all__ = [
     "Initializer",
     "InitSlot",
@@ -225,12 +227,14 @@ PROBA_INITIAL_REGISTRY = {
     "uniform": uniform_initial_proba,
     "random": random_initial_proba,
     "dirichlet": dirichlet_initial_proba,
+    "labels": labelled_initial_proba,
 }
 PROBA_TRANSITION_REGISTRY = {
     "sticky": sticky_transition_proba,
     "uniform": uniform_transition_proba,
     "random": random_transition_proba,
     "dirichlet": dirichlet_transition_proba,
+    "labels": labelled_transition_proba,
 }
 #: The chain's two ``setup()`` slots, shared by the models that use the positional protocol
 #: (GaussianHMM, ARHMM, KeypointSLDS); each adds its emission slot.

@@ -270,7 +270,7 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No model file at {path}.")
-    arrays = read_npz(path, string_keys={_META_KEY}, what=".npz model file")
+    arrays = read_npz(path, string_keys={_META_KEY, "class_names_"}, what=".npz model file")
     raw = arrays.pop(_META_KEY, None)
     if raw is None:
         raise ValueError(f"{path} is not a behavhmm model file (no {_META_KEY} entry).")

@@ -25,6 +25,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import validate_data
 
 from ..inference.hmm import resolve_method
+from ..labels import check_class_names, initializer_labels
 from ..sessions import PynappleInfo, split_pynapple, wrap_output
 from ._initializers import (
     InitSlot,
@@ -69,6 +70,8 @@ _STATE_FORMATS = ("one-hot", "index")
 #: of each
 #: state, applied to every label and probability a model outputs (its parameters are untouched).
 _MERGE_ATTRIBUTE = "syllable_mapping_"
+#: Optional fitted attribute: names of the hand-labelled classes 0..C-1 (``fit(class_names=)``).
+_CLASS_NAMES = "class_names_"
 
 
 @dataclass
@@ -127,7 +130,7 @@ class BaseHMM(PredictionMixin, BaseEstimator):
     # scikit-learn metadata routing: with ``sklearn.set_config(enable_metadata_routing=True)``,
     # GridSearchCV / cross_validate pass each fold's slice of ``session_starts`` to these
     # methods without further configuration.
-    __metadata_request__fit = {"session_starts": True}
+    __metadata_request__fit = {"session_starts": True, "labels": True, "label_weight": True}
     __metadata_request__score = {"session_starts": True}
     __metadata_request__predict = {"session_starts": True}
     __metadata_request__predict_proba = {"session_starts": True}
@@ -170,11 +173,20 @@ class BaseHMM(PredictionMixin, BaseEstimator):
         )
         return self
 
-    def _initializers(self):
-        return resolve_initializers(self._init_slots, self.initialization_funcs)
+    def _initializers(self, labels=None):
+        """``{slot: (func, kwargs)}``; with ``labels``, default slots take their "labels" one."""
+        inits = resolve_initializers(self._init_slots, self.initialization_funcs)
+        if labels is not None:
+            chosen = self.initialization_funcs or {}
+            for slot, spec in self._init_slots.items():
+                if chosen.get(slot) is None and "labels" in spec.registry:
+                    inits[slot] = (spec.registry["labels"], inits[slot][1])
+        return inits
 
-    def _initial_chain(self, X, session_starts, keys):
+    def _initial_chain(self, X, session_starts, keys, labels=None):
         """Initial distribution and transition matrix from their initializers, checked.
+
+        ``labels`` (hand labels on the frames of ``X``) go to initializers with that parameter.
 
         Raises
         ------
@@ -182,11 +194,14 @@ class BaseHMM(PredictionMixin, BaseEstimator):
             For a wrong shape, non-finite values or rows that are not probabilities.
         """
         n_states = self.n_states
-        inits = self._initializers()
+        inits = self._initializers(labels)
         arrays = {}
         for slot, key in zip(("initial_proba_init", "transition_proba_init"), keys, strict=True):
             func, kwargs = inits[slot]
-            arrays[slot] = np.asarray(func(n_states, X, session_starts, key, **kwargs), float)
+            extra = initializer_labels(func, labels)
+            arrays[slot] = np.asarray(
+                func(n_states, X, session_starts, key, **extra, **kwargs), float
+            )
         pi, trans = arrays["initial_proba_init"], arrays["transition_proba_init"]
         check_initializer_output(
             {
@@ -202,13 +217,30 @@ class BaseHMM(PredictionMixin, BaseEstimator):
                 )
         return pi, trans
 
-    def _emission_init(self, slot: str, X, session_starts, key, n_outputs: int, **context) -> tuple:
-        """Call the emission initializer ``slot``; it returns a tuple of ``n_outputs`` arrays."""
-        func, kwargs = self._initializers()[slot]
-        out = func(self.n_states, X, session_starts, key, **context, **kwargs)
+    def _emission_init(
+        self, slot: str, X, session_starts, key, n_outputs: int, labels=None, **context
+    ) -> tuple:
+        """Call the emission initializer ``slot``; it returns a tuple of ``n_outputs`` arrays.
+
+        ``labels`` (hand labels on the frames of ``X``) go to an initializer with that parameter.
+        """
+        func, kwargs = self._initializers(labels)[slot]
+        extra = initializer_labels(func, labels)
+        out = func(self.n_states, X, session_starts, key, **context, **extra, **kwargs)
         if not isinstance(out, tuple | list) or len(out) != n_outputs:
             raise ValueError(f"{slot} must return {self._init_slots[slot].returns}.")
         return tuple(np.asarray(a, float) for a in out)
+
+    def _store_class_names(self, class_names, evidence) -> None:
+        """Set (or remove) ``class_names_`` after checking ``class_names`` against the labels."""
+        if hasattr(self, _CLASS_NAMES):
+            delattr(self, _CLASS_NAMES)
+        n_classes = 0 if evidence is None else evidence.n_classes
+        if class_names is None and n_classes:  # a fit with labels always names its classes
+            class_names = [str(c) for c in range(n_classes)]
+        names = check_class_names(class_names, self.n_states, n_classes)
+        if names is not None:
+            self.class_names_ = names
 
     def _check_initial_prob(self, pi: np.ndarray) -> int:
         """Number of states of a hand-set ``initial_prob_`` (checked against ``n_states``)."""
@@ -270,7 +302,7 @@ class BaseHMM(PredictionMixin, BaseEstimator):
 
     def _arrays_for_file(self) -> dict[str, np.ndarray]:
         """Fitted arrays to write, by attribute name."""
-        names = (*self._saved_attributes(), _MERGE_ATTRIBUTE)
+        names = (*self._saved_attributes(), _MERGE_ATTRIBUTE, _CLASS_NAMES)
         return {name: np.asarray(getattr(self, name)) for name in names if hasattr(self, name)}
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
@@ -292,6 +324,10 @@ class BaseHMM(PredictionMixin, BaseEstimator):
                     raise ValueError(
                         f"has a {name} that is not {n_states} labels in [0, {n_states})."
                     )
+            elif name == _CLASS_NAMES:
+                n_states = self.n_states if isinstance(self.n_states, int) else 0
+                if arr.ndim != 1 or arr.dtype.kind != "U" or len(arr) > n_states:
+                    raise ValueError(f"has a {name} that is not at most {n_states} names.")
             elif name not in self._saved_attributes():
                 raise ValueError(f"has an array {name!r} that {type(self).__name__} does not use.")
             setattr(self, name, arr)
@@ -300,7 +336,9 @@ class BaseHMM(PredictionMixin, BaseEstimator):
     #: Optional fitted attributes a new fit removes before it starts (set only by some fits).
     _optional_fitted: ClassVar[tuple[str, ...]] = ()
 
-    def _fit_skeleton(self, *inputs, resume: bool = False):
+    def _fit_skeleton(
+        self, *inputs, resume: bool = False, labels=None, label_weight=1.0, class_names=None
+    ):
         """The life of one ``fit``: validate -> prepare -> initialise -> run the loop -> store.
 
         Every estimator's public ``fit`` (whose signature and docstring are its
@@ -309,6 +347,12 @@ class BaseHMM(PredictionMixin, BaseEstimator):
         - ``_fit_data(*inputs)``: the validated training data on the model's
           time axis (sessions, NaN borders, padding buckets) and the random
           keys drawn from ``random_state``;
+        - ``_fit_labels(train, labels, label_weight)``: the hand labels'
+          evidence (`behavhmm.labels.label_evidence`) on the training frames:
+          returns ``(train, evidence)``, ``train`` carrying ``log e_t(k)`` in
+          the arrays whose emission log-likelihoods it is added to and the
+          hard labels for the initializers (``train`` unchanged and ``None``
+          without labels);
         - ``_initialize(train)``: the starting point, from the ``setup()``
           slots (or a resumed checkpoint's template);
         - ``_run_loop(init, train, resume)``: `behavhmm.fitting.run_em` or
@@ -324,6 +368,9 @@ class BaseHMM(PredictionMixin, BaseEstimator):
             ``session_starts``, ``groups``, ...), passed to ``_fit_data``.
         resume : bool, default False
             Continue the fit saved at ``checkpoint_path``.
+        labels, label_weight, class_names
+            Hand labels of ``fit`` (see `behavhmm.labels`); ``class_names_`` is
+            set from ``class_names`` (or the labelled classes) or removed.
 
         Returns
         -------
@@ -342,6 +389,8 @@ class BaseHMM(PredictionMixin, BaseEstimator):
             if hasattr(self, name):
                 delattr(self, name)
         train = self._fit_data(*inputs)
+        train, evidence = self._fit_labels(train, labels, label_weight)
+        self._store_class_names(class_names, evidence)
         init = self._initialize(train)
         result = self._run_loop(init, train, resume)
         self._store(result, train)
@@ -349,6 +398,12 @@ class BaseHMM(PredictionMixin, BaseEstimator):
 
     def _fit_data(self, *inputs):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _fit_labels(self, train, labels, label_weight):
+        """``(train, evidence)`` with the labels' evidence; this default takes no labels."""
+        if labels is not None:
+            raise TypeError(f"{type(self).__name__}.fit does not take labels.")
+        return train, None
 
     def _initialize(self, train):  # pragma: no cover - abstract
         raise NotImplementedError

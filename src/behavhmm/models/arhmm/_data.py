@@ -4,6 +4,7 @@ padded buckets, and the held-out split.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..._memory import arhmm_fit_memory, check_fit_memory
 from ..._utils import bucket_length, float_dtype
+from ...labels import label_evidence, padded_log_evidence, restrict_evidence
 from ...observations import MNIWPrior
 from ...sessions import drop_nan_borders, session_bounds, session_ids, session_mask
 from .._initializers import (
@@ -48,6 +50,9 @@ class _ARFitData(NamedTuple):
     train_starts: np.ndarray
     key_init: jax.Array
     key_chain: jax.Array
+    rows_kept: np.ndarray | None = None  # (n_kept,) user positions of the frames not NaN
+    raw_rows: np.ndarray | None = None  # user positions of the frames of ``train_raw``
+    init_labels: np.ndarray | None = None  # hand labels on ``train_raw`` (``_fit_labels``)
 
 
 class ARDataLayout:
@@ -248,5 +253,39 @@ class ARDataLayout:
         prior = self._prior(raw.shape[1], train.extra["y"], train.extra["x"])
         n_groups = 1 if group_bins is None else len(self.groups_)
         return _ARFitData(
-            train, heldout, prior, n_groups, train_raw, train_starts, key_init, key_chain
+            train,
+            heldout,
+            prior,
+            n_groups,
+            train_raw,
+            train_starts,
+            key_init,
+            key_chain,
+            rows_kept,
+            rows_kept[train_rows],
         )
+
+    def _fit_labels(self, fd: _ARFitData, labels, label_weight):
+        """Hand labels' evidence on the training frames that have a state (``_fit_skeleton``)."""
+        keep = np.zeros(fd.train.n_time_bins, bool)
+        keep[fd.rows_kept] = True
+        evidence = label_evidence(
+            labels, label_weight, self.n_states, None, keep, info=fd.train.info
+        )
+        if evidence is None:
+            return fd, None
+        on_train = restrict_evidence(
+            evidence,
+            np.searchsorted(fd.rows_kept, fd.train.rows),
+            f"the first nlags={self.nlags} frames of a session have no state, nor do "
+            "held-out frames",
+        )
+        ar = fd.train.arrays["ar"]
+        log_ev = padded_log_evidence(on_train, ar.y.shape[0])
+        arrays = {
+            **fd.train.arrays,
+            "ar": ar._replace(log_evidence=jnp.asarray(log_ev, ar.y.dtype)),
+        }
+        init_labels = evidence.labels[np.searchsorted(fd.rows_kept, fd.raw_rows)]
+        train = dataclasses.replace(fd.train, arrays=arrays)
+        return fd._replace(train=train, init_labels=init_labels), evidence

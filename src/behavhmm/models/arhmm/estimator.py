@@ -38,6 +38,7 @@ from .initialize import AR_PARAMS_REGISTRY as AR_PARAMS_REGISTRY
 from .initialize import INITIAL_DOF as INITIAL_DOF
 from .initialize import ARInitialization
 from .initialize import kmeans_ar_params as kmeans_ar_params
+from .initialize import labels_ar_params as labels_ar_params
 from .initialize import lagged_design as lagged_design
 from .initialize import random_ar_params as random_ar_params
 from .model import (
@@ -374,8 +375,18 @@ class ARHMM(
         "progress_bar": Bool(),
     }
 
-    def fit(self, X, y=None, session_starts=None, groups=None, resume: bool = False):
-        """Fit the ARHMM by MAP-EM or Gibbs sampling (``algorithm``).
+    def fit(
+        self,
+        X,
+        y=None,
+        session_starts=None,
+        groups=None,
+        resume: bool = False,
+        labels=None,
+        label_weight=1.0,
+        class_names=None,
+    ):
+        """Fit the ARHMM by MAP-EM or Gibbs sampling (``algorithm``), optionally given hand labels.
 
         Parameters
         ----------
@@ -393,6 +404,19 @@ class ARHMM(
         resume : bool, default False
             Continue the chain (or EM run) saved at ``checkpoint_path`` up to
             ``n_iter`` iterations, bit for bit as if it had not stopped.
+        labels : array-like of int of shape (n_time_bins,) or pynapple Tsd, optional
+            Hand labels (see [`behavhmm.labels`][behavhmm.labels]): ``c`` ties
+            frame ``t`` to state ``c`` (states ``0..C-1`` are the labelled
+            classes), -1 leaves it free; or evidence of shape (n_time_bins,
+            n_states). Labels on a session's first ``nlags`` frames or on
+            held-out frames are ignored with a warning. Routed like
+            ``session_starts``.
+        label_weight : float in [0, 1], default 1.0
+            ``e_t(k) = 1`` for the label and ``1 - label_weight`` for the
+            others: 1 clamps the state, 0 ignores the labels.
+        class_names : sequence of str, optional
+            Names of the labelled classes, kept as ``class_names_`` (default
+            with labels: "0", ..., "C-1").
 
         Returns
         -------
@@ -405,7 +429,9 @@ class ARHMM(
             For bad shapes, non-finite values, NaN inside a session,
             out-of-range ``session_starts``, sessions with ``nlags`` frames or
             fewer, missing or unknown ``groups``, a checkpoint that does not
-            match, or invalid hyperparameters.
+            match, or invalid hyperparameters; labels of the wrong length,
+            outside ``[-1, n_states)`` or on NaN frames, or ``label_weight``
+            outside [0, 1].
         TypeError
             For hyperparameters of the wrong type.
         FloatingPointError
@@ -415,8 +441,23 @@ class ARHMM(
         -----
         sklearn.exceptions.ConvergenceWarning
             If EM stops at ``n_iter`` before meeting ``tol``.
+
+        Notes
+        -----
+        With labels, ``log e_t(k)`` is added to the emission log-likelihoods
+        (EM and Gibbs; [`behavhmm.labels.label_evidence`][behavhmm.labels.label_evidence]):
+        ``log_likelihood_history_`` is then ``log p(X, labels | θ)``.
+        Prediction methods do not use labels.
         """
-        return self._fit_skeleton(X, session_starts, groups, resume=resume)
+        return self._fit_skeleton(
+            X,
+            session_starts,
+            groups,
+            resume=resume,
+            labels=labels,
+            label_weight=label_weight,
+            class_names=class_names,
+        )
 
     _optional_fitted = (
         "dof_",
@@ -429,7 +470,7 @@ class ARHMM(
 
     def _initialize(self, fd: _ARFitData) -> ARHMMParams:
         return self._initial_params(
-            fd.train_raw, fd.train_starts, fd.prior, fd.n_groups, fd.key_init
+            fd.train_raw, fd.train_starts, fd.prior, fd.n_groups, fd.key_init, fd.init_labels
         )
 
     def _run_loop(self, init: ARHMMParams, fd: _ARFitData, resume: bool) -> ChainResult:

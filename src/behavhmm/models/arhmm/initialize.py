@@ -1,8 +1,8 @@
 """Built-in initializers of ARHMM's emission parameters and its initialisation step.
 
-``kmeans_ar_params`` and ``random_ar_params`` label frames (k-means or random segments) and
-fit a MAP regression per state; ``ARInitialization._initial_params`` calls the ``setup()``
-slots and checks their output.
+``kmeans_ar_params``, ``random_ar_params`` and ``labels_ar_params`` label frames (k-means,
+random segments or hand labels completed by k-means) and fit a MAP regression per state;
+``ARInitialization._initial_params`` calls the ``setup()`` slots and checks their output.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import numpy as np
 
 from ..._precision import pinned_jit
 from ..._utils import float_dtype
+from ...labels import complete_labels
 from ...observations import MNIWPrior
 from ...observations.ar_conditioned import ar_map_update
 from ...sessions import session_bounds
 from .._initializers import (
     kmeans_labels,
     random_segment_labels,
+    seed_from_key,
 )
 from ..base import (
     check_initializer_output,
@@ -143,14 +145,45 @@ def random_ar_params(
     Returns
     -------
     coef, intercept, covariances : ndarrays
-        As [`kmeans_ar_params`][behavhmm.models.arhmm.estimator.kmeans_ar_params].
+        As [`kmeans_ar_params`][behavhmm.models.arhmm.initialize.kmeans_ar_params].
     """
     y, x, _, _ = lagged_design(np.asarray(X, float), session_starts, nlags)
     labels = random_segment_labels(len(y), n_states, random_key, segment_length)
     return _regress_on_labels(labels, n_states, y, x, prior)
 
 
-AR_PARAMS_REGISTRY = {"kmeans": kmeans_ar_params, "random": random_ar_params}
+def labels_ar_params(
+    n_states, X, session_starts, random_key, *, nlags, prior, labels=None, **kwargs
+):
+    """Each labelled class's AR model from its frames; free states from seeded k-means.
+
+    Frames ``[y_t, y_{t-1}, ..., y_{t-nlags}]`` get a state by
+    [`behavhmm.labels.complete_labels`][behavhmm.labels.complete_labels] (``labels``
+    are on the frames of ``X``; those of a session's first ``nlags`` frames are
+    unused), then each state's MNIW posterior mode is fitted as in
+    [`kmeans_ar_params`][behavhmm.models.arhmm.initialize.kmeans_ar_params].
+    ``setup(ar_params_init="labels")``, the default when ``fit`` has labels.
+
+    Raises
+    ------
+    ValueError
+        If no labels were passed.
+    """
+    if labels is None:
+        raise ValueError('ar_params_init="labels" needs labels: call fit(..., labels=...).')
+    y, x, rows, _ = lagged_design(np.asarray(X, float), session_starts, nlags)
+    features = np.concatenate([y, x], axis=1)
+    states = complete_labels(
+        features, np.asarray(labels)[rows], n_states, seed_from_key(random_key)
+    )
+    return _regress_on_labels(states, n_states, y, x, prior)
+
+
+AR_PARAMS_REGISTRY = {
+    "kmeans": kmeans_ar_params,
+    "random": random_ar_params,
+    "labels": labels_ar_params,
+}
 
 
 INITIAL_DOF = 10.0  # starting degrees of freedom of robust (Student-t) fits
@@ -159,12 +192,19 @@ INITIAL_DOF = 10.0  # starting degrees of freedom of robust (Student-t) fits
 class ARInitialization:
     """ARHMM's initialisation step: the ``setup()`` slots, called and checked."""
 
-    def _initial_params(self, kept, starts_kept, prior, n_groups, key) -> ARHMMParams:
+    def _initial_params(self, kept, starts_kept, prior, n_groups, key, labels=None) -> ARHMMParams:
         n_states, n_features = self.n_states, kept.shape[1]
         keys = jax.random.split(key, 3)
-        pi, trans = self._initial_chain(kept, starts_kept, keys[:2])
+        pi, trans = self._initial_chain(kept, starts_kept, keys[:2], labels=labels)
         coef, intercept, cov = self._emission_init(
-            "ar_params_init", kept, starts_kept, keys[2], 3, nlags=self.nlags, prior=prior
+            "ar_params_init",
+            kept,
+            starts_kept,
+            keys[2],
+            3,
+            labels=labels,
+            nlags=self.nlags,
+            prior=prior,
         )
         check_initializer_output(
             {

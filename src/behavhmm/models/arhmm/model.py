@@ -66,6 +66,7 @@ class ARData(NamedTuple):
     starts: jax.Array  # (T,) bool
     weights: jax.Array  # (T,) 1 for modelled frames, 0 for padding
     groups: jax.Array  # (T,) int32 transition group of each step
+    log_evidence: jax.Array | None = None  # (T, K) log e_t(k) of hand labels (behavhmm.labels)
 
 
 def _transitions(params: ARHMMParams, data: ARData):
@@ -85,6 +86,7 @@ def emission_log_likelihoods(params: ARHMMParams, data: ARData, robust: bool):
         data.x,
         dof=params.dof if robust else None,
     )
+    ll = ll if data.log_evidence is None else ll + data.log_evidence
     return jnp.where(data.weights[:, None] > 0, ll, 0.0)
 
 

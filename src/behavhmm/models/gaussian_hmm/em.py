@@ -64,11 +64,13 @@ class GaussianData(NamedTuple):
     X: jax.Array  # (T, D)
     starts: jax.Array  # (T,) bool; padding steps are starts
     weights: jax.Array  # (T,) 1 for modelled frames, 0 for padding
+    log_evidence: jax.Array | None = None  # (T, K) log e_t(k) of hand labels (behavhmm.labels)
 
 
 def emission_log_likelihoods(params: GaussianHMMParams, data: GaussianData, covariance_type: str):
     """(T, K) emission log-likelihoods, zero on padding."""
     ll = gaussian_log_likelihoods(params.means, params.covariances, data.X, covariance_type)
+    ll = ll if data.log_evidence is None else ll + data.log_evidence
     return jnp.where(data.weights[:, None] > 0, ll, 0.0)
 
 

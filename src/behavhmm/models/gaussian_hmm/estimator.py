@@ -7,6 +7,7 @@ compiled programs are in ``em.py`` and its built-in initializers in
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import ClassVar, NamedTuple
 
@@ -17,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ..._utils import bucket_length, float_dtype
 from ...fitting import EMResult, run_em
+from ...labels import label_evidence, padded_log_evidence
 from ...observations.gaussian import COVARIANCE_TYPES, GaussianPrior
 from ...sessions import drop_nan_borders, session_mask
 from .._initializers import CHAIN_SLOTS, InitSlot
@@ -49,6 +51,7 @@ class _FitData(NamedTuple):
     data: PreparedData
     prior: GaussianPrior
     key: jax.Array
+    init_labels: np.ndarray | None = None  # hand labels on the modelled frames (``_fit_labels``)
 
 
 class GaussianHMM(GaussianHMMPrediction, BaseHMM):
@@ -98,11 +101,12 @@ class GaussianHMM(GaussianHMMPrediction, BaseHMM):
         Show a tqdm progress bar while fitting.
     initialization_funcs : dict, optional
         Initializers chosen with [`setup`][behavhmm.GaussianHMM.setup]: slots
-        ``initial_proba_init`` ("uniform" | "random"), ``transition_proba_init``
-        ("sticky" | "uniform" | "random") and ``gaussian_params_init``
-        ("kmeans" | "random", or a callable returning ``(means, covariances)``;
-        it receives the keywords ``covariance_type`` and ``prior``), each with
-        ``<slot>_kwargs``.
+        ``initial_proba_init`` ("uniform" | "random" | "labels"), ``transition_proba_init``
+        ("sticky" | "uniform" | "random" | "labels") and ``gaussian_params_init``
+        ("kmeans" | "random" | "labels", or a callable returning ``(means, covariances)``;
+        it receives the keywords ``covariance_type`` and ``prior``, and ``labels``
+        if it has that parameter), each with ``<slot>_kwargs``. "labels" starts
+        from ``fit``'s hand labels (see [`behavhmm.labels`][behavhmm.labels]).
 
     Attributes
     ----------
@@ -420,16 +424,17 @@ class GaussianHMM(GaussianHMMPrediction, BaseHMM):
         return self._build(values[keep], starts_kept, np.flatnonzero(keep), values.shape[0], info)
 
     # ------------------------------------------------------------------ fit
-    def _initial_params(self, kept, starts_kept, prior, key) -> GaussianHMMParams:
+    def _initial_params(self, kept, starts_kept, prior, key, labels=None) -> GaussianHMMParams:
         n_states, n_features = self.n_states, kept.shape[1]
         keys = jax.random.split(key, 3)
-        pi, trans = self._initial_chain(kept, starts_kept, keys[:2])
+        pi, trans = self._initial_chain(kept, starts_kept, keys[:2], labels=labels)
         means, cov = self._emission_init(
             "gaussian_params_init",
             kept,
             starts_kept,
             keys[2],
             2,
+            labels=labels,
             covariance_type=self.covariance_type,
             prior=prior,
         )
@@ -446,8 +451,8 @@ class GaussianHMM(GaussianHMMPrediction, BaseHMM):
         dtype = float_dtype()
         return GaussianHMMParams(*(jnp.asarray(a, dtype) for a in (pi, trans, means, cov)))
 
-    def fit(self, X, y=None, session_starts=None):
-        """Fit the Gaussian HMM by MAP-EM.
+    def fit(self, X, y=None, session_starts=None, labels=None, label_weight=1.0, class_names=None):
+        """Fit the Gaussian HMM by MAP-EM, optionally given hand labels of some frames.
 
         Parameters
         ----------
@@ -459,6 +464,20 @@ class GaussianHMM(GaussianHMMPrediction, BaseHMM):
             Boolean mask of shape (n_time_bins,) marking session starts, or
             their integer indices, or (with pynapple ``X``) an IntervalSet.
             Default: one session, or one per epoch of ``X.time_support``.
+        labels : array-like of int of shape (n_time_bins,) or pynapple Tsd, optional
+            Hand labels: ``c`` ties frame ``t`` to state ``c`` (states
+            ``0..C-1`` are the labelled classes, the others stay free), -1
+            leaves it unlabelled. A non-negative array of shape
+            (n_time_bins, n_states) gives evidence ``e_t(k)`` directly.
+            Routed like ``session_starts`` by scikit-learn's metadata routing.
+        label_weight : float in [0, 1], default 1.0
+            Evidence of a labelled frame: ``e_t(k) = 1`` for the label and
+            ``1 - label_weight`` for the other states; 1 clamps the state,
+            0 ignores the labels.
+        class_names : sequence of str, optional
+            Names of the labelled classes ``0..C-1``, kept as ``class_names_``
+            and in model files (default with labels: "0", ..., "C-1");
+            relabelling by usage keeps these states' numbers.
 
         Returns
         -------
@@ -470,7 +489,9 @@ class GaussianHMM(GaussianHMMPrediction, BaseHMM):
         ValueError
             For bad shapes, non-finite values, NaN inside a session,
             out-of-range ``session_starts``, fewer frames than states, or
-            invalid hyperparameters or initializer output.
+            invalid hyperparameters or initializer output; for labels of the
+            wrong length, outside ``[-1, n_states)`` or on NaN frames, and a
+            ``label_weight`` outside [0, 1].
         TypeError
             For hyperparameters of the wrong type.
         FloatingPointError
@@ -480,8 +501,23 @@ class GaussianHMM(GaussianHMMPrediction, BaseHMM):
         -----
         sklearn.exceptions.ConvergenceWarning
             If EM stops at ``n_iter`` before meeting ``tol``.
+
+        Notes
+        -----
+        With labels the E-step conditions on them: the emission
+        log-likelihoods get ``log e_t(k)`` added before the forward-backward
+        (derivation in [`behavhmm.labels.label_evidence`][behavhmm.labels.label_evidence]),
+        and EM maximises ``log p(X, labels | θ) + log p(θ)``, the MAP estimate
+        given the evidence; ``log_likelihood_history_`` then holds this
+        evidence-conditioned log-likelihood. Prediction methods do not use labels.
         """
-        return self._fit_skeleton(X, session_starts)
+        return self._fit_skeleton(
+            X,
+            session_starts,
+            labels=labels,
+            label_weight=label_weight,
+            class_names=class_names,
+        )
 
     def _fit_data(self, X, session_starts) -> _FitData:
         values, info = self._validate_X(X, reset=True)
@@ -493,10 +529,26 @@ class GaussianHMM(GaussianHMMPrediction, BaseHMM):
             )
         return _FitData(train, self._prior(values.shape[1]), self._fit_key())
 
+    def _fit_labels(self, train: _FitData, labels, label_weight):
+        """Hand labels' evidence on the modelled frames (``_fit_skeleton``'s labels hook)."""
+        data = train.data
+        keep = np.zeros(data.n_time_bins, bool)
+        keep[data.rows] = True
+        evidence = label_evidence(labels, label_weight, self.n_states, None, keep, info=data.info)
+        if evidence is None:
+            return train, None
+        gaussian = data.arrays["gaussian"]
+        log_ev = padded_log_evidence(evidence, gaussian.X.shape[0])
+        gaussian = gaussian._replace(log_evidence=jnp.asarray(log_ev, gaussian.X.dtype))
+        data = dataclasses.replace(data, arrays={**data.arrays, "gaussian": gaussian})
+        return train._replace(data=data, init_labels=evidence.labels), evidence
+
     def _initialize(self, train: _FitData) -> GaussianHMMParams:
         data = train.data
         starts_kept = np.asarray(data.session_starts)[: data.n_frames]
-        return self._initial_params(data.extra["X"], starts_kept, train.prior, train.key)
+        return self._initial_params(
+            data.extra["X"], starts_kept, train.prior, train.key, train.init_labels
+        )
 
     def _run_loop(self, init: GaussianHMMParams, train: _FitData, resume: bool) -> EMResult:
         dtype = float_dtype()

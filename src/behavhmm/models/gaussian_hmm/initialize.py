@@ -14,12 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._utils import float_dtype
+from ...labels import complete_labels
 from ...observations.gaussian import GaussianPrior, gaussian_map, gaussian_sufficient_statistics
-from .._initializers import kmeans_labels, random_segment_labels
+from .._initializers import kmeans_labels, random_segment_labels, seed_from_key
 
 __all__ = [
     "kmeans_gaussian_params",
     "random_gaussian_params",
+    "labels_gaussian_params",
     "GAUSSIAN_PARAMS_REGISTRY",
     "pooled_covariances",
 ]
@@ -112,4 +114,32 @@ def random_gaussian_params(
     return _params_from_labels(labels, n_states, X, covariance_type, prior)
 
 
-GAUSSIAN_PARAMS_REGISTRY = {"kmeans": kmeans_gaussian_params, "random": random_gaussian_params}
+def labels_gaussian_params(
+    n_states, X, session_starts, random_key, *, covariance_type, prior, labels=None, **kwargs
+):
+    """Each labelled class's MAP mean and covariance from its frames; free states from k-means.
+
+    Every frame gets a state by [`behavhmm.labels.complete_labels`][behavhmm.labels.complete_labels]
+    (its hand label, or its k-means cluster matched to the classes, the unmatched
+    clusters being the free states); each state's mean and covariance are then the
+    posterior mode under ``prior``, as in
+    [`kmeans_gaussian_params`][behavhmm.models.gaussian_hmm.initialize.kmeans_gaussian_params].
+    Used as ``setup(gaussian_params_init="labels")`` with ``fit(..., labels=...)``.
+
+    Raises
+    ------
+    ValueError
+        If no labels were passed.
+    """
+    if labels is None:
+        raise ValueError('gaussian_params_init="labels" needs labels: call fit(..., labels=...).')
+    X = np.asarray(X, float)
+    states = complete_labels(X, labels, n_states, seed_from_key(random_key))
+    return _params_from_labels(states, n_states, X, covariance_type, prior)
+
+
+GAUSSIAN_PARAMS_REGISTRY = {
+    "kmeans": kmeans_gaussian_params,
+    "random": random_gaussian_params,
+    "labels": labels_gaussian_params,
+}

@@ -113,7 +113,8 @@ def masked_log_likelihoods(
     """Per-state log-likelihoods, 0 on padding rows (weight 0).
 
     ``ll_const`` holds the terms that depend on ``y`` only (see
-    ``glm_log_likelihood_constant``), computed once per data set;
+    ``glm_log_likelihood_constant``), computed once per data set; shape
+    (T,), or (T, K) when it also holds the log-evidence of hand labels;
     ``block_size`` rows are computed at a time (None: all).
     """
 
@@ -122,7 +123,8 @@ def masked_log_likelihoods(
         return glm_log_likelihoods(family, link, glm, params.scale, xb, yb, include_constant=False)
 
     ll = _blocked_rows(rows, (X, y), block_size)
-    return jnp.where(weights[:, None] > 0, ll + ll_const[:, None], 0.0)
+    const = ll_const if ll_const.ndim == 2 else ll_const[:, None]
+    return jnp.where(weights[:, None] > 0, ll + const, 0.0)
 
 
 log_likelihood_program = pinned_jit(

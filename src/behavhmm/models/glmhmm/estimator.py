@@ -512,8 +512,17 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
     }
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, init_params=None, session_starts=None):
-        """Fit the GLM-HMM by MAP expectation-maximisation.
+    def fit(
+        self,
+        X,
+        y,
+        init_params=None,
+        session_starts=None,
+        labels=None,
+        label_weight=1.0,
+        class_names=None,
+    ):
+        """Fit the GLM-HMM by MAP expectation-maximisation, optionally given hand labels.
 
         Parameters
         ----------
@@ -532,6 +541,20 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
             session, their integer indices, or (with pynapple input) an
             IntervalSet. Default: one session, or one per epoch of the
             pynapple input's ``time_support``.
+        labels : array-like of int of shape (n_time_bins,) or pynapple Tsd, optional
+            Hand labels of the states: ``c`` ties time bin ``t`` to state
+            ``c``, -1 leaves it free; or non-negative evidence of shape
+            (n_time_bins, n_states). Routed like ``session_starts``.
+        label_weight : float in [0, 1], default 1.0
+            ``e_t(k) = 1`` for the label and ``1 - label_weight`` for the
+            other states (1 clamps, 0 ignores the labels). EM then maximises
+            ``log p(y, labels | X, θ) + log p(θ)`` and
+            ``log_likelihood_history_`` is that evidence-conditioned
+            log-likelihood (see
+            [`behavhmm.labels.label_evidence`][behavhmm.labels.label_evidence]).
+        class_names : sequence of str, optional
+            Names of the labelled classes ``0..C-1``, kept as ``class_names_``
+            (default with labels: "0", ..., "C-1").
 
         Returns
         -------
@@ -553,7 +576,15 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
             A ``RuntimeWarning`` (and scikit-learn ``ConvergenceWarning``) if
             EM stops at ``maxiter`` before meeting ``tol``.
         """
-        return self._fit_skeleton(X, y, init_params, session_starts)
+        return self._fit_skeleton(
+            X,
+            y,
+            init_params,
+            session_starts,
+            labels=labels,
+            label_weight=label_weight,
+            class_names=class_names,
+        )
 
     _optional_fitted = ("classes_",)
 

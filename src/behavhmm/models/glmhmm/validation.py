@@ -4,6 +4,7 @@ observations (``_Data``), and hand-set or fitted parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from ...fitting.solvers import (
     solver_accepted_arguments,
 )
 from ...inference import resolve_method
+from ...labels import label_evidence, padded_log_evidence
 from ...observations.glm import (
     exp,
     flatten_design,
@@ -379,6 +381,22 @@ class GLMValidation:
         )
         prepared = _padded(X_kept_flat, y_kept, keep, starts_kept, n_time_bins, info, spec)
         return _Data(prepared, X_kept, y_kept, starts_kept, n_outputs)
+
+    def _fit_labels(self, fd: _GLMFitData, labels, label_weight):
+        """Hand labels' evidence, added to ``ll_const`` (``_fit_skeleton``'s labels hook)."""
+        prepared = fd.data.prepared
+        keep = np.zeros(prepared.n_time_bins, bool)
+        keep[prepared.rows] = True
+        evidence = label_evidence(
+            labels, label_weight, fd.spec.n_states, None, keep, info=prepared.info
+        )
+        if evidence is None:
+            return fd, None
+        ll_const = prepared.arrays["ll_const"]
+        log_ev = jnp.asarray(padded_log_evidence(evidence, ll_const.shape[0]), ll_const.dtype)
+        arrays = {**prepared.arrays, "ll_const": ll_const[:, None] + log_ev}
+        data = dataclasses.replace(fd.data, prepared=dataclasses.replace(prepared, arrays=arrays))
+        return fd._replace(data=data), evidence
 
     def _validate_design(self, X, *, reset: bool):
         """Flatten X (array or dict of arrays) to (n_time_bins, n_features); check features."""

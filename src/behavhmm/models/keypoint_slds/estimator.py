@@ -302,7 +302,17 @@ class KeypointSLDS(
         "checkpoint_every": Integer(1, optional=True),
     }
 
-    def fit(self, X, confidence=None, session_starts=None, y=None, resume: bool = False):
+    def fit(
+        self,
+        X,
+        confidence=None,
+        session_starts=None,
+        y=None,
+        resume: bool = False,
+        labels=None,
+        label_weight=1.0,
+        class_names=None,
+    ):
         """Fit the keypoint SLDS: PCA, AR-only stage, then full-model Gibbs sweeps.
 
         Parameters
@@ -325,6 +335,23 @@ class KeypointSLDS(
             ``random_state`` as the interrupted fit; ``n_iter``,
             ``check_every``, ``checkpoint_every`` and ``progress_bar`` may
             differ).
+        labels : array-like of int of shape (n_time_bins,) or pynapple Tsd, optional
+            Hand labels: ``c`` ties frame ``t`` to state ``c`` (states
+            ``0..C-1`` are the labelled classes), -1 leaves it free; or
+            non-negative evidence of shape (n_time_bins, n_states). Frames
+            with missing keypoints are modelled, so their labels count;
+            labels on a session's first ``nlags`` frames (no state) are
+            ignored with a warning. Routed like ``session_starts``.
+        label_weight : float in [0, 1], default 1.0
+            ``e_t(k) = 1`` for the label and ``1 - label_weight`` for the
+            other states: 1 clamps the state (the sampler never changes it),
+            0 ignores the labels. Both stages sample the states given the
+            evidence (derivation in
+            [`behavhmm.labels.label_evidence`][behavhmm.labels.label_evidence]).
+        class_names : sequence of str, optional
+            Names of the labelled classes ``0..C-1``, kept as ``class_names_``
+            and in model files (default with labels: "0", ..., "C-1");
+            relabelling by usage keeps these states' numbers.
 
         Returns
         -------
@@ -345,7 +372,15 @@ class KeypointSLDS(
         FloatingPointError
             If a sweep produces a non-finite log-likelihood.
         """
-        return self._fit_skeleton(X, confidence, session_starts, resume=resume)
+        return self._fit_skeleton(
+            X,
+            confidence,
+            session_starts,
+            resume=resume,
+            labels=labels,
+            label_weight=label_weight,
+            class_names=class_names,
+        )
 
     def _run_loop(self, state: SLDSState, fd: _SLDSFitData, resume: bool):
         """Stages 4 and 5: the AR-only stage (or the resumed checkpoint), then the full chain."""

@@ -52,6 +52,7 @@ class KPData(NamedTuple):
     starts: jax.Array  # (N,) bool session starts (padding frames are starts)
     position: jax.Array  # (N,) int32 frame index within its session
     valid: jax.Array  # (N,) 1 for real frames, 0 for padding
+    log_evidence: jax.Array | None = None  # (N, K) log e_t(k) of hand labels (behavhmm.labels)
 
 
 class KPHyper(NamedTuple):
@@ -97,6 +98,7 @@ def ar_data(latents, data: KPData, nlags: int) -> ARData:
         starts=(data.position <= nlags) | ~emitted,
         weights=emitted.astype(latents.dtype),
         groups=jnp.zeros(n, jnp.int32),
+        log_evidence=data.log_evidence,
     )
 
 

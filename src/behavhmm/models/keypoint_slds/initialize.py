@@ -13,6 +13,13 @@ import numpy as np
 
 from ..._memory import check_fit_memory, keypoint_slds_fit_memory
 from ..._utils import float_dtype
+from ...labels import (
+    LabelEvidence,
+    initializer_labels,
+    label_evidence,
+    padded_log_evidence,
+    restrict_evidence,
+)
 from ...sessions import session_bounds
 from ..arhmm.gibbs import GibbsState
 from ..arhmm.model import (
@@ -37,6 +44,8 @@ class _SLDSFitData(NamedTuple):
     key_ar: jax.Array  # the AR-only stage's and the initializers' key (split, never used itself)
     key_chain: jax.Array  # the full chain's key
     data: Any  # the keypoints on the device (padded, see ``_to_device``)
+    info: Any = None  # PynappleInfo of a pynapple X
+    labels: np.ndarray | None = None  # (n_time_bins,) hand labels, -1 free (``_fit_labels``)
 
 
 class SLDSInitialization:
@@ -45,7 +54,7 @@ class SLDSInitialization:
     # ------------------------------------------------------- the fit's stages
     def _fit_data(self, X, confidence, session_starts) -> _SLDSFitData:
         """Stage 1, normalise: subtract the mean position, divide by the RMS spread of keypoints."""
-        coords, observed, conf, mask, _ = self._read(X, confidence, session_starts, fitting=True)
+        coords, observed, conf, mask, info = self._read(X, confidence, session_starts, fitting=True)
         n_time_bins, n_kp, n_dims = coords.shape
         need = keypoint_slds_fit_memory(
             n_time_bins, self.n_states, n_kp, n_dims, self.latent_dim, self.nlags,
@@ -70,8 +79,45 @@ class SLDSInitialization:
         centroid, heading = self._align(y, observed, mask)
         data = self._to_device(y, observed, conf, mask)
         return _SLDSFitData(
-            coords, observed, conf, mask, offset, y, centroid, heading, key_ar, key_chain, data
+            coords,
+            observed,
+            conf,
+            mask,
+            offset,
+            y,
+            centroid,
+            heading,
+            key_ar,
+            key_chain,
+            data,
+            info,
         )
+
+    def _fit_labels(self, fd: _SLDSFitData, labels, label_weight):
+        """Hand labels' evidence on every frame (``_fit_skeleton``'s labels hook).
+
+        Frames with missing keypoints are modelled, so their labels count; a
+        session's first ``nlags`` frames have no state and get none (warned).
+        """
+        n_time_bins, mask = len(fd.mask), fd.mask
+        evidence = label_evidence(
+            labels, label_weight, self.n_states, None, np.ones(n_time_bins, bool), info=fd.info
+        )
+        if evidence is None:
+            return fd, None
+        begin, _ = session_bounds(mask)
+        position = np.arange(n_time_bins) - begin[np.cumsum(mask) - 1]
+        rows = np.flatnonzero(position >= self.nlags)
+        emitted = restrict_evidence(
+            evidence, rows, f"the first nlags={self.nlags} frames of a session have no state"
+        )
+        log_ev = np.zeros_like(evidence.log_evidence)
+        log_ev[rows] = emitted.log_evidence
+        hard = np.where(position >= self.nlags, evidence.labels, -1)
+        evidence = LabelEvidence(log_ev, hard, evidence.n_classes)
+        padded = padded_log_evidence(evidence, fd.data.y.shape[0])
+        data = fd.data._replace(log_evidence=jnp.asarray(padded, float_dtype()))
+        return fd._replace(data=data, labels=hard), evidence
 
     def _initialize(self, fd: _SLDSFitData) -> SLDSState:
         """Stages 2 and 3: the initial pose (PCA of aligned poses), then the initial states."""
@@ -119,7 +165,12 @@ class SLDSInitialization:
         k_init, k_trans, _ = jax.random.split(fd.key_ar, 3)
         init_rows = self._init_rows(fd.mask)
         ar_params = self._initial_ar_params(
-            latents[init_rows], fd.mask[init_rows], k_init, k_trans, self._prior()
+            latents[init_rows],
+            fd.mask[init_rows],
+            k_init,
+            k_trans,
+            self._prior(),
+            labels=None if fd.labels is None else fd.labels[init_rows],
         )
         pi, trans, coef, intercept, cov = ar_params
         infinite_dof = np.full(self.n_states, np.inf)
@@ -154,17 +205,20 @@ class SLDSInitialization:
         )
 
     # ------------------------------------------------------------------ fit
-    def _initial_ar_params(self, latents, mask, k_init, k_trans, prior):
+    def _initial_ar_params(self, latents, mask, k_init, k_trans, prior, labels=None):
         """Initial AR-HMM parameters of the AR-only stage, from the ``setup()`` initializers."""
-        inits = self._initializers()
+        inits = self._initializers(labels)
         n = self.n_states
         k_pi, k_ar = jax.random.split(k_init)
         func, kwargs = inits["initial_proba_init"]
-        pi = np.asarray(func(n, latents, mask, k_pi, **kwargs), float)
+        extra = initializer_labels(func, labels)
+        pi = np.asarray(func(n, latents, mask, k_pi, **extra, **kwargs), float)
         func, kwargs = inits["transition_proba_init"]
-        trans = np.asarray(func(n, latents, mask, k_trans, **kwargs), float)
+        extra = initializer_labels(func, labels)
+        trans = np.asarray(func(n, latents, mask, k_trans, **extra, **kwargs), float)
         func, kwargs = inits["ar_params_init"]
-        out = func(n, latents, mask, k_ar, nlags=self.nlags, prior=prior, **kwargs)
+        extra = {"nlags": self.nlags, "prior": prior, **initializer_labels(func, labels)}
+        out = func(n, latents, mask, k_ar, **extra, **kwargs)
         if not isinstance(out, tuple | list) or len(out) != 3:
             raise ValueError("ar_params_init must return a tuple (coef, intercept, covariances).")
         coef, intercept, cov = (np.asarray(a, float) for a in out)
