@@ -161,8 +161,10 @@ def test_gibbs_never_changes_a_labelled_frame(monkeypatch):
     drawn = []
     original = ar_estimator.gibbs_sweep
 
-    def spy(state, key, data, hyper, robust, method):
-        new, ll = original(state, key, data, hyper, robust=robust, method=method)
+    def spy(state, key, data, hyper, robust, method, block_size=None):
+        new, ll = original(
+            state, key, data, hyper, robust=robust, method=method, block_size=block_size
+        )
         drawn.append(np.asarray(new.states))
         return new, ll
 
