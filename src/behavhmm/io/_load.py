@@ -412,8 +412,10 @@ def load_keypoints(
         for other in sessions[1:]:
             if list(other.bodyparts) != list(first.bodyparts):
                 raise ValueError(
-                    f"stacked files have different animals or keypoints: {first.source or 'the first file'} has "
-                    f"{list(first.bodyparts)[:6]}..., {other.source or 'another'} has {list(other.bodyparts)[:6]}...; "
+                    "stacked files have different animals or keypoints: "
+                    f"{first.source or 'the first file'} has "
+                    f"{list(first.bodyparts)[:6]}..., {other.source or 'another'} has "
+                    f"{list(other.bodyparts)[:6]}...; "
                     "pass individuals= and bodyparts= to give them the same layout."
                 )
     if bodyparts is None and sessions:
@@ -424,22 +426,28 @@ def load_keypoints(
 
 
 def _stack_individuals(found: list[KeypointData], *, source: str) -> KeypointData:
-    """One session with every individual's keypoints side by side (``individual_layout="stack"``)."""
+    """One session with every individual's keypoints side by side.
+
+    This is ``individual_layout="stack"``.
+    """
     first = found[0]
     for s in found[1:]:
         if list(s.bodyparts) != list(first.bodyparts):
             raise ValueError(
-                f"{source}: individuals {first.individual!r} and {s.individual!r} have different keypoints "
+                f"{source}: individuals {first.individual!r} and {s.individual!r} "
+                "have different keypoints "
                 f"({list(first.bodyparts)} vs {list(s.bodyparts)}); pass bodyparts= to stack them."
             )
         if s.n_frames != first.n_frames:
             raise ValueError(
-                f"{source}: individuals {first.individual!r} and {s.individual!r} have different lengths."
+                f"{source}: individuals {first.individual!r} and {s.individual!r} "
+                "have different lengths."
             )
     for s in found:
         if np.isnan(s.coordinates).all():
             raise ValueError(
-                f"{source}: individual {s.individual!r} is never tracked (all NaN); leave it out with individuals=."
+                f"{source}: individual {s.individual!r} is never tracked (all NaN); "
+                "leave it out with individuals=."
             )
     return replace(
         first,

@@ -182,8 +182,8 @@ def resolve_inverse_link(inverse_link_function, family: str) -> Callable:
     ----------
     inverse_link_function : None, str or callable
         ``None`` gives the family's default; a name looks up
-        [`INVERSE_LINKS`][behavhmm.observations.glm.INVERSE_LINKS]; a callable must map JAX arrays to JAX
-        arrays elementwise and be differentiable.
+        [`INVERSE_LINKS`][behavhmm.observations.glm.INVERSE_LINKS]; a callable must map
+        JAX arrays to JAX arrays elementwise and be differentiable.
     family : str
         One of [`FAMILIES`][behavhmm.observations.glm.FAMILIES].
 
@@ -234,7 +234,8 @@ def resolve_inverse_link(inverse_link_function, family: str) -> Callable:
             grad = jax.grad(lambda v: jnp.sum(link(v)))(jnp.array([0.5, 1.0, 2.0]))
         except Exception as exc:
             raise ValueError(
-                f"The `inverse_link_function` {getattr(link, '__name__', link)!r} must map JAX arrays to "
+                f"The `inverse_link_function` {getattr(link, '__name__', link)!r} "
+                "must map JAX arrays to "
                 f"JAX arrays and be differentiable with jax.grad: {exc}"
             ) from None
         if not isinstance(out, jax.Array) or out.shape != (3,):
@@ -329,7 +330,8 @@ def glm_log_likelihoods(
     family : str
         One of [`FAMILIES`][behavhmm.observations.glm.FAMILIES].
     link : callable
-        Inverse link (from [`resolve_inverse_link`][behavhmm.observations.glm.resolve_inverse_link]).
+        Inverse link (from
+        [`resolve_inverse_link`][behavhmm.observations.glm.resolve_inverse_link]).
     params : GLMParams
         ``coef`` of shape (n_features, [n_outputs,] n_states), ``intercept``
         of shape ([n_outputs,] n_states).
@@ -404,11 +406,12 @@ def glm_elementwise_log_prob(family: str, link: Callable, y, eta, scale):
 
 
 def glm_column_nll(family: str, link: Callable, coef, intercept, scale, X, y, weights, normalizer):
-    """Weighted negative log-likelihood of **one** state's GLM for one output, divided by ``normalizer``.
+    """Weighted negative log-likelihood of **one** state's GLM for one output.
 
-    The M-step objective separates over states (and over the neurons of a
-    population): ``Σ_k Σ_c f_kc(W_kc, b_kc)``. This is one term, so each can
-    be minimised as its own small problem.
+    The sum is divided by ``normalizer``. The M-step objective separates
+    over states (and over the neurons of a population):
+    ``Σ_k Σ_c f_kc(W_kc, b_kc)``. This is one term, so each can be minimised
+    as its own small problem.
 
     Parameters
     ----------
@@ -503,7 +506,9 @@ def glm_mean(family: str, link: Callable, params: GLMParams, X):
 
 
 def glm_sample(family: str, key, mean, scale):
-    """Draw one observation per entry of ``mean`` (class probabilities on the last axis for Categorical).
+    """Draw one observation per entry of ``mean``.
+
+    For Categorical, ``mean`` holds class probabilities on the last axis.
 
     Parameters
     ----------
@@ -609,6 +614,7 @@ def observation_family(observation_model) -> str:
     if name.endswith("Observations") and name[: -len("Observations")] in FAMILIES:
         return name[: -len("Observations")]
     raise TypeError(
-        f"observation_model must be one of {FAMILIES} (or a nemos Observations instance of one of them), "
+        f"observation_model must be one of {FAMILIES} "
+        "(or a nemos Observations instance of one of them), "
         f"got {type(observation_model).__name__}."
     )
