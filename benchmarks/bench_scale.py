@@ -403,12 +403,14 @@ def render_markdown(result) -> str:
         "",
         f"Machine: {m.get('cpu_model')}, {m.get('cpus')} CPUs; GPU: {m.get('gpu') or 'none'}; "
         f"jax {m['versions'].get('jax')}; behavhmm {m['versions'].get('behavhmm')} "
-        f"(commit {m.get('behavhmm_commit')}, src modified since: {m.get('behavhmm_src_modified_since_commit')}); {m.get('date_utc')}.",
+        f"(commit {m.get('behavhmm_commit')}, src modified since: "
+        f"{m.get('behavhmm_src_modified_since_commit')}); {m.get('date_utc')}.",
         f"Load average at start {result['loadavg_start']}, at end {result['loadavg_end']}; "
         f"total {result['total_s']:.0f} s (budget {c['budget_s']:.0f} s).",
         "",
         f"K = {c['n_states']}, nlags = {c['nlags']}; ARHMM: {c['arhmm_sweeps']} Gibbs sweeps on "
-        f"whitened 10-D PCs; KeypointSLDS: latent_dim {c['latent_dim']}, {c['kp_ar_iters']} AR-only "
+        f"whitened 10-D PCs; KeypointSLDS: latent_dim {c['latent_dim']}, "
+        f"{c['kp_ar_iters']} AR-only "
         f"+ {c['kp_sweeps']} full sweeps. One process per row; 'per sweep' is the median after "
         "the first sweep, 'compile' the first sweep minus that median; µs/frame is per frame per "
         "sweep. Peak device memory is XLA's allocator peak (GPU only).",

@@ -143,3 +143,37 @@ def log_gamma_variates(key, shape):
         jnp.log(flat_random(jax.random.uniform, k_boost, shape.shape, dtype, minval=tiny)) / shape
     )
     return jnp.where(shape < 1.0, log_g + log_boost, log_g)
+
+
+# design pytrees of the GLM-HMM (re-exported by behavhmm.observations.glm)
+
+
+def flatten_design(X) -> np.ndarray:
+    """A dict (pytree) of 2-D arrays joined along features, in ``jax.tree_util`` leaf order.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_time_bins, n_features) or dict of such arrays
+        A design matrix, or named blocks of one (nemos' ``FeaturePytree`` form).
+
+    Returns
+    -------
+    ndarray of shape (n_time_bins, total_features)
+    """
+    leaves = jax.tree_util.tree_leaves(X)
+    if len(leaves) == 1:
+        return np.asarray(leaves[0])
+    return np.concatenate([np.asarray(leaf) for leaf in leaves], axis=1)
+
+
+def unflatten_coef(X, coef, axis: int = 0):
+    """Split an array along its feature ``axis`` into the structure of the design ``X``.
+
+    With ``axis=0`` it turns flattened coefficients into a dict like ``X``;
+    with ``axis=1`` it splits a flattened design the same way.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(X)
+    if treedef.num_leaves == 1 and not isinstance(X, dict | list | tuple):
+        return coef
+    widths = np.cumsum([np.shape(leaf)[1] for leaf in leaves])[:-1]
+    return jax.tree_util.tree_unflatten(treedef, np.split(np.asarray(coef), widths, axis=axis))

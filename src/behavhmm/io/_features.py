@@ -148,24 +148,28 @@ def load_features(
             values = _read_hdf5(file, key)
         else:
             raise ValueError(
-                f"{file}: unsupported feature file suffix {file.suffix!r} (use {', '.join(_SUFFIXES)})."
+                f"{file}: unsupported feature file suffix {file.suffix!r} "
+                f"(use {', '.join(_SUFFIXES)})."
             )
         if values.ndim == 1:
             values = values[:, None]
         if values.ndim != 2 or values.shape[0] == 0:
             raise ValueError(
-                f"{file}: a feature table must be 2-D (frames, features) with frames, got {values.shape}."
+                f"{file}: a feature table must be 2-D (frames, features) with frames, "
+                f"got {values.shape}."
             )
         cols = cols or [str(i) for i in range(values.shape[1])]
         if columns is None:
             columns, first = cols, file
         elif values.shape[1] != len(columns):
             raise ValueError(
-                f"{file} has {values.shape[1]} features but {first} has {len(columns)}: every sequence needs the same."
+                f"{file} has {values.shape[1]} features but {first} has {len(columns)}: "
+                "every sequence needs the same."
             )
         elif cols != columns:
             raise ValueError(
-                f"{file} has columns {cols[:5]}... but {first} has {columns[:5]}...: they must match."
+                f"{file} has columns {cols[:5]}... but {first} has {columns[:5]}...: "
+                "they must match."
             )
         blocks.append(values)
         names.append(name)

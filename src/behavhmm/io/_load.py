@@ -322,30 +322,13 @@ def load_keypoints(
     >>> model.fit(sessions.coordinates.reshape(len(sessions.session_starts), -1),
     ...           session_starts=sessions.session_starts)  # doctest: +SKIP
     """
-    if fps is not None:
-        try:
-            fps = float(fps)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"fps must be a number of frames per second, got {type(fps).__name__}."
-            ) from exc
-        if not fps > 0 or fps == float("inf"):
-            raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}.")
+    fps = _check_fps(fps)
     if individual_layout not in ("separate", "stack"):
         raise ValueError(
             f'individual_layout must be "separate" or "stack", got {individual_layout!r}.'
         )
     fmt = None if format is None else _canonical_format(format)
-    if isinstance(path, str | PathLike) or _is_xarray_dataset(path):
-        paths = [path]
-    elif isinstance(path, Sequence) and not isinstance(path, bytes):
-        paths = list(path)
-        if not paths:
-            raise ValueError("path is an empty sequence; give at least one file.")
-    else:
-        raise TypeError(
-            f"path must be a file path or a sequence of paths, got {type(path).__name__}."
-        )
+    paths = _path_list(path)
     for name, value in (("bodyparts", bodyparts), ("individuals", individuals)):
         if isinstance(value, str):
             raise TypeError(
@@ -354,92 +337,179 @@ def load_keypoints(
 
     sessions: list[KeypointData] = []
     for p in paths:
-        if _is_xarray_dataset(p):
-            if fmt not in (None, "movement"):
-                raise ValueError(
-                    f"an xarray Dataset is read as a movement dataset, not as format={fmt!r}."
-                )
-            from ._movement import dataset_to_sessions
-
-            found = dataset_to_sessions(p, source=None, fps=fps)
-            this_fmt = "movement"
-        else:
-            if not isinstance(p, str | PathLike):
-                raise TypeError(
-                    "path must be a file path or a sequence of paths, got an element of type "
-                    f"{type(p).__name__}."
-                )
-            p = Path(p)
-            if not p.is_file():
-                raise FileNotFoundError(f"keypoint file not found: {p}")
-            this_fmt = fmt if fmt is not None else detect_format(p)
-            found = _read_named(p, this_fmt, fps)
-        if individuals is None:
-            if this_fmt == "deeplabcut" and len(found) > 1:
-                from ._deeplabcut import UNIQUE_BODYPARTS_INDIVIDUAL
-
-                found = [s for s in found if s.individual != UNIQUE_BODYPARTS_INDIVIDUAL]
-        else:
-            wanted = [str(i) for i in individuals]
-            have = [s.individual for s in found]
-            if len(paths) == 1:
-                missing = [i for i in wanted if i not in have]
-                if missing:
-                    raise ValueError(f"individuals {missing} not found in {p}; it holds {have}.")
-            found = [s for i in wanted for s in found if s.individual == i]
-        if fps is not None and this_fmt not in (
-            "nwb",
-            "movement",
-        ):  # those readers apply fps themselves
-            found = [replace(s, fps=fps, timestamps=None) for s in found]
-        if bodyparts is not None:
-            found = [s.select_bodyparts(bodyparts) for s in found]
-        if individual_layout == "stack" and found:
-            found = [
-                _stack_individuals(
-                    found, source=str(p) if not _is_xarray_dataset(p) else "the dataset"
-                )
-            ]
+        if not _is_xarray_dataset(p):
+            p = _existing_file(p)
+        found, this_fmt = _read_source(p, fmt, fps)
+        found = _select_sessions(
+            found,
+            this_fmt,
+            p,
+            bodyparts=bodyparts,
+            individuals=individuals,
+            fps=fps,
+            individual_layout=individual_layout,
+            n_paths=len(paths),
+        )
         sessions.extend(found)
+    return KeypointSessions(
+        _check_sessions(
+            sessions,
+            bodyparts=bodyparts,
+            individuals=individuals,
+            individual_layout=individual_layout,
+            n_paths=len(paths),
+        )
+    )
 
-    if individuals is not None and len(paths) > 1:
+
+def _check_fps(fps) -> float | None:
+    """``fps`` as a positive finite float (None stays None)."""
+    if fps is None:
+        return None
+    try:
+        fps = float(fps)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"fps must be a number of frames per second, got {type(fps).__name__}."
+        ) from exc
+    if not fps > 0 or fps == float("inf"):
+        raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}.")
+    return fps
+
+
+def _path_list(path) -> list:
+    """``load_keypoints``'s ``path`` as a non-empty list of paths or datasets."""
+    if isinstance(path, str | PathLike) or _is_xarray_dataset(path):
+        return [path]
+    if isinstance(path, Sequence) and not isinstance(path, bytes):
+        paths = list(path)
+        if not paths:
+            raise ValueError("path is an empty sequence; give at least one file.")
+        return paths
+    raise TypeError(f"path must be a file path or a sequence of paths, got {type(path).__name__}.")
+
+
+def _existing_file(p) -> Path:
+    """One element of ``path`` as the `Path` of an existing file."""
+    if not isinstance(p, str | PathLike):
+        raise TypeError(
+            "path must be a file path or a sequence of paths, got an element of type "
+            f"{type(p).__name__}."
+        )
+    p = Path(p)
+    if not p.is_file():
+        raise FileNotFoundError(f"keypoint file not found: {p}")
+    return p
+
+
+def _read_source(p, fmt: str | None, fps: float | None) -> tuple[list[KeypointData], str]:
+    """The sessions of one file (or in-memory ``movement`` dataset) and its format."""
+    if _is_xarray_dataset(p):
+        if fmt not in (None, "movement"):
+            raise ValueError(
+                f"an xarray Dataset is read as a movement dataset, not as format={fmt!r}."
+            )
+        from ._movement import dataset_to_sessions
+
+        return dataset_to_sessions(p, source=None, fps=fps), "movement"
+    this_fmt = fmt if fmt is not None else detect_format(p)
+    return _read_named(p, this_fmt, fps), this_fmt
+
+
+def _select_sessions(
+    found: list[KeypointData],
+    this_fmt: str,
+    p,
+    *,
+    bodyparts,
+    individuals,
+    fps: float | None,
+    individual_layout: str,
+    n_paths: int,
+) -> list[KeypointData]:
+    """One file's sessions with ``individuals``, ``fps``, ``bodyparts`` and the layout applied."""
+    if individuals is None:
+        if this_fmt == "deeplabcut" and len(found) > 1:
+            from ._deeplabcut import UNIQUE_BODYPARTS_INDIVIDUAL
+
+            found = [s for s in found if s.individual != UNIQUE_BODYPARTS_INDIVIDUAL]
+    else:
+        wanted = [str(i) for i in individuals]
+        have = [s.individual for s in found]
+        if n_paths == 1:
+            missing = [i for i in wanted if i not in have]
+            if missing:
+                raise ValueError(f"individuals {missing} not found in {p}; it holds {have}.")
+        found = [s for i in wanted for s in found if s.individual == i]
+    if fps is not None and this_fmt not in (
+        "nwb",
+        "movement",
+    ):  # those readers apply fps themselves
+        found = [replace(s, fps=fps, timestamps=None) for s in found]
+    if bodyparts is not None:
+        found = [s.select_bodyparts(bodyparts) for s in found]
+    if individual_layout == "stack" and found:
+        found = [
+            _stack_individuals(found, source=str(p) if not _is_xarray_dataset(p) else "the dataset")
+        ]
+    return found
+
+
+def _check_sessions(
+    sessions: list[KeypointData],
+    *,
+    bodyparts,
+    individuals,
+    individual_layout: str,
+    n_paths: int,
+) -> list[KeypointData]:
+    """Checks across files, and one bodypart order when every session has the same set."""
+    if individuals is not None and n_paths > 1:
         have = {s.individual for s in sessions}
         missing = [i for i in individuals if str(i) not in have]
         if missing:
-            raise ValueError(f"individuals {missing} not found in any of the {len(paths)} files.")
+            raise ValueError(f"individuals {missing} not found in any of the {n_paths} files.")
     if individual_layout == "stack" and len(sessions) > 1:
         first = sessions[0]
         for other in sessions[1:]:
             if list(other.bodyparts) != list(first.bodyparts):
                 raise ValueError(
-                    f"stacked files have different animals or keypoints: {first.source or 'the first file'} has "
-                    f"{list(first.bodyparts)[:6]}..., {other.source or 'another'} has {list(other.bodyparts)[:6]}...; "
+                    "stacked files have different animals or keypoints: "
+                    f"{first.source or 'the first file'} has "
+                    f"{list(first.bodyparts)[:6]}..., {other.source or 'another'} has "
+                    f"{list(other.bodyparts)[:6]}...; "
                     "pass individuals= and bodyparts= to give them the same layout."
                 )
     if bodyparts is None and sessions:
         order = sessions[0].bodyparts
         if all(set(s.bodyparts) == set(order) for s in sessions):
             sessions = [s if s.bodyparts == order else s.select_bodyparts(order) for s in sessions]
-    return KeypointSessions(sessions)
+    return sessions
 
 
 def _stack_individuals(found: list[KeypointData], *, source: str) -> KeypointData:
-    """One session with every individual's keypoints side by side (``individual_layout="stack"``)."""
+    """One session with every individual's keypoints side by side.
+
+    This is ``individual_layout="stack"``.
+    """
     first = found[0]
     for s in found[1:]:
         if list(s.bodyparts) != list(first.bodyparts):
             raise ValueError(
-                f"{source}: individuals {first.individual!r} and {s.individual!r} have different keypoints "
+                f"{source}: individuals {first.individual!r} and {s.individual!r} "
+                "have different keypoints "
                 f"({list(first.bodyparts)} vs {list(s.bodyparts)}); pass bodyparts= to stack them."
             )
         if s.n_frames != first.n_frames:
             raise ValueError(
-                f"{source}: individuals {first.individual!r} and {s.individual!r} have different lengths."
+                f"{source}: individuals {first.individual!r} and {s.individual!r} "
+                "have different lengths."
             )
     for s in found:
         if np.isnan(s.coordinates).all():
             raise ValueError(
-                f"{source}: individual {s.individual!r} is never tracked (all NaN); leave it out with individuals=."
+                f"{source}: individual {s.individual!r} is never tracked (all NaN); "
+                "leave it out with individuals=."
             )
     return replace(
         first,

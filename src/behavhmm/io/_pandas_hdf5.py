@@ -1,4 +1,6 @@
-"""pandas HDF5 stores (PyTables ``fixed`` and ``table`` layouts) read with h5py: nothing is unpickled.
+"""pandas HDF5 stores (PyTables ``fixed`` and ``table`` layouts) read with h5py.
+
+Nothing is unpickled.
 
 pandas writes DataFrames to HDF5 through PyTables, which stores some
 metadata (column labels, level names, ...) as pickles in HDF5 attributes and
@@ -99,7 +101,8 @@ def load_plain_pickle(raw: bytes, where: str):
     except _Forbidden as exc:
         raise UnsafePickleError(
             f"{where} holds pickled metadata that behavhmm does not decode ({exc}); only lists, "
-            "tuples, dicts, strings and numbers are read, and nothing that could import or run code."
+            "tuples, dicts, strings and numbers are read, "
+            "and nothing that could import or run code."
         ) from None
     except (
         Exception
@@ -115,7 +118,10 @@ def _looks_pickled(raw: bytes) -> bool:
 
 
 def _plain_attr(node, key: str, where: str, default=None):
-    """An attribute as PyTables returns it: numbers as Python numbers, strings as str (pickles decoded)."""
+    """An attribute as PyTables returns it.
+
+    Numbers come back as Python numbers and strings as str (pickles decoded).
+    """
     if key not in node.attrs:
         return default
     try:
@@ -206,7 +212,8 @@ def _decode_strings(data: np.ndarray, encoding: str, errors: str, where: str) ->
 def _numeric(arr: np.ndarray, where: str) -> np.ndarray:
     if arr.dtype.kind not in "fiub":
         raise ValueError(
-            f"{where}: values of dtype {arr.dtype} are not numbers; a pose table holds only numbers."
+            f"{where}: values of dtype {arr.dtype} are not numbers; "
+            "a pose table holds only numbers."
         )
     return np.asarray(arr, dtype=np.float64)
 
@@ -219,7 +226,8 @@ def _dataset(group, key: str, where: str):
         raise ValueError(f"{where}: the pandas table lacks the array {key!r}.")
     if node.dtype.kind == "O" or _plain_attr(node, "PSEUDOATOM", where) == "object":
         raise ValueError(
-            f"{where}/{key} is a node of pickled Python objects; behavhmm never unpickles file content."
+            f"{where}/{key} is a node of pickled Python objects; "
+            "behavhmm never unpickles file content."
         )
     return node
 
@@ -303,7 +311,8 @@ def _read_fixed(group, where: str) -> PandasFrame:
                 block = block.T
         if block.shape != (n_rows, len(items)):
             raise ValueError(
-                f"{where}: block{i}_values has shape {block.shape}, expected ({n_rows}, {len(items)})."
+                f"{where}: block{i}_values has shape {block.shape}, "
+                f"expected ({n_rows}, {len(items)})."
             )
         for k, label in enumerate(items):
             j = position.get(label)
@@ -347,7 +356,8 @@ def _read_table(group, where: str) -> PandasFrame:
     table_type = _plain_attr(group, "table_type", where)
     if table_type != "appendable_frame":
         raise ValueError(
-            f"{where}: pandas tables of type {table_type!r} are not read; re-save it as a plain frame."
+            f"{where}: pandas tables of type {table_type!r} are not read; "
+            "re-save it as a plain frame."
         )
     non_index = _pickled_attr(group, "non_index_axes", where)
     if (
@@ -386,7 +396,8 @@ def _read_table(group, where: str) -> PandasFrame:
         block = _numeric(data[block_name], f"{where}/table/{block_name}").reshape(n_rows, -1)
         if block.shape[1] != len(items):
             raise ValueError(
-                f"{where}: the block {block_name} has {block.shape[1]} columns for {len(items)} labels."
+                f"{where}: the block {block_name} has {block.shape[1]} columns "
+                f"for {len(items)} labels."
             )
         for k, label in enumerate(items):
             j = position.get(label)

@@ -34,7 +34,8 @@ def load_slp(path: Path) -> list[KeypointData]:
     user-labelled points have confidence 1.
     """
     sio = _require("sleap_io")
-    # open_videos=False: the video paths stored in the file are never opened (points need no frames).
+    # open_videos=False: the video paths stored in the file are never opened
+    # (points need no frames).
     labels = sio.load_slp(str(path), open_videos=False)
     if len(labels.skeletons) != 1:
         raise ValueError(

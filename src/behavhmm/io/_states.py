@@ -34,8 +34,9 @@ def states_to_dataset(
         State of each frame (-1: not decoded), e.g. ``model.decode_state(...,
         state_format="index")``; one column per animal for separately modelled
         animals.
-    probabilities : array-like of float, shape (n_time_bins, n_states) or (n_time_bins, n_individuals, n_states), optional
-        ``smooth_proba`` output (NaN rows where not decoded).
+    probabilities : array-like of float, optional
+        ``smooth_proba`` output (NaN rows where not decoded), of shape
+        (n_time_bins, n_states) or (n_time_bins, n_individuals, n_states).
     time : array-like of shape (n_time_bins,), optional
         Time of each frame in seconds (``KeypointData.timestamps``).
     individuals : sequence of str, optional
@@ -139,7 +140,9 @@ def write_annotation_csvs(
     names=None,
     tag: str | None = None,
 ) -> list[Path]:
-    """LISBET-style one-hot annotation tables, one ``<name>/machineAnnotation_hmm{K}.csv`` per session.
+    """LISBET-style one-hot annotation tables.
+
+    One ``<name>/machineAnnotation_hmm{K}.csv`` is written per session.
 
     Parameters
     ----------

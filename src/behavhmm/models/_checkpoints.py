@@ -113,6 +113,15 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
     except FileNotFoundError:
         raise FileNotFoundError(f"resume=True but there is no checkpoint at {path}.") from None
     damaged = f"{path} is not a readable behavhmm checkpoint"
+    meta = _read_meta(arrays, damaged)
+    iteration = _check_same_fit(meta, arrays, path, damaged, expected_meta, key, n_iter=n_iter)
+    leaves, treedef = _read_state(arrays, template, path, damaged)
+    history, extra = _read_history(arrays, damaged, iteration)
+    return jax.tree_util.tree_unflatten(treedef, leaves), iteration, history, extra
+
+
+def _read_meta(arrays: dict, damaged: str) -> dict:
+    """The checkpoint's JSON metadata, checked to be of this format."""
     raw = arrays.get("__metadata__")
     if raw is None or raw.shape != () or raw.dtype.kind != "U":
         raise ValueError(f"{damaged}: it has no metadata string.")
@@ -124,6 +133,13 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
         raise ValueError(
             f"{damaged} (format {meta.get('format') if isinstance(meta, dict) else None!r})."
         )
+    return meta
+
+
+def _check_same_fit(
+    meta: dict, arrays: dict, path, damaged: str, expected_meta: dict, key, *, n_iter: int
+) -> int:
+    """Refuse a checkpoint of another fit, chain or longer run; return its iteration count."""
     for field_name, value in expected_meta.items():
         if meta.get(field_name) != value:
             raise ValueError(
@@ -147,6 +163,11 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
         raise ValueError(
             f"The checkpoint at {path} was written by a chain with another random key."
         )
+    return iteration
+
+
+def _read_state(arrays: dict, template, path, damaged: str):
+    """The state's leaves (shapes and dtypes of ``template``, no NaN) and its treedef."""
     refs, treedef = jax.tree_util.tree_flatten(template)
     try:
         leaves = [jnp.asarray(arrays[f"state_{i}"]) for i in range(len(refs))]
@@ -162,6 +183,11 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
     for i, leaf in enumerate(leaves):  # +inf can be meant (a Gaussian's dof); NaN never is
         if jnp.issubdtype(leaf.dtype, jnp.inexact) and bool(jnp.any(jnp.isnan(leaf))):
             raise ValueError(f"{damaged}: its state array state_{i} holds NaN values.")
+    return leaves, treedef
+
+
+def _read_history(arrays: dict, damaged: str, iteration: int) -> tuple[dict, dict]:
+    """The history (finite, one entry per iteration) and the extra arrays."""
     history = {k[len("history__") :]: v for k, v in arrays.items() if k.startswith("history__")}
     extra = {k[len("extra__") :]: v for k, v in arrays.items() if k.startswith("extra__")}
     if any(v.ndim != 1 for v in history.values()):
@@ -177,4 +203,4 @@ def read_checkpoint(path, expected_meta: dict, key, template, *, n_iter: int):
         raise ValueError(
             f"{damaged}: it records {n_recorded} log-likelihoods for {iteration} iterations."
         )
-    return jax.tree_util.tree_unflatten(treedef, leaves), iteration, history, extra
+    return history, extra

@@ -271,6 +271,26 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
     if not path.exists():
         raise FileNotFoundError(f"No model file at {path}.")
     arrays = read_npz(path, string_keys={_META_KEY, "class_names_"}, what=".npz model file")
+    meta = _read_metadata(arrays, path)
+    model = _model_from_metadata(meta, path, mapping_dict)
+    _check_arrays(arrays, meta["arrays"], path)
+    try:
+        model._load_arrays(arrays)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise ValueError(f"{path} {exc}") from None
+    for name, value in meta.get("scalars", {}).items():
+        setattr(
+            model, name, value
+        )  # names checked against SCALAR_SCHEMA and the class's _saved_scalars
+    try:
+        model._validated_params()
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ValueError(f"{path} holds inconsistent parameters: {exc}") from exc
+    return model
+
+
+def _read_metadata(arrays: dict, path: Path) -> dict:
+    """Pop the ``__metadata__`` JSON from ``arrays`` and check its schema and format version."""
     raw = arrays.pop(_META_KEY, None)
     if raw is None:
         raise ValueError(f"{path} is not a behavhmm model file (no {_META_KEY} entry).")
@@ -287,6 +307,11 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
             f"{path} uses model-file format {version}, newer than this behavhmm "
             f"({__version__}) reads (format {FORMAT_VERSION}); upgrade behavhmm to load it."
         )
+    return meta
+
+
+def _model_from_metadata(meta: dict, path: Path, mapping_dict):
+    """An unfitted estimator of the saved class with the saved parameters."""
     cls_name = meta["class"]
     cls = MODEL_REGISTRY.get(cls_name)
     if cls is None:
@@ -309,8 +334,11 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
         params = cls._params_from_file(params, dict(mapping_dict or {}))
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
         raise ValueError(f"{path}: invalid parameters ({type(exc).__name__}: {exc})") from None
-    model = cls(**params)
-    listed = meta["arrays"]
+    return cls(**params)
+
+
+def _check_arrays(arrays: dict, listed: dict, path: Path) -> None:
+    """Every array is listed in the metadata, with the listed shape and dtype."""
     if set(listed) != set(arrays):
         raise ValueError(
             f"{path} is damaged: its arrays {sorted(arrays)} differ from its metadata "
@@ -327,16 +355,3 @@ def load_model(path: str | os.PathLike, mapping_dict: Mapping[str, Callable] | N
                 f"{path} is damaged: {name} has dtype {arr.dtype}, metadata says "
                 f"{listed[name]['dtype']}."
             )
-    try:
-        model._load_arrays(arrays)
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise ValueError(f"{path} {exc}") from None
-    for name, value in meta.get("scalars", {}).items():
-        setattr(
-            model, name, value
-        )  # names checked against SCALAR_SCHEMA and the class's _saved_scalars
-    try:
-        model._validated_params()
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise ValueError(f"{path} holds inconsistent parameters: {exc}") from exc
-    return model

@@ -269,7 +269,8 @@ def ar_sufficient_statistics(
     weights : array of shape (n_time_bins, n_states)
         ``p(z_t = k | data)`` (zero for frames to ignore).
     y, x : arrays
-        Frames and their lags as in [`ar_log_likelihoods`][behavhmm.observations.autoregressive.ar_log_likelihoods].
+        Frames and their lags as in
+        [`ar_log_likelihoods`][behavhmm.observations.autoregressive.ar_log_likelihoods].
     counts_weights : array of shape (n_time_bins, n_states), optional
         Weights of the counts, if they differ from ``weights`` (Student-t
         emissions: ``weights = p(z) E[τ]`` for the outer products, ``p(z)``
@@ -309,7 +310,8 @@ def ar_state_statistics(
     states : int array of shape (n_time_bins,)
         State of each frame.
     y, x : arrays
-        Frames and their lags as in [`ar_log_likelihoods`][behavhmm.observations.autoregressive.ar_log_likelihoods].
+        Frames and their lags as in
+        [`ar_log_likelihoods`][behavhmm.observations.autoregressive.ar_log_likelihoods].
     n_states : int
         Number of states.
     weights : array of shape (n_time_bins,), optional
@@ -470,7 +472,8 @@ def mniw_map(stats: ARStatistics, prior: MNIWPrior):
     Parameters
     ----------
     stats : ARStatistics
-        Weighted statistics from [`ar_sufficient_statistics`][behavhmm.observations.autoregressive.ar_sufficient_statistics].
+        Weighted statistics from
+        [`ar_sufficient_statistics`][behavhmm.observations.autoregressive.ar_sufficient_statistics].
     prior : MNIWPrior
         The prior.
 
@@ -504,7 +507,8 @@ def mniw_log_prior(
     Parameters
     ----------
     coef, intercept, covariances : arrays
-        Per-state parameters as in [`ar_log_likelihoods`][behavhmm.observations.autoregressive.ar_log_likelihoods].
+        Per-state parameters as in
+        [`ar_log_likelihoods`][behavhmm.observations.autoregressive.ar_log_likelihoods].
     prior : MNIWPrior
         The prior.
     include_constant : bool, default True

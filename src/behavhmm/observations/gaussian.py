@@ -13,7 +13,8 @@ parameters take hmmlearn's shapes per ``covariance_type``:
 **Prior.** The MAP objective adds, for every state (once for ``"tied"``),
 
 $$
-\\log p(\\mu_k, \\Sigma_k) = -\\tfrac{\\lambda_0}{2} (\\mu_k - m_0)^\\top \\Sigma_k^{-1} (\\mu_k - m_0)
+\\log p(\\mu_k, \\Sigma_k) =
+ -\\tfrac{\\lambda_0}{2} (\\mu_k - m_0)^\\top \\Sigma_k^{-1} (\\mu_k - m_0)
  - \\tfrac{a}{2} \\log|\\Sigma_k| - \\tfrac12 \\operatorname{tr}(S_0 \\Sigma_k^{-1}),
 $$
 
@@ -93,7 +94,7 @@ class GaussianPrior(NamedTuple):
 
     mean: Float[Array, " n_features"]
     mean_weight: Float[Array, ""]
-    scale: Float[Array, "..."]
+    scale: Float[Array, " ..."]
     weight: Float[Array, ""]
     min_covar: Float[Array, ""]
 
@@ -125,7 +126,10 @@ def _check_type(covariance_type: str):
 
 
 def full_covariances(covariances, covariance_type: str, n_states: int, n_features: int):
-    """Covariances in any of the four forms as full matrices of shape (n_states, n_features, n_features)."""
+    """Covariances in any of the four forms as full matrices.
+
+    The result has shape (n_states, n_features, n_features).
+    """
     _check_type(covariance_type)
     covariances = jnp.asarray(covariances)
     eye = jnp.eye(n_features, dtype=covariances.dtype)
@@ -190,7 +194,7 @@ def _whitener(means, covariances, covariance_type):
 
 def gaussian_log_likelihoods(
     means: Float[Array, "n_states n_features"],
-    covariances: Float[Array, "..."],
+    covariances: Float[Array, " ..."],
     X: Float[Array, "n_time_bins n_features"],
     covariance_type: str = "full",
     *,
@@ -327,14 +331,15 @@ def gaussian_map(
     centers: Float[Array, "n_states n_features"],
     prior: GaussianPrior,
     covariance_type: str,
-    fallback_covariances: Float[Array, "..."],
+    fallback_covariances: Float[Array, " ..."],
 ):
     """MAP means and covariances (the EM M-step) under the prior of the module notes.
 
     Parameters
     ----------
     stats : GaussianStatistics
-        From [`gaussian_sufficient_statistics`][behavhmm.observations.gaussian.gaussian_sufficient_statistics]
+        From
+        [`gaussian_sufficient_statistics`][behavhmm.observations.gaussian.gaussian_sufficient_statistics]
         about ``centers``.
     centers : array of shape (n_states, n_features)
         The points the statistics are centred at; also the means kept for a
@@ -406,7 +411,7 @@ def gaussian_map(
 
 def gaussian_log_prior(
     means: Float[Array, "n_states n_features"],
-    covariances: Float[Array, "..."],
+    covariances: Float[Array, " ..."],
     prior: GaussianPrior,
     covariance_type: str,
 ) -> Float[Array, ""]:

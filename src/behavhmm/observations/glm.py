@@ -50,9 +50,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.scipy.special import gammaln
 from jaxtyping import Array, Float
+
+from .._utils import flatten_design, unflatten_coef
 
 __all__ = [
     "FAMILIES",
@@ -182,8 +183,8 @@ def resolve_inverse_link(inverse_link_function, family: str) -> Callable:
     ----------
     inverse_link_function : None, str or callable
         ``None`` gives the family's default; a name looks up
-        [`INVERSE_LINKS`][behavhmm.observations.glm.INVERSE_LINKS]; a callable must map JAX arrays to JAX
-        arrays elementwise and be differentiable.
+        [`INVERSE_LINKS`][behavhmm.observations.glm.INVERSE_LINKS]; a callable must map
+        JAX arrays to JAX arrays elementwise and be differentiable.
     family : str
         One of [`FAMILIES`][behavhmm.observations.glm.FAMILIES].
 
@@ -234,7 +235,8 @@ def resolve_inverse_link(inverse_link_function, family: str) -> Callable:
             grad = jax.grad(lambda v: jnp.sum(link(v)))(jnp.array([0.5, 1.0, 2.0]))
         except Exception as exc:
             raise ValueError(
-                f"The `inverse_link_function` {getattr(link, '__name__', link)!r} must map JAX arrays to "
+                f"The `inverse_link_function` {getattr(link, '__name__', link)!r} "
+                "must map JAX arrays to "
                 f"JAX arrays and be differentiable with jax.grad: {exc}"
             ) from None
         if not isinstance(out, jax.Array) or out.shape != (3,):
@@ -329,7 +331,8 @@ def glm_log_likelihoods(
     family : str
         One of [`FAMILIES`][behavhmm.observations.glm.FAMILIES].
     link : callable
-        Inverse link (from [`resolve_inverse_link`][behavhmm.observations.glm.resolve_inverse_link]).
+        Inverse link (from
+        [`resolve_inverse_link`][behavhmm.observations.glm.resolve_inverse_link]).
     params : GLMParams
         ``coef`` of shape (n_features, [n_outputs,] n_states), ``intercept``
         of shape ([n_outputs,] n_states).
@@ -404,11 +407,12 @@ def glm_elementwise_log_prob(family: str, link: Callable, y, eta, scale):
 
 
 def glm_column_nll(family: str, link: Callable, coef, intercept, scale, X, y, weights, normalizer):
-    """Weighted negative log-likelihood of **one** state's GLM for one output, divided by ``normalizer``.
+    """Weighted negative log-likelihood of **one** state's GLM for one output.
 
-    The M-step objective separates over states (and over the neurons of a
-    population): ``Σ_k Σ_c f_kc(W_kc, b_kc)``. This is one term, so each can
-    be minimised as its own small problem.
+    The sum is divided by ``normalizer``. The M-step objective separates
+    over states (and over the neurons of a population):
+    ``Σ_k Σ_c f_kc(W_kc, b_kc)``. This is one term, so each can be minimised
+    as its own small problem.
 
     Parameters
     ----------
@@ -503,7 +507,9 @@ def glm_mean(family: str, link: Callable, params: GLMParams, X):
 
 
 def glm_sample(family: str, key, mean, scale):
-    """Draw one observation per entry of ``mean`` (class probabilities on the last axis for Categorical).
+    """Draw one observation per entry of ``mean``.
+
+    For Categorical, ``mean`` holds class probabilities on the last axis.
 
     Parameters
     ----------
@@ -545,39 +551,9 @@ def glm_sample(family: str, key, mean, scale):
 
 
 # ----------------------------------------------------------------------------
-# design matrices and family names (shared by the GLM-HMM and behavhmm.analysis)
+# family names (shared by the GLM-HMM and behavhmm.analysis); the design pytree
+# helpers flatten_design and unflatten_coef live in behavhmm._utils
 # ----------------------------------------------------------------------------
-
-
-def flatten_design(X) -> np.ndarray:
-    """A dict (pytree) of 2-D arrays joined along features, in ``jax.tree_util`` leaf order.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_time_bins, n_features) or dict of such arrays
-        A design matrix, or named blocks of one (nemos' ``FeaturePytree`` form).
-
-    Returns
-    -------
-    ndarray of shape (n_time_bins, total_features)
-    """
-    leaves = jax.tree_util.tree_leaves(X)
-    if len(leaves) == 1:
-        return np.asarray(leaves[0])
-    return np.concatenate([np.asarray(leaf) for leaf in leaves], axis=1)
-
-
-def unflatten_coef(X, coef, axis: int = 0):
-    """Split an array along its feature ``axis`` into the structure of the design ``X``.
-
-    With ``axis=0`` it turns flattened coefficients into a dict like ``X``;
-    with ``axis=1`` it splits a flattened design the same way.
-    """
-    leaves, treedef = jax.tree_util.tree_flatten(X)
-    if treedef.num_leaves == 1 and not isinstance(X, dict | list | tuple):
-        return coef
-    widths = np.cumsum([np.shape(leaf)[1] for leaf in leaves])[:-1]
-    return jax.tree_util.tree_unflatten(treedef, np.split(np.asarray(coef), widths, axis=axis))
 
 
 def observation_family(observation_model) -> str:
@@ -609,6 +585,7 @@ def observation_family(observation_model) -> str:
     if name.endswith("Observations") and name[: -len("Observations")] in FAMILIES:
         return name[: -len("Observations")]
     raise TypeError(
-        f"observation_model must be one of {FAMILIES} (or a nemos Observations instance of one of them), "
+        f"observation_model must be one of {FAMILIES} "
+        "(or a nemos Observations instance of one of them), "
         f"got {type(observation_model).__name__}."
     )

@@ -1,10 +1,11 @@
-"""ARHMM's chain helpers: the loop result (``ChainResult``), the kappa search for
-``target_duration`` and the checkpoint files of EM runs and Gibbs chains.
+"""ARHMM's chain helpers: the loop result (``ChainResult``), one chain's set-up, the
+kappa search for ``target_duration`` and the checkpoint files of EM runs and Gibbs chains.
 """
 
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -22,6 +23,8 @@ from ._data import _ARFitData
 from .gibbs import GibbsState
 from .model import (
     ARHMMParams,
+    Hyper,
+    filter_program,
     median_duration_program,
     viterbi_program,
 )
@@ -64,8 +67,83 @@ class ChainResult(NamedTuple):
     kappa: float
 
 
+class _Loop(NamedTuple):
+    """What one EM run or Gibbs chain of ARHMM needs besides its start."""
+
+    hyper: Hyper
+    method: str
+    robust: bool
+    train: PreparedData
+    heldout: PreparedData | None
+    progress: bool
+    desc: str
+
+
 class ARChain:
-    """The kappa search and checkpoints of ARHMM's chains."""
+    """The set-up, kappa search and checkpoints of ARHMM's chains.
+
+    ``_fit_chain`` hands the run to ``_em_chain`` / ``_gibbs_chain``, which stay in
+    ``estimator.py`` so that they look ``em_step`` and ``gibbs_sweep`` up there.
+    """
+
+    def _run_loop(self, init: ARHMMParams, fd: _ARFitData, resume: bool) -> ChainResult:
+        """One chain at ``kappa``, or the bisection over kappa for ``target_duration``."""
+        if self.target_duration is None:
+            return self._fit_chain(
+                init,
+                fd.train,
+                fd.heldout,
+                fd.prior,
+                float(self.kappa),
+                fd.key_chain,
+                resume,
+                self.progress_bar,
+            )
+        return self._tune_kappa(init, fd.train, fd.heldout, fd.prior, fd.key_chain)
+
+    def _hyper(self, prior, kappa) -> Hyper:
+        dtype = float_dtype()
+        return Hyper(
+            jnp.asarray(self.alpha, dtype),
+            jnp.asarray(kappa, dtype),
+            jnp.asarray(self.gamma, dtype),
+            prior,
+        )
+
+    def _fit_chain(self, init, train: PreparedData, heldout, prior, kappa, key, resume, progress):
+        """Run EM or the Gibbs sampler once at ``kappa``."""
+        loop = _Loop(
+            hyper=self._hyper(prior, kappa),
+            method=self._method(),
+            robust=bool(self.robust),
+            train=train,
+            heldout=heldout,
+            progress=progress,
+            desc=f"ARHMM {self.algorithm} (K={self.n_states})",
+        )
+        start, history, state = 0, None, None
+        checkpoint = None
+        if self.checkpoint_path is not None:
+            checkpoint = partial(self._write_checkpoint, train=train, kappa=kappa, key=key)
+            if resume:
+                state, start, history = self._read_checkpoint(train, kappa, key)
+        resumed = (state, start, history, checkpoint)
+        try:
+            if self.algorithm == "em":
+                return self._em_chain(init, loop, resumed, kappa)
+            return self._gibbs_chain(init, loop, resumed, kappa, key)
+        except FloatingPointError as exc:
+            raise FloatingPointError(
+                f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}"
+            ) from None
+
+    @staticmethod
+    def _heldout_ll(params, loop: _Loop) -> dict:
+        if loop.heldout is None:
+            return {}
+        data = loop.heldout.arrays["ar"]
+        _, ll = filter_program(params, data, robust=loop.robust, method=loop.method)
+        return {"heldout_log_likelihood": float(ll) + loop.heldout.extra["log_jacobian"]}
 
     def _median_duration(self, result: ChainResult) -> float:
         data = result.train.arrays["ar"]

@@ -2,14 +2,13 @@
 
 The estimator (API, the fit's stages, the loop over the jitted steps) lives here; checks in
 ``validation.py``, data layout in ``_data.py``, initializers in ``initialize.py``, the kappa
-search and checkpoints in ``_chain.py``; the jitted programs in ``model.py`` (prediction,
-simulation), ``em.py`` (MAP-EM) and ``gibbs.py`` (Gibbs).
+search, checkpoints and one chain's set-up in ``_chain.py``; the jitted programs in
+``model.py`` (prediction, simulation), ``em.py`` (MAP-EM) and ``gibbs.py`` (Gibbs).
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 import jax.numpy as jnp
 import numpy as np
@@ -26,10 +25,9 @@ from ..base import (
     Bool,
     Integer,
     OneOf,
-    PreparedData,
     Real,
 )
-from ._chain import ARChain, ChainResult
+from ._chain import ARChain, ChainResult, _Loop
 from ._data import ARDataLayout, _ARFitData
 from ._hooks import ARKernels
 from .em import em_step
@@ -43,8 +41,6 @@ from .initialize import lagged_design as lagged_design
 from .initialize import random_ar_params as random_ar_params
 from .model import (
     ARHMMParams,
-    Hyper,
-    filter_program,
     median_duration_program,
     viterbi_program,
 )
@@ -58,18 +54,6 @@ _ALGORITHMS = ("em", "gibbs")
 _WHITEN = ("none", "all", "each")
 _HELDOUT_BY = ("frames", "sessions")
 _COVARIANCE_PRIORS = ("fixed", "empirical")
-
-
-class _Loop(NamedTuple):
-    """What one EM run or Gibbs chain of ARHMM needs besides its start."""
-
-    hyper: Hyper
-    method: str
-    robust: bool
-    train: PreparedData
-    heldout: PreparedData | None
-    progress: bool
-    desc: str
 
 
 class ARHMM(
@@ -472,65 +456,6 @@ class ARHMM(
         return self._initial_params(
             fd.train_raw, fd.train_starts, fd.prior, fd.n_groups, fd.key_init, fd.init_labels
         )
-
-    def _run_loop(self, init: ARHMMParams, fd: _ARFitData, resume: bool) -> ChainResult:
-        """One chain at ``kappa``, or the bisection over kappa for ``target_duration``."""
-        if self.target_duration is None:
-            return self._fit_chain(
-                init,
-                fd.train,
-                fd.heldout,
-                fd.prior,
-                float(self.kappa),
-                fd.key_chain,
-                resume,
-                self.progress_bar,
-            )
-        return self._tune_kappa(init, fd.train, fd.heldout, fd.prior, fd.key_chain)
-
-    def _hyper(self, prior, kappa) -> Hyper:
-        dtype = float_dtype()
-        return Hyper(
-            jnp.asarray(self.alpha, dtype),
-            jnp.asarray(kappa, dtype),
-            jnp.asarray(self.gamma, dtype),
-            prior,
-        )
-
-    def _fit_chain(self, init, train: PreparedData, heldout, prior, kappa, key, resume, progress):
-        """Run EM or the Gibbs sampler once at ``kappa``."""
-        loop = _Loop(
-            hyper=self._hyper(prior, kappa),
-            method=self._method(),
-            robust=bool(self.robust),
-            train=train,
-            heldout=heldout,
-            progress=progress,
-            desc=f"ARHMM {self.algorithm} (K={self.n_states})",
-        )
-        start, history, state = 0, None, None
-        checkpoint = None
-        if self.checkpoint_path is not None:
-            checkpoint = partial(self._write_checkpoint, train=train, kappa=kappa, key=key)
-            if resume:
-                state, start, history = self._read_checkpoint(train, kappa, key)
-        resumed = (state, start, history, checkpoint)
-        try:
-            if self.algorithm == "em":
-                return self._em_chain(init, loop, resumed, kappa)
-            return self._gibbs_chain(init, loop, resumed, kappa, key)
-        except FloatingPointError as exc:
-            raise FloatingPointError(
-                f"{exc}{self._scale_hint(np.asarray(train.extra['y']))}"
-            ) from None
-
-    @staticmethod
-    def _heldout_ll(params, loop: _Loop) -> dict:
-        if loop.heldout is None:
-            return {}
-        data = loop.heldout.arrays["ar"]
-        _, ll = filter_program(params, data, robust=loop.robust, method=loop.method)
-        return {"heldout_log_likelihood": float(ll) + loop.heldout.extra["log_jacobian"]}
 
     def _em_chain(self, init, loop: _Loop, resumed, kappa) -> ChainResult:
         """MAP-EM with ``run_em`` over ``em_step`` (looked up in this module)."""

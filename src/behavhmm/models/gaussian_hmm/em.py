@@ -78,7 +78,10 @@ log_likelihood_program = jax.jit(emission_log_likelihoods, static_argnames=("cov
 
 
 def posterior(params: GaussianHMMParams, data: GaussianData, covariance_type: str, method: str):
-    """E-step: smoothed posteriors and expected transition counts (float32 products at full precision)."""
+    """E-step: smoothed posteriors and expected transition counts.
+
+    float32 products are computed at full precision.
+    """
     with jax.default_matmul_precision("highest"):
         ll = log_likelihood_program(params, data, covariance_type=covariance_type)
         return hmm_smoother(

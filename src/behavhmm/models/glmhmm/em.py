@@ -371,7 +371,10 @@ def em_step(
 
 @pinned_jit(static_argnames=("config",))
 def weighted_glm_program(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMConfig):
-    """Fit each state's GLM to fixed weights ``gamma`` (k-means initialisation, 1-state baselines)."""
+    """Fit each state's GLM to fixed weights ``gamma``.
+
+    Used by the k-means initialisation and the 1-state baselines.
+    """
     return glm_m_step(glm, scale, gamma, X, y, hyper, config)
 
 

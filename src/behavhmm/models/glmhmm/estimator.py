@@ -9,10 +9,9 @@ compiled programs shared across fits, and model files without pickle.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import ClassVar
 
 import jax
-import numpy as np
 
 from ...fitting import EMResult
 from .._initializers import InitSlot, validate_setup
@@ -30,10 +29,14 @@ from ._nemos_api import NemosSolverAPI
 from ._params import GLMParameters
 from .em import GLMHMMParams
 from .initialize import (
+    _GLM_KEYWORDS,
+    _HMM_KEYWORDS,
     GLM_PARAMS_REGISTRY,
     INITIAL_REGISTRY,
     SCALE_REGISTRY,
     TRANSITION_REGISTRY,
+    GLMInitializer,
+    HMMInitializer,
     KMeansInitializer,
     constant_scale_init,
     dirichlet_initial_proba_init,
@@ -81,67 +84,6 @@ __all__ = [
     "kmeans_scale_init",
     "intercept_matching_mean",
 ]
-
-_HMM_KEYWORDS = ("n_states", "X", "y", "session_starts", "random_key")
-_GLM_KEYWORDS = (
-    "n_states",
-    "X",
-    "y",
-    "inverse_link_function",
-    "observation_model",
-    "session_starts",
-    "random_key",
-)
-
-
-@runtime_checkable
-class HMMInitializer(Protocol):
-    """Initializer of the initial or transition probabilities, called by keyword.
-
-    ``func(n_states, X, y, session_starts, random_key, **kwargs)`` returns an
-    array of shape (n_states,) (initial) or (n_states, n_states)
-    (transition, rows summing to 1). Every argument must appear in the
-    signature, even if unused (nemos' ``InitFunctionHMM``).
-    """
-
-    def __call__(
-        self,
-        n_states: int,
-        X: Any,
-        y: np.ndarray,
-        session_starts: np.ndarray,
-        random_key: jax.Array,
-        **kwargs: Any,
-    ) -> Any:
-        """Return the initial probabilities or the transition matrix."""
-        ...
-
-
-@runtime_checkable
-class GLMInitializer(Protocol):
-    """Initializer of the GLM weights or the scale, called by keyword.
-
-    ``func(n_states, X, y, inverse_link_function, observation_model,
-    session_starts, random_key, **kwargs)``: for ``glm_params_init`` it
-    returns ``(coef, intercept)`` (``coef`` with the structure of ``X``),
-    for ``scale_init`` the scale array. ``observation_model`` is the family
-    name. Every argument must appear in the signature (nemos'
-    ``InitFunctionGLM``).
-    """
-
-    def __call__(
-        self,
-        n_states: int,
-        X: Any,
-        y: np.ndarray,
-        inverse_link_function: Any,
-        observation_model: str,
-        session_starts: np.ndarray,
-        random_key: jax.Array,
-        **kwargs: Any,
-    ) -> Any:
-        """Return ``(coef, intercept)`` or the scale."""
-        ...
 
 
 class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, BaseHMM):

@@ -20,7 +20,7 @@ one fit share one clustering (passed as ``initializer``).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -72,6 +72,72 @@ __all__ = [
     "unflatten_coef",
     "intercept_matching_mean",
 ]
+
+
+# ----------------------------------------------------------------------------
+# the two initializer protocols (called by keyword)
+# ----------------------------------------------------------------------------
+
+_HMM_KEYWORDS = ("n_states", "X", "y", "session_starts", "random_key")
+_GLM_KEYWORDS = (
+    "n_states",
+    "X",
+    "y",
+    "inverse_link_function",
+    "observation_model",
+    "session_starts",
+    "random_key",
+)
+
+
+@runtime_checkable
+class HMMInitializer(Protocol):
+    """Initializer of the initial or transition probabilities, called by keyword.
+
+    ``func(n_states, X, y, session_starts, random_key, **kwargs)`` returns an
+    array of shape (n_states,) (initial) or (n_states, n_states)
+    (transition, rows summing to 1). Every argument must appear in the
+    signature, even if unused (nemos' ``InitFunctionHMM``).
+    """
+
+    def __call__(
+        self,
+        n_states: int,
+        X: Any,
+        y: np.ndarray,
+        session_starts: np.ndarray,
+        random_key: jax.Array,
+        **kwargs: Any,
+    ) -> Any:
+        """Return the initial probabilities or the transition matrix."""
+        ...
+
+
+@runtime_checkable
+class GLMInitializer(Protocol):
+    """Initializer of the GLM weights or the scale, called by keyword.
+
+    ``func(n_states, X, y, inverse_link_function, observation_model,
+    session_starts, random_key, **kwargs)``: for ``glm_params_init`` it
+    returns ``(coef, intercept)`` (``coef`` with the structure of ``X``),
+    for ``scale_init`` the scale array. ``observation_model`` is the family
+    name. Every argument must appear in the signature (nemos'
+    ``InitFunctionGLM``).
+    """
+
+    def __call__(
+        self,
+        n_states: int,
+        X: Any,
+        y: np.ndarray,
+        inverse_link_function: Any,
+        observation_model: str,
+        session_starts: np.ndarray,
+        random_key: jax.Array,
+        **kwargs: Any,
+    ) -> Any:
+        """Return ``(coef, intercept)`` or the scale."""
+        ...
 
 
 # ----------------------------------------------------------------------------

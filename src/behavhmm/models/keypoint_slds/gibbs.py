@@ -103,7 +103,10 @@ def ar_data(latents, data: KPData, nlags: int) -> ARData:
 
 
 def latent_dynamics(params: ARHMMParams, hyper: KPHyper, nlags: int) -> ARDynamics:
-    """Per-state AR dynamics plus an "initial" entry (index ``n_states``) for a session's first frames."""
+    """Per-state AR dynamics plus an "initial" entry (index ``n_states``).
+
+    The "initial" entry serves a session's first frames.
+    """
     n_states, d, n_lagged = params.coef.shape
     var = hyper.latent_variance
     coef = jnp.concatenate([params.coef, jnp.zeros((1, d, n_lagged), var.dtype)])
@@ -134,7 +137,10 @@ def pose_of(latents, hyper: KPHyper, n_keypoints: int):
 
 
 def centroid_observations(data: KPData, rotated, precision):
-    """Per-frame Gaussian evidence on the centroid: weighted mean of ``y - R p`` and its precision."""
+    """Per-frame Gaussian evidence on the centroid.
+
+    Returns the weighted mean of ``y - R p`` and its precision.
+    """
     lam = jnp.sum(precision, axis=1)
     u = (
         jnp.sum(precision[..., None] * (data.y - rotated), axis=1)
@@ -263,7 +269,10 @@ def slds_sweep(
 
 
 def mean_dynamics(params: ARHMMParams, weights):
-    """One AR model: the ``weights``-average of the states' coefficients, intercepts and covariances."""
+    """One AR model: the ``weights``-average of the states' parameters.
+
+    Coefficients, intercepts and covariances are averaged.
+    """
     w = weights / jnp.sum(weights)
     return ARHMMParams(
         params.initial_prob,
