@@ -202,6 +202,7 @@ def test_robust_em_log_joint_never_decreases(sticky_data):
     assert np.all((m.dof_ >= 1.0) & (m.dof_ <= 1000.0))
 
 
+@pytest.mark.slow  # over ~15 s; CI runs it in its slow step
 def test_separate_trans_recovers_each_groups_matrix():
     base = demo_arhmm(n_states=2, n_features=2, nlags=1, seed=3)
     sticky, flighty = base.transition_prob_.copy(), base.transition_prob_.copy()

@@ -11,6 +11,7 @@ import pytest
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guide" / "moseq.md"
 
 
+@pytest.mark.slow  # over ~15 s; CI runs it in its slow step
 def test_moseq_guide_code_runs(shared_data):
     matplotlib = pytest.importorskip("matplotlib")
     pytest.importorskip("h5py")

@@ -444,6 +444,7 @@ def test_newton_reaches_the_weighted_glm_optimum_in_few_iterations(rng, case, re
     assert int(info.iterations) <= (12 if canonical else 40)
 
 
+@pytest.mark.slow  # over ~15 s; CI runs it in its slow step
 @pytest.mark.requires_x64
 def test_newton_objective_never_increases_from_a_far_start(rng):
     """From coefficients whose rates overflow-scale (exp(12)), every accepted step lowers the

@@ -98,6 +98,7 @@ def test_glmhmm_recovery_with_two_percent_labels():
     assert np.mean(semi_acc) > np.mean(free_acc), (semi_acc, free_acc)
 
 
+@pytest.mark.slow  # over ~15 s; CI runs it in its slow step
 def test_keypoint_slds_chain_never_changes_a_labelled_frame():
     from test_keypoint_slds import LATENT_DIM, N_FRAMES, N_STATES, NLAGS, _truth
 
