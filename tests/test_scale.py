@@ -199,6 +199,27 @@ def test_glmhmm_programs_run_at_highest_precision(rng, monkeypatch):
     assert_pinned(lowered, "glmhmm m_step_program")
 
 
+def test_gaussian_hmm_programs_run_at_highest_precision(rng, monkeypatch):
+    from behavhmm.models.gaussian_hmm import em as g_em
+
+    X = rng.normal(size=(300, 3)) + np.repeat([[0.0], [4.0]], 150, axis=0)
+    cap = _Capture(g_em.m_step_program)
+    monkeypatch.setattr(g_em, "m_step_program", cap)
+    behavhmm.GaussianHMM(n_states=2, n_iter=1, progress_bar=False).fit(X)
+    params, post, data, hyper = cap.args[:4]
+    with jax.default_matmul_precision("bfloat16"):
+        programs = {
+            "m_step_program": cap.fn.lower(*cap.args, **cap.kwargs),
+            "log_likelihood_program": g_em.log_likelihood_program.lower(
+                params, data, covariance_type="full"
+            ),
+            "filter_program": g_em.filter_program.lower(params, data, "full", "sequential"),
+            "viterbi_program": g_em.viterbi_program.lower(params, data, "full", "sequential"),
+        }
+    for name, lowered in programs.items():
+        assert_pinned(lowered, f"gaussian_hmm {name}")
+
+
 # ----------------------------------------------------------------------------
 # a million frames (slow)
 # ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ..._precision import pinned_jit
 from ...inference import hmm_filter, hmm_smoother, hmm_viterbi
 from ...observations.gaussian import (
     GaussianPrior,
@@ -74,7 +75,7 @@ def emission_log_likelihoods(params: GaussianHMMParams, data: GaussianData, cova
     return jnp.where(data.weights[:, None] > 0, ll, 0.0)
 
 
-log_likelihood_program = jax.jit(emission_log_likelihoods, static_argnames=("covariance_type",))
+log_likelihood_program = pinned_jit(emission_log_likelihoods, static_argnames=("covariance_type",))
 
 
 def posterior(params: GaussianHMMParams, data: GaussianData, covariance_type: str, method: str):
@@ -104,10 +105,10 @@ def log_prior_map(params: GaussianHMMParams, hyper: Hyper, covariance_type: str)
     return lp + gaussian_log_prior(params.means, params.covariances, hyper.prior, covariance_type)
 
 
-log_prior_program = jax.jit(log_prior_map, static_argnames=("covariance_type",))
+log_prior_program = pinned_jit(log_prior_map, static_argnames=("covariance_type",))
 
 
-@partial(jax.jit, static_argnames=("covariance_type",))
+@partial(pinned_jit, static_argnames=("covariance_type",))
 def m_step_program(
     params: GaussianHMMParams, post, data: GaussianData, hyper: Hyper, covariance_type: str
 ):
@@ -145,7 +146,7 @@ def em_step(
     return new, post.log_likelihood, log_prior
 
 
-@partial(jax.jit, static_argnames=("covariance_type", "method"))
+@partial(pinned_jit, static_argnames=("covariance_type", "method"))
 def filter_program(
     params: GaussianHMMParams, data: GaussianData, covariance_type: str, method: str
 ):
@@ -154,7 +155,7 @@ def filter_program(
     return res.filtered_probs, res.log_likelihood
 
 
-@partial(jax.jit, static_argnames=("covariance_type", "method"))
+@partial(pinned_jit, static_argnames=("covariance_type", "method"))
 def viterbi_program(
     params: GaussianHMMParams, data: GaussianData, covariance_type: str, method: str
 ):
