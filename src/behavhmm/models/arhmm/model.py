@@ -20,7 +20,8 @@ import jax.numpy as jnp
 
 from ..._precision import pinned, pinned_jit
 from ..._utils import log_gamma_variates
-from ...inference import hmm_filter, hmm_smoother, hmm_viterbi
+from ...inference import hmm_filter, hmm_viterbi
+from ...inference.hmm import _smoother_unchecked  # the E-step: inputs come from our programs
 from ...observations import MNIWPrior, ar_log_likelihoods
 
 __all__ = [
@@ -98,7 +99,9 @@ def posterior(params: ARHMMParams, data: ARData, robust: bool, method: str):
     """E-step: on CPUs the smoother's two passes run on two threads."""
     ll = log_likelihood_program(params, data, robust=robust)
     trans, groups = _transitions(params, data)
-    return hmm_smoother(params.initial_prob, trans, ll, data.starts, groups=groups, method=method)
+    return _smoother_unchecked(
+        params.initial_prob, trans, ll, data.starts, groups=groups, method=method
+    )
 
 
 # ----------------------------------------------------------------------------

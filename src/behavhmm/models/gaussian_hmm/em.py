@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from ..._precision import pinned_jit
-from ...inference import hmm_filter, hmm_smoother, hmm_viterbi
+from ...inference import hmm_filter, hmm_viterbi
+from ...inference.hmm import _smoother_unchecked  # the E-step: inputs come from our programs
 from ...observations.gaussian import (
     GaussianPrior,
     full_covariances,
@@ -85,7 +86,7 @@ def posterior(params: GaussianHMMParams, data: GaussianData, covariance_type: st
     """
     with jax.default_matmul_precision("highest"):
         ll = log_likelihood_program(params, data, covariance_type=covariance_type)
-        return hmm_smoother(
+        return _smoother_unchecked(
             params.initial_prob, params.transition_prob, ll, data.starts, method=method
         )
 

@@ -21,7 +21,8 @@ import jaxopt
 from ..._precision import pinned, pinned_jit
 from ...fitting.regularizers import regularizer_penalty
 from ...fitting.solvers import SolverInfo, minimize, minimize_glm_newton
-from ...inference import hmm_filter, hmm_smoother, hmm_viterbi
+from ...inference import hmm_filter, hmm_viterbi
+from ...inference.hmm import _smoother_unchecked  # the E-step: inputs come from our programs
 from ...observations.glm import (
     FIXED_SCALE_FAMILIES,
     GLMParams,
@@ -147,7 +148,9 @@ def posterior(
 ):
     """E-step: smoothed posteriors and expected counts (two CPU threads when it pays off)."""
     ll = log_likelihood_program(params, X, y, ll_const, weights, family, link, block_size)
-    return hmm_smoother(params.initial_prob, params.transition_prob, ll, starts, method=method)
+    return _smoother_unchecked(
+        params.initial_prob, params.transition_prob, ll, starts, method=method
+    )
 
 
 @pinned_jit(static_argnames=("family", "link", "method"))
