@@ -22,6 +22,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from ._utils import chunked_sum
+
 __all__ = ["PRECISION", "blocked_sum", "pinned", "pinned_jit"]
 
 #: The matmul precision every program of the fits runs at.
@@ -89,10 +91,6 @@ def blocked_sum(x, block: int = 4096):
     -------
     array of shape ``x.shape[1:]``
     """
-    n = x.shape[0]
-    if n <= block:
+    if x.shape[0] <= block:  # one block (also no frames at all)
         return jnp.sum(x, axis=0)
-    n_blocks = -(-n // block)
-    pad = jnp.zeros((n_blocks * block - n,) + x.shape[1:], x.dtype)
-    blocks = jnp.concatenate([x, pad]).reshape((n_blocks, block) + x.shape[1:])
-    return jnp.sum(jnp.sum(blocks, axis=1), axis=0)
+    return chunked_sum(lambda b: jnp.sum(b, axis=0), (x,), block)
