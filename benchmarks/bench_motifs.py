@@ -46,7 +46,19 @@ STATES = tuple(range(2, 33))
 GOAL_SPEEDUP, GOAL_RTOL = 3.0, 1e-4
 
 
-def run_hmmlearn(npz, states, n_jobs):
+def covariance_prior(kind: str, n_features: int) -> np.ndarray:
+    """The (D, D) covariance prior scale both libraries get.
+
+    "ones": hmmlearn's default ``covars_prior=1e-2`` (LISBET's setting), which hmmlearn adds to
+    every entry of a full matrix: a rank-one prior, so a state that owns a few frames can collapse
+    onto them and its likelihood grows without bound. "identity": ``1e-2 I``, a proper prior under
+    which the maximum-likelihood problem is well posed for every K.
+    """
+    base = np.ones((n_features, n_features)) if kind == "ones" else np.eye(n_features)
+    return 1e-2 * base
+
+
+def run_hmmlearn(npz, states, n_jobs, prior="ones"):
     from hmmlearn.hmm import GaussianHMM as Ref
     from joblib import Parallel, delayed
 
@@ -58,6 +70,9 @@ def run_hmmlearn(npz, states, n_jobs):
             k,
             covariance_type="full",
             min_covar=bg.MIN_COVAR,
+            covars_prior=np.broadcast_to(
+                covariance_prior(prior, X.shape[1]), (k, *[X.shape[1]] * 2)
+            ),
             init_params="",
             n_iter=bg.N_ITER,
             tol=-np.inf,
@@ -71,7 +86,7 @@ def run_hmmlearn(npz, states, n_jobs):
     return time.perf_counter() - t0, {k: ll for k, ll, _ in out}, {k: z for k, _, z in out}
 
 
-def run_behavhmm(npz, states, n_jobs, dtype="float64", min_covar=bg.MIN_COVAR):
+def run_behavhmm(npz, states, n_jobs, dtype="float64", min_covar=bg.MIN_COVAR, prior="ones"):
     import jax
 
     jax.config.update("jax_enable_x64", dtype == "float64")
@@ -84,7 +99,7 @@ def run_behavhmm(npz, states, n_jobs, dtype="float64", min_covar=bg.MIN_COVAR):
         2,
         "full",
         alpha=0.0,
-        covariance_prior_scale=1e-2 * np.ones((X.shape[1], X.shape[1])),
+        covariance_prior_scale=covariance_prior(prior, X.shape[1]),
         min_covar=min_covar,
         n_iter=bg.N_ITER,
         tol=0.0,
@@ -129,6 +144,13 @@ def main(argv=None):
         help="behavhmm's eigenvalue floor during EM (hmmlearn applies none during EM).",
     )
     p.add_argument(
+        "--covars-prior",
+        choices=("ones", "identity"),
+        default="ones",
+        help="covariance prior of both libraries: hmmlearn's default 1e-2 on every entry "
+        "(LISBET) or 1e-2 I (well posed at every K).",
+    )
+    p.add_argument(
         "--reuse-hmmlearn",
         type=Path,
         default=None,
@@ -143,20 +165,21 @@ def main(argv=None):
         problem = bg.simulate_problem(path, args.n_time_bins, args.states)
         npz = dict(np.load(path))
     ours_s, ours_ll, ours_z = run_behavhmm(
-        npz, args.states, args.behavhmm_n_jobs, args.dtype, args.min_covar
+        npz, args.states, args.behavhmm_n_jobs, args.dtype, args.min_covar, args.covars_prior
     )
     print(f"behavhmm scan: {ours_s:.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
     args.states = [int(k) for k in args.states]
     if args.reuse_hmmlearn is not None:
         old = json.loads(args.reuse_hmmlearn.read_text())
-        if old["data"] != problem or [int(k) for k in old["states"]] != args.states:
+        same = old["data"] == problem and old.get("covars_prior", "ones") == args.covars_prior
+        if not same or [int(k) for k in old["states"]] != args.states:
             raise SystemExit(f"{args.reuse_hmmlearn} was run on another problem or other K values.")
         ref_s = old["hmmlearn_s"]
         ref_ll = {int(k): v for k, v in old["log_likelihood_hmmlearn"].items()}
         ref_z = None
         print(f"hmmlearn scan: {ref_s:.1f} s, from {args.reuse_hmmlearn}", flush=True)
     else:
-        ref_s, ref_ll, ref_z = run_hmmlearn(npz, args.states, args.n_jobs)
+        ref_s, ref_ll, ref_z = run_hmmlearn(npz, args.states, args.n_jobs, args.covars_prior)
         print(
             f"hmmlearn scan (joblib threads): {ref_s:.1f} s (load {os.getloadavg()[0]:.1f})",
             flush=True,
@@ -176,6 +199,7 @@ def main(argv=None):
         behavhmm_n_jobs=args.behavhmm_n_jobs,
         dtype=args.dtype,
         min_covar=args.min_covar,
+        covars_prior=args.covars_prior,
         states=args.states,
         behavhmm_s=ours_s,
         hmmlearn_s=ref_s,
@@ -201,7 +225,8 @@ def main(argv=None):
         f"K = {min(args.states)}..{max(args.states)} ({len(args.states)} models), full "
         f"covariances, {bg.N_ITER} EM iterations from the same start, T = {args.n_time_bins:,}, D "
         f"= {bg.N_FEATURES}, hmmlearn n_jobs = {args.n_jobs} threads, behavhmm n_jobs = "
-        f"{args.behavhmm_n_jobs}, one run; fit + log-likelihood + Viterbi labels of every K.",
+        f"{args.behavhmm_n_jobs}, one run; fit + log-likelihood + Viterbi labels of every K; "
+        f"covariance prior {args.covars_prior!r} (see `covariance_prior`).",
         "",
         "| | wall time (s) |",
         "|---|---|",
