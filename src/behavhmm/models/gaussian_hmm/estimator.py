@@ -174,7 +174,9 @@ class GaussianHMM(GaussianHMMPrediction, BaseHMM):
     ``mean_prior_weight`` and ``covariance_prior_scale``, and
     ``covariance_prior_weight = max(covars_weight - D, 0)`` ("full", "tied")
     or ``max(covars_weight - 1, 0)`` ("diag", "spherical"). Pure maximum
-    likelihood: ``alpha=0`` and ``covariance_prior_scale=0``.
+    likelihood: ``alpha=0`` and ``covariance_prior_scale=0``. hmmlearn's
+    rank-one full prior lets a state collapse onto a few frames when K is
+    large; prefer ``1e-2 * np.eye(D)`` (in both libraries) for comparisons.
 
     **Sessions.** ``session_starts`` marks where recordings begin; the chain
     restarts there. NaN rows at the start or end of a session (epoch) are
