@@ -17,6 +17,7 @@ import re
 import string
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -140,15 +141,7 @@ def write_report(
     ValueError
         If a session has no group.
     """
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from . import analysis as an
-    from . import plotting as pl
-    from .models import load_model
+    _use_file_backend()
     from .workflows import read_keypoint_results
 
     results_dir, out = Path(results_dir), Path(out_dir)
@@ -159,6 +152,94 @@ def write_report(
         )
     out.mkdir(parents=True, exist_ok=True)
     results = read_keypoint_results(h5)
+    group_of = _group_of_sessions(results, groups)
+    fitted = _fitted_model(model, results_dir, h5)
+    report = _Outputs(out)
+    n_states = (
+        int(fitted.n_states)
+        if fitted is not None
+        else int(max(r.syllables.max() for r in results) + 1)
+    )
+    _apply_merges(results, fitted, report.notes)
+    options = _Options(statistic, max_syllables, smooth_sigma, pre, post, movies, correction)
+    session_groups = [group_of[r.name] for r in results]
+    labelled = _Labels(
+        z=np.concatenate([r.syllables for r in results]),
+        starts=np.cumsum([0] + [len(r.syllables) for r in results[:-1]]),
+        n_states=n_states,
+        session_groups=session_groups,
+        labels=sorted(set(session_groups), key=str),
+    )
+    coords, individuals, reason = _reload_keypoints(results, h5) if keypoints else (None, None, "")
+    usage = _statistics_figures(results, labelled, individuals, options, report)
+    _transition_figures(labelled, usage, options.max_syllables, report)
+    if keypoints and coords is None:
+        report.notes.append(reason)
+    elif keypoints:
+        _trajectory_figures(labelled, coords, fitted, results[0].fps, options, report)
+    return _write_page(report, results, labelled, results_dir)
+
+
+class _Options(NamedTuple):
+    """The keyword options of `write_report` that shape its tables and figures."""
+
+    statistic: str
+    max_syllables: int
+    smooth_sigma: float
+    pre: int
+    post: int
+    movies: bool
+    correction: str
+
+
+class _Labels(NamedTuple):
+    """The syllables of all sessions on one time axis, and the sessions' groups."""
+
+    z: np.ndarray
+    starts: np.ndarray
+    n_states: int
+    session_groups: list
+    labels: list
+
+
+class _Outputs:
+    """The report folder: tables and figures written atomically, listed in order for the page."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.files: list[tuple[str, str, str]] = []
+        self.notes: list[str] = []
+
+    def table(self, table, name, caption, index=False):
+        """Write ``table`` as ``name`` (CSV) and list it."""
+        with atomic_path(self.out / name) as tmp:
+            table.to_csv(tmp, index=index)
+        self.files.append(("table", name, caption))
+
+    def figure(self, fig, name, caption):
+        """Save ``fig`` as ``name`` (PNG), close it and list it."""
+        import matplotlib.pyplot as plt
+
+        with atomic_path(self.out / name) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+        plt.close(fig)
+        self.files.append(("figure", name, caption))
+
+    def listed(self, name, caption):
+        """List a figure written by someone else (an animation)."""
+        self.files.append(("figure", name, caption))
+
+
+def _use_file_backend():
+    """Switch matplotlib to Agg unless it already draws to files only."""
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo"):
+        matplotlib.use("Agg")
+
+
+def _group_of_sessions(results, groups) -> dict:
+    """``{session: group}`` from ``groups`` (default one group "all"); every session needs one."""
     names = [r.name for r in results]
     group_of = (
         {n: "all" for n in names}
@@ -168,19 +249,27 @@ def write_report(
     missing = [n for n in names if n not in group_of]
     if missing:
         raise ValueError(f"sessions without a group in the index: {missing}.")
+    return group_of
+
+
+def _fitted_model(model, results_dir: Path, h5: Path):
+    """The model file given, else ``model.npz`` of the results, else the one ``results.h5`` names;
+    None when there is none."""
+    from .models import load_model
+
     model_path = Path(model) if model is not None else results_dir / "model.npz"
     if model is None and not model_path.is_file():  # apply-keypoints results name their model file
         import h5py
 
         with h5py.File(h5, "r") as f:
             model_path = Path(str(f.attrs.get("model", model_path)))
-    fitted = load_model(model_path) if model_path.is_file() else None
-    notes, sections, files = [], [], []
-    n_states = (
-        int(fitted.n_states)
-        if fitted is not None
-        else int(max(r.syllables.max() for r in results) + 1)
-    )
+    return load_model(model_path) if model_path.is_file() else None
+
+
+def _apply_merges(results, fitted, notes):
+    """Apply the model's syllable mapping to results written before the merge (in place)."""
+    from . import analysis as an
+
     mapping = getattr(fitted, "syllable_mapping_", None)
     if mapping is not None:
         moved = np.flatnonzero(np.asarray(mapping) != np.arange(len(mapping)))
@@ -189,79 +278,52 @@ def write_report(
                 r.syllables = an.apply_syllable_mapping(r.syllables, mapping)
             notes.append("the model's syllable merges were applied to these results")
 
-    def save_table(table, name, caption, index=False):
-        path = out / name
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=index)
-        files.append(("table", name, caption))
 
-    def save_figure(fig, name, caption):
-        with atomic_path(out / name) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-        plt.close(fig)
-        files.append(("figure", name, caption))
+def _statistics_figures(results, labelled, individuals, options, report):
+    """The frame table, syllable statistics, usage, durations and group tests; returns the usage
+    per group."""
+    from . import analysis as an
+    from . import plotting as pl
 
-    # ---- frame table and statistics
-    session_groups = [group_of[n] for n in names]
-    coords, individuals, reason = _reload_keypoints(results, h5) if keypoints else (None, None, "")
+    z, starts, n_states = labelled.z, labelled.starts, labelled.n_states
     frames = an.frame_table(
-        results, groups=session_groups, individuals=individuals, smooth_sigma=smooth_sigma
+        results,
+        groups=labelled.session_groups,
+        individuals=individuals,
+        smooth_sigma=options.smooth_sigma,
     )
-    save_table(
+    report.table(
         frames,
         "frame_table.csv",
         "one row per frame: syllable, onset, centroid, heading, speed, angular velocity",
     )
     stats = an.syllable_stats(frames, n_states=n_states)
-    save_table(
+    report.table(
         stats,
         "syllable_stats.csv",
         "per group, session and syllable: frequency, usage, durations, kinematics",
     )
-    labels = sorted(set(session_groups), key=str)
-    z = np.concatenate([r.syllables for r in results])
-    starts = np.cumsum([0] + [len(r.syllables) for r in results[:-1]])
-    usage = an.syllable_usage(z, starts, session_groups, n_states=n_states, by="instances")
-    ax = pl.plot_usage(usage, max_syllables=max_syllables)
+    usage = an.syllable_usage(z, starts, labelled.session_groups, n_states=n_states, by="instances")
+    ax = pl.plot_usage(usage, max_syllables=options.max_syllables)
     ax.set_title("syllable usage by group (fraction of instances)")
-    save_figure(ax.figure, "syllable_usage.png", "usage per group")
+    report.figure(ax.figure, "syllable_usage.png", "usage per group")
     ax = pl.plot_durations(z, starts, fps=results[0].fps)
-    save_figure(ax.figure, "syllable_durations.png", "syllable durations")
-    tests = _group_tests(stats, labels, statistic, correction, save_table, notes)
-    ax = pl.plot_syllable_stats(stats, statistic, tests, max_syllables=max_syllables)
-    save_figure(
+    report.figure(ax.figure, "syllable_durations.png", "syllable durations")
+    statistic = options.statistic
+    tests = _group_tests(stats, labelled.labels, statistic, options.correction, report)
+    ax = pl.plot_syllable_stats(stats, statistic, tests, max_syllables=options.max_syllables)
+    report.figure(
         ax.figure,
         f"syllable_{_slug(statistic)}.png",
         f"{statistic} per syllable and group (mean, SEM)",
     )
+    return usage
 
-    # ---- transitions
-    _transition_figures(
-        z, starts, n_states, session_groups, labels, usage, max_syllables, save_table, save_figure
-    )
 
-    # ---- trajectories, similarity, movies
-    if keypoints and coords is None:
-        notes.append(reason)
-    elif keypoints:
-        trajectory = {"pre": pre, "post": post, "movies": movies, "max_syllables": max_syllables}
-        _trajectory_figures(
-            z,
-            coords,
-            starts,
-            fitted,
-            n_states,
-            results,
-            out,
-            trajectory,
-            save_table,
-            save_figure,
-            files,
-            notes,
-        )
-
-    # ---- the page
-    for kind, name, caption in files:
+def _write_page(report, results, labelled, results_dir) -> Path:
+    """Write ``index.html`` linking every listed file, and ``report.json``; returns the page."""
+    sections = []
+    for kind, name, caption in report.files:
         link = html.escape(name)
         if kind == "figure":
             sections.append(
@@ -272,22 +334,25 @@ def write_report(
             sections.append(
                 f'<p>Table: <a href="{link}">{link}</a> &mdash; {html.escape(caption)}</p>'
             )
+    labels, z = labelled.labels, labelled.z
     summary = (
         f"{len(results)} session(s), {len(labels)} group(s) ({', '.join(map(str, labels))}), "
-        f"{int((z >= 0).sum()):,} labelled frames, {n_states} syllables in the model. "
+        f"{int((z >= 0).sum()):,} labelled frames, {labelled.n_states} syllables in the model. "
         f"Results: {results_dir}."
     )
-    if notes:
-        summary += " Notes: " + "; ".join(notes) + "."
+    if report.notes:
+        summary += " Notes: " + "; ".join(report.notes) + "."
     page = _PAGE.substitute(
         title="behavhmm report", summary=html.escape(summary), sections="\n".join(sections)
     )
-    index = out / "index.html"
+    index = report.out / "index.html"
     with atomic_path(index) as tmp:
         tmp.write_text(page, encoding="utf-8")
-    with atomic_path(out / "report.json") as tmp:
+    with atomic_path(report.out / "report.json") as tmp:
         tmp.write_text(
-            json.dumps({"files": [name for _, name, _ in files], "notes": notes}, indent=1)
+            json.dumps(
+                {"files": [name for _, name, _ in report.files], "notes": report.notes}, indent=1
+            )
         )
     return index
 
@@ -331,7 +396,7 @@ def _reload_keypoints(results, h5):
     return np.concatenate([pieces[r.name] for r in results]), [animal[r.name] for r in results], ""
 
 
-def _group_tests(stats, labels, statistic, correction, save_table, notes):
+def _group_tests(stats, labels, statistic, correction, report):
     """Group tests of ``statistic`` and the usual statistics (saved); None for one group."""
     from . import analysis as an
 
@@ -347,25 +412,27 @@ def _group_tests(stats, labels, statistic, correction, save_table, notes):
             parts.append(table.assign(statistic_name=name))
             if name == statistic:
                 tests = table
-        save_table(
+        report.table(
             pd.concat(parts, ignore_index=True),
             "group_tests.csv",
             "Kruskal-Wallis per syllable, Dunn's post-hoc pairs, corrected p-values",
         )
         if tests["p_value"].isna().all():
-            notes.append("no group test could be computed: each group needs at least two sessions")
+            report.notes.append(
+                "no group test could be computed: each group needs at least two sessions"
+            )
     else:
-        notes.append("one group only: no group tests")
+        report.notes.append("one group only: no group tests")
     return tests
 
 
-def _transition_figures(
-    z, starts, n_states, session_groups, labels, usage, max_syllables, save_table, save_figure
-):
+def _transition_figures(labelled, usage, max_syllables, report):
     """Transition tables per group, transition graphs and their differences between groups."""
     from . import analysis as an
     from . import plotting as pl
 
+    z, starts, n_states = labelled.z, labelled.starts, labelled.n_states
+    labels, session_groups = labelled.labels, labelled.session_groups
     matrices = an.transition_matrix(z, starts, n_states=n_states, groups=session_groups)
     # graphs show joint bigram probabilities (normalize="all", as keypoint-moseq's graphs): a
     # rarely used syllable's rows hold probabilities of 0 or 1 that would otherwise dominate
@@ -375,7 +442,7 @@ def _transition_figures(
     group_usage = usage.reindex(columns=range(n_states)).fillna(0)
     pos = None
     for g in labels:
-        save_table(
+        report.table(
             pd.DataFrame(matrices[g]).rename_axis(index="from", columns="to"),
             f"transitions_{_slug(g)}.csv",
             f"bigram transition probabilities, group {g}",
@@ -392,7 +459,7 @@ def _transition_figures(
             threshold=0.005,
         )
         ax.set_title(f"transitions, group {g}")
-        save_figure(
+        report.figure(
             ax.figure,
             f"transition_graph_{_slug(g)}.png",
             f"transition graph, group {g}: nodes sized by usage, edges by bigram probability (> "
@@ -409,108 +476,98 @@ def _transition_figures(
             labels=(str(labels[0]), str(g)),
             threshold=0.002,
         )
-        save_figure(
+        report.figure(
             ax.figure,
             f"transition_difference_{_slug(labels[0])}_{_slug(g)}.png",
             f"difference of bigram probabilities and usage, {g} - {labels[0]} (edges > 0.002)",
         )
 
 
-def _trajectory_figures(
-    z,
-    coords,
-    starts,
-    fitted,
-    n_states,
-    results,
-    out,
-    options,
-    save_table,
-    save_figure,
-    files,
-    notes,
-):
+def _body_axis(fitted, n_keypoints: int):
+    """The model's anterior and posterior keypoints (default first and last), and the edge drawn
+    from the first posterior to the first anterior one."""
+    front = getattr(fitted, "anterior_bodyparts", 0)
+    back = getattr(fitted, "posterior_bodyparts", -1)
+    edge = (int(np.atleast_1d(back)[0]) % n_keypoints, int(np.atleast_1d(front)[0]) % n_keypoints)
+    return front, back, [edge]
+
+
+def _trajectory_figures(labelled, coords, fitted, fps, options, report):
     """Typical trajectories, their distances and dendrogram, and (optionally) movies."""
     from . import analysis as an
     from . import plotting as pl
 
-    pre, post, movies = options["pre"], options["post"], options["movies"]
-    max_syllables = options["max_syllables"]
-    front = getattr(fitted, "anterior_bodyparts", 0)
-    back = getattr(fitted, "posterior_bodyparts", -1)
-    fps = results[0].fps
+    front, back, axis = _body_axis(fitted, coords.shape[1])
     traj = an.typical_trajectories(
-        z,
+        labelled.z,
         coords,
-        starts,
+        labelled.starts,
         anterior=front,
         posterior=back,
-        pre=pre,
-        post=post,
-        n_states=n_states,
+        pre=options.pre,
+        post=options.post,
+        n_states=labelled.n_states,
         fps=fps,
     )
-    axis = [
-        (
-            int(np.atleast_1d(back)[0]) % coords.shape[1],
-            int(np.atleast_1d(front)[0]) % coords.shape[1],
-        )
-    ]
     fig = (
-        pl.plot_typical_trajectories(traj, edges=axis, max_syllables=max_syllables)
+        pl.plot_typical_trajectories(traj, edges=axis, max_syllables=options.max_syllables)
         if np.isfinite(traj.trajectories).any()
         else None
     )
     if fig is None:
-        notes.append("no syllable has enough complete instances for a typical trajectory")
-    else:
-        save_figure(
-            fig,
-            "typical_trajectories.png",
-            "typical trajectories (body frame of the onset; purple: "
-            "onset, yellow: end; line: posterior to anterior)",
+        report.notes.append("no syllable has enough complete instances for a typical trajectory")
+        return
+    report.figure(
+        fig,
+        "typical_trajectories.png",
+        "typical trajectories (body frame of the onset; purple: "
+        "onset, yellow: end; line: posterior to anterior)",
+    )
+    distance = an.syllable_similarity(traj)
+    report.table(
+        pd.DataFrame(distance).rename_axis(index="syllable", columns="syllable"),
+        "syllable_similarity.csv",
+        "distance between typical trajectories (keypoint units)",
+        index=True,
+    )
+    if np.isfinite(distance).any(axis=1).sum() >= 2:
+        ax = pl.plot_syllable_dendrogram(distance)
+        report.figure(
+            ax.figure,
+            "syllable_dendrogram.png",
+            "syllables clustered by trajectory distance",
         )
-        distance = an.syllable_similarity(traj)
-        save_table(
-            pd.DataFrame(distance).rename_axis(index="syllable", columns="syllable"),
-            "syllable_similarity.csv",
-            "distance between typical trajectories (keypoint units)",
-            index=True,
-        )
-        if np.isfinite(distance).any(axis=1).sum() >= 2:
-            ax = pl.plot_syllable_dendrogram(distance)
-            save_figure(
-                ax.figure,
-                "syllable_dendrogram.png",
-                "syllables clustered by trajectory distance",
-            )
-        if movies:
-            pl.animate_typical_trajectories(
-                traj,
-                out / "typical_trajectories.gif",
-                edges=axis,
-                max_syllables=max_syllables,
-            )
-            files.append(("figure", "typical_trajectories.gif", "typical trajectories, animated"))
-            top = int(np.argmax(traj.n_instances))
-            pl.grid_movie(
-                z,
-                coords,
-                top,
-                out / f"grid_movie_syllable_{top}.gif",
-                starts,
-                anterior=front,
-                posterior=back,
-                edges=axis,
-                pre=pre,
-                post=post,
-                fps=fps or 10.0,
-            )
-            files.append(
-                (
-                    "figure",
-                    f"grid_movie_syllable_{top}.gif",
-                    f"keypoints-only grid movie of syllable {top} (grey: before onset, "
-                    "red: syllable)",
-                )
-            )
+    if options.movies:
+        _trajectory_movies(traj, labelled, coords, fitted, fps, options, report)
+
+
+def _trajectory_movies(traj, labelled, coords, fitted, fps, options, report):
+    """Animated typical trajectories and a grid movie of the syllable with most instances."""
+    from . import plotting as pl
+
+    front, back, axis = _body_axis(fitted, coords.shape[1])
+    pl.animate_typical_trajectories(
+        traj,
+        report.out / "typical_trajectories.gif",
+        edges=axis,
+        max_syllables=options.max_syllables,
+    )
+    report.listed("typical_trajectories.gif", "typical trajectories, animated")
+    top = int(np.argmax(traj.n_instances))
+    pl.grid_movie(
+        labelled.z,
+        coords,
+        top,
+        report.out / f"grid_movie_syllable_{top}.gif",
+        labelled.starts,
+        anterior=front,
+        posterior=back,
+        edges=axis,
+        pre=options.pre,
+        post=options.post,
+        fps=fps or 10.0,
+    )
+    report.listed(
+        f"grid_movie_syllable_{top}.gif",
+        f"keypoints-only grid movie of syllable {top} (grey: before onset, red: syllable)",
+    )

@@ -14,6 +14,8 @@ tracking to pose dynamics. Nature Methods 21, 1329-1339.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -191,47 +193,13 @@ def frame_table(
     ([10.0, 10.0, 10.0, 10.0, 10.0], [0.0, 0.0, 0.0, 0.0, 0.0])
     """
     if _is_results(states):
-        results = list(states)
-        z = np.concatenate([np.asarray(r.syllables) for r in results]).astype(np.int64)
-        lengths = [len(r.syllables) for r in results]
-        starts = np.zeros(len(z), bool)
-        starts[np.cumsum([0] + lengths[:-1])] = True
-        rates = {r.fps for r in results} if fps is None else {fps}
-        if len(rates) != 1 or None in rates:
-            raise ValueError("fps: the results do not share one frame rate; pass fps=.")
-        fps = rates.pop()
-        centroid = np.concatenate([np.asarray(r.centroid, float) for r in results])
-        heading = np.concatenate([np.asarray(r.heading, float) for r in results])
-        session_names = [r.name for r in results] if session_names is None else session_names
+        z, starts, fps, centroid, heading, session_names = _from_results(states, fps, session_names)
     elif _is_model(states):
-        model = states
-        z = _states(np.asarray(model.states_).astype(np.int64))
-        centroid = np.asarray(model.centroids_, float)
-        heading = np.asarray(model.headings_, float)
-        starts = session_mask(session_starts, len(z))
+        z, starts, centroid, heading = _from_model(states, session_starts)
     else:
-        from ..preprocessing import egocentric_align
-
-        z = _states(states)
-        if coordinates is None:
-            raise ValueError(
-                "coordinates are required with a state array (or pass KeypointResults)."
-            )
-        coords = np.asarray(coordinates, float)
-        if coords.ndim != 3 or coords.shape[2] not in (2, 3) or coords.shape[0] != len(z):
-            raise ValueError(
-                f"coordinates must have shape (n_time_bins={len(z)}, n_keypoints, 2 or 3), got "
-                f"{coords.shape}."
-            )
-        starts = session_mask(session_starts, len(z))
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            ego = egocentric_align(coords, anterior, posterior, bodyparts=bodyparts)
-        missing = ~np.isfinite(coords).all(axis=(1, 2))
-        centroid = np.where(missing[:, None], np.nan, np.asarray(ego.centroid))
-        heading = np.where(missing, np.nan, np.asarray(ego.heading))
+        z, starts, centroid, heading = _from_keypoints(
+            states, coordinates, session_starts, anterior, posterior, bodyparts
+        )
     if fps is None or not np.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}.")
     fps = float(fps)
@@ -239,16 +207,72 @@ def frame_table(
         raise ValueError(
             f"centroid {centroid.shape} and heading {heading.shape} must have {len(z)} rows."
         )
-    centroid, heading, speed, angular = _kinematics(centroid, heading, starts, fps, smooth_sigma)
-
-    begin, end = session_bounds(starts)
-    n_sessions = len(begin)
-    lengths = end - begin
+    kinematics = _kinematics(centroid, heading, starts, fps, smooth_sigma)
+    n_sessions = len(session_bounds(starts)[0])
     names = _per_session(session_names, "session_names", n_sessions, lambda i: i)
     group_of = _per_session(groups, "groups", n_sessions, lambda i: "all")
     animal_of = _per_session(individuals, "individuals", n_sessions, lambda i: "")
     if len(set(names)) != n_sessions:
         raise ValueError(f"session_names must be unique, got {names}.")
+    return _assemble_table(z, starts, fps, (names, animal_of, group_of), kinematics)
+
+
+def _from_results(results, fps, session_names):
+    """Syllables, session starts, frame rate, centroid, heading and names of KeypointResults."""
+    results = list(results)
+    z = np.concatenate([np.asarray(r.syllables) for r in results]).astype(np.int64)
+    lengths = [len(r.syllables) for r in results]
+    starts = np.zeros(len(z), bool)
+    starts[np.cumsum([0] + lengths[:-1])] = True
+    rates = {r.fps for r in results} if fps is None else {fps}
+    if len(rates) != 1 or None in rates:
+        raise ValueError("fps: the results do not share one frame rate; pass fps=.")
+    fps = rates.pop()
+    centroid = np.concatenate([np.asarray(r.centroid, float) for r in results])
+    heading = np.concatenate([np.asarray(r.heading, float) for r in results])
+    session_names = [r.name for r in results] if session_names is None else session_names
+    return z, starts, fps, centroid, heading, session_names
+
+
+def _from_model(model, session_starts):
+    """Syllables, session starts, centroid and heading of a fitted KeypointSLDS (its sample)."""
+    z = _states(np.asarray(model.states_).astype(np.int64))
+    centroid = np.asarray(model.centroids_, float)
+    heading = np.asarray(model.headings_, float)
+    return z, session_mask(session_starts, len(z)), centroid, heading
+
+
+def _from_keypoints(states, coordinates, session_starts, anterior, posterior, bodyparts):
+    """Syllables, session starts, and the centroid and heading of raw keypoints (NaN on frames
+    with a missing keypoint)."""
+    from ..preprocessing import egocentric_align
+
+    z = _states(states)
+    if coordinates is None:
+        raise ValueError("coordinates are required with a state array (or pass KeypointResults).")
+    coords = np.asarray(coordinates, float)
+    if coords.ndim != 3 or coords.shape[2] not in (2, 3) or coords.shape[0] != len(z):
+        raise ValueError(
+            f"coordinates must have shape (n_time_bins={len(z)}, n_keypoints, 2 or 3), got "
+            f"{coords.shape}."
+        )
+    starts = session_mask(session_starts, len(z))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ego = egocentric_align(coords, anterior, posterior, bodyparts=bodyparts)
+    missing = ~np.isfinite(coords).all(axis=(1, 2))
+    centroid = np.where(missing[:, None], np.nan, np.asarray(ego.centroid))
+    heading = np.where(missing, np.nan, np.asarray(ego.heading))
+    return z, starts, centroid, heading
+
+
+def _assemble_table(z, starts, fps, per_session, kinematics) -> pd.DataFrame:
+    """The frame table from the per-session labels ``(names, individuals, groups)`` and the
+    kinematics ``(centroid, heading, speed, angular velocity)``; kinematics NaN where unlabelled."""
+    names, animal_of, group_of = per_session
+    centroid, heading, speed, angular = kinematics
+    begin, end = session_bounds(starts)
+    lengths = end - begin
     frame = np.arange(len(z)) - np.repeat(begin, lengths)
     onset = np.zeros(len(z), bool)
     onset[_runs(z, starts)[2]] = True
@@ -324,12 +348,7 @@ def syllable_stats(
     ValueError
         If a column is missing or a session belongs to several groups.
     """
-    needed = {"session", "group", "time", "syllable", "onset", *kinematics}
-    missing = needed - set(table.columns)
-    if missing:
-        raise ValueError(f"table lacks the columns {sorted(missing)} (make it with frame_table).")
-    if (table.groupby("session", sort=False)["group"].nunique() > 1).any():
-        raise ValueError("table: a session belongs to several groups.")
+    _check_frame_table(table, kinematics)
     rate = (
         _session_fps(table)
         if fps is None
@@ -345,23 +364,7 @@ def syllable_stats(
     grid = sessions.merge(pd.DataFrame({"syllable": np.arange(n_states)}), how="cross")
 
     frames = labelled.groupby("session", sort=False).size().rename("n_frames")
-    runs = (
-        labelled.groupby(["session", "syllable", "instance"], sort=False)
-        .size()
-        .rename("length")
-        .reset_index()
-    )
-    runs["duration"] = runs["length"] / runs["session"].map(rate).to_numpy()
-    per = runs.groupby(["session", "syllable"]).agg(
-        n_instances=("duration", "size"),
-        duration_mean=("duration", "mean"),
-        duration_median=("duration", "median"),
-    )
-    per["n_syllable_frames"] = labelled.groupby(["session", "syllable"]).size()
-    summaries = labelled.groupby(["session", "syllable"])[list(kinematics)].agg(
-        ["mean", "std", "min", "max"]
-    )
-    summaries.columns = [f"{name}_{how}" for name, how in summaries.columns]
+    per, summaries = _per_syllable(labelled, rate, kinematics)
     out = grid.merge(per.reset_index(), on=["session", "syllable"], how="left")
     out = out.merge(summaries.reset_index(), on=["session", "syllable"], how="left")
     out["n_instances"] = out["n_instances"].fillna(0).astype(int)
@@ -391,3 +394,36 @@ def syllable_stats(
         .sort_values(["group", "session", "syllable"], kind="stable")
         .reset_index(drop=True)
     )
+
+
+def _check_frame_table(table: pd.DataFrame, kinematics) -> None:
+    """Raise unless ``table`` has the columns `syllable_stats` needs and one group per session."""
+    needed = {"session", "group", "time", "syllable", "onset", *kinematics}
+    missing = needed - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks the columns {sorted(missing)} (make it with frame_table).")
+    if (table.groupby("session", sort=False)["group"].nunique() > 1).any():
+        raise ValueError("table: a session belongs to several groups.")
+
+
+def _per_syllable(labelled: pd.DataFrame, rate: pd.Series, kinematics):
+    """Per session and syllable: instances, durations (s) and labelled frames, and the kinematic
+    summaries (``<name>_mean``, ``_std``, ``_min``, ``_max``)."""
+    runs = (
+        labelled.groupby(["session", "syllable", "instance"], sort=False)
+        .size()
+        .rename("length")
+        .reset_index()
+    )
+    runs["duration"] = runs["length"] / runs["session"].map(rate).to_numpy()
+    per = runs.groupby(["session", "syllable"]).agg(
+        n_instances=("duration", "size"),
+        duration_mean=("duration", "mean"),
+        duration_median=("duration", "median"),
+    )
+    per["n_syllable_frames"] = labelled.groupby(["session", "syllable"]).size()
+    summaries = labelled.groupby(["session", "syllable"])[list(kinematics)].agg(
+        ["mean", "std", "min", "max"]
+    )
+    summaries.columns = [f"{name}_{how}" for name, how in summaries.columns]
+    return per, summaries

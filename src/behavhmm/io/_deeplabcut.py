@@ -201,6 +201,54 @@ def dataframe_to_sessions(
     """
     pd = _require_pandas()
     columns = df.columns
+    level_ind, level_bp, level_coord = _column_levels(columns, source, pd)
+    scorers = columns.get_level_values(0).unique()
+    if len(scorers) > 1:
+        raise ValueError(f"{source}: the table mixes several scorers {list(scorers)}; keep one.")
+    frames = _frames_from_index(df.index)
+    values = df.to_numpy(dtype=np.float64, na_value=np.nan)
+    individuals = (
+        _unique(columns.get_level_values(level_ind)) if level_ind is not None else ["id_0"]
+    )
+    coords = _unique(columns.get_level_values(level_coord))
+    spatial = [c for c in ("x", "y", "z") if c in coords]
+    if spatial not in (["x", "y"], ["x", "y", "z"]):
+        raise ValueError(f"{source}: coords must include x and y (and optionally z), got {coords}.")
+    has_likelihood = "likelihood" in coords
+    position = {key: i for i, key in enumerate(tuple(str(v) for v in c) for c in columns)}
+    scorer = str(scorers[0])
+    sessions = []
+    for individual in individuals:
+        if level_ind is None:
+            bps = _unique(columns.get_level_values(level_bp))
+            prefix = (scorer,)
+        else:
+            mask = columns.get_level_values(level_ind).astype(str) == individual
+            bps = _unique(columns.get_level_values(level_bp)[mask])
+            prefix = (scorer, individual)
+        xyz, conf = _bodypart_arrays(values, position, prefix, bps, spatial, has_likelihood)
+        sessions.append(
+            KeypointData(
+                coordinates=xyz,
+                confidence=conf,
+                bodyparts=bps,
+                individual=individual,
+                frames=frames,
+                source=source,
+                format=format,
+            )
+        )
+    return sessions
+
+
+def _unique(seq) -> list[str]:
+    """The distinct values of ``seq`` as strings, in order of first appearance."""
+    return list(dict.fromkeys(str(v) for v in seq))
+
+
+def _column_levels(columns, source, pd):
+    """The column levels of individuals (None in single-animal tables), bodyparts and coords;
+    raises when the columns are not DeepLabCut's."""
     if not isinstance(columns, pd.MultiIndex) or columns.nlevels not in (3, 4):
         raise ValueError(
             f"{source}: a DeepLabCut table has MultiIndex columns "
@@ -214,63 +262,32 @@ def dataframe_to_sessions(
         level_ind, level_bp, level_coord = None, 1, 2
     if names[level_bp] not in (None, "bodyparts") or names[level_coord] not in (None, "coords"):
         raise ValueError(f"{source}: unexpected DeepLabCut column levels {columns.names}.")
-    scorers = columns.get_level_values(0).unique()
-    if len(scorers) > 1:
-        raise ValueError(f"{source}: the table mixes several scorers {list(scorers)}; keep one.")
-    frames = _frames_from_index(df.index)
-    values = df.to_numpy(dtype=np.float64, na_value=np.nan)
+    return level_ind, level_bp, level_coord
 
-    def unique(seq):
-        return list(dict.fromkeys(str(v) for v in seq))
 
-    individuals = unique(columns.get_level_values(level_ind)) if level_ind is not None else ["id_0"]
-    coords = unique(columns.get_level_values(level_coord))
-    spatial = [c for c in ("x", "y", "z") if c in coords]
-    if spatial not in (["x", "y"], ["x", "y", "z"]):
-        raise ValueError(f"{source}: coords must include x and y (and optionally z), got {coords}.")
-    has_likelihood = "likelihood" in coords
-    position = {key: i for i, key in enumerate(tuple(str(v) for v in c) for c in columns)}
+def _bodypart_arrays(values, position, prefix, bodyparts, spatial, has_likelihood):
+    """Coordinates (NaN where a column is absent, or a 2-D point is undetected) and confidences
+    of one individual's bodyparts, from the columns keyed ``prefix + (bodypart, coord)``."""
 
-    sessions = []
-    for individual in individuals:
-        if level_ind is None:
-            bps = unique(columns.get_level_values(level_bp))
-        else:
-            mask = columns.get_level_values(level_ind).astype(str) == individual
-            bps = unique(columns.get_level_values(level_bp)[mask])
-        scorer = str(scorers[0])
+    def column(bp, coord):
+        j = position.get((*prefix, bp, coord))
+        return None if j is None else values[:, j]
 
-        def column(bp, coord, individual=individual, scorer=scorer):
-            key = (scorer, individual, bp, coord) if level_ind is not None else (scorer, bp, coord)
-            j = position.get(key)
-            return None if j is None else values[:, j]
-
-        n = len(df)
-        xyz = np.full((n, len(bps), len(spatial)), np.nan)
-        conf = np.ones((n, len(bps)))
-        for k, bp in enumerate(bps):
-            for d, c in enumerate(spatial):
-                col = column(bp, c)
-                if col is not None:
-                    xyz[:, k, d] = col
-            if has_likelihood:
-                col = column(bp, "likelihood")
-                conf[:, k] = np.nan if col is None else col
-        if has_likelihood and len(spatial) == 2:
-            undetected = np.all(xyz == 0.0, axis=2) & (conf == 0.0)
-            xyz[undetected] = np.nan
-        sessions.append(
-            KeypointData(
-                coordinates=xyz,
-                confidence=conf,
-                bodyparts=bps,
-                individual=individual,
-                frames=frames,
-                source=source,
-                format=format,
-            )
-        )
-    return sessions
+    n = len(values)
+    xyz = np.full((n, len(bodyparts), len(spatial)), np.nan)
+    conf = np.ones((n, len(bodyparts)))
+    for k, bp in enumerate(bodyparts):
+        for d, c in enumerate(spatial):
+            col = column(bp, c)
+            if col is not None:
+                xyz[:, k, d] = col
+        if has_likelihood:
+            col = column(bp, "likelihood")
+            conf[:, k] = np.nan if col is None else col
+    if has_likelihood and len(spatial) == 2:
+        undetected = np.all(xyz == 0.0, axis=2) & (conf == 0.0)
+        xyz[undetected] = np.nan
+    return xyz, conf
 
 
 def load_deeplabcut(path: Path) -> list[KeypointData]:

@@ -114,58 +114,16 @@ def load_pc_scores(
         finite-or-NaN scores, sessions differ in their number of PCs, or
         ``n_components`` is too large. The message names the file.
     """
-    import h5py
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No PC-score file at {path}.")
     if nan_policy not in _NAN_POLICIES:
         raise ValueError(f"nan_policy must be one of {_NAN_POLICIES}, got {nan_policy!r}.")
-    try:
-        with h5py.File(path, "r") as f:
-            if "scores" not in f or not isinstance(f["scores"], h5py.Group):
-                raise ValueError(
-                    f"{path} has no 'scores' group (expected moseq2-pca's layout scores/<uuid>)."
-                )
-            available = sorted(f["scores"].keys())
-            names = available if sessions is None else list(sessions)
-            missing = [s for s in names if s not in available]
-            if missing:
-                raise ValueError(f"{path} has no session(s) {missing}; available: {available}.")
-            blocks = [np.asarray(f["scores"][name][()], float) for name in names]
-    except (OSError, KeyError, TypeError, RuntimeError) as exc:  # h5py on a damaged file
-        raise ValueError(
-            f"{path} is not a readable HDF5 PC-score file (truncated or damaged?): "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-    bad = [name for name, b in zip(names, blocks, strict=True) if b.ndim != 2 or not len(b)]
-    if bad:
-        raise ValueError(f"{path}: scores/{bad[0]} is not a (n_frames, n_pcs) table.")
-    if any(np.isinf(b).any() for b in blocks):
-        raise ValueError(f"{path} holds infinite PC scores (damaged file?).")
-    widths = {b.shape[1] for b in blocks}
-    if len(widths) != 1:
-        raise ValueError(f"sessions of {path} have different numbers of PCs: {sorted(widths)}.")
-    width = widths.pop()
-    if n_components is not None:
-        if n_components > width:
-            raise ValueError(f"n_components={n_components} but {path} holds {width} PCs.")
-        blocks = [b[:, :n_components] for b in blocks]
+    names, blocks = _read_score_blocks(path, sessions)
+    blocks = _checked_blocks(path, names, blocks, n_components)
     scores, starts, owner, frame, filled = [], [], [], [], []
     for i, block in enumerate(blocks):
-        nan = np.isnan(block).any(axis=1)
-        rows = np.arange(len(block))
-        if nan_policy == "interpolate":
-            pieces = [(block if not nan.any() else _interpolate_rows(block), rows, nan)]
-        else:
-            keep = ~nan
-            cuts = np.flatnonzero(np.diff(keep.astype(int)) != 0) + 1
-            pieces = [
-                (block[seg], rows[seg], np.zeros(len(seg), bool))
-                for seg in np.split(rows, cuts)
-                if keep[seg[0]]
-            ]
-        for values, idx, was_nan in pieces:
+        for values, idx, was_nan in _pieces(block, nan_policy):
             s = np.zeros(len(values), bool)
             s[0] = True
             scores.append(values)
@@ -186,6 +144,65 @@ def load_pc_scores(
         filled=np.concatenate(filled),
         groups=groups,
     )
+
+
+def _read_score_blocks(path: Path, sessions):
+    """The session names (``sessions``, default all sorted) and their ``scores/<uuid>`` arrays."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "scores" not in f or not isinstance(f["scores"], h5py.Group):
+                raise ValueError(
+                    f"{path} has no 'scores' group (expected moseq2-pca's layout scores/<uuid>)."
+                )
+            available = sorted(f["scores"].keys())
+            names = available if sessions is None else list(sessions)
+            missing = [s for s in names if s not in available]
+            if missing:
+                raise ValueError(f"{path} has no session(s) {missing}; available: {available}.")
+            blocks = [np.asarray(f["scores"][name][()], float) for name in names]
+    except (OSError, KeyError, TypeError, RuntimeError) as exc:  # h5py on a damaged file
+        raise ValueError(
+            f"{path} is not a readable HDF5 PC-score file (truncated or damaged?): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return names, blocks
+
+
+def _checked_blocks(path: Path, names, blocks, n_components):
+    """The blocks cut to ``n_components`` columns, after checking they are finite-or-NaN tables of
+    one width."""
+    bad = [name for name, b in zip(names, blocks, strict=True) if b.ndim != 2 or not len(b)]
+    if bad:
+        raise ValueError(f"{path}: scores/{bad[0]} is not a (n_frames, n_pcs) table.")
+    if any(np.isinf(b).any() for b in blocks):
+        raise ValueError(f"{path} holds infinite PC scores (damaged file?).")
+    widths = {b.shape[1] for b in blocks}
+    if len(widths) != 1:
+        raise ValueError(f"sessions of {path} have different numbers of PCs: {sorted(widths)}.")
+    width = widths.pop()
+    if n_components is not None:
+        if n_components > width:
+            raise ValueError(f"n_components={n_components} but {path} holds {width} PCs.")
+        blocks = [b[:, :n_components] for b in blocks]
+    return blocks
+
+
+def _pieces(block: np.ndarray, nan_policy: str) -> list:
+    """``(values, rows, was_nan)`` of a session: one piece with NaN rows interpolated, or the
+    pieces between NaN rows."""
+    nan = np.isnan(block).any(axis=1)
+    rows = np.arange(len(block))
+    if nan_policy == "interpolate":
+        return [(block if not nan.any() else _interpolate_rows(block), rows, nan)]
+    keep = ~nan
+    cuts = np.flatnonzero(np.diff(keep.astype(int)) != 0) + 1
+    return [
+        (block[seg], rows[seg], np.zeros(len(seg), bool))
+        for seg in np.split(rows, cuts)
+        if keep[seg[0]]
+    ]
 
 
 def load_index_groups(path) -> dict:

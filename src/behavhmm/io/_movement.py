@@ -40,6 +40,50 @@ def dataset_to_sessions(ds, *, source: str | None, fps: float | None = None) -> 
     ``source_software`` and ``ds_type`` ("poses").
     """
     where = source or "the dataset"
+    keypoint_dim, individual_dim = _check_poses(ds, where)
+    position = ds["position"]
+    if individual_dim is None:
+        position = position.expand_dims("individual")
+        individual_dim = "individual"
+    position = position.transpose(individual_dim, "time", keypoint_dim, "space")
+    space = (
+        [str(s) for s in ds["space"].values]
+        if "space" in ds.coords
+        else ["x", "y", "z"][: ds.sizes["space"]]
+    )
+    if space not in (["x", "y"], ["x", "y", "z"]):
+        raise ValueError(f"{where}: the space coordinate must be x, y[, z], got {space}.")
+    xyz = np.asarray(position.values, dtype=np.float64)
+    n_individuals, n_frames, n_keypoints, _ = xyz.shape
+    conf = _confidence(ds, individual_dim, keypoint_dim, xyz.shape[:3])
+    bodyparts = [str(k) for k in position[keypoint_dim].values]
+    individuals = (
+        [str(i) for i in position[individual_dim].values]
+        if individual_dim in position.coords
+        else [f"id_{i}" for i in range(n_individuals)]
+    )
+    session_fps, frames, timestamps = _time_axis(ds, fps, n_frames, where)
+    video = ds.attrs.get("video_path")
+    return [
+        KeypointData(
+            coordinates=xyz[i],
+            confidence=conf[i],
+            bodyparts=bodyparts,
+            individual=individuals[i],
+            fps=session_fps,
+            frames=frames,
+            timestamps=timestamps,
+            source=source,
+            format="movement",
+            video=None if video is None else str(video),
+        )
+        for i in range(n_individuals)
+    ]
+
+
+def _check_poses(ds, where: str):
+    """The keypoint and individual dimensions (None when absent) of a poses dataset; raises when
+    ``ds`` is not one."""
     ds_type = ds.attrs.get("ds_type", "poses")
     if ds_type != "poses":
         raise ValueError(
@@ -58,37 +102,26 @@ def dataset_to_sessions(ds, *, source: str | None, fps: float | None = None) -> 
             "individual "
             f"(or keypoints/individuals), got {tuple(ds.dims)}."
         )
-    position = ds["position"]
-    if individual_dim is None:
-        position = position.expand_dims("individual")
-        individual_dim = "individual"
-    position = position.transpose(individual_dim, "time", keypoint_dim, "space")
-    space = (
-        [str(s) for s in ds["space"].values]
-        if "space" in ds.coords
-        else ["x", "y", "z"][: ds.sizes["space"]]
+    return keypoint_dim, individual_dim
+
+
+def _confidence(ds, individual_dim: str, keypoint_dim: str, shape) -> np.ndarray:
+    """Confidence as (individual, time, keypoint); ones when absent or all NaN."""
+    if "confidence" not in ds.data_vars:
+        return np.ones(shape)
+    conf_da = ds["confidence"]
+    if individual_dim not in conf_da.dims:
+        conf_da = conf_da.expand_dims(individual_dim)
+    conf = np.asarray(
+        conf_da.transpose(individual_dim, "time", keypoint_dim).values, dtype=np.float64
     )
-    if space not in (["x", "y"], ["x", "y", "z"]):
-        raise ValueError(f"{where}: the space coordinate must be x, y[, z], got {space}.")
-    xyz = np.asarray(position.values, dtype=np.float64)
-    n_individuals, n_frames, n_keypoints, _ = xyz.shape
-    if "confidence" in ds.data_vars:
-        conf_da = ds["confidence"]
-        if individual_dim not in conf_da.dims:
-            conf_da = conf_da.expand_dims(individual_dim)
-        conf = np.asarray(
-            conf_da.transpose(individual_dim, "time", keypoint_dim).values, dtype=np.float64
-        )
-        if np.isnan(conf).all():  # movement fills confidence with NaN when the source had none
-            conf = np.ones_like(conf)
-    else:
-        conf = np.ones((n_individuals, n_frames, n_keypoints))
-    bodyparts = [str(k) for k in position[keypoint_dim].values]
-    individuals = (
-        [str(i) for i in position[individual_dim].values]
-        if individual_dim in position.coords
-        else [f"id_{i}" for i in range(n_individuals)]
-    )
+    if np.isnan(conf).all():  # movement fills confidence with NaN when the source had none
+        conf = np.ones_like(conf)
+    return conf
+
+
+def _file_fps(ds) -> float | None:
+    """The dataset's ``fps`` attribute when it is a positive finite number, else None."""
     file_fps = ds.attrs.get("fps")
     try:
         file_fps = None if file_fps is None else float(file_fps)
@@ -96,6 +129,12 @@ def dataset_to_sessions(ds, *, source: str | None, fps: float | None = None) -> 
         file_fps = None
     if file_fps is not None and not (np.isfinite(file_fps) and file_fps > 0):
         file_fps = None
+    return file_fps
+
+
+def _time_axis(ds, fps: float | None, n_frames: int, where: str):
+    """``(fps, frames, timestamps)`` of the sessions from the time coordinate and its unit."""
+    file_fps = _file_fps(ds)
     time_unit = str(ds.attrs.get("time_unit", "frames" if file_fps is None else "seconds"))
     t = (
         np.asarray(ds["time"].values, dtype=np.float64)
@@ -112,22 +151,7 @@ def dataset_to_sessions(ds, *, source: str | None, fps: float | None = None) -> 
         timestamps = None
     else:
         raise ValueError(f"{where}: time_unit must be 'seconds' or 'frames', got {time_unit!r}.")
-    video = ds.attrs.get("video_path")
-    return [
-        KeypointData(
-            coordinates=xyz[i],
-            confidence=conf[i],
-            bodyparts=bodyparts,
-            individual=individuals[i],
-            fps=session_fps,
-            frames=frames,
-            timestamps=timestamps,
-            source=source,
-            format="movement",
-            video=None if video is None else str(video),
-        )
-        for i in range(n_individuals)
-    ]
+    return session_fps, frames, timestamps
 
 
 def load_movement(path: Path, *, fps: float | None = None) -> list[KeypointData]:

@@ -105,6 +105,7 @@ def load_nwb(path: Path, *, fps: float | None = None) -> list[KeypointData]:
     """
     pynwb, ndx_pose = _require()
     sessions: list[KeypointData] = []
+    frame_warning = False
     with warnings.catch_warnings():
         # pynwb warns that a file's cached ndx-pose namespace (e.g. 0.1.0) is ignored in favour of
         # the installed one; the installed ndx-pose reads the older layout (checked in the tests).
@@ -114,68 +115,23 @@ def load_nwb(path: Path, *, fps: float | None = None) -> list[KeypointData]:
         warnings.filterwarnings("ignore", message=".*deprecated.*", category=DeprecationWarning)
         with pynwb.NWBHDF5IO(str(path), mode="r", load_namespaces=True) as io:
             nwbfile = io.read()
-            estimations = [
-                o for o in nwbfile.objects.values() if isinstance(o, ndx_pose.PoseEstimation)
-            ]
-            estimations.sort(key=lambda o: (o.parent.name if o.parent is not None else "", o.name))
-            if not estimations:
-                raise ValueError(
-                    f"{path} holds no ndx-pose PoseEstimation, so it has no keypoints to load."
-                )
-            frame_warning = False
+            estimations = _pose_estimations(nwbfile, ndx_pose, path)
             for pe in estimations:
                 series = dict(pe.pose_estimation_series.items())
                 if not series:
                     continue
-                nodes = _node_names(pe)
-                default = (
-                    pe.name[len(_TRACK_PREFIX) :] if pe.name.startswith(_TRACK_PREFIX) else pe.name
-                )
-                if (
-                    len(estimations) == 1
-                    and nwbfile.subject is not None
-                    and nwbfile.subject.subject_id
-                ):
-                    default = str(nwbfile.subject.subject_id)
-                groups = _split_individuals(series, nodes, default)
+                default = _default_individual(pe, nwbfile, len(estimations))
+                groups = _split_individuals(series, _node_names(pe), default)
                 video = _video_name(pe)
                 for individual, parts in groups.items():
-                    bodyparts = list(parts)
-                    times = [_series_times(series[parts[b]]) for b in bodyparts]
-                    grid = np.unique(np.concatenate(times))
-                    n_dims = {series[parts[b]].data.shape[1] for b in bodyparts}
-                    if len(n_dims) != 1:
-                        raise ValueError(f"{path}: the series of {pe.name!r} mix 2-D and 3-D data.")
-                    n_dims = n_dims.pop()
-                    xyz = np.full((grid.size, len(bodyparts), n_dims), np.nan)
-                    conf = np.zeros((grid.size, len(bodyparts)))
-                    for k, (b, t) in enumerate(zip(bodyparts, times, strict=True)):
-                        s = series[parts[b]]
-                        rows = np.searchsorted(grid, t)
-                        xyz[rows, k] = np.asarray(s.data[:], dtype=np.float64)
-                        if s.confidence is not None:
-                            conf[rows, k] = np.asarray(s.confidence[:], dtype=np.float64)
-                        else:
-                            conf[rows, k] = 1.0
-                    if _looks_like_frame_indices(grid):
-                        frames = grid.astype(np.int64)
-                        timestamps = None
-                        session_fps = fps
-                        frame_warning = frame_warning or fps is None
-                    else:
-                        frames = None
-                        timestamps = grid
-                        steps = np.diff(grid)
-                        session_fps = (
-                            fps
-                            if fps is not None
-                            else (1.0 / np.median(steps) if steps.size else None)
-                        )
+                    grid, xyz, conf = _aligned_series(series, parts, path, pe.name)
+                    frames, timestamps, session_fps = _time_axis(grid, fps)
+                    frame_warning = frame_warning or (frames is not None and fps is None)
                     sessions.append(
                         KeypointData(
                             coordinates=xyz,
                             confidence=conf,
-                            bodyparts=bodyparts,
+                            bodyparts=list(parts),
                             individual=individual,
                             fps=session_fps,
                             frames=frames,
@@ -196,3 +152,55 @@ def load_nwb(path: Path, *, fps: float | None = None) -> list[KeypointData]:
             stacklevel=4,
         )
     return sessions
+
+
+def _pose_estimations(nwbfile, ndx_pose, path) -> list:
+    """Every ``PoseEstimation`` of the file, by parent and name; raises when there is none."""
+    estimations = [o for o in nwbfile.objects.values() if isinstance(o, ndx_pose.PoseEstimation)]
+    estimations.sort(key=lambda o: (o.parent.name if o.parent is not None else "", o.name))
+    if not estimations:
+        raise ValueError(
+            f"{path} holds no ndx-pose PoseEstimation, so it has no keypoints to load."
+        )
+    return estimations
+
+
+def _default_individual(pe, nwbfile, n_estimations: int) -> str:
+    """The animal of a ``PoseEstimation`` whose series do not name one: the subject of a file with
+    one estimation, else the estimation's name (without a ``track=`` prefix)."""
+    default = pe.name[len(_TRACK_PREFIX) :] if pe.name.startswith(_TRACK_PREFIX) else pe.name
+    if n_estimations == 1 and nwbfile.subject is not None and nwbfile.subject.subject_id:
+        default = str(nwbfile.subject.subject_id)
+    return default
+
+
+def _aligned_series(series: dict, parts: dict, path, name: str):
+    """The union of the series' timestamps, and coordinates (NaN) and confidences (0) on it."""
+    bodyparts = list(parts)
+    times = [_series_times(series[parts[b]]) for b in bodyparts]
+    grid = np.unique(np.concatenate(times))
+    n_dims = {series[parts[b]].data.shape[1] for b in bodyparts}
+    if len(n_dims) != 1:
+        raise ValueError(f"{path}: the series of {name!r} mix 2-D and 3-D data.")
+    n_dims = n_dims.pop()
+    xyz = np.full((grid.size, len(bodyparts), n_dims), np.nan)
+    conf = np.zeros((grid.size, len(bodyparts)))
+    for k, (b, t) in enumerate(zip(bodyparts, times, strict=True)):
+        s = series[parts[b]]
+        rows = np.searchsorted(grid, t)
+        xyz[rows, k] = np.asarray(s.data[:], dtype=np.float64)
+        if s.confidence is not None:
+            conf[rows, k] = np.asarray(s.confidence[:], dtype=np.float64)
+        else:
+            conf[rows, k] = 1.0
+    return grid, xyz, conf
+
+
+def _time_axis(grid: np.ndarray, fps: float | None):
+    """``(frames, timestamps, fps)`` of a session: frame numbers when the grid counts frames, else
+    timestamps in seconds and ``fps`` (default ``1 / median step``)."""
+    if _looks_like_frame_indices(grid):
+        return grid.astype(np.int64), None, fps
+    steps = np.diff(grid)
+    session_fps = fps if fps is not None else (1.0 / np.median(steps) if steps.size else None)
+    return None, grid, session_fps

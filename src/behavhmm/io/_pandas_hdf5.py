@@ -314,13 +314,7 @@ def _read_fixed(group, where: str) -> PandasFrame:
                 f"{where}: block{i}_values has shape {block.shape}, "
                 f"expected ({n_rows}, {len(items)})."
             )
-        for k, label in enumerate(items):
-            j = position.get(label)
-            if j is None:
-                raise ValueError(
-                    f"{where}: block {i} holds a column {label!r} the table does not list."
-                )
-            values[:, j] = block[:, k]
+        _place_columns(values, block, items, position, strict=f"{where}: block {i}")
     index = np.asarray(rows) if row_kind in ("integer", "float") else None
     return PandasFrame(values, columns, names, index)
 
@@ -346,19 +340,42 @@ def _labels(value, where: str, key: str) -> list:
     return out
 
 
+def _place_columns(values, block, items, position, strict: str | None = None):
+    """Copy each column of ``block`` into the column of ``values`` that its label in ``items``
+    names; a label the table does not list is skipped, or raises when ``strict`` (the block, as
+    messages name it) is given."""
+    for k, label in enumerate(items):
+        j = position.get(label)
+        if j is None:
+            if strict is not None:
+                raise ValueError(f"{strict} holds a column {label!r} the table does not list.")
+            continue
+        values[:, j] = block[:, k]
+
+
 def _read_table(group, where: str) -> PandasFrame:
     import h5py
 
     table = group.get("table")
     if not isinstance(table, h5py.Dataset) or table.dtype.names is None:
         raise ValueError(f"{where}: the pandas table has no 'table' dataset.")
-    twhere = f"{where}/table"
     table_type = _plain_attr(group, "table_type", where)
     if table_type != "appendable_frame":
         raise ValueError(
             f"{where}: pandas tables of type {table_type!r} are not read; "
             "re-save it as a plain frame."
         )
+    columns, names = _table_columns(group, where)
+    values_cols = _pickled_attr(group, "values_cols", where)
+    if not isinstance(values_cols, list) or not all(isinstance(v, str) for v in values_cols):
+        raise ValueError(f"{where}@values_cols: expected a list of block names.")
+    data = table[()]
+    values = _table_values(table, data, values_cols, columns, where)
+    return PandasFrame(values, columns, names, _table_index(group, table, data, where))
+
+
+def _table_columns(group, where: str):
+    """The column labels of a ``table``-layout frame, and the names of their levels (or None)."""
     non_index = _pickled_attr(group, "non_index_axes", where)
     if (
         not isinstance(non_index, list)
@@ -378,13 +395,14 @@ def _read_table(group, where: str) -> PandasFrame:
         n is None or isinstance(n, str) for n in names
     ):
         names = None
-    values_cols = _pickled_attr(group, "values_cols", where)
-    if not isinstance(values_cols, list) or not all(isinstance(v, str) for v in values_cols):
-        raise ValueError(f"{where}@values_cols: expected a list of block names.")
+    return columns, names
 
+
+def _table_values(table, data, values_cols, columns, where: str) -> np.ndarray:
+    """The values of a ``table``-layout frame, gathered from its column blocks (NaN elsewhere)."""
+    twhere = f"{where}/table"
     fields = table.dtype.names
     position = {label: j for j, label in enumerate(columns)}
-    data = table[()]
     n_rows = len(data)
     values = np.full((n_rows, len(columns)), np.nan)
     for block_name in values_cols:
@@ -399,21 +417,23 @@ def _read_table(group, where: str) -> PandasFrame:
                 f"{where}: the block {block_name} has {block.shape[1]} columns "
                 f"for {len(items)} labels."
             )
-        for k, label in enumerate(items):
-            j = position.get(label)
-            if j is not None:
-                values[:, j] = block[:, k]
+        _place_columns(values, block, items, position)
+    return values
+
+
+def _table_index(group, table, data, where: str) -> np.ndarray | None:
+    """The row index of a ``table``-layout frame when it is one numeric level, else None."""
     levels = _plain_attr(group, "levels", where, 1)
     index = None
     if (
         levels == 1
-        and "index" in fields
-        and _plain_attr(table, "index_kind", twhere) in ("integer", "float")
+        and "index" in table.dtype.names
+        and _plain_attr(table, "index_kind", f"{where}/table") in ("integer", "float")
     ):
         index = np.asarray(data["index"]).ravel()
         if index.dtype.kind not in "iuf":
             index = None
-    return PandasFrame(values, columns, names, index)
+    return index
 
 
 def read_pandas_frame(path: Path, key: str) -> PandasFrame:
