@@ -196,3 +196,17 @@ def test_report_frame_table_names_the_animals_of_a_multi_animal_file(fitted, tmp
     assert animals["testDLC_h5_table_madlc_mouse_white_tail"] == "mouse_white_tail"
     page = (tmp_path / "r" / "index.html").read_text()
     assert "one group only" in page and "group_tests.csv" not in page
+
+
+@pytest.mark.parametrize(
+    ("statistic", "expected"),
+    [
+        ("frequency", "syllable_frequency.png"),
+        ("usage", "syllable_usage_per_group.png"),
+        ("speed_mean", "syllable_speed_mean.png"),
+    ],
+)
+def test_the_statistic_figure_never_overwrites_the_usage_figure(statistic, expected):
+    from behavhmm.report import _statistic_figure_name
+
+    assert _statistic_figure_name(statistic) == expected

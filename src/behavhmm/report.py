@@ -314,7 +314,7 @@ def _statistics_figures(results, labelled, individuals, options, report):
     ax = pl.plot_syllable_stats(stats, statistic, tests, max_syllables=options.max_syllables)
     report.figure(
         ax.figure,
-        f"syllable_{_slug(statistic)}.png",
+        _statistic_figure_name(statistic),
         f"{statistic} per syllable and group (mean, SEM)",
     )
     return usage
@@ -394,6 +394,14 @@ def _reload_keypoints(results, h5):
         )
     animal = dict(zip(names, (s.individual or "" for s in sessions), strict=True))
     return np.concatenate([pieces[r.name] for r in results]), [animal[r.name] for r in results], ""
+
+
+def _statistic_figure_name(statistic: str) -> str:
+    """The file of the per-statistic figure, never one of the fixed usage/durations figures."""
+    name = f"syllable_{_slug(statistic)}.png"
+    if name in ("syllable_usage.png", "syllable_durations.png"):
+        name = f"syllable_{_slug(statistic)}_per_group.png"
+    return name
 
 
 def _group_tests(stats, labels, statistic, correction, report):
