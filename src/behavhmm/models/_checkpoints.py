@@ -3,9 +3,12 @@
 A checkpoint is an ``.npz`` file (no pickle) holding the leaves of the
 chain's state, its history so far, the chain's random key and JSON metadata:
 the estimator's class, its hyperparameters (all but those a resumed fit may
-change, ``RESUMABLE_CHANGES``), a SHA-256 digest of the training data and
-any fit-specific fields (e.g. the kappa a duration target chose). A resumed
-fit checks every one of them, so a checkpoint never continues another fit.
+change, ``RESUMABLE_CHANGES``), a SHA-256 digest of the training data, a
+SHA-256 digest of the hand labels' evidence (``labels``, ``label_weight`` or an
+evidence array, as the ``log e_t(k)`` the chain conditions on; see
+[`labels_digest`][behavhmm.models._checkpoints.labels_digest]) and any
+fit-specific fields (e.g. the kappa a duration target chose). A resumed fit
+checks every one of them, so a checkpoint never continues another fit.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "RESUMABLE_CHANGES",
     "checkpoint_meta",
+    "labels_digest",
     "write_checkpoint",
     "read_checkpoint",
 ]
@@ -53,6 +57,32 @@ def checkpoint_meta(estimator, data_arrays, **fields) -> dict:
         "data_sha256": digest.hexdigest(),
         **json.loads(json.dumps(fields, default=float)),
     }
+
+
+def labels_digest(log_evidence) -> str | None:
+    """SHA-256 digest of the label evidence a chain conditions on, or None without labels.
+
+    Parameters
+    ----------
+    log_evidence : array-like of shape (n_frames, n_states) or None
+        ``log e_t(k)`` on the chain's frames (0 where unlabelled, ``-inf`` off
+        a clamped label), as built by [`behavhmm.labels`][behavhmm.labels] from
+        ``labels`` and ``label_weight``; None for a fit without labels.
+
+    Returns
+    -------
+    str or None
+        Hex digest of the shape and the float64 values, so it does not depend
+        on the precision the chain runs in. Checkpoints written before labels
+        were recorded hold no digest, which reads as None: they resume only
+        without labels.
+    """
+    if log_evidence is None:
+        return None
+    values = np.ascontiguousarray(np.asarray(log_evidence, dtype=np.float64))
+    digest = hashlib.sha256(repr(values.shape).encode())
+    digest.update(values.tobytes())
+    return digest.hexdigest()
 
 
 def write_checkpoint(
@@ -141,6 +171,12 @@ def _check_same_fit(
 ) -> int:
     """Refuse a checkpoint of another fit, chain or longer run; return its iteration count."""
     for field_name, value in expected_meta.items():
+        if field_name == "labels_sha256" and meta.get(field_name) != value:
+            raise ValueError(
+                f"The checkpoint at {path} was written by a fit with other labels (labels, "
+                "label_weight or evidence differ): resume with the labels and label_weight of "
+                "the interrupted fit."
+            )
         if meta.get(field_name) != value:
             raise ValueError(
                 f"The checkpoint at {path} does not match this fit ({field_name} differs): resume "

@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ..._utils import float_dtype
 from ...fitting._progress import progress
-from .._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
+from .._checkpoints import checkpoint_meta, labels_digest, read_checkpoint, write_checkpoint
 from ..base import (
     PreparedData,
 )
@@ -210,7 +210,12 @@ class ARChain:
 
     # ---------------------------------------------------------- checkpoints
     def _checkpoint_meta(self, train: PreparedData, kappa):
-        return checkpoint_meta(self, (train.extra["y"], train.extra["x"]), kappa=float(kappa))
+        return checkpoint_meta(
+            self,
+            (train.extra["y"], train.extra["x"]),
+            kappa=float(kappa),
+            labels_sha256=labels_digest(train.arrays["ar"].log_evidence),
+        )
 
     def _write_checkpoint(self, state, n_done, history, *, train, kappa, key):
         write_checkpoint(

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...fitting import run_gibbs
 from ...sessions import session_bounds
-from .._checkpoints import checkpoint_meta, read_checkpoint, write_checkpoint
+from .._checkpoints import checkpoint_meta, labels_digest, read_checkpoint, write_checkpoint
 from ..arhmm import ARHMM
 from ..arhmm._hooks import ARKernels
 from ..arhmm.gibbs import gibbs_sweep
@@ -387,7 +387,11 @@ class KeypointSLDS(
         data = fd.data
         checkpoint, meta = None, None
         if self.checkpoint_path is not None:
-            meta = checkpoint_meta(self, (fd.coords, fd.observed, fd.conf, fd.mask))
+            meta = checkpoint_meta(
+                self,
+                (fd.coords, fd.observed, fd.conf, fd.mask),
+                labels_sha256=labels_digest(fd.data.log_evidence),
+            )
             checkpoint = partial(self._write_checkpoint, meta=meta, key=fd.key_chain)
         start, history = 0, None
         if resume:  # the AR-only stage ran before the checkpoint was written

@@ -259,7 +259,12 @@ def slds_sweep(
         method,
         block_size,
     )
-    new, kp_ll = continuous_sweep(state._replace(ar=ar_state), k_cont, data, hyper, block_size)
+    # the continuous updates never read the label evidence: without it, fits with and without
+    # labels share this compiled program
+    unlabelled = data._replace(log_evidence=None)
+    new, kp_ll = continuous_sweep(
+        state._replace(ar=ar_state), k_cont, unlabelled, hyper, block_size
+    )
     return new, hmm_ll + kp_ll
 
 
