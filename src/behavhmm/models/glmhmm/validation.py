@@ -311,6 +311,7 @@ class GLMValidation:
             solver=spec.solver,
             solver_kwargs=freeze_kwargs(kwargs),
             scale_solver_kwargs=freeze_kwargs(default_solver_kwargs("LBFGS", dtype)),
+            block_size=self.block_size,
         )
 
     def _hyper(self, spec: _Spec, data: _Data, coef_shape) -> GLMHyper:
