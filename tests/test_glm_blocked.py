@@ -91,8 +91,8 @@ def test_blocked_m_step_equals_unblocked_in_float64(rng, case):
 
 
 @pytest.mark.requires_x64
-def test_blocked_frame_sum_pads_without_changing_the_sum(rng):
-    """Ragged blocks: the padded frames (the last real row repeated, weight 0) add nothing."""
+def test_blocked_frame_sum_ragged_last_block_counts_each_frame_once(rng):
+    """Ragged blocks: the last block overlaps the one before it; the overlap is counted once."""
     x = jnp.asarray(rng.gamma(2.0, size=(101, 2)))  # log x is finite only for x > 0
     w = jnp.asarray(rng.uniform(size=101))
 

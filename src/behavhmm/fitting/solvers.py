@@ -30,7 +30,6 @@ import jax.numpy as jnp
 import jaxopt
 from jax import lax
 
-from .._utils import chunked_sum
 from .regularizers import regularizer_penalty, regularizer_prox
 
 __all__ = [
@@ -155,17 +154,23 @@ def default_solver_kwargs(solver_name: str, dtype) -> dict[str, Any]:
 def blocked_frame_sum(fn, weights, arrays, block_size: int | None):
     """``Σ_blocks fn(weights_b, *arrays_b)``: a sum over frames, ``block_size`` frames at a time.
 
+    Blocks are read in place (``lax.dynamic_slice``), never copied or padded:
+    the last block is the last ``block_size`` frames, with the weights of the
+    frames an earlier block already counted set to 0. The temporaries of
+    ``fn`` are therefore bounded by one block, and the block sums are added
+    one after the other (in float32 an error of about
+    ``(block_size + n_blocks) ε`` instead of ``n_time_bins ε``).
+
     Parameters
     ----------
     fn : callable
         ``fn(weights_block, *array_blocks) -> pytree`` of sums over the
-        block's frames; a frame of weight 0 must add zero (and a finite term).
+        block's frames; a frame of weight 0 must add zero (its term must be
+        finite: it is a real frame).
     weights : array of shape (n_time_bins, ...)
-        Frame weights (or posteriors); padded with zeros.
+        Frame weights (or posteriors).
     arrays : tuple of arrays of shape (n_time_bins, ...)
-        Per-frame data; padded by repeating the last frame (a real, finite
-        row, which weight 0 removes: padding with zeros could put ``y = 0``
-        where the family has ``log y``).
+        Per-frame data.
     block_size : int or None
         Frames per block; None (or at least ``n_time_bins``) sums all frames
         at once.
@@ -173,19 +178,26 @@ def blocked_frame_sum(fn, weights, arrays, block_size: int | None):
     Returns
     -------
     pytree
-        The sum of the blocks' sums (``behavhmm._utils.chunked_sum`` over
-        balanced blocks), so temporaries of ``fn`` are bounded by one block.
+        The sum over all frames.
     """
     n_time_bins = weights.shape[0]
     if block_size is None or block_size >= n_time_bins:
         return fn(weights, *arrays)
-    n_blocks = -(-n_time_bins // block_size)
-    rows = -(-n_time_bins // n_blocks)  # the balanced block length chunked_sum would use
-    pad = n_blocks * rows - n_time_bins
-    widths = lambda a: [(0, pad)] + [(0, 0)] * (a.ndim - 1)  # noqa: E731
-    weights = jnp.pad(weights, widths(weights))
-    arrays = [jnp.pad(a, widths(a), mode="edge") for a in arrays]
-    return chunked_sum(fn, (weights, *arrays), rows)
+    rows = int(block_size)
+    n_blocks = -(-n_time_bins // rows)
+
+    def block(i):
+        begin = i * rows
+        start = jnp.minimum(begin, n_time_bins - rows)  # the last block ends at the last frame
+        counted = start + jnp.arange(rows) < begin  # frames an earlier block already summed
+        wb = lax.dynamic_slice_in_dim(weights, start, rows)
+        wb = jnp.where(counted.reshape((rows,) + (1,) * (wb.ndim - 1)), 0, wb)
+        return fn(wb, *(lax.dynamic_slice_in_dim(a, start, rows) for a in arrays))
+
+    def add(i, total):
+        return jax.tree_util.tree_map(jnp.add, total, block(i))
+
+    return lax.fori_loop(1, n_blocks, add, block(0))
 
 
 class _NewtonState(NamedTuple):

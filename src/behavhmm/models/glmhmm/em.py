@@ -58,7 +58,7 @@ class GLMConfig(NamedTuple):
     solver: str
     solver_kwargs: tuple[tuple[str, Any], ...]
     scale_solver_kwargs: tuple[tuple[str, Any], ...]
-    block_size: int | None = None  # frames per block of the M-step's sums (None: all at once)
+    block_size: int | None = None  # frames per block of the M-step's sums (None: M_STEP_BLOCK)
 
 
 class GLMHyper(NamedTuple):
@@ -76,6 +76,15 @@ class GLMHyper(NamedTuple):
     alpha_transition: jax.Array
 
 
+#: Frames per block of the M-step's sums when ``block_size`` is None (temporaries of about
+#: ``b ((F + 1)(K + 1) + 7 K)`` bytes per frame: 21 MiB for F = 10, K = 4 in float32).
+M_STEP_BLOCK = 1 << 16
+
+
+def _m_block(config: GLMConfig) -> int:
+    return M_STEP_BLOCK if config.block_size is None else config.block_size
+
+
 def _glm(params: GLMHMMParams) -> GLMParams:
     return GLMParams(params.coef, params.intercept)
 
@@ -86,20 +95,28 @@ def _glm(params: GLMHMMParams) -> GLMParams:
 
 
 def _blocked_rows(fn, arrays, block_size: int | None):
-    """``fn(*arrays)`` computed ``block_size`` rows at a time (``lax.map`` over blocks)."""
+    """``fn(*arrays)`` computed ``block_size`` rows at a time, into one output (no input copies).
+
+    Blocks are read with ``lax.dynamic_slice``; the last block is the last
+    ``block_size`` rows (it rewrites a few rows with the same values).
+    """
     n = arrays[0].shape[0]
     if block_size is None or block_size >= n:
         return fn(*arrays)
-    n_blocks = -(-n // block_size)
-    pad = n_blocks * block_size - n
-    blocks = [
-        jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]).reshape(
-            (n_blocks, block_size) + a.shape[1:]
-        )
-        for a in arrays
-    ]
-    out = jax.lax.map(lambda b: fn(*b), blocks)
-    return out.reshape((n_blocks * block_size,) + out.shape[2:])[:n]
+    rows = int(block_size)
+
+    def block(i):
+        start = jnp.minimum(i * rows, n - rows)
+        return start, fn(*(jax.lax.dynamic_slice_in_dim(a, start, rows) for a in arrays))
+
+    _, first = block(0)
+    out = jnp.zeros((n,) + first.shape[1:], first.dtype).at[:rows].set(first)
+
+    def write(i, acc):
+        start, values = block(i)
+        return jax.lax.dynamic_update_slice_in_dim(acc, values, start, axis=0)
+
+    return jax.lax.fori_loop(1, -(-n // rows), write, out)
 
 
 def masked_log_likelihoods(
@@ -205,7 +222,8 @@ def glm_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMC
     solver on the joint problem or one per state; the default Newton solver
     needs 0-5 iterations and about 0.1-0.55 s per M-step on the same problem.)
     Every sum over frames is accumulated ``config.block_size`` frames at a
-    time (see [`blocked_frame_sum`][behavhmm.fitting.solvers.blocked_frame_sum]).
+    time (``M_STEP_BLOCK`` when None; see
+    [`blocked_frame_sum`][behavhmm.fitting.solvers.blocked_frame_sum]).
 
     Returns
     -------
@@ -218,7 +236,7 @@ def glm_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMC
     if _separable(config, hyper):
         return _columnwise_m_step(glm, scale, gamma, X, y, hyper, config)
     family, link = config.family, config.link
-    objective = partial(_objective, family=family, link=link, block_size=config.block_size)
+    objective = partial(_objective, family=family, link=link, block_size=_m_block(config))
     new_glm, info = minimize(
         objective,
         glm,
@@ -250,7 +268,7 @@ def _column_nll(config: GLMConfig, X, normalizer):
         def block(gb, xb, yb):
             return glm_column_nll(family, link, coef, intercept, s, xb, yb, gb, normalizer)
 
-        return blocked_frame_sum(block, g, (X, yc), config.block_size)
+        return blocked_frame_sum(block, g, (X, yc), _m_block(config))
 
     return nll
 
@@ -270,7 +288,7 @@ def _solve_column_weights(w, b, s, g, yc, reg_col, X, hyper: GLMHyper, config: G
             hyper=reg_col,
             solver_kwargs=config.solver_kwargs,
             data=(yc.astype(X.dtype),),  # once, outside the solver's loop
-            block_size=config.block_size,
+            block_size=_m_block(config),
         )
     nll = _column_nll(config, X, hyper.normalizer)
     params, info = minimize(
@@ -296,7 +314,7 @@ def _solve_column_scale(coef, intercept, s, g, yc, X, hyper: GLMHyper, config: G
             resid = yb - link(xb @ coef + intercept)
             return jnp.sum(gb * resid * resid), jnp.sum(gb)
 
-        num, den = blocked_frame_sum(block, g, (X, yc), config.block_size)
+        num, den = blocked_frame_sum(block, g, (X, yc), _m_block(config))
         return jnp.maximum(num / jnp.maximum(den, hyper.scale_floor), hyper.scale_floor)
     nll = _column_nll(config, X, hyper.normalizer)
     return jnp.exp(
