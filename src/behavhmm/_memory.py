@@ -193,9 +193,11 @@ def glmhmm_fit_memory(
         responses, constants, weights and session starts on the device),
         ``e_step`` (log-likelihoods ``K``, the smoother's messages and
         temporaries ``4 K + 5`` and posteriors ``K + 1`` numbers per frame),
-        ``m_step`` (posterior weights of each problem, ``3 K n_outputs``
-        numbers, and the Newton blocks' temporaries, ``(F + 1)(K + 1) + 7 K``
-        numbers per frame of one block, amortised over all frames).
+        ``m_step`` (what the M-step holds beyond the E-step's peak, which it
+        follows: the posteriors, ``K + 1`` numbers, the weights of each
+        problem, ``3 K n_outputs``, and the Newton blocks' temporaries,
+        ``(F + 1)(K + 1) + 7 K`` numbers per frame of one block, amortised
+        over all frames; often 0).
     """
     n, k, f, b = int(n_frames), int(n_states), int(n_features), int(itemsize)
     c = max(int(n_outputs), 1)
@@ -205,8 +207,11 @@ def glmhmm_fit_memory(
         "host": 8 * f + 16 * c + 10,
         "data": b * (f + 2 + c) + 1,
         "e_step": b * (6 * k + 6),
-        "m_step": b * 3 * k * c + b * ((f + 1) * (k + 1) + 7 * k) * c * block / max(n, 1),
     }
+    # the M-step runs after the E-step: it adds only what its arrays (the E-step's posteriors,
+    # K + 1 numbers, then 3 K n_outputs weights and the blocks' temporaries) hold beyond those
+    m_phase = b * (k + 1) + b * 3 * k * c + b * ((f + 1) * (k + 1) + 7 * k) * c * block / max(n, 1)
+    per_frame["m_step"] = max(0.0, m_phase - per_frame["e_step"])
     return MemoryEstimate(n, per_frame)
 
 
