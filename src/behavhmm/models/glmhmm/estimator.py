@@ -383,8 +383,14 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
           ``prob_stay``, nemos' name, is a deprecated alias), ``"uniform"``,
           ``"random"``, ``"dirichlet"`` (``alphas``), ``"kmeans"`` (``minimum_prob``);
         - ``glm_params_init``: ``"random"`` (``std_dev=0.001``, intercepts
-          matching the mean of ``y``), ``"kmeans"`` (``glm_kwargs``);
-        - ``scale_init``: ``"constant"`` (``scale_val=1.0``), ``"kmeans"``.
+          matching the mean of ``y``), ``"kmeans"`` (``glm_kwargs``),
+          ``"labels"`` (each labelled class's GLM from its hand-labelled
+          frames, see ``behavhmm.models.glmhmm.initialize_labels``);
+        - ``scale_init``: ``"constant"`` (``scale_val=1.0``), ``"kmeans"``, ``"labels"``.
+
+        With ``fit(..., labels=...)`` every slot left unset here takes its
+        ``"labels"`` initializer (the chain's from the labelled frames'
+        counts, as in the other models).
 
         Parameters
         ----------
