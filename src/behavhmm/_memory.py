@@ -21,6 +21,7 @@ __all__ = [
     "arhmm_fit_memory",
     "available_memory",
     "check_fit_memory",
+    "glmhmm_fit_memory",
     "keypoint_slds_fit_memory",
 ]
 
@@ -147,6 +148,70 @@ def keypoint_slds_fit_memory(
         "hmm": itemsize * 3 * int(n_states) + 4,
         "kalman": itemsize * KALMAN_MATRICES * (s * s + s) * kalman_rows / max(n, 1),
     }
+    return MemoryEstimate(n, per_frame)
+
+
+def glmhmm_fit_memory(
+    n_frames: int,
+    n_states: int,
+    n_features: int,
+    *,
+    itemsize: int,
+    n_outputs: int = 1,
+    block_size: int | None = None,
+) -> MemoryEstimate:
+    """Bytes per frame of ``GLMHMM.fit``, by component.
+
+    The device components were read from XLA's memory analysis of the fit's
+    compiled programs (``jax.jit(...).lower(...).compile().memory_analysis()``:
+    arguments, outputs and temporaries per frame, for K in {2, 4, 8} and F in
+    {5, 10, 20}, float32 and float64); the host components count the copies
+    the validation makes.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames (time bins) to fit.
+    n_states, n_features : int
+        ``K`` and ``F`` (all features of a dict ``X`` together).
+    itemsize : int
+        4 (float32) or 8 (float64).
+    n_outputs : int, default 1
+        Neurons of a population ``y`` (or classes of a Categorical model):
+        the M-step solves ``K * n_outputs`` problems at once.
+    block_size : int, optional
+        The model's ``block_size``: the E-step's log-likelihoods and the
+        M-step's sums take that many frames at a time (the M-step
+        ``M_STEP_BLOCK`` = 65,536 when None).
+
+    Returns
+    -------
+    MemoryEstimate
+        Components: ``input`` (the caller's ``X`` in the model's dtype and
+        ``y``), ``host`` (the float64 copy of the kept ``X`` and ``y`` the
+        initializers read, row indices and masks), ``data`` (design,
+        responses, constants, weights and session starts on the device),
+        ``e_step`` (log-likelihoods ``K``, the smoother's messages and
+        temporaries ``4 K + 5`` and posteriors ``K + 1`` numbers per frame),
+        ``m_step`` (what the M-step holds beyond the E-step's peak, which it
+        follows: the posteriors, ``K + 1`` numbers, the weights of each
+        problem, ``3 K n_outputs``, and the Newton blocks' temporaries,
+        ``(F + 1)(K + 1) + 7 K`` numbers per frame of one block, amortised
+        over all frames; often 0).
+    """
+    n, k, f, b = int(n_frames), int(n_states), int(n_features), int(itemsize)
+    c = max(int(n_outputs), 1)
+    block = min(n, 1 << 16 if block_size is None else int(block_size))
+    per_frame = {
+        "input": b * f + 8 * c,
+        "host": 8 * f + 16 * c + 10,
+        "data": b * (f + 2 + c) + 1,
+        "e_step": b * (6 * k + 6),
+    }
+    # the M-step runs after the E-step: it adds only what its arrays (the E-step's posteriors,
+    # K + 1 numbers, then 3 K n_outputs weights and the blocks' temporaries) hold beyond those
+    m_phase = b * (k + 1) + b * 3 * k * c + b * ((f + 1) * (k + 1) + 7 * k) * c * block / max(n, 1)
+    per_frame["m_step"] = max(0.0, m_phase - per_frame["e_step"])
     return MemoryEstimate(n, per_frame)
 
 

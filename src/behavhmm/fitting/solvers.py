@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -41,6 +42,7 @@ __all__ = [
     "minimize",
     "GLMNewton",
     "minimize_glm_newton",
+    "blocked_frame_sum",
 ]
 
 
@@ -149,39 +151,152 @@ def default_solver_kwargs(solver_name: str, dtype) -> dict[str, Any]:
     return out
 
 
-_HESSIAN_CHUNK = 1 << 23  # elements of the per-frame outer products formed at once
+def blocked_frame_sum(fn, weights, arrays, block_size: int | None):
+    """``Σ_blocks fn(weights_b, *arrays_b)``: a sum over frames, ``block_size`` frames at a time.
 
+    Blocks are read in place (``lax.dynamic_slice``), never copied or padded:
+    the last block is the last ``block_size`` frames, with the weights of the
+    frames an earlier block already counted set to 0. The temporaries of
+    ``fn`` are therefore bounded by one block, and the block sums are added
+    one after the other (in float32 an error of about
+    ``(block_size + n_blocks) ε`` instead of ``n_time_bins ε``).
 
-def _gram_operator(X):
-    """``h -> X̃^T diag(h) X̃`` with ``X̃ = [X, 1]``, through the frames' outer products ``x̃_t x̃_t^T``.
+    Parameters
+    ----------
+    fn : callable
+        ``fn(weights_block, *array_blocks) -> pytree`` of sums over the
+        block's frames; a frame of weight 0 must add zero (its term must be
+        finite: it is a real frame).
+    weights : array of shape (n_time_bins, ...)
+        Frame weights (or posteriors).
+    arrays : tuple of arrays of shape (n_time_bins, ...)
+        Per-frame data.
+    block_size : int or None
+        Frames per block; None (or at least ``n_time_bins``) sums all frames
+        at once.
 
-    The outer products are formed once (in row chunks of bounded size when
-    they would be large) and each call is one matrix product, ``h^T [x̃_t
-    x̃_t^T]_t``; under ``jax.vmap`` over problems sharing ``X`` it becomes
-    one matrix-matrix product for all problems.
+    Returns
+    -------
+    pytree
+        The sum over all frames.
     """
-    n_time_bins, n_features = X.shape
-    xt = jnp.concatenate([X, jnp.ones((n_time_bins, 1), X.dtype)], axis=1)
-    p = n_features + 1
-    rows = max(1, min(n_time_bins, _HESSIAN_CHUNK // (p * p)))
-    n_chunks = -(-n_time_bins // rows)
-    if n_chunks == 1:
-        outer = (xt[:, :, None] * xt[:, None, :]).reshape(n_time_bins, p * p)
-        return lambda h: (h @ outer).reshape(p, p)
-    pad = n_chunks * rows - n_time_bins
-    xc = jnp.pad(xt, ((0, pad), (0, 0))).reshape(n_chunks, rows, p)
+    n_time_bins = weights.shape[0]
+    if block_size is None or block_size >= n_time_bins:
+        return fn(weights, *arrays)
+    rows = int(block_size)
+    n_blocks = -(-n_time_bins // rows)
 
-    def apply(h):
-        hc = jnp.pad(h, (0, pad)).reshape(n_chunks, rows)
+    def block(i):
+        begin = i * rows
+        start = jnp.minimum(begin, n_time_bins - rows)  # the last block ends at the last frame
+        counted = start + jnp.arange(rows) < begin  # frames an earlier block already summed
+        wb = lax.dynamic_slice_in_dim(weights, start, rows)
+        wb = jnp.where(counted.reshape((rows,) + (1,) * (wb.ndim - 1)), 0, wb)
+        return fn(wb, *(lax.dynamic_slice_in_dim(a, start, rows) for a in arrays))
 
-        def add(acc, chunk):
-            x, w = chunk
-            return acc + w @ (x[:, :, None] * x[:, None, :]).reshape(rows, p * p), None
+    def add(i, total):
+        return jax.tree_util.tree_map(jnp.add, total, block(i))
 
-        total, _ = lax.scan(add, jnp.zeros(p * p, X.dtype), (xc, hc))
-        return total.reshape(p, p)
+    return lax.fori_loop(1, n_blocks, add, block(0))
 
-    return apply
+
+class _NewtonState(NamedTuple):
+    """What one Newton iteration carries: the point, its objective, gradient and Hessian."""
+
+    w: Any
+    b: Any
+    f: Any
+    g: Any
+    H: Any
+    gnorm: Any
+    it: Any
+    failed: Any
+
+
+def _glm_sums(log_prob, X, weights, data, normalizer, penalty, block_size):
+    """``value(w, b)`` and ``derivatives(w, b) -> (f, g, H)`` of the per-frame GLM objective.
+
+    Both are sums over frames accumulated ``block_size`` frames at a time
+    ([`blocked_frame_sum`][behavhmm.fitting.solvers.blocked_frame_sum]); the
+    Hessian of a block is ``X̃_b^T diag(h_b) X̃_b`` with ``X̃ = [X, 1]``, so no
+    per-frame ``(n_features + 1)^2`` outer products are held.
+    """
+    pen_grad, pen_hess = jax.grad(penalty), jax.hessian(penalty)
+
+    def block_value(wb, xb, *db, w, b):
+        return -jnp.sum(wb * log_prob(xb @ w + b, *db))
+
+    def block_derivatives(wb, xb, *db, w, b):
+        eta = xb @ w + b
+
+        def score(e):  # elementwise d log p / dη
+            return jax.grad(lambda v: jnp.sum(log_prob(v, *db)))(e)
+
+        d1, d2 = jax.jvp(score, (eta,), (jnp.ones_like(eta),))
+        xt = jnp.concatenate([xb, jnp.ones((xb.shape[0], 1), xb.dtype)], axis=1)
+        g = -(wb * d1) @ xt
+        H = (xt * (-wb * d2)[:, None]).T @ xt
+        return -jnp.sum(wb * log_prob(eta, *db)), g, H
+
+    def value(w, b):
+        f = blocked_frame_sum(partial(block_value, w=w, b=b), weights, (X, *data), block_size)
+        return f / normalizer + penalty(w)
+
+    def derivatives(w, b):
+        f, g, H = blocked_frame_sum(
+            partial(block_derivatives, w=w, b=b), weights, (X, *data), block_size
+        )
+        n_features = w.shape[0]
+        g = g / normalizer
+        g = g.at[:n_features].add(pen_grad(w))
+        H = (H / normalizer).at[:n_features, :n_features].add(pen_hess(w))
+        return f / normalizer + penalty(w), g, H
+
+    return value, derivatives
+
+
+def _newton_direction(H, g):
+    """``-|H|^{-1} g`` with the eigenvalues of ``H`` replaced by their absolute values, floored.
+
+    The exact Newton step where the Hessian is positive definite (always, for
+    canonical links), a descent direction where it is not; ``-g`` if the
+    step is not finite.
+    """
+    dtype = g.dtype
+    lam, vecs = jnp.linalg.eigh(H)  # symmetrises its input
+    floor = jnp.maximum(10.0 * jnp.finfo(dtype).eps * jnp.max(jnp.abs(lam)), jnp.finfo(dtype).tiny)
+    step = -vecs @ ((vecs.T @ g) / jnp.maximum(jnp.abs(lam), floor))
+    return jnp.where(jnp.all(jnp.isfinite(step)), step, -g)
+
+
+def _line_search(value, state: _NewtonState, dw, db, maxls: int):
+    """Backtracking (Armijo) along ``(dw, db)``: returns ``(accepted, t, f_new)``.
+
+    The full step is taken when it lowers the objective enough, or changes it
+    by no more than rounding (near the optimum the objective cannot tell
+    steps apart, the gradient still can); otherwise the step is halved until
+    it lowers the objective by a measurable amount.
+    """
+    f, dtype = state.f, state.g.dtype
+    slope = state.g @ jnp.concatenate([dw, db[None]])
+    resolution = 10.0 * jnp.finfo(dtype).eps * jnp.abs(f)
+
+    def armijo(t, f_new):
+        return (f_new <= f + 1e-4 * t * slope) & (f - f_new > resolution)
+
+    def ls_body(c):
+        t, _, k = c
+        t = 0.5 * t
+        return t, value(state.w + t * dw, state.b + t * db), k + 1
+
+    f_full = value(state.w + dw, state.b + db)
+    full = (f_full <= f + 1e-4 * slope) | (f_full <= f + resolution)
+    t, f_new, _ = lax.while_loop(
+        lambda c: (~full) & (~armijo(c[0], c[1])) & (c[2] < maxls),
+        ls_body,
+        (jnp.asarray(1.0, dtype), f_full, 0),
+    )
+    return full | armijo(t, f_new), t, f_new
 
 
 def minimize_glm_newton(
@@ -195,6 +310,8 @@ def minimize_glm_newton(
     regularizer: str,
     hyper: Mapping[str, Any],
     solver_kwargs: tuple[tuple[str, Any], ...] = (),
+    data: tuple = (),
+    block_size: int | None = None,
 ):
     """Minimise ``-Σ_t w_t log p(y_t | η_t) / n + P(coef)`` over one GLM by damped Newton steps.
 
@@ -210,12 +327,17 @@ def minimize_glm_newton(
     convergence is quadratic (a few iterations against tens for L-BFGS, whose curvature memory
     restarts every M-step).
 
+    The objective, gradient and Hessian are sums over frames accumulated
+    ``block_size`` frames at a time, so the memory of the solver's
+    temporaries is bounded by one block (``(block_size, n_features + 1)``).
+
     Parameters
     ----------
     log_prob : callable
-        ``log_prob(eta) -> array of shape (n_time_bins,)``: elementwise
-        ``log p(y_t | η_t)`` (the data and scale closed over); differentiated
-        twice with JAX.
+        ``log_prob(eta, *data) -> array`` of the shape of ``eta``:
+        elementwise ``log p(y_t | η_t)`` (the scale closed over);
+        differentiated twice with JAX. With ``data=()`` it may close over
+        ``y`` too, but then ``block_size`` must be None.
     coef : array of shape (n_features,)
     intercept : scalar array
     X : array of shape (n_time_bins, n_features)
@@ -229,6 +351,11 @@ def minimize_glm_newton(
         Its hyperparameters, already divided by ``n``.
     solver_kwargs : tuple of (str, value)
         Frozen [`GLMNewton`][behavhmm.fitting.solvers.GLMNewton] settings.
+    data : tuple of arrays of shape (n_time_bins, ...), default ()
+        Per-frame arguments of ``log_prob`` (``y``), cut into blocks with ``X``.
+    block_size : int, optional
+        Frames per block of the sums (None: all at once). Changes memory,
+        not results (up to rounding).
 
     Returns
     -------
@@ -244,93 +371,37 @@ def minimize_glm_newton(
     Springer, chapters 3.1 and 3.4 (backtracking, Newton with modification).
     """
     opts = GLMNewton(**dict(solver_kwargs))
-    dtype = coef.dtype
     n_features = coef.shape[0]
-    gram = _gram_operator(X)  # formed once, outside the iterations
-    ones = jnp.ones(X.shape[0], dtype)
-
-    def penalty(w):
-        return regularizer_penalty(regularizer, w, hyper)
-
-    pen_grad, pen_hess = jax.grad(penalty), jax.hessian(penalty)
-
-    def value(eta, w):
-        return -jnp.sum(weights * log_prob(eta)) / normalizer + penalty(w)
-
-    def score(e):  # elementwise d log p / dη
-        return jax.grad(lambda v: jnp.sum(log_prob(v)))(e)
-
-    def derivatives(eta, w):
-        """Gradient of the objective and the elementwise curvature ``d²log p/dη²`` (one pass)."""
-        d1, d2 = jax.jvp(score, (eta,), (jnp.ones_like(eta),))
-        r = weights * d1
-        g = jnp.concatenate([-(r @ X) / normalizer + pen_grad(w), -jnp.sum(r)[None] / normalizer])
-        return g, d2
-
-    def body(state):
-        w, b, eta, f, g, d2, _, it, _ = state
-        H = gram(-weights * d2) / normalizer
-        H = H.at[:n_features, :n_features].add(pen_hess(w))
-        # eigenvalues floored at a small positive value: the exact Newton step where the Hessian is
-        # positive definite (always, for canonical links), a descent direction where it is not
-        lam, vecs = jnp.linalg.eigh(H)  # symmetrises its input
-        floor = jnp.maximum(
-            10.0 * jnp.finfo(dtype).eps * jnp.max(jnp.abs(lam)), jnp.finfo(dtype).tiny
-        )
-        step = -vecs @ ((vecs.T @ g) / jnp.maximum(jnp.abs(lam), floor))
-        step = jnp.where(jnp.all(jnp.isfinite(step)), step, -g)
-        dw, db = step[:n_features], step[n_features]
-        d_eta = X @ dw + db * ones
-        slope = g @ step
-
-        # the full step is taken when it lowers the objective enough, or changes it by no more than
-        # rounding (near the optimum the objective cannot tell steps apart, the gradient still can);
-        # otherwise the step is halved until it lowers the objective by a measurable amount (Armijo)
-        resolution = 10.0 * jnp.finfo(dtype).eps * jnp.abs(f)
-
-        def armijo(t, f_new):
-            return (f_new <= f + 1e-4 * t * slope) & (f - f_new > resolution)
-
-        def ls_body(c):
-            t, _, k = c
-            t = 0.5 * t
-            return t, value(eta + t * d_eta, w + t * dw), k + 1
-
-        f_full = value(eta + d_eta, w + dw)
-        full = (f_full <= f + 1e-4 * slope) | (f_full <= f + resolution)
-        t, f_new, _ = lax.while_loop(
-            lambda c: (~full) & (~armijo(c[0], c[1])) & (c[2] < opts.maxls),
-            ls_body,
-            (jnp.asarray(1.0, dtype), f_full, 0),
-        )
-        ok = full | armijo(t, f_new)
-        w = jnp.where(ok, w + t * dw, w)
-        b = jnp.where(ok, b + t * db, b)
-        eta = jnp.where(ok, eta + t * d_eta, eta)
-        f = jnp.where(ok, f_new, f)
-        g, d2 = derivatives(eta, w)  # for the convergence test and the next step's Hessian
-        return w, b, eta, f, g, d2, jnp.sqrt(g @ g), it + 1, ~ok
-
-    def cond(state):
-        *_, gnorm, it, failed = state
-        return (gnorm > opts.tol) & (it < opts.maxiter) & ~failed
-
-    b0 = jnp.asarray(intercept, dtype)
-    eta0 = X @ coef + b0 * ones
-    g0, d2_0 = derivatives(eta0, coef)
-    init = (
-        coef,
-        b0,
-        eta0,
-        value(eta0, coef),
-        g0,
-        d2_0,
-        jnp.sqrt(g0 @ g0),
-        jnp.asarray(0, jnp.int32),
-        jnp.asarray(False),
+    value, derivatives = _glm_sums(
+        log_prob,
+        X,
+        weights,
+        tuple(data),
+        normalizer,
+        lambda w: regularizer_penalty(regularizer, w, hyper),
+        block_size,
     )
-    w, b, _, _, _, _, gnorm, it, _ = lax.while_loop(cond, body, init)
-    return (w, b), SolverInfo(it, gnorm)
+
+    def body(state: _NewtonState) -> _NewtonState:
+        step = _newton_direction(state.H, state.g)
+        dw, db = step[:n_features], step[n_features]
+        ok, t, _ = _line_search(value, state, dw, db, opts.maxls)
+        w = jnp.where(ok, state.w + t * dw, state.w)
+        b = jnp.where(ok, state.b + t * db, state.b)
+        f, g, H = derivatives(w, b)  # for the convergence test and the next step
+        f = jnp.where(ok, f, state.f)
+        return _NewtonState(w, b, f, g, H, jnp.sqrt(g @ g), state.it + 1, ~ok)
+
+    def cond(state: _NewtonState):
+        return (state.gnorm > opts.tol) & (state.it < opts.maxiter) & ~state.failed
+
+    b0 = jnp.asarray(intercept, coef.dtype)
+    f0, g0, H0 = derivatives(coef, b0)
+    init = _NewtonState(
+        coef, b0, f0, g0, H0, jnp.sqrt(g0 @ g0), jnp.asarray(0, jnp.int32), jnp.asarray(False)
+    )
+    final = lax.while_loop(cond, body, init)
+    return (final.w, final.b), SolverInfo(final.it, final.gnorm)
 
 
 def freeze_kwargs(kwargs: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:

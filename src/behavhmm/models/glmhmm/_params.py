@@ -13,9 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..._memory import check_fit_memory, glmhmm_fit_memory
 from ..._utils import float_dtype
 from ...fitting import EMConvergenceWarning, EMResult, run_em
 from ...fitting.regularizers import GroupLasso, Lasso, Regularizer
+from ...labels import initializer_labels
 from ...observations.glm import (
     FIXED_SCALE_FAMILIES,
     inverse_link_name,
@@ -46,7 +48,9 @@ from .validation import (
 class GLMParameters:
     """GLMHMM's parameter forms, initial parameters, fitted attributes and files."""
 
-    def _initializers(self):
+    def _initializers(self, labels=None):
+        """``{slot: (func, kwargs)}``; with ``labels``, slots ``setup()`` left at their default
+        take their "labels" initializer."""
         out = {}
         for param, slots in (
             ("hmm_initialization_funcs", _HMM_SLOTS),
@@ -56,14 +60,18 @@ class GLMParameters:
             merged = validate_setup({s: self._init_slots[s] for s in slots}, funcs, {})
             for slot in slots:
                 func = merged.get(slot) or self._init_slots[slot].default
+                if labels is not None and funcs.get(slot) is None:
+                    func = "labels"
                 if isinstance(func, str):
                     func = self._init_slots[slot].registry[func]
                 out[slot] = (func, dict(merged.get(f"{slot}_kwargs") or {}))
         return out
 
     # ---------------------------------------------------------- parameters
-    def _initial_params(self, spec: _Spec, data: _Data, key) -> GLMHMMParams:
-        inits = self._initializers()
+    def _initial_params(self, spec: _Spec, data: _Data, key, labels=None) -> GLMHMMParams:
+        """Parameters from the ``setup()`` slots; ``labels`` (on the kept frames) go to those
+        initializers that take them."""
+        inits = self._initializers(labels)
         keys = jax.random.split(key, 5)
         values = {
             "n_states": spec.n_states,
@@ -85,6 +93,7 @@ class GLMParameters:
             func, kwargs = inits[slot]
             if func in KMEANS_FUNCTIONS and "initializer" not in kwargs:
                 kwargs = {**kwargs, "initializer": shared_kmeans}
+            kwargs = {**kwargs, **initializer_labels(func, labels)}
             out[slot] = call_initializer(
                 self._init_slots[slot], func, {**values, "random_key": keys[i]}, kwargs
             )
@@ -409,3 +418,25 @@ def _check_chain(pi: np.ndarray, trans: np.ndarray, n_states: int, source: str) 
             f"{trans.sum(axis=1)}. Row i "
             f"is the distribution of the next state given state i ({source})."
         )
+
+
+def _check_memory(X, y, n_states: int, block_size: int | None) -> None:
+    """``MemoryError`` before a fit whose estimate exceeds the memory available."""
+    try:
+        leaves = list(X.values()) if isinstance(X, Mapping) else [X]
+        n_frames = int(np.shape(leaves[0])[0])
+        n_features = sum(int(np.shape(a)[1]) for a in leaves)
+        n_outputs = int(np.shape(y)[1]) if np.ndim(y) == 2 else 1
+    except (IndexError, TypeError, ValueError, AttributeError):
+        return  # malformed input: the validation says what is wrong
+    need = glmhmm_fit_memory(
+        n_frames,
+        n_states,
+        n_features,
+        itemsize=np.dtype(float_dtype()).itemsize,
+        n_outputs=n_outputs,
+        block_size=block_size,
+    )
+    check_fit_memory(
+        need, "GLMHMM.fit", "Fit fewer frames or states, use float32, or set block_size."
+    )

@@ -20,7 +20,7 @@ import jaxopt
 
 from ..._precision import pinned, pinned_jit
 from ...fitting.regularizers import regularizer_penalty
-from ...fitting.solvers import SolverInfo, minimize, minimize_glm_newton
+from ...fitting.solvers import SolverInfo, blocked_frame_sum, minimize, minimize_glm_newton
 from ...inference import hmm_filter, hmm_viterbi
 from ...inference.hmm import _smoother_unchecked  # the E-step: inputs come from our programs
 from ...observations.glm import (
@@ -58,6 +58,7 @@ class GLMConfig(NamedTuple):
     solver: str
     solver_kwargs: tuple[tuple[str, Any], ...]
     scale_solver_kwargs: tuple[tuple[str, Any], ...]
+    block_size: int | None = None  # frames per block of the M-step's sums (None: M_STEP_BLOCK)
 
 
 class GLMHyper(NamedTuple):
@@ -75,6 +76,15 @@ class GLMHyper(NamedTuple):
     alpha_transition: jax.Array
 
 
+#: Frames per block of the M-step's sums when ``block_size`` is None (temporaries of about
+#: ``b ((F + 1)(K + 1) + 7 K)`` bytes per frame: 21 MiB for F = 10, K = 4 in float32).
+M_STEP_BLOCK = 1 << 16
+
+
+def _m_block(config: GLMConfig) -> int:
+    return M_STEP_BLOCK if config.block_size is None else config.block_size
+
+
 def _glm(params: GLMHMMParams) -> GLMParams:
     return GLMParams(params.coef, params.intercept)
 
@@ -85,20 +95,28 @@ def _glm(params: GLMHMMParams) -> GLMParams:
 
 
 def _blocked_rows(fn, arrays, block_size: int | None):
-    """``fn(*arrays)`` computed ``block_size`` rows at a time (``lax.map`` over blocks)."""
+    """``fn(*arrays)`` computed ``block_size`` rows at a time, into one output (no input copies).
+
+    Blocks are read with ``lax.dynamic_slice``; the last block is the last
+    ``block_size`` rows (it rewrites a few rows with the same values).
+    """
     n = arrays[0].shape[0]
     if block_size is None or block_size >= n:
         return fn(*arrays)
-    n_blocks = -(-n // block_size)
-    pad = n_blocks * block_size - n
-    blocks = [
-        jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]).reshape(
-            (n_blocks, block_size) + a.shape[1:]
-        )
-        for a in arrays
-    ]
-    out = jax.lax.map(lambda b: fn(*b), blocks)
-    return out.reshape((n_blocks * block_size,) + out.shape[2:])[:n]
+    rows = int(block_size)
+
+    def block(i):
+        start = jnp.minimum(i * rows, n - rows)
+        return start, fn(*(jax.lax.dynamic_slice_in_dim(a, start, rows) for a in arrays))
+
+    _, first = block(0)
+    out = jnp.zeros((n,) + first.shape[1:], first.dtype).at[:rows].set(first)
+
+    def write(i, acc):
+        start, values = block(i)
+        return jax.lax.dynamic_update_slice_in_dim(acc, values, start, axis=0)
+
+    return jax.lax.fori_loop(1, -(-n // rows), write, out)
 
 
 def masked_log_likelihoods(
@@ -177,8 +195,11 @@ def viterbi_program(
 # ----------------------------------------------------------------------------
 
 
-def _objective(glm: GLMParams, scale, X, y, gamma, normalizer, family, link):
-    return glm_expected_nll(family, link, glm, scale, X, y, gamma, normalizer)
+def _objective(glm: GLMParams, scale, X, y, gamma, normalizer, family, link, block_size):
+    def block(g, xb, yb):
+        return glm_expected_nll(family, link, glm, scale, xb, yb, g, normalizer)
+
+    return blocked_frame_sum(block, gamma, (X, y), block_size)
 
 
 def _separable(config: GLMConfig, hyper: GLMHyper) -> bool:
@@ -200,6 +221,9 @@ def glm_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMC
     M-step and 3.5-4 s, against 50-70 iterations and about 5 s for one
     solver on the joint problem or one per state; the default Newton solver
     needs 0-5 iterations and about 0.1-0.55 s per M-step on the same problem.)
+    Every sum over frames is accumulated ``config.block_size`` frames at a
+    time (``M_STEP_BLOCK`` when None; see
+    [`blocked_frame_sum`][behavhmm.fitting.solvers.blocked_frame_sum]).
 
     Returns
     -------
@@ -212,7 +236,7 @@ def glm_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMC
     if _separable(config, hyper):
         return _columnwise_m_step(glm, scale, gamma, X, y, hyper, config)
     family, link = config.family, config.link
-    objective = partial(_objective, family=family, link=link)
+    objective = partial(_objective, family=family, link=link, block_size=_m_block(config))
     new_glm, info = minimize(
         objective,
         glm,
@@ -229,18 +253,82 @@ def glm_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMC
     else:  # Gamma, NegativeBinomial: no closed form; L-BFGS on log(scale)
 
         def scale_objective(log_scale):
-            return glm_expected_nll(
-                family, link, new_glm, jnp.exp(log_scale), X, y, gamma, hyper.normalizer
-            )
+            return objective(new_glm, jnp.exp(log_scale), X, y, gamma, hyper.normalizer)
 
         solver = jaxopt.LBFGS(fun=scale_objective, **dict(config.scale_solver_kwargs))
         new_scale = jnp.exp(solver.run(jnp.log(scale)).params)
     return new_glm, new_scale, info
 
 
+def _column_nll(config: GLMConfig, X, normalizer):
+    """``nll(coef, intercept, scale, y, weights)`` of one column, summed in blocks of frames."""
+    family, link = config.family, config.link
+
+    def nll(coef, intercept, s, yc, g):
+        def block(gb, xb, yb):
+            return glm_column_nll(family, link, coef, intercept, s, xb, yb, gb, normalizer)
+
+        return blocked_frame_sum(block, g, (X, yc), _m_block(config))
+
+    return nll
+
+
+def _solve_column_weights(w, b, s, g, yc, reg_col, X, hyper: GLMHyper, config: GLMConfig):
+    """The weights of one state's (and output's) GLM at a fixed scale."""
+    family, link = config.family, config.link
+    if config.solver == "Newton":
+        return minimize_glm_newton(
+            lambda eta, yb: glm_elementwise_log_prob(family, link, yb, eta, s),
+            w,
+            b,
+            X,
+            g,
+            hyper.normalizer,
+            regularizer=config.regularizer,
+            hyper=reg_col,
+            solver_kwargs=config.solver_kwargs,
+            data=(yc.astype(X.dtype),),  # once, outside the solver's loop
+            block_size=_m_block(config),
+        )
+    nll = _column_nll(config, X, hyper.normalizer)
+    params, info = minimize(
+        lambda p, s_, yc_, g_: nll(p.coef, p.intercept, s_, yc_, g_),
+        GLMParams(w, b),
+        (s, yc, g),
+        solver_name=config.solver,
+        solver_kwargs=config.solver_kwargs,
+        regularizer=config.regularizer,
+        hyper=reg_col,
+    )
+    return (params.coef, params.intercept), info
+
+
+def _solve_column_scale(coef, intercept, s, g, yc, X, hyper: GLMHyper, config: GLMConfig):
+    """The scale of one column at fixed weights: kept, closed form (Gaussian), or L-BFGS."""
+    family, link = config.family, config.link
+    if family in FIXED_SCALE_FAMILIES:
+        return s
+    if family == "Gaussian":
+
+        def block(gb, xb, yb):
+            resid = yb - link(xb @ coef + intercept)
+            return jnp.sum(gb * resid * resid), jnp.sum(gb)
+
+        num, den = blocked_frame_sum(block, g, (X, yc), _m_block(config))
+        return jnp.maximum(num / jnp.maximum(den, hyper.scale_floor), hyper.scale_floor)
+    nll = _column_nll(config, X, hyper.normalizer)
+    return jnp.exp(
+        jaxopt.LBFGS(
+            fun=lambda log_s: nll(coef, intercept, jnp.exp(log_s), yc, g),
+            **dict(config.scale_solver_kwargs),
+        )
+        .run(jnp.log(s))
+        .params
+    )
+
+
 def _columnwise_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, config: GLMConfig):
     """The M-step solved per state (and output), vectorised over them."""
-    family, link, n = config.family, config.link, hyper.normalizer
     elementwise = config.regularizer != "GroupLasso"
     reg = (
         {k: jnp.broadcast_to(v, glm.coef.shape) for k, v in hyper.reg.items()}
@@ -248,58 +336,12 @@ def _columnwise_m_step(glm: GLMParams, scale, gamma, X, y, hyper: GLMHyper, conf
         else hyper.reg
     )
 
-    def objective(params, s, yc, g):
-        return glm_column_nll(family, link, params.coef, params.intercept, s, X, yc, g, n)
-
     def solve(w, b, s, g, yc, reg_col):
-        if config.solver == "Newton":
-            y_float = yc.astype(X.dtype)  # once, outside the solver's loop
-            (cw, cb), info = minimize_glm_newton(
-                lambda eta: glm_elementwise_log_prob(family, link, y_float, eta, s),
-                w,
-                b,
-                X,
-                g,
-                n,
-                regularizer=config.regularizer,
-                hyper=reg_col,
-                solver_kwargs=config.solver_kwargs,
-            )
-            params = GLMParams(cw, cb)
-        else:
-            params, info = minimize(
-                objective,
-                GLMParams(w, b),
-                (s, yc, g),
-                solver_name=config.solver,
-                solver_kwargs=config.solver_kwargs,
-                regularizer=config.regularizer,
-                hyper=reg_col,
-            )
-        if family in FIXED_SCALE_FAMILIES:
-            new_s = s
-        elif family == "Gaussian":
-            resid = yc - link(X @ params.coef + params.intercept)
-            new_s = jnp.maximum(
-                jnp.sum(g * resid * resid) / jnp.maximum(jnp.sum(g), hyper.scale_floor),
-                hyper.scale_floor,
-            )
-        else:
-
-            def scale_objective(log_s):
-                return glm_column_nll(
-                    family, link, params.coef, params.intercept, jnp.exp(log_s), X, yc, g, n
-                )
-
-            new_s = jnp.exp(
-                jaxopt.LBFGS(fun=scale_objective, **dict(config.scale_solver_kwargs))
-                .run(jnp.log(s))
-                .params
-            )
-        return params.coef, params.intercept, new_s, info
+        (cw, cb), info = _solve_column_weights(w, b, s, g, yc, reg_col, X, hyper, config)
+        return cw, cb, _solve_column_scale(cw, cb, s, g, yc, X, hyper, config), info
 
     reg_axes = lambda axis: {k: (axis if elementwise else None) for k in reg}  # noqa: E731
-    if family == "Categorical" or glm.coef.ndim == 2:
+    if config.family == "Categorical" or glm.coef.ndim == 2:
         # one problem per state: coef[..., k], intercept[..., k], scale[k], gamma[:, k]
         axis = glm.coef.ndim - 1
         solve_states = jax.vmap(

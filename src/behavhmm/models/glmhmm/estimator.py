@@ -14,6 +14,7 @@ from typing import ClassVar
 import jax
 
 from ...fitting import EMResult
+from ...labels import labelled_initial_proba, labelled_transition_proba
 from .._initializers import InitSlot, validate_setup
 from ..base import (
     INFERENCE_METHODS,
@@ -26,7 +27,7 @@ from ..base import (
 from . import em as core  # noqa: F401  (the module the programs are read from: em, via core)
 from ._nemos_api import EMState as EMState
 from ._nemos_api import NemosSolverAPI
-from ._params import GLMParameters
+from ._params import GLMParameters, _check_memory
 from .em import GLMHMMParams
 from .initialize import (
     _GLM_KEYWORDS,
@@ -53,6 +54,7 @@ from .initialize import (
     uniform_initial_proba_init,
     uniform_transition_proba_init,
 )
+from .initialize_labels import labels_glm_params_init, labels_scale_init
 from .prediction import GLMHMMPrediction
 from .validation import (
     _HMM_SLOTS,
@@ -279,25 +281,28 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
 
     _init_slots: ClassVar[dict[str, InitSlot]] = {
         "initial_proba_init": InitSlot(
-            INITIAL_REGISTRY,
+            {**INITIAL_REGISTRY, "labels": labelled_initial_proba},
             "uniform",
             returns="an array of shape (n_states,)",
             keywords=_HMM_KEYWORDS,
         ),
         "transition_proba_init": InitSlot(
-            TRANSITION_REGISTRY,
+            {**TRANSITION_REGISTRY, "labels": labelled_transition_proba},
             "sticky",
             returns="an array of shape (n_states, n_states)",
             keywords=_HMM_KEYWORDS,
         ),
         "glm_params_init": InitSlot(
-            GLM_PARAMS_REGISTRY,
+            {**GLM_PARAMS_REGISTRY, "labels": labels_glm_params_init},
             "random",
             returns="a tuple (coef, intercept)",
             keywords=_GLM_KEYWORDS,
         ),
         "scale_init": InitSlot(
-            SCALE_REGISTRY, "constant", returns="the scale array", keywords=_GLM_KEYWORDS
+            {**SCALE_REGISTRY, "labels": labels_scale_init},
+            "constant",
+            returns="the scale array",
+            keywords=_GLM_KEYWORDS,
         ),
     }
     _init_params: ClassVar[tuple[str, ...]] = (
@@ -378,8 +383,14 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
           ``prob_stay``, nemos' name, is a deprecated alias), ``"uniform"``,
           ``"random"``, ``"dirichlet"`` (``alphas``), ``"kmeans"`` (``minimum_prob``);
         - ``glm_params_init``: ``"random"`` (``std_dev=0.001``, intercepts
-          matching the mean of ``y``), ``"kmeans"`` (``glm_kwargs``);
-        - ``scale_init``: ``"constant"`` (``scale_val=1.0``), ``"kmeans"``.
+          matching the mean of ``y``), ``"kmeans"`` (``glm_kwargs``),
+          ``"labels"`` (each labelled class's GLM from its hand-labelled
+          frames, see ``behavhmm.models.glmhmm.initialize_labels``);
+        - ``scale_init``: ``"constant"`` (``scale_val=1.0``), ``"kmeans"``, ``"labels"``.
+
+        With ``fit(..., labels=...)`` every slot left unset here takes its
+        ``"labels"`` initializer (the chain's from the labelled frames'
+        counts, as in the other models).
 
         Parameters
         ----------
@@ -532,6 +543,7 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
 
     def _fit_data(self, X, y, init_params, session_starts) -> _GLMFitData:
         spec = self._spec()
+        _check_memory(X, y, spec.n_states, self.block_size)
         data = self._prepare(X, y, session_starts, reset=True, spec=spec)
         return _GLMFitData(spec, data, init_params)
 
@@ -541,7 +553,7 @@ class GLMHMM(GLMHMMPrediction, NemosSolverAPI, GLMValidation, GLMParameters, Bas
         if fd.init_params is not None:
             return [self._to_internal(fd.init_params, spec, data)]
         keys = [spec.key] if self.n_init == 1 else list(jax.random.split(spec.key, self.n_init))
-        return [self._initial_params(spec, data, key) for key in keys]
+        return [self._initial_params(spec, data, key, fd.init_labels) for key in keys]
 
     def _run_loop(self, starts, fd: _GLMFitData, resume: bool) -> EMResult:
         """EM from each starting point; the run with the highest final log joint wins."""

@@ -423,6 +423,14 @@ class KMeansInitializer:
 
 
 def _fit_cluster_glms(labels, n_states, X, y, link, family, glm_kwargs):
+    gamma = np.full((len(labels), n_states), 0.1 / n_states)
+    gamma[np.arange(len(labels)), labels] += 1.0
+    return fit_weighted_glms(gamma, X, y, link, family, glm_kwargs)
+
+
+def fit_weighted_glms(gamma, X, y, link, family, glm_kwargs):
+    """One GLM per state fitted to the frame weights ``gamma`` (n_frames, n_states)."""
+    n_states = gamma.shape[1]
     unknown = set(glm_kwargs) - {
         "regularizer",
         "regularizer_strength",
@@ -455,8 +463,6 @@ def _fit_cluster_glms(labels, n_states, X, y, link, family, glm_kwargs):
         glm_kwargs.get("regularizer_strength", 1.0), coef0.shape, dtype
     )
     reg = {k: (v / n if k == "strength" else v) for k, v in reg.items()}
-    gamma = np.full((len(flat), n_states), 0.1 / n_states)
-    gamma[np.arange(len(flat)), labels] += 1.0
     config = GLMConfig(
         family=family,
         link=link,

@@ -311,6 +311,7 @@ class GLMValidation:
             solver=spec.solver,
             solver_kwargs=freeze_kwargs(kwargs),
             scale_solver_kwargs=freeze_kwargs(default_solver_kwargs("LBFGS", dtype)),
+            block_size=self.block_size,
         )
 
     def _hyper(self, spec: _Spec, data: _Data, coef_shape) -> GLMHyper:
@@ -396,7 +397,7 @@ class GLMValidation:
         log_ev = jnp.asarray(padded_log_evidence(evidence, ll_const.shape[0]), ll_const.dtype)
         arrays = {**prepared.arrays, "ll_const": ll_const[:, None] + log_ev}
         data = dataclasses.replace(fd.data, prepared=dataclasses.replace(prepared, arrays=arrays))
-        return fd._replace(data=data), evidence
+        return fd._replace(data=data, init_labels=evidence.labels), evidence
 
     def _validate_design(self, X, *, reset: bool):
         """Flatten X (array or dict of arrays) to (n_time_bins, n_features); check features."""
@@ -541,6 +542,7 @@ class _GLMFitData(NamedTuple):
     spec: _Spec
     data: _Data
     init_params: tuple | None
+    init_labels: np.ndarray | None = None  # hand labels on the kept frames (``_fit_labels``)
 
 
 #: Largest feature magnitude below which unchanged GLM weights may be an optimum, not a failure.
