@@ -72,8 +72,14 @@ def _fit(X, y, family, kwargs, block_size):
         return model.fit(X, y)
 
 
+DEFAULT_RUN = ("Bernoulli-Newton", "Gamma-LBFGS-scale")  # the others: `pytest -m slow`
+
+
 @pytest.mark.requires_x64
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize(
+    "case",
+    [c if c in DEFAULT_RUN else pytest.param(c, marks=pytest.mark.slow) for c in CASES],
+)
 def test_blocked_m_step_equals_unblocked_in_float64(rng, case):
     family, kwargs, n_outputs = CASES[case]
     X, y = _data(rng, family, n_outputs)
