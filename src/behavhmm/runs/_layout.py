@@ -206,8 +206,8 @@ def _write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def write_session_files(run_dir, sessions) -> list[Path]:
-    """Write ``<session>_states.npy`` (float32) and ``<session>.csv`` for every session."""
+def write_session_files(run_dir, sessions, *, tables: bool = True) -> list[Path]:
+    """Write ``<session>_states.npy`` (float32) and (``tables``) ``<session>.csv`` per session."""
     import pandas as pd
 
     run_dir = Path(run_dir)
@@ -217,13 +217,16 @@ def write_session_files(run_dir, sessions) -> list[Path]:
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(s.probabilities, dtype=np.float32), allow_pickle=False)
         _write_bytes(run_dir / f"{name}_states.npy", buffer.getvalue())
+        written.append(run_dir / f"{name}_states.npy")
+        if not tables:
+            continue
         table = s.table
         if table is None:
             labels = np.asarray(s.labels)
             table = pd.DataFrame({"frame": np.arange(len(labels)), "state": labels})
         with atomic_path(run_dir / f"{name}.csv") as tmp:
             table.to_csv(tmp, index=False)
-        written += [run_dir / f"{name}_states.npy", run_dir / f"{name}.csv"]
+        written.append(run_dir / f"{name}.csv")
     return written
 
 
@@ -258,21 +261,26 @@ def write_yaml(path, data: dict) -> Path:
     return Path(path)
 
 
-def write_run(run_dir, *, model, sessions, metrics, hparams: dict, log: RunLog) -> dict:
+def write_run(
+    run_dir, *, model, sessions, metrics, hparams: dict, log: RunLog, tables: bool = True
+) -> dict:
     """Write the files of one run into ``run_dir`` (see the module docstring for the layout).
 
     Parameters
     ----------
     run_dir : str or path-like
         A folder from `claim_run_dir` or `claim_versions`.
-    model : fitted estimator
-        Saved with ``save_params`` as ``model.npz``.
+    model : fitted estimator or None
+        Saved with ``save_params`` as ``model.npz`` (None: the caller saved it).
     sessions : list of SessionStates
     metrics : pandas.DataFrame
         One row per iteration (column ``iteration`` first).
     hparams : dict
         Plain values (``yaml.safe_dump``-able).
     log : RunLog
+    tables : bool, default True
+        Write ``<session>.csv``; False when the caller wrote richer tables
+        itself (the keypoint workflow).
 
     Returns
     -------
@@ -281,8 +289,9 @@ def write_run(run_dir, *, model, sessions, metrics, hparams: dict, log: RunLog) 
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    out = {"sessions": write_session_files(run_dir, sessions)}
-    out["model"] = model.save_params(run_dir / "model.npz")
+    out = {"sessions": write_session_files(run_dir, sessions, tables=tables)}
+    if model is not None:
+        out["model"] = model.save_params(run_dir / "model.npz")
     with atomic_path(run_dir / "metrics.csv") as tmp:
         metrics.to_csv(tmp, index=False)
     out["metrics"] = run_dir / "metrics.csv"
