@@ -356,3 +356,51 @@ def test_apply_keypoints_reads_an_old_model_and_fit_keypoints_versions(tmp_path)
         assert run.probabilities["walk"].shape == (150, 3)
         assert len(run.metrics) == 2 and (run_dir / "results.h5").is_file()
         assert (run_dir / "fit.log").read_text().startswith("Read 150 frames")
+
+
+@pytest.mark.slow  # about 14 s on a loaded 2-core machine (compiling the fit is most of it)
+@pytest.mark.shared_data
+def test_fit_a_grid_on_a_real_pose_file(shared_data, tmp_path):
+    """`behavhmm fit` on deepof's square-arena mouse (DLC .h5, MIT): 2 x 2 grid, 4 runs."""
+    source = shared_data / "pose-deepof-mice" / "testDLC_square_arena.h5"
+    config = {
+        "model": {
+            "type": "GaussianHMM",
+            # two fields that keep the shapes, so the 4 fits share one compiled program
+            "params": {"n_states": 3, "kappa": [0.0, 50.0], "alpha": [1.0, 2.0], "n_iter": 5},
+        },
+        "data": {
+            "kind": "keypoints",
+            "paths": [str(source)],
+            "options": {"bodyparts": ["Nose", "Center", "Tail_base"], "fps": 30.0},
+        },
+        "output": str(tmp_path / "runs"),
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(main, ["fit", str(path)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "runs"
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["version"].tolist() == [f"version_{i}" for i in range(4)]
+    assert sorted(zip(summary["kappa"], summary["alpha"], strict=True)) == [
+        (0.0, 1.0),
+        (0.0, 2.0),
+        (50.0, 1.0),
+        (50.0, 2.0),
+    ]
+    assert np.all(np.isfinite(summary["log_likelihood"]))
+    for _, row in summary.iterrows():
+        run = read_run(out / row["version"])
+        (name,) = run.probabilities
+        assert run.probabilities[name].shape == (451, 3)
+        assert run.hparams["model"]["params"]["kappa"] == row["kappa"]
+        assert run.hparams["model"]["params"]["alpha"] == row["alpha"]
+        assert run.hparams["data"]["files"][0]["sha256"] == hashlib_sha256(source)
+        assert len(run.metrics) >= 1 and (out / row["version"] / "curves.png").is_file()
+
+
+def hashlib_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
