@@ -404,3 +404,73 @@ def hashlib_sha256(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_choice_tables_load_by_session_and_labels_must_match_sessions(tmp_path):
+    from behavhmm.runs import load_data, load_labels
+
+    table = pd.DataFrame(
+        {
+            "session": [1, 1, 1, 2, 2],
+            "stim": [0.5, -0.5, 1.0, 0.0, -1.0],
+            "right": [1, 0, 1, 0, 0],
+        }
+    )
+    table.to_csv(tmp_path / "trials.csv", index=False)
+    raw = {
+        "model": {"type": "GLMHMM", "params": {"n_states": 2}},
+        "data": {
+            "kind": "choice",
+            "paths": ["trials.csv"],
+            "options": {"y": "right", "X": ["stim"], "session": "session"},
+        },
+        "output": "runs",
+    }
+    config = validate_config(raw, base_dir=tmp_path)
+    data = load_data(config["data"], "GLMHMM")
+    assert data.X.shape == (5, 1) and data.y.tolist() == [1, 0, 1, 0, 0]
+    assert data.session_starts.tolist() == [True, False, False, True, False]
+    assert data.names == ["trials_1", "trials_2"]
+    assert data.take([1]).X[:, 0].tolist() == [0.0, -1.0]
+    raw["data"]["options"]["X"] = ["stimulus"]
+    with pytest.raises(ValueError, match=r"no column\(s\) \['stimulus'\]"):
+        load_data(validate_config(raw, base_dir=tmp_path)["data"], "GLMHMM")
+    del raw["data"]["options"]["y"]
+    with pytest.raises(ConfigError, match="data.options.y: missing"):
+        validate_config(raw, base_dir=tmp_path)
+    write_daart_labels(tmp_path / "l.csv", np.array([0, -1, 1]), ["a", "b"])
+    labels = validate_config(
+        {**raw, "data": config["data"], "labels": {"paths": ["l.csv"]}}, base_dir=tmp_path
+    )["labels"]
+    with pytest.raises(ValueError, match=r"labels.paths: 1 file\(s\) for 2 session\(s\)"):
+        load_labels(labels, data)
+    labels["paths"] = [str(tmp_path / "l.csv")] * 2
+    with pytest.raises(ValueError, match="3 frames, its session has 2"):
+        load_labels(labels, data)
+    labels["paths"] = [str(tmp_path / "l.csv"), str(tmp_path / "l.csv")]
+    one = data.take([0])
+    one_labels, names = load_labels({**labels, "paths": labels["paths"][:1]}, one)
+    assert one_labels.tolist() == [0, -1, 1] and names == ["a", "b"]
+
+
+@pytest.mark.slow
+def test_fit_a_keypoint_slds_from_a_config(tmp_path):
+    config = {
+        "model": {
+            "type": "KeypointSLDS",
+            "params": {"n_states": 3, "latent_dim": 2, "n_iter_ar": 2, "n_iter": 2},
+        },
+        "data": {
+            "kind": "keypoints",
+            "paths": [str(OLD_FOLDER / "walk.csv")],
+            "options": {"fps": 30},
+        },
+        "output": str(tmp_path / "runs"),
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(main, ["fit", str(path)])
+    assert result.exit_code == 0, result.output
+    run = read_run(tmp_path / "runs")
+    assert run.probabilities["walk"].shape == (150, 3)
+    assert type(run.model).__name__ == "KeypointSLDS" and len(run.metrics) == 2
