@@ -474,3 +474,32 @@ def test_fit_a_keypoint_slds_from_a_config(tmp_path):
     run = read_run(tmp_path / "runs")
     assert run.probabilities["walk"].shape == (150, 3)
     assert type(run.model).__name__ == "KeypointSLDS" and len(run.metrics) == 2
+
+
+@pytest.mark.slow
+def test_learn_model_writes_a_run_directory(tmp_path):
+    import h5py
+
+    rng = np.random.default_rng(3)
+    with h5py.File(tmp_path / "pca_scores.h5", "w") as f:
+        for uuid in ("aaa", "bbb"):
+            f.create_dataset(f"scores/{uuid}", data=rng.normal(size=(200, 4)).cumsum(axis=0) / 10)
+    args = ["learn-model", str(tmp_path / "pca_scores.h5"), str(tmp_path / "model.npz")]
+    args += ["--algorithm", "em", "--num-iter", "3", "--n-states", "3", "--npcs", "2"]
+    for _ in range(2):
+        result = CliRunner().invoke(main, args + ["--no-progress"])
+        assert result.exit_code == 0, result.output
+    for run_dir in (tmp_path / "model_run", tmp_path / "model_run" / "version_1"):
+        run = read_run(run_dir)
+        assert sorted(run.probabilities) == ["aaa", "bbb"]
+        assert run.probabilities["aaa"].shape == (200, 3)
+        assert np.isnan(run.probabilities["aaa"][:3]).all()  # nlags=3 conditioning frames
+        assert (run.labels["aaa"][:3] == -1).all() and (run.labels["aaa"][3:] >= 0).all()
+        assert run.hparams["data"]["kind"] == "pc_scores" and len(run.metrics) >= 1
+    again = CliRunner().invoke(
+        main, ["fit", str(tmp_path / "model_run" / "hparams.yaml"), "--out", str(tmp_path / "re")]
+    )
+    assert again.exit_code == 0, again.output
+    np.testing.assert_array_equal(
+        read_run(tmp_path / "re").model.coef_, read_run(tmp_path / "model_run").model.coef_
+    )

@@ -54,7 +54,10 @@ class FitData:
         """The data of the sessions numbered ``sessions`` (in order), as a new `FitData`."""
         begin, end = self.bounds()
         rows = np.concatenate([np.arange(begin[i], end[i]) for i in sessions])
-        pick = lambda a: None if a is None else a[rows]  # noqa: E731
+
+        def pick(array):
+            return None if array is None else array[rows]
+
         return FitData(
             X=self.X[rows],
             session_starts=self.session_starts[rows],

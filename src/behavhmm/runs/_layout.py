@@ -161,7 +161,13 @@ def versions() -> dict:
 
 
 class RunLog:
-    """Lines of a fit's log: echoed as they come (``echo``), written to ``fit.log`` at the end."""
+    """Lines of a fit's log: echoed as they come, written to ``fit.log`` by `write_run`.
+
+    Parameters
+    ----------
+    echo : callable, optional
+        Called with each line as it is logged (e.g. ``click.echo``); None: silent.
+    """
 
     def __init__(self, echo=None):
         self.lines: list[str] = []
