@@ -15,14 +15,22 @@ from behavhmm.datasets import DEMO_KEYPOINT_SETTINGS, DEMO_RECORDING_FPS, demo_r
 from behavhmm.workflows import read_keypoint_results
 
 CSV = "m3v1mp4DLC_resnet50_openfieldAug20shuffle1_30000.csv"
-FILES = [
-    "fit_progress.png",
-    CSV,
-    "model.npz",
-    "results.h5",
-    "syllable_durations.png",
-    "syllable_usage.png",
-]
+FILES = sorted(
+    [
+        "fit_progress.png",
+        CSV,
+        "model.npz",
+        "results.h5",
+        "syllable_durations.png",
+        "syllable_usage.png",
+        # the run-directory files (issue 18)
+        CSV.replace(".csv", "_states.npy"),
+        "curves.png",
+        "fit.log",
+        "hparams.yaml",
+        "metrics.csv",
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +106,13 @@ def test_demo_files_are_identical_for_the_same_seed(two_runs):
     """Every file, byte for byte: CSV, HDF5, the model (.npz) and the PNG figures."""
     (first, _), (second, _) = two_runs
     for name in FILES:
+        if name in ("hparams.yaml", "fit.log"):  # they name the folder, the time and durations
+            continue
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    import yaml
+
+    one, two = (yaml.safe_load((d / "hparams.yaml").read_text()) for d in (first, second))
+    assert one["model"] == two["model"] and one["data"] == two["data"]
 
 
 def test_demo_options_belong_to_their_mode(tmp_path):

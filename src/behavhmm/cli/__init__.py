@@ -12,6 +12,7 @@ import click
 from .._version import __version__
 from ._demo import demo
 from ._errors import Command, FileError, about
+from ._fit import fit_command
 from ._keypoints import apply_keypoints_command, fit_keypoints_command
 from ._moseq import apply_model, count_frames, kappa_scan_command, learn_model
 from ._motifs import (
@@ -41,6 +42,7 @@ def main(ctx, debug):
 
 for _command in (
     demo,
+    fit_command,
     learn_model,
     apply_model,
     kappa_scan_command,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 import numpy as np
@@ -154,7 +153,7 @@ def _recording_demo(out_dir, seed, no_progress):
         "frames)\n"
         f"Log-likelihood: {stats['ll_per_frame']:.4f} nats/frame\n"
     )
-    out = Path(out_dir)
+    out = fitted["run_dir"]
     click.echo(f"Files in {out}/:")
     click.echo(
         f"  {fitted['written']['csv'][0].name:<24} per-frame syllable, centroid, heading, latent "

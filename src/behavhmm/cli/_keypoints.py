@@ -48,16 +48,19 @@ def _keypoint_stats(model, results, log_likelihood) -> dict:
     }
 
 
-def _keypoint_summary(model, results, log_likelihood):
-    st = _keypoint_stats(model, results, log_likelihood)
+def _summary_line(model, st: dict) -> str:
     ms = f" = {st['median_ms']:.0f} ms" if st["median_ms"] is not None else ""
-    click.echo(
+    return (
         f"frames: {st['n_frames']:,} in {st['n_sessions']} session(s) | syllables used (>=0.5% of "
         "frames): "
         f"{st['n_used']} of {model.n_states} | median duration: {st['median_frames']:.1f} "
         f"frames{ms} | "
         f"log-likelihood: {st['ll_per_frame']:.4f} nats/frame"
     )
+
+
+def _keypoint_summary(model, results, log_likelihood):
+    click.echo(_summary_line(model, _keypoint_stats(model, results, log_likelihood)))
 
 
 def _body_axis(model_params, parts, anterior, posterior) -> dict:
@@ -70,6 +73,45 @@ def _body_axis(model_params, parts, anterior, posterior) -> dict:
     if back is not None:
         params["posterior_bodyparts"] = back
     return params
+
+
+def _read_keypoint_files(files, bodyparts, fps, outlier_threshold, log):
+    """Load and clean the pose files; log what was read. Returns (sessions, coords, conf, names)."""
+    from ..workflows import load_and_clean
+
+    with about(files):
+        sessions, coords, conf, names = load_and_clean(
+            files, bodyparts=_split_names(bodyparts), fps=fps, outlier_threshold=outlier_threshold
+        )
+    rate = _common_rate(sessions)
+    log(
+        f"Read {len(coords):,} frames x {len(sessions.bodyparts)} keypoints ({coords.shape[2]}-D) "
+        f"in {len(names)} session(s)"
+        + (f" at {rate:g} fps" if rate else "")
+        + f"; {int((conf == 0).sum()):,} points missing or outliers."
+    )
+    return sessions, coords, conf, names
+
+
+def _common_rate(sessions):
+    rates = [s.fps for s in sessions]
+    return rates[0] if len(set(rates)) == 1 else None
+
+
+def _keypoint_model(params, out_dir, checkpoint_every, resume, no_progress):
+    """The KeypointSLDS of a fit; its checkpoint (if any) lives in ``out_dir`` itself."""
+    from ..models import KeypointSLDS
+
+    checkpoint = None
+    if checkpoint_every or resume:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        checkpoint = str(Path(out_dir) / "model.checkpoint.npz")
+    return KeypointSLDS(
+        **params,
+        progress_bar=not no_progress,
+        checkpoint_path=checkpoint,
+        checkpoint_every=checkpoint_every,
+    )
 
 
 def _fit_keypoint_files(
@@ -93,57 +135,72 @@ def _fit_keypoint_files(
 
     ``model_params`` are KeypointSLDS arguments; ``anterior``/``posterior``
     (bodypart names) override its ``anterior_bodyparts``/``posterior_bodyparts``.
-    Returns ``{"model", "results", "written", "figures", "stats"}``.
+    The results go to a run directory (`behavhmm.runs.claim_run_dir`): ``out_dir``
+    itself, or ``out_dir/version_N`` when it already holds a run.
+    Returns ``{"model", "results", "written", "figures", "stats", "run_dir"}``.
     """
-    from ..models import KeypointSLDS
-    from ..workflows import fit_keypoints, load_and_clean, plot_keypoint_summary
+    from ..runs import RunLog, claim_run_dir
+    from ..workflows import fit_keypoints, plot_keypoint_summary
 
-    with about(files):
-        sessions, coords, conf, names = load_and_clean(
-            files, bodyparts=_split_names(bodyparts), fps=fps, outlier_threshold=outlier_threshold
-        )
-    parts = list(sessions.bodyparts)
-    params = _body_axis(model_params, parts, anterior, posterior)
-    rates = [s.fps for s in sessions]
-    rate = rates[0] if len(set(rates)) == 1 else None
-    click.echo(
-        f"Read {len(coords):,} frames x {len(parts)} keypoints ({coords.shape[2]}-D) "
-        f"in {len(names)} session(s)"
-        + (f" at {rate:g} fps" if rate else "")
-        + f"; {int((conf == 0).sum()):,} points missing or outliers."
+    log = RunLog(click.echo)
+    sessions, coords, conf, names = _read_keypoint_files(
+        files, bodyparts, fps, outlier_threshold, log
     )
+    params = _body_axis(model_params, list(sessions.bodyparts), anterior, posterior)
+    rate = _common_rate(sessions)
     if target_duration is not None and not rate:
         raise click.UsageError(
             "--target-duration is in seconds and needs the frame rate: give --fps."
         )
     target = None if target_duration is None else target_duration * rate
-    model = KeypointSLDS(
-        **params,
-        progress_bar=not no_progress,
-        checkpoint_path=str(Path(out_dir) / "model.checkpoint.npz")
-        if (checkpoint_every or resume)
-        else None,
-        checkpoint_every=checkpoint_every,
-    )
-    if model.checkpoint_path is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    model = _keypoint_model(params, out_dir, checkpoint_every, resume, no_progress)
     tic = time.perf_counter()
     with about(files):
         fit_keypoints(
             model, coords, conf, sessions.session_starts, target_duration=target, resume=resume
         )
-    click.echo(f"Fitted in {time.perf_counter() - tic:.1f} s (kappa = {model.kappa:.4g}).")
-    model, results, written, ll = _decode_and_write(model, coords, conf, sessions, names, out_dir)
+    log(f"Fitted in {time.perf_counter() - tic:.1f} s (kappa = {model.kappa:.4g}).")
+    run_dir = claim_run_dir(out_dir)
+    model, results, written, ll = _decode_and_write(model, coords, conf, sessions, names, run_dir)
+    stats = _keypoint_stats(model, results, ll)
     if echo_summary:
-        _keypoint_summary(model, results, ll)
-    figures = [] if no_plots else plot_keypoint_summary(model, results, Path(out_dir))
+        log(_summary_line(model, stats))
+    figures = [] if no_plots else plot_keypoint_summary(model, results, run_dir)
+    options = {"bodyparts": _split_names(bodyparts), "fps": fps}
+    options["outlier_threshold"] = outlier_threshold
+    _write_keypoint_run(run_dir, model, results, files, options, out_dir, log)
     return {
         "model": model,
         "results": results,
         "written": written,
         "figures": figures,
-        "stats": _keypoint_stats(model, results, ll),
+        "stats": stats,
+        "run_dir": run_dir,
     }
+
+
+def _write_keypoint_run(run_dir, model, results, files, options, out_dir, log):
+    """The run-directory files beside results.h5: states, metrics, hparams, curves, log."""
+    from ..runs import SessionStates, fit_metrics, write_run
+    from ..runs._fit import hparams_for
+
+    config = {
+        "model": {"type": "KeypointSLDS"},
+        "data": {"kind": "keypoints", "paths": [str(Path(f).resolve()) for f in files]},
+        "output": str(Path(out_dir).resolve()),
+    }
+    config["data"]["options"] = options
+    hparams = hparams_for(config, model.set_params(checkpoint_path=None), run_dir)
+    sessions = [SessionStates(r.name, r.probabilities, r.syllables) for r in results]
+    write_run(
+        run_dir,
+        model=None,  # saved by _decode_and_write, syllables renumbered by usage
+        sessions=sessions,
+        metrics=fit_metrics(model),
+        hparams=hparams,
+        log=log,
+        tables=False,  # results' <session>.csv (syllable, pose) is already written
+    )
 
 
 def _decode_and_write(model, coords, conf, sessions, names, out_dir):
@@ -270,7 +327,9 @@ def fit_keypoints_command(
 ):
     """Syllables from pose tracking files: load, clean, fit a keypoint SLDS, write results.
 
-    Writes the model, the per-frame results (HDF5 and CSV) and the figures to --out.
+    Writes a run directory to --out (or --out/version_N when --out already holds a
+    run): the model, the per-frame results (HDF5 and CSV, <session>_states.npy),
+    metrics.csv, hparams.yaml, curves.png, fit.log and the figures.
     """
     fitted = _fit_keypoint_files(
         files,
@@ -295,10 +354,10 @@ def fit_keypoints_command(
         no_plots=no_plots,
         no_progress=no_progress,
     )
-    out, written = Path(out_dir), fitted["written"]
+    out, written = fitted["run_dir"], fitted["written"]
     click.echo(
-        f"Wrote {out / 'model.npz'}, {written['h5']} and {len(written['csv'])} CSV file(s) to "
-        f"{out}."
+        f"Wrote {out / 'model.npz'}, {written['h5']}, {len(written['csv'])} CSV file(s), "
+        f"metrics.csv and hparams.yaml to {out}."
     )
 
 

@@ -148,6 +148,13 @@ def _write_results(dest, model, scores, labels, attrs):
 )
 @click.option("--resume", is_flag=True, help="Continue from DEST_FILE.checkpoint.npz.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run directory (states, metrics.csv, hparams.yaml, ...); default: DEST_FILE without "
+    "its suffix, plus _run.",
+)
 def learn_model(
     input_file,
     dest_file,
@@ -171,39 +178,29 @@ def learn_model(
     checkpoint_every,
     resume,
     no_progress,
+    run_dir,
 ):
-    """Fit an AR-HMM to PC scores (moseq2-pca HDF5) and write the model and the labels."""
+    """Fit an AR-HMM to PC scores (moseq2-pca HDF5) and write the model and the labels.
 
-    scores = _load_scores(input_file, npcs, index_file, nan_policy)
-    if separate_trans and scores.groups is None:
-        raise click.UsageError("--separate-trans needs --index (the sessions' groups).")
-    n_frames = len(scores.scores)
-    click.echo(
-        f"Read {n_frames:,} frames x {scores.scores.shape[1]} PCs from "
-        f"{len(scores.sessions)} session(s) ({int(scores.filled.sum())} dropped frames "
-        "interpolated)."
-    )
+    Also writes a run directory (--run-dir; default DEST_FILE without its suffix plus
+    "_run", or a version_N inside it when it already holds a run): <session>_states.npy,
+    <session>.csv, metrics.csv, hparams.yaml, curves.png, model.npz and fit.log.
+    """
+    from ..runs import RunLog
+
+    log = RunLog(click.echo)
+    scores = _read_scores(input_file, npcs, index_file, nan_policy, separate_trans, log)
     checkpoint = str(dest_file) + ".checkpoint.npz" if (checkpoint_every or resume) else None
     model = _arhmm(
         (n_states, nlags, algorithm, alpha, gamma, robust, whiten, n_iter, seed),
         separate_trans=separate_trans,
-        kappa=float(n_frames if kappa is None else kappa),
+        kappa=float(len(scores.scores) if kappa is None else kappa),
         target_duration=None if target_duration is None else target_duration * fps,
         checkpoint_path=checkpoint,
         checkpoint_every=checkpoint_every,
         progress_bar=not no_progress,
     )
-    tic = time.perf_counter()
-    with about(input_file):
-        model.fit(
-            scores.scores,
-            session_starts=scores.session_starts,
-            groups=scores.session_groups,
-            resume=resume,
-        )
-    click.echo(
-        f"Fitted {algorithm} in {time.perf_counter() - tic:.1f} s (kappa = {model.kappa_:.4g})."
-    )
+    _fit_scores(model, scores, input_file, resume, log)
     model.save_params(dest_file)
     labels = model.predict(
         scores.scores, session_starts=scores.session_starts, groups=scores.session_groups
@@ -212,7 +209,85 @@ def learn_model(
     attrs = {"model": str(dest_file), "input": str(input_file), "kappa": model.kappa_, "fps": fps}
     _write_results(results, model, scores, labels, attrs)
     _summary(model, scores, labels, fps)
-    click.echo(f"Wrote {dest_file} and {results}.")
+    options = {"npcs": npcs, "index": index_file, "nan_policy": nan_policy}
+    run_dir = run_dir or str(Path(dest_file).with_suffix("")) + "_run"
+    run = _write_pc_run(run_dir, model, scores, labels, (input_file, options), log)
+    click.echo(f"Wrote {dest_file}, {results} and the run directory {run}.")
+
+
+def _read_scores(input_file, npcs, index_file, nan_policy, separate_trans, log):
+    """The PC scores of learn-model, checked against --separate-trans; logs what was read."""
+    scores = _load_scores(input_file, npcs, index_file, nan_policy)
+    if separate_trans and scores.groups is None:
+        raise click.UsageError("--separate-trans needs --index (the sessions' groups).")
+    log(
+        f"Read {len(scores.scores):,} frames x {scores.scores.shape[1]} PCs from "
+        f"{len(scores.sessions)} session(s) ({int(scores.filled.sum())} dropped frames "
+        "interpolated)."
+    )
+    return scores
+
+
+def _fit_scores(model, scores, input_file, resume, log):
+    tic = time.perf_counter()
+    with about(input_file):
+        model.fit(
+            scores.scores,
+            session_starts=scores.session_starts,
+            groups=scores.session_groups,
+            resume=resume,
+        )
+    log(
+        f"Fitted {model.algorithm} in {time.perf_counter() - tic:.1f} s "
+        f"(kappa = {model.kappa_:.4g})."
+    )
+
+
+def _pc_session_states(model, scores, labels):
+    """Per-session probabilities and labels on each session's frames in the file (-1/NaN: none)."""
+    from ..runs import SessionStates
+
+    probs = np.asarray(
+        model.smooth_proba(
+            scores.scores, session_starts=scores.session_starts, groups=scores.session_groups
+        )
+    )
+    out = []
+    for i, name in enumerate(scores.sessions):
+        rows = scores.session_of_row == i
+        n = int(scores.frame_index[rows].max()) + 1
+        p = np.full((n, model.n_states), np.nan)
+        p[scores.frame_index[rows]] = probs[rows]
+        z = np.full(n, -1, np.int64)
+        z[scores.frame_index[rows]] = labels[rows]
+        out.append(SessionStates(str(name), p, z))
+    return out
+
+
+def _write_pc_run(run_dir, model, scores, labels, data, log):
+    """The run directory of learn-model; returns its path."""
+    from ..runs import claim_run_dir, fit_metrics, write_run
+    from ..runs._fit import hparams_for
+
+    input_file, options = data
+    run = claim_run_dir(run_dir)
+    if options["index"]:
+        options = {**options, "index": str(Path(options["index"]).resolve())}
+    config = {
+        "model": {"type": "ARHMM"},
+        "data": {"kind": "pc_scores", "paths": [str(Path(input_file).resolve())]},
+        "output": str(Path(run_dir).resolve()),
+    }
+    config["data"]["options"] = options
+    write_run(
+        run,
+        model=model,
+        sessions=_pc_session_states(model, scores, labels),
+        metrics=fit_metrics(model),
+        hparams=hparams_for(config, model.set_params(checkpoint_path=None), run),
+        log=log,
+    )
+    return run
 
 
 def _arhmm(common, **params):

@@ -1,4 +1,4 @@
-"""Loaders: keypoints (DeepLabCut, SLEAP, NWB/ndx-pose, movement, Anipose) and MoSeq PC scores.
+"""Loaders: keypoints (DeepLabCut, SLEAP, NWB/ndx-pose, movement, Anipose), MoSeq PC scores, labels.
 
 [`load_keypoints`][behavhmm.io.load_keypoints] reads any supported file into
 [`KeypointSessions`][behavhmm.io.KeypointSessions], one
@@ -10,6 +10,15 @@ a file of their format is read.
 
 from ._features import Features, load_features
 from ._keypoints import KeypointData, KeypointSessions
+from ._label_files import (
+    LabelFile,
+    read_boris_events,
+    read_daart_labels,
+    read_label_file,
+    read_plain_labels,
+    write_daart_labels,
+    write_plain_labels,
+)
 from ._load import FORMATS, detect_format, load_keypoints
 from ._moseq import (
     PCScores,
@@ -25,6 +34,7 @@ __all__ = [
     "Features",
     "KeypointData",
     "KeypointSessions",
+    "LabelFile",
     "PCScores",
     "detect_format",
     "load_index_groups",
@@ -32,9 +42,15 @@ __all__ = [
     "load_keypoints",
     "load_pc_scores",
     "load_states",
+    "read_boris_events",
+    "read_daart_labels",
+    "read_label_file",
+    "read_plain_labels",
     "read_syllable_results",
     "save_states",
     "states_to_dataset",
     "write_annotation_csvs",
+    "write_daart_labels",
+    "write_plain_labels",
     "write_syllable_results",
 ]
