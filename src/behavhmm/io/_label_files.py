@@ -7,7 +7,7 @@ class_names=...)``. [`write_daart_labels`][behavhmm.io.write_daart_labels] write
 
 Layouts
 -------
-daart (``labels-hand/<session>_labels.csv``, read by ``daart.io.load_label_csv``)
+daart (``labels-hand/<session>_labels.csv``, read by ``daart.data.load_label_csv``)
     A header row (an empty first name, then ``background`` and the class names),
     then one row per frame: the frame index and a one-hot row of 0/1. Column 0
     (background) means "no behaviour labelled" and becomes -1 here.
