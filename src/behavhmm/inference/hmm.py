@@ -75,6 +75,8 @@ from ._hmm_paths import (
     _viterbi_forward_parallel,
     _viterbi_forward_sequential,
 )
+from ._hmm_rows import filter_rows, sample_rows, smoother_rows, viterbi_rows
+from ._sessions import plan_for, session_uniforms
 
 __all__ = [
     "HMMFilterResult",
@@ -264,6 +266,14 @@ def hmm_filter(
     probabilities keep the prediction, so no NaN is produced.
     """
     log_likelihoods = check_log_likelihoods(log_likelihoods)
+    if resolve_method(method) == "sequential" and (
+        plan := plan_for(session_starts, log_likelihoods)
+    ):
+        inp = _check_inputs(
+            initial_probs, transition_matrix, log_likelihoods, session_starts, groups
+        )
+        alphas, log_c = filter_rows(inp, plan)
+        return HMMFilterResult(jnp.sum(log_c), alphas, log_c)
     return _filter_program(
         initial_probs,
         transition_matrix,
@@ -353,6 +363,8 @@ def _smoother_unchecked(
     """`hmm_smoother` without the check of ``log_likelihoods`` (for the models' E-steps)."""
     method = resolve_method(method)
     args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    if method == "sequential" and (plan := plan_for(session_starts, log_likelihoods)):
+        return HMMPosterior(*smoother_rows(_check_inputs(*args), plan))
     if method == "sequential" and _concurrent_passes_pay_off(args):
         return _smoother_two_threads(*args)
     return _smoother_program(*args, method=method, block_size=block_size)
@@ -481,6 +493,12 @@ def hmm_viterbi(
     Ties go to the lowest state index.
     """
     log_likelihoods = check_log_likelihoods(log_likelihoods)
+    if plan := plan_for(session_starts, log_likelihoods, min_sessions=1):
+        resolve_method(method)
+        inp = _check_inputs(
+            initial_probs, transition_matrix, log_likelihoods, session_starts, groups
+        )
+        return viterbi_rows(inp, plan)
     return _viterbi_program(
         initial_probs,
         transition_matrix,
@@ -511,8 +529,7 @@ def _sample_program(
     method = resolve_method(method)
     inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
     alphas, _, log_c, _ = _forward(inp, method, block_size)
-    n_time_bins = alphas.shape[0]
-    uniforms = jax.random.uniform(key, (n_time_bins,), dtype=alphas.dtype)
+    uniforms = session_uniforms(key, inp.session_starts, alphas.dtype)
     if method == "sequential":
         states = _sample_sequential(inp, alphas, uniforms)
     else:
@@ -567,6 +584,13 @@ def hmm_sample(
     composes the maps with an associative scan.
     """
     log_likelihoods = check_log_likelihoods(log_likelihoods)
+    if resolve_method(method) == "sequential" and (
+        plan := plan_for(session_starts, log_likelihoods)
+    ):
+        inp = _check_inputs(
+            initial_probs, transition_matrix, log_likelihoods, session_starts, groups
+        )
+        return HMMSample(*sample_rows(key, inp, plan))
     return _sample_program(
         key,
         initial_probs,
