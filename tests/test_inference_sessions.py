@@ -12,6 +12,24 @@ from behavhmm.inference import hmm as hmm_module
 LENGTHS = [37, 1, 2, 300, 17, 16, 90, 5, 130]
 
 
+@pytest.fixture(autouse=True)
+def _side_by_side(monkeypatch):
+    """Bucketed rows are the default on accelerators only; these tests force them on."""
+    monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", True)
+
+
+def test_rows_are_off_on_cpus_by_default_except_for_parallel_viterbi(rng, monkeypatch):
+    monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", None)
+    _, _, ll, starts, _ = ragged_problem(rng)
+    on_cpu = jax.default_backend() == "cpu"
+    assert (_sessions.plan_for(starts, ll) is None) == on_cpu
+    assert _sessions.plan_for(starts, ll, always=True) is not None
+    assert _sessions.plan_for(jax.numpy.asarray(starts), ll, always=True) is not None
+    monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", False)
+    assert _sessions.plan_for(starts, ll) is None
+    assert _sessions.plan_for(starts[:5], ll, always=True) is None  # shape mismatch: no plan
+
+
 def ragged_problem(rng, n_states=4, lengths=LENGTHS, n_groups=0):
     edges = np.cumsum([0] + list(lengths))
     starts = np.zeros(edges[-1], bool)
@@ -41,7 +59,7 @@ def test_plan_round_trips_the_concatenated_axis(rng):
     assert len(plan.buckets) > 2  # the lengths above fall into several buckets
     rows = [_sessions.to_rows(ll, b) for b in plan.buckets]
     for b, r in zip(plan.buckets, rows, strict=True):
-        assert r.shape[:2] == b.index.shape
+        assert r.shape[:2] == b.index.shape[::-1]  # time-major rows
         assert b.index.shape[0] == _sessions.grid_size(b.index.shape[0])
     np.testing.assert_array_equal(_sessions.from_rows(rows, plan), ll.astype(rows[0].dtype))
     assert sorted(np.concatenate([b.lengths for b in plan.buckets]).tolist()) == sorted(

@@ -109,7 +109,8 @@ def session_plan(starts: np.ndarray) -> SessionPlan:
         starts_of_rows[: len(members)] = first[members]
         valid = pos[None, :] < lens[:, None]
         index = np.where(valid, starts_of_rows[:, None] + pos[None, :], 0).astype(np.int32)
-        flat = offset + np.arange(n_rows * row_length).reshape(n_rows, row_length)
+        # rows are laid out time-major, (row_length, n_rows): position p of row r is p n_rows + r
+        flat = offset + np.arange(row_length * n_rows).reshape(row_length, n_rows).T
         back[index[valid]] = flat[valid]
         buckets.append(Bucket(index, lens, sess))
         offset += n_rows * int(row_length)
@@ -117,7 +118,9 @@ def session_plan(starts: np.ndarray) -> SessionPlan:
 
 
 def to_rows(array, bucket: Bucket):
-    """Gather a concatenated array ``(n_time_bins, ...)`` into rows ``(n_rows, row_length, ...)``.
+    """Gather a concatenated array ``(n_time_bins, ...)`` into rows ``(row_length, n_rows, ...)``.
+
+    Rows are time-major, so a scan over the row length reads contiguous slices.
 
     Padding steps hold a copy of time bin 0 (finite, or ``-inf`` for some states
     only), which the row kernels treat as one-step sessions of their own (see
@@ -127,26 +130,26 @@ def to_rows(array, bucket: Bucket):
         return None
     array = jnp.asarray(array)
     if bucket.index.shape == (1, array.shape[0]):  # the single-session plan: the identity
-        return array[None]
-    return array[jnp.asarray(bucket.index)]
+        return array[:, None]
+    return array[jnp.asarray(bucket.index.T)]
 
 
 def from_rows(rows_per_bucket, plan: SessionPlan):
     """Inverse of `to_rows` over all buckets: rows back onto the concatenated axis."""
-    if len(rows_per_bucket) == 1 and rows_per_bucket[0].shape[:2] == (1, plan.back.shape[0]):
-        return rows_per_bucket[0][0]
+    if len(rows_per_bucket) == 1 and rows_per_bucket[0].shape[:2] == (plan.back.shape[0], 1):
+        return rows_per_bucket[0][:, 0]
     flat = jnp.concatenate([r.reshape((-1,) + r.shape[2:]) for r in rows_per_bucket])
     return flat[jnp.asarray(plan.back)]
 
 
 def row_starts(lengths, row_length: int):
-    """Per-row session-start flags: the first step, and every padding step (its own session).
+    """Session-start flags ``(row_length, n_rows)``: each first step, and every padding step.
 
     Marking padding as one-step sessions makes the concatenated kernels' reset rule
     keep padding out of every message, expected count and backtrace of the real steps.
     """
-    pos = jnp.arange(row_length)
-    return (pos[None, :] == 0) | (pos[None, :] >= jnp.asarray(lengths)[:, None])
+    pos = jnp.arange(row_length)[:, None]
+    return (pos == 0) | (pos >= jnp.asarray(lengths)[None, :])
 
 
 def _uniform_at(key, session, position, dtype):
@@ -170,14 +173,37 @@ def session_uniforms(key, session_starts, dtype):
 
 
 def row_uniforms(key, sessions, row_length: int, dtype):
-    """`session_uniforms` laid out in rows: ``(n_rows, row_length)`` for the given sessions."""
+    """`session_uniforms` laid out in rows: ``(row_length, n_rows)`` for the given sessions."""
     pos = jnp.arange(row_length)
     per_step = jax.vmap(_uniform_at, in_axes=(None, None, 0, None))
-    return jax.vmap(per_step, in_axes=(None, 0, None, None))(key, jnp.asarray(sessions), pos, dtype)
+    return jax.vmap(per_step, in_axes=(None, 0, None, None), out_axes=1)(
+        key, jnp.asarray(sessions), pos, dtype
+    )
 
 
-def plan_for(session_starts, log_likelihoods, min_sessions: int = 2) -> SessionPlan | None:
-    """The bucketing of concrete ``session_starts``, or None (traced, bad shape, too few)."""
+#: Run sessions side by side (bucketed rows) in the sequential kernels: None (the
+#: default) on accelerators only, True always, False never. On this project's 2-core
+#: CPUs the one-scan path measured as fast or faster (see docs/guide/inference.md).
+SIDE_BY_SIDE: bool | None = None
+
+
+def side_by_side() -> bool:
+    """Whether the sequential kernels bucket concrete sessions into rows now."""
+    if SIDE_BY_SIDE is None:
+        return jax.default_backend() != "cpu"
+    return bool(SIDE_BY_SIDE)
+
+
+def plan_for(
+    session_starts, log_likelihoods, min_sessions: int = 2, always: bool = False
+) -> SessionPlan | None:
+    """The bucketing of concrete ``session_starts``, or None (traced, bad shape, too few, off).
+
+    ``always`` ignores `SIDE_BY_SIDE` (for parallel Viterbi, where rows replace a
+    max-plus scan with K^3 work per step).
+    """
+    if not (always or side_by_side()):
+        return None
     shape = jnp.shape(log_likelihoods)
     if len(shape) != 2 or shape[0] < 1:
         return None

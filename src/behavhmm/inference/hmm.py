@@ -266,14 +266,9 @@ def hmm_filter(
     probabilities keep the prediction, so no NaN is produced.
     """
     log_likelihoods = check_log_likelihoods(log_likelihoods)
-    if resolve_method(method) == "sequential" and (
-        plan := plan_for(session_starts, log_likelihoods)
-    ):
-        inp = _check_inputs(
-            initial_probs, transition_matrix, log_likelihoods, session_starts, groups
-        )
-        alphas, log_c = filter_rows(inp, plan)
-        return HMMFilterResult(jnp.sum(log_c), alphas, log_c)
+    args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    if resolve_method(method) == "sequential" and (plan := plan_for(session_starts, args[2])):
+        return HMMFilterResult(*filter_rows(_check_inputs(*args), plan))
     return _filter_program(
         initial_probs,
         transition_matrix,
@@ -493,12 +488,10 @@ def hmm_viterbi(
     Ties go to the lowest state index.
     """
     log_likelihoods = check_log_likelihoods(log_likelihoods)
-    if plan := plan_for(session_starts, log_likelihoods, min_sessions=1):
-        resolve_method(method)
-        inp = _check_inputs(
-            initial_probs, transition_matrix, log_likelihoods, session_starts, groups
-        )
-        return viterbi_rows(inp, plan)
+    parallel = resolve_method(method) == "parallel"
+    args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    if plan := plan_for(session_starts, args[2], min_sessions=1, always=parallel):
+        return viterbi_rows(_check_inputs(*args), plan)
     return _viterbi_program(
         initial_probs,
         transition_matrix,
@@ -584,13 +577,9 @@ def hmm_sample(
     composes the maps with an associative scan.
     """
     log_likelihoods = check_log_likelihoods(log_likelihoods)
-    if resolve_method(method) == "sequential" and (
-        plan := plan_for(session_starts, log_likelihoods)
-    ):
-        inp = _check_inputs(
-            initial_probs, transition_matrix, log_likelihoods, session_starts, groups
-        )
-        return HMMSample(*sample_rows(key, inp, plan))
+    args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    if resolve_method(method) == "sequential" and (plan := plan_for(session_starts, args[2])):
+        return HMMSample(*sample_rows(key, _check_inputs(*args), plan))
     return _sample_program(
         key,
         initial_probs,
