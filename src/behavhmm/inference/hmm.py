@@ -21,6 +21,9 @@ differentiated) and return NamedTuples. Two algorithms are provided for each:
     ``block_size``.
 
 ``"auto"`` picks ``"parallel"`` on accelerators and ``"sequential"`` on CPUs.
+With concrete ``session_starts``, sequential kernels on accelerators (and parallel
+Viterbi everywhere) run sessions side by side in length-bucketed rows
+(`behavhmm.inference._sessions`); posterior draws use per-session keys.
 
 Messages are normalised at every step and likelihoods are shifted by their
 per-step maximum before exponentiation, so float32 stays accurate over 10^6+
