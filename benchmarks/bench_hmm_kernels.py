@@ -83,13 +83,13 @@ def log(msg: str) -> None:
 # ----------------------------------------------------------------------------
 
 
-def case_list(quick: bool, ks=None, ts=None, sessions=True):
+def case_list(quick: bool, ks=None, ts=None, sessions=True, singles=True):
     """Cases as dicts: K, T (total steps), n_sessions, session_length."""
     ks = ks or (QUICK_K if quick else FULL_K)
     ts = ts or (QUICK_T if quick else FULL_T)
     n_sess, sess_len = QUICK_SESSIONS if quick else FULL_SESSIONS
     cases = []
-    for t in ts:
+    for t in ts if singles else ():
         for k in ks:
             cases.append(dict(K=int(k), T=int(t), n_sessions=1, session_length=int(t)))
     if sessions:
@@ -504,7 +504,7 @@ def run_worker(args) -> dict:
     if "hmmlearn" in args.libs and dtype != "float64":
         log("[info] hmmlearn is float64-only: it runs in the float64 process only.")
     ops = args.ops
-    cases = case_list(args.quick, args.K, args.T, not args.no_sessions)
+    cases = case_list(args.quick, args.K, args.T, not args.no_sessions, not args.sessions_only)
     ref_dir = Path(args.reference) if args.reference else None
     save_dir = Path(args.save_reference) if args.save_reference else None
     np_dtype = np.dtype(dtype)
@@ -972,6 +972,8 @@ def worker_argv(args, dtype, json_out, ref_save=None, ref_load=None):
         argv += ["--T", *map(str, args.T)]
     if args.no_sessions:
         argv.append("--no-sessions")
+    if args.sessions_only:
+        argv.append("--sessions-only")
     argv += ["--libs", *args.libs, "--ops", *args.ops]
     if ref_save:
         argv += ["--save-reference", str(ref_save)]
@@ -1123,6 +1125,7 @@ def parse_args(argv=None):
     p.add_argument("--K", nargs="+", type=int, help="override the numbers of states")
     p.add_argument("--T", nargs="+", type=lambda s: int(float(s)), help="override the lengths")
     p.add_argument("--no-sessions", action="store_true", help="skip the multi-session cases")
+    p.add_argument("--sessions-only", action="store_true", help="run the multi-session cases only")
     p.add_argument("--libs", nargs="+", choices=LIBS, default=list(LIBS))
     p.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
     p.add_argument(

@@ -379,7 +379,11 @@ def test_minus_inf_clamps_states_as_a_semi_supervised_fit_does(rng):
 
 
 def test_the_check_leaves_the_numbers_unchanged(rng):
-    """Public kernels equal the unchecked compiled programs bit for bit on valid input."""
+    """Public kernels equal the unchecked compiled programs on valid input.
+
+    With concrete session starts the public kernels run the sessions side by side
+    (bucketed rows), so the numbers agree up to float32 rounding; paths are equal.
+    """
     initial, trans, ll, mask, _ = random_problem(rng, 4, 300, starts=(120,))
     args = tuple(np.asarray(a, np.float32) for a in (initial, trans, ll)) + (mask,)
     for got, want in [
@@ -392,7 +396,7 @@ def test_the_check_leaves_the_numbers_unchanged(rng):
         ),
     ]:
         for a, b in zip(got, want, strict=True):
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -468,9 +472,8 @@ def test_memory_never_scales_with_time_times_states_squared(kernel, method):
 
 
 def test_two_thread_smoother_equals_one_program(rng, monkeypatch):
-    initial, trans, ll, mask, groups = random_problem(
-        rng, 8, 20_000, starts=(5000, 12000), n_groups=2
-    )
+    # one session (several run side by side instead, see test_inference_sessions.py)
+    initial, trans, ll, mask, groups = random_problem(rng, 8, 20_000, n_groups=2)
     args = tuple(np.asarray(a, np.float32) for a in (initial, trans, ll)) + (mask, groups)
     assert hmm_module._concurrent_passes_pay_off(args)
     threaded = hmm_smoother(*args[:4], groups=groups)

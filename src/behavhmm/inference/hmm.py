@@ -21,6 +21,9 @@ differentiated) and return NamedTuples. Two algorithms are provided for each:
     ``block_size``.
 
 ``"auto"`` picks ``"parallel"`` on accelerators and ``"sequential"`` on CPUs.
+With concrete ``session_starts``, sequential kernels on accelerators (and parallel
+Viterbi everywhere) run sessions side by side in length-bucketed rows
+(`behavhmm.inference._sessions`); posterior draws use per-session keys.
 
 Messages are normalised at every step and likelihoods are shifted by their
 per-step maximum before exponentiation, so float32 stays accurate over 10^6+
@@ -75,6 +78,8 @@ from ._hmm_paths import (
     _viterbi_forward_parallel,
     _viterbi_forward_sequential,
 )
+from ._hmm_rows import filter_rows, sample_rows, smoother_rows, viterbi_rows
+from ._sessions import plan_for, session_uniforms
 
 __all__ = [
     "HMMFilterResult",
@@ -264,6 +269,9 @@ def hmm_filter(
     probabilities keep the prediction, so no NaN is produced.
     """
     log_likelihoods = check_log_likelihoods(log_likelihoods)
+    args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    if resolve_method(method) == "sequential" and (plan := plan_for(session_starts, args[2])):
+        return HMMFilterResult(*filter_rows(_check_inputs(*args), plan))
     return _filter_program(
         initial_probs,
         transition_matrix,
@@ -353,6 +361,8 @@ def _smoother_unchecked(
     """`hmm_smoother` without the check of ``log_likelihoods`` (for the models' E-steps)."""
     method = resolve_method(method)
     args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    if method == "sequential" and (plan := plan_for(session_starts, log_likelihoods)):
+        return HMMPosterior(*smoother_rows(_check_inputs(*args), plan))
     if method == "sequential" and _concurrent_passes_pay_off(args):
         return _smoother_two_threads(*args)
     return _smoother_program(*args, method=method, block_size=block_size)
@@ -481,6 +491,10 @@ def hmm_viterbi(
     Ties go to the lowest state index.
     """
     log_likelihoods = check_log_likelihoods(log_likelihoods)
+    parallel = resolve_method(method) == "parallel"
+    args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    if plan := plan_for(session_starts, args[2], min_sessions=1, always=parallel):
+        return viterbi_rows(_check_inputs(*args), plan)
     return _viterbi_program(
         initial_probs,
         transition_matrix,
@@ -511,8 +525,7 @@ def _sample_program(
     method = resolve_method(method)
     inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
     alphas, _, log_c, _ = _forward(inp, method, block_size)
-    n_time_bins = alphas.shape[0]
-    uniforms = jax.random.uniform(key, (n_time_bins,), dtype=alphas.dtype)
+    uniforms = session_uniforms(key, inp.session_starts, alphas.dtype)
     if method == "sequential":
         states = _sample_sequential(inp, alphas, uniforms)
     else:
@@ -567,6 +580,9 @@ def hmm_sample(
     composes the maps with an associative scan.
     """
     log_likelihoods = check_log_likelihoods(log_likelihoods)
+    args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    if resolve_method(method) == "sequential" and (plan := plan_for(session_starts, args[2])):
+        return HMMSample(*sample_rows(key, _check_inputs(*args), plan))
     return _sample_program(
         key,
         initial_probs,

@@ -1,0 +1,163 @@
+"""HMM kernels on sessions side by side (private; see `behavhmm.inference.hmm`).
+
+When the session boundaries are concrete, the sequential filter, smoother,
+posterior sampler and Viterbi run every bucket of sessions (`._sessions`) as one
+scan over the row length, ``vmap``-ped over the rows, instead of one scan over all
+frames. Each row is run by the same step functions as the concatenated path, with
+padding marked as one-step sessions, so the results are the concatenated path's
+up to floating-point rounding. Viterbi uses a leaner scan with no reset inside a
+row (a row holds one session).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ._hmm_messages import (
+    _backward_sequential,
+    _combine,
+    _forward_sequential,
+    _Inputs,
+    _log_c,
+    _scaled_likelihoods,
+    _select,
+)
+from ._hmm_paths import _sample_sequential, _shift_max
+from ._sessions import SessionPlan, from_rows, row_starts, row_uniforms, to_rows
+
+
+def _row_inputs(inp: _Inputs, ll_rows, lengths, groups_rows):
+    starts = row_starts(lengths, ll_rows.shape[0])
+    return _Inputs(inp.initial_probs, inp.transition_matrix, ll_rows, starts, groups_rows)
+
+
+def _vmap_rows(fun, rows: _Inputs, *more, out_axes=1):
+    """``vmap`` over time-major rows: per-step arrays carry the rows on axis 1.
+
+    (A scan over axis 0 of a batch held on axis 0 slices with a stride, several
+    times slower on CPUs.)
+    """
+    axes = _Inputs(None, None, 1, 1, None if rows.groups is None else 1)
+    return jax.vmap(fun, in_axes=(axes,) + (1,) * len(more), out_axes=out_axes)(rows, *more)
+
+
+def _forward_row(row: _Inputs):
+    b, shift = _scaled_likelihoods(row.log_likelihoods)
+    alphas, c = _forward_sequential(row, b)
+    return alphas, c, _log_c(c, shift), b
+
+
+@jax.jit
+def _filter_rows(inp: _Inputs, ll_rows, lengths, groups_rows):
+    def one(row):
+        alphas, _, log_c, _ = _forward_row(row)
+        return alphas, log_c
+
+    return _vmap_rows(one, _row_inputs(inp, ll_rows, lengths, groups_rows))
+
+
+@jax.jit
+def _smoother_rows(inp: _Inputs, ll_rows, lengths, groups_rows):
+    def one(row):
+        alphas, c, log_c, b = _forward_row(row)
+        betas = _backward_sequential(row, b)
+        _, smoothed, expected, _, _ = _combine(row, alphas, c, log_c, b, betas)
+        return smoothed, expected, log_c
+
+    rows = _row_inputs(inp, ll_rows, lengths, groups_rows)
+    smoothed, expected, log_c = _vmap_rows(one, rows, out_axes=(1, 0, 1))
+    return smoothed, jnp.sum(expected, axis=0), log_c
+
+
+@jax.jit
+def _sample_rows(inp: _Inputs, ll_rows, lengths, groups_rows, uniforms):
+    def one(row, u):
+        alphas, _, log_c, _ = _forward_row(row)
+        return _sample_sequential(row, alphas, u), log_c
+
+    return _vmap_rows(one, _row_inputs(inp, ll_rows, lengths, groups_rows), uniforms)
+
+
+def _viterbi_row(log_pi, log_A, ll, groups, length):
+    """Viterbi path of one row holding one session of ``length`` steps (then padding)."""
+    g_now = None if groups is None else groups[1:]
+    d0 = _shift_max(log_pi + ll[0])
+
+    def forward(d, x):
+        ll_t, g_t = x
+        d = _shift_max(jnp.max(d[:, None] + _select(log_A, g_t), axis=0) + ll_t)
+        return d, d
+
+    _, deltas = lax.scan(forward, d0, (ll[1:], g_now))
+    deltas = jnp.concatenate([d0[None], deltas])
+    n_steps = ll.shape[0]
+    g_next = None if groups is None else jnp.concatenate([groups[1:], groups[:1]])
+
+    def backward(z_next, x):
+        d_t, t, g = x
+        scores = jnp.where(t + 1 < length, d_t + _select(log_A, g)[:, z_next], d_t)
+        z = jnp.argmax(scores).astype(jnp.int32)
+        return z, z
+
+    xs = (deltas, jnp.arange(n_steps), g_next)
+    _, path = lax.scan(backward, jnp.int32(0), xs, reverse=True)
+    return path
+
+
+@jax.jit
+def _viterbi_rows(log_pi, log_A, ll_rows, lengths, groups_rows):
+    g_axis = None if groups_rows is None else 1
+    return jax.vmap(_viterbi_row, in_axes=(None, None, 1, g_axis, 0), out_axes=1)(
+        log_pi, log_A, ll_rows, groups_rows, lengths
+    )
+
+
+# ----------------------------------------------------------------------------
+# the kernels on a plan (called from `behavhmm.inference.hmm` with checked inputs)
+# ----------------------------------------------------------------------------
+
+
+def _bucket_args(inp: _Inputs, bucket):
+    ll_rows = to_rows(inp.log_likelihoods, bucket)
+    groups_rows = to_rows(inp.groups, bucket)
+    return ll_rows, jnp.asarray(bucket.lengths), groups_rows
+
+
+def filter_rows(inp: _Inputs, plan: SessionPlan):
+    """The fields of `HMMFilterResult`, in order, bucket by bucket."""
+    outs = [_filter_rows(inp, *_bucket_args(inp, bucket)) for bucket in plan.buckets]
+    alphas = from_rows([o[0] for o in outs], plan)
+    log_c = from_rows([o[1] for o in outs], plan)
+    return jnp.sum(log_c), alphas, log_c
+
+
+def smoother_rows(inp: _Inputs, plan: SessionPlan):
+    """The fields of `HMMPosterior`, in order, bucket by bucket."""
+    outs = [_smoother_rows(inp, *_bucket_args(inp, bucket)) for bucket in plan.buckets]
+    smoothed = from_rows([o[0] for o in outs], plan)
+    expected = sum(o[1] for o in outs[1:]) + outs[0][1]
+    log_c = from_rows([o[2] for o in outs], plan)
+    initial_counts = inp.session_starts.astype(smoothed.dtype) @ smoothed
+    return jnp.sum(log_c), smoothed, expected, initial_counts, log_c
+
+
+def sample_rows(key, inp: _Inputs, plan: SessionPlan):
+    """Posterior draw ``(T,)`` int32 and the log-likelihood, with per-session uniforms."""
+    dtype = inp.log_likelihoods.dtype
+    outs = []
+    for bucket in plan.buckets:
+        uniforms = row_uniforms(key, bucket.sessions, bucket.index.shape[1], dtype)  # (L, R)
+        outs.append(_sample_rows(inp, *_bucket_args(inp, bucket), uniforms))
+    states = from_rows([o[0] for o in outs], plan)
+    log_c = from_rows([o[1] for o in outs], plan)
+    return states.astype(jnp.int32), jnp.sum(log_c)
+
+
+def viterbi_rows(inp: _Inputs, plan: SessionPlan):
+    """Viterbi path ``(T,)`` int32, every session decoded in its own row."""
+    log_pi = jnp.log(inp.initial_probs)
+    log_A = jnp.log(inp.transition_matrix)
+    outs = [_viterbi_rows(log_pi, log_A, *_bucket_args(inp, bucket)) for bucket in plan.buckets]
+    return from_rows(outs, plan)

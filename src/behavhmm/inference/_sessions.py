@@ -1,0 +1,213 @@
+"""Sessions side by side: the concatenated axis bucketed into padded rows (private).
+
+The public kernels take every session on one concatenated time axis. When the
+session boundaries are concrete (known on the host, outside ``jax.jit``), the
+sequential kernels instead run the sessions side by side: sessions are grouped by
+length into buckets of padded rows ``(n_rows, row_length)`` and a scan over the
+row length is ``vmap``-ped over the rows. Row lengths and row counts are rounded up
+to a fixed grid (four sizes per octave: ``m 2^k`` with ``m`` in 4..7), so datasets
+of similar shape reuse the compiled row programs and padding stays below 25 %.
+Padding is never read back: results are gathered back onto the concatenated axis.
+
+Random draws use per-session keys (`session_uniforms`), so a draw never depends on
+how the sessions are bucketed.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+#: Sessions shorter than this share one row length (no bucket per tiny length).
+MIN_ROW_LENGTH = 16
+
+
+class Bucket(NamedTuple):
+    """Sessions of similar length, padded to one row length.
+
+    Attributes
+    ----------
+    index : int32 ndarray of shape (n_rows, row_length)
+        Position on the concatenated axis of each row step (0 on padding).
+    lengths : int32 ndarray of shape (n_rows,)
+        Number of real steps of each row (0 for a padding row).
+    sessions : int32 ndarray of shape (n_rows,)
+        Index of the session held by each row (0 for a padding row).
+    """
+
+    index: np.ndarray
+    lengths: np.ndarray
+    sessions: np.ndarray
+
+
+class SessionPlan(NamedTuple):
+    """How the concatenated axis maps onto buckets of rows.
+
+    Attributes
+    ----------
+    buckets : tuple of Bucket
+        One bucket per rounded row length, shortest first.
+    back : int32 ndarray of shape (n_time_bins,)
+        For each time bin, its flat position in the buckets' rows laid end to end.
+    n_sessions : int
+        Number of sessions.
+    """
+
+    buckets: tuple
+    back: np.ndarray
+    n_sessions: int
+
+
+def grid_size(n: int, minimum: int = 1) -> int:
+    """Round ``n`` up to the grid ``m 2^k`` (``m`` in 4..7), at least ``minimum``."""
+    n = max(int(n), int(minimum))
+    k = max(0, n.bit_length() - 3)
+    m = -(-n // (1 << k))
+    return m << k
+
+
+def concrete_starts(session_starts, n_time_bins: int) -> np.ndarray | None:
+    """Session starts as a host bool array (``[0]`` forced True), or None if traced."""
+    if session_starts is None:
+        starts = np.zeros(n_time_bins, bool)
+    elif isinstance(session_starts, jax.core.Tracer):
+        return None
+    else:
+        starts = np.asarray(session_starts).astype(bool).reshape(-1).copy()
+        if starts.shape != (n_time_bins,):
+            return None  # the kernels' own check reports the shape
+    if n_time_bins:
+        starts[0] = True
+    return starts
+
+
+def session_plan(starts: np.ndarray) -> SessionPlan:
+    """Bucket the sessions marked by ``starts`` (host bool array, ``[0]`` True) by length."""
+    n_time_bins = starts.shape[0]
+    first = np.flatnonzero(starts)
+    if len(first) == 1:  # one session: one row of its exact length, no padding or copy
+        one = Bucket(
+            np.arange(n_time_bins, dtype=np.int32)[None], np.int32([n_time_bins]), np.int32([0])
+        )
+        return SessionPlan((one,), np.arange(n_time_bins, dtype=np.int32), 1)
+    lengths = np.diff(np.append(first, n_time_bins))
+    rounded = np.array([grid_size(n, MIN_ROW_LENGTH) for n in lengths], np.int64)
+    back = np.zeros(n_time_bins, np.int32)
+    buckets, offset = [], 0
+    for row_length in np.unique(rounded):
+        members = np.flatnonzero(rounded == row_length)
+        n_rows = grid_size(len(members))
+        pos = np.arange(row_length)
+        lens = np.zeros(n_rows, np.int32)
+        lens[: len(members)] = lengths[members]
+        sess = np.zeros(n_rows, np.int32)
+        sess[: len(members)] = members
+        starts_of_rows = np.zeros(n_rows, np.int64)
+        starts_of_rows[: len(members)] = first[members]
+        valid = pos[None, :] < lens[:, None]
+        index = np.where(valid, starts_of_rows[:, None] + pos[None, :], 0).astype(np.int32)
+        # rows are laid out time-major, (row_length, n_rows): position p of row r is p n_rows + r
+        flat = offset + np.arange(row_length * n_rows).reshape(row_length, n_rows).T
+        back[index[valid]] = flat[valid]
+        buckets.append(Bucket(index, lens, sess))
+        offset += n_rows * int(row_length)
+    return SessionPlan(tuple(buckets), back, len(first))
+
+
+def to_rows(array, bucket: Bucket):
+    """Gather a concatenated array ``(n_time_bins, ...)`` into rows ``(row_length, n_rows, ...)``.
+
+    Rows are time-major, so a scan over the row length reads contiguous slices.
+
+    Padding steps hold a copy of time bin 0 (finite, or ``-inf`` for some states
+    only), which the row kernels treat as one-step sessions of their own (see
+    `row_starts`).
+    """
+    if array is None:
+        return None
+    array = jnp.asarray(array)
+    if bucket.index.shape == (1, array.shape[0]):  # the single-session plan: the identity
+        return array[:, None]
+    return array[jnp.asarray(bucket.index.T)]
+
+
+def from_rows(rows_per_bucket, plan: SessionPlan):
+    """Inverse of `to_rows` over all buckets: rows back onto the concatenated axis."""
+    if len(rows_per_bucket) == 1 and rows_per_bucket[0].shape[:2] == (plan.back.shape[0], 1):
+        return rows_per_bucket[0][:, 0]
+    flat = jnp.concatenate([r.reshape((-1,) + r.shape[2:]) for r in rows_per_bucket])
+    return flat[jnp.asarray(plan.back)]
+
+
+def row_starts(lengths, row_length: int):
+    """Session-start flags ``(row_length, n_rows)``: each first step, and every padding step.
+
+    Marking padding as one-step sessions makes the concatenated kernels' reset rule
+    keep padding out of every message, expected count and backtrace of the real steps.
+    """
+    pos = jnp.arange(row_length)[:, None]
+    return (pos == 0) | (pos >= jnp.asarray(lengths)[None, :])
+
+
+def _uniform_at(key, session, position, dtype):
+    return jax.random.uniform(
+        jax.random.fold_in(jax.random.fold_in(key, session), position), (), dtype
+    )
+
+
+def session_uniforms(key, session_starts, dtype):
+    """One uniform per time bin from per-session keys, on the concatenated axis.
+
+    ``u_t`` depends only on ``key``, the index of the session holding ``t`` and the
+    position of ``t`` in that session, so the same numbers come out of
+    `row_uniforms` whatever the bucketing.
+    """
+    n_time_bins = session_starts.shape[0]
+    steps = jnp.arange(n_time_bins)
+    session = jnp.cumsum(session_starts.astype(jnp.int32)) - 1
+    position = steps - jax.lax.cummax(jnp.where(session_starts, steps, 0))
+    return jax.vmap(_uniform_at, in_axes=(None, 0, 0, None))(key, session, position, dtype)
+
+
+def row_uniforms(key, sessions, row_length: int, dtype):
+    """`session_uniforms` laid out in rows: ``(row_length, n_rows)`` for the given sessions."""
+    pos = jnp.arange(row_length)
+    per_step = jax.vmap(_uniform_at, in_axes=(None, None, 0, None))
+    return jax.vmap(per_step, in_axes=(None, 0, None, None), out_axes=1)(
+        key, jnp.asarray(sessions), pos, dtype
+    )
+
+
+#: Run sessions side by side (bucketed rows) in the sequential kernels: None (the
+#: default) on accelerators only, True always, False never. On this project's 2-core
+#: CPUs the one-scan path measured as fast or faster (see docs/guide/inference.md).
+SIDE_BY_SIDE: bool | None = None
+
+
+def side_by_side() -> bool:
+    """Whether the sequential kernels bucket concrete sessions into rows now."""
+    if SIDE_BY_SIDE is None:
+        return jax.default_backend() != "cpu"
+    return bool(SIDE_BY_SIDE)
+
+
+def plan_for(
+    session_starts, log_likelihoods, min_sessions: int = 2, always: bool = False
+) -> SessionPlan | None:
+    """The bucketing of concrete ``session_starts``, or None (traced, bad shape, too few, off).
+
+    ``always`` ignores `SIDE_BY_SIDE` (for parallel Viterbi, where rows replace a
+    max-plus scan with K^3 work per step).
+    """
+    if not (always or side_by_side()):
+        return None
+    shape = jnp.shape(log_likelihoods)
+    if len(shape) != 2 or shape[0] < 1:
+        return None
+    starts = concrete_starts(session_starts, shape[0])
+    if starts is None or np.count_nonzero(starts) < min_sessions:
+        return None
+    return session_plan(starts)
