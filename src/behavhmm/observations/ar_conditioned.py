@@ -175,11 +175,10 @@ def _precision_factor(p):
     ``P`` is Jacobi-scaled to a unit diagonal (``P_s``). Where ``P_s`` is well
     conditioned (``κ_F q ε < 0.1``) its Cholesky factor gives the exact inverse.
     The others (states with fewer distinct frames than regressors, singular up
-    to the weak prior) are factorised with a ridge ``q ε ||P_s||_F I`` at the
-    resolution of the dtype; a state whose ridged Cholesky still fails falls
-    back to an eigendecomposition with eigenvalues floored at the same level.
-    The second and third passes run only when some state needs them
-    (``lax.cond``), so a well-conditioned fit pays one batched Cholesky.
+    to the weak prior) go through an eigendecomposition with eigenvalues
+    floored at ``q ε ||P_s||_F``, the resolution of the dtype. That pass runs
+    only when some state needs it (``lax.cond``), so a well-conditioned fit
+    pays one batched Cholesky.
     """
     eps = jnp.finfo(p.dtype).eps
     scale = jnp.sqrt(jnp.diagonal(p, axis1=-2, axis2=-1))  # > 0: the prior is PD
@@ -190,17 +189,10 @@ def _precision_factor(p):
     factor = _cholesky_factor(scaled, jnp.zeros_like(norm))
     ok = _well_conditioned(scaled, factor, norm, eps)
 
-    def ridged(f):
-        g = _cholesky_factor(scaled, jnp.where(ok, 0.0, floor))
-        return jnp.where(ok[:, None, None], f, g)
-
-    factor = jax.lax.cond(jnp.all(ok), lambda f: f, ridged, factor)
-    finite = jnp.all(jnp.isfinite(factor), axis=(-2, -1))
-
     def eigen(f):
-        return jnp.where(finite[:, None, None], f, _eigen_factor(scaled, floor))
+        return jnp.where(ok[:, None, None], f, _eigen_factor(scaled, floor))
 
-    factor = jax.lax.cond(jnp.all(finite), lambda f: f, eigen, factor)
+    factor = jax.lax.cond(jnp.all(ok), lambda f: f, eigen, factor)
     return factor / scale[:, :, None]  # D^{-1/2} L^{-T}: F F^T = P^{-1}
 
 
@@ -208,8 +200,8 @@ def _solve(stats: ARStatistics, prior_t: MNIWPrior):
     """``Δ_n = S_eu P^{-1}`` with ``P = S_uu + K_0'^{-1}``, and ``F`` with ``F F^T = P^{-1}``.
 
     ``F`` comes from `_precision_factor` (Cholesky where ``P`` is well
-    conditioned, a ridge at the dtype's resolution where it is not); in
-    float64 the ridge is far below any eigenvalue the prior allows.
+    conditioned, floored eigenvalues where it is not); in
+    float64 the floor is far below any eigenvalue the prior allows.
     """
     n_features = prior_t.mean.shape[0]
     s = stats.outer
