@@ -122,7 +122,7 @@ def run_em(
         If the log-likelihood or log prior is NaN or infinite.
     """
     hist: dict[str, list] = {k: list(v) for k, v in (history or {}).items()}
-    ll_hist = hist.setdefault("log_likelihood", [])
+    hist.setdefault("log_likelihood", [])
     lj_hist = hist.setdefault("log_joint", [])
     hist.setdefault("iteration", [])
     converged = False
@@ -134,32 +134,19 @@ def run_em(
     ) as bar:
         for iteration in range(start_iteration, n_iter):
             new_params, log_lik, log_prior = step(params)
-            log_lik, log_prior = float(log_lik), float(log_prior)
-            log_joint = log_lik + log_prior
-            if not math.isfinite(log_joint):
-                raise FloatingPointError(
-                    f"EM iteration {iteration} gave a non-finite objective "
-                    f"(log-likelihood {log_lik}, log prior {log_prior}). The data may have "
-                    "values the model cannot explain (check the scale of X, or use a larger "
-                    "covariance prior)."
-                )
-            ll_hist.append(log_lik)
-            lj_hist.append(log_joint)
+            log_joint = _record_objective(hist, iteration, log_lik, log_prior)
             change = abs(log_joint - previous) / n_frames
             params, previous = new_params, log_joint
             done = iteration + 1
             converged = iteration > 0 and change < tol
-            postfix = {"ll_per_frame": f"{log_lik / n_frames:.4f}"}
-            if evaluate is not None and (done % check_every == 0 or done == n_iter or converged):
-                hist["iteration"].append(done)
-                for name, value in evaluate(params).items():
-                    hist.setdefault(name, []).append(float(value))
-                    if name == "median_duration":
-                        postfix["median_dur"] = f"{float(value):.1f}"
+            last = done == n_iter or converged
+            postfix = {"ll_per_frame": f"{hist['log_likelihood'][-1] / n_frames:.4f}"}
+            if evaluate is not None and (done % check_every == 0 or last):
+                _record_diagnostics(hist, done, evaluate(params), postfix)
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
             if checkpoint is not None and (
-                (checkpoint_every and done % checkpoint_every == 0) or done == n_iter or converged
+                (checkpoint_every and done % checkpoint_every == 0) or last
             ):
                 checkpoint(params, done, {k: np.asarray(v) for k, v in hist.items()})
             if converged:
@@ -167,3 +154,28 @@ def run_em(
     arrays = {k: np.asarray(v) for k, v in hist.items()}
     extra = {k: v for k, v in arrays.items() if k not in ("log_likelihood", "log_joint")}
     return EMResult(params, arrays["log_likelihood"], arrays["log_joint"], done, converged, extra)
+
+
+def _record_objective(hist: dict, iteration: int, log_lik, log_prior) -> float:
+    """Append one iteration's log-likelihood and log joint (a host sync); refuse non-finite ones."""
+    log_lik, log_prior = float(log_lik), float(log_prior)
+    log_joint = log_lik + log_prior
+    if not math.isfinite(log_joint):
+        raise FloatingPointError(
+            f"EM iteration {iteration} gave a non-finite objective "
+            f"(log-likelihood {log_lik}, log prior {log_prior}). The data may have "
+            "values the model cannot explain (check the scale of X, or use a larger "
+            "covariance prior)."
+        )
+    hist["log_likelihood"].append(log_lik)
+    hist["log_joint"].append(log_joint)
+    return log_joint
+
+
+def _record_diagnostics(hist: dict, done: int, diagnostics: dict, postfix: dict) -> None:
+    """Append the diagnostics taken after ``done`` iterations; show the median duration."""
+    hist["iteration"].append(done)
+    for name, value in diagnostics.items():
+        hist.setdefault(name, []).append(float(value))
+        if name == "median_duration":
+            postfix["median_dur"] = f"{float(value):.1f}"

@@ -113,22 +113,10 @@ def run_gibbs(
     ) as bar:
 
         def record(iteration, state_after, log_lik):
-            log_lik = float(log_lik)
-            if math.isnan(log_lik):
-                raise FloatingPointError(
-                    f"Gibbs sweep {iteration} gave a NaN log-likelihood; the chain failed "
-                    "numerically (check the scale of X, or use a larger covariance prior)."
-                )
-            hist["log_likelihood"].append(log_lik)
             done = iteration + 1
-            postfix["ll_per_frame"] = f"{log_lik / n_frames:.4f}"
+            _record_sweep(hist, iteration, log_lik, n_frames, postfix)
             if evaluate is not None and (done % check_every == 0 or done == n_iter):
-                diagnostics = evaluate(state_after)
-                hist["iteration"].append(done)
-                for name, value in diagnostics.items():
-                    hist.setdefault(name, []).append(float(value))
-                if "median_duration" in diagnostics:
-                    postfix["median_dur"] = f"{float(diagnostics['median_duration']):.1f}"
+                _record_diagnostics(hist, done, evaluate(state_after), postfix)
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
             if checkpoint is not None and (
@@ -148,3 +136,24 @@ def run_gibbs(
         if pending is not None:
             record(*pending)
     return GibbsResult(state, {k: np.asarray(v) for k, v in hist.items()}, n_iter)
+
+
+def _record_sweep(hist: dict, iteration: int, log_lik, n_frames: int, postfix: dict) -> None:
+    """Append one sweep's log-likelihood (a host sync); a NaN means the chain failed."""
+    log_lik = float(log_lik)
+    if math.isnan(log_lik):
+        raise FloatingPointError(
+            f"Gibbs sweep {iteration} gave a NaN log-likelihood; the chain failed "
+            "numerically (check the scale of X, or use a larger covariance prior)."
+        )
+    hist["log_likelihood"].append(log_lik)
+    postfix["ll_per_frame"] = f"{log_lik / n_frames:.4f}"
+
+
+def _record_diagnostics(hist: dict, done: int, diagnostics: dict, postfix: dict) -> None:
+    """Append the diagnostics taken after ``done`` sweeps; show the median duration."""
+    hist["iteration"].append(done)
+    for name, value in diagnostics.items():
+        hist.setdefault(name, []).append(float(value))
+    if "median_duration" in diagnostics:
+        postfix["median_dur"] = f"{float(diagnostics['median_duration']):.1f}"

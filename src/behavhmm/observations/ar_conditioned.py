@@ -39,6 +39,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import numpy as np
 from jaxtyping import Array, Float
 
 from .._utils import chunked_sum, flat_random, rows_per_chunk
@@ -147,29 +149,66 @@ def _regressors(design: ConditionedDesign, centres, nlags: int):
     return jnp.concatenate([design.newest - centres, design.differences], axis=-1)
 
 
+def _cholesky_factor(scaled, shift):
+    """``L^{-T}`` of ``scaled + shift I = L L^T`` (batched), NaN where it is not PD."""
+    eye = jnp.broadcast_to(jnp.eye(scaled.shape[-1], dtype=scaled.dtype), scaled.shape)
+    chol = jnp.linalg.cholesky(scaled + shift[:, None, None] * eye)
+    return jnp.swapaxes(jsl.solve_triangular(chol, eye, lower=True), -1, -2)
+
+
+def _eigen_factor(scaled, floor):
+    """``V Λ^{-1/2}`` of ``scaled = V Λ V^T`` with the eigenvalues floored at ``floor``."""
+    vals, vecs = jnp.linalg.eigh(scaled)
+    return vecs / jnp.sqrt(jnp.maximum(vals, floor[:, None]))[:, None, :]
+
+
+def _well_conditioned(scaled, factor, norm, eps):
+    """Finite factor and ``κ_F(P) = ||P||_F ||P^{-1}||_F`` below ``0.1 / (q ε)``."""
+    inverse = jnp.matmul(factor, jnp.swapaxes(factor, -1, -2), precision=_HIGHEST)
+    inv_norm = jnp.sqrt(jnp.sum(inverse * inverse, axis=(-2, -1)))
+    return jnp.isfinite(inv_norm) & (norm * inv_norm * scaled.shape[-1] * eps < 0.1)
+
+
+def _precision_factor(p):
+    """``F`` with ``F F^T = P^{-1}`` for a batch of SPD ``P``, float32-stable and cheap.
+
+    ``P`` is Jacobi-scaled to a unit diagonal (``P_s``). Where ``P_s`` is well
+    conditioned (``κ_F q ε < 0.1``) its Cholesky factor gives the exact inverse.
+    The others (states with fewer distinct frames than regressors, singular up
+    to the weak prior) go through an eigendecomposition with eigenvalues
+    floored at ``q ε ||P_s||_F``, the resolution of the dtype. That pass runs
+    only when some state needs it (``lax.cond``), so a well-conditioned fit
+    pays one batched Cholesky.
+    """
+    eps = jnp.finfo(p.dtype).eps
+    scale = jnp.sqrt(jnp.diagonal(p, axis1=-2, axis2=-1))  # > 0: the prior is PD
+    scaled = p / (scale[:, :, None] * scale[:, None, :])
+    scaled = 0.5 * (scaled + jnp.swapaxes(scaled, -1, -2))
+    norm = jnp.sqrt(jnp.sum(scaled * scaled, axis=(-2, -1)))
+    floor = scaled.shape[-1] * eps * norm
+    factor = _cholesky_factor(scaled, jnp.zeros_like(norm))
+    ok = _well_conditioned(scaled, factor, norm, eps)
+
+    def eigen(f):
+        return jnp.where(ok[:, None, None], f, _eigen_factor(scaled, floor))
+
+    factor = jax.lax.cond(jnp.all(ok), lambda f: f, eigen, factor)
+    return factor / scale[:, :, None]  # D^{-1/2} L^{-T}: F F^T = P^{-1}
+
+
 def _solve(stats: ARStatistics, prior_t: MNIWPrior):
     """``Δ_n = S_eu P^{-1}`` with ``P = S_uu + K_0'^{-1}``, and ``F`` with ``F F^T = P^{-1}``.
 
-    ``P`` is Jacobi-scaled to a unit diagonal and inverted through its
-    eigendecomposition, with eigenvalues floored at ``q ε λ_max`` (the
-    resolution of the dtype). States with fewer distinct frames than
-    regressors, whose ``P`` is singular up to the weak prior, then stay finite
-    in float32 (their poorly determined directions get the floor); in float64
-    the floor is far below any eigenvalue the prior allows.
+    ``F`` comes from `_precision_factor` (Cholesky where ``P`` is well
+    conditioned, floored eigenvalues where it is not); in
+    float64 the floor is far below any eigenvalue the prior allows.
     """
     n_features = prior_t.mean.shape[0]
     s = stats.outer
     seu = s[:, :n_features, n_features:]
-    p = s[:, n_features:, n_features:] + prior_t.col_precision
-    q = p.shape[-1]
-    scale = jnp.sqrt(jnp.diagonal(p, axis1=-2, axis2=-1))  # > 0: the prior is PD
-    scaled = p / (scale[:, :, None] * scale[:, None, :])
-    vals, vecs = jnp.linalg.eigh(0.5 * (scaled + jnp.swapaxes(scaled, -1, -2)))
-    floor = q * jnp.finfo(s.dtype).eps * jnp.max(vals, axis=-1, keepdims=True)
-    vals = jnp.maximum(vals, floor)
-    factor = vecs / (scale[:, :, None] * jnp.sqrt(vals)[:, None, :])  # D^{-1/2} V Λ^{-1/2}
-    inverse = jnp.matmul(factor, jnp.swapaxes(factor, -1, -2), precision=_HIGHEST)
-    return jnp.matmul(seu, inverse, precision=_HIGHEST), factor
+    factor = _precision_factor(s[:, n_features:, n_features:] + prior_t.col_precision)
+    left = jnp.matmul(seu, factor, precision=_HIGHEST)
+    return jnp.matmul(left, jnp.swapaxes(factor, -1, -2), precision=_HIGHEST), factor
 
 
 def _scatter(residual_scatter, delta, prior_t: MNIWPrior):
@@ -182,37 +221,96 @@ def _scatter(residual_scatter, delta, prior_t: MNIWPrior):
     return 0.5 * (s_n + jnp.swapaxes(s_n, -1, -2))
 
 
+#: The residual pass of `ar_map_update` is skipped when every state's scatter keeps at least this
+#: fraction of its innovations' scatter (``λ_min((S_0 + S_ee)^{-1} S_n)``, bounded from below): the
+#: direct formula then loses less than two decimal digits to cancellation.
+DIRECT_SCATTER_MIN_RATIO = 0.01
+
+
+def _direct_scatter(stats: ARStatistics, factor, prior_t: MNIWPrior):
+    """``S_n = S_0 + S_ee - (S_eu F)(S_eu F)^T`` from the statistics, and whether it is accurate.
+
+    The cancellation of this one-pass formula costs ``1 / λ_min(A^{-1} S_n)``
+    digits' worth of accuracy relative to ``A = S_0 + S_ee``; the state is
+    accurate when the lower bound ``1 / ||S_n^{-1/2} A S_n^{-1/2}||_F`` of that
+    eigenvalue is at least `DIRECT_SCATTER_MIN_RATIO` (and ``S_n`` is PD).
+    """
+    n_features = prior_t.mean.shape[0]
+    s = stats.outer
+    total = prior_t.scale + s[:, :n_features, :n_features]
+    g = jnp.matmul(s[:, :n_features, n_features:], factor, precision=_HIGHEST)
+    s_n = total - jnp.matmul(g, jnp.swapaxes(g, -1, -2), precision=_HIGHEST)
+    s_n = 0.5 * (s_n + jnp.swapaxes(s_n, -1, -2))
+    m = jsl.solve_triangular(
+        jnp.linalg.cholesky(s_n), jnp.linalg.cholesky(total), lower=True
+    )  # L_n^{-1} L_A
+    inverse = jnp.matmul(jnp.swapaxes(m, -1, -2), m, precision=_HIGHEST)  # L_A^T S_n^{-1} L_A
+    norm = jnp.sqrt(jnp.sum(inverse * inverse, axis=(-2, -1)))
+    return s_n, jnp.isfinite(norm) & (norm * DIRECT_SCATTER_MIN_RATIO <= 1.0)
+
+
 def _with_one(u):
     return jnp.concatenate([u, jnp.ones(u.shape[:-1] + (1,), u.dtype)], axis=-1)
 
 
-def _state_regressors(newest, diffs, centres, nlags: int):
-    """``u_tk`` without its constant, shape (n_time_bins, n_states, nlags * n_features)."""
-    n_time_bins, n_states = newest.shape[0], centres.shape[0]
-    d = jnp.broadcast_to(diffs[:, None], (n_time_bins, n_states, diffs.shape[-1]))
-    if not nlags:
-        return d
-    return jnp.concatenate([newest[:, None] - centres[None], d], axis=-1)
+def _shared_rows(e, diffs):
+    """``[e_t; differences; 1]``: the parts of ``z_tk`` that no state changes."""
+    return jnp.concatenate([e, _with_one(diffs)], axis=-1)
 
 
 def _soft_statistics(weights, counts_weights, design: ConditionedDesign, nlags, chunk):
-    """``sum_t w_tk z_tk z_tk^T`` with ``z_tk = [e_t; u_tk; 1]`` (per-state regressors)."""
+    """``sum_t w_tk z_tk z_tk^T`` with ``z_tk = [e_t; u_tk; 1]`` (per-state regressors).
+
+    Only the newest lag depends on the state (``y_{t-1} - c_k``); the rest,
+    ``r_t = [e_t; differences; 1]``, is shared. The blocks ``r r^T`` and
+    ``(y_{t-1} - c_k) r^T`` are single matrix products over all states; only
+    the ``D x D`` block of the centred newest lag is a product per state.
+    Every term is formed from centred values (no cancellation).
+    """
+    n_features = design.innovations.shape[1]
+    n_new = n_features if nlags else 0
+    n_shared = n_features + design.differences.shape[1] + 1
+    order = np.r_[:n_features, n_shared : n_shared + n_new, n_features:n_shared]
 
     def block(w, cw, e, newest, diffs):
-        u = _state_regressors(newest, diffs, design.centres, nlags)
-        z = jnp.concatenate(
-            [jnp.broadcast_to(e[:, None], u.shape[:2] + e.shape[1:]), _with_one(u)], -1
-        )
-        return ARStatistics(jnp.einsum("tk,tki,tkj->kij", w, z, z, precision=_HIGHEST), cw.sum(0))
+        r = _shared_rows(e, diffs)
+        rr = jnp.einsum("tk,ti,tj->kij", w, r, r, precision=_HIGHEST)
+        if not n_new:
+            return ARStatistics(rr, cw.sum(0))
+        centred = newest[:, None, :] - design.centres[None]  # (t, k, D)
+        weighted = w[:, :, None] * centred
+        nr = jnp.einsum("tkd,ti->kdi", weighted, r, precision=_HIGHEST)
+        nn = jnp.einsum("tkd,tke->kde", weighted, centred, precision=_HIGHEST)
+        full = jnp.concatenate(
+            [
+                jnp.concatenate([rr, jnp.swapaxes(nr, -1, -2)], axis=-1),
+                jnp.concatenate([nr, nn], axis=-1),
+            ],
+            axis=1,
+        )  # order [e, differences, 1, newest]
+        return ARStatistics(full[:, order][:, :, order], cw.sum(0))
 
     arrays = (weights, counts_weights, design.innovations, design.newest, design.differences)
     return chunked_sum(block, arrays, chunk)
 
 
 def _soft_residual_scatter(weights, design: ConditionedDesign, delta, nlags, chunk):
+    """``sum_t w_tk r_tk r_tk^T`` with ``r_tk = e_t - Δ_k u_tk`` (second pass over the frames).
+
+    ``Δ_k u_tk`` is one product of the shared ``[differences; 1]`` with every
+    state's coefficients plus the per-state ``D x D`` product of the centred
+    newest lag.
+    """
+    n_states, n_features = delta.shape[0], delta.shape[1]
+    n_new = n_features if nlags else 0
+    shared = jnp.swapaxes(delta[:, :, n_new:], 0, 2).reshape(delta.shape[2] - n_new, -1)
+
     def block(w, e, newest, diffs):
-        u = _state_regressors(newest, diffs, design.centres, nlags)
-        r = e[:, None, :] - jnp.einsum("kdq,tkq->tkd", delta, _with_one(u), precision=_HIGHEST)
+        pred = jnp.matmul(_with_one(diffs), shared, precision=_HIGHEST)
+        r = e[:, None, :] - pred.reshape(e.shape[0], n_features, n_states).swapaxes(1, 2)
+        if n_new:
+            centred = newest[:, None, :] - design.centres[None]
+            r = r - jnp.einsum("kde,tke->tkd", delta[:, :, :n_new], centred, precision=_HIGHEST)
         return jnp.einsum("tk,tki,tkj->kij", w, r, r, precision=_HIGHEST)
 
     return chunked_sum(
@@ -285,9 +383,14 @@ def ar_map_update(
     sum_newest, n_newest = chunked_sum(sums, (weights, newest), chunk)
     design = conditioned_design(y, x, sum_newest, n_newest, prior)
     stats = _soft_statistics(weights, cw, design, nlags, chunk)
-    delta, _ = _solve(stats, design.prior)
-    resid = _soft_residual_scatter(weights, design, delta, nlags, chunk)
-    s_n = _scatter(resid, delta, design.prior)
+    delta, factor = _solve(stats, design.prior)
+    s_n, accurate = _direct_scatter(stats, factor, design.prior)
+
+    def second_pass(_):
+        resid = _soft_residual_scatter(weights, design, delta, nlags, chunk)
+        return _scatter(resid, delta, design.prior)
+
+    s_n = jax.lax.cond(jnp.all(accurate), lambda s: s, second_pass, s_n)
     denom = prior.dof + stats.counts + n_features + 1 + q
     coef, intercept = _to_original(delta, design, prior)
     return coef, intercept, s_n / denom[:, None, None]
