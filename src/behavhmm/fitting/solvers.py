@@ -154,11 +154,16 @@ def default_solver_kwargs(solver_name: str, dtype) -> dict[str, Any]:
 def blocked_frame_sum(fn, weights, arrays, block_size: int | None):
     """``Σ_blocks fn(weights_b, *arrays_b)``: a sum over frames, ``block_size`` frames at a time.
 
-    Blocks are read in place (``lax.dynamic_slice``), never copied or padded:
-    the last block is the last ``block_size`` frames, with the weights of the
-    frames an earlier block already counted set to 0. The temporaries of
-    ``fn`` are therefore bounded by one block, and the block sums are added
-    one after the other (in float32 an error of about
+    Blocks are read in place (``lax.dynamic_slice``), never copied or padded.
+    The frames are split into ``n_blocks = ceil(n_time_bins / block_size)``
+    blocks of equal length ``ceil(n_time_bins / n_blocks) <= block_size``;
+    the last block is the last frames, with the weights of the (fewer than
+    ``n_blocks``) frames an earlier block already counted set to 0. Equal
+    blocks matter: a last block of ``block_size`` frames made T=100,000
+    with 65,536-frame blocks read 131,072 frames, and the Bernoulli GLM-HMM
+    M-step took about 1.5x longer than unblocked (measured, float64). The
+    temporaries of ``fn`` are bounded by one block, and the block sums are
+    added one after the other (in float32 an error of about
     ``(block_size + n_blocks) ε`` instead of ``n_time_bins ε``).
 
     Parameters
@@ -183,8 +188,8 @@ def blocked_frame_sum(fn, weights, arrays, block_size: int | None):
     n_time_bins = weights.shape[0]
     if block_size is None or block_size >= n_time_bins:
         return fn(weights, *arrays)
-    rows = int(block_size)
-    n_blocks = -(-n_time_bins // rows)
+    n_blocks = -(-n_time_bins // int(block_size))
+    rows = -(-n_time_bins // n_blocks)  # equal blocks, at most block_size frames
 
     def block(i):
         begin = i * rows

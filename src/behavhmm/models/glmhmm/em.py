@@ -97,13 +97,15 @@ def _glm(params: GLMHMMParams) -> GLMParams:
 def _blocked_rows(fn, arrays, block_size: int | None):
     """``fn(*arrays)`` computed ``block_size`` rows at a time, into one output (no input copies).
 
-    Blocks are read with ``lax.dynamic_slice``; the last block is the last
-    ``block_size`` rows (it rewrites a few rows with the same values).
+    Blocks are read with ``lax.dynamic_slice``; ``ceil(n / block_size)`` blocks
+    of equal length (at most ``block_size`` rows), the last one the last rows
+    (it rewrites fewer rows than there are blocks, with the same values).
     """
     n = arrays[0].shape[0]
     if block_size is None or block_size >= n:
         return fn(*arrays)
-    rows = int(block_size)
+    n_blocks = -(-n // int(block_size))
+    rows = -(-n // n_blocks)
 
     def block(i):
         start = jnp.minimum(i * rows, n - rows)
@@ -116,7 +118,7 @@ def _blocked_rows(fn, arrays, block_size: int | None):
         start, values = block(i)
         return jax.lax.dynamic_update_slice_in_dim(acc, values, start, axis=0)
 
-    return jax.lax.fori_loop(1, -(-n // rows), write, out)
+    return jax.lax.fori_loop(1, n_blocks, write, out)
 
 
 def masked_log_likelihoods(
