@@ -169,6 +169,38 @@ def _well_conditioned(scaled, factor, norm, eps):
     return jnp.isfinite(inv_norm) & (norm * inv_norm * scaled.shape[-1] * eps < 0.1)
 
 
+#: At most this fraction of the states (rounded up) goes through the floored eigendecomposition
+#: alone; more failing states run it for every state.
+_EIGEN_SUBSET = 0.125
+#: The same for the residual pass of `ar_map_update`.
+_PASS_SUBSET = 1 / 3
+
+
+def _fix_states(bad, values, recompute, fraction: float):
+    """``values`` with the states flagged ``bad`` replaced by ``recompute(indices)``.
+
+    ``recompute`` maps an int array of state indices to their new values. Nothing runs when no
+    state is bad; when at most ``ceil(fraction K)`` are, it runs on that many states (the bad
+    ones, padded with good ones whose values are kept); otherwise on all of them. Each
+    branch is a ``lax.switch`` case, so a fit pays only for the branch it takes.
+    """
+    n_states = bad.shape[0]
+    size = min(n_states, max(1, int(np.ceil(fraction * n_states))))
+
+    def some(v):
+        idx = jax.lax.top_k(bad.astype(jnp.int32), size)[1]  # the bad states first, distinct
+        keep = bad[idx].reshape((size,) + (1,) * (v.ndim - 1))
+        return v.at[idx].set(jnp.where(keep, recompute(idx), v[idx]))
+
+    def every(v):
+        mask = bad.reshape((n_states,) + (1,) * (v.ndim - 1))
+        return jnp.where(mask, recompute(jnp.arange(n_states)), v)
+
+    n_bad = jnp.sum(bad)
+    branch = jnp.where(n_bad == 0, 0, jnp.where(n_bad <= size, 1, 2))
+    return jax.lax.switch(branch, [lambda v: v, some, every], values)
+
+
 def _precision_factor(p):
     """``F`` with ``F F^T = P^{-1}`` for a batch of SPD ``P``, float32-stable and cheap.
 
@@ -177,8 +209,8 @@ def _precision_factor(p):
     The others (states with fewer distinct frames than regressors, singular up
     to the weak prior) go through an eigendecomposition with eigenvalues
     floored at ``q ε ||P_s||_F``, the resolution of the dtype. That pass runs
-    only when some state needs it (``lax.cond``), so a well-conditioned fit
-    pays one batched Cholesky.
+    only when some state needs it, and only on those states while they are
+    few (`_fix_states`), so a well-conditioned fit pays one batched Cholesky.
     """
     eps = jnp.finfo(p.dtype).eps
     scale = jnp.sqrt(jnp.diagonal(p, axis1=-2, axis2=-1))  # > 0: the prior is PD
@@ -189,10 +221,10 @@ def _precision_factor(p):
     factor = _cholesky_factor(scaled, jnp.zeros_like(norm))
     ok = _well_conditioned(scaled, factor, norm, eps)
 
-    def eigen(f):
-        return jnp.where(ok[:, None, None], f, _eigen_factor(scaled, floor))
+    def eigen(idx):
+        return _eigen_factor(scaled[idx], floor[idx])
 
-    factor = jax.lax.cond(jnp.all(ok), lambda f: f, eigen, factor)
+    factor = _fix_states(~ok, factor, eigen, _EIGEN_SUBSET)
     return factor / scale[:, :, None]  # D^{-1/2} L^{-T}: F F^T = P^{-1}
 
 
@@ -225,6 +257,11 @@ def _scatter(residual_scatter, delta, prior_t: MNIWPrior):
 #: fraction of its innovations' scatter (``λ_min((S_0 + S_ee)^{-1} S_n)``, bounded from below): the
 #: direct formula then loses less than two decimal digits to cancellation.
 DIRECT_SCATTER_MIN_RATIO = 0.01
+
+
+def _prior_subset(prior_t: MNIWPrior, idx):
+    """The conditioned prior of the states ``idx`` (the per-state column precisions)."""
+    return MNIWPrior(prior_t.mean, prior_t.col_precision[idx], prior_t.scale, prior_t.dof)
 
 
 def _direct_scatter(stats: ARStatistics, factor, prior_t: MNIWPrior):
@@ -294,24 +331,29 @@ def _soft_statistics(weights, counts_weights, design: ConditionedDesign, nlags, 
     return chunked_sum(block, arrays, chunk)
 
 
-def _soft_residual_scatter(weights, design: ConditionedDesign, delta, nlags, chunk):
+def _soft_residual_scatter(weights, design: ConditionedDesign, centres, delta, nlags, chunk):
     """``sum_t w_tk r_tk r_tk^T`` with ``r_tk = e_t - Δ_k u_tk`` (second pass over the frames).
 
     ``Δ_k u_tk`` is one product of the shared ``[differences; 1]`` with every
     state's coefficients plus the per-state ``D x D`` product of the centred
-    newest lag.
+    newest lag (a fused multiply-reduction: XLA's batched products of ``D x
+    D`` blocks are slow on CPU). ``weights``, ``centres`` and ``delta`` may
+    hold a subset of the states (`_fix_states`).
     """
-    n_states, n_features = delta.shape[0], delta.shape[1]
+    n_features = delta.shape[1]
     n_new = n_features if nlags else 0
-    shared = jnp.swapaxes(delta[:, :, n_new:], 0, 2).reshape(delta.shape[2] - n_new, -1)
 
     def block(w, e, newest, diffs):
-        pred = jnp.matmul(_with_one(diffs), shared, precision=_HIGHEST)
-        r = e[:, None, :] - pred.reshape(e.shape[0], n_features, n_states).swapaxes(1, 2)
+        pred = jnp.einsum(
+            "kdq,qt->kdt", delta[:, :, n_new:], _with_one(diffs).T, precision=_HIGHEST
+        )
+        r = e.T[None] - pred  # (k, D, t)
         if n_new:
-            centred = newest[:, None, :] - design.centres[None]
-            r = r - jnp.einsum("kde,tke->tkd", delta[:, :, :n_new], centred, precision=_HIGHEST)
-        return jnp.einsum("tk,tki,tkj->kij", w, r, r, precision=_HIGHEST)
+            centred = newest.T[None] - centres[:, :, None]  # (k, D, t)
+            coef = delta[:, :, :n_new]
+            r = r - jnp.sum(coef[:, :, :, None] * centred[:, None], axis=2)
+        weighted = w.T[:, None, :] * r
+        return jnp.einsum("kdt,ket->kde", weighted, r, precision=_HIGHEST)
 
     return chunked_sum(
         block, (weights, design.innovations, design.newest, design.differences), chunk
@@ -370,6 +412,7 @@ def ar_map_update(
     intercept : array of shape (n_states, n_features)
     covariances : array of shape (n_states, n_features, n_features)
     """
+    weights = jnp.asarray(weights)  # indexed by traced state subsets below
     cw = weights if counts_weights is None else counts_weights
     n_states, n_features = weights.shape[1], y.shape[1]
     nlags, q = x.shape[1] // n_features, x.shape[1] + 1
@@ -386,11 +429,12 @@ def ar_map_update(
     delta, factor = _solve(stats, design.prior)
     s_n, accurate = _direct_scatter(stats, factor, design.prior)
 
-    def second_pass(_):
-        resid = _soft_residual_scatter(weights, design, delta, nlags, chunk)
-        return _scatter(resid, delta, design.prior)
+    def second_pass(idx):
+        w_sub, d_sub = weights[:, idx], delta[idx]
+        resid = _soft_residual_scatter(w_sub, design, design.centres[idx], d_sub, nlags, chunk)
+        return _scatter(resid, d_sub, _prior_subset(design.prior, idx))
 
-    s_n = jax.lax.cond(jnp.all(accurate), lambda s: s, second_pass, s_n)
+    s_n = _fix_states(~accurate, s_n, second_pass, _PASS_SUBSET)
     denom = prior.dof + stats.counts + n_features + 1 + q
     coef, intercept = _to_original(delta, design, prior)
     return coef, intercept, s_n / denom[:, None, None]
@@ -457,7 +501,13 @@ def ar_sample_update(
     u = _regressors(design, design.centres[states], nlags)
     stats = ar_state_statistics(states, e, u, n_states, weights=w, counts_weights=cw, chunk=chunk)
     delta, factor = _solve(stats, design.prior)
-    s_n = _scatter(_hard_residual_scatter(states, w, e, u, delta, chunk), delta, design.prior)
+    s_n, accurate = _direct_scatter(stats, factor, design.prior)
+
+    def second_pass(_):
+        resid = _hard_residual_scatter(states, w, e, u, delta, chunk)
+        return _scatter(resid, delta, design.prior)
+
+    s_n = jax.lax.cond(jnp.all(accurate), lambda s: s, second_pass, s_n)
     k_sigma, k_w = jax.random.split(key)
     sigma = sample_inverse_wishart(k_sigma, prior.dof + stats.counts, s_n)
     chol_sigma = jnp.linalg.cholesky(sigma)
