@@ -78,6 +78,7 @@ def test_fit_with_labels_uses_the_labels_initializer_unless_setup_chose_another(
         assert len(calls) == 2
 
 
+@pytest.mark.slow  # a recovery study: three seeds, two fits each
 def test_recovery_with_two_percent_labels_at_least_as_good_as_the_default_init():
     results = {"labels": [], "random": [], "free": []}
     for seed in (0, 2, 3):
