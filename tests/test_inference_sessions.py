@@ -68,7 +68,7 @@ def test_plan_round_trips_the_concatenated_axis(rng):
 
 
 @pytest.mark.requires_x64
-@pytest.mark.parametrize("n_groups", [0, 3])
+@pytest.mark.parametrize("n_groups", [0, pytest.param(3, marks=pytest.mark.slow)])
 def test_rows_equal_the_concatenated_path(n_groups, rng):
     """Filter, smoother, Viterbi and FFBS on bucketed rows = the one-scan programs (float64)."""
     initial, trans, ll, starts, groups = ragged_problem(rng, n_groups=n_groups)

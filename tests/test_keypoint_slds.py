@@ -325,6 +325,7 @@ def test_refit_does_not_recompile(simulated):
     assert [p._cache_size() for p in programs] == before
 
 
+@pytest.mark.slow  # 10-19 s in the default run (CI, 2 cores)
 def test_checkpoint_resume_is_bit_identical(simulated, tmp_path):
     """A full-model chain stopped after 3 sweeps and resumed to 6 equals one run straight to 6."""
     _, sim, starts, _ = simulated

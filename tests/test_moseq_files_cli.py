@@ -168,6 +168,7 @@ def test_learn_and_apply_model_end_to_end_on_real_scores(shared_data, tmp_path):
     )
 
 
+@pytest.mark.slow  # 10-19 s in the default run (CI, 2 cores)
 def test_kappa_scan_command(shared_data, tmp_path):
     dest = tmp_path / "scan.csv"
     result = CliRunner().invoke(

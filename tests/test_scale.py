@@ -160,6 +160,7 @@ def test_arhmm_programs_run_at_highest_precision(rng, monkeypatch):
         assert_pinned(lowered, name)
 
 
+@pytest.mark.slow  # 10-19 s in the default run (CI, 2 cores)
 def test_keypoint_slds_programs_run_at_highest_precision(rng, monkeypatch):
     from behavhmm.models.keypoint_slds import estimator as kp_estimator
     from behavhmm.models.keypoint_slds import gibbs as kp_gibbs

@@ -24,6 +24,7 @@ from behavhmm.workflows import KeypointResults, read_keypoint_results, write_key
 DLC_FILE = "pose-dlc-openfield-mouse/m3v1mp4DLC_resnet50_openfieldAug20shuffle1_30000.h5"
 
 
+@pytest.mark.slow  # 10-19 s in the default run (CI, 2 cores)
 def test_fit_and_apply_keypoints_end_to_end_on_a_real_file(shared_data, tmp_path):
     source = shared_data / DLC_FILE
     out = tmp_path / "fit"
@@ -232,6 +233,7 @@ def test_results_round_trip_and_pynapple(tmp_path):
     ]
 
 
+@pytest.mark.slow  # 10-19 s in the default run (CI, 2 cores)
 def test_keypoint_demo_command_reports_recovery():
     result = CliRunner().invoke(
         main,
