@@ -151,6 +151,17 @@ def default_solver_kwargs(solver_name: str, dtype) -> dict[str, Any]:
     return out
 
 
+def even_blocks(n_time_bins: int, block_size: int) -> tuple[int, int]:
+    """``(n_blocks, rows)``: ceil(n / block_size) blocks of ceil(n / n_blocks) frames each."""
+    n_blocks = -(-n_time_bins // int(block_size))
+    return n_blocks, -(-n_time_bins // n_blocks)
+
+
+def block_start(i, rows: int, n_time_bins: int):
+    """First frame of block ``i`` of `even_blocks`; the last block ends at the last frame."""
+    return jnp.minimum(i * rows, n_time_bins - rows)
+
+
 def blocked_frame_sum(fn, weights, arrays, block_size: int | None):
     """``Σ_blocks fn(weights_b, *arrays_b)``: a sum over frames, ``block_size`` frames at a time.
 
@@ -188,12 +199,11 @@ def blocked_frame_sum(fn, weights, arrays, block_size: int | None):
     n_time_bins = weights.shape[0]
     if block_size is None or block_size >= n_time_bins:
         return fn(weights, *arrays)
-    n_blocks = -(-n_time_bins // int(block_size))
-    rows = -(-n_time_bins // n_blocks)  # equal blocks, at most block_size frames
+    n_blocks, rows = even_blocks(n_time_bins, block_size)
 
     def block(i):
         begin = i * rows
-        start = jnp.minimum(begin, n_time_bins - rows)  # the last block ends at the last frame
+        start = block_start(i, rows, n_time_bins)
         counted = start + jnp.arange(rows) < begin  # frames an earlier block already summed
         wb = lax.dynamic_slice_in_dim(weights, start, rows)
         wb = jnp.where(counted.reshape((rows,) + (1,) * (wb.ndim - 1)), 0, wb)

@@ -20,7 +20,14 @@ import jaxopt
 
 from ..._precision import pinned, pinned_jit
 from ...fitting.regularizers import regularizer_penalty
-from ...fitting.solvers import SolverInfo, blocked_frame_sum, minimize, minimize_glm_newton
+from ...fitting.solvers import (
+    SolverInfo,
+    block_start,
+    blocked_frame_sum,
+    even_blocks,
+    minimize,
+    minimize_glm_newton,
+)
 from ...inference import hmm_filter, hmm_viterbi
 from ...inference.hmm import _smoother_unchecked  # the E-step: inputs come from our programs
 from ...observations.glm import (
@@ -104,11 +111,10 @@ def _blocked_rows(fn, arrays, block_size: int | None):
     n = arrays[0].shape[0]
     if block_size is None or block_size >= n:
         return fn(*arrays)
-    n_blocks = -(-n // int(block_size))
-    rows = -(-n // n_blocks)
+    n_blocks, rows = even_blocks(n, block_size)
 
     def block(i):
-        start = jnp.minimum(i * rows, n - rows)
+        start = block_start(i, rows, n)
         return start, fn(*(jax.lax.dynamic_slice_in_dim(a, start, rows) for a in arrays))
 
     _, first = block(0)
