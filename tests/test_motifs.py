@@ -81,6 +81,17 @@ def test_scan_parallel_and_fit_fraction(data):
     assert c.labels_[3].shape == (1200,)
 
 
+@pytest.mark.requires_x64
+def test_scan_worker_processes_compute_in_the_callers_precision(data):
+    """joblib worker processes start in float32; a float64 session gets float64 fits from them."""
+    est = GaussianHMM(covariance_type="diag", n_iter=3)
+    one = scan_n_states(est, data.astype(np.float64), STARTS, n_states=[2, 3], n_jobs=1)
+    two = scan_n_states(est, data.astype(np.float64), STARTS, n_states=[2, 3], n_jobs=2)
+    for k in (2, 3):
+        assert np.asarray(two.models_[k].means_).dtype == np.float64
+        np.testing.assert_allclose(two.models_[k].means_, one.models_[k].means_, rtol=1e-12)
+
+
 def test_scan_save_load_round_trip(scan, data, tmp_path):
     scan.save(tmp_path)
     assert (tmp_path / "models" / "hmm3.npz").is_file()

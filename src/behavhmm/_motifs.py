@@ -23,6 +23,7 @@ from sklearn.base import clone
 
 from ._files import atomic_path, read_npz
 from ._prototypes import Prototypes, select_prototypes
+from ._utils import set_x64, x64_enabled
 from .sessions import session_ids, session_mask
 
 __all__ = ["NStatesScan", "Prototypes", "scan_n_states", "select_prototypes"]
@@ -64,7 +65,8 @@ def _quiet_fit(model, X, starts):
     return model
 
 
-def _fit_one(estimator, k, X, mask, ids, fit_sessions, folds):
+def _fit_one(estimator, k, X, mask, ids, fit_sessions, folds, x64):
+    set_x64(x64)  # a joblib worker process starts in float32
     model = clone(estimator).set_params(n_states=int(k))
     if "progress_bar" in model.get_params():
         model.set_params(progress_bar=False)
@@ -280,13 +282,14 @@ def scan_n_states(
         sessions: an int ``n`` means ``SessionKFold(n)``; any splitter whose
         ``split(X, groups=session_labels)`` keeps sessions whole works.
     n_jobs : int, optional
-        Numbers of states run in parallel with joblib (threads by default:
-        JAX releases the GIL; ``-1`` uses all cores). For a cluster, wrap the
-        call in ``joblib.parallel_config(backend="dask")``. On a CPU one fit
-        already uses every core, so threads help little there; one run with
-        2 threads on 100,000 frames (float64, 2 shared cores) stopped making
-        progress (all threads asleep) and was not diagnosed: keep the default
-        (sequential) for large CPU scans.
+        Numbers of states run in parallel with joblib, in separate processes
+        (joblib's default backend, as `behavhmm.analysis.kappa_scan`; ``-1`` uses
+        all cores). For a cluster, wrap the call in
+        ``joblib.parallel_config(backend="dask")``. Not threads: with two
+        threads on a 2-core CPU, jaxlib 0.10's batched Cholesky (which splits a
+        batch over XLA's intra-op thread pool) waited forever for pool threads
+        held by the other fit (diagnosed with gdb on 100,000 frames x 32
+        features).
     random_state : int or None, default 0
         Seed of the ``fit_fraction`` draw.
     sequence_names : list of str, optional
@@ -340,8 +343,9 @@ def scan_n_states(
     sequence_names = _sequence_names(sequence_names, int(ids.max()) + 1)
     fit_sessions = _fit_sessions(fit_fraction, int(ids.max()) + 1, random_state)
     folds = _folds(cv, X, ids)
-    results = Parallel(n_jobs=n_jobs, prefer="threads")(
-        delayed(_fit_one)(estimator, k, X, mask, ids, fit_sessions, folds) for k in ks
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_one)(estimator, k, X, mask, ids, fit_sessions, folds, x64_enabled())
+        for k in ks
     )
     models = {row["n_states"]: model for model, row, _ in results}
     labels = {row["n_states"]: lab for _, row, lab in results}

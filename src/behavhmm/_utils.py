@@ -15,6 +15,18 @@ def float_dtype():
     return jnp.result_type(float)
 
 
+def x64_enabled() -> bool:
+    """Whether JAX computes in float64 (``jax_enable_x64``) in this process."""
+    return bool(jax.config.jax_enable_x64)
+
+
+def set_x64(enabled: bool) -> None:
+    """Make this process compute in the caller's precision (joblib worker processes start in
+    float32 whatever the parent set); a no-op when it already does."""
+    if x64_enabled() != bool(enabled):
+        jax.config.update("jax_enable_x64", bool(enabled))
+
+
 def rows_per_chunk(bytes_per_row: int, budget: int = DEFAULT_CHUNK_BYTES) -> int:
     """How many time steps fit into ``budget`` bytes, at least 1."""
     return max(1, int(budget) // max(1, int(bytes_per_row)))

@@ -51,7 +51,7 @@ def _save_figure(fig, path: Path) -> None:
     "--n-jobs",
     type=int,
     default=None,
-    help="Models fitted in parallel (joblib threads; -1: all cores).",
+    help="Models fitted in parallel (joblib processes; -1: all cores).",
 )
 @click.option(
     "--seed", default=0, show_default=True, help="Seed of every model (all K start from it)."
