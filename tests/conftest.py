@@ -43,6 +43,14 @@ def pytest_runtest_makereport(item, call):
             f"shared-data test skipped while BEHAVHMM_REQUIRE_SHARED_DATA is set: {reason}"
         )
     if report.when == "call" or report.skipped or report.failed:
+        # counted in pytest_runtest_logreport, which also runs in pytest-xdist's controller
+        report.user_properties.append(("shared_data", True))
+
+
+def pytest_runtest_logreport(report):
+    if any(name == "shared_data" for name, _ in report.user_properties) and (
+        report.when == "call" or report.skipped or report.failed
+    ):
         _shared_counts[report.outcome] += 1
 
 
