@@ -424,8 +424,10 @@ class KeypointSLDS(
         key_ar_chain = jax.random.split(fd.key_ar, 3)[2]
         hyper, method = self._hyper(self._prior()), self._method()
         ardata = ar_data_program(state.latents, data, int(self.nlags))
+        # the arguments exactly as `slds_sweep` passes them (block_size included, by position):
+        # jit keys its cache on how they are passed, and the full sweep then reuses this program
         res_ar = run_gibbs(
-            lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method),
+            lambda st, k: gibbs_sweep(st, k, ardata, hyper.ar, False, method, self.block_size),
             state.ar,
             key_ar_chain,
             n_iter=int(self.n_iter_ar),

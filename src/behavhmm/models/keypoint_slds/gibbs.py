@@ -18,7 +18,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..._precision import pinned, pinned_jit
+from ..._precision import pinned_jit
 from ..._utils import GAMMA_PROPOSALS
 from ...inference import (
     ARDynamics,
@@ -236,7 +236,6 @@ def continuous_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, block_
 ar_data_program = pinned_jit(ar_data, static_argnames=("nlags",))
 
 
-@pinned
 def slds_sweep(
     state: SLDSState, key, data: KPData, hyper: KPHyper, method: str, block_size: int | None
 ):
@@ -247,6 +246,10 @@ def slds_sweep(
     AR-only stage -- then [`continuous_sweep`][behavhmm.models._slds_programs.continuous_sweep].
     Returns the new state and ``log p(y | x, h, v, s, σ²) + log p(x | θ)``
     (states marginalised) of the values that entered the sweep.
+
+    Not wrapped in `pinned`: its programs pin their own precision, and a call under
+    ``jax.default_matmul_precision`` would not hit the cache entry of ``gibbs_sweep``
+    compiled by the AR-only stage (one more 4.5 s compile in the first full sweep).
     """
     k_ar, k_cont = jax.random.split(key)
     nlags = nlags_of(state.ar.params)
