@@ -295,6 +295,21 @@ def _shared_rows(e, diffs):
     return jnp.concatenate([e, _with_one(diffs)], axis=-1)
 
 
+def _weighted_gram(w, r):
+    """``sum_t w_tk r_t r_t^T`` for every state ``k``: (n_states, n, n), symmetric.
+
+    One matrix product of the weights with the ``n (n + 1) / 2`` distinct products
+    ``r_ti r_tj`` (``i <= j``), then mirrored: the same sums as
+    ``einsum("tk,ti,tj->kij")``, with half the multiplications and in a layout
+    the CPU's matrix product runs about twice as fast (K = 100, n = 31).
+    """
+    n = r.shape[1]
+    rows, cols = np.triu_indices(n)
+    upper = jnp.matmul(w.T, r[:, rows] * r[:, cols], precision=_HIGHEST)  # (K, n(n+1)/2)
+    gram = jnp.zeros((w.shape[1], n, n), r.dtype).at[:, rows, cols].set(upper)
+    return gram + jnp.swapaxes(jnp.triu(gram, 1), -1, -2)
+
+
 def _soft_statistics(weights, counts_weights, design: ConditionedDesign, nlags, chunk):
     """``sum_t w_tk z_tk z_tk^T`` with ``z_tk = [e_t; u_tk; 1]`` (per-state regressors).
 
@@ -311,7 +326,7 @@ def _soft_statistics(weights, counts_weights, design: ConditionedDesign, nlags, 
 
     def block(w, cw, e, newest, diffs):
         r = _shared_rows(e, diffs)
-        rr = jnp.einsum("tk,ti,tj->kij", w, r, r, precision=_HIGHEST)
+        rr = _weighted_gram(w, r)
         if not n_new:
             return ARStatistics(rr, cw.sum(0))
         centred = newest[:, None, :] - design.centres[None]  # (t, k, D)
