@@ -23,7 +23,7 @@ from sklearn.base import clone
 
 from ._files import atomic_path, read_npz
 from ._prototypes import Prototypes, select_prototypes
-from ._utils import set_x64, x64_enabled
+from ._utils import in_caller_precision
 from .sessions import session_ids, session_mask
 
 __all__ = ["NStatesScan", "Prototypes", "scan_n_states", "select_prototypes"]
@@ -65,8 +65,7 @@ def _quiet_fit(model, X, starts):
     return model
 
 
-def _fit_one(estimator, k, X, mask, ids, fit_sessions, folds, x64):
-    set_x64(x64)  # a joblib worker process starts in float32
+def _fit_one(estimator, k, X, mask, ids, fit_sessions, folds):
     model = clone(estimator).set_params(n_states=int(k))
     if "progress_bar" in model.get_params():
         model.set_params(progress_bar=False)
@@ -344,7 +343,7 @@ def scan_n_states(
     fit_sessions = _fit_sessions(fit_fraction, int(ids.max()) + 1, random_state)
     folds = _folds(cv, X, ids)
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_one)(estimator, k, X, mask, ids, fit_sessions, folds, x64_enabled())
+        delayed(in_caller_precision(_fit_one))(estimator, k, X, mask, ids, fit_sessions, folds)
         for k in ks
     )
     models = {row["n_states"]: model for model, row, _ in results}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,11 +22,20 @@ def x64_enabled() -> bool:
     return bool(jax.config.jax_enable_x64)
 
 
-def set_x64(enabled: bool) -> None:
-    """Make this process compute in the caller's precision (joblib worker processes start in
-    float32 whatever the parent set); a no-op when it already does."""
-    if x64_enabled() != bool(enabled):
-        jax.config.update("jax_enable_x64", bool(enabled))
+def _with_x64(fn, x64: bool, *args, **kwargs):
+    if x64_enabled() != x64:
+        jax.config.update("jax_enable_x64", x64)
+    return fn(*args, **kwargs)
+
+
+def in_caller_precision(fn):
+    """``fn`` for a joblib task: it runs in this process's precision wherever it runs.
+
+    joblib's worker processes start in float32 whatever the caller set with
+    ``jax_enable_x64``; ``delayed(in_caller_precision(fn))(...)`` switches the
+    worker to the caller's setting first (a no-op in the caller's own process).
+    """
+    return functools.partial(_with_x64, fn, x64_enabled())
 
 
 def rows_per_chunk(bytes_per_row: int, budget: int = DEFAULT_CHUNK_BYTES) -> int:

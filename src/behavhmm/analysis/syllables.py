@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.utils import check_scalar
 
-from .._utils import set_x64, x64_enabled
+from .._utils import in_caller_precision
 from ..sessions import session_bounds, session_ids, session_mask
 
 __all__ = [
@@ -343,10 +343,8 @@ def cross_likelihoods(model, X, session_starts=None, groups=None) -> np.ndarray:
     return out
 
 
-def _scan_one(model, kappa, X, session_starts, groups, x64):
+def _scan_one(model, kappa, X, session_starts, groups):
     import warnings
-
-    set_x64(x64)  # a joblib worker process starts in float32
 
     fitted = clone(model).set_params(kappa=float(kappa), target_duration=None, progress_bar=False)
     with warnings.catch_warnings():
@@ -426,7 +424,7 @@ def kappa_scan(
             raise ValueError(f'scale must be "log" or "linear", got {scale!r}.')
     kappas = np.sort(np.asarray(kappas, float))
     rows = Parallel(n_jobs=n_jobs)(
-        delayed(_scan_one)(model, k, X, session_starts, groups, x64_enabled()) for k in kappas
+        delayed(in_caller_precision(_scan_one))(model, k, X, session_starts, groups) for k in kappas
     )
     table = pd.DataFrame(rows)
     if fps is not None:

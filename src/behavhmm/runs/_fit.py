@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils import in_caller_precision
 from ._data import FitData, load_data, load_labels
 from ._layout import (
     RunLog,
@@ -244,6 +245,7 @@ def fit_config(config: dict, *, out_dir=None, n_jobs=None, echo=None) -> dict:
     dirs = claim_versions(out, len(points))  # claimed here, in order, before any fit starts
     jobs = config["n_jobs"] if n_jobs is None else n_jobs
     rows = Parallel(n_jobs=jobs)(
-        delayed(run_point)(config, p, d, data, labels) for p, d in zip(points, dirs, strict=True)
+        delayed(in_caller_precision(run_point))(config, p, d, data, labels)
+        for p, d in zip(points, dirs, strict=True)
     )
     return {"runs": dirs, "rows": rows, "summary": _write_summary(out, rows)}
