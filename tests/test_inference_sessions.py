@@ -19,10 +19,12 @@ def _side_by_side(monkeypatch):
 
 
 def test_rows_are_off_on_cpus_by_default_except_for_parallel_viterbi(rng, monkeypatch):
+    """HMM rows are on by default on accelerators only; Kalman rows on every backend."""
     monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", None)
     _, _, ll, starts, _ = ragged_problem(rng)
     on_cpu = jax.default_backend() == "cpu"
     assert (_sessions.plan_for(starts, ll) is None) == on_cpu
+    assert _sessions.plan_for(starts, ll, kernel="kalman") is not None
     assert _sessions.plan_for(starts, ll, always=True) is not None
     assert _sessions.plan_for(jax.numpy.asarray(starts), ll, always=True) is not None
     monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", False)
@@ -101,8 +103,9 @@ def test_rebucketing_and_jit_draw_the_same_paths(rng, monkeypatch):
     initial, trans, ll, starts, _ = ragged_problem(rng, n_states=3)
     key = jax.random.key(11)
     first = hmm_sample(key, initial, trans, ll, starts)
-    monkeypatch.setattr(_sessions, "MIN_ROW_LENGTH", 512)  # every session in one bucket
-    assert len(_sessions.plan_for(starts, ll).buckets) == 1
+    monkeypatch.setattr(_sessions, "MIN_ROW_LENGTH", 512)  # one bucket (and the one-frame session)
+    row_lengths = [b.index.shape[1] for b in _sessions.plan_for(starts, ll).buckets]
+    assert row_lengths == [1, 512]
     second = hmm_sample(key, initial, trans, ll, starts)
     jitted = jax.jit(hmm_sample)(key, initial, trans, ll, starts)  # traced starts: one scan
     np.testing.assert_array_equal(first.states, second.states)

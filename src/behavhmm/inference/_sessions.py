@@ -7,7 +7,9 @@ length into buckets of padded rows ``(n_rows, row_length)`` and a scan over the
 row length is ``vmap``-ped over the rows. Row lengths and row counts are rounded up
 to a fixed grid (four sizes per octave: ``m 2^k`` with ``m`` in 4..7), so datasets
 of similar shape reuse the compiled row programs and padding stays below 25 %.
-Padding is never read back: results are gathered back onto the concatenated axis.
+One-frame sessions (the padding frames of a model's data axis are such sessions) get
+rows of length 1. Padding is never read back: results are gathered back onto the
+concatenated axis.
 
 Random draws use per-session keys (`session_uniforms`), so a draw never depends on
 how the sessions are bucketed.
@@ -94,7 +96,7 @@ def session_plan(starts: np.ndarray) -> SessionPlan:
         )
         return SessionPlan((one,), np.arange(n_time_bins, dtype=np.int32), 1)
     lengths = np.diff(np.append(first, n_time_bins))
-    rounded = np.array([grid_size(n, MIN_ROW_LENGTH) for n in lengths], np.int64)
+    rounded = np.array([1 if n == 1 else grid_size(n, MIN_ROW_LENGTH) for n in lengths], np.int64)
     back = np.zeros(n_time_bins, np.int32)
     buckets, offset = [], 0
     for row_length in np.unique(rounded):
@@ -152,59 +154,81 @@ def row_starts(lengths, row_length: int):
     return (pos == 0) | (pos >= jnp.asarray(lengths)[None, :])
 
 
-def _uniform_at(key, session, position, dtype):
-    return jax.random.uniform(
-        jax.random.fold_in(jax.random.fold_in(key, session), position), (), dtype
-    )
+def _draw_at(key, session, position, draw, shape, dtype):
+    return draw(jax.random.fold_in(jax.random.fold_in(key, session), position), shape, dtype)
+
+
+def _session_and_position(session_starts):
+    steps = jnp.arange(session_starts.shape[0])
+    session = jnp.cumsum(session_starts.astype(jnp.int32)) - 1
+    position = steps - jax.lax.cummax(jnp.where(session_starts, steps, 0))
+    return session, position
+
+
+def session_draws(key, session_starts, dtype, shape=(), draw=jax.random.uniform):
+    """Random numbers per time bin from per-session keys, on the concatenated axis.
+
+    The draw of time bin ``t`` (``draw(k, shape, dtype)``, uniform by default)
+    depends only on ``key``, the index of the session holding ``t`` and the
+    position of ``t`` in that session, so the same numbers come out of
+    `row_draws` whatever the bucketing. Returns ``(n_time_bins, *shape)``.
+    """
+    session, position = _session_and_position(jnp.asarray(session_starts).at[0].set(True))
+    per_step = jax.vmap(_draw_at, in_axes=(None, 0, 0, None, None, None))
+    return per_step(key, session, position, draw, shape, dtype)
 
 
 def session_uniforms(key, session_starts, dtype):
-    """One uniform per time bin from per-session keys, on the concatenated axis.
-
-    ``u_t`` depends only on ``key``, the index of the session holding ``t`` and the
-    position of ``t`` in that session, so the same numbers come out of
-    `row_uniforms` whatever the bucketing.
-    """
-    n_time_bins = session_starts.shape[0]
-    steps = jnp.arange(n_time_bins)
-    session = jnp.cumsum(session_starts.astype(jnp.int32)) - 1
-    position = steps - jax.lax.cummax(jnp.where(session_starts, steps, 0))
-    return jax.vmap(_uniform_at, in_axes=(None, 0, 0, None))(key, session, position, dtype)
+    """One uniform per time bin from per-session keys (`session_draws`)."""
+    return session_draws(key, session_starts, dtype)
 
 
-def row_uniforms(key, sessions, row_length: int, dtype):
-    """`session_uniforms` laid out in rows: ``(row_length, n_rows)`` for the given sessions."""
+def row_draws(key, sessions, row_length: int, dtype, shape=(), draw=jax.random.uniform):
+    """`session_draws` laid out in rows: ``(row_length, n_rows, *shape)`` for the given sessions."""
     pos = jnp.arange(row_length)
-    per_step = jax.vmap(_uniform_at, in_axes=(None, None, 0, None))
-    return jax.vmap(per_step, in_axes=(None, 0, None, None), out_axes=1)(
-        key, jnp.asarray(sessions), pos, dtype
+    per_step = jax.vmap(_draw_at, in_axes=(None, None, 0, None, None, None))
+    return jax.vmap(per_step, in_axes=(None, 0, None, None, None, None), out_axes=1)(
+        key, jnp.asarray(sessions), pos, draw, shape, dtype
     )
 
 
+def row_uniforms(key, sessions, row_length: int, dtype):
+    """`session_uniforms` laid out in rows: ``(row_length, n_rows)``."""
+    return row_draws(key, sessions, row_length, dtype)
+
+
 #: Run sessions side by side (bucketed rows) in the sequential kernels: None (the
-#: default) on accelerators only, True always, False never. On this project's 2-core
-#: CPUs the one-scan path measured as fast or faster (see docs/guide/inference.md).
+#: default) where it measured faster, True always, False never. Where it measured
+#: faster: the Kalman kernels on every backend (a step's small factorisations batch
+#: well, 1.5x on a 2-core CPU), the HMM kernels on accelerators only (on this
+#: project's 2-core CPUs their one-scan path measured as fast or faster; see
+#: docs/guide/inference.md).
 SIDE_BY_SIDE: bool | None = None
 
 
-def side_by_side() -> bool:
-    """Whether the sequential kernels bucket concrete sessions into rows now."""
+def side_by_side(kernel: str = "hmm") -> bool:
+    """Whether the sequential ``kernel`` ("hmm" or "kalman") buckets concrete sessions now."""
     if SIDE_BY_SIDE is None:
-        return jax.default_backend() != "cpu"
+        return kernel == "kalman" or jax.default_backend() != "cpu"
     return bool(SIDE_BY_SIDE)
 
 
 def plan_for(
-    session_starts, log_likelihoods, min_sessions: int = 2, always: bool = False
+    session_starts,
+    per_step,
+    min_sessions: int = 2,
+    always: bool = False,
+    kernel: str = "hmm",
 ) -> SessionPlan | None:
     """The bucketing of concrete ``session_starts``, or None (traced, bad shape, too few, off).
 
-    ``always`` ignores `SIDE_BY_SIDE` (for parallel Viterbi, where rows replace a
-    max-plus scan with K^3 work per step).
+    ``per_step`` is any ``(n_time_bins, ...)`` input of the kernel (its length is
+    the number of time bins). ``always`` ignores `SIDE_BY_SIDE` (for parallel
+    Viterbi, where rows replace a max-plus scan with K^3 work per step).
     """
-    if not (always or side_by_side()):
+    if not (always or side_by_side(kernel)):
         return None
-    shape = jnp.shape(log_likelihoods)
+    shape = jnp.shape(per_step)
     if len(shape) != 2 or shape[0] < 1:
         return None
     starts = concrete_starts(session_starts, shape[0])

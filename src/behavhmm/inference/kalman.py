@@ -70,17 +70,17 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
-from ._kalman_steps import (
-    _backward_mean,
-    _check,
-    _chol,
-    _Draws,
-    _filter_block,
-    _filter_then_backward,
-    _random_walk_filter,
-    _run_filter,
-    _smooth_step,
+from ._kalman_rows import (
+    filter_body,
+    filter_rows,
+    sample_body,
+    sample_noise,
+    sample_rows,
+    smoother_body,
+    smoother_rows,
 )
+from ._kalman_steps import _check, _random_walk_filter
+from ._sessions import plan_for
 
 __all__ = [
     "ARDynamics",
@@ -228,15 +228,11 @@ def ar_kalman_filter(
     ValueError
         If the shapes are inconsistent.
     """
-    _check(dynamics, emission, observations, precisions, dynamics_index, session_starts)
-    checkpoints, blocks, _, _ = _run_filter(
-        dynamics, emission, observations, precisions, dynamics_index, session_starts, None, "filter"
-    )
-    init = jax.tree_util.tree_map(lambda a: a[0], checkpoints)
-    _, (ms, Ps, lls) = _filter_block(
-        init, jax.tree_util.tree_map(lambda a: a[0], blocks), dynamics, "filter"
-    )
-    return KalmanFilterResult(jnp.sum(lls), ms, Ps)
+    args = (dynamics, emission, observations, precisions, dynamics_index)
+    _check(*args, session_starts)
+    if plan := plan_for(session_starts, observations, kernel="kalman"):
+        return KalmanFilterResult(*filter_rows(plan, *args, session_starts))
+    return KalmanFilterResult(*filter_body(*args, session_starts))
 
 
 def ar_kalman_smoother(
@@ -275,38 +271,15 @@ def ar_kalman_smoother(
     ValueError
         If the shapes are inconsistent.
     """
-    _check(dynamics, emission, observations, precisions, dynamics_index, session_starts)
-    t = observations.shape[0]
-    mode = "filter" if return_covariances else "smooth"
-    checkpoints, blocks, n_blocks, bs = _run_filter(
-        dynamics,
-        emission,
-        observations,
-        precisions,
-        dynamics_index,
-        session_starts,
-        block_size,
-        mode,
-    )
-    n_lagged = dynamics.coef.shape[-1]
-    dtype = observations.dtype
-    if return_covariances:  # Rauch-Tung-Striebel, carrying the smoothed moments of the next step
-        init = (jnp.zeros(n_lagged, dtype), jnp.eye(n_lagged, dtype=dtype))
-        (m_s, P_s), ll = _filter_then_backward(
-            dynamics, blocks, checkpoints, n_blocks, bs, mode, _smooth_step, init
+    args = (dynamics, emission, observations, precisions, dynamics_index)
+    _check(*args, session_starts)
+    if plan := plan_for(session_starts, observations, kernel="kalman"):
+        return KalmanSmootherResult(
+            *smoother_rows(plan, *args, session_starts, block_size, return_covariances)
         )
-        return KalmanSmootherResult(ll, m_s[:t], P_s[:t])
-    m_s, ll = _filter_then_backward(
-        dynamics,
-        blocks,
-        checkpoints,
-        n_blocks,
-        bs,
-        mode,
-        _backward_mean,
-        jnp.zeros(n_lagged, dtype),
+    return KalmanSmootherResult(
+        *smoother_body(*args, session_starts, block_size, return_covariances)
     )
-    return KalmanSmootherResult(ll, m_s[:t], None)
 
 
 def ar_kalman_sample(
@@ -355,42 +328,14 @@ def ar_kalman_sample(
     ValueError
         If the shapes are inconsistent.
     """
-    _check(dynamics, emission, observations, precisions, dynamics_index, session_starts)
-    t = observations.shape[0]
-    d = dynamics.intercept.shape[-1]
-    n_lagged = dynamics.coef.shape[-1]
-    dtype = observations.dtype
-    k_obs, k_dyn, k_init = jax.random.split(key, 3)
-    noise = (
-        jax.random.normal(k_obs, (t, d), dtype),
-        jax.random.normal(k_dyn, (t, d), dtype),
-        jax.random.normal(k_init, (t, n_lagged), dtype),
-    )
-    draws = _Draws(jax.vmap(_chol)(dynamics.covariance), _chol(dynamics.initial_covariance))
-    checkpoints, blocks, n_blocks, bs = _run_filter(
-        dynamics,
-        emission,
-        observations,
-        precisions,
-        dynamics_index,
-        session_starts,
-        block_size,
-        "sample",
-        noise,
-        draws,
-    )
-    xs, ll = _filter_then_backward(
-        dynamics,
-        blocks,
-        checkpoints,
-        n_blocks,
-        bs,
-        "sample",
-        _backward_mean,
-        jnp.zeros(n_lagged, dtype),
-        draws,
-    )
-    return KalmanSample(xs[:t], ll)
+    args = (dynamics, emission, observations, precisions, dynamics_index)
+    _check(*args, session_starts)
+    if plan := plan_for(session_starts, observations, kernel="kalman"):
+        out = sample_rows(key, plan, *args, session_starts, block_size)
+    else:
+        noise = sample_noise(key, session_starts, dynamics, observations.dtype)
+        out = sample_body(*args, session_starts, noise, block_size)
+    return KalmanSample(out.first, out.log_likelihood)
 
 
 # ----------------------------------------------------------------------------

@@ -4,10 +4,12 @@ centroid and heading, and the padded device arrays of the sweeps.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..._utils import bucket_length, float_dtype
+from ...inference._sessions import session_plan, side_by_side
 from ...sessions import session_bounds, session_mask, split_pynapple
 from .gibbs import (
     KPData,
@@ -136,6 +138,13 @@ class SLDSDataLayout:
         begin, _ = session_bounds(mask)
         sid = np.cumsum(mask) - 1
         position = np.arange(n_time_bins) - begin[sid]
+        starts = np.concatenate([mask, np.ones(pad, bool)])  # padding frames: one-frame sessions
+        rows = None
+        if side_by_side("kalman"):
+            # the padding frames share the last session's row (as one-frame sessions), so a
+            # refit on a few frames fewer keeps the row shapes and reuses the compiled sweep
+            joined = np.concatenate([mask, np.zeros(pad, bool)])
+            rows = jax.tree_util.tree_map(jnp.asarray, session_plan(joined))
         prior_scale = float(self.noise_prior_scale) / np.clip(
             conf, float(self.confidence_floor), 1.0
         )
@@ -147,7 +156,8 @@ class SLDSDataLayout:
             prior_scale=jnp.asarray(
                 np.pad(prior_scale, ((0, pad), (0, 0)), constant_values=1.0), dtype
             ),
-            starts=jnp.asarray(np.concatenate([mask, np.ones(pad, bool)])),
+            starts=jnp.asarray(starts),
             position=jnp.asarray(np.concatenate([position, np.zeros(pad, int)]), jnp.int32),
             valid=jnp.asarray(np.concatenate([np.ones(n_time_bins), np.zeros(pad)]), dtype),
+            rows=rows,
         )

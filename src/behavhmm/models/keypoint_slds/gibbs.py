@@ -28,6 +28,8 @@ from ...inference import (
     random_walk_sample,
     random_walk_smoother,
 )
+from ...inference._kalman_rows import sample_rows, smoother_rows
+from ...inference._sessions import SessionPlan
 from ...observations.keypoints import (
     VON_MISES_PROPOSALS,
     draw_by_rows,
@@ -53,6 +55,8 @@ class KPData(NamedTuple):
     position: jax.Array  # (N,) int32 frame index within its session
     valid: jax.Array  # (N,) 1 for real frames, 0 for padding
     log_evidence: jax.Array | None = None  # (N, K) log e_t(k) of hand labels (behavhmm.labels)
+    # the sessions bucketed by length (the Kalman kernels run them side by side), or None
+    rows: SessionPlan | None = None
 
 
 class KPHyper(NamedTuple):
@@ -164,6 +168,26 @@ def smooth_centroid(data: KPData, rotated, precision, hyper: KPHyper):
     ).means
 
 
+def sample_latents(key, data: KPData, dyn, emission, y, precision, idx, block_size):
+    """Latent path by Kalman FFBS, the sessions side by side when ``data.rows`` is set."""
+    if data.rows is None:
+        return ar_kalman_sample(
+            key, dyn, emission, y, precision, idx, data.starts, block_size=block_size
+        ).latents
+    return sample_rows(
+        key, data.rows, dyn, emission, y, precision, idx, data.starts, block_size
+    ).first
+
+
+def smooth_latents(data: KPData, dyn, emission, y, precision, idx, block_size):
+    """Smoothed means of the stacked latent state, side by side when ``data.rows`` is set."""
+    if data.rows is None:
+        return ar_kalman_smoother(
+            dyn, emission, y, precision, idx, data.starts, block_size=block_size
+        ).smoothed_means
+    return smoother_rows(data.rows, dyn, emission, y, precision, idx, data.starts, block_size).first
+
+
 def residuals(data: KPData, latents, heading, centroid, hyper: KPHyper):
     """Rotated pose and squared residual of every keypoint."""
     pose = pose_of(latents, hyper, data.y.shape[1])
@@ -194,16 +218,16 @@ def continuous_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, block_
     precision = keypoint_precision(data, state.scales, state.sigmasq)
     dyn = latent_dynamics(params, hyper, nlags)
     idx = dynamics_index(state.ar.states, data, n_states, nlags)
-    latents = ar_kalman_sample(
+    latents = sample_latents(
         keys[0],
+        data,
         dyn,
         hyper.emission,
         egocentric_observations(data, state.heading, state.centroid),
         jnp.repeat(precision, n_dims, axis=1),
         idx,
-        data.starts,
-        block_size=block_size,
-    ).latents
+        block_size,
+    )
     # heading (von Mises)
     pose = pose_of(latents, hyper, n_kp)
     mu, kappa = heading_conditional(data.y - state.centroid[:, None, :], pose, precision)
@@ -334,16 +358,16 @@ def decode_program(
         precision = keypoint_precision(data, scales, sigmasq)
         idx = jnp.where(r == 0, n_states, states)
         idx = jnp.where(data.position >= nlags, idx, n_states + 1).astype(jnp.int32)
-        sm = ar_kalman_smoother(
+        smoothed = smooth_latents(
+            data,
             dyn,
             hyper.emission,
             egocentric_observations(data, heading, centroid),
             jnp.repeat(precision, n_dims, axis=1),
             idx,
-            data.starts,
-            block_size=block_size,
+            block_size,
         )
-        latents = sm.smoothed_means[:, :latent_dim]
+        latents = smoothed[:, :latent_dim]
         pose = pose_of(latents, hyper, n_kp)
         mu, kappa = heading_conditional(data.y - centroid[:, None, :], pose, precision)
         heading = jnp.where(kappa > 0, mu, heading)
