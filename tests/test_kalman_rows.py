@@ -111,3 +111,26 @@ def test_float32_rows_match_float64(monkeypatch):
     got = np.asarray(ar_kalman_smoother(*args32).smoothed_means)
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got, ref, atol=1e-3 * np.abs(ref).max())
+
+
+@pytest.mark.requires_x64
+@pytest.mark.parametrize("n", [1, 5, 32, 40])
+def test_unrolled_cholesky_and_triangular_solves_match_lapack(n):
+    """The Kalman steps' own Cholesky and substitutions (no LAPACK batch calls up to n = 32)."""
+    from behavhmm.inference._kalman_steps import _cho_solve, _cholesky, _solve_lower, _solve_upper
+
+    rng = np.random.default_rng(n)
+    a = rng.normal(size=(3, n, n))
+    spd = a @ np.swapaxes(a, -1, -2) + n * np.eye(n)
+    b = rng.normal(size=(3, n, 4))
+    low = np.linalg.cholesky(spd)
+    np.testing.assert_allclose(_cholesky(jnp.asarray(spd)), low, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        _solve_lower(jnp.asarray(low), b), np.linalg.solve(low, b), atol=1e-10
+    )
+    up = np.swapaxes(low, -1, -2)
+    np.testing.assert_allclose(_solve_upper(jnp.asarray(up), b), np.linalg.solve(up, b), atol=1e-10)
+    np.testing.assert_allclose(_cho_solve(jnp.asarray(low), b), np.linalg.solve(spd, b), atol=1e-10)
+    # not positive definite: NaN, as jnp.linalg.cholesky gives
+    if n > 1:
+        assert np.isnan(np.asarray(_cholesky(jnp.asarray(-spd)))).any()

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from ._kalman_steps import (
     _backward_mean,
@@ -90,16 +91,21 @@ def sample_noise(key, starts, dyn, dtype):
     return session_draws(key, starts, dtype, (2 * d + n_lagged,), jax.random.normal)
 
 
+def _draw_factors(dyn) -> _Draws:
+    return _Draws(jax.vmap(_chol)(dyn.covariance), _chol(dyn.initial_covariance))
+
+
 def sample_body(
-    dyn, emission, y, precisions, dynamics_index, starts, noise, block_size
+    dyn, emission, y, precisions, dynamics_index, starts, noise, block_size, draws=None
 ) -> KalmanOutputs:
     """One posterior draw of the latents (simulation smoother), sessions on one axis.
 
-    ``noise`` is ``(n_time_bins, 2 latent_dim + n_lagged)`` standard normals.
+    ``noise`` is ``(n_time_bins, 2 latent_dim + n_lagged)`` standard normals;
+    ``draws`` the Cholesky factors of the noise covariances (computed if None).
     """
     t = y.shape[0]
     d, n_lagged = dyn.intercept.shape[-1], dyn.coef.shape[-1]
-    draws = _Draws(jax.vmap(_chol)(dyn.covariance), _chol(dyn.initial_covariance))
+    draws = _draw_factors(dyn) if draws is None else draws
     checkpoints, blocks, n_blocks, bs = _run_filter(
         dyn,
         emission,
@@ -150,12 +156,22 @@ def _row_block(block_size, n_rows):
     return None if block_size is None else max(1, int(block_size) // int(n_rows))
 
 
-def _run_rows(plan: SessionPlan, body, arrays, extra=None) -> KalmanOutputs:
-    """``body(bucket, y, w, idx, starts, extra_rows)`` vmapped over each bucket's rows."""
+def _run_rows(plan: SessionPlan, body, arrays, extra=None, after=None) -> KalmanOutputs:
+    """``body(bucket, y, w, idx, starts, extra_rows)`` vmapped over each bucket's rows.
+
+    The buckets run one after the other, and the first after ``after`` (any arrays):
+    on the CPU, XLA runs independent operations at once, and two of jaxlib's batched
+    Cholesky factorisations (``_information`` of two buckets, or one and the
+    factors of the noise covariances) then wait forever for each other's pool
+    threads (seen on 2 cores with jaxlib 0.10).
+    """
     lls, firsts, seconds = [], [], []
+    out = after
     for bucket in plan.buckets:
         rows = _bucket_inputs(bucket, *arrays)
         more = None if extra is None else extra(bucket)
+        if out is not None:
+            (rows, more), _ = lax.optimization_barrier(((rows, more), out))
         out = body(bucket, *rows, more)
         lls.append(jnp.sum(out.log_likelihood))
         firsts.append(out.first)
@@ -215,12 +231,14 @@ def sample_rows(
             key, bucket.sessions, bucket.index.shape[1], y.dtype, shape, jax.random.normal
         )
 
+    draws = _draw_factors(dyn)
+
     def body(bucket, yr, wr, ir, sr, nr):
         bs = _row_block(block_size, bucket.index.shape[0])
-        one = lambda *a: sample_body(dyn, emission, *a, bs)  # noqa: E731
+        one = lambda *a: sample_body(dyn, emission, *a, bs, draws)  # noqa: E731
         return jax.vmap(one, in_axes=1, out_axes=KalmanOutputs(0, 1, None))(yr, wr, ir, sr, nr)
 
-    return _run_rows(plan, body, (y, precisions, dynamics_index, starts), noise)
+    return _run_rows(plan, body, (y, precisions, dynamics_index, starts), noise, after=draws)
 
 
 __all__ = [

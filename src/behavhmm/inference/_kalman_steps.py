@@ -24,6 +24,75 @@ _JITTER_EPS = (
 )
 
 
+#: Matrices up to this size are factorised by `_cholesky`'s unrolled loop, not LAPACK.
+_UNROLLED_CHOLESKY = 32
+
+
+def _cholesky(a):
+    """Lower Cholesky factor of symmetric positive definite ``a`` (..., n, n).
+
+    For ``n <= 32`` an unrolled Cholesky-Crout loop in plain array operations,
+    which XLA fuses over any batch; larger matrices go to ``jnp.linalg.cholesky``.
+    Like it, a matrix that is not positive definite gives NaN. Only the lower
+    triangle of ``a`` is read.
+
+    The unrolled form is used because jaxlib's batched LAPACK Cholesky on the CPU
+    (``ParallelBatchMap``) waits for its tasks on XLA's thread pool: two of them
+    running at once (independent operations of one program, e.g. two session
+    buckets) each hold a pool thread and wait forever on a 2-core machine
+    (jaxlib 0.10). On batches of small matrices the fused loop is also faster.
+    """
+    n = a.shape[-1]
+    if n > _UNROLLED_CHOLESKY:
+        return jnp.linalg.cholesky(a)
+    rows = jnp.arange(n)
+    cols = []
+    for j in range(n):
+        v = a[..., :, j]
+        for c in cols:
+            v = v - c * c[..., j : j + 1]
+        pivot = jnp.sqrt(v[..., j : j + 1])
+        cols.append(jnp.where(rows >= j, v / pivot, 0.0))
+    return jnp.stack(cols, axis=-1)
+
+
+def _solve_lower(lower, b):
+    """``lower^{-1} b`` for lower-triangular ``lower`` (..., n, n) and ``b`` (..., n, m).
+
+    Unrolled forward substitution for ``n <= 32`` (see `_cholesky` for why not
+    LAPACK); larger systems go to ``jax.scipy.linalg.solve_triangular``.
+    """
+    n = lower.shape[-1]
+    if n > _UNROLLED_CHOLESKY:
+        return jsl.solve_triangular(lower, b, lower=True)
+    xs = []
+    for i in range(n):
+        v = b[..., i, :]
+        for k, x in enumerate(xs):
+            v = v - lower[..., i, k : k + 1] * x
+        xs.append(v / lower[..., i, i : i + 1])
+    return jnp.stack(xs, axis=-2)
+
+
+def _solve_upper(upper, b):
+    """``upper^{-1} b`` for upper-triangular ``upper`` (..., n, n): back substitution."""
+    n = upper.shape[-1]
+    if n > _UNROLLED_CHOLESKY:
+        return jsl.solve_triangular(upper, b, lower=False)
+    xs = [None] * n
+    for i in reversed(range(n)):
+        v = b[..., i, :]
+        for k in range(i + 1, n):
+            v = v - upper[..., i, k : k + 1] * xs[k]
+        xs[i] = v / upper[..., i, i : i + 1]
+    return jnp.stack(xs, axis=-2)
+
+
+def _cho_solve(lower, b):
+    """``(L L^T)^{-1} b`` from the lower Cholesky factor ``L``."""
+    return _solve_upper(jnp.swapaxes(lower, -1, -2), _solve_lower(lower, b))
+
+
 def _sym(m):
     return 0.5 * (m + jnp.swapaxes(m, -1, -2))
 
@@ -33,7 +102,7 @@ def _chol(m):
     n = m.shape[-1]
     scale = jnp.maximum(jnp.trace(m) / n, jnp.finfo(m.dtype).tiny)
     jitter = _JITTER_EPS * jnp.finfo(m.dtype).eps * scale
-    return jnp.linalg.cholesky(m + jitter * jnp.eye(n, dtype=m.dtype))
+    return _cholesky(_sym(m) + jitter * jnp.eye(n, dtype=m.dtype))
 
 
 def _predict(m, P, dyn: ARDynamics, j, start):
@@ -79,10 +148,8 @@ def _information(emission: LinearEmission, y, precision):
     informative = (trace > 0)[:, None, None]
     eye = jnp.eye(d, dtype=lam.dtype)
     jitter = _JITTER_EPS * jnp.finfo(lam.dtype).eps * trace
-    factor = jnp.linalg.cholesky(jnp.where(informative, lam + jitter[:, None, None] * eye, eye))
-    z = jsl.solve_triangular(factor, eta[..., None], lower=True)[
-        ..., 0
-    ]  # η = 0 where nothing is observed
+    factor = _cholesky(jnp.where(informative, lam + jitter[:, None, None] * eye, eye))
+    z = _solve_lower(factor, eta[..., None])[..., 0]  # η = 0 where nothing is observed
     lower = jnp.where(informative, factor, 0.0)  # a frame with nothing observed: R = 0, z = 0
     log_w = jnp.sum(jnp.log(jnp.where(observed, w, 1.0)), axis=1)
     # the part of (y - d)^T W (y - d) that no latent explains (>= 0)
@@ -106,9 +173,9 @@ def _update(m, P, r, z, const):
     n_lagged = P.shape[0]
     hp = r @ P[:d]  # (d, S)
     s = jnp.eye(d, dtype=P.dtype) + hp[:, :d] @ r.T
-    ls = jnp.linalg.cholesky(s)  # symmetrises its input
+    ls = _cholesky(_sym(s))
     v = z - r @ m[:d]
-    sol = jsl.solve_triangular(ls, jnp.concatenate([hp, r, v], axis=1), lower=True)
+    sol = _solve_lower(ls, jnp.concatenate([hp, r, v], axis=1))
     zg, mg, e = sol[:, :n_lagged], sol[:, n_lagged : n_lagged + d], sol[:, n_lagged + d :]
     m_new = m + zg.T @ e
     P_new = _sym(P - zg.T @ zg)
@@ -316,7 +383,7 @@ def _smooth_step(dyn, carry, inp):
     # cross covariance Cov(s_t, s_{t+1}) = P F^T = [P A^T, P[:, :-d]]
     cross = jnp.concatenate([P @ a.T, P[:, :-d]], axis=1)
     lp = _chol(P_pred)
-    gain = jsl.cho_solve((lp, True), cross.T).T
+    gain = _cho_solve(lp, cross.T).T
     m_s = m + gain @ (m_next - m_pred)
     P_s = _sym(P + gain @ (P_next - P_pred) @ gain.T)
     m_s = jnp.where(start_next, m, m_s)

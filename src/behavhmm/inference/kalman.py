@@ -70,6 +70,9 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
+from ._kalman_parallel import parallel_ar_kalman_filter as parallel_filter
+from ._kalman_parallel import parallel_ar_kalman_sample as parallel_sample
+from ._kalman_parallel import parallel_ar_kalman_smoother as parallel_smoother
 from ._kalman_rows import (
     filter_body,
     filter_rows,
@@ -81,6 +84,7 @@ from ._kalman_rows import (
 )
 from ._kalman_steps import _check, _random_walk_filter
 from ._sessions import plan_for
+from .hmm import resolve_method
 
 __all__ = [
     "ARDynamics",
@@ -194,6 +198,14 @@ class KalmanSample(NamedTuple):
 # ----------------------------------------------------------------------------
 
 
+def _method(method: str, block_size) -> str:
+    """``"auto"`` resolved: parallel on accelerators unless ``block_size`` bounds the memory."""
+    resolved = resolve_method(method)
+    if method == "auto" and block_size is not None:
+        return "sequential"
+    return resolved
+
+
 def ar_kalman_filter(
     dynamics: ARDynamics,
     emission: LinearEmission,
@@ -201,6 +213,8 @@ def ar_kalman_filter(
     precisions: Float[Array, "n_time_bins obs_dim"],
     dynamics_index: Int[Array, " n_time_bins"],
     session_starts: Bool[Array, " n_time_bins"],
+    *,
+    method: str = "auto",
 ) -> KalmanFilterResult:
     """Kalman filter of the stacked autoregressive latent state, session by session.
 
@@ -218,6 +232,13 @@ def ar_kalman_filter(
         Dynamics entry used for the step into ``t`` (ignored at session starts).
     session_starts : bool array of shape (n_time_bins,)
         Session starts; the first step is always one.
+    method : {"auto", "sequential", "parallel"}, default "auto"
+        ``"sequential"``: one scan over time, the sessions side by side in
+        length-bucketed rows when ``session_starts`` is concrete (see
+        docs/guide/scale.md). ``"parallel"``: associative scans of O(log T)
+        depth (Särkkä and García-Fernández 2021), O(T S^3) work and
+        O(T S^2) memory, ``S = nlags * latent_dim``. ``"auto"``: parallel on
+        GPUs and TPUs, sequential on CPUs (and whenever ``block_size`` is given).
 
     Returns
     -------
@@ -226,10 +247,12 @@ def ar_kalman_filter(
     Raises
     ------
     ValueError
-        If the shapes are inconsistent.
+        If the shapes are inconsistent, or ``method`` is not one of the three.
     """
     args = (dynamics, emission, observations, precisions, dynamics_index)
     _check(*args, session_starts)
+    if _method(method, None) == "parallel":
+        return KalmanFilterResult(*parallel_filter(*args, session_starts))
     if plan := plan_for(session_starts, observations, kernel="kalman"):
         return KalmanFilterResult(*filter_rows(plan, *args, session_starts))
     return KalmanFilterResult(*filter_body(*args, session_starts))
@@ -245,6 +268,7 @@ def ar_kalman_smoother(
     *,
     block_size: int | None = None,
     return_covariances: bool = False,
+    method: str = "auto",
 ) -> KalmanSmootherResult:
     """Smoothed moments of the stacked latent state, session by session.
 
@@ -261,6 +285,9 @@ def ar_kalman_smoother(
         default: all).
     return_covariances : bool, default False
         Also return the smoothed covariances (memory ``O(T S^2)``).
+    method : {"auto", "sequential", "parallel"}, default "auto"
+        As in [`ar_kalman_filter`][behavhmm.inference.kalman.ar_kalman_filter]
+        (``"parallel"`` ignores ``block_size``).
 
     Returns
     -------
@@ -269,10 +296,14 @@ def ar_kalman_smoother(
     Raises
     ------
     ValueError
-        If the shapes are inconsistent.
+        If the shapes are inconsistent, or ``method`` is not one of the three.
     """
     args = (dynamics, emission, observations, precisions, dynamics_index)
     _check(*args, session_starts)
+    if _method(method, block_size) == "parallel":
+        return KalmanSmootherResult(
+            *parallel_smoother(*args, session_starts, return_covariances=return_covariances)
+        )
     if plan := plan_for(session_starts, observations, kernel="kalman"):
         return KalmanSmootherResult(
             *smoother_rows(plan, *args, session_starts, block_size, return_covariances)
@@ -292,6 +323,7 @@ def ar_kalman_sample(
     session_starts: Bool[Array, " n_time_bins"],
     *,
     block_size: int | None = None,
+    method: str = "auto",
 ) -> KalmanSample:
     """Draw the latent path from its posterior with a simulation smoother, session by session.
 
@@ -318,6 +350,11 @@ def ar_kalman_sample(
         Time steps whose filter outputs are held at once; memory is
         ``O(block_size S d + (T / block_size) S^2)`` at the cost of a second
         filtering pass. Default: all steps at once (one pass).
+    method : {"auto", "sequential", "parallel"}, default "auto"
+        As in [`ar_kalman_filter`][behavhmm.inference.kalman.ar_kalman_filter].
+        ``"parallel"`` draws by backward sampling as an associative scan of
+        affine maps (the same law; other numbers for the same key) and ignores
+        ``block_size``.
 
     Returns
     -------
@@ -326,11 +363,13 @@ def ar_kalman_sample(
     Raises
     ------
     ValueError
-        If the shapes are inconsistent.
+        If the shapes are inconsistent, or ``method`` is not one of the three.
     """
     args = (dynamics, emission, observations, precisions, dynamics_index)
     _check(*args, session_starts)
-    if plan := plan_for(session_starts, observations, kernel="kalman"):
+    if _method(method, block_size) == "parallel":
+        out = parallel_sample(key, *args, session_starts)
+    elif plan := plan_for(session_starts, observations, kernel="kalman"):
         out = sample_rows(key, plan, *args, session_starts, block_size)
     else:
         noise = sample_noise(key, session_starts, dynamics, observations.dtype)
