@@ -45,6 +45,11 @@ def ragged_problem(rng, n_states=4, lengths=LENGTHS, n_groups=0):
     return initial, trans, ll, starts, groups
 
 
+def test_row_counts_waste_little():
+    """Rows: the grid or the next multiple of 8, whichever is smaller (200 sessions: 200 rows)."""
+    assert [_sessions.row_count(n) for n in (1, 3, 9, 200, 201)] == [1, 3, 10, 200, 208]
+
+
 def test_grid_sizes_round_up_by_less_than_a_quarter():
     sizes = [_sessions.grid_size(n) for n in range(1, 5000)]
     assert all(s >= n for n, s in zip(range(1, 5000), sizes, strict=True))
@@ -62,7 +67,8 @@ def test_plan_round_trips_the_concatenated_axis(rng):
     rows = [_sessions.to_rows(ll, b) for b in plan.buckets]
     for b, r in zip(plan.buckets, rows, strict=True):
         assert r.shape[:2] == b.index.shape[::-1]  # time-major rows
-        assert b.index.shape[0] == _sessions.grid_size(b.index.shape[0])
+        n_real = int(np.count_nonzero(b.lengths))
+        assert b.index.shape[0] == _sessions.row_count(n_real)
     np.testing.assert_array_equal(_sessions.from_rows(rows, plan), ll.astype(rows[0].dtype))
     assert sorted(np.concatenate([b.lengths for b in plan.buckets]).tolist()) == sorted(
         LENGTHS + [0] * (sum(b.index.shape[0] for b in plan.buckets) - len(LENGTHS))
