@@ -27,9 +27,11 @@ __all__ = [
 
 _MIB = 2**20
 #: ``(L d)^2 + L d`` blocks per frame the Kalman sampler holds (filtered covariances and means,
-#: and its backward pass's temporaries): 1.5, measured by peak RSS on the CPU (float32,
-#: latent_dim 10, nlags 3: 8,487 bytes per frame between 97,200 and 972,000 frames).
-KALMAN_MATRICES = 1.5
+#: and its backward pass's temporaries), measured by peak RSS on the CPU (float32,
+#: latent_dim 10, nlags 3): 1.5 with the sessions on one axis (8,487 bytes per frame between
+#: 97,200 and 972,000 frames), 2.0 since they run side by side in rows (peak RSS at 972,000
+#: frames 8,698 MiB against 7,222 MiB on one axis: 1,592 bytes per frame more, 0.43 blocks).
+KALMAN_MATRICES = 2.0
 
 
 class MemoryEstimate(NamedTuple):
