@@ -61,7 +61,6 @@ from typing import TYPE_CHECKING
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jaxtyping import Array, Bool, Float, Int
 
 from ._kalman_rows import KalmanOutputs
 from ._kalman_steps import (
@@ -212,43 +211,15 @@ def _smoothing_elements(dyn, ms, ps, idx, starts):
 
 
 def parallel_ar_kalman_filter(
-    dynamics: ARDynamics,
-    emission: LinearEmission,
-    observations: Float[Array, "n_time_bins obs_dim"],
-    precisions: Float[Array, "n_time_bins obs_dim"],
-    dynamics_index: Int[Array, " n_time_bins"],
-    session_starts: Bool[Array, " n_time_bins"],
+    dynamics: ARDynamics, emission: LinearEmission, observations, precisions, dynamics_index, starts
 ) -> KalmanOutputs:
-    """Kalman filter of the stacked AR latent state by an associative scan, session by session.
+    """The filter by an associative scan: log-likelihood, filtered means and covariances.
 
-    Same inputs and results as
-    [`ar_kalman_filter`][behavhmm.inference.kalman.ar_kalman_filter], with
-    ``O(log T)`` sequential depth (Särkkä and García-Fernández 2021).
-
-    Parameters
-    ----------
-    dynamics : ARDynamics
-        Dynamics entries and the stacked-state prior at session starts.
-    emission : LinearEmission
-        ``C`` and ``d``.
-    observations : array of shape (n_time_bins, obs_dim)
-        ``y_t`` (values where ``precisions`` is 0 are ignored).
-    precisions : array of shape (n_time_bins, obs_dim)
-        Observation noise precisions ``ω_t`` (>= 0; 0 for missing).
-    dynamics_index : int array of shape (n_time_bins,)
-        Dynamics entry used for the step into ``t`` (ignored at session starts).
-    session_starts : bool array of shape (n_time_bins,)
-        Session starts; the first step is always one.
-
-    Returns
-    -------
-    KalmanOutputs
-        ``log_likelihood`` (scalar), the filtered means (n_time_bins, S) and
-        covariances (n_time_bins, S, S), ``S = nlags * latent_dim``.
-
+    Inputs as in [`ar_kalman_filter`][behavhmm.inference.kalman.ar_kalman_filter]
+    (checked there); ``O(log T)`` sequential depth (Särkkä and García-Fernández 2021).
     """
     ms, ps, ll, _, _ = _parallel_filter(
-        dynamics, emission, observations, precisions, dynamics_index, session_starts
+        dynamics, emission, observations, precisions, dynamics_index, starts
     )
     return KalmanOutputs(ll, ms, ps)
 
@@ -256,34 +227,21 @@ def parallel_ar_kalman_filter(
 def parallel_ar_kalman_smoother(
     dynamics: ARDynamics,
     emission: LinearEmission,
-    observations: Float[Array, "n_time_bins obs_dim"],
-    precisions: Float[Array, "n_time_bins obs_dim"],
-    dynamics_index: Int[Array, " n_time_bins"],
-    session_starts: Bool[Array, " n_time_bins"],
+    observations,
+    precisions,
+    dynamics_index,
+    starts,
     *,
     return_covariances: bool = False,
 ) -> KalmanOutputs:
-    """Rauch-Tung-Striebel smoother by associative scans, session by session.
+    """Rauch-Tung-Striebel smoother by associative scans: log-likelihood, means, covariances.
 
     The parallel filter, then a reverse associative scan over the smoothing
-    elements ``(E, g, L)`` (Särkkä and García-Fernández 2021).
-
-    Parameters
-    ----------
-    dynamics, emission, observations, precisions, dynamics_index, session_starts
-        As in ``parallel_ar_kalman_filter``.
-    return_covariances : bool, default False
-        Also return the smoothed covariances (static under ``jit``).
-
-    Returns
-    -------
-    KalmanOutputs
-        ``log_likelihood`` (scalar), the smoothed means (n_time_bins, S) and
-        covariances (n_time_bins, S, S), or None unless ``return_covariances``.
-
+    elements ``(E, g, L)`` (Särkkä and García-Fernández 2021). The covariances
+    are None unless ``return_covariances``.
     """
     ms, ps, ll, idx, starts = _parallel_filter(
-        dynamics, emission, observations, precisions, dynamics_index, session_starts
+        dynamics, emission, observations, precisions, dynamics_index, starts
     )
     gain, g, ell = _smoothing_elements(dynamics, ms, ps, idx, starts)
     elements = (gain, g, ell) if return_covariances else (gain, g)
@@ -295,35 +253,22 @@ def parallel_ar_kalman_sample(
     key,
     dynamics: ARDynamics,
     emission: LinearEmission,
-    observations: Float[Array, "n_time_bins obs_dim"],
-    precisions: Float[Array, "n_time_bins obs_dim"],
-    dynamics_index: Int[Array, " n_time_bins"],
-    session_starts: Bool[Array, " n_time_bins"],
+    observations,
+    precisions,
+    dynamics_index,
+    starts,
 ) -> KalmanOutputs:
-    """Draw the latent path from its posterior by a parallel backward sampler.
+    """A posterior draw of the latents by a parallel backward sampler: log-likelihood, latents.
 
     The parallel filter, then the backward-sampling recursion
     ``s_t = E_t s_{t+1} + g_t + L_t^{1/2} ε_t`` (``ε_t ~ N(0, I)``, drawn all
     at once as ``jax.random.normal(key, (n_time_bins, S))``) composed as
     affine maps by a reverse associative scan. The draw has the law of
-    forward-filtering backward-sampling, session by session.
-
-    Parameters
-    ----------
-    key : jax.random key
-        Randomness of the draw.
-    dynamics, emission, observations, precisions, dynamics_index, session_starts
-        As in ``parallel_ar_kalman_filter``.
-
-    Returns
-    -------
-    KalmanOutputs
-        ``log_likelihood`` (scalar) and the latents (n_time_bins, latent_dim),
-        the newest block ``x_t`` of each drawn stacked state.
-
+    forward-filtering backward-sampling, session by session. The latents are
+    the newest block ``x_t`` of each drawn stacked state, ``(n_time_bins, latent_dim)``.
     """
     ms, ps, ll, idx, starts = _parallel_filter(
-        dynamics, emission, observations, precisions, dynamics_index, session_starts
+        dynamics, emission, observations, precisions, dynamics_index, starts
     )
     gain, g, ell = _smoothing_elements(dynamics, ms, ps, idx, starts)
     eps = jax.random.normal(key, ms.shape, ms.dtype)
