@@ -25,7 +25,7 @@ from ._hmm_messages import (
     _select,
 )
 from ._hmm_paths import _sample_sequential, _shift_max
-from ._sessions import SessionPlan, from_rows, row_starts, row_uniforms, to_rows
+from ._sessions import SessionPlan, from_rows, row_draws, row_starts, to_rows
 
 
 def _row_inputs(inp: _Inputs, ll_rows, lengths, groups_rows):
@@ -148,7 +148,7 @@ def sample_rows(key, inp: _Inputs, plan: SessionPlan):
     dtype = inp.log_likelihoods.dtype
     outs = []
     for bucket in plan.buckets:
-        uniforms = row_uniforms(key, bucket.sessions, bucket.index.shape[1], dtype)  # (L, R)
+        uniforms = row_draws(key, bucket.sessions, bucket.index.shape[1], dtype)  # (L, R)
         outs.append(_sample_rows(inp, *_bucket_args(inp, bucket), uniforms))
     states = from_rows([o[0] for o in outs], plan)
     log_c = from_rows([o[1] for o in outs], plan)

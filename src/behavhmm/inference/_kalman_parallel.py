@@ -204,6 +204,12 @@ def _affine_combine(later, earlier):
     return out
 
 
+def _filter_then_elements(dyn, emission, y, precisions, dynamics_index, starts):
+    """The parallel filter's log-likelihood and the smoothing elements ``(E, g, L)``."""
+    ms, ps, ll, idx, starts = _parallel_filter(dyn, emission, y, precisions, dynamics_index, starts)
+    return ll, _smoothing_elements(dyn, ms, ps, idx, starts)
+
+
 def _smoothing_elements(dyn, ms, ps, idx, starts):
     idx_next = jnp.concatenate([idx[1:], jnp.zeros(1, idx.dtype)])
     last = jnp.concatenate([starts[1:], jnp.ones(1, bool)])
@@ -240,10 +246,9 @@ def parallel_ar_kalman_smoother(
     elements ``(E, g, L)`` (Särkkä and García-Fernández 2021). The covariances
     are None unless ``return_covariances``.
     """
-    ms, ps, ll, idx, starts = _parallel_filter(
+    ll, (gain, g, ell) = _filter_then_elements(
         dynamics, emission, observations, precisions, dynamics_index, starts
     )
-    gain, g, ell = _smoothing_elements(dynamics, ms, ps, idx, starts)
     elements = (gain, g, ell) if return_covariances else (gain, g)
     out = lax.associative_scan(jax.vmap(_affine_combine), elements, reverse=True)
     return KalmanOutputs(ll, out[1], out[2] if return_covariances else None)
@@ -267,11 +272,10 @@ def parallel_ar_kalman_sample(
     forward-filtering backward-sampling, session by session. The latents are
     the newest block ``x_t`` of each drawn stacked state, ``(n_time_bins, latent_dim)``.
     """
-    ms, ps, ll, idx, starts = _parallel_filter(
+    ll, (gain, g, ell) = _filter_then_elements(
         dynamics, emission, observations, precisions, dynamics_index, starts
     )
-    gain, g, ell = _smoothing_elements(dynamics, ms, ps, idx, starts)
-    eps = jax.random.normal(key, ms.shape, ms.dtype)
+    eps = jax.random.normal(key, g.shape, g.dtype)
     offsets = g + jnp.einsum("tij,tj->ti", jax.vmap(_psd_sqrt)(ell), eps)
     _, states = lax.associative_scan(jax.vmap(_affine_combine), (gain, offsets), reverse=True)
     d = dynamics.intercept.shape[-1]

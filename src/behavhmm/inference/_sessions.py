@@ -12,7 +12,7 @@ One-frame sessions (the padding frames of a model's data axis are such sessions)
 rows of length 1. Padding is never read back: results are gathered back onto the
 concatenated axis.
 
-Random draws use per-session keys (`session_uniforms`), so a draw never depends on
+Random draws use per-session keys (`session_draws`), so a draw never depends on
 how the sessions are bucketed.
 
 With several devices (GPUs, or CPU devices from
@@ -191,13 +191,6 @@ def _draw_at(key, session, position, draw, shape, dtype):
     return draw(jax.random.fold_in(jax.random.fold_in(key, session), position), shape, dtype)
 
 
-def _session_and_position(session_starts):
-    steps = jnp.arange(session_starts.shape[0])
-    session = jnp.cumsum(session_starts.astype(jnp.int32)) - 1
-    position = steps - jax.lax.cummax(jnp.where(session_starts, steps, 0))
-    return session, position
-
-
 def session_draws(key, session_starts, dtype, shape=(), draw=jax.random.uniform):
     """Random numbers per time bin from per-session keys, on the concatenated axis.
 
@@ -206,14 +199,12 @@ def session_draws(key, session_starts, dtype, shape=(), draw=jax.random.uniform)
     position of ``t`` in that session, so the same numbers come out of
     `row_draws` whatever the bucketing. Returns ``(n_time_bins, *shape)``.
     """
-    session, position = _session_and_position(jnp.asarray(session_starts).at[0].set(True))
+    session_starts = jnp.asarray(session_starts).at[0].set(True)
+    steps = jnp.arange(session_starts.shape[0])
+    session = jnp.cumsum(session_starts.astype(jnp.int32)) - 1
+    position = steps - jax.lax.cummax(jnp.where(session_starts, steps, 0))
     per_step = jax.vmap(_draw_at, in_axes=(None, 0, 0, None, None, None))
     return per_step(key, session, position, draw, shape, dtype)
-
-
-def session_uniforms(key, session_starts, dtype):
-    """One uniform per time bin from per-session keys (`session_draws`)."""
-    return session_draws(key, session_starts, dtype)
 
 
 def row_draws(key, sessions, row_length: int, dtype, shape=(), draw=jax.random.uniform):
@@ -225,11 +216,6 @@ def row_draws(key, sessions, row_length: int, dtype, shape=(), draw=jax.random.u
             key, jnp.asarray(sessions), pos, draw, shape, dtype
         )
     )
-
-
-def row_uniforms(key, sessions, row_length: int, dtype):
-    """`session_uniforms` laid out in rows: ``(row_length, n_rows)``."""
-    return row_draws(key, sessions, row_length, dtype)
 
 
 #: Run sessions side by side (bucketed rows) in the sequential kernels: None (the

@@ -79,7 +79,7 @@ from ._hmm_paths import (
     _viterbi_forward_sequential,
 )
 from ._hmm_rows import filter_rows, sample_rows, smoother_rows, viterbi_rows
-from ._sessions import plan_for, session_uniforms
+from ._sessions import plan_for, session_draws
 
 __all__ = [
     "HMMFilterResult",
@@ -525,7 +525,7 @@ def _sample_program(
     method = resolve_method(method)
     inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
     alphas, _, log_c, _ = _forward(inp, method, block_size)
-    uniforms = session_uniforms(key, inp.session_starts, alphas.dtype)
+    uniforms = session_draws(key, inp.session_starts, alphas.dtype)
     if method == "sequential":
         states = _sample_sequential(inp, alphas, uniforms)
     else:
