@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import logsumexp
 
+from behavhmm.inference import _hmm_paths, hmm_filter, hmm_sample, hmm_smoother, hmm_viterbi
 from behavhmm.inference import hmm as hmm_module
-from behavhmm.inference import hmm_filter, hmm_sample, hmm_smoother, hmm_viterbi
 
 METHODS = ["sequential", "parallel"]
 
@@ -85,6 +85,8 @@ CASES = [
     dict(n_states=3, n_time_bins=6, starts=(2, 4)),
     dict(n_states=3, n_time_bins=5, starts=()),
     dict(n_states=3, n_time_bins=6, starts=(3,), n_groups=2),
+    # K = 5: the backtrace's max/compare/min argmax (4 <= K <= 32)
+    dict(n_states=5, n_time_bins=5, starts=(2,), n_groups=2),
 ]
 
 
@@ -313,21 +315,35 @@ def test_all_states_impossible_at_one_step_is_finite_elsewhere_under_jit():
         assert np.all(np.isin(np.asarray(viterbi(initial, trans, ll, method=method)), [0, 1]))
 
 
-def test_viterbi_decodes_a_session_after_an_impossible_one_as_if_alone(rng):
+@pytest.mark.parametrize("n_states", [3, 5])
+def test_viterbi_decodes_a_session_after_an_impossible_one_as_if_alone(n_states, rng):
     """Compiled callers (no check): a session with no possible path leaves the next one intact.
 
     Sequential scan only: the parallel max-plus scan still carries the all--inf message across
     the reset (its reset element is a rank-one max-plus matrix) and decodes the next session as
     all 0, as both methods did before.
     """
-    initial, trans, _, _, _ = random_problem(rng, 3, 1)
-    ll = rng.normal(size=(30, 3)).astype(np.float32)
+    initial, trans, _, _, _ = random_problem(rng, n_states, 1)
+    ll = rng.normal(size=(30, n_states)).astype(np.float32)
     ll[4] = -np.inf  # session 1 (steps 0-9) has no possible path
     mask = np.zeros(30, bool)
     mask[[0, 10]] = True
     viterbi = jax.jit(lambda *a, method: hmm_viterbi(*a, method=method), static_argnames="method")
     joint = np.asarray(viterbi(initial, trans, ll, mask, method="sequential"))
     np.testing.assert_array_equal(joint[10:], hmm_viterbi(initial, trans, ll[10:]))
+
+
+@pytest.mark.parametrize("n_states", [3, 4, 10, 32, 33])
+def test_backtrace_argmax_takes_the_first_maximum_and_state_0_without_one(n_states, rng):
+    """The backtrace's argmax (max/compare/min for 4 <= K <= 32) = numpy's, ties included."""
+    scores = rng.integers(-3, 1, size=(200, n_states)).astype(np.float32)  # many ties
+    scores[0] = -np.inf
+    scores[1] = np.nan
+    scores[2, -1] = np.inf
+    got = jax.vmap(_hmm_paths._first_argmax)(jnp.asarray(scores))
+    assert got.dtype == jnp.int32
+    want = np.argmax(np.where(np.isnan(scores), -np.inf, scores), axis=1)  # NaN row: state 0
+    np.testing.assert_array_equal(got, want)
 
 
 def call_kernel(kernel, initial, trans, ll, method="sequential"):

@@ -44,14 +44,30 @@ def _viterbi_forward_sequential(inp: _Inputs, log_pi, log_A):
     return deltas
 
 
+def _first_argmax(scores):
+    """``argmax`` of a (K,) vector, ties to the lowest index, all-NaN to 0 (as ``jnp.argmax``).
+
+    For 4 <= K <= 32, a max, a compare and a min: on a CPU, 1.5-2x faster than XLA's
+    argmax reduction inside a sequential scan (K = 10: 41 -> 26 ms for 1e6 steps);
+    ``jnp.argmax`` elsewhere, where it measured faster.
+    """
+    n_states = scores.shape[-1]
+    if not 4 <= n_states <= 32:
+        return jnp.argmax(scores).astype(jnp.int32)
+    index = jnp.arange(n_states, dtype=jnp.int32)
+    first = jnp.min(jnp.where(scores == jnp.max(scores), index, n_states))
+    return first % n_states  # no maximum (NaN scores): state 0
+
+
 def _viterbi_backtrace_sequential(inp: _Inputs, deltas, log_A):
     starts, groups = inp.session_starts, inp.groups
     last = jnp.argmax(deltas[-1]).astype(jnp.int32)
+    log_A_T = jnp.swapaxes(log_A, -1, -2)  # a row per next state: a contiguous gather
 
     def step(z_next, x):
         delta_t, start_next, g_next = x
-        scores = jnp.where(start_next, delta_t, delta_t + _select(log_A, g_next)[:, z_next])
-        z = jnp.argmax(scores).astype(jnp.int32)
+        scores = jnp.where(start_next, delta_t, delta_t + _select(log_A_T, g_next)[z_next])
+        z = _first_argmax(scores)
         return z, z
 
     xs = (deltas[:-1], starts[1:], None if groups is None else groups[1:])

@@ -24,7 +24,7 @@ from ._hmm_messages import (
     _scaled_likelihoods,
     _select,
 )
-from ._hmm_paths import _sample_sequential, _shift_max
+from ._hmm_paths import _first_argmax, _sample_sequential, _shift_max
 from ._sessions import SessionPlan, from_rows, row_draws, row_starts, to_rows
 
 
@@ -94,11 +94,12 @@ def _viterbi_row(log_pi, log_A, ll, groups, length):
     deltas = jnp.concatenate([d0[None], deltas])
     n_steps = ll.shape[0]
     g_next = None if groups is None else jnp.concatenate([groups[1:], groups[:1]])
+    log_A_T = jnp.swapaxes(log_A, -1, -2)
 
     def backward(z_next, x):
         d_t, t, g = x
-        scores = jnp.where(t + 1 < length, d_t + _select(log_A, g)[:, z_next], d_t)
-        z = jnp.argmax(scores).astype(jnp.int32)
+        scores = jnp.where(t + 1 < length, d_t + _select(log_A_T, g)[z_next], d_t)
+        z = _first_argmax(scores)
         return z, z
 
     xs = (deltas, jnp.arange(n_steps), g_next)
