@@ -346,6 +346,26 @@ def test_backtrace_argmax_takes_the_first_maximum_and_state_0_without_one(n_stat
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.requires_x64
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_states", [1, 3, 16, 17, 100, 101])
+def test_inverse_cdf_equals_a_search_of_the_cumulative_sums(n_states, dtype, rng):
+    """The sampler's inverse CDF (two-level for K > 16) = numpy's search; never a zero weight."""
+    n = 3000
+    weights = rng.dirichlet(np.ones(n_states), n) * rng.integers(0, 2, (n, n_states))
+    weights[:, 0] += weights.sum(1) == 0  # every row has a positive weight
+    u = rng.uniform(size=n)
+    u[:200] = np.nextafter(1.0, 0.0)  # u * total rounds to the total
+    weights, u = weights.astype(dtype), u.astype(dtype)
+    got = np.asarray(jax.vmap(_hmm_paths._inverse_cdf)(jnp.asarray(weights), jnp.asarray(u)))
+    assert np.all(weights[np.arange(n), got] > 0)
+    if dtype == np.float64:
+        cdf = np.cumsum(weights, axis=1)
+        want = np.sum(cdf <= (u * cdf[:, -1])[:, None], axis=1)
+        last = np.array([np.flatnonzero(row > 0)[-1] for row in weights])
+        np.testing.assert_array_equal(got, np.minimum(want, last))
+
+
 def call_kernel(kernel, initial, trans, ll, method="sequential"):
     if kernel == "sample":
         return hmm_sample(jax.random.key(0), initial, trans, ll, method=method)

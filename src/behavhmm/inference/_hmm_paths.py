@@ -6,6 +6,8 @@ forward-filter backward-sample, each sequential or blocked-parallel.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -190,7 +192,33 @@ def _sample_parallel(inp: _Inputs, alphas, uniforms, block_size):
 
 
 def _inverse_cdf(weights, u):
-    """Index ``k`` with ``cdf[k-1] <= u * total < cdf[k]`` for unnormalised weights."""
-    cdf = jnp.cumsum(weights)
-    k = jnp.sum(cdf <= u * cdf[-1])
-    return jnp.minimum(k, weights.shape[0] - 1).astype(jnp.int32)
+    """Index ``k`` with ``cdf[k-1] <= u * total < cdf[k]`` for unnormalised (K,) weights.
+
+    Where rounding puts ``u * total`` at or past the last cumulative sum, the last
+    state of positive weight (never a state of zero weight). For K > 16 the search
+    is two-level: over sums of blocks of about ``sqrt(K)`` states, then inside the
+    chosen block. XLA's cumulative sum costs K^2 per call on a CPU, and the
+    backward-sampling scan is one such call per step (K = 100, 1e6 steps: 1.10 ->
+    0.62 s on one axis, 0.53 -> 0.17 s for 200 sessions side by side).
+    """
+    n_states = weights.shape[0]
+    if n_states <= 16:
+        return _search(weights, u * jnp.sum(weights), 0.0)
+    size = math.isqrt(n_states - 1) + 1
+    n_blocks = -(-n_states // size)
+    blocks = jnp.pad(weights, (0, n_blocks * size - n_states)).reshape(n_blocks, size)
+    block_sums = jnp.sum(blocks, axis=1)
+    block_cdf = jnp.cumsum(block_sums)
+    threshold = u * block_cdf[-1]
+    block = _search(block_sums, threshold, 0.0, block_cdf)
+    before = jnp.where(block > 0, block_cdf[jnp.maximum(block - 1, 0)], 0.0)
+    return block * size + _search(blocks[block], threshold, before)
+
+
+def _search(weights, threshold, before, cdf=None):
+    """Count of ``before + cumsum(weights) <= threshold``, at most the last positive index."""
+    if cdf is None:
+        cdf = before + jnp.cumsum(weights)
+    count = jnp.sum(cdf <= threshold).astype(jnp.int32)
+    index = jnp.arange(weights.shape[0], dtype=jnp.int32)
+    return jnp.minimum(count, jnp.max(jnp.where(weights > 0, index, 0)))
