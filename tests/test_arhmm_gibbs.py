@@ -372,3 +372,39 @@ def test_gibbs_hyperparameter_errors(sticky_data):
         ARHMM(whiten="zca").fit(X)
     with pytest.raises(ValueError, match="resume=True needs checkpoint_path"):
         ARHMM(n_states=2, nlags=1).fit(X, resume=True)
+
+
+@pytest.mark.requires_x64
+@pytest.mark.parametrize("separate_trans", [False, True])
+def test_gibbs_chain_is_the_same_with_sessions_side_by_side(
+    sticky_data, monkeypatch, separate_trans
+):
+    """The sweep's sampler on rows (K >= 24 on a CPU, any K on GPUs) = the one-axis sampler.
+
+    The padding frames join the last session's row; every start still resets, so the
+    frames of the sessions draw the same states, and the chain is the same.
+    """
+    from behavhmm.inference import _sessions
+
+    X, _, starts, _ = sticky_data
+    groups = ["a", "b", "a"] if separate_trans else None
+    kw = dict(GIBBS, kappa=50.0, n_iter=4, random_state=7, separate_trans=separate_trans)
+    fits = []
+    for side_by_side in (False, True):
+        monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", side_by_side)
+        fits.append(ARHMM(**kw).fit(X, session_starts=starts, groups=groups))
+    one_axis, rows = fits
+    np.testing.assert_allclose(rows.transition_prob_, one_axis.transition_prob_, rtol=1e-9)
+    np.testing.assert_allclose(rows.coef_, one_axis.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        rows.log_likelihood_history_, one_axis.log_likelihood_history_, rtol=1e-10
+    )
+    # the plan really was used: with rows off there is none
+    monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", False)
+    from behavhmm.models.arhmm._data import sampler_rows
+
+    data = rows._prepare(X, starts, groups=groups).arrays["ar"]
+    assert sampler_rows(data, 8) is None
+    monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", None)
+    assert (sampler_rows(data, 8) is None) == (jax.default_backend() == "cpu")
+    assert sampler_rows(data, 100) is not None

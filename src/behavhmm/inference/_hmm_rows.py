@@ -5,8 +5,10 @@ posterior sampler and Viterbi run every bucket of sessions (`._sessions`) as one
 scan over the row length, ``vmap``-ped over the rows, instead of one scan over all
 frames. Each row is run by the same step functions as the concatenated path, with
 padding marked as one-step sessions, so the results are the concatenated path's
-up to floating-point rounding. Viterbi uses a leaner scan with no reset inside a
-row (a row holds one session).
+up to floating-point rounding. A row resets at every session start of the input
+inside it too, so a plan may put several sessions in one row (a model's plan puts
+its one-frame padding sessions after the last session, as the keypoint SLDS does).
+Viterbi uses a leaner scan with no reset inside a row (its rows hold one session).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from ._hmm_paths import _first_argmax, _sample_sequential, _shift_max
 from ._sessions import SessionPlan, from_rows, row_draws, row_starts, to_rows
 
 
-def _row_inputs(inp: _Inputs, ll_rows, lengths, groups_rows):
-    starts = row_starts(lengths, ll_rows.shape[0])
+def _row_inputs(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows):
+    starts = row_starts(lengths, ll_rows.shape[0]) | starts_rows
     return _Inputs(inp.initial_probs, inp.transition_matrix, ll_rows, starts, groups_rows)
 
 
@@ -50,34 +52,34 @@ def _forward_row(row: _Inputs):
 
 
 @jax.jit
-def _filter_rows(inp: _Inputs, ll_rows, lengths, groups_rows):
+def _filter_rows(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows):
     def one(row):
         alphas, _, log_c, _ = _forward_row(row)
         return alphas, log_c
 
-    return _vmap_rows(one, _row_inputs(inp, ll_rows, lengths, groups_rows))
+    return _vmap_rows(one, _row_inputs(inp, ll_rows, lengths, groups_rows, starts_rows))
 
 
 @jax.jit
-def _smoother_rows(inp: _Inputs, ll_rows, lengths, groups_rows):
+def _smoother_rows(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows):
     def one(row):
         alphas, c, log_c, b = _forward_row(row)
         betas = _backward_sequential(row, b)
         _, smoothed, expected, _, _ = _combine(row, alphas, c, log_c, b, betas)
         return smoothed, expected, log_c
 
-    rows = _row_inputs(inp, ll_rows, lengths, groups_rows)
+    rows = _row_inputs(inp, ll_rows, lengths, groups_rows, starts_rows)
     smoothed, expected, log_c = _vmap_rows(one, rows, out_axes=(1, 0, 1))
     return smoothed, jnp.sum(expected, axis=0), log_c
 
 
 @jax.jit
-def _sample_rows(inp: _Inputs, ll_rows, lengths, groups_rows, uniforms):
+def _sample_rows(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows, uniforms):
     def one(row, u):
         alphas, _, log_c, _ = _forward_row(row)
         return _sample_sequential(row, alphas, u), log_c
 
-    return _vmap_rows(one, _row_inputs(inp, ll_rows, lengths, groups_rows), uniforms)
+    return _vmap_rows(one, _row_inputs(inp, ll_rows, lengths, groups_rows, starts_rows), uniforms)
 
 
 def _viterbi_row(log_pi, log_A, ll, groups, length):
@@ -123,7 +125,8 @@ def _viterbi_rows(log_pi, log_A, ll_rows, lengths, groups_rows):
 def _bucket_args(inp: _Inputs, bucket):
     ll_rows = to_rows(inp.log_likelihoods, bucket)
     groups_rows = to_rows(inp.groups, bucket)
-    return ll_rows, jnp.asarray(bucket.lengths), groups_rows
+    starts_rows = to_rows(inp.session_starts, bucket)
+    return ll_rows, jnp.asarray(bucket.lengths), groups_rows, starts_rows
 
 
 def filter_rows(inp: _Inputs, plan: SessionPlan):
@@ -145,7 +148,12 @@ def smoother_rows(inp: _Inputs, plan: SessionPlan):
 
 
 def sample_rows(key, inp: _Inputs, plan: SessionPlan):
-    """Posterior draw ``(T,)`` int32 and the log-likelihood, with per-session uniforms."""
+    """Posterior draw ``(T,)`` int32 and the log-likelihood, with per-session uniforms.
+
+    Also under ``jit``, with the plan's arrays as arguments (its shapes are static).
+    The uniforms are those of the plan's sessions: where a row holds several sessions
+    of ``inp.session_starts``, the draws differ from the one-scan path's.
+    """
     dtype = inp.log_likelihoods.dtype
     outs = []
     for bucket in plan.buckets:
@@ -160,5 +168,5 @@ def viterbi_rows(inp: _Inputs, plan: SessionPlan):
     """Viterbi path ``(T,)`` int32, every session decoded in its own row."""
     log_pi = jnp.log(inp.initial_probs)
     log_A = jnp.log(inp.transition_matrix)
-    outs = [_viterbi_rows(log_pi, log_A, *_bucket_args(inp, bucket)) for bucket in plan.buckets]
+    outs = [_viterbi_rows(log_pi, log_A, *_bucket_args(inp, bucket)[:3]) for bucket in plan.buckets]
     return from_rows(outs, plan)

@@ -581,7 +581,9 @@ def hmm_sample(
     """
     log_likelihoods = check_log_likelihoods(log_likelihoods)
     args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
-    if resolve_method(method) == "sequential" and (plan := plan_for(session_starts, args[2])):
+    if resolve_method(method) == "sequential" and (
+        plan := plan_for(session_starts, args[2], kernel="hmm_sample")
+    ):
         return HMMSample(*sample_rows(key, _check_inputs(*args), plan))
     return _sample_program(
         key,
@@ -596,3 +598,24 @@ def hmm_sample(
 
 
 hmm_sample.lower = _sample_program.lower  # ahead-of-time lowering, as for any jitted function
+
+
+def sample_on_plan(
+    key,
+    initial_probs,
+    transition_matrix,
+    log_likelihoods,
+    session_starts,
+    plan,
+    groups=None,
+) -> HMMSample:
+    """`hmm_sample`, sequential, with the sessions side by side as ``plan`` lays them out.
+
+    For models' compiled programs, which build their `SessionPlan` once on the host
+    and pass it in (its arrays as arguments, its shapes static). A row may hold
+    several sessions of ``session_starts``: each start resets. Draws on the first
+    session of each row are `hmm_sample`'s; the other sessions of a row draw from
+    other per-session keys. No check of ``log_likelihoods`` (see `hmm_sample`).
+    """
+    inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
+    return HMMSample(*sample_rows(key, inp, plan))

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..._memory import arhmm_fit_memory, check_fit_memory
 from ..._utils import bucket_length, float_dtype
+from ...inference._sessions import session_plan, side_by_side
 from ...labels import label_evidence, padded_log_evidence, restrict_evidence
 from ...observations import MNIWPrior
 from ...sessions import drop_nan_borders, session_bounds, session_ids, session_mask
@@ -26,6 +27,23 @@ from .initialize import lagged_design
 from .model import (
     ARData,
 )
+
+
+def sampler_rows(data: ARData, n_states: int):
+    """The Gibbs sweep's `SessionPlan` for its state sampler, or None where it runs on one axis.
+
+    The padding frames after the last session join that session's row (they stay
+    one-frame sessions: every start resets), so a refit a few frames shorter keeps
+    the row shapes and reuses the compiled sweep. Draws on the sessions' frames are
+    those of the one-axis sampler.
+    """
+    if not side_by_side("hmm_sample", n_states):
+        return None
+    joined = np.asarray(data.starts).copy()
+    real = np.flatnonzero(np.asarray(data.weights) > 0)
+    if len(real):
+        joined[real[-1] + 1 :] = False
+    return jax.tree_util.tree_map(jnp.asarray, session_plan(joined))
 
 
 def _whitening(frames: np.ndarray):

@@ -28,7 +28,7 @@ from ..base import (
     Real,
 )
 from ._chain import ARChain, ChainResult, _Loop
-from ._data import ARDataLayout, _ARFitData
+from ._data import ARDataLayout, _ARFitData, sampler_rows
 from ._hooks import ARKernels
 from .em import em_step
 from .gibbs import GibbsState, gibbs_sweep, log_joint_program
@@ -505,6 +505,7 @@ class ARHMM(
         state, start, history, checkpoint = resumed
         data, jac = loop.train.arrays["ar"], loop.train.extra["log_jacobian"]
         hyper, robust, method = loop.hyper, loop.robust, loop.method
+        data = data._replace(rows=sampler_rows(data, self.n_states))
         if state is None:
             n_padded = data.y.shape[0]
             dtype = float_dtype()

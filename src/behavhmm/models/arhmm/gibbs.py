@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from ..._precision import pinned_jit
 from ..._utils import log_gamma_variates
 from ...inference import hmm_sample
+from ...inference.hmm import resolve_method, sample_on_plan
 from ...observations import ar_mahalanobis, mniw_log_prior
 from ...observations.ar_conditioned import ar_sample_update
 from ...observations.student_t import DOF_PRIOR, log_gamma_density, sample_dof
@@ -69,9 +70,14 @@ def gibbs_sweep(
     keys = jax.random.split(key, 8)
     ll = emission_log_likelihoods(params, data, robust)
     trans, groups = _transitions(params, data)
-    draw = hmm_sample(
-        keys[0], params.initial_prob, trans, ll, data.starts, groups=groups, method=method
-    )
+    if data.rows is not None and resolve_method(method) == "sequential":
+        draw = sample_on_plan(
+            keys[0], params.initial_prob, trans, ll, data.starts, data.rows, groups=groups
+        )
+    else:
+        draw = hmm_sample(
+            keys[0], params.initial_prob, trans, ll, data.starts, groups=groups, method=method
+        )
     z = draw.states
     valid = data.weights > 0
     counts = transition_counts(

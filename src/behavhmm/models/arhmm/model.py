@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from ..._precision import pinned, pinned_jit
 from ..._utils import log_gamma_variates
 from ...inference import hmm_filter, hmm_viterbi
+from ...inference._sessions import SessionPlan
 from ...inference.hmm import _smoother_unchecked  # the E-step: inputs come from our programs
 from ...observations import MNIWPrior, ar_log_likelihoods
 
@@ -68,6 +69,8 @@ class ARData(NamedTuple):
     weights: jax.Array  # (T,) 1 for modelled frames, 0 for padding
     groups: jax.Array  # (T,) int32 transition group of each step
     log_evidence: jax.Array | None = None  # (T, K) log e_t(k) of hand labels (behavhmm.labels)
+    # sessions side by side for the Gibbs sweep's state sampler (`behavhmm.inference._sessions`)
+    rows: SessionPlan | None = None
 
 
 def _transitions(params: ARHMMParams, data: ARData):
