@@ -93,14 +93,20 @@ def test_empty_state_draws_from_the_prior():
 
 
 @pytest.mark.requires_x64
-def test_state_statistics_equal_one_hot_weighted_statistics(rng):
-    y, x = rng.normal(size=(101, 3)), rng.normal(size=(101, 6))
-    states = rng.integers(0, 4, size=101)
-    w = rng.uniform(size=101)
-    hard = ar_state_statistics(states, y, x, 4, weights=w, chunk=17)
-    soft = ar_sufficient_statistics(np.eye(4)[states] * w[:, None], y, x)
-    np.testing.assert_allclose(hard.outer, soft.outer, rtol=1e-12)
+@pytest.mark.parametrize("chunk", [None, 1, 17, 1000])
+def test_state_statistics_equal_one_hot_weighted_statistics(chunk, rng):
+    """Frames sorted into one-state blocks = one-hot weighted sums; state 4 has no frames."""
+    y, x = rng.normal(size=(301, 3)), rng.normal(size=(301, 6))
+    states = np.repeat(rng.integers(0, 4, size=31), 10)[:301]  # runs, as a sticky chain
+    w, cw = rng.uniform(size=301), rng.uniform(size=301)
+    hard = ar_state_statistics(states, y, x, 5, weights=w, counts_weights=cw, chunk=chunk)
+    one_hot = np.eye(5)[states]
+    soft = ar_sufficient_statistics(
+        one_hot * w[:, None], y, x, counts_weights=one_hot * cw[:, None]
+    )
+    np.testing.assert_allclose(hard.outer, soft.outer, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(hard.counts, soft.counts, rtol=1e-12)
+    assert np.all(np.asarray(hard.outer)[4] == 0) and hard.counts[4] == 0
 
 
 @pytest.mark.requires_x64

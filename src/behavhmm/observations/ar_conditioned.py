@@ -514,7 +514,7 @@ def ar_sample_update(
     design = conditioned_design(y, x, sum_newest, n_newest, prior)
     e = design.innovations
     u = _regressors(design, design.centres[states], nlags)
-    stats = ar_state_statistics(states, e, u, n_states, weights=w, counts_weights=cw, chunk=chunk)
+    stats = ar_state_statistics(states, e, u, n_states, weights=w, counts_weights=cw)
     delta, factor = _solve(stats, design.prior)
     s_n, accurate = _direct_scatter(stats, factor, design.prior)
 

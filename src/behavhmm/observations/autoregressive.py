@@ -60,8 +60,10 @@ __all__ = [
 ]
 
 _LOG_2PI = 1.8378770664093453
-#: Bytes of outer products per block in :func:`ar_state_statistics`.
+#: Bytes of outer products per block of the Gibbs update's scatter-adds (`ar_conditioned`).
 _SCATTER_CHUNK_BYTES = 2**24
+#: Frames per block of :func:`ar_state_statistics` (its frames sorted by state).
+_SORTED_BLOCK = 256
 
 
 class MNIWPrior(NamedTuple):
@@ -302,13 +304,18 @@ def ar_state_statistics(
     """Sufficient statistics for a hard state assignment (Gibbs sampling).
 
     Equivalent to :func:`ar_sufficient_statistics` with one-hot weights, but
-    O(T q^2) instead of O(T K q^2): each frame's outer product is added to its
-    own state's sum (chunked scatter-add).
+    O(T q^2) instead of O(T K q^2): the frames are sorted by state into blocks that
+    each hold one state's frames (a state's last block is padded with zero
+    weights), each block's weighted outer products are summed by one matrix
+    product, and the blocks' sums are added to their states' totals. On a 2-core CPU
+    (T = 983,040, q = 41, K = 100) this takes 0.37 s where a scatter-add of every
+    frame's outer product took 0.75 s; on a GPU it avoids a scatter-add whose
+    updates collide on K targets.
 
     Parameters
     ----------
     states : int array of shape (n_time_bins,)
-        State of each frame.
+        State of each frame, in ``[0, n_states)``.
     y, x : arrays
         Frames and their lags as in
         [`ar_log_likelihoods`][behavhmm.observations.autoregressive.ar_log_likelihoods].
@@ -321,7 +328,9 @@ def ar_state_statistics(
         Per-frame weight of the counts; default ``weights`` (for Student-t
         emissions pass the 0/1 frame mask).
     chunk : int, optional
-        Frames per block.
+        Frames per block of the sorted frames (default 256). A state's frames fill
+        ``ceil(n_k / chunk)`` blocks, so the padding is at most ``K (chunk - 1)``
+        frames.
 
     Returns
     -------
@@ -329,22 +338,30 @@ def ar_state_statistics(
     """
     states, y, x = (jnp.asarray(a) for a in (states, y, x))
     z = jnp.concatenate([y, x, jnp.ones((y.shape[0], 1), y.dtype)], axis=1)
-    n_stat = z.shape[1]
-    w = jnp.ones(y.shape[0], y.dtype) if weights is None else jnp.asarray(weights, y.dtype)
+    n_time_bins, n_stat = z.shape
+    w = jnp.ones(n_time_bins, y.dtype) if weights is None else jnp.asarray(weights, y.dtype)
     cw = w if counts_weights is None else jnp.asarray(counts_weights, y.dtype)
-    if chunk is None:
-        # small blocks: the scatter-add of blocks beyond a few MB runs several times slower
-        # on CPU (measured: 6 ms instead of 34 ms per call at T=5120, q=41, K=100)
-        chunk = rows_per_chunk(2 * n_stat * n_stat * z.dtype.itemsize, budget=_SCATTER_CHUNK_BYTES)
-
-    def block(s_b, w_b, cw_b, z_b):
-        outer = (w_b[:, None, None] * z_b[:, :, None]) * z_b[:, None, :]
-        return ARStatistics(
-            jnp.zeros((n_states, n_stat, n_stat), z.dtype).at[s_b].add(outer),
-            jnp.zeros(n_states, z.dtype).at[s_b].add(cw_b),
-        )
-
-    return chunked_sum(block, (states, w, cw, z), chunk)
+    block = _SORTED_BLOCK if chunk is None else max(1, int(chunk))
+    states = states.astype(jnp.int32)
+    # counting layout: state k owns slots [offset_k, offset_k + n_k), rounded up to blocks
+    n_k = jnp.zeros(n_states, jnp.int32).at[states].add(1)
+    slots_k = -(-n_k // block) * block
+    offset_k = jnp.cumsum(slots_k) - slots_k
+    first_k = jnp.cumsum(n_k) - n_k  # where state k begins among the frames sorted by state
+    n_slots = -(-(n_time_bins + n_states * (block - 1)) // block) * block
+    slot = jnp.arange(n_slots, dtype=jnp.int32)
+    owner = jnp.clip(jnp.searchsorted(offset_k, slot, side="right") - 1, 0, n_states - 1)
+    rank = slot - offset_k[owner]
+    by_state = jnp.argsort(states, stable=True)
+    frame = by_state[jnp.clip(first_k[owner] + rank, 0, n_time_bins - 1)]
+    w_slot = jnp.where(rank < n_k[owner], w[frame], 0.0).reshape(-1, block, 1)
+    z_slot = z[frame].reshape(-1, block, n_stat)
+    per_block = jnp.einsum(
+        "bti,btj->bij", w_slot * z_slot, z_slot, precision=jax.lax.Precision.HIGHEST
+    )
+    outer = jnp.zeros((n_states, n_stat, n_stat), z.dtype).at[owner[::block]].add(per_block)
+    counts = jnp.zeros(n_states, z.dtype).at[states].add(cw)
+    return ARStatistics(outer, counts)
 
 
 def ar_mahalanobis(coef, intercept, covariances, y, x, states):
