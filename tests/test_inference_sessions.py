@@ -19,12 +19,18 @@ def _side_by_side(monkeypatch):
 
 
 def test_rows_are_off_on_cpus_by_default_except_for_parallel_viterbi(rng, monkeypatch):
-    """HMM rows are on by default on accelerators only; Kalman rows on every backend."""
+    """HMM rows are on by default on accelerators, and on CPUs for the sampler and smoother
+    from `MIN_CPU_ROW_STATES` states; Kalman rows on every backend."""
     monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", None)
     _, _, ll, starts, _ = ragged_problem(rng)
     on_cpu = jax.default_backend() == "cpu"
     assert (_sessions.plan_for(starts, ll) is None) == on_cpu
     assert _sessions.plan_for(starts, ll, kernel="kalman") is not None
+    many = np.zeros((len(starts), _sessions.MIN_CPU_ROW_STATES))
+    for kernel in ("hmm_sample", "hmm_smoother"):
+        assert (_sessions.plan_for(starts, ll, kernel=kernel) is None) == on_cpu  # K = 4
+        assert _sessions.plan_for(starts, many, kernel=kernel) is not None
+    assert (_sessions.plan_for(starts, many) is None) == on_cpu  # filter, Viterbi
     assert _sessions.plan_for(starts, ll, always=True) is not None
     assert _sessions.plan_for(jax.numpy.asarray(starts), ll, always=True) is not None
     monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", False)

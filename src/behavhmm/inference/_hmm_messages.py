@@ -82,15 +82,35 @@ def _check_inputs(
 
 
 def _scaled_likelihoods(log_likelihoods):
-    """Return ``b = exp(ll - max_k ll)`` and the per-step shift ``max_k ll``."""
-    shift = jnp.max(log_likelihoods, axis=1)
+    """Return ``b = exp(ll - max_k ll)`` and the per-step shift ``max_k ll`` (states last)."""
+    shift = jnp.max(log_likelihoods, axis=-1)
     shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
-    return jnp.exp(log_likelihoods - shift[:, None]), shift
+    return jnp.exp(log_likelihoods - shift[..., None]), shift
 
 
 def _select(matrix, group):
     """The transition matrix for one step: shared, or indexed by its group."""
     return matrix if matrix.ndim == 2 else matrix[group]
+
+
+# The sequential kernels' steps take one time step of a concatenated axis, ``(K,)``,
+# or of rows side by side, ``(R, K)`` with starts and groups ``(R,)``: the same code
+# runs both, and rows need no ``vmap`` (whose layout changes cost two transposes of
+# every output on a CPU).
+
+
+def _predict(alpha, A, group):
+    """``alpha @ A`` for the step's transition matrix (each row its own with groups)."""
+    if A.ndim == 2:
+        return alpha @ A
+    return jnp.einsum("...i,...ij->...j", alpha, A[group])
+
+
+def _propagate_back(g, A, group):
+    """``A @ g`` for the step's transition matrix (each row its own with groups)."""
+    if A.ndim == 2:
+        return g @ A.T
+    return jnp.einsum("...ij,...j->...i", A[group], g)
 
 
 def _safe_normalize(u, fallback):
@@ -150,14 +170,14 @@ def _forward_sequential(inp: _Inputs, b):
 
     def step(alpha_prev, x):
         b_t, start_t, g_t = x
-        u = jnp.where(start_t, pi, alpha_prev @ _select(A, g_t)) * b_t
-        return u / jnp.maximum(u.sum(), tiny), u
+        u = jnp.where(start_t[..., None], pi, _predict(alpha_prev, A, g_t)) * b_t
+        return u / jnp.maximum(u.sum(axis=-1, keepdims=True), tiny), u
 
-    _, u = lax.scan(step, pi, (b, starts, groups))
-    c = u.sum(axis=1)
-    n_states = b.shape[1]
+    _, u = lax.scan(step, jnp.broadcast_to(pi, b.shape[1:]), (b, starts, groups))
+    c = u.sum(axis=-1)
+    n_states = b.shape[-1]
     # c_t = 0 only if the observation is impossible under the model (log c = -inf)
-    alphas = jnp.where((c > 0)[:, None], u / jnp.maximum(c, tiny)[:, None], 1.0 / n_states)
+    alphas = jnp.where((c > 0)[..., None], u / jnp.maximum(c, tiny)[..., None], 1.0 / n_states)
     return alphas, c
 
 
@@ -252,20 +272,19 @@ def _backward_sequential(inp: _Inputs, b):
     product followed by elementwise work.
     """
     A, starts, groups = inp.transition_matrix, inp.session_starts, inp.groups
-    n_states = b.shape[1]
     tiny = jnp.finfo(b.dtype).tiny
-    ones = jnp.ones(n_states, b.dtype)
+    ones = jnp.ones(b.shape[1:], b.dtype)
 
     def step(g_next, x):
         b_t, start_next, group_next = x
-        beta = jnp.where(start_next, ones, _select(A, group_next) @ g_next)
+        beta = jnp.where(start_next[..., None], ones, _propagate_back(g_next, A, group_next))
         g = beta * b_t
-        return g / jnp.maximum(g.sum(), tiny), beta
+        return g / jnp.maximum(g.sum(axis=-1, keepdims=True), tiny), beta
 
-    g_last = b[-1] / jnp.maximum(b[-1].sum(), tiny)
-    xs = (b[:-1], starts[1:], None if groups is None else groups[1:])
-    _, betas = lax.scan(step, g_last, xs, reverse=True)
-    return jnp.concatenate([betas, ones[None]])
+    # every step emits its beta (no copy to append the last): the last step is a session end
+    s_next, g_next = _next_step_inputs(starts, groups)
+    _, betas = lax.scan(step, ones, (b, s_next, g_next), reverse=True)
+    return betas
 
 
 def _backward_parallel(inp: _Inputs, b, block_size):
@@ -303,9 +322,13 @@ def _backward_parallel(inp: _Inputs, b, block_size):
 
 
 def _next_step_inputs(starts, groups):
-    """Session-start flags and groups of step ``t + 1``, aligned with step ``t``."""
-    s_next = jnp.concatenate([starts[1:], jnp.ones(1, bool)])
-    g_next = None if groups is None else jnp.concatenate([groups[1:], jnp.zeros(1, jnp.int32)])
+    """Start flags and groups of step ``t + 1``, aligned with step ``t`` (time on axis 0)."""
+    s_next = jnp.concatenate([starts[1:], jnp.ones((1,) + starts.shape[1:], bool)])
+    g_next = (
+        None
+        if groups is None
+        else jnp.concatenate([groups[1:], jnp.zeros((1,) + groups.shape[1:], groups.dtype)])
+    )
     return s_next, g_next
 
 
@@ -314,7 +337,18 @@ def _combine(inp: _Inputs, alphas, c, log_c, b, betas):
 
     Returns the fields of `HMMPosterior`, in order, as a tuple.
     """
-    n_states = b.shape[1]
+    smoothed, expected, _ = _posterior_terms(inp, alphas, c, b, betas)
+    initial_counts = inp.session_starts.astype(smoothed.dtype) @ smoothed
+    return jnp.sum(log_c), smoothed, expected, initial_counts, log_c
+
+
+def _posterior_terms(inp: _Inputs, alphas, c, b, betas):
+    """Smoothed probabilities, expected transition counts summed over time, and ``<alpha, beta>``.
+
+    Messages have time on axis 0 and the states last: ``(T, K)`` on one axis, or
+    ``(L, R, K)`` for rows side by side (starts and groups ``(L, R)``).
+    """
+    n_states = b.shape[-1]
     uniform = jnp.full(n_states, 1.0 / n_states, b.dtype)
     smoothed, norm = _safe_normalize(alphas * betas, uniform)
     starts = inp.session_starts
@@ -325,24 +359,38 @@ def _combine(inp: _Inputs, alphas, c, log_c, b, betas):
     next_weights = jnp.concatenate(
         [
             jnp.where(
-                ok[1:, None], b[1:] * betas[1:] / jnp.where(ok[1:], denom[1:], 1.0)[:, None], 0.0
+                ok[1:, ..., None],
+                b[1:] * betas[1:] / jnp.where(ok[1:], denom[1:], 1.0)[..., None],
+                0.0,
             ),
-            jnp.zeros((1, n_states), b.dtype),
+            jnp.zeros((1,) + b.shape[1:], b.dtype),
         ]
     )
     A = inp.transition_matrix
+    flat_alphas = alphas.reshape(-1, n_states)
     if A.ndim == 2:
-        expected = A * _sum_outer(alphas, next_weights)
+        expected = A * _sum_outer(flat_alphas, next_weights.reshape(-1, n_states))
     else:
-        g_next = jnp.concatenate([inp.groups[1:], jnp.full(1, -1, inp.groups.dtype)])
+        groups = inp.groups
+        g_next = jnp.concatenate([groups[1:], jnp.full((1,) + groups.shape[1:], -1, groups.dtype)])
         expected = jnp.stack(
             [
-                A[g] * _sum_outer(alphas, jnp.where((g_next == g)[:, None], next_weights, 0.0))
+                A[g]
+                * _sum_outer(
+                    flat_alphas,
+                    jnp.where((g_next == g)[..., None], next_weights, 0.0).reshape(-1, n_states),
+                )
                 for g in range(A.shape[0])
             ]
         )
-    initial_counts = starts.astype(smoothed.dtype) @ smoothed
-    return jnp.sum(log_c), smoothed, expected, initial_counts, log_c
+    return smoothed, expected, norm
+
+
+def _smoothed(alphas, betas, norm):
+    """``alphas ⊙ betas / norm``, uniform where ``norm`` is 0 (as `_safe_normalize`)."""
+    uniform = 1.0 / alphas.shape[-1]
+    ok = (norm > 0)[..., None]
+    return jnp.where(ok, alphas * betas / jnp.where(ok, norm[..., None], 1.0), uniform)
 
 
 def _sum_outer(left, right, chunk=4096):

@@ -154,14 +154,21 @@ def _viterbi_backtrace_parallel(inp: _Inputs, deltas, log_A, block_size):
 
 
 def _sample_sequential(inp: _Inputs, alphas, uniforms):
-    """Backward sampling by a reverse scan: ``z_t`` at ``uniforms[t]`` given ``z_{t+1}``."""
+    """Backward sampling by a reverse scan: ``z_t`` at ``uniforms[t]`` given ``z_{t+1}``.
+
+    One axis, ``alphas`` ``(T, K)``, or rows side by side, ``(L, R, K)`` with
+    uniforms, starts and groups ``(L, R)``.
+    """
     A, starts, groups = inp.transition_matrix, inp.session_starts, inp.groups
-    last = _inverse_cdf(alphas[-1], uniforms[-1])
+    A_T = jnp.swapaxes(A, -1, -2)  # a row per next state: a contiguous gather
+    inverse_cdf = jnp.vectorize(_inverse_cdf, signature="(k),()->()")
+    last = inverse_cdf(alphas[-1], uniforms[-1])
 
     def step(z_next, x):
         alpha_t, u_t, start_next, g_next = x
-        weights = jnp.where(start_next, alpha_t, alpha_t * _select(A, g_next)[:, z_next])
-        z = _inverse_cdf(weights, u_t)
+        column = A_T[z_next] if A.ndim == 2 else A_T[g_next, z_next]
+        weights = jnp.where(start_next[..., None], alpha_t, alpha_t * column)
+        z = inverse_cdf(weights, u_t)
         return z, z
 
     xs = (alphas[:-1], uniforms[:-1], starts[1:], None if groups is None else groups[1:])

@@ -19,67 +19,76 @@ from jax import lax
 
 from ._hmm_messages import (
     _backward_sequential,
-    _combine,
     _forward_sequential,
     _Inputs,
     _log_c,
+    _posterior_terms,
     _scaled_likelihoods,
     _select,
+    _smoothed,
 )
 from ._hmm_paths import _first_argmax, _sample_sequential, _shift_max
-from ._sessions import SessionPlan, from_rows, row_draws, row_starts, to_rows
+from ._sessions import SessionPlan, from_rows, row_draws, row_starts, shard_rows, to_rows
 
 
 def _row_inputs(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows):
-    starts = row_starts(lengths, ll_rows.shape[0]) | starts_rows
+    starts = row_starts(lengths, starts_rows.shape[0]) | starts_rows
     return _Inputs(inp.initial_probs, inp.transition_matrix, ll_rows, starts, groups_rows)
-
-
-def _vmap_rows(fun, rows: _Inputs, *more, out_axes=1):
-    """``vmap`` over time-major rows: per-step arrays carry the rows on axis 1.
-
-    (A scan over axis 0 of a batch held on axis 0 slices with a stride, several
-    times slower on CPUs.)
-    """
-    axes = _Inputs(None, None, 1, 1, None if rows.groups is None else 1)
-    return jax.vmap(fun, in_axes=(axes,) + (1,) * len(more), out_axes=out_axes)(rows, *more)
-
-
-def _forward_row(row: _Inputs):
-    b, shift = _scaled_likelihoods(row.log_likelihoods)
-    alphas, c = _forward_sequential(row, b)
-    return alphas, c, _log_c(c, shift), b
 
 
 @jax.jit
 def _filter_rows(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows):
-    def one(row):
-        alphas, _, log_c, _ = _forward_row(row)
-        return alphas, log_c
-
-    return _vmap_rows(one, _row_inputs(inp, ll_rows, lengths, groups_rows, starts_rows))
+    rows = _row_inputs(inp, ll_rows, lengths, groups_rows, starts_rows)
+    b, shift = _scaled_likelihoods(ll_rows)
+    alphas, c = _forward_sequential(rows, b)
+    return alphas, _log_c(c, shift)
 
 
 @jax.jit
-def _smoother_rows(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows):
-    def one(row):
-        alphas, c, log_c, b = _forward_row(row)
-        betas = _backward_sequential(row, b)
-        _, smoothed, expected, _, _ = _combine(row, alphas, c, log_c, b, betas)
-        return smoothed, expected, log_c
+def _prepare_rows(inp: _Inputs, index, lengths, groups_rows, starts_rows):
+    """A bucket's row inputs and scaled likelihoods: the gather and the ``exp`` in one pass."""
+    rows = _row_inputs(inp, None, lengths, groups_rows, starts_rows)
+    b, shift = _scaled_likelihoods(inp.log_likelihoods[index])
+    return rows, b, shift
 
-    rows = _row_inputs(inp, ll_rows, lengths, groups_rows, starts_rows)
-    smoothed, expected, log_c = _vmap_rows(one, rows, out_axes=(1, 0, 1))
-    return smoothed, jnp.sum(expected, axis=0), log_c
+
+@jax.jit
+def _forward_rows(rows: _Inputs, b, shift):
+    alphas, c = _forward_sequential(rows, b)
+    return alphas, c, _log_c(c, shift)
+
+
+@jax.jit
+def _backward_rows(rows: _Inputs, b):
+    return _backward_sequential(rows, b)
+
+
+@jax.jit
+def _combine_rows(rows: _Inputs, alphas, c, b, betas):
+    _, expected, norm = _posterior_terms(rows, alphas, c, b, betas)
+    return expected, norm
+
+
+@jax.jit
+def _smoothed_back(alphas, betas, norms, back):
+    """The smoothed probabilities of every bucket, formed while gathered onto one axis."""
+    n_states = alphas[0].shape[-1]
+    flat = [
+        _smoothed(*parts).reshape(-1, n_states) for parts in zip(alphas, betas, norms, strict=True)
+    ]
+    return jnp.concatenate(flat)[back]
+
+
+def _one_after_the_other(forward, backward):
+    return forward(), backward()
 
 
 @jax.jit
 def _sample_rows(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows, uniforms):
-    def one(row, u):
-        alphas, _, log_c, _ = _forward_row(row)
-        return _sample_sequential(row, alphas, u), log_c
-
-    return _vmap_rows(one, _row_inputs(inp, ll_rows, lengths, groups_rows, starts_rows), uniforms)
+    rows = _row_inputs(inp, ll_rows, lengths, groups_rows, starts_rows)
+    b, shift = _scaled_likelihoods(ll_rows)
+    alphas, c = _forward_sequential(rows, b)
+    return _sample_sequential(rows, alphas, uniforms), _log_c(c, shift)
 
 
 def _viterbi_row(log_pi, log_A, ll, groups, length):
@@ -122,6 +131,14 @@ def _viterbi_rows(log_pi, log_A, ll_rows, lengths, groups_rows):
 # ----------------------------------------------------------------------------
 
 
+def _bucket_index_args(inp: _Inputs, bucket):
+    """`_bucket_args` with the row index (time-major) in place of the gathered log-likelihoods."""
+    index = shard_rows(jnp.asarray(bucket.index.T))
+    groups_rows = to_rows(inp.groups, bucket)
+    starts_rows = to_rows(inp.session_starts, bucket)
+    return index, jnp.asarray(bucket.lengths), groups_rows, starts_rows
+
+
 def _bucket_args(inp: _Inputs, bucket):
     ll_rows = to_rows(inp.log_likelihoods, bucket)
     groups_rows = to_rows(inp.groups, bucket)
@@ -137,12 +154,31 @@ def filter_rows(inp: _Inputs, plan: SessionPlan):
     return jnp.sum(log_c), alphas, log_c
 
 
-def smoother_rows(inp: _Inputs, plan: SessionPlan):
-    """The fields of `HMMPosterior`, in order, bucket by bucket."""
-    outs = [_smoother_rows(inp, *_bucket_args(inp, bucket)) for bucket in plan.buckets]
-    smoothed = from_rows([o[0] for o in outs], plan)
-    expected = sum(o[1] for o in outs[1:]) + outs[0][1]
-    log_c = from_rows([o[2] for o in outs], plan)
+def smoother_rows(inp: _Inputs, plan: SessionPlan, run_passes=_one_after_the_other):
+    """The fields of `HMMPosterior`, in order, bucket by bucket.
+
+    Each bucket runs as compiled pieces: gather and scale, the forward and backward
+    passes (independent: ``run_passes(forward, backward)`` runs the two calls, on two
+    threads on a CPU), and the posteriors and expected counts, all in the row layout
+    (the counts are one matrix product over every row step); the smoothed
+    probabilities are then gathered back onto the concatenated axis.
+    """
+    alphas_rows, betas_rows, norms, log_c_rows, expected = [], [], [], [], None
+    for bucket in plan.buckets:
+        index, lengths, groups_rows, starts_rows = _bucket_index_args(inp, bucket)
+        rows, b, shift = _prepare_rows(inp, index, lengths, groups_rows, starts_rows)
+        (alphas, c, log_c), betas = run_passes(
+            lambda rows=rows, b=b, shift=shift: _forward_rows(rows, b, shift),
+            lambda rows=rows, b=b: _backward_rows(rows, b),
+        )
+        counts, norm = _combine_rows(rows, alphas, c, b, betas)
+        alphas_rows.append(alphas)
+        betas_rows.append(betas)
+        norms.append(norm)
+        log_c_rows.append(log_c)
+        expected = counts if expected is None else expected + counts
+    smoothed = _smoothed_back(alphas_rows, betas_rows, norms, jnp.asarray(plan.back))
+    log_c = from_rows(log_c_rows, plan)
     initial_counts = inp.session_starts.astype(smoothed.dtype) @ smoothed
     return jnp.sum(log_c), smoothed, expected, initial_counts, log_c
 

@@ -221,28 +221,30 @@ def row_draws(key, sessions, row_length: int, dtype, shape=(), draw=jax.random.u
 #: Run sessions side by side (bucketed rows) in the sequential kernels: None (the
 #: default) where it measured faster, True always, False never. Where it measured
 #: faster: the Kalman kernels on every backend (a step's small factorisations batch
-#: well, 1.5x on a 2-core CPU), the HMM posterior sampler on every backend from
-#: `MIN_SAMPLER_STATES` states (its steps become matrix products; K = 100, 200
-#: sessions: 1.72 -> 1.25 s on a 2-core CPU, K <= 10: slower), the other HMM kernels on
-#: accelerators only (on this project's 2-core CPUs their one-scan path measured as
-#: fast or faster; see docs/guide/inference.md).
+#: well, 1.5x on a 2-core CPU); the HMM posterior sampler and smoother on every
+#: backend from `MIN_CPU_ROW_STATES` states (their steps become matrix products; on a
+#: 2-core CPU, K = 100: sampler 1.72 -> 1.25 s for 200 sessions, smoother 2.08 -> ~1.4 s
+#: for 100; K <= 10: slower); the other HMM kernels on accelerators only (on this
+#: project's 2-core CPUs their one-scan path measured as fast or faster; see
+#: docs/guide/inference.md).
 SIDE_BY_SIDE: bool | None = None
 
-#: Fewest states for which the HMM sampler runs sessions side by side on a CPU by default.
-MIN_SAMPLER_STATES = 24
+#: Fewest states for which the HMM sampler and smoother run sessions side by side on a CPU.
+MIN_CPU_ROW_STATES = 24
 
 
 def side_by_side(kernel: str = "hmm", n_states: int | None = None) -> bool:
     """Whether the sequential ``kernel`` buckets concrete sessions now.
 
-    ``kernel`` is "hmm", "hmm_sample" (the posterior sampler, given ``n_states``) or
+    ``kernel`` is "hmm", "hmm_sample" or "hmm_smoother" (given ``n_states``), or
     "kalman".
     """
     if SIDE_BY_SIDE is not None:
         return bool(SIDE_BY_SIDE)
     if kernel == "kalman" or jax.default_backend() != "cpu":
         return True
-    return kernel == "hmm_sample" and n_states is not None and n_states >= MIN_SAMPLER_STATES
+    many_states = n_states is not None and n_states >= MIN_CPU_ROW_STATES
+    return kernel in ("hmm_sample", "hmm_smoother") and many_states
 
 
 def plan_for(
@@ -255,8 +257,8 @@ def plan_for(
     """The bucketing of concrete ``session_starts``, or None (traced, bad shape, too few, off).
 
     ``per_step`` is any ``(n_time_bins, ...)`` input of the kernel (its length is
-    the number of time bins; for "hmm_sample", the ``(n_time_bins, n_states)``
-    log-likelihoods). ``always`` ignores `SIDE_BY_SIDE` (for parallel
+    the number of time bins; for "hmm_sample" and "hmm_smoother", the
+    ``(n_time_bins, n_states)`` log-likelihoods). ``always`` ignores `SIDE_BY_SIDE` (for parallel
     Viterbi, where rows replace a max-plus scan with K^3 work per step).
     """
     shape = jnp.shape(per_step)

@@ -78,7 +78,7 @@ from ._hmm_paths import (
     _viterbi_forward_parallel,
     _viterbi_forward_sequential,
 )
-from ._hmm_rows import filter_rows, sample_rows, smoother_rows, viterbi_rows
+from ._hmm_rows import _one_after_the_other, filter_rows, sample_rows, smoother_rows, viterbi_rows
 from ._sessions import plan_for, session_draws
 
 __all__ = [
@@ -361,8 +361,11 @@ def _smoother_unchecked(
     """`hmm_smoother` without the check of ``log_likelihoods`` (for the models' E-steps)."""
     method = resolve_method(method)
     args = (initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
-    if method == "sequential" and (plan := plan_for(session_starts, log_likelihoods)):
-        return HMMPosterior(*smoother_rows(_check_inputs(*args), plan))
+    if method == "sequential" and (
+        plan := plan_for(session_starts, log_likelihoods, kernel="hmm_smoother")
+    ):
+        runner = _two_threads if _concurrent_passes_pay_off(args) else _one_after_the_other
+        return HMMPosterior(*smoother_rows(_check_inputs(*args), plan, runner))
     if method == "sequential" and _concurrent_passes_pay_off(args):
         return _smoother_two_threads(*args)
     return _smoother_program(*args, method=method, block_size=block_size)
@@ -416,17 +419,24 @@ def _thread_pool() -> ThreadPoolExecutor:
     return _POOL
 
 
+def _two_threads(forward, backward):
+    """Run two independent compiled calls at once; return both results."""
+    pool = _thread_pool()
+    first = pool.submit(lambda: jax.block_until_ready(forward()))
+    second = pool.submit(lambda: jax.block_until_ready(backward()))
+    return first.result(), second.result()
+
+
 def _smoother_two_threads(
     initial_probs, transition_matrix, log_likelihoods, session_starts, groups
 ):
     inp, b, shift = jax.block_until_ready(
         _prepare_program(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
     )
-    pool = _thread_pool()
-    forward = pool.submit(lambda: jax.block_until_ready(_forward_program(inp, b, shift)))
-    backward = pool.submit(lambda: jax.block_until_ready(_backward_program(inp, b)))
-    alphas, c, log_c = forward.result()
-    return HMMPosterior(*_combine_program(inp, alphas, c, log_c, b, backward.result()))
+    (alphas, c, log_c), betas = _two_threads(
+        lambda: _forward_program(inp, b, shift), lambda: _backward_program(inp, b)
+    )
+    return HMMPosterior(*_combine_program(inp, alphas, c, log_c, b, betas))
 
 
 @partial(jax.jit, static_argnames=("method", "block_size"))
