@@ -137,3 +137,25 @@ def test_viterbi_rows_float32_match_float64_on_a_long_session(rng):
     assert np.mean(np.asarray(fast) == np.asarray(slow)) > 0.999
     single = hmm_viterbi(*args32)
     assert single.shape == (8000,) and single.dtype == np.int32
+
+
+@pytest.mark.requires_x64
+@pytest.mark.parametrize("n_groups", [0, 2])
+def test_sampler_on_a_plan_joining_sessions_draws_the_one_scan_path(n_groups, rng):
+    """A model's plan may hold several sessions in a row (every start still resets): the
+    draw is the one-scan sampler's, under jit too, with the plan's arrays as arguments."""
+    initial, trans, ll, starts, groups = ragged_problem(rng, n_states=5, n_groups=n_groups)
+    coarse = starts.copy()
+    coarse[np.flatnonzero(starts)[1::2]] = False  # every other session joins the one before
+    plan = _sessions.session_plan(coarse)
+    assert plan.n_sessions < np.count_nonzero(starts)
+    key = jax.random.key(5)
+    want = hmm_module._sample_program(key, initial, trans, ll, starts, groups=groups)
+    got = hmm_module.sample_on_plan(key, initial, trans, ll, starts, plan, groups=groups)
+    np.testing.assert_array_equal(got.states, want.states)
+    np.testing.assert_allclose(got.log_likelihood, want.log_likelihood, rtol=1e-12)
+    plan_arrays = jax.tree_util.tree_map(jax.numpy.asarray, plan)
+    jitted = jax.jit(hmm_module.sample_on_plan)(
+        key, initial, trans, ll, starts, plan_arrays, groups
+    )
+    np.testing.assert_array_equal(jitted.states, want.states)

@@ -325,6 +325,37 @@ def test_refit_does_not_recompile(simulated):
     assert [p._cache_size() for p in programs] == before
 
 
+@pytest.mark.slow  # two fits, each compiling its own sweep
+@pytest.mark.requires_x64
+def test_state_sampler_side_by_side_gives_the_same_chain(simulated, monkeypatch):
+    """The AR-HMM state sampler on the sessions' rows (on a CPU from MIN_CPU_ROW_STATES
+    states) draws the one-axis sampler's states: the chain is the same."""
+    from behavhmm.inference import _sessions
+
+    _, sim, starts, _ = simulated
+    X, st = sim.keypoints[:700], starts[:700]
+    kw = dict(
+        n_states=N_STATES,
+        latent_dim=LATENT_DIM,
+        nlags=NLAGS,
+        kappa=30.0,
+        n_iter_ar=2,
+        n_iter=2,
+        anterior_bodyparts=0,
+        posterior_bodyparts=4,
+        progress_bar=False,
+        random_state=3,
+    )
+    fits = []
+    for min_states in (N_STATES + 1, 1):  # one axis, then rows
+        monkeypatch.setattr(_sessions, "MIN_CPU_ROW_STATES", min_states)
+        monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", None)
+        fits.append(KeypointSLDS(**kw).fit(X, session_starts=st))
+    if jax.default_backend() == "cpu":
+        np.testing.assert_allclose(fits[1].transition_prob_, fits[0].transition_prob_, rtol=1e-8)
+        np.testing.assert_allclose(fits[1].coef_, fits[0].coef_, rtol=1e-7, atol=1e-10)
+
+
 @pytest.mark.slow  # 10-19 s in the default run (CI, 2 cores)
 def test_checkpoint_resume_is_bit_identical(simulated, tmp_path):
     """A full-model chain stopped after 3 sweeps and resumed to 6 equals one run straight to 6."""

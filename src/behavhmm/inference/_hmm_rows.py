@@ -28,7 +28,14 @@ from ._hmm_messages import (
     _smoothed,
 )
 from ._hmm_paths import _first_argmax, _sample_sequential, _shift_max
-from ._sessions import SessionPlan, from_rows, row_draws, row_starts, shard_rows, to_rows
+from ._sessions import (
+    SessionPlan,
+    from_rows,
+    row_starts,
+    session_draws,
+    shard_rows,
+    to_rows,
+)
 
 
 def _row_inputs(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows):
@@ -187,14 +194,15 @@ def sample_rows(key, inp: _Inputs, plan: SessionPlan):
     """Posterior draw ``(T,)`` int32 and the log-likelihood, with per-session uniforms.
 
     Also under ``jit``, with the plan's arrays as arguments (its shapes are static).
-    The uniforms are those of the plan's sessions: where a row holds several sessions
-    of ``inp.session_starts``, the draws differ from the one-scan path's.
+    The uniforms are the concatenated path's (`session_draws` of
+    ``inp.session_starts``) laid out in rows, so any plan, including rows that hold
+    several sessions, draws the one-scan path's states.
     """
-    dtype = inp.log_likelihoods.dtype
+    uniforms = session_draws(key, inp.session_starts, inp.log_likelihoods.dtype)
     outs = []
     for bucket in plan.buckets:
-        uniforms = row_draws(key, bucket.sessions, bucket.index.shape[1], dtype)  # (L, R)
-        outs.append(_sample_rows(inp, *_bucket_args(inp, bucket), uniforms))
+        u_rows = to_rows(uniforms, bucket)  # (L, R)
+        outs.append(_sample_rows(inp, *_bucket_args(inp, bucket), u_rows))
     states = from_rows([o[0] for o in outs], plan)
     log_c = from_rows([o[1] for o in outs], plan)
     return states.astype(jnp.int32), jnp.sum(log_c)

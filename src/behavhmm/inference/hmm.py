@@ -623,9 +623,9 @@ def sample_on_plan(
 
     For models' compiled programs, which build their `SessionPlan` once on the host
     and pass it in (its arrays as arguments, its shapes static). A row may hold
-    several sessions of ``session_starts``: each start resets. Draws on the first
-    session of each row are `hmm_sample`'s; the other sessions of a row draw from
-    other per-session keys. No check of ``log_likelihoods`` (see `hmm_sample`).
+    several sessions of ``session_starts``: each start resets. The draw is
+    `hmm_sample`'s (the same per-session uniforms) up to floating-point rounding.
+    No check of ``log_likelihoods`` (see `hmm_sample`).
     """
     inp = _check_inputs(initial_probs, transition_matrix, log_likelihoods, session_starts, groups)
     return HMMSample(*sample_rows(key, inp, plan))

@@ -34,8 +34,8 @@ def sampler_rows(data: ARData, n_states: int):
 
     The padding frames after the last session join that session's row (they stay
     one-frame sessions: every start resets), so a refit a few frames shorter keeps
-    the row shapes and reuses the compiled sweep. Draws on the sessions' frames are
-    those of the one-axis sampler.
+    the row shapes and reuses the compiled sweep. The draws are the one-axis
+    sampler's.
     """
     if not side_by_side("hmm_sample", n_states):
         return None

@@ -36,6 +36,7 @@ from .gibbs import (
     SLDSState,
     ar_data_program,
     slds_sweep,
+    sweep_ar_data,
 )
 from .initialize import INIT_FRAMES as INIT_FRAMES
 from .initialize import SLDSInitialization, _SLDSFitData
@@ -423,7 +424,7 @@ class KeypointSLDS(
             return state
         key_ar_chain = jax.random.split(fd.key_ar, 3)[2]
         hyper, method = self._hyper(self._prior()), self._method()
-        ardata = ar_data_program(state.latents, data, int(self.nlags))
+        ardata = sweep_ar_data(state.latents, data, int(self.nlags), int(self.n_states))
         # the arguments exactly as `slds_sweep` passes them (block_size included, by position):
         # jit keys its cache on how they are passed, and the full sweep then reuses this program
         res_ar = run_gibbs(

@@ -29,7 +29,7 @@ from ...inference import (
     random_walk_smoother,
 )
 from ...inference._kalman_rows import sample_rows, smoother_rows
-from ...inference._sessions import SessionPlan
+from ...inference._sessions import SessionPlan, side_by_side
 from ...observations.keypoints import (
     VON_MISES_PROPOSALS,
     draw_by_rows,
@@ -260,6 +260,15 @@ def continuous_sweep(state: SLDSState, key, data: KPData, hyper: KPHyper, block_
 ar_data_program = pinned_jit(ar_data, static_argnames=("nlags",))
 
 
+def sweep_ar_data(latents, data: KPData, nlags: int, n_states: int) -> ARData:
+    """`ar_data` for the Gibbs sweep: with the sessions' plan for its state sampler where
+    that runs side by side (the rows reset at every start of the AR-HMM's own starts)."""
+    ardata = ar_data_program(latents, data, nlags)
+    if data.rows is not None and side_by_side("hmm_sample", n_states):
+        ardata = ardata._replace(rows=data.rows)
+    return ardata
+
+
 def slds_sweep(
     state: SLDSState, key, data: KPData, hyper: KPHyper, method: str, block_size: int | None
 ):
@@ -280,7 +289,7 @@ def slds_sweep(
     ar_state, hmm_ll = gibbs_sweep(
         state.ar,
         k_ar,
-        ar_data_program(state.latents, data, nlags),
+        sweep_ar_data(state.latents, data, nlags, state.ar.params.coef.shape[0]),
         hyper.ar,
         False,
         method,
