@@ -375,7 +375,10 @@ def test_gibbs_hyperparameter_errors(sticky_data):
 
 
 @pytest.mark.requires_x64
-@pytest.mark.parametrize("separate_trans", [False, True])
+@pytest.mark.parametrize(
+    "separate_trans",
+    [False, pytest.param(True, marks=pytest.mark.slow)],  # 14 s each
+)
 def test_gibbs_chain_is_the_same_with_sessions_side_by_side(
     sticky_data, monkeypatch, separate_trans
 ):

@@ -72,6 +72,7 @@ def test_conditioned_sample_update_has_the_posterior_moments(rng):
     np.testing.assert_allclose(w.mean(0), np.asarray(mean)[0], atol=0.02)
 
 
+@pytest.mark.slow  # 13-14 s in the default run (2 cores)
 def test_conditioned_update_holds_in_float32_where_the_textbook_one_fails(rng):
     """Smooth, tiled trajectories: the raw-moment float32 route loses the covariance."""
     n_features, nlags, n_states = 4, 3, 3
@@ -133,6 +134,7 @@ def test_unpinned_program_is_caught():
         assert_pinned(lowered, "plain")
 
 
+@pytest.mark.slow  # 13-14 s in the default run (2 cores)
 def test_arhmm_programs_run_at_highest_precision(rng, monkeypatch):
     from behavhmm.models.arhmm import em, estimator, gibbs, model
 
