@@ -334,26 +334,28 @@ def test_state_sampler_side_by_side_gives_the_same_chain(simulated, monkeypatch)
 
     _, sim, starts, _ = simulated
     X, st = sim.keypoints[:700], starts[:700]
-    kw = dict(
+    fits = []
+    for min_states in (N_STATES + 1, 1):  # one axis, then rows (on a CPU)
+        monkeypatch.setattr(_sessions, "MIN_CPU_ROW_STATES", min_states)
+        monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", None)
+        fits.append(KeypointSLDS(**short_chain(n_iter=2, random_state=3)).fit(X, session_starts=st))
+    np.testing.assert_allclose(fits[1].transition_prob_, fits[0].transition_prob_, rtol=1e-8)
+    np.testing.assert_allclose(fits[1].coef_, fits[0].coef_, rtol=1e-7, atol=1e-10)
+
+
+def short_chain(**overrides):
+    """Settings of the short full-model chains of the tests below (700 frames)."""
+    return dict(
         n_states=N_STATES,
         latent_dim=LATENT_DIM,
         nlags=NLAGS,
         kappa=30.0,
         n_iter_ar=2,
-        n_iter=2,
         anterior_bodyparts=0,
         posterior_bodyparts=4,
         progress_bar=False,
-        random_state=3,
+        **overrides,
     )
-    fits = []
-    for min_states in (N_STATES + 1, 1):  # one axis, then rows
-        monkeypatch.setattr(_sessions, "MIN_CPU_ROW_STATES", min_states)
-        monkeypatch.setattr(_sessions, "SIDE_BY_SIDE", None)
-        fits.append(KeypointSLDS(**kw).fit(X, session_starts=st))
-    if jax.default_backend() == "cpu":
-        np.testing.assert_allclose(fits[1].transition_prob_, fits[0].transition_prob_, rtol=1e-8)
-        np.testing.assert_allclose(fits[1].coef_, fits[0].coef_, rtol=1e-7, atol=1e-10)
 
 
 @pytest.mark.slow  # 10-19 s in the default run (CI, 2 cores)
@@ -361,18 +363,7 @@ def test_checkpoint_resume_is_bit_identical(simulated, tmp_path):
     """A full-model chain stopped after 3 sweeps and resumed to 6 equals one run straight to 6."""
     _, sim, starts, _ = simulated
     X, st = sim.keypoints[:700], starts[:700]
-    kw = dict(
-        n_states=N_STATES,
-        latent_dim=LATENT_DIM,
-        nlags=NLAGS,
-        kappa=30.0,
-        n_iter_ar=2,
-        check_every=2,
-        anterior_bodyparts=0,
-        posterior_bodyparts=4,
-        progress_bar=False,
-        random_state=7,
-    )
+    kw = short_chain(check_every=2, random_state=7)
     straight = KeypointSLDS(n_iter=6, **kw).fit(X, session_starts=st)
     path = tmp_path / "chain.npz"
     KeypointSLDS(n_iter=3, checkpoint_path=path, checkpoint_every=2, **kw).fit(X, session_starts=st)
