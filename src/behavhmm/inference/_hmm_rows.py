@@ -2,8 +2,10 @@
 
 When the session boundaries are concrete, the sequential filter, smoother,
 posterior sampler and Viterbi run every bucket of sessions (`._sessions`) as one
-scan over the row length, ``vmap``-ped over the rows, instead of one scan over all
-frames. Each row is run by the same step functions as the concatenated path, with
+scan over the row length that steps all rows at once, instead of one scan over all
+frames. The rows are run by the same step functions as the concatenated path (they
+take one ``(K,)`` step or an ``(R, K)`` step of all rows; Viterbi ``vmap``s its own
+scan), with
 padding marked as one-step sessions, so the results are the concatenated path's
 up to floating-point rounding. A row resets at every session start of the input
 inside it too, so a plan may put several sessions in one row (a model's plan puts
@@ -43,12 +45,17 @@ def _row_inputs(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows):
     return _Inputs(inp.initial_probs, inp.transition_matrix, ll_rows, starts, groups_rows)
 
 
-@jax.jit
-def _filter_rows(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows):
+def _filtered_rows(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows):
+    """A bucket's row inputs, filtered probabilities and log normalizers."""
     rows = _row_inputs(inp, ll_rows, lengths, groups_rows, starts_rows)
     b, shift = _scaled_likelihoods(ll_rows)
     alphas, c = _forward_sequential(rows, b)
-    return alphas, _log_c(c, shift)
+    return rows, alphas, _log_c(c, shift)
+
+
+@jax.jit
+def _filter_rows(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows):
+    return _filtered_rows(inp, ll_rows, lengths, groups_rows, starts_rows)[1:]
 
 
 @jax.jit
@@ -92,10 +99,8 @@ def _one_after_the_other(forward, backward):
 
 @jax.jit
 def _sample_rows(inp: _Inputs, ll_rows, lengths, groups_rows, starts_rows, uniforms):
-    rows = _row_inputs(inp, ll_rows, lengths, groups_rows, starts_rows)
-    b, shift = _scaled_likelihoods(ll_rows)
-    alphas, c = _forward_sequential(rows, b)
-    return _sample_sequential(rows, alphas, uniforms), _log_c(c, shift)
+    rows, alphas, log_c = _filtered_rows(inp, ll_rows, lengths, groups_rows, starts_rows)
+    return _sample_sequential(rows, alphas, uniforms), log_c
 
 
 def _viterbi_row(log_pi, log_A, ll, groups, length):

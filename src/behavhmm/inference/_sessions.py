@@ -223,7 +223,7 @@ def row_draws(key, sessions, row_length: int, dtype, shape=(), draw=jax.random.u
 #: faster: the Kalman kernels on every backend (a step's small factorisations batch
 #: well, 1.5x on a 2-core CPU); the HMM posterior sampler and smoother on every
 #: backend from `MIN_CPU_ROW_STATES` states (their steps become matrix products; on a
-#: 2-core CPU, K = 100: sampler 1.72 -> 1.25 s for 200 sessions, smoother 2.08 -> ~1.4 s
+#: 2-core CPU, K = 100: sampler 1.84 -> 1.04 s for 200 sessions, smoother 2.04 -> 1.41 s
 #: for 100; K <= 10: slower); the other HMM kernels on accelerators only (on this
 #: project's 2-core CPUs their one-scan path measured as fast or faster; see
 #: docs/guide/inference.md).

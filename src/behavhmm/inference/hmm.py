@@ -334,7 +334,9 @@ def hmm_smoother(
     ``jit``, ``vmap`` or on accelerators the smoother is one program built
     from the same pieces, giving the same numbers. Set
     ``behavhmm.inference.hmm.CONCURRENT_PASSES = False`` to always use one
-    program.
+    program. With concrete session starts, the sessions run side by side (each
+    step one matrix product over the sessions) on accelerators, and on CPUs from
+    24 states (see "Sessions side by side" in the inference guide).
     """
     log_likelihoods = check_log_likelihoods(log_likelihoods)
     return _smoother_unchecked(
