@@ -349,8 +349,8 @@ def _posterior_terms(inp: _Inputs, alphas, c, b, betas):
     ``(L, R, K)`` for rows side by side (starts and groups ``(L, R)``).
     """
     n_states = b.shape[-1]
-    uniform = jnp.full(n_states, 1.0 / n_states, b.dtype)
-    smoothed, norm = _safe_normalize(alphas * betas, uniform)
+    norm = jnp.sum(alphas * betas, axis=-1)
+    smoothed = _smoothed(alphas, betas, norm)
     starts = inp.session_starts
     denom = c * norm
     ok = (denom > 0) & ~starts
