@@ -88,7 +88,8 @@ def arhmm_fit_memory(
         copy), ``init`` (float64 lagged design and z-scored k-means features,
         freed before the first sweep but part of the peak), ``data`` (frames,
         lags, masks on the device), ``design`` (the conditioned regressors of
-        the AR update), ``log_likelihoods`` (``K`` per frame),
+        the AR update; for Gibbs also the frames sorted by state for its
+        statistics), ``log_likelihoods`` (``K`` per frame),
         ``messages`` (filtered/smoothed messages of the HMM kernels and the
         posteriors: 3 K per frame for EM, 2 K for Gibbs).
     """
@@ -98,7 +99,10 @@ def arhmm_fit_memory(
         "input": itemsize * d + 8 * d,
         "init": 8 * 3 * (d + lags * d),
         "data": itemsize * (d + lags * d + 1) + 5,
-        "design": itemsize * (2 * d + max(lags - 1, 0) * d + (q if algorithm == "gibbs" else 0)),
+        # Gibbs: the conditioned regressors, and the frames sorted by state for the AR statistics
+        # (`ar_state_statistics`: the (d + q)-vector of each frame, twice)
+        "design": itemsize
+        * (2 * d + max(lags - 1, 0) * d + (q + 2 * (d + q) if algorithm == "gibbs" else 0)),
         "log_likelihoods": itemsize * k,
         "messages": itemsize * k * (3 if algorithm == "em" else 2) + 4,
     }
