@@ -374,11 +374,10 @@ def test_gibbs_hyperparameter_errors(sticky_data):
         ARHMM(n_states=2, nlags=1).fit(X, resume=True)
 
 
+@pytest.mark.slow  # 14-17 s each: two chains, two compiled sweeps (the default run checks the
+# sampler itself: test_inference_sessions.py)
 @pytest.mark.requires_x64
-@pytest.mark.parametrize(
-    "separate_trans",
-    [False, pytest.param(True, marks=pytest.mark.slow)],  # 14 s each
-)
+@pytest.mark.parametrize("separate_trans", [False, True])
 def test_gibbs_chain_is_the_same_with_sessions_side_by_side(
     sticky_data, monkeypatch, separate_trans
 ):
