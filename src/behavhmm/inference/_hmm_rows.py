@@ -143,19 +143,18 @@ def _viterbi_rows(log_pi, log_A, ll_rows, lengths, groups_rows):
 # ----------------------------------------------------------------------------
 
 
-def _bucket_index_args(inp: _Inputs, bucket):
-    """`_bucket_args` with the row index (time-major) in place of the gathered log-likelihoods."""
-    index = shard_rows(jnp.asarray(bucket.index.T))
+def _bucket_args(inp: _Inputs, bucket, gather: bool = True):
+    """A bucket's row arguments: log-likelihoods in rows, lengths, groups and starts in rows.
+
+    With ``gather=False`` the time-major row index comes first instead, for a program
+    that gathers the log-likelihoods itself (fused with what it does next).
+    """
+    first = (
+        to_rows(inp.log_likelihoods, bucket) if gather else shard_rows(jnp.asarray(bucket.index.T))
+    )
     groups_rows = to_rows(inp.groups, bucket)
     starts_rows = to_rows(inp.session_starts, bucket)
-    return index, jnp.asarray(bucket.lengths), groups_rows, starts_rows
-
-
-def _bucket_args(inp: _Inputs, bucket):
-    ll_rows = to_rows(inp.log_likelihoods, bucket)
-    groups_rows = to_rows(inp.groups, bucket)
-    starts_rows = to_rows(inp.session_starts, bucket)
-    return ll_rows, jnp.asarray(bucket.lengths), groups_rows, starts_rows
+    return first, jnp.asarray(bucket.lengths), groups_rows, starts_rows
 
 
 def filter_rows(inp: _Inputs, plan: SessionPlan):
@@ -177,8 +176,7 @@ def smoother_rows(inp: _Inputs, plan: SessionPlan, run_passes=_one_after_the_oth
     """
     alphas_rows, betas_rows, norms, log_c_rows, expected = [], [], [], [], None
     for bucket in plan.buckets:
-        index, lengths, groups_rows, starts_rows = _bucket_index_args(inp, bucket)
-        rows, b, shift = _prepare_rows(inp, index, lengths, groups_rows, starts_rows)
+        rows, b, shift = _prepare_rows(inp, *_bucket_args(inp, bucket, gather=False))
         (alphas, c, log_c), betas = run_passes(
             lambda rows=rows, b=b, shift=shift: _forward_rows(rows, b, shift),
             lambda rows=rows, b=b: _backward_rows(rows, b),

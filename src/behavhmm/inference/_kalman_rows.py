@@ -33,7 +33,7 @@ from ._kalman_steps import (
     _run_filter,
     _smooth_step,
 )
-from ._sessions import SessionPlan, from_rows, row_draws, row_starts, session_draws, to_rows
+from ._sessions import SessionPlan, from_rows, row_starts, session_draws, to_rows
 
 
 class KalmanOutputs(NamedTuple):
@@ -218,19 +218,13 @@ def smoother_rows(
 def sample_rows(
     key, plan: SessionPlan, dyn, emission, y, precisions, dynamics_index, starts, block_size
 ):
-    """`sample_body` on the sessions side by side, with the same per-session normals.
+    """`sample_body` on the sessions side by side, with the one-axis path's normals.
 
-    The normals are per session of the plan: where a row holds several sessions of
-    ``starts`` (see `_bucket_inputs`), they differ from the one-axis path's.
+    The normals are drawn on the concatenated axis (`sample_noise`) and laid out in
+    rows, so any plan, rows holding several sessions of ``starts`` included (see
+    `_bucket_inputs`), draws the one-axis path's latents.
     """
-    d, n_lagged = dyn.intercept.shape[-1], dyn.coef.shape[-1]
-
-    def noise(bucket):
-        shape = (2 * d + n_lagged,)
-        return row_draws(
-            key, bucket.sessions, bucket.index.shape[1], y.dtype, shape, jax.random.normal
-        )
-
+    eps = sample_noise(key, starts, dyn, y.dtype)
     draws = _draw_factors(dyn)
 
     def body(bucket, yr, wr, ir, sr, nr):
@@ -238,6 +232,7 @@ def sample_rows(
         one = lambda *a: sample_body(dyn, emission, *a, bs, draws)  # noqa: E731
         return jax.vmap(one, in_axes=1, out_axes=KalmanOutputs(0, 1, None))(yr, wr, ir, sr, nr)
 
+    noise = partial(to_rows, eps)
     return _run_rows(plan, body, (y, precisions, dynamics_index, starts), noise, after=draws)
 
 

@@ -3,8 +3,8 @@
 The public kernels take every session on one concatenated time axis. When the
 session boundaries are concrete (known on the host, outside ``jax.jit``), the
 sequential kernels instead run the sessions side by side: sessions are grouped by
-length into buckets of padded rows ``(n_rows, row_length)`` and a scan over the
-row length is ``vmap``-ped over the rows. Row lengths are rounded up
+length into buckets of padded rows ``(n_rows, row_length)`` and one scan over the
+row length steps every row. Row lengths are rounded up
 to a fixed grid (four sizes per octave: ``m 2^k`` with ``m`` in 4..7), so datasets
 of similar shape reuse the compiled row programs and padding stays below 25 %; row
 counts to that grid or the next multiple of 8, whichever is smaller (`row_count`).
@@ -12,8 +12,8 @@ One-frame sessions (the padding frames of a model's data axis are such sessions)
 rows of length 1. Padding is never read back: results are gathered back onto the
 concatenated axis.
 
-Random draws use per-session keys (`session_draws`), so a draw never depends on
-how the sessions are bucketed.
+Random draws use per-session keys (`session_draws`, on the concatenated axis, then
+laid out in rows), so a draw never depends on how the sessions are bucketed.
 
 With several devices (GPUs, or CPU devices from
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N``), each bucket's row count is
@@ -42,13 +42,10 @@ class Bucket(NamedTuple):
         Position on the concatenated axis of each row step (0 on padding).
     lengths : int32 ndarray of shape (n_rows,)
         Number of real steps of each row (0 for a padding row).
-    sessions : int32 ndarray of shape (n_rows,)
-        Index of the session held by each row (0 for a padding row).
     """
 
     index: np.ndarray
     lengths: np.ndarray
-    sessions: np.ndarray
 
 
 class SessionPlan(NamedTuple):
@@ -108,9 +105,7 @@ def session_plan(starts: np.ndarray) -> SessionPlan:
     n_time_bins = starts.shape[0]
     first = np.flatnonzero(starts)
     if len(first) == 1:  # one session: one row of its exact length, no padding or copy
-        one = Bucket(
-            np.arange(n_time_bins, dtype=np.int32)[None], np.int32([n_time_bins]), np.int32([0])
-        )
+        one = Bucket(np.arange(n_time_bins, dtype=np.int32)[None], np.int32([n_time_bins]))
         return SessionPlan((one,), np.arange(n_time_bins, dtype=np.int32), 1)
     lengths = np.diff(np.append(first, n_time_bins))
     rounded = np.array([1 if n == 1 else grid_size(n, MIN_ROW_LENGTH) for n in lengths], np.int64)
@@ -122,8 +117,6 @@ def session_plan(starts: np.ndarray) -> SessionPlan:
         pos = np.arange(row_length)
         lens = np.zeros(n_rows, np.int32)
         lens[: len(members)] = lengths[members]
-        sess = np.zeros(n_rows, np.int32)
-        sess[: len(members)] = members
         starts_of_rows = np.zeros(n_rows, np.int64)
         starts_of_rows[: len(members)] = first[members]
         valid = pos[None, :] < lens[:, None]
@@ -131,7 +124,7 @@ def session_plan(starts: np.ndarray) -> SessionPlan:
         # rows are laid out time-major, (row_length, n_rows): position p of row r is p n_rows + r
         flat = offset + np.arange(row_length * n_rows).reshape(row_length, n_rows).T
         back[index[valid]] = flat[valid]
-        buckets.append(Bucket(index, lens, sess))
+        buckets.append(Bucket(index, lens))
         offset += n_rows * int(row_length)
     return SessionPlan(tuple(buckets), back, len(first))
 
@@ -196,8 +189,9 @@ def session_draws(key, session_starts, dtype, shape=(), draw=jax.random.uniform)
 
     The draw of time bin ``t`` (``draw(k, shape, dtype)``, uniform by default)
     depends only on ``key``, the index of the session holding ``t`` and the
-    position of ``t`` in that session, so the same numbers come out of
-    `row_draws` whatever the bucketing. Returns ``(n_time_bins, *shape)``.
+    position of ``t`` in that session. The row kernels lay these numbers out in
+    rows (`to_rows`), so every bucketing draws the same. Returns
+    ``(n_time_bins, *shape)``.
     """
     session_starts = jnp.asarray(session_starts).at[0].set(True)
     steps = jnp.arange(session_starts.shape[0])
@@ -205,17 +199,6 @@ def session_draws(key, session_starts, dtype, shape=(), draw=jax.random.uniform)
     position = steps - jax.lax.cummax(jnp.where(session_starts, steps, 0))
     per_step = jax.vmap(_draw_at, in_axes=(None, 0, 0, None, None, None))
     return per_step(key, session, position, draw, shape, dtype)
-
-
-def row_draws(key, sessions, row_length: int, dtype, shape=(), draw=jax.random.uniform):
-    """`session_draws` laid out in rows: ``(row_length, n_rows, *shape)`` for the given sessions."""
-    pos = jnp.arange(row_length)
-    per_step = jax.vmap(_draw_at, in_axes=(None, None, 0, None, None, None))
-    return shard_rows(
-        jax.vmap(per_step, in_axes=(None, 0, None, None, None, None), out_axes=1)(
-            key, jnp.asarray(sessions), pos, draw, shape, dtype
-        )
-    )
 
 
 #: Run sessions side by side (bucketed rows) in the sequential kernels: None (the

@@ -596,7 +596,7 @@ def hmm_sample(
     if resolve_method(method) == "sequential" and (
         plan := plan_for(session_starts, args[2], kernel="hmm_sample")
     ):
-        return HMMSample(*sample_rows(key, _check_inputs(*args), plan))
+        return sample_on_plan(key, *args[:4], plan, groups)
     return _sample_program(
         key,
         initial_probs,
